@@ -1,0 +1,10 @@
+/* The elasticsearch output. Not built yet: the configuration rejects it clearly. */
+#include "output.h"
+
+static const sp_conf_field sp__fields[] = {SP_CONF_END};
+
+const sp_output_type sp_output_elasticsearch = {
+    .name = "elasticsearch",
+    .fields = sp__fields,
+    .unsupported = "the elasticsearch output is not supported yet (planned)",
+};

@@ -1,0 +1,114 @@
+/*
+ * The stdout output: one JSON document per line. Encoding and the write happen on libuv's
+ * thread pool, so a slow reader of our stdout never stalls the event loop, and the second core
+ * does the JSON work. One delivery at a time keeps lines in order.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "json.h"
+#include "log.h"
+#include "output.h"
+#include "record.h"
+
+typedef struct {
+    uv_work_t work;
+    sp_delivery *d;
+    sp_buf out;
+    int err;
+    uint32_t records;
+} sp_stdout_job;
+
+typedef struct {
+    sp_stdout_job job;
+    sp_ratelimit rl;
+    int fd;
+} sp_stdout;
+
+static void sp__encode_write(uv_work_t *w)
+{
+    sp_stdout_job *j = w->data;
+    sp_chunk *c = j->d->chunk;
+    sp_slice tag = sp_slice_make(c->tag, c->tag_len);
+    const uint8_t *p = SP_CHUNK_BEGIN(c), *end = SP_CHUNK_END(c);
+    j->out.len = 0;
+    j->records = 0;
+    while (p < end) {
+        sp_record r;
+        if (sp_record_read(&p, end, &r)) break; /* chunks are written by us: cannot happen */
+        sp_json_record(&j->out, &r, tag);
+        sp_buf_putc(&j->out, '\n');
+        j->records++;
+    }
+    const char *b = j->out.base;
+    size_t left = j->out.len;
+    sp_stdout *s = (sp_stdout *)j;
+    j->err = 0;
+    while (left) {
+        ssize_t n = write(s->fd, b, left);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            j->err = errno;
+            return;
+        }
+        b += n;
+        left -= (size_t)n;
+    }
+}
+
+static void sp__after(uv_work_t *w, int status)
+{
+    sp_stdout_job *j = w->data;
+    sp_stdout *s = (sp_stdout *)j;
+    sp_delivery *d = j->d;
+    j->d = NULL;
+    if (status || j->err) {
+        sp_log_limited(&s->rl, SP_LOG_ERROR, "stdout: write failed: %s",
+                       strerror(j->err ? j->err : EIO));
+        sp_output_done(d, SP_OUT_RETRY, 0, 0);
+        return;
+    }
+    sp_output_done(d, SP_OUT_DONE, j->records, 0);
+}
+
+static void sp__deliver(sp_output *o, sp_delivery *d)
+{
+    sp_stdout *s = o->data;
+    s->job.d = d;
+    s->job.work.data = &s->job;
+    uv_queue_work(o->loop, &s->job.work, sp__encode_write, sp__after);
+}
+
+static int sp__start(sp_output *o)
+{
+    sp_stdout *s = sp_calloc(1, sizeof *s);
+    s->fd = STDOUT_FILENO;
+    o->data = s;
+    o->max_inflight = 1;
+    return 0;
+}
+
+static void sp__stop(sp_output *o)
+{
+    sp_stdout *s = o->data;
+    if (s && !s->job.d) {
+        sp_buf_free(&s->job.out);
+        free(s);
+        o->data = NULL;
+    }
+    /* A job still on the pool finishes on its own; the loop waits for it before exiting. */
+    sp_output_closed(o);
+}
+
+static const sp_conf_field sp__fields[] = {SP_CONF_END};
+
+const sp_output_type sp_output_stdout = {
+    .name = "stdout",
+    .fields = sp__fields,
+    .conf_size = 0,
+    .start = sp__start,
+    .deliver = sp__deliver,
+    .stop = sp__stop,
+    .default_inflight = 1,
+};

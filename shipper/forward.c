@@ -1,0 +1,525 @@
+/*
+ * The forward input: a TCP or Unix-socket listener speaking Fluentd Forward v1.
+ *
+ * Reads land in one shared 256 KiB buffer; every complete frame in it is decoded in place and
+ * only an incomplete tail is copied to the connection, where the next reads append to it and the
+ * resumable scanner continues from where it stopped. Backpressure stops reading a socket, never
+ * closes it; bad input closes only the connection that sent it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "forward_proto.h"
+#include "forward_record.h"
+#include "log.h"
+#include "mp.h"
+#include "partial.h"
+#include "router.h"
+
+enum { SP_ACK_ACCEPTED, SP_ACK_DURABLE, SP_ACK_DELIVERED };
+
+typedef struct {
+    char *listen;
+    uint64_t max_message_size;
+    uint64_t max_line_size;
+    int64_t max_connections;
+    uint64_t idle_timeout;
+    uint64_t partial_timeout;
+    int ack;
+} sp_forward_conf;
+
+static const char *const sp__ack_modes[] = {"accepted", "durable", "delivered", NULL};
+static const char *const sp__ack_unsupported[] = {"durable", "delivered", NULL};
+
+static const sp_conf_field sp__forward_fields[] = {
+    {"listen", SP_CONF_STR, offsetof(sp_forward_conf, listen), "127.0.0.1:24224",
+     "host:port, [v6]:port or unix:///path.sock (mode 0660)"},
+    {"max_message_size", SP_CONF_SIZE, offsetof(sp_forward_conf, max_message_size), "16MiB",
+     "largest frame; a larger one closes that connection"},
+    {"max_line_size", SP_CONF_SIZE, offsetof(sp_forward_conf, max_line_size), "1MiB",
+     "longest joined partial line; longer lines are split (counted)"},
+    {"max_connections", SP_CONF_INT, offsetof(sp_forward_conf, max_connections), "1024",
+     "connections beyond this are closed at accept (counted)"},
+    {"idle_timeout", SP_CONF_DURATION, offsetof(sp_forward_conf, idle_timeout), "300s",
+     "a connection silent this long, or a frame incomplete this long, is closed"},
+    {"partial_timeout", SP_CONF_DURATION, offsetof(sp_forward_conf, partial_timeout), "5s",
+     "a partial line whose last piece has not come by then is shipped as it is (flagged)"},
+    {"ack", SP_CONF_ENUM, offsetof(sp_forward_conf, ack), "accepted",
+     "when a client asks for an ack: accepted (in memory)", sp__ack_modes, sp__ack_unsupported},
+    SP_CONF_END};
+
+#define SP_RBUF_SIZE (256 * 1024)
+
+typedef struct {
+    sp_input *in;
+    sp_forward_conf *conf;
+    union {
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+        uv_stream_t stream;
+        uv_handle_t handle;
+    } l;
+    sp_addr addr;
+    int listening;
+    sp_list conns;
+    int nconns;
+    int paused;
+    char *rbuf;
+    uint64_t serial;
+    uint64_t nonce; /* per process: ids of records without a client chunk id */
+    sp_buf inflate;
+    sp_buf extras;
+    sp_ratelimit rl;
+    int handles; /* open handles, for stop completion */
+    int stopping;
+} sp_fwd_server;
+
+typedef struct {
+    union {
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+        uv_stream_t stream;
+        uv_handle_t handle;
+    } h;
+    sp_fwd_server *srv;
+    sp_list link;
+    sp_buf pend;     /* an incomplete frame, from its first byte */
+    sp_mp_scan scan; /* how far the frame in `pend` has been scanned */
+    sp_buf acks;     /* acks produced by this read, written together */
+    sp_joiner joiner;
+    uint64_t serial, recno;
+    uint64_t last_ms, frame_ms;
+    size_t write_bytes; /* acks queued in the kernel-bound write queue */
+    int reading, closing;
+    uint64_t now_ms;
+} sp_fwd_conn;
+
+static void sp__conn_close(sp_fwd_conn *c, const char *reason, const char *detail);
+static void sp__start_reading(sp_fwd_conn *c);
+
+/* ---- records ---- */
+
+static void sp__append(sp_fwd_server *s, sp_slice tag, const sp_record *r)
+{
+    sp_router *rt = s->in->router;
+    sp_chunk *c = sp_router_chunk(rt, tag);
+    size_t before = c->data.len;
+    sp_record_write(&c->data, r);
+    s->in->records++;
+    sp_router_commit(rt, c, before, 1);
+}
+
+static void sp__joined(void *ctx, sp_slice tag, const sp_record *r)
+{
+    sp_fwd_conn *c = ctx;
+    sp__append(c->srv, tag, r);
+}
+
+static int sp__entry(void *ctx, const sp_fwd_entry *e)
+{
+    sp_fwd_conn *c = ctx;
+    sp_fwd_server *s = c->srv;
+    sp_record r;
+    sp_docker_partial part;
+    if (sp_fwd_record(e->rec, e->rec_end, &r, &s->extras, &part)) return SP_FWD_EMALFORMED;
+    r.sec = e->sec;
+    r.nsec = e->nsec;
+    r.prec = e->prec;
+    if (r.sec == 0) { /* Fluentd convention: time 0 means "now" */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        r.sec = (uint64_t)ts.tv_sec;
+        r.nsec = (uint32_t)ts.tv_nsec;
+        r.prec = 9;
+    }
+    /* Ids: a client's chunk id names its resends too, so Elasticsearch drops the copies; without
+     * one, the position in this process's stream names the record. */
+    uint64_t key[3];
+    if (e->chunk.len) {
+        uint8_t h[16];
+        sp_hash128(e->chunk.base, e->chunk.len, e->index, h);
+        memcpy(r.id, h, 16);
+    } else {
+        key[0] = s->nonce;
+        key[1] = c->serial;
+        key[2] = c->recno;
+        sp_hash128(key, sizeof key, 0, r.id);
+    }
+    c->recno++;
+    if (part.is_partial) {
+        size_t held = c->joiner.held;
+        sp_joiner_add(&c->joiner, e->tag, &r, part.id, part.ordinal, part.last, c->now_ms);
+        sp_router_hold(s->in->router, (int64_t)c->joiner.held - (int64_t)held);
+        return 0;
+    }
+    if (r.message.len > c->joiner.max_line) {
+        /* A whole line over the limit: cut it like a joined one. */
+        sp_joiner_add(&c->joiner, e->tag, &r, SP_SLICE_LIT("whole"), 0, 1, c->now_ms);
+        return 0;
+    }
+    sp__append(s, e->tag, &r);
+    return 0;
+}
+
+static void sp__ack(void *ctx, sp_slice chunk)
+{
+    sp_fwd_conn *c = ctx;
+    sp_mp_put_map(&c->acks, 1);
+    sp_mp_put_str(&c->acks, "ack", 3);
+    sp_mp_put_str(&c->acks, chunk.base, chunk.len);
+}
+
+/* ---- acks ---- */
+
+typedef struct {
+    uv_write_t req;
+    sp_fwd_conn *conn;
+    size_t len;
+    char data[];
+} sp_ackw;
+
+static void sp__write_cb(uv_write_t *req, int status)
+{
+    sp_ackw *w = (sp_ackw *)req;
+    sp_fwd_conn *c = w->conn;
+    c->write_bytes -= w->len;
+    free(w);
+    /* A client that doesn't read its acks was paused (below); let it go on once they drain. */
+    if (!c->closing && !c->reading && !c->srv->paused && c->write_bytes == 0 && status == 0) {
+        c->reading = 1;
+        sp__start_reading(c);
+    }
+}
+
+static void sp__flush_acks(sp_fwd_conn *c)
+{
+    if (!c->acks.len || c->closing) {
+        c->acks.len = 0;
+        return;
+    }
+    sp_ackw *w = sp_malloc(sizeof *w + c->acks.len);
+    w->conn = c;
+    w->len = c->acks.len;
+    memcpy(w->data, c->acks.base, c->acks.len);
+    c->acks.len = 0;
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)w->len);
+    c->write_bytes += w->len;
+    if (uv_write(&w->req, &c->h.stream, &b, 1, sp__write_cb)) {
+        c->write_bytes -= w->len;
+        free(w);
+        return;
+    }
+    if (c->write_bytes > (1 << 20) && c->reading) {
+        uv_read_stop(&c->h.stream);
+        c->reading = 0;
+    }
+}
+
+/* ---- reading ---- */
+
+static void sp__alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    sp_fwd_conn *c = h->data;
+    if (c->pend.len == 0) {
+        *buf = uv_buf_init(c->srv->rbuf, SP_RBUF_SIZE);
+        return;
+    }
+    sp_buf_reserve(&c->pend, SP_RBUF_SIZE);
+    *buf = uv_buf_init(c->pend.base + c->pend.len, (unsigned)(c->pend.cap - c->pend.len));
+}
+
+/* Decodes every complete frame in data[0..len); returns bytes consumed or -1 (closed). */
+static ssize_t sp__process(sp_fwd_conn *c, const uint8_t *data, size_t len)
+{
+    sp_fwd_server *s = c->srv;
+    sp_fwd_handler h = {c, sp__entry, sp__ack, &s->inflate, s->conf->max_message_size * 4};
+    size_t off = 0;
+    while (off < len) {
+        int rc = sp_fwd_scan(&c->scan, data + off, len - off, s->conf->max_message_size);
+        if (rc == 0) break;
+        if (rc == 1) {
+            size_t flen = c->scan.off;
+            sp_mp_scan_reset(&c->scan);
+            rc = sp_fwd_decode(data + off, flen, &h);
+            off += flen;
+            if (rc == 0) continue;
+        }
+        sp__flush_acks(c); /* frames before the bad one were accepted: ack them */
+        sp__conn_close(c, sp_fwd_reason(rc), NULL);
+        return -1;
+    }
+    return (ssize_t)off;
+}
+
+static void sp__read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    sp_fwd_conn *c = st->data;
+    sp_fwd_server *s = c->srv;
+    if (nread == 0) return;
+    if (nread < 0) {
+        if (c->pend.len) sp_input_error(s->in, "truncated");
+        sp__conn_close(c, nread == UV_EOF ? NULL : "read_error",
+                       nread == UV_EOF ? NULL : uv_strerror((int)nread));
+        return;
+    }
+    c->now_ms = uv_now(st->loop);
+    c->last_ms = c->now_ms;
+    s->in->bytes += (uint64_t)nread;
+    if (buf->base == s->rbuf) {
+        ssize_t used = sp__process(c, (const uint8_t *)buf->base, (size_t)nread);
+        if (used < 0) return;
+        if ((size_t)used < (size_t)nread) {
+            c->frame_ms = c->now_ms; /* a new frame started in this read */
+            sp_buf_append(&c->pend, buf->base + used, (size_t)nread - (size_t)used);
+        }
+    } else {
+        c->pend.len += (size_t)nread;
+        ssize_t used = sp__process(c, (const uint8_t *)c->pend.base, c->pend.len);
+        if (used < 0) return;
+        if (used > 0) c->frame_ms = c->now_ms;
+        memmove(c->pend.base, c->pend.base + used, c->pend.len - (size_t)used);
+        c->pend.len -= (size_t)used;
+        if (c->pend.len == 0 && c->pend.cap > 4 * SP_RBUF_SIZE) sp_buf_free(&c->pend);
+    }
+    sp__flush_acks(c);
+}
+
+static void sp__start_reading(sp_fwd_conn *c)
+{
+    uv_read_start(&c->h.stream, sp__alloc_cb, sp__read_cb);
+}
+
+/* ---- connections ---- */
+
+static void sp__conn_closed(uv_handle_t *h)
+{
+    sp_fwd_conn *c = h->data;
+    sp_fwd_server *s = c->srv;
+    sp_buf_free(&c->pend);
+    sp_buf_free(&c->acks);
+    free(c);
+    if (--s->handles == 0 && s->stopping) sp_input_closed(s->in);
+}
+
+static void sp__conn_close(sp_fwd_conn *c, const char *reason, const char *detail)
+{
+    if (c->closing) return;
+    sp_fwd_server *s = c->srv;
+    c->closing = 1;
+    if (reason) {
+        sp_input_error(s->in, reason);
+        sp_log_limited(&s->rl, SP_LOG_WARN, "forward %s: closing connection %llu: %s%s%s",
+                       s->conf->listen, (unsigned long long)c->serial, reason, detail ? ": " : "",
+                       detail ? detail : "");
+    }
+    /* Lines whose last piece will never come on this connection: ship what there is. */
+    size_t held = c->joiner.held;
+    sp_joiner_expire(&c->joiner, c->now_ms, 1);
+    sp_router_hold(s->in->router, -(int64_t)held);
+    sp_joiner_free(&c->joiner);
+    sp_list_remove(&c->link);
+    s->nconns--;
+    uv_close(&c->h.handle, sp__conn_closed);
+}
+
+static void sp__connection_cb(uv_stream_t *server, int status)
+{
+    sp_fwd_server *s = server->data;
+    if (status < 0) {
+        sp_log_limited(&s->rl, SP_LOG_WARN, "forward %s: accept: %s", s->conf->listen,
+                       uv_strerror(status));
+        return;
+    }
+    sp_fwd_conn *c = sp_calloc(1, sizeof *c);
+    c->srv = s;
+    if (s->addr.is_unix)
+        uv_pipe_init(server->loop, &c->h.pipe, 0);
+    else
+        uv_tcp_init(server->loop, &c->h.tcp);
+    c->h.handle.data = c;
+    s->handles++;
+    sp_list_init(&c->link);
+    if (uv_accept(server, &c->h.stream)) {
+        c->closing = 1;
+        uv_close(&c->h.handle, sp__conn_closed);
+        return;
+    }
+    if (s->nconns >= s->conf->max_connections) {
+        sp_input_error(s->in, "too_many_connections");
+        sp_log_limited(&s->rl, SP_LOG_WARN, "forward %s: max_connections (%lld) reached",
+                       s->conf->listen, (long long)s->conf->max_connections);
+        c->closing = 1;
+        uv_close(&c->h.handle, sp__conn_closed);
+        return;
+    }
+    if (!s->addr.is_unix) uv_tcp_nodelay(&c->h.tcp, 1); /* acks must leave at once */
+    c->serial = ++s->serial;
+    c->now_ms = c->last_ms = uv_now(server->loop);
+    sp_joiner_init(&c->joiner, s->conf->max_line_size, s->conf->partial_timeout, sp__joined, c);
+    sp_list_insert_tail(&s->conns, &c->link);
+    s->nconns++;
+    if (!s->paused) {
+        c->reading = 1;
+        sp__start_reading(c);
+    }
+}
+
+/* ---- the input interface ---- */
+
+static int sp__check(sp_input *in, const sp_node *n, sp_conf_err *err)
+{
+    static const char *const planned[] = {"shared_key", "tls", NULL};
+    for (const char *const *k = planned; *k; k++) {
+        sp_node *v = sp_node_get(n, *k);
+        if (v) {
+            sp_conf_error(err, v->line, *k, "not supported yet (planned)");
+            return -1;
+        }
+    }
+    sp_forward_conf *conf = in->conf;
+    sp_addr a;
+    const char *why;
+    if (sp_addr_parse(conf->listen, &a, &why)) {
+        sp_node *v = sp_node_get(n, "listen");
+        sp_conf_error(err, v ? v->line : in->line, "listen", "\"%s\": %s", conf->listen, why);
+        return -1;
+    }
+    if (conf->max_connections < 1 || conf->max_message_size < 64) {
+        sp_conf_error(err, in->line, "max_connections", "limits must be positive");
+        return -1;
+    }
+    return 0;
+}
+
+static int sp__start(sp_input *in)
+{
+    sp_forward_conf *conf = in->conf;
+    sp_fwd_server *s = sp_calloc(1, sizeof *s);
+    in->data = s;
+    s->in = in;
+    s->conf = conf;
+    sp_list_init(&s->conns);
+    s->rbuf = sp_malloc(SP_RBUF_SIZE);
+    uint64_t t = uv_hrtime() ^ ((uint64_t)getpid() << 32);
+    uint8_t h[16];
+    sp_hash128(&t, sizeof t, 7, h);
+    memcpy(&s->nonce, h, sizeof s->nonce);
+    const char *why;
+    if (sp_addr_parse(conf->listen, &s->addr, &why)) return -EINVAL;
+    int rc;
+    if (s->addr.is_unix) {
+        struct stat st;
+        /* A socket left by a previous run would make bind fail: remove it (only a socket). */
+        if (lstat(s->addr.path, &st) == 0 && S_ISSOCK(st.st_mode)) unlink(s->addr.path);
+        uv_pipe_init(in->loop, &s->l.pipe, 0);
+        rc = uv_pipe_bind(&s->l.pipe, s->addr.path);
+        if (rc == 0) chmod(s->addr.path, 0660);
+    } else {
+        uv_tcp_init(in->loop, &s->l.tcp);
+        rc = uv_tcp_bind(&s->l.tcp, (const struct sockaddr *)&s->addr.sa, 0);
+    }
+    s->l.handle.data = s;
+    s->handles = 1;
+    if (rc == 0) rc = uv_listen(&s->l.stream, 1024, sp__connection_cb);
+    if (rc) {
+        sp_error("forward: cannot listen on %s: %s", conf->listen, uv_strerror(rc));
+        return rc;
+    }
+    s->listening = 1;
+    sp_info("forward: listening on %s", conf->listen);
+    return 0;
+}
+
+static void sp__pause(sp_input *in)
+{
+    sp_fwd_server *s = in->data;
+    s->paused = 1;
+    sp_list *it;
+    sp_list_foreach(it, &s->conns)
+    {
+        sp_fwd_conn *c = sp_list_entry(it, sp_fwd_conn, link);
+        if (c->reading) uv_read_stop(&c->h.stream);
+        c->reading = 0;
+    }
+}
+
+static void sp__resume(sp_input *in)
+{
+    sp_fwd_server *s = in->data;
+    s->paused = 0;
+    uint64_t now = uv_now(in->loop);
+    sp_list *it;
+    sp_list_foreach(it, &s->conns)
+    {
+        sp_fwd_conn *c = sp_list_entry(it, sp_fwd_conn, link);
+        c->last_ms = now; /* time spent paused is not the client's idleness */
+        if (!c->reading && !c->closing && c->write_bytes <= (1 << 20)) {
+            c->reading = 1;
+            sp__start_reading(c);
+        }
+    }
+}
+
+static void sp__tick(sp_input *in, uint64_t now)
+{
+    sp_fwd_server *s = in->data;
+    sp_list *it, *tmp;
+    sp_list_foreach_safe(it, tmp, &s->conns)
+    {
+        sp_fwd_conn *c = sp_list_entry(it, sp_fwd_conn, link);
+        c->now_ms = now;
+        if (c->joiner.held || !sp_list_empty(&c->joiner.pending)) {
+            size_t held = c->joiner.held;
+            sp_joiner_expire(&c->joiner, now, 0);
+            sp_router_hold(in->router, (int64_t)c->joiner.held - (int64_t)held);
+        }
+        if (s->paused) continue;
+        if (now - c->last_ms > s->conf->idle_timeout)
+            sp__conn_close(c, "idle_timeout", NULL);
+        else if (c->pend.len && now - c->frame_ms > s->conf->idle_timeout)
+            sp__conn_close(c, "slow_frame", "a frame did not complete within idle_timeout");
+    }
+}
+
+static void sp__listener_closed(uv_handle_t *h)
+{
+    sp_fwd_server *s = h->data;
+    if (s->addr.is_unix) unlink(s->addr.path);
+    if (--s->handles == 0) sp_input_closed(s->in);
+}
+
+static void sp__stop(sp_input *in)
+{
+    sp_fwd_server *s = in->data;
+    if (!s) {
+        sp_input_closed(in);
+        return;
+    }
+    s->stopping = 1;
+    while (!sp_list_empty(&s->conns))
+        sp__conn_close(sp_list_entry(s->conns.next, sp_fwd_conn, link), NULL, NULL);
+    uv_close(&s->l.handle, sp__listener_closed);
+}
+
+static void sp__metrics(sp_input *in, sp_buf *out)
+{
+    sp_fwd_server *s = in->data;
+    sp_buf_printf(out, "shipper_forward_connections{input=\"%s\"} %d\n", in->name,
+                  s ? s->nconns : 0);
+}
+
+const sp_input_type sp_input_forward = {
+    .name = "forward",
+    .fields = sp__forward_fields,
+    .conf_size = sizeof(sp_forward_conf),
+    .check = sp__check,
+    .start = sp__start,
+    .pause = sp__pause,
+    .resume = sp__resume,
+    .tick = sp__tick,
+    .stop = sp__stop,
+    .metrics = sp__metrics,
+};

@@ -1,0 +1,218 @@
+/* Forward protocol frame decoding. */
+#include "forward_proto.h"
+
+#include <math.h>
+#include <zlib.h>
+
+int sp_fwd_scan(sp_mp_scan *s, const uint8_t *buf, size_t len, size_t max_size)
+{
+    size_t n = len < max_size ? len : max_size;
+    int rc = sp_mp_scan_feed(s, buf, n);
+    if (rc == 1) return 1;
+    if (rc == SP_MP_EDEPTH) return SP_FWD_EDEPTH;
+    if (rc < 0) return SP_FWD_EMALFORMED;
+    if (len >= max_size) return SP_FWD_ETOOBIG; /* max_size bytes and still not complete */
+    return 0;
+}
+
+const char *sp_fwd_reason(int rc)
+{
+    switch (rc) {
+    case SP_FWD_EMALFORMED:
+        return "malformed";
+    case SP_FWD_ESHAPE:
+        return "bad_shape";
+    case SP_FWD_ETOOBIG:
+        return "too_large";
+    case SP_FWD_EDEPTH:
+        return "too_deep";
+    case SP_FWD_EGZIP:
+        return "bad_gzip";
+    default:
+        return "rejected";
+    }
+}
+
+static int sp__read(const uint8_t **p, const uint8_t *end, sp_mp_obj *o)
+{
+    return sp_mp_read(p, end, o) ? SP_FWD_EMALFORMED : 0;
+}
+
+static int sp__time(const uint8_t **p, const uint8_t *end, sp_fwd_entry *e)
+{
+    sp_mp_obj o;
+    if (sp__read(p, end, &o)) return SP_FWD_EMALFORMED;
+    switch (o.type) {
+    case SP_MP_UINT:
+        e->sec = o.v.u;
+        e->nsec = 0;
+        e->prec = 0;
+        return 0;
+    case SP_MP_EXT:
+        if (o.ext_type != 0 || o.s.len != 8) return SP_FWD_ESHAPE;
+        e->sec = sp_be32((const uint8_t *)o.s.base);
+        e->nsec = sp_be32((const uint8_t *)o.s.base + 4);
+        if (e->nsec > 999999999) return SP_FWD_ESHAPE;
+        e->prec = 9;
+        return 0;
+    case SP_MP_FLOAT:
+        if (!(o.v.f >= 0 && o.v.f < 1e12)) return SP_FWD_ESHAPE;
+        e->sec = (uint64_t)o.v.f;
+        e->nsec = (uint32_t)((o.v.f - (double)e->sec) * 1e9);
+        if (e->nsec > 999999999) e->nsec = 999999999;
+        e->prec = 9;
+        return 0;
+    default:
+        return SP_FWD_ESHAPE;
+    }
+}
+
+/* The record must be a map; it was bounded in depth by the frame scan. */
+static int sp__record(const uint8_t **p, const uint8_t *end, sp_fwd_entry *e)
+{
+    if (*p >= end || !((**p & 0xf0) == 0x80 || **p == 0xde || **p == 0xdf)) return SP_FWD_ESHAPE;
+    e->rec = *p;
+    if (sp_mp_skip(p, end)) return SP_FWD_EMALFORMED;
+    e->rec_end = *p;
+    return 0;
+}
+
+/* [time, record] as found in Forward and PackedForward entries. */
+static int sp__pair(const uint8_t **p, const uint8_t *end, sp_fwd_entry *e)
+{
+    sp_mp_obj o;
+    int rc;
+    if ((rc = sp__read(p, end, &o))) return rc;
+    if (o.type != SP_MP_ARRAY || o.v.n != 2) return SP_FWD_ESHAPE;
+    if ((rc = sp__time(p, end, e))) return rc;
+    return sp__record(p, end, e);
+}
+
+static int sp__options(const uint8_t *p, const uint8_t *end, sp_slice *chunk, int *gzip)
+{
+    sp_mp_obj o, k, v;
+    if (sp__read(&p, end, &o)) return SP_FWD_EMALFORMED;
+    if (o.type == SP_MP_NIL) return 0;
+    if (o.type != SP_MP_MAP) return SP_FWD_ESHAPE;
+    for (uint32_t i = 0; i < o.v.n; i++) {
+        if (sp__read(&p, end, &k)) return SP_FWD_EMALFORMED;
+        const uint8_t *vp = p;
+        if (sp__read(&vp, end, &v)) return SP_FWD_EMALFORMED;
+        if (k.type == SP_MP_STR && SP_SLICE_IS(k.s, "chunk") && v.type == SP_MP_STR) {
+            *chunk = v.s;
+        } else if (k.type == SP_MP_STR && SP_SLICE_IS(k.s, "compressed") && v.type == SP_MP_STR) {
+            if (SP_SLICE_IS(v.s, "gzip"))
+                *gzip = 1;
+            else if (!SP_SLICE_IS(v.s, "text"))
+                return SP_FWD_ESHAPE;
+        }
+        if (sp_mp_skip(&p, end)) return SP_FWD_EMALFORMED;
+    }
+    return 0;
+}
+
+/* Inflates gzip data, including several concatenated members (as Fluentd's clients send). */
+static int sp__gunzip(const uint8_t *in, size_t n, sp_fwd_handler *h)
+{
+    sp_buf *out = h->inflate;
+    out->len = 0;
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) return SP_FWD_EGZIP;
+    z.next_in = (Bytef *)in;
+    z.avail_in = (uInt)n;
+    int rc = SP_FWD_EGZIP;
+    for (;;) {
+        sp_buf_reserve(out, n * 4 + 4096);
+        z.next_out = (Bytef *)out->base + out->len;
+        z.avail_out = (uInt)(out->cap - out->len);
+        int zr = inflate(&z, Z_NO_FLUSH);
+        out->len = out->cap - z.avail_out;
+        if (out->len > h->max_inflated) {
+            rc = SP_FWD_ETOOBIG;
+            break;
+        }
+        if (zr == Z_STREAM_END) {
+            if (z.avail_in == 0) {
+                rc = 0;
+                break;
+            }
+            if (inflateReset(&z) != Z_OK) break;
+            continue;
+        }
+        if (zr != Z_OK && zr != Z_BUF_ERROR) break;
+        if (zr == Z_BUF_ERROR && z.avail_in == 0) break; /* truncated */
+    }
+    inflateEnd(&z);
+    return rc;
+}
+
+int sp_fwd_decode(const uint8_t *buf, size_t len, sp_fwd_handler *h)
+{
+    const uint8_t *p = buf, *end = buf + len;
+    sp_mp_obj o, tag, second;
+    int rc;
+    if ((rc = sp__read(&p, end, &o))) return rc;
+    if (o.type == SP_MP_NIL) return 0; /* heartbeat */
+    if (o.type != SP_MP_ARRAY || o.v.n < 2 || o.v.n > 4) return SP_FWD_ESHAPE;
+    uint32_t nelem = o.v.n;
+    if ((rc = sp__read(&p, end, &tag))) return rc;
+    if (tag.type != SP_MP_STR) return SP_FWD_ESHAPE;
+
+    sp_fwd_entry e;
+    memset(&e, 0, sizeof e);
+    e.tag = tag.s;
+
+    const uint8_t *second_at = p;
+    if ((rc = sp__read(&p, end, &second))) return rc;
+    int gzip = 0;
+
+    if (second.type == SP_MP_UINT || second.type == SP_MP_EXT || second.type == SP_MP_FLOAT) {
+        /* Message mode: [tag, time, record, option?] */
+        if (nelem < 3) return SP_FWD_ESHAPE;
+        p = second_at;
+        if ((rc = sp__time(&p, end, &e))) return rc;
+        if ((rc = sp__record(&p, end, &e))) return rc;
+        if (nelem == 4 && (rc = sp__options(p, end, &e.chunk, &gzip))) return rc;
+        if ((rc = h->entry(h->ctx, &e)) < 0) return rc;
+    } else if (second.type == SP_MP_ARRAY) {
+        /* Forward mode: options come after the entries, so find them first for the chunk id. */
+        if (nelem > 3) return SP_FWD_ESHAPE;
+        const uint8_t *entries = p;
+        for (uint32_t i = 0; i < second.v.n; i++)
+            if (sp_mp_skip(&p, end)) return SP_FWD_EMALFORMED;
+        if (nelem == 3 && (rc = sp__options(p, end, &e.chunk, &gzip))) return rc;
+        p = entries;
+        for (uint32_t i = 0; i < second.v.n; i++) {
+            e.index = i;
+            if ((rc = sp__pair(&p, end, &e))) return rc;
+            if ((rc = h->entry(h->ctx, &e)) < 0) return rc;
+        }
+    } else if (second.type == SP_MP_BIN || second.type == SP_MP_STR) {
+        /* PackedForward / CompressedPackedForward: a stream of [time, record] entries. */
+        if (nelem > 3) return SP_FWD_ESHAPE;
+        if (nelem == 3 && (rc = sp__options(p, end, &e.chunk, &gzip))) return rc;
+        const uint8_t *q = (const uint8_t *)second.s.base, *qend = q + second.s.len;
+        if (gzip) {
+            if ((rc = sp__gunzip(q, second.s.len, h))) return rc;
+            q = (const uint8_t *)h->inflate->base;
+            qend = q + h->inflate->len;
+        }
+        for (uint32_t i = 0; q < qend; i++) {
+            /* Entries inside the bin were not depth-checked by the frame scan. */
+            sp_mp_scan s;
+            sp_mp_scan_reset(&s);
+            int sr = sp_mp_scan_feed(&s, q, (size_t)(qend - q));
+            if (sr == SP_MP_EDEPTH) return SP_FWD_EDEPTH;
+            if (sr != 1) return SP_FWD_EMALFORMED;
+            const uint8_t *entry_end = q + s.off;
+            e.index = i;
+            if ((rc = sp__pair(&q, entry_end, &e))) return rc;
+            if ((rc = h->entry(h->ctx, &e)) < 0) return rc;
+        }
+    } else {
+        return SP_FWD_ESHAPE;
+    }
+    if (e.chunk.len && h->ack) h->ack(h->ctx, e.chunk);
+    return 0;
+}

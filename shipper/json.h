@@ -1,0 +1,23 @@
+/*
+ * JSON encoding of records into the document of DESIGN.md. Output is always valid UTF-8: invalid
+ * bytes become U+FFFD (one per maximal invalid subpart, as Unicode recommends) and control
+ * characters are escaped. Plain ASCII runs are copied with memcpy.
+ */
+#ifndef SP_JSON_H
+#define SP_JSON_H
+
+#include <stdint.h>
+
+#include "record.h"
+#include "slice.h"
+
+/** Appends `s` as a quoted JSON string. */
+void sp_json_str(sp_buf *out, const char *s, size_t n);
+/** Appends one MessagePack value (any type) as JSON and advances *p; -1 on malformed input. */
+int sp_json_mp(sp_buf *out, const uint8_t **p, const uint8_t *end);
+/** Appends "YYYY-MM-DDTHH:MM:SS[.fffffffff]Z" (quoted) with `prec` fraction digits (0..9). */
+void sp_json_timestamp(sp_buf *out, uint64_t sec, uint32_t nsec, int prec);
+/** Appends the whole document for `r` (no trailing newline). Thread-safe. */
+void sp_json_record(sp_buf *out, const sp_record *r, sp_slice tag);
+
+#endif

@@ -1,0 +1,398 @@
+/* MessagePack reader, resumable scanner and writer. */
+#include "mp.h"
+
+#define NEED(n)                                                                                    \
+    do {                                                                                           \
+        if ((size_t)(end - q) < (size_t)(n)) return SP_MP_EAGAIN;                                  \
+    } while (0)
+
+int sp_mp_read(const uint8_t **p, const uint8_t *end, sp_mp_obj *o)
+{
+    const uint8_t *q = *p;
+    NEED(1);
+    uint8_t c = *q++;
+    size_t len;
+
+    if (c <= 0x7f) {
+        o->type = SP_MP_UINT;
+        o->v.u = c;
+        goto done;
+    }
+    if (c >= 0xe0) {
+        o->type = SP_MP_INT;
+        o->v.i = (int8_t)c;
+        goto done;
+    }
+    if ((c & 0xe0) == 0xa0) {
+        len = c & 0x1f;
+        o->type = SP_MP_STR;
+        goto payload;
+    }
+    if ((c & 0xf0) == 0x90) {
+        o->type = SP_MP_ARRAY;
+        o->v.n = c & 0x0f;
+        goto done;
+    }
+    if ((c & 0xf0) == 0x80) {
+        o->type = SP_MP_MAP;
+        o->v.n = c & 0x0f;
+        goto done;
+    }
+    switch (c) {
+    case 0xc0:
+        o->type = SP_MP_NIL;
+        goto done;
+    case 0xc2:
+        o->type = SP_MP_BOOL;
+        o->v.b = 0;
+        goto done;
+    case 0xc3:
+        o->type = SP_MP_BOOL;
+        o->v.b = 1;
+        goto done;
+    case 0xc4:
+        NEED(1);
+        len = q[0];
+        q += 1;
+        o->type = SP_MP_BIN;
+        goto payload;
+    case 0xc5:
+        NEED(2);
+        len = sp_be16(q);
+        q += 2;
+        o->type = SP_MP_BIN;
+        goto payload;
+    case 0xc6:
+        NEED(4);
+        len = sp_be32(q);
+        q += 4;
+        o->type = SP_MP_BIN;
+        goto payload;
+    case 0xc7:
+        NEED(2);
+        len = q[0];
+        o->ext_type = (int8_t)q[1];
+        q += 2;
+        o->type = SP_MP_EXT;
+        goto payload;
+    case 0xc8:
+        NEED(3);
+        len = sp_be16(q);
+        o->ext_type = (int8_t)q[2];
+        q += 3;
+        o->type = SP_MP_EXT;
+        goto payload;
+    case 0xc9:
+        NEED(5);
+        len = sp_be32(q);
+        o->ext_type = (int8_t)q[4];
+        q += 5;
+        o->type = SP_MP_EXT;
+        goto payload;
+    case 0xca: {
+        NEED(4);
+        union {
+            uint32_t u;
+            float f;
+        } x = {.u = sp_be32(q)};
+        q += 4;
+        o->type = SP_MP_FLOAT;
+        o->v.f = x.f;
+        goto done;
+    }
+    case 0xcb: {
+        NEED(8);
+        union {
+            uint64_t u;
+            double f;
+        } x = {.u = sp_be64(q)};
+        q += 8;
+        o->type = SP_MP_FLOAT;
+        o->v.f = x.f;
+        goto done;
+    }
+    case 0xcc:
+        NEED(1);
+        o->type = SP_MP_UINT;
+        o->v.u = q[0];
+        q += 1;
+        goto done;
+    case 0xcd:
+        NEED(2);
+        o->type = SP_MP_UINT;
+        o->v.u = sp_be16(q);
+        q += 2;
+        goto done;
+    case 0xce:
+        NEED(4);
+        o->type = SP_MP_UINT;
+        o->v.u = sp_be32(q);
+        q += 4;
+        goto done;
+    case 0xcf:
+        NEED(8);
+        o->type = SP_MP_UINT;
+        o->v.u = sp_be64(q);
+        q += 8;
+        goto done;
+    case 0xd0:
+        NEED(1);
+        o->type = SP_MP_INT;
+        o->v.i = (int8_t)q[0];
+        q += 1;
+        goto done;
+    case 0xd1:
+        NEED(2);
+        o->type = SP_MP_INT;
+        o->v.i = (int16_t)sp_be16(q);
+        q += 2;
+        goto done;
+    case 0xd2:
+        NEED(4);
+        o->type = SP_MP_INT;
+        o->v.i = (int32_t)sp_be32(q);
+        q += 4;
+        goto done;
+    case 0xd3:
+        NEED(8);
+        o->type = SP_MP_INT;
+        o->v.i = (int64_t)sp_be64(q);
+        q += 8;
+        goto done;
+    case 0xd4:
+    case 0xd5:
+    case 0xd6:
+    case 0xd7:
+    case 0xd8:
+        NEED(1);
+        len = (size_t)1 << (c - 0xd4);
+        o->ext_type = (int8_t)q[0];
+        q += 1;
+        o->type = SP_MP_EXT;
+        goto payload;
+    case 0xd9:
+        NEED(1);
+        len = q[0];
+        q += 1;
+        o->type = SP_MP_STR;
+        goto payload;
+    case 0xda:
+        NEED(2);
+        len = sp_be16(q);
+        q += 2;
+        o->type = SP_MP_STR;
+        goto payload;
+    case 0xdb:
+        NEED(4);
+        len = sp_be32(q);
+        q += 4;
+        o->type = SP_MP_STR;
+        goto payload;
+    case 0xdc:
+        NEED(2);
+        o->type = SP_MP_ARRAY;
+        o->v.n = sp_be16(q);
+        q += 2;
+        goto done;
+    case 0xdd:
+        NEED(4);
+        o->type = SP_MP_ARRAY;
+        o->v.n = sp_be32(q);
+        q += 4;
+        goto done;
+    case 0xde:
+        NEED(2);
+        o->type = SP_MP_MAP;
+        o->v.n = sp_be16(q);
+        q += 2;
+        goto done;
+    case 0xdf:
+        NEED(4);
+        o->type = SP_MP_MAP;
+        o->v.n = sp_be32(q);
+        q += 4;
+        goto done;
+    default:
+        return SP_MP_EINVAL; /* 0xc1 */
+    }
+payload:
+    NEED(len);
+    o->s.base = (const char *)q;
+    o->s.len = len;
+    q += len;
+done:
+    *p = q;
+    return SP_MP_OK;
+}
+
+int sp_mp_scan_feed(sp_mp_scan *s, const uint8_t *buf, size_t len)
+{
+    const uint8_t *end = buf + len;
+    if (s->off == 0 && s->depth == 0) s->remaining[0] = 1;
+    for (;;) {
+        /* Pop finished levels; the object is complete when the outermost level is done. */
+        while (s->remaining[s->depth] == 0) {
+            if (s->depth == 0) return 1;
+            s->depth--;
+        }
+        const uint8_t *q = buf + s->off;
+        sp_mp_obj o;
+        int rc = sp_mp_read(&q, end, &o);
+        if (rc != SP_MP_OK) return rc == SP_MP_EAGAIN ? 0 : rc;
+        s->off = (size_t)(q - buf);
+        s->remaining[s->depth]--;
+        if ((o.type == SP_MP_ARRAY || o.type == SP_MP_MAP) && o.v.n > 0) {
+            if (s->depth == SP_MP_MAX_DEPTH) return SP_MP_EDEPTH;
+            s->remaining[++s->depth] = o.type == SP_MP_MAP ? 2 * (uint64_t)o.v.n : o.v.n;
+        }
+    }
+}
+
+int sp_mp_skip(const uint8_t **p, const uint8_t *end)
+{
+    /* Fast path for scalars, which is what record values almost always are. */
+    const uint8_t *q = *p;
+    if (q < end && ((*q >= 0xa0 && *q <= 0xbf) || *q <= 0x7f)) {
+        sp_mp_obj o;
+        return sp_mp_read(p, end, &o);
+    }
+    sp_mp_scan s;
+    sp_mp_scan_reset(&s);
+    int rc = sp_mp_scan_feed(&s, q, (size_t)(end - q));
+    if (rc == 1) {
+        *p = q + s.off;
+        return SP_MP_OK;
+    }
+    return rc == 0 ? SP_MP_EAGAIN : rc;
+}
+
+/* ---- writer ---- */
+
+static inline void sp__put1(sp_buf *b, uint8_t c)
+{
+    sp_buf_putc(b, (char)c);
+}
+
+static void sp__put_be(sp_buf *b, uint8_t tag, uint64_t v, int bytes)
+{
+    sp_buf_reserve(b, 1 + bytes);
+    uint8_t *o = (uint8_t *)b->base + b->len;
+    o[0] = tag;
+    for (int i = 0; i < bytes; i++)
+        o[1 + i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
+    b->len += 1 + bytes;
+}
+
+void sp_mp_put_nil(sp_buf *b)
+{
+    sp__put1(b, 0xc0);
+}
+
+void sp_mp_put_bool(sp_buf *b, int v)
+{
+    sp__put1(b, v ? 0xc3 : 0xc2);
+}
+
+void sp_mp_put_uint(sp_buf *b, uint64_t v)
+{
+    if (v <= 0x7f)
+        sp__put1(b, (uint8_t)v);
+    else if (v <= 0xff)
+        sp__put_be(b, 0xcc, v, 1);
+    else if (v <= 0xffff)
+        sp__put_be(b, 0xcd, v, 2);
+    else if (v <= 0xffffffffu)
+        sp__put_be(b, 0xce, v, 4);
+    else
+        sp__put_be(b, 0xcf, v, 8);
+}
+
+void sp_mp_put_int(sp_buf *b, int64_t v)
+{
+    if (v >= 0)
+        sp_mp_put_uint(b, (uint64_t)v);
+    else if (v >= -32)
+        sp__put1(b, (uint8_t)(int8_t)v);
+    else if (v >= INT8_MIN)
+        sp__put_be(b, 0xd0, (uint8_t)(int8_t)v, 1);
+    else if (v >= INT16_MIN)
+        sp__put_be(b, 0xd1, (uint16_t)(int16_t)v, 2);
+    else if (v >= INT32_MIN)
+        sp__put_be(b, 0xd2, (uint32_t)(int32_t)v, 4);
+    else
+        sp__put_be(b, 0xd3, (uint64_t)v, 8);
+}
+
+void sp_mp_put_double(sp_buf *b, double v)
+{
+    union {
+        double f;
+        uint64_t u;
+    } x = {.f = v};
+    sp__put_be(b, 0xcb, x.u, 8);
+}
+
+static void sp__put_raw(sp_buf *b, const void *s, size_t n)
+{
+    sp_buf_append(b, s, n);
+}
+
+void sp_mp_put_str(sp_buf *b, const void *s, size_t n)
+{
+    if (n <= 31)
+        sp__put1(b, (uint8_t)(0xa0 | n));
+    else if (n <= 0xff)
+        sp__put_be(b, 0xd9, n, 1);
+    else if (n <= 0xffff)
+        sp__put_be(b, 0xda, n, 2);
+    else
+        sp__put_be(b, 0xdb, n, 4);
+    sp__put_raw(b, s, n);
+}
+
+void sp_mp_put_bin(sp_buf *b, const void *s, size_t n)
+{
+    if (n <= 0xff)
+        sp__put_be(b, 0xc4, n, 1);
+    else if (n <= 0xffff)
+        sp__put_be(b, 0xc5, n, 2);
+    else
+        sp__put_be(b, 0xc6, n, 4);
+    sp__put_raw(b, s, n);
+}
+
+void sp_mp_put_array(sp_buf *b, uint32_t n)
+{
+    if (n <= 15)
+        sp__put1(b, (uint8_t)(0x90 | n));
+    else if (n <= 0xffff)
+        sp__put_be(b, 0xdc, n, 2);
+    else
+        sp__put_be(b, 0xdd, n, 4);
+}
+
+void sp_mp_put_map(sp_buf *b, uint32_t n)
+{
+    if (n <= 15)
+        sp__put1(b, (uint8_t)(0x80 | n));
+    else if (n <= 0xffff)
+        sp__put_be(b, 0xde, n, 2);
+    else
+        sp__put_be(b, 0xdf, n, 4);
+}
+
+size_t sp_mp_put_map32(sp_buf *b)
+{
+    size_t at = b->len;
+    sp__put_be(b, 0xdf, 0, 4);
+    return at;
+}
+
+void sp_mp_patch_map32(sp_buf *b, size_t at, uint32_t n)
+{
+    uint8_t *o = (uint8_t *)b->base + at + 1;
+    o[0] = (uint8_t)(n >> 24);
+    o[1] = (uint8_t)(n >> 16);
+    o[2] = (uint8_t)(n >> 8);
+    o[3] = (uint8_t)n;
+}

@@ -1,0 +1,104 @@
+/*
+ * A small MessagePack reader and writer. The reader is a cursor over a buffer that decodes one
+ * object header at a time without allocating; strings are returned as slices into the buffer.
+ * The scanner finds the end of one object in a stream that arrives piecewise and resumes where
+ * it stopped, so a large frame is never re-scanned from its start.
+ */
+#ifndef SP_MP_H
+#define SP_MP_H
+
+#include <stdint.h>
+
+#include "slice.h"
+
+enum {
+    SP_MP_OK = 0,
+    SP_MP_EAGAIN = -1, /* the buffer ends inside the object */
+    SP_MP_EINVAL = -2, /* not MessagePack (the never-used byte 0xc1) */
+    SP_MP_EDEPTH = -3, /* nesting deeper than allowed */
+};
+
+/** Nesting limit used by the scanner; deeper input is rejected. */
+#define SP_MP_MAX_DEPTH 32
+
+typedef enum {
+    SP_MP_NIL,
+    SP_MP_BOOL,
+    SP_MP_UINT,
+    SP_MP_INT, /* negative integers only */
+    SP_MP_FLOAT,
+    SP_MP_STR,
+    SP_MP_BIN,
+    SP_MP_ARRAY,
+    SP_MP_MAP,
+    SP_MP_EXT,
+} sp_mp_type;
+
+/** One decoded object header. Containers carry only their element count `n`. */
+typedef struct {
+    sp_mp_type type;
+    int8_t ext_type;
+    union {
+        uint64_t u;
+        int64_t i;
+        double f;
+        int b;
+        uint32_t n;
+    } v;
+    sp_slice s; /* str, bin and ext payload */
+} sp_mp_obj;
+
+/** Decodes the header at *p and advances past it (and past str/bin/ext payloads). */
+int sp_mp_read(const uint8_t **p, const uint8_t *end, sp_mp_obj *o);
+
+/** Skips one complete object including its children. */
+int sp_mp_skip(const uint8_t **p, const uint8_t *end);
+
+/** Resumable scanner state; zero-initialise (or sp_mp_scan_reset) before a new object. */
+typedef struct {
+    size_t off;
+    int depth;
+    uint64_t remaining[SP_MP_MAX_DEPTH + 1];
+} sp_mp_scan;
+
+static inline void sp_mp_scan_reset(sp_mp_scan *s)
+{
+    s->off = 0;
+    s->depth = 0;
+}
+
+/**
+ * Advances the scanner over buf[0..len) (the same buffer start each call, growing). Returns 1
+ * when the object is complete (its length is then s->off), 0 when more bytes are needed, or a
+ * negative SP_MP_E* error.
+ */
+int sp_mp_scan_feed(sp_mp_scan *s, const uint8_t *buf, size_t len);
+
+/* Writer: appends MessagePack to a buffer. */
+void sp_mp_put_nil(sp_buf *b);
+void sp_mp_put_bool(sp_buf *b, int v);
+void sp_mp_put_uint(sp_buf *b, uint64_t v);
+void sp_mp_put_int(sp_buf *b, int64_t v);
+void sp_mp_put_double(sp_buf *b, double v);
+void sp_mp_put_str(sp_buf *b, const void *s, size_t n);
+void sp_mp_put_bin(sp_buf *b, const void *s, size_t n);
+void sp_mp_put_array(sp_buf *b, uint32_t n);
+void sp_mp_put_map(sp_buf *b, uint32_t n);
+/** Writes a map32 header whose count is patched later with sp_mp_patch_map32. */
+size_t sp_mp_put_map32(sp_buf *b);
+void sp_mp_patch_map32(sp_buf *b, size_t at, uint32_t n);
+
+static inline uint16_t sp_be16(const uint8_t *p)
+{
+    return (uint16_t)((p[0] << 8) | p[1]);
+}
+static inline uint32_t sp_be32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+static inline uint64_t sp_be64(const uint8_t *p)
+{
+    return ((uint64_t)sp_be32(p) << 32) | sp_be32(p + 4);
+}
+
+#endif

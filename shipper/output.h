@@ -1,0 +1,90 @@
+/*
+ * The output interface. An output gets chunks one delivery at a time (up to `max_inflight` at
+ * once), encodes its wire format from the records and answers each delivery exactly once with
+ * sp_output_done. The core owns queueing, retry backoff and accounting, so an output is only
+ * the code that talks to its server.
+ */
+#ifndef SP_OUTPUT_H
+#define SP_OUTPUT_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "chunk.h"
+#include "config.h"
+#include "list.h"
+
+typedef struct sp_output sp_output;
+struct sp_router;
+
+/** One chunk on its way to one output. */
+typedef struct {
+    sp_list link;
+    sp_chunk *chunk;
+    sp_output *out;
+    uint32_t attempts; /* failed attempts so far */
+    void *odata;       /* the output's own per-delivery state, if it wants one */
+} sp_delivery;
+
+enum {
+    SP_OUT_DONE = 0,  /* finished: every record delivered or rejected (counted in the call) */
+    SP_OUT_RETRY = 1, /* nothing more delivered; try the whole delivery again after a backoff */
+};
+
+typedef struct {
+    const char *name;
+    const sp_conf_field *fields;
+    size_t conf_size;
+    const char *unsupported;
+    int (*check)(sp_output *o, const sp_node *n, sp_conf_err *err); /* optional */
+    /** Creates handles on o->loop; 0 or a negative errno. */
+    int (*start)(sp_output *o);
+    /** Starts delivering `d`; later (or now) calls sp_output_done(d, ...) exactly once. */
+    void (*deliver)(sp_output *o, sp_delivery *d);
+    /** Closes handles and frees the instance; calls sp_output_closed when done. Deliveries in
+     * flight are abandoned (they stay in the spool if it is on). */
+    void (*stop)(sp_output *o);
+    void (*metrics)(sp_output *o, sp_buf *out); /* optional extra Prometheus lines */
+    int default_inflight;                       /* concurrent deliveries; 0 means 1 */
+} sp_output_type;
+
+struct sp_output {
+    const sp_output_type *type;
+    char *name;
+    int index;
+    int line;
+    char *match;           /* glob on the tag */
+    uint64_t retry_max_ms; /* backoff cap */
+    int max_inflight;
+    void *conf;
+    void *data;
+    uv_loop_t *loop;
+    struct sp_router *router;
+    /* core state */
+    sp_list queue; /* sp_delivery waiting */
+    int inflight;
+    int blocked; /* a retry is waiting for its backoff */
+    uint32_t backoff_attempt;
+    uv_timer_t retry_timer;
+    int closed;
+    uint64_t delivered, retried, rejected; /* records */
+    uint64_t queued_chunks;
+    int pumping, repump;
+    /* latency from a chunk's opening to its delivery, for the histogram */
+    uint64_t lat_buckets[14];
+    uint64_t lat_count;
+    double lat_sum;
+};
+
+/**
+ * Answers a delivery. With SP_OUT_DONE, `delivered` + `rejected` should equal the chunk's
+ * records. With SP_OUT_RETRY the counts are ignored and the chunk's records are counted retried.
+ * Must be called on the loop thread.
+ */
+void sp_output_done(sp_delivery *d, int result, uint32_t delivered, uint32_t rejected);
+/** The output's handles are all closed (stop is complete). */
+void sp_output_closed(sp_output *o);
+/** A backoff delay for attempt n (1-based): capped exponential with full jitter. */
+uint64_t sp_backoff_ms(uint32_t attempt, uint64_t min_ms, uint64_t max_ms);
+
+#endif

@@ -1,0 +1,411 @@
+/* Chunks, tags, delivery queues, retries and backpressure. */
+#include "router.h"
+
+#include <fnmatch.h>
+#include <stdlib.h>
+
+#include "log.h"
+
+#define SP_FREE_CHUNKS_MAX 8
+#define SP_TAG_IDLE_MS 60000
+
+static void sp__pump(sp_output *o);
+
+void sp_router_init(sp_router *r, uv_loop_t *loop)
+{
+    memset(r, 0, sizeof *r);
+    r->loop = loop;
+    r->memory_limit = 256u << 20;
+    r->chunk_size = 1u << 20;
+    r->flush_interval_ms = 1000;
+    r->retry_min_ms = 500;
+    r->tags_cap = 64;
+    r->tags = sp_calloc(r->tags_cap, sizeof *r->tags);
+    sp_list_init(&r->open);
+    sp_list_init(&r->free_chunks);
+    uv_timer_init(loop, &r->tick);
+}
+
+/* ---- backpressure ---- */
+
+static void sp__pressure(sp_router *r)
+{
+    uint64_t held = r->bytes + (uint64_t)(r->extra_bytes > 0 ? r->extra_bytes : 0);
+    if (!r->paused && held >= r->memory_limit) {
+        r->paused = 1;
+        r->pause_count++;
+        sp_info("buffer full (%llu bytes >= memory_limit): pausing inputs",
+                (unsigned long long)held);
+        for (size_t i = 0; i < r->ninputs; i++)
+            if (r->inputs[i]->type->pause && !r->inputs[i]->closed)
+                r->inputs[i]->type->pause(r->inputs[i]);
+    } else if (r->paused && held <= r->memory_limit / 10 * 8) {
+        /* Resume at 80% so a buffer at the limit doesn't flap between the two states. */
+        r->paused = 0;
+        sp_info("buffer below low-water mark (%llu bytes): resuming inputs",
+                (unsigned long long)held);
+        for (size_t i = 0; i < r->ninputs; i++)
+            if (r->inputs[i]->type->resume && !r->inputs[i]->closed)
+                r->inputs[i]->type->resume(r->inputs[i]);
+    }
+}
+
+void sp_router_hold(sp_router *r, int64_t delta)
+{
+    r->extra_bytes += delta;
+    sp__pressure(r);
+}
+
+/* ---- tags ---- */
+
+static uint64_t sp__hash(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * 1099511628211ULL;
+    return h;
+}
+
+static void sp__tags_grow(sp_router *r)
+{
+    size_t cap = r->tags_cap * 2;
+    sp_tagent **t = sp_calloc(cap, sizeof *t);
+    for (size_t i = 0; i < r->tags_cap; i++) {
+        sp_tagent *e = r->tags[i];
+        if (!e) continue;
+        size_t j = e->hash & (cap - 1);
+        while (t[j])
+            j = (j + 1) & (cap - 1);
+        t[j] = e;
+    }
+    free(r->tags);
+    r->tags = t;
+    r->tags_cap = cap;
+}
+
+static sp_tagent *sp__tag(sp_router *r, sp_slice tag)
+{
+    uint64_t h = sp__hash(tag.base, tag.len);
+    size_t j = h & (r->tags_cap - 1);
+    for (sp_tagent *e; (e = r->tags[j]); j = (j + 1) & (r->tags_cap - 1))
+        if (e->hash == h && e->len == tag.len && memcmp(e->tag, tag.base, tag.len) == 0) return e;
+    sp_tagent *e = sp_calloc(1, sizeof *e);
+    e->tag = sp_strndup(tag.base, tag.len);
+    e->len = tag.len;
+    e->hash = h;
+    for (size_t i = 0; i < r->noutputs; i++)
+        if (fnmatch(r->outputs[i]->match, e->tag, 0) == 0) e->outputs |= 1ULL << i;
+    r->tags[j] = e;
+    if (++r->ntags * 2 > r->tags_cap) sp__tags_grow(r);
+    return e;
+}
+
+/* Forgets tags unused for a while, so a host with container churn doesn't grow the table.
+ * Rebuilding is simpler than deletion with open addressing, and it runs rarely. */
+static void sp__tags_expire(sp_router *r, uint64_t now)
+{
+    size_t idle = 0;
+    for (size_t i = 0; i < r->tags_cap; i++)
+        if (r->tags[i] && !r->tags[i]->open && now - r->tags[i]->last_ms > SP_TAG_IDLE_MS) idle++;
+    if (idle < 64 || idle * 4 < r->ntags) return;
+    sp_tagent **old = r->tags;
+    size_t oldcap = r->tags_cap;
+    r->tags = sp_calloc(oldcap, sizeof *r->tags);
+    r->ntags = 0;
+    for (size_t i = 0; i < oldcap; i++) {
+        sp_tagent *e = old[i];
+        if (!e) continue;
+        if (!e->open && now - e->last_ms > SP_TAG_IDLE_MS) {
+            free(e->tag);
+            free(e);
+            continue;
+        }
+        size_t j = e->hash & (oldcap - 1);
+        while (r->tags[j])
+            j = (j + 1) & (oldcap - 1);
+        r->tags[j] = e;
+        r->ntags++;
+    }
+    free(old);
+}
+
+/* ---- chunks ---- */
+
+sp_chunk *sp_router_chunk(sp_router *r, sp_slice tag)
+{
+    sp_tagent *e = sp__tag(r, tag);
+    if (e->open) return e->open;
+    sp_chunk *c;
+    if (!sp_list_empty(&r->free_chunks)) {
+        sp_list *l = r->free_chunks.next;
+        sp_list_remove(l);
+        r->nfree--;
+        c = sp_list_entry(l, sp_chunk, link);
+        sp_buf data = c->data;
+        memset(c, 0, sizeof *c);
+        c->data = data;
+        c->data.len = 0;
+    } else {
+        c = sp_calloc(1, sizeof *c);
+        sp_buf_reserve(&c->data, r->chunk_size + r->chunk_size / 8);
+    }
+    c->tag = sp_strndup(tag.base, tag.len);
+    c->tag_len = tag.len;
+    c->seq = ++r->seq;
+    c->opened_ms = uv_now(r->loop);
+    c->outputs = e->outputs;
+    c->tagent = e;
+    e->open = c;
+    e->last_ms = c->opened_ms;
+    sp_list_insert_tail(&r->open, &c->link);
+    r->live_chunks++;
+    return c;
+}
+
+static void sp__chunk_free(sp_router *r, sp_chunk *c)
+{
+    r->bytes -= c->data.len;
+    r->live_chunks--;
+    free(c->tag);
+    c->tag = NULL;
+    /* Keep a few chunk buffers: a fresh 1 MiB malloc is an mmap plus page faults every time. */
+    if (r->nfree < SP_FREE_CHUNKS_MAX && c->data.cap <= r->chunk_size * 2) {
+        sp_list_insert_head(&r->free_chunks, &c->link);
+        r->nfree++;
+    } else {
+        sp_buf_free(&c->data);
+        free(c);
+    }
+    sp__pressure(r);
+}
+
+static void sp__close_chunk(sp_router *r, sp_chunk *c)
+{
+    sp_list_remove(&c->link);
+    if (c->tagent) c->tagent->open = NULL;
+    c->tagent = NULL;
+    if (c->nrecords == 0) {
+        sp__chunk_free(r, c);
+        return;
+    }
+    c->refs = 1; /* held while dispatching, so a synchronous output can't free it under us */
+    for (size_t i = 0; i < r->noutputs; i++) {
+        if (!(c->outputs & (1ULL << i))) continue;
+        sp_output *o = r->outputs[i];
+        sp_delivery *d = sp_calloc(1, sizeof *d);
+        d->chunk = c;
+        d->out = o;
+        c->refs++;
+        sp_list_insert_tail(&o->queue, &d->link);
+        o->queued_chunks++;
+        sp__pump(o);
+    }
+    if (c->outputs == 0) {
+        if (r->unmatched == 0)
+            sp_warn("records tagged \"%s\" match no output's `match`: they are dropped", c->tag);
+        r->unmatched += c->nrecords;
+    }
+    if (--c->refs == 0) sp__chunk_free(r, c);
+}
+
+void sp_router_commit(sp_router *r, sp_chunk *c, size_t len_before, uint32_t nrecords)
+{
+    r->bytes += c->data.len - len_before;
+    c->nrecords += nrecords;
+    if (c->data.len >= r->chunk_size) sp__close_chunk(r, c);
+    if (r->bytes >= r->memory_limit) sp__pressure(r);
+}
+
+void sp_router_flush(sp_router *r, int all)
+{
+    uint64_t now = uv_now(r->loop);
+    sp_list *it, *tmp;
+    sp_list_foreach_safe(it, tmp, &r->open)
+    {
+        sp_chunk *c = sp_list_entry(it, sp_chunk, link);
+        if (!all && now - c->opened_ms < r->flush_interval_ms) break; /* oldest first */
+        sp__close_chunk(r, c);
+    }
+}
+
+/* ---- outputs ---- */
+
+uint64_t sp_backoff_ms(uint32_t attempt, uint64_t min_ms, uint64_t max_ms)
+{
+    uint64_t cap = min_ms;
+    for (uint32_t i = 1; i < attempt && cap < max_ms; i++)
+        cap *= 2;
+    if (cap > max_ms) cap = max_ms;
+    /* Half fixed, half random: spreads retries of many shippers without ever retrying at 0. */
+    return cap / 2 + (uint64_t)rand() % (cap / 2 + 1);
+}
+
+static void sp__pump(sp_output *o)
+{
+    if (o->pumping) {
+        o->repump = 1;
+        return;
+    }
+    o->pumping = 1;
+    do {
+        o->repump = 0;
+        while (!o->blocked && !o->closed && o->inflight < o->max_inflight &&
+               !sp_list_empty(&o->queue)) {
+            sp_list *l = o->queue.next;
+            sp_list_remove(l);
+            o->inflight++;
+            sp_delivery *d = sp_list_entry(l, sp_delivery, link);
+            o->type->deliver(o, d);
+        }
+    } while (o->repump);
+    o->pumping = 0;
+}
+
+static void sp__retry_cb(uv_timer_t *t)
+{
+    sp_output *o = t->data;
+    o->blocked = 0;
+    sp__pump(o);
+}
+
+static const double sp__lat_bounds[13] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                          1,     2.5,  5,     10,   30,  60};
+
+static void sp__observe(sp_output *o, double secs)
+{
+    int i = 0;
+    while (i < 13 && secs > sp__lat_bounds[i])
+        i++;
+    o->lat_buckets[i]++;
+    o->lat_count++;
+    o->lat_sum += secs;
+}
+
+const double *sp_router_latency_bounds(void)
+{
+    return sp__lat_bounds;
+}
+
+static void sp__check_drained(sp_router *r)
+{
+    if (!r->stopping || !r->on_drained || !sp_list_empty(&r->open)) return;
+    for (size_t i = 0; i < r->noutputs; i++) {
+        sp_output *o = r->outputs[i];
+        if (o->inflight || !sp_list_empty(&o->queue)) return;
+    }
+    void (*cb)(sp_router *) = r->on_drained;
+    r->on_drained = NULL;
+    cb(r);
+}
+
+void sp_output_done(sp_delivery *d, int result, uint32_t delivered, uint32_t rejected)
+{
+    sp_output *o = d->out;
+    sp_router *r = o->router;
+    sp_chunk *c = d->chunk;
+    o->inflight--;
+    if (result == SP_OUT_RETRY && !o->closed) {
+        d->attempts++;
+        o->retried += c->nrecords;
+        sp_list_insert_head(&o->queue, &d->link); /* keeps order: this chunk goes next */
+        if (!o->blocked) {
+            o->blocked = 1;
+            o->backoff_attempt++;
+            uint64_t ms = sp_backoff_ms(o->backoff_attempt, r->retry_min_ms, o->retry_max_ms);
+            sp_debug("output %s: retrying chunk %llu in %llu ms (attempt %u)", o->name,
+                     (unsigned long long)c->seq, (unsigned long long)ms, d->attempts);
+            uv_timer_start(&o->retry_timer, sp__retry_cb, ms, 0);
+        }
+        return;
+    }
+    if (result == SP_OUT_DONE) {
+        o->delivered += delivered;
+        o->rejected += rejected;
+        o->backoff_attempt = 0;
+        sp__observe(o, (double)(uv_now(r->loop) - c->opened_ms) / 1000.0);
+    }
+    free(d);
+    if (--c->refs == 0) sp__chunk_free(r, c);
+    sp__pump(o);
+    sp__check_drained(r);
+}
+
+/* ---- lifecycle ---- */
+
+static void sp__tick_cb(uv_timer_t *t)
+{
+    sp_router *r = t->data;
+    uint64_t now = uv_now(r->loop);
+    sp_router_flush(r, r->stopping);
+    for (size_t i = 0; i < r->ninputs; i++)
+        if (r->inputs[i]->type->tick && !r->inputs[i]->closed)
+            r->inputs[i]->type->tick(r->inputs[i], now);
+    sp__tags_expire(r, now);
+}
+
+void sp_router_start(sp_router *r)
+{
+    uint64_t period = r->flush_interval_ms < 1000 ? r->flush_interval_ms : 1000;
+    if (period < 20) period = 20;
+    r->tick.data = r;
+    uv_timer_start(&r->tick, sp__tick_cb, period, period);
+    for (size_t i = 0; i < r->noutputs; i++) {
+        sp_output *o = r->outputs[i];
+        sp_list_init(&o->queue);
+        uv_timer_init(r->loop, &o->retry_timer);
+        o->retry_timer.data = o;
+        if (o->max_inflight < 1) o->max_inflight = 1;
+    }
+}
+
+void sp_router_drain(sp_router *r)
+{
+    r->stopping = 1;
+    sp_router_flush(r, 1);
+    sp__check_drained(r);
+}
+
+uint64_t sp_router_pending_records(sp_router *r)
+{
+    uint64_t n = 0;
+    sp_list *it;
+    sp_list_foreach(it, &r->open) n += sp_list_entry(it, sp_chunk, link)->nrecords;
+    for (size_t i = 0; i < r->noutputs; i++) {
+        sp_output *o = r->outputs[i];
+        sp_list_foreach(it, &o->queue) n += sp_list_entry(it, sp_delivery, link)->chunk->nrecords;
+    }
+    return n;
+}
+
+void sp_router_close(sp_router *r)
+{
+    uv_close((uv_handle_t *)&r->tick, NULL);
+    for (size_t i = 0; i < r->noutputs; i++) {
+        sp_output *o = r->outputs[i];
+        uv_close((uv_handle_t *)&o->retry_timer, NULL);
+        sp_list *it, *tmp;
+        sp_list_foreach_safe(it, tmp, &o->queue)
+        {
+            sp_delivery *d = sp_list_entry(it, sp_delivery, link);
+            sp_list_remove(it);
+            if (--d->chunk->refs == 0) sp__chunk_free(r, d->chunk);
+            free(d);
+        }
+    }
+    while (!sp_list_empty(&r->open)) {
+        sp_chunk *c = sp_list_entry(r->open.next, sp_chunk, link);
+        sp_list_remove(&c->link);
+        if (c->tagent) c->tagent->open = NULL;
+        sp__chunk_free(r, c);
+    }
+    while (!sp_list_empty(&r->free_chunks)) {
+        sp_chunk *c = sp_list_entry(r->free_chunks.next, sp_chunk, link);
+        sp_list_remove(&c->link);
+        sp_buf_free(&c->data);
+        free(c);
+    }
+    for (size_t i = 0; i < r->tags_cap; i++)
+        if (r->tags[i]) free(r->tags[i]->tag), free(r->tags[i]);
+    free(r->tags);
+    r->tags = NULL;
+}

@@ -1,0 +1,76 @@
+/*
+ * The router: owns chunks from their opening to their release. Inputs ask it for the open
+ * chunk of a tag and append records; it closes chunks when full or old, hands each to every
+ * output whose `match` fits the tag, queues deliveries, applies retry backoff, and keeps the one
+ * count of buffered bytes that pauses and resumes every input.
+ */
+#ifndef SP_ROUTER_H
+#define SP_ROUTER_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "chunk.h"
+#include "input.h"
+#include "output.h"
+
+/** A tag seen recently: its open chunk and which outputs match it (computed once). */
+typedef struct sp_tagent {
+    char *tag;
+    size_t len;
+    uint64_t hash;
+    sp_chunk *open;
+    uint64_t outputs;
+    uint64_t last_ms;
+} sp_tagent;
+
+typedef struct sp_router {
+    uv_loop_t *loop;
+    sp_input **inputs;
+    size_t ninputs;
+    sp_output **outputs;
+    size_t noutputs;
+    /* settings */
+    uint64_t memory_limit;
+    uint64_t chunk_size;
+    uint64_t flush_interval_ms;
+    uint64_t retry_min_ms;
+    /* tag table: open addressing, power-of-two size */
+    sp_tagent **tags;
+    size_t tags_cap, ntags;
+    sp_list open; /* open chunks, oldest first */
+    sp_list free_chunks;
+    int nfree;
+    /* accounting */
+    uint64_t bytes;      /* every live chunk's data */
+    int64_t extra_bytes; /* held by inputs outside chunks (partial lines) */
+    uint64_t live_chunks;
+    int paused;
+    uint64_t pause_count;
+    uint64_t seq;
+    uint64_t unmatched; /* records no output matched */
+    uv_timer_t tick;
+    int stopping;
+    void (*on_drained)(struct sp_router *r); /* stopping and every output idle */
+} sp_router;
+
+/** Sets up the router on `loop` (timers start with sp_router_start). */
+void sp_router_init(sp_router *r, uv_loop_t *loop);
+void sp_router_start(sp_router *r);
+
+/** The open chunk for `tag`, created if there is none. Append with sp_record_write to its data. */
+sp_chunk *sp_router_chunk(sp_router *r, sp_slice tag);
+/** Accounts records appended to `c` since its data length was `len_before`; may close it. */
+void sp_router_commit(sp_router *r, sp_chunk *c, size_t len_before, uint32_t nrecords);
+/** Adjusts bytes held by an input outside chunks (e.g. partial lines being joined). */
+void sp_router_hold(sp_router *r, int64_t delta);
+/** Closes every open chunk (all != 0) or only those older than flush_interval. */
+void sp_router_flush(sp_router *r, int all);
+/** Begins shutdown: flush everything; on_drained fires once all outputs are idle. */
+void sp_router_drain(sp_router *r);
+/** Records still queued or in flight across all outputs (for the shutdown report). */
+uint64_t sp_router_pending_records(sp_router *r);
+/** Stops timers and frees chunks still held. */
+void sp_router_close(sp_router *r);
+
+#endif
