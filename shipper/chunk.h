@@ -11,6 +11,19 @@
 #include "list.h"
 #include "slice.h"
 
+struct sp_chunk;
+
+/**
+ * A watcher on a chunk: told once when the chunk is released, i.e. every matching output has
+ * finished with it (`delivered` = 1: each record delivered or rejected), or it is dropped at
+ * shutdown (`delivered` = 0). Inputs use it to advance file offsets or to answer acks that wait
+ * for delivery. Embed it in your own struct; it must stay valid until called.
+ */
+typedef struct sp_chunk_watch {
+    sp_list link;
+    void (*cb)(struct sp_chunk_watch *w, struct sp_chunk *c, int delivered);
+} sp_chunk_watch;
+
 typedef struct sp_chunk {
     sp_list link; /* router's open list, then nothing while outputs hold it */
     char *tag;    /* NUL-terminated copy */
@@ -22,8 +35,15 @@ typedef struct sp_chunk {
     uint64_t opened_ms;
     uint64_t outputs;         /* bitmask of matching outputs, fixed at creation */
     struct sp_tagent *tagent; /* while open: the tag entry that points at it */
-    void *spool;              /* spool's handle when the chunk is on disk (issue: spool) */
+    void *spool;              /* the spool's handle when the chunk is on disk */
+    sp_list watchers;         /* sp_chunk_watch */
 } sp_chunk;
+
+/** Adds a watcher to `c` (normally the open chunk a record was just appended to). */
+static inline void sp_chunk_watch_add(sp_chunk *c, sp_chunk_watch *w)
+{
+    sp_list_insert_tail(&c->watchers, &w->link);
+}
 
 /** Iterates records: `for (p = start; p < end;) sp_record_read(&p, end, &r)`. */
 #define SP_CHUNK_BEGIN(c) ((const uint8_t *)(c)->data.base)

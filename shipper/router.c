@@ -149,6 +149,7 @@ sp_chunk *sp_router_chunk(sp_router *r, sp_slice tag)
         c = sp_calloc(1, sizeof *c);
         sp_buf_reserve(&c->data, r->chunk_size + r->chunk_size / 8);
     }
+    sp_list_init(&c->watchers);
     c->tag = sp_strndup(tag.base, tag.len);
     c->tag_len = tag.len;
     c->seq = ++r->seq;
@@ -162,8 +163,14 @@ sp_chunk *sp_router_chunk(sp_router *r, sp_slice tag)
     return c;
 }
 
-static void sp__chunk_free(sp_router *r, sp_chunk *c)
+static void sp__chunk_free_(sp_router *r, sp_chunk *c, int delivered)
 {
+    while (!sp_list_empty(&c->watchers)) {
+        sp_list *l = c->watchers.next;
+        sp_list_remove(l);
+        sp_chunk_watch *w = sp_list_entry(l, sp_chunk_watch, link);
+        w->cb(w, c, delivered);
+    }
     r->bytes -= c->data.len;
     r->live_chunks--;
     free(c->tag);
@@ -177,6 +184,11 @@ static void sp__chunk_free(sp_router *r, sp_chunk *c)
         free(c);
     }
     sp__pressure(r);
+}
+
+static void sp__chunk_free(sp_router *r, sp_chunk *c)
+{
+    sp__chunk_free_(r, c, 1);
 }
 
 static void sp__close_chunk(sp_router *r, sp_chunk *c)
@@ -388,7 +400,7 @@ void sp_router_close(sp_router *r)
         {
             sp_delivery *d = sp_list_entry(it, sp_delivery, link);
             sp_list_remove(it);
-            if (--d->chunk->refs == 0) sp__chunk_free(r, d->chunk);
+            if (--d->chunk->refs == 0) sp__chunk_free_(r, d->chunk, 0);
             free(d);
         }
     }
@@ -396,7 +408,7 @@ void sp_router_close(sp_router *r)
         sp_chunk *c = sp_list_entry(r->open.next, sp_chunk, link);
         sp_list_remove(&c->link);
         if (c->tagent) c->tagent->open = NULL;
-        sp__chunk_free(r, c);
+        sp__chunk_free_(r, c, 0);
     }
     while (!sp_list_empty(&r->free_chunks)) {
         sp_chunk *c = sp_list_entry(r->free_chunks.next, sp_chunk, link);

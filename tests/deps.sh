@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages shipper builds and tests with, if any is missing.
+set -euo pipefail
+PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev libuv1-dev librdkafka-dev
+ libcurl4-openssl-dev libmsgpack-dev libyaml-dev zlib1g-dev libssl-dev libjansson-dev
+ libcmocka-dev docker.io busybox-static kcat curl openssl nodejs npm python3 procps iproute2"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "installing:$missing"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi

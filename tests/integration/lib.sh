@@ -1,0 +1,79 @@
+# Shared helpers for integration tests. Source it: `. "$(dirname "$0")/lib.sh"`.
+# Every test is a bash script that exits 0 (pass) or non-zero (fail), prints what it checked,
+# and cleans up what it started (the EXIT trap below kills everything registered with `bg_pid`).
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BUILD=${BUILD:-$ROOT/build}
+SHIPPER=${SHIPPER:-$BUILD/shipper}
+SHIPPER_BENCH=${SHIPPER_BENCH:-$BUILD/shipper-bench}
+T=$(mktemp -d "${TMPDIR:-/tmp}/shipper-test.XXXXXX")
+_PIDS=()
+_CONTAINERS=()
+FAILS=0
+
+bg_pid() { _PIDS+=("$1"); }
+track_container() { _CONTAINERS+=("$1"); }
+
+cleanup() {
+    for c in "${_CONTAINERS[@]:-}"; do [ -n "$c" ] && docker rm -f "$c" >/dev/null 2>&1; done
+    for p in "${_PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
+    sleep 0.2
+    for p in "${_PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done
+    [ -n "${KEEP_TMP:-}" ] || rm -rf "$T"
+}
+trap cleanup EXIT
+
+log() { echo "[$(date +%H:%M:%S)] $*"; }
+fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
+ok() { echo "ok: $*"; }
+# check DESCRIPTION EXPECTED ACTUAL
+check_eq() { if [ "$2" == "$3" ]; then ok "$1 ($3)"; else fail "$1: expected '$2', got '$3'"; fi; }
+check() { local d=$1; shift; if "$@"; then ok "$d"; else fail "$d"; fi; }
+finish() { if [ "$FAILS" -gt 0 ]; then echo "$FAILS check(s) failed"; exit 1; fi; echo "all checks passed"; exit 0; }
+
+# A free TCP port on 127.0.0.1.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# start_shipper NAME ARGS...: runs shipper in the background; sets SHIPPER_PID, logs in $T/NAME.{out,err}.
+start_shipper() {
+    local name=$1; shift
+    "$SHIPPER" "$@" >"$T/$name.out" 2>"$T/$name.err" &
+    SHIPPER_PID=$!
+    bg_pid "$SHIPPER_PID"
+}
+
+# wait_ready HTTP_ADDR [SECONDS]: waits for /readyz.
+wait_ready() {
+    local addr=$1 n=${2:-20}
+    for _ in $(seq $((n * 10))); do
+        curl -sf "http://$addr/readyz" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "shipper not ready on $addr"; return 1
+}
+
+# metric HTTP_ADDR 'name{labels}': prints the value (0 when absent).
+metric() {
+    curl -sf "http://$1/metrics" | awk -v k="$2" '$1 == k { v = $2 } END { print v + 0 }'
+}
+
+# wait_metric HTTP_ADDR 'name{labels}' VALUE [SECONDS]: waits until the metric is >= VALUE.
+wait_metric() {
+    local addr=$1 key=$2 want=$3 n=${4:-30} v=0
+    for _ in $(seq $((n * 10))); do
+        v=$(metric "$addr" "$key")
+        [ "${v%.*}" -ge "$want" ] 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "metric $key = $v, wanted >= $want"; return 1
+}
+
+# stop_shipper: SIGTERM and wait; prints the exit code.
+stop_shipper() {
+    kill -TERM "$SHIPPER_PID" 2>/dev/null
+    wait "$SHIPPER_PID"; echo $?
+}
+
+# Docker: dockerd running and the busybox image present.
+need_docker() { "$ROOT/tests/rigs/dockerd.sh" >/dev/null || { echo "docker unavailable"; exit 1; }; IMAGE=shipper-test-busybox; }
