@@ -125,6 +125,7 @@ static sp_node *sp__yaml_node(yaml_parser_t *p, yaml_event_t *ev, sp_conf_err *e
                 return n;
             }
             char *key = NULL;
+            int kline = 0;
             if (is_map) {
                 if (e.type != YAML_SCALAR_EVENT) {
                     sp_conf_error(err, (int)e.start_mark.line + 1, NULL, "map keys must be plain");
@@ -132,7 +133,7 @@ static sp_node *sp__yaml_node(yaml_parser_t *p, yaml_event_t *ev, sp_conf_err *e
                     goto fail;
                 }
                 key = sp_strndup((const char *)e.data.scalar.value, e.data.scalar.length);
-                int kline = (int)e.start_mark.line + 1;
+                kline = (int)e.start_mark.line + 1;
                 yaml_event_delete(&e);
                 for (sp_node *c = n->child; c; c = c->next)
                     if (strcmp(c->key, key) == 0) {
@@ -151,6 +152,7 @@ static sp_node *sp__yaml_node(yaml_parser_t *p, yaml_event_t *ev, sp_conf_err *e
                 goto fail;
             }
             c->key = key;
+            if (key) c->line = kline; /* errors about a member point at its key */
             *tail = c;
             tail = &c->next;
         }

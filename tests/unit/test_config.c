@@ -1,0 +1,104 @@
+/* Configuration: values, environment expansion, errors with file:line, unsupported values. */
+#include "unit.h"
+
+#include "daemon.h"
+
+static int load(const char *yaml, sp_daemon *d, sp_conf_err *err)
+{
+    memset(err, 0, sizeof *err);
+    err->file = "t.yaml";
+    return sp_daemon_load(d, yaml, strlen(yaml), err);
+}
+
+static void test_sizes_durations(void **st)
+{
+    uint64_t v;
+    assert_int_equal(sp_parse_size("256MiB", &v), 0);
+    assert_int_equal(v, 256ull << 20);
+    assert_int_equal(sp_parse_size("1.5KiB", &v), 0);
+    assert_int_equal(v, 1536);
+    assert_int_equal(sp_parse_size("4GiB", &v), 0);
+    assert_int_equal(v, 4ull << 30);
+    assert_int_equal(sp_parse_size("10MB", &v), 0);
+    assert_int_equal(v, 10000000);
+    assert_int_equal(sp_parse_size("12 parsecs", &v), -1);
+    assert_int_equal(sp_parse_duration("10s", &v), 0);
+    assert_int_equal(v, 10000);
+    assert_int_equal(sp_parse_duration("250ms", &v), 0);
+    assert_int_equal(v, 250);
+    assert_int_equal(sp_parse_duration("2m", &v), 0);
+    assert_int_equal(v, 120000);
+    assert_int_equal(sp_parse_duration("soon", &v), -1);
+}
+
+static void test_full_config_and_env(void **st)
+{
+    setenv("SP_TEST_PORT", "24299", 1);
+    unsetenv("SP_TEST_UNSET");
+    sp_daemon d;
+    sp_conf_err err;
+    int rc = load("service:\n  grace: 3s\n  http_listen: \"\"\n"
+                  "buffer:\n  memory_limit: 64MiB\n  chunk_size: 256KiB\n"
+                  "inputs:\n  - type: forward\n    listen: 127.0.0.1:${SP_TEST_PORT}\n"
+                  "    max_line_size: ${SP_TEST_UNSET:-2MiB}\n"
+                  "outputs:\n  - type: null\n    match: \"docker.*\"\n",
+                  &d, &err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(d.service.grace_ms, 3000);
+    assert_int_equal(d.buffer.memory_limit, 64ull << 20);
+    assert_int_equal(d.buffer.chunk_size, 256ull << 10);
+    assert_int_equal(d.ninputs, 1);
+    assert_int_equal(d.noutputs, 1);
+    assert_string_equal(d.outputs[0]->match, "docker.*");
+    sp_buf b = {0};
+    sp_daemon_print(&d, &b);
+    sp_buf_putc(&b, '\0');
+    assert_non_null(strstr(b.base, "listen: 127.0.0.1:24299"));
+    assert_non_null(strstr(b.base, "max_line_size: 2MiB"));
+    sp_buf_free(&b);
+    sp_daemon_free(&d);
+}
+
+static void expect_error(const char *yaml, const char *want)
+{
+    sp_daemon d;
+    sp_conf_err err;
+    assert_int_equal(load(yaml, &d, &err), -1);
+    if (!strstr(err.msg, want)) fail_msg("error \"%s\" lacks \"%s\"", err.msg, want);
+    sp_daemon_free(&d);
+}
+
+static void test_errors(void **st)
+{
+    const char *outs = "outputs:\n  - type: null\n";
+    char y[512];
+    snprintf(y, sizeof y, "inputs:\n  - type: forward\n    bogus: 1\n%s", outs);
+    expect_error(y, "t.yaml:3: inputs[0].bogus: unknown key");
+    snprintf(y, sizeof y, "inputs:\n  - type: forward\n    max_message_size: huge\n%s", outs);
+    expect_error(y, "t.yaml:3: inputs[0].max_message_size: \"huge\" is not a size");
+    snprintf(y, sizeof y, "inputs:\n  - type: forward\n    ack: sometimes\n%s", outs);
+    expect_error(y, "is not one of: accepted | durable | delivered");
+    snprintf(y, sizeof y, "inputs:\n  - type: forward\n    ack: delivered\n%s", outs);
+    expect_error(y, "\"delivered\" is not supported yet");
+    snprintf(y, sizeof y, "buffer:\n  spool: true\ninputs:\n  - type: forward\n%s", outs);
+    expect_error(y, "t.yaml:2: buffer.spool: \"true\" is not supported yet");
+    snprintf(y, sizeof y, "inputs:\n  - type: forward\n    listen: nowhere\n%s", outs);
+    expect_error(y, "t.yaml:3: listen:");
+    snprintf(y, sizeof y, "inputs:\n  - type: forwardx\n%s", outs);
+    expect_error(y, "unknown input type \"forwardx\"");
+    expect_error("inputs:\n  - type: forward\n", "outputs: at least one output");
+    expect_error("inputs: [\n", "YAML syntax");
+    expect_error("servce:\n  grace: 1s\n", "t.yaml:1: servce: unknown key");
+    expect_error("service:\n  grace: ${SP_TEST_NOPE}\n", "SP_TEST_NOPE is not set");
+    expect_error("service:\n  grace: 1s\n  grace: 2s\n", "duplicate key");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sizes_durations),
+        cmocka_unit_test(test_full_config_and_env),
+        cmocka_unit_test(test_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,387 @@
+/* Forward protocol decoding: every mode and time form, acks, partial input, bad input. */
+#include "unit.h"
+
+#include <zlib.h>
+
+#include "forward_proto.h"
+#include "forward_record.h"
+#include "mp.h"
+
+typedef struct {
+    int n;
+    char tags[16][32];
+    uint64_t sec[16];
+    uint32_t nsec[16];
+    int prec[16];
+    char msg[16][64];
+    uint32_t index[16];
+    char chunk[16][32];
+    int acks;
+    char ack[32];
+} seen;
+
+static sp_buf extras, inflate_buf;
+
+static int on_entry(void *ctx, const sp_fwd_entry *e)
+{
+    seen *s = ctx;
+    sp_record r;
+    sp_docker_partial p;
+    if (sp_fwd_record(e->rec, e->rec_end, &r, &extras, &p)) return SP_FWD_EMALFORMED;
+    int i = s->n++;
+    snprintf(s->tags[i], 32, "%.*s", (int)e->tag.len, e->tag.base);
+    s->sec[i] = e->sec;
+    s->nsec[i] = e->nsec;
+    s->prec[i] = e->prec;
+    snprintf(s->msg[i], 64, "%.*s", (int)r.message.len, r.message.base ? r.message.base : "");
+    s->index[i] = e->index;
+    snprintf(s->chunk[i], 32, "%.*s", (int)e->chunk.len, e->chunk.base ? e->chunk.base : "");
+    return 0;
+}
+
+static void on_ack(void *ctx, sp_slice c)
+{
+    seen *s = ctx;
+    s->acks++;
+    snprintf(s->ack, 32, "%.*s", (int)c.len, c.base);
+}
+
+static int decode(sp_buf *b, seen *s)
+{
+    memset(s, 0, sizeof *s);
+    sp_fwd_handler h = {s, on_entry, on_ack, &inflate_buf, 1 << 20};
+    sp_mp_scan sc;
+    sp_mp_scan_reset(&sc);
+    int rc = sp_fwd_scan(&sc, (const uint8_t *)b->base, b->len, 1 << 20);
+    if (rc != 1) return rc == 0 ? -999 : rc;
+    assert_int_equal(sc.off, b->len);
+    return sp_fwd_decode((const uint8_t *)b->base, b->len, &h);
+}
+
+static void put_record(sp_buf *b, const char *log)
+{
+    sp_mp_put_map(b, 3);
+    sp_mp_put_str(b, "log", 3);
+    sp_mp_put_str(b, log, strlen(log));
+    sp_mp_put_str(b, "source", 6);
+    sp_mp_put_str(b, "stdout", 6);
+    sp_mp_put_str(b, "container_name", 14);
+    sp_mp_put_str(b, "/web-1", 6);
+}
+
+static void put_eventtime_fixext8(sp_buf *b, uint32_t sec, uint32_t nsec)
+{
+    uint8_t x[10] = {0xd7, 0x00, sec >> 24, sec >> 16, sec >> 8, sec, nsec >> 24, nsec >> 16,
+                     nsec >> 8, nsec};
+    sp_buf_append(b, x, 10);
+}
+
+static void put_eventtime_ext8(sp_buf *b, uint32_t sec, uint32_t nsec)
+{
+    uint8_t x[11] = {0xc7, 8, 0x00, sec >> 24, sec >> 16, sec >> 8, sec, nsec >> 24, nsec >> 16,
+                     nsec >> 8, nsec};
+    sp_buf_append(b, x, 11);
+}
+
+static void put_chunk_option(sp_buf *b, const char *id)
+{
+    sp_mp_put_map(b, 1);
+    sp_mp_put_str(b, "chunk", 5);
+    sp_mp_put_str(b, id, strlen(id));
+}
+
+static void test_message_int_time(void **st)
+{
+    sp_buf b = {0};
+    seen s;
+    sp_mp_put_array(&b, 3);
+    sp_mp_put_str(&b, "docker.web", 10);
+    sp_mp_put_uint(&b, 1764389373);
+    put_record(&b, "hello");
+    assert_int_equal(decode(&b, &s), 0);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.tags[0], "docker.web");
+    assert_int_equal(s.sec[0], 1764389373);
+    assert_int_equal(s.prec[0], 0);
+    assert_string_equal(s.msg[0], "hello");
+    assert_int_equal(s.acks, 0);
+    sp_buf_free(&b);
+}
+
+static void test_message_eventtime_and_ack(void **st)
+{
+    sp_buf b = {0};
+    seen s;
+    sp_mp_put_array(&b, 4);
+    sp_mp_put_str(&b, "t", 1);
+    put_eventtime_fixext8(&b, 1764389373, 123456789);
+    put_record(&b, "ev");
+    put_chunk_option(&b, "abc==");
+    assert_int_equal(decode(&b, &s), 0);
+    assert_int_equal(s.sec[0], 1764389373);
+    assert_int_equal(s.nsec[0], 123456789);
+    assert_int_equal(s.prec[0], 9);
+    assert_int_equal(s.acks, 1);
+    assert_string_equal(s.ack, "abc==");
+    assert_string_equal(s.chunk[0], "abc==");
+
+    b.len = 0; /* the ext8 form of EventTime */
+    sp_mp_put_array(&b, 3);
+    sp_mp_put_str(&b, "t", 1);
+    put_eventtime_ext8(&b, 7, 999999999);
+    put_record(&b, "ev8");
+    assert_int_equal(decode(&b, &s), 0);
+    assert_int_equal(s.sec[0], 7);
+    assert_int_equal(s.nsec[0], 999999999);
+    sp_buf_free(&b);
+}
+
+static void test_forward_mode(void **st)
+{
+    sp_buf b = {0};
+    seen s;
+    sp_mp_put_array(&b, 3);
+    sp_mp_put_str(&b, "fw", 2);
+    sp_mp_put_array(&b, 3);
+    for (int i = 0; i < 3; i++) {
+        char m[8];
+        snprintf(m, sizeof m, "m%d", i);
+        sp_mp_put_array(&b, 2);
+        sp_mp_put_uint(&b, 100 + i);
+        put_record(&b, m);
+    }
+    put_chunk_option(&b, "fwd1");
+    assert_int_equal(decode(&b, &s), 0);
+    assert_int_equal(s.n, 3);
+    assert_string_equal(s.msg[2], "m2");
+    assert_int_equal(s.sec[1], 101);
+    assert_int_equal(s.index[2], 2);
+    assert_string_equal(s.chunk[0], "fwd1"); /* options after entries are known to entries */
+    assert_int_equal(s.acks, 1);
+    sp_buf_free(&b);
+}
+
+static void put_entries(sp_buf *e, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char m[8];
+        snprintf(m, sizeof m, "p%d", i);
+        sp_mp_put_array(e, 2);
+        if (i % 2) put_eventtime_fixext8(e, 200, i);
+        else sp_mp_put_uint(e, 200);
+        put_record(e, m);
+    }
+}
+
+static void test_packed_forward_bin_and_str(void **st)
+{
+    for (int as_str = 0; as_str < 2; as_str++) {
+        sp_buf e = {0}, b = {0};
+        seen s;
+        put_entries(&e, 5);
+        sp_mp_put_array(&b, 3);
+        sp_mp_put_str(&b, "pk", 2);
+        if (as_str) sp_mp_put_str(&b, e.base, e.len);
+        else sp_mp_put_bin(&b, e.base, e.len);
+        sp_mp_put_map(&b, 1);
+        sp_mp_put_str(&b, "size", 4);
+        sp_mp_put_uint(&b, 5);
+        assert_int_equal(decode(&b, &s), 0);
+        assert_int_equal(s.n, 5);
+        assert_string_equal(s.msg[4], "p4");
+        assert_int_equal(s.prec[1], 9);
+        assert_int_equal(s.nsec[3], 3);
+        sp_buf_free(&e);
+        sp_buf_free(&b);
+    }
+}
+
+static void gzip_append(sp_buf *out, const char *data, size_t n)
+{
+    z_stream z = {0};
+    deflateInit2(&z, 1, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
+    sp_buf_reserve(out, n + 256);
+    z.next_in = (Bytef *)data;
+    z.avail_in = (uInt)n;
+    z.next_out = (Bytef *)out->base + out->len;
+    z.avail_out = (uInt)(out->cap - out->len);
+    assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+    out->len = out->cap - z.avail_out;
+    deflateEnd(&z);
+}
+
+static void test_compressed_packed_concatenated(void **st)
+{
+    sp_buf e1 = {0}, e2 = {0}, gz = {0}, b = {0};
+    seen s;
+    put_entries(&e1, 3);
+    put_entries(&e2, 2);
+    gzip_append(&gz, e1.base, e1.len); /* two gzip members, as Fluentd clients may send */
+    gzip_append(&gz, e2.base, e2.len);
+    sp_mp_put_array(&b, 3);
+    sp_mp_put_str(&b, "gz", 2);
+    sp_mp_put_bin(&b, gz.base, gz.len);
+    sp_mp_put_map(&b, 2);
+    sp_mp_put_str(&b, "compressed", 10);
+    sp_mp_put_str(&b, "gzip", 4);
+    sp_mp_put_str(&b, "chunk", 5);
+    sp_mp_put_str(&b, "gzc", 3);
+    assert_int_equal(decode(&b, &s), 0);
+    assert_int_equal(s.n, 5);
+    assert_string_equal(s.msg[3], "p0");
+    assert_int_equal(s.acks, 1);
+
+    b.len = 0; /* corrupt gzip is an error, not a crash */
+    gz.base[gz.len / 2] ^= 0x55;
+    sp_mp_put_array(&b, 3);
+    sp_mp_put_str(&b, "gz", 2);
+    sp_mp_put_bin(&b, gz.base, gz.len / 2 + 3);
+    sp_mp_put_map(&b, 1);
+    sp_mp_put_str(&b, "compressed", 10);
+    sp_mp_put_str(&b, "gzip", 4);
+    assert_int_equal(decode(&b, &s), SP_FWD_EGZIP);
+    sp_buf_free(&e1);
+    sp_buf_free(&e2);
+    sp_buf_free(&gz);
+    sp_buf_free(&b);
+}
+
+static void test_heartbeat_and_shapes(void **st)
+{
+    sp_buf b = {0};
+    seen s;
+    sp_mp_put_nil(&b);
+    assert_int_equal(decode(&b, &s), 0);
+    assert_int_equal(s.n, 0);
+
+    b.len = 0; /* a map is not a frame */
+    sp_mp_put_map(&b, 0);
+    assert_int_equal(decode(&b, &s), SP_FWD_ESHAPE);
+
+    b.len = 0; /* record not a map */
+    sp_mp_put_array(&b, 3);
+    sp_mp_put_str(&b, "t", 1);
+    sp_mp_put_uint(&b, 1);
+    sp_mp_put_str(&b, "x", 1);
+    assert_int_equal(decode(&b, &s), SP_FWD_ESHAPE);
+
+    b.len = 0; /* tag not a string */
+    sp_mp_put_array(&b, 3);
+    sp_mp_put_uint(&b, 5);
+    sp_mp_put_uint(&b, 1);
+    put_record(&b, "x");
+    assert_int_equal(decode(&b, &s), SP_FWD_ESHAPE);
+
+    b.len = 0; /* 0xc1 is never valid */
+    sp_buf_putc(&b, (char)0xc1);
+    assert_int_equal(decode(&b, &s), SP_FWD_EMALFORMED);
+    sp_buf_free(&b);
+}
+
+static void test_depth_and_size_limits(void **st)
+{
+    sp_buf b = {0};
+    sp_mp_put_array(&b, 3);
+    sp_mp_put_str(&b, "t", 1);
+    sp_mp_put_uint(&b, 1);
+    for (int i = 0; i < 100; i++) {
+        sp_mp_put_map(&b, 1);
+        sp_mp_put_str(&b, "k", 1);
+    }
+    sp_mp_put_nil(&b);
+    sp_mp_scan sc;
+    sp_mp_scan_reset(&sc);
+    assert_int_equal(sp_fwd_scan(&sc, (const uint8_t *)b.base, b.len, 1 << 20), SP_FWD_EDEPTH);
+
+    b.len = 0; /* a 2 MiB string against a 1 MiB limit: too large before it is complete */
+    sp_mp_put_array(&b, 3);
+    sp_mp_put_str(&b, "t", 1);
+    sp_mp_put_uint(&b, 1);
+    sp_mp_put_map(&b, 1);
+    sp_mp_put_str(&b, "log", 3);
+    char *big = calloc(1, 2 << 20);
+    sp_mp_put_str(&b, big, 2 << 20);
+    free(big);
+    sp_mp_scan_reset(&sc);
+    assert_int_equal(sp_fwd_scan(&sc, (const uint8_t *)b.base, 1 << 20, 1 << 20), SP_FWD_ETOOBIG);
+    sp_buf_free(&b);
+}
+
+static void test_scan_resumes_byte_by_byte(void **st)
+{
+    sp_buf b = {0};
+    sp_mp_put_array(&b, 3);
+    sp_mp_put_str(&b, "fw", 2);
+    sp_mp_put_array(&b, 20);
+    for (int i = 0; i < 20; i++) {
+        sp_mp_put_array(&b, 2);
+        put_eventtime_fixext8(&b, 1, 2);
+        put_record(&b, "some longer line of text");
+    }
+    put_chunk_option(&b, "id");
+    sp_mp_scan sc;
+    sp_mp_scan_reset(&sc);
+    size_t n;
+    for (n = 1; n < b.len; n++)
+        assert_int_equal(sp_fwd_scan(&sc, (const uint8_t *)b.base, n, 1 << 20), 0);
+    assert_int_equal(sp_fwd_scan(&sc, (const uint8_t *)b.base, n, 1 << 20), 1);
+    assert_int_equal(sc.off, b.len);
+    sp_buf_free(&b);
+}
+
+static void test_docker_record_fields(void **st)
+{
+    sp_buf b = {0};
+    sp_mp_put_map(&b, 9);
+    sp_mp_put_str(&b, "container_id", 12);
+    sp_mp_put_str(&b, "abc", 3);
+    sp_mp_put_str(&b, "container_name", 14);
+    sp_mp_put_str(&b, "/web", 4);
+    sp_mp_put_str(&b, "source", 6);
+    sp_mp_put_str(&b, "stderr", 6);
+    sp_mp_put_str(&b, "log", 3);
+    sp_mp_put_str(&b, "piece", 5);
+    sp_mp_put_str(&b, "partial_message", 15);
+    sp_mp_put_str(&b, "true", 4);
+    sp_mp_put_str(&b, "partial_id", 10);
+    sp_mp_put_str(&b, "pid1", 4);
+    sp_mp_put_str(&b, "partial_ordinal", 15);
+    sp_mp_put_str(&b, "2", 1);
+    sp_mp_put_str(&b, "partial_last", 12);
+    sp_mp_put_str(&b, "false", 5);
+    sp_mp_put_str(&b, "app", 3);
+    sp_mp_put_str(&b, "web", 3);
+    sp_record r;
+    sp_docker_partial p;
+    const uint8_t *q = (const uint8_t *)b.base;
+    assert_int_equal(sp_fwd_record(q, q + b.len, &r, &extras, &p), 0);
+    assert_true(SP_SLICE_IS(r.container_id, "abc"));
+    assert_true(SP_SLICE_IS(r.container_name, "web"));
+    assert_true(SP_SLICE_IS(r.stream, "stderr"));
+    assert_true(SP_SLICE_IS(r.message, "piece"));
+    assert_int_equal(p.is_partial, 1);
+    assert_int_equal(p.ordinal, 2);
+    assert_int_equal(p.last, 0);
+    assert_true(SP_SLICE_IS(p.id, "pid1"));
+    assert_int_equal(r.nextras, 1); /* only "app" is kept as an extra field */
+    sp_buf_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_message_int_time),
+        cmocka_unit_test(test_message_eventtime_and_ack),
+        cmocka_unit_test(test_forward_mode),
+        cmocka_unit_test(test_packed_forward_bin_and_str),
+        cmocka_unit_test(test_compressed_packed_concatenated),
+        cmocka_unit_test(test_heartbeat_and_shapes),
+        cmocka_unit_test(test_depth_and_size_limits),
+        cmocka_unit_test(test_scan_resumes_byte_by_byte),
+        cmocka_unit_test(test_docker_record_fields),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    sp_buf_free(&extras);
+    sp_buf_free(&inflate_buf);
+    return rc;
+}

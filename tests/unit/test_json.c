@@ -1,0 +1,111 @@
+/* JSON encoding: escapes, UTF-8 repair, timestamps, the document shape. */
+#include "unit.h"
+
+#include "json.h"
+#include "mp.h"
+
+static char *enc(const char *s, size_t n)
+{
+    static sp_buf b;
+    b.len = 0;
+    sp_json_str(&b, s, n);
+    sp_buf_putc(&b, '\0');
+    return b.base;
+}
+#define ENC(lit) enc(lit, sizeof(lit) - 1)
+
+static void test_plain_and_escapes(void **st)
+{
+    assert_string_equal(ENC("hello"), "\"hello\"");
+    assert_string_equal(ENC("a\"b\\c"), "\"a\\\"b\\\\c\"");
+    assert_string_equal(ENC("\n\r\t"), "\"\\n\\r\\t\"");
+    assert_string_equal(ENC("\x01\x1f\x7f"), "\"\\u0001\\u001f\\u007f\"");
+    assert_string_equal(ENC("nul\0x"), "\"nul\\u0000x\"");
+}
+
+static void test_utf8_valid_kept(void **st)
+{
+    assert_string_equal(ENC("caf\xc3\xa9"), "\"caf\xc3\xa9\"");
+    assert_string_equal(ENC("\xe2\x82\xac"), "\"\xe2\x82\xac\"");         /* € */
+    assert_string_equal(ENC("\xf0\x9f\x98\x80"), "\"\xf0\x9f\x98\x80\""); /* 😀 */
+}
+
+static void test_utf8_invalid_replaced(void **st)
+{
+#define FFFD "\xef\xbf\xbd"
+    assert_string_equal(ENC("a\xff" "b"), "\"a" FFFD "b\"");
+    assert_string_equal(ENC("\xc0\xaf"), "\"" FFFD FFFD "\"");          /* overlong */
+    assert_string_equal(ENC("\xed\xa0\x80"), "\"" FFFD FFFD FFFD "\""); /* surrogate */
+    assert_string_equal(ENC("\xe2\x82"), "\"" FFFD "\"");              /* truncated: one U+FFFD */
+    assert_string_equal(ENC("\xe2\x82z"), "\"" FFFD "z\"");
+    assert_string_equal(ENC("\xf4\x90\x80\x80"), "\"" FFFD FFFD FFFD FFFD "\""); /* > U+10FFFF */
+    assert_string_equal(ENC("\x80"), "\"" FFFD "\"");
+}
+
+static void test_timestamps(void **st)
+{
+    sp_buf b = {0};
+    sp_json_timestamp(&b, 1764389373, 123456789, 9);
+    sp_buf_putc(&b, '\0');
+    assert_string_equal(b.base, "\"2025-11-29T04:09:33.123456789Z\"");
+    b.len = 0;
+    sp_json_timestamp(&b, 1764389373, 5, 9);
+    sp_buf_putc(&b, '\0');
+    assert_string_equal(b.base, "\"2025-11-29T04:09:33.000000005Z\"");
+    b.len = 0;
+    sp_json_timestamp(&b, 0, 0, 0);
+    sp_buf_putc(&b, '\0');
+    assert_string_equal(b.base, "\"1970-01-01T00:00:00Z\"");
+    b.len = 0;
+    sp_json_timestamp(&b, 951782400, 0, 0); /* 2000-02-29, a leap day */
+    sp_buf_putc(&b, '\0');
+    assert_string_equal(b.base, "\"2000-02-29T00:00:00Z\"");
+    sp_buf_free(&b);
+}
+
+static void test_document(void **st)
+{
+    sp_buf extras = {0}, b = {0};
+    sp_mp_put_str(&extras, "app", 3);
+    sp_mp_put_str(&extras, "web", 3);
+    sp_mp_put_str(&extras, "message", 7); /* collides with the document's own key */
+    sp_mp_put_uint(&extras, 7);
+    sp_mp_put_str(&extras, "nested", 6);
+    sp_mp_put_map(&extras, 1);
+    sp_mp_put_str(&extras, "a", 1);
+    sp_mp_put_array(&extras, 2);
+    sp_mp_put_bool(&extras, 1);
+    sp_mp_put_nil(&extras);
+    sp_record r;
+    memset(&r, 0, sizeof r);
+    r.sec = 1764389373;
+    r.nsec = 1000;
+    r.prec = 9;
+    r.message = SP_SLICE_LIT("hi \"there\"");
+    r.stream = SP_SLICE_LIT("stdout");
+    r.container_id = SP_SLICE_LIT("abc");
+    r.container_name = SP_SLICE_LIT("web-1");
+    r.extras = sp_buf_slice(&extras);
+    r.nextras = 3;
+    sp_json_record(&b, &r, SP_SLICE_LIT("docker.web-1"));
+    sp_buf_putc(&b, '\0');
+    assert_string_equal(b.base,
+                        "{\"@timestamp\":\"2025-11-29T04:09:33.000001000Z\",\"message\":\"hi "
+                        "\\\"there\\\"\",\"stream\":\"stdout\",\"container\":{\"id\":\"abc\","
+                        "\"name\":\"web-1\"},\"tag\":\"docker.web-1\",\"app\":\"web\","
+                        "\"_message\":7,\"nested\":{\"a\":[true,null]}}");
+    sp_buf_free(&b);
+    sp_buf_free(&extras);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_plain_and_escapes),
+        cmocka_unit_test(test_utf8_valid_kept),
+        cmocka_unit_test(test_utf8_invalid_replaced),
+        cmocka_unit_test(test_timestamps),
+        cmocka_unit_test(test_document),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
