@@ -221,6 +221,12 @@ payload:
     o->s.len = len;
     q += len;
 done:
+    /* Encoders may write small positive numbers in signed forms (Go's does for time):
+     * report every non-negative integer as UINT so callers check one type. */
+    if (o->type == SP_MP_INT && o->v.i >= 0) {
+        o->type = SP_MP_UINT;
+        o->v.u = (uint64_t)o->v.i;
+    }
     *p = q;
     return SP_MP_OK;
 }

@@ -25,7 +25,7 @@ typedef enum {
     SP_MP_NIL,
     SP_MP_BOOL,
     SP_MP_UINT,
-    SP_MP_INT, /* negative integers only */
+    SP_MP_INT, /* negative integers only (non-negative signed forms read as UINT) */
     SP_MP_FLOAT,
     SP_MP_STR,
     SP_MP_BIN,

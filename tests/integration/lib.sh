@@ -69,10 +69,11 @@ wait_metric() {
     echo "metric $key = $v, wanted >= $want"; return 1
 }
 
-# stop_shipper: SIGTERM and wait; prints the exit code.
+# stop_shipper [PID]: SIGTERM and wait; sets SHIPPER_RC to its exit code (not in a subshell!).
 stop_shipper() {
-    kill -TERM "$SHIPPER_PID" 2>/dev/null
-    wait "$SHIPPER_PID"; echo $?
+    local pid=${1:-$SHIPPER_PID}
+    kill -TERM "$pid" 2>/dev/null
+    wait "$pid"; SHIPPER_RC=$?
 }
 
 # Docker: dockerd running and the busybox image present.
