@@ -49,7 +49,9 @@ command -v curl >/dev/null || { echo "run-forward.sh: curl is required" >&2; exi
 tmp=$(mktemp -d)
 pid=
 cleanup() {
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        { kill -KILL "$pid" && wait "$pid"; } 2>/dev/null || true
+    fi
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -68,8 +70,8 @@ free_port() {
 }
 
 start_shipper() {
-    local attempt i
-    for attempt in 1 2 3; do
+    local _
+    for _ in 1 2 3; do
         port=$(free_port)
         hport=$(free_port)
         [ "$port" != "$hport" ] || continue
@@ -77,15 +79,14 @@ start_shipper() {
         "$SHIPPER" --forward "127.0.0.1:$port" --null --http "127.0.0.1:$hport" ${SHIPPER_ARGS:-} \
             >"$tmp/shipper.log" 2>&1 &
         pid=$!
-        for i in $(seq 100); do
+        for _ in $(seq 100); do
             if curl -sf --max-time 1 "http://127.0.0.1:$hport/readyz" >/dev/null 2>&1; then
                 return 0
             fi
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
+        { kill -KILL "$pid" && wait "$pid"; } 2>/dev/null || true
         pid=
     done
     echo "run-forward.sh: shipper did not become ready; its log:" >&2
@@ -93,14 +94,21 @@ start_shipper() {
     exit 1
 }
 
-# "<delivered> <accepted>": records the null output delivered and records the inputs took in,
-# from the Prometheus text (0 0 before the first one or when shipper does not answer).
+# "<delivered> <accepted> <input errors>": records the null output delivered, records the
+# inputs took in and input errors, from the Prometheus text (zeros when shipper does not answer).
 counts() {
     local text
-    text=$(curl -sf --max-time 2 "http://127.0.0.1:$hport/metrics") || { echo 0 0; return; }
+    text=$(curl -sf --max-time 2 "http://127.0.0.1:$hport/metrics") || { echo 0 0 0; return; }
     awk '/^shipper_output_records_total\{/ && /output="null"/ && /result="delivered"/ { d += $NF }
          /^shipper_input_records_total\{/ { a += $NF }
-         END { printf "%.0f %.0f\n", d + 0, a + 0 }' <<<"$text"
+         /^shipper_input_errors_total\{/ { e += $NF }
+         END { printf "%.0f %.0f %.0f\n", d + 0, a + 0, e + 0 }' <<<"$text"
+}
+
+show_state() {
+    curl -sf "http://127.0.0.1:$hport/metrics" |
+        grep -E '^shipper_(input_[a-z_]+|output_records_total)\{' >&2 || true
+    tail -n 5 "$tmp/shipper.log" >&2
 }
 
 # utime + stime of shipper in clock ticks (fields 14 and 15; counted after the ")" of comm,
@@ -109,6 +117,7 @@ cpu_ticks() {
     local stat rest
     read -r stat <"/proc/$pid/stat"
     rest=${stat##*) }
+    # shellcheck disable=SC2086 # split into fields on purpose
     set -- $rest
     echo $((${12} + ${13}))
 }
@@ -133,8 +142,14 @@ sed 's/^/# generator: /' "$tmp/gen.out" >&2
 # waiting for buffer.flush_interval, which weighs on short runs.
 last=-1 last_change=$(date +%s) t_accepted=
 while :; do
-    read -r n accepted < <(counts)
+    read -r n accepted errors < <(counts)
     t_done=$(date +%s%N)
+    if [ "$errors" -gt 0 ]; then
+        # A run where shipper refused input measures nothing; say why instead of waiting.
+        echo "run-forward.sh: shipper counted input errors; metrics and log:" >&2
+        show_state
+        exit 1
+    fi
     [ -z "$t_accepted" ] && [ "$accepted" -ge "$records" ] && t_accepted=$t_done
     [ "$n" -ge "$records" ] && break
     if [ "$n" != "$last" ]; then
@@ -142,8 +157,8 @@ while :; do
         last_change=$(date +%s)
     elif [ $(($(date +%s) - last_change)) -ge "$STALL_TIMEOUT" ]; then
         echo "run-forward.sh: shipper delivered $n of $records records and made no progress" \
-            "for ${STALL_TIMEOUT}s; metrics:" >&2
-        curl -sf "http://127.0.0.1:$hport/metrics" | grep -E '^shipper_(input|output)' >&2 || true
+            "for ${STALL_TIMEOUT}s; metrics and log:" >&2
+        show_state
         exit 1
     fi
     kill -0 "$pid" 2>/dev/null || { echo "run-forward.sh: shipper exited" >&2; tail -n 20 "$tmp/shipper.log" >&2; exit 1; }
