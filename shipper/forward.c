@@ -477,10 +477,10 @@ static void sp__tick(sp_input *in, uint64_t now)
             sp_router_hold(in->router, (int64_t)c->joiner.held - (int64_t)held);
         }
         if (s->paused) continue;
-        if (now - c->last_ms > s->conf->idle_timeout)
-            sp__conn_close(c, "idle_timeout", NULL);
-        else if (c->pend.len && now - c->frame_ms > s->conf->idle_timeout)
+        if (c->pend.len && now - c->frame_ms > s->conf->idle_timeout)
             sp__conn_close(c, "slow_frame", "a frame did not complete within idle_timeout");
+        else if (now - c->last_ms > s->conf->idle_timeout)
+            sp__conn_close(c, "idle_timeout", NULL);
     }
 }
 

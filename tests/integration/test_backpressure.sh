@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# A flood against a stalled output: the buffer fills to memory_limit, inputs pause (sockets stay
+# open, the client is held back by TCP), RSS stays bounded, and once the output moves again
+# every record arrives exactly once.
+. "$(dirname "$0")/lib.sh"
+P=$(free_port); H=$(free_port)
+cat >"$T/shipper.yaml" <<YAML
+service:
+  http_listen: 127.0.0.1:$H
+buffer:
+  memory_limit: 16MiB
+  chunk_size: 256KiB
+inputs:
+  - type: forward
+    listen: 127.0.0.1:$P
+outputs:
+  - type: stdout
+YAML
+mkfifo "$T/fifo"
+exec 3<>"$T/fifo" # holds the pipe open so shipper's stdout can be opened with no reader yet
+"$SHIPPER" -c "$T/shipper.yaml" >"$T/fifo" 2>"$T/s.err" 3>&- &
+SHIPPER_PID=$!; bg_pid $SHIPPER_PID
+wait_ready "127.0.0.1:$H" || exit 1
+N=400000
+python3 "$ROOT/tests/integration/fwd_client.py" send --addr "127.0.0.1:$P" --count $N \
+    --tag flood --size 150 >"$T/client.log" 2>&1 &
+CLIENT=$!
+wait_metric "127.0.0.1:$H" shipper_paused 1 30 && ok "inputs paused when the buffer is full" ||
+    fail "never paused"
+sleep 2
+in1=$(metric "127.0.0.1:$H" 'shipper_input_records_total{input="forward"}')
+sleep 1
+in2=$(metric "127.0.0.1:$H" 'shipper_input_records_total{input="forward"}')
+check_eq "no records accepted while paused" "$in1" "$in2"
+check "client is held back, not disconnected" kill -0 $CLIENT
+rss=$(awk '/VmRSS/ {print $2}' /proc/$SHIPPER_PID/status)
+buf=$(metric "127.0.0.1:$H" shipper_buffer_bytes)
+echo "paused: buffer ${buf} bytes, RSS ${rss} kB (memory_limit 16 MiB)"
+check "RSS bounded while paused (${rss} kB < 16 MiB + 40 MiB overhead)" [ "$rss" -lt $(( (16 + 40) * 1024 )) ]
+check "buffer near memory_limit" [ "$buf" -le $(( 17 * 1024 * 1024 )) ]
+
+cat "$T/fifo" >"$T/out.jsonl" 3>&- &
+READER=$!
+wait $CLIENT; check_eq "client finished after resume" 0 $?
+wait_metric "127.0.0.1:$H" 'shipper_output_records_total{output="stdout",result="delivered"}' $N 60 ||
+    fail "not all delivered"
+stop_shipper
+check_eq "clean exit" 0 "$SHIPPER_RC"
+exec 3>&-
+wait $READER
+n=$(grep -c '"tag":"flood"' "$T/out.jsonl")
+u=$(grep -o '"seq":[0-9]*' "$T/out.jsonl" | sort -u | wc -l)
+check_eq "every record delivered" $N "$n"
+check_eq "no duplicates" $N "$u"
+check "paused at least once" [ "$(grep -c 'pausing inputs' "$T/s.err")" -ge 1 ]
+finish
