@@ -95,7 +95,8 @@ static int sp__options(const uint8_t *p, const uint8_t *end, sp_slice *chunk, in
     if (o.type == SP_MP_NIL) return 0;
     if (o.type != SP_MP_MAP) return SP_FWD_ESHAPE;
     for (uint32_t i = 0; i < o.v.n; i++) {
-        if (sp__read(&p, end, &k)) return SP_FWD_EMALFORMED;
+        const uint8_t *kp = p;
+        if (sp__read(&kp, end, &k) || sp_mp_skip(&p, end)) return SP_FWD_EMALFORMED;
         const uint8_t *vp = p;
         if (sp__read(&vp, end, &v)) return SP_FWD_EMALFORMED;
         if (k.type == SP_MP_STR && SP_SLICE_IS(k.s, "chunk") && v.type == SP_MP_STR) {

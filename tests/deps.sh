@@ -3,11 +3,14 @@
 set -euo pipefail
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev libuv1-dev librdkafka-dev
  libcurl4-openssl-dev libmsgpack-dev libyaml-dev zlib1g-dev libssl-dev libjansson-dev
- libcmocka-dev docker.io busybox-static kcat curl openssl nodejs npm python3 procps iproute2"
+ libcmocka-dev docker.io busybox-static kcat curl openssl python3 procps iproute2"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+# Node.js (for the second Forward client) may come from elsewhere than Debian: only ask apt for
+# it when there is no npm at all.
+command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
 if [ -n "$missing" ]; then
     echo "installing:$missing"
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
