@@ -21,6 +21,7 @@ struct sp_chunk;
  */
 typedef struct sp_chunk_watch {
     sp_list link;
+    int durable; /* 1: called as soon as the chunk is durable (spooled), not at release */
     void (*cb)(struct sp_chunk_watch *w, struct sp_chunk *c, int delivered);
 } sp_chunk_watch;
 

@@ -4,12 +4,13 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "addr.h"
 #include "log.h"
+#include "spool.h"
 
 static const char *const sp__levels[] = {"error", "warn", "info", "debug", NULL};
-static const char *const sp__bool_true[] = {"true", "yes", "on", NULL};
 
 static const sp_conf_field sp__service_fields[] = {
     {"log_level", SP_CONF_ENUM, offsetof(sp_service_conf, log_level), "info",
@@ -30,7 +31,7 @@ static const sp_conf_field sp__buffer_fields[] = {
     {"flush_interval", SP_CONF_DURATION, offsetof(sp_buffer_conf, flush_interval), "1s",
      "a chunk is closed and shipped at this age"},
     {"spool", SP_CONF_BOOL, offsetof(sp_buffer_conf, spool), "false",
-     "keep chunks on disk under state_dir before they are acked", NULL, sp__bool_true},
+     "keep chunks on disk under state_dir before they count as accepted; replayed at start"},
     {"spool_limit", SP_CONF_SIZE, offsetof(sp_buffer_conf, spool_limit), "4GiB",
      "spooled bytes at which inputs pause"},
     {"retry_min", SP_CONF_DURATION, offsetof(sp_buffer_conf, retry_min), "500ms",
@@ -143,6 +144,13 @@ static int sp__load_inputs(sp_daemon *d, const sp_node *seq, sp_conf_err *err)
         if (t->unsupported) {
             sp_conf_error(err, sp_node_get(n, "type")->line, "type", "%s", t->unsupported);
             return -1;
+        }
+        for (const char *const *k = t->planned; k && *k; k++) {
+            sp_node *v = sp_node_get(n, *k);
+            if (v) {
+                sp_conf_error(err, v->line, *k, "not supported yet (planned)");
+                return -1;
+            }
         }
         sp_input *in = sp_calloc(1, sizeof *in);
         d->inputs = sp_realloc(d->inputs, (d->ninputs + 1) * sizeof *d->inputs);
@@ -269,7 +277,18 @@ int sp_daemon_load(sp_daemon *d, const char *text, size_t len, sp_conf_err *err)
             goto out;
         }
     }
+    if (d->buffer.spool && !d->service.state_dir) {
+        sp_node *b = sp_node_get(sp_node_get(root, "buffer"), "spool");
+        sp_conf_error(err, b ? b->line : 1, "buffer.spool", "needs service.state_dir");
+        goto out;
+    }
     if (sp__load_inputs(d, sp_node_get(root, "inputs"), err)) goto out;
+    for (size_t i = 0; i < d->ninputs; i++)
+        if (d->inputs[i]->needs_spool && !d->buffer.spool) {
+            sp_conf_error(err, d->inputs[i]->line, d->inputs[i]->name,
+                          "ack: durable needs buffer.spool: true (and service.state_dir)");
+            goto out;
+        }
     if (sp__load_outputs(d, sp_node_get(root, "outputs"), err)) goto out;
     rc = 0;
 out:
@@ -304,6 +323,11 @@ void sp_daemon_print(const sp_daemon *d, sp_buf *out)
 
 static void sp__closed_one(sp_daemon *d);
 
+static void sp__exit_cb(uv_timer_t *t)
+{
+    uv_stop(t->loop);
+}
+
 void sp_input_closed(sp_input *in)
 {
     if (in->closed) return;
@@ -331,14 +355,19 @@ void sp_input_error(sp_input *in, const char *reason)
 
 static void sp__closed_one(sp_daemon *d)
 {
-    if (--d->open_components > 0 || !d->finishing) return;
+    if (--d->open_components > 0 || !d->finishing || d->all_closed) return;
+    d->all_closed = 1;
     /* Everything is closed: release the remaining handles so uv_run returns. */
     sp_router_close(&d->router);
+    sp_spool_close(d->router.spool);
     sp_http_stop(d->http);
     d->http = NULL;
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
-    uv_close((uv_handle_t *)&d->grace, NULL);
+    /* Work stuck on the thread pool (a write to a stdout nobody reads) would keep the loop
+     * alive forever: everything that matters is closed and spooled, so stop waiting soon. */
+    uv_timer_start(&d->grace, sp__exit_cb, 1000, 0);
+    uv_unref((uv_handle_t *)&d->grace);
 }
 
 /* Delivery is over (all delivered, or grace ran out): stop the outputs. */
@@ -460,8 +489,13 @@ int sp_daemon_run(sp_daemon *d)
             sp_error("output %s: cannot start: %s", o->name, uv_strerror(rc));
     }
     sp_router_start(r);
+    if (!rc && d->buffer.spool) {
+        rc = sp_spool_open(&r->spool, r, d->service.state_dir, d->buffer.spool_limit);
+        if (!rc) sp_spool_replay(r->spool);
+    }
     for (size_t i = 0; i < d->ninputs && !rc; i++) {
         sp_input *in = d->inputs[i];
+        in->state_dir = d->service.state_dir;
         in->loop = &d->loop;
         in->router = r;
         rc = in->type->start(in);
@@ -484,6 +518,14 @@ int sp_daemon_run(sp_daemon *d)
         sp_info("shipper %s running: %zu input(s), %zu output(s)", SHIPPER_VERSION, d->ninputs,
                 d->noutputs);
     }
+    uv_run(&d->loop, UV_RUN_DEFAULT);
+    if (uv_loop_alive(&d->loop)) {
+        /* A thread is blocked in a system call we cannot interrupt; exit without joining it. */
+        sp_warn("exiting with an output still blocked in a write");
+        fflush(stdout);
+        _exit(d->exit_code);
+    }
+    uv_close((uv_handle_t *)&d->grace, NULL);
     uv_run(&d->loop, UV_RUN_DEFAULT);
     uv_loop_close(&d->loop);
     if (!d->exit_code) sp_info("stopped");

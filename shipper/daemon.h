@@ -41,6 +41,7 @@ typedef struct sp_daemon {
     int ready;
     int stopping;
     int finishing;
+    int all_closed;
     int open_components; /* inputs and outputs not yet closed */
     int exit_code;
 } sp_daemon;

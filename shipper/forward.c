@@ -32,7 +32,6 @@ typedef struct {
 } sp_forward_conf;
 
 static const char *const sp__ack_modes[] = {"accepted", "durable", "delivered", NULL};
-static const char *const sp__ack_unsupported[] = {"durable", "delivered", NULL};
 
 static const sp_conf_field sp__forward_fields[] = {
     {"listen", SP_CONF_STR, offsetof(sp_forward_conf, listen), "127.0.0.1:24224",
@@ -48,7 +47,9 @@ static const sp_conf_field sp__forward_fields[] = {
     {"partial_timeout", SP_CONF_DURATION, offsetof(sp_forward_conf, partial_timeout), "5s",
      "a partial line whose last piece has not come by then is shipped as it is (flagged)"},
     {"ack", SP_CONF_ENUM, offsetof(sp_forward_conf, ack), "accepted",
-     "when a client asks for an ack: accepted (in memory)", sp__ack_modes, sp__ack_unsupported},
+     "when a client asks for an ack: accepted (in memory) | durable (spooled, fsynced) | "
+     "delivered (every matching output confirmed it)",
+     sp__ack_modes},
     SP_CONF_END};
 
 #define SP_RBUF_SIZE (256 * 1024)
@@ -92,7 +93,9 @@ typedef struct {
     sp_joiner joiner;
     uint64_t serial, recno;
     uint64_t last_ms, frame_ms;
-    size_t write_bytes; /* acks queued in the kernel-bound write queue */
+    size_t write_bytes;            /* acks queued in the kernel-bound write queue */
+    sp_list waiters;               /* sp_ackwait not yet answered */
+    struct sp_ackwait *frame_wait; /* the ack of the frame being decoded (durable/delivered) */
     int reading, closing;
     uint64_t now_ms;
 } sp_fwd_conn;
@@ -100,22 +103,71 @@ typedef struct {
 static void sp__conn_close(sp_fwd_conn *c, const char *reason, const char *detail);
 static void sp__start_reading(sp_fwd_conn *c);
 
+/* ---- acks that wait (ack: durable | delivered) ---- */
+
+/* One frame's ack, waiting for the chunk that holds the frame's last record to be durable or
+ * delivered. It follows the frame's records from chunk to chunk; chunks are spooled and
+ * delivered in order, so the last one answering means all of them have. */
+typedef struct sp_ackwait {
+    sp_chunk_watch w;
+    sp_fwd_conn *conn; /* NULL once the connection is gone */
+    sp_list conn_link;
+    sp_chunk *chunk; /* where it is attached; NULL before and after */
+    int fired, ok;
+    size_t len;
+    char id[];
+} sp_ackwait;
+
+static void sp__ack(void *ctx, sp_slice chunk);
+static void sp__flush_acks(sp_fwd_conn *c);
+
+static void sp__ackwait_free(sp_ackwait *a)
+{
+    sp_list_remove(&a->conn_link);
+    free(a);
+}
+
+static void sp__ackwait_cb(sp_chunk_watch *w, sp_chunk *chunk, int delivered)
+{
+    sp_ackwait *a = (sp_ackwait *)w;
+    a->chunk = NULL;
+    a->fired = 1;
+    a->ok = delivered;
+    if (a->conn && a->conn->frame_wait == a) return; /* the frame is still being decoded */
+    if (a->conn && delivered) {
+        sp__ack(a->conn, sp_slice_make(a->id, a->len));
+        sp__flush_acks(a->conn);
+    }
+    sp__ackwait_free(a);
+}
+
+/* Attaches the frame's waiter to the chunk a record was just appended to. */
+static void sp__ackwait_follow(sp_fwd_conn *c, sp_chunk *chunk)
+{
+    sp_ackwait *a = c->frame_wait;
+    if (!a || a->chunk == chunk) return;
+    if (a->chunk) sp_list_remove(&a->w.link);
+    a->chunk = chunk;
+    sp_chunk_watch_add(chunk, &a->w);
+}
+
 /* ---- records ---- */
 
-static void sp__append(sp_fwd_server *s, sp_slice tag, const sp_record *r)
+static void sp__append(sp_fwd_conn *conn, sp_slice tag, const sp_record *r)
 {
+    sp_fwd_server *s = conn->srv;
     sp_router *rt = s->in->router;
     sp_chunk *c = sp_router_chunk(rt, tag);
     size_t before = c->data.len;
     sp_record_write(&c->data, r);
     s->in->records++;
+    sp__ackwait_follow(conn, c); /* before commit: commit may close and release the chunk */
     sp_router_commit(rt, c, before, 1);
 }
 
 static void sp__joined(void *ctx, sp_slice tag, const sp_record *r)
 {
-    sp_fwd_conn *c = ctx;
-    sp__append(c->srv, tag, r);
+    sp__append(ctx, tag, r);
 }
 
 static int sp__entry(void *ctx, const sp_fwd_entry *e)
@@ -149,6 +201,16 @@ static int sp__entry(void *ctx, const sp_fwd_entry *e)
         sp_hash128(key, sizeof key, 0, r.id);
     }
     c->recno++;
+    if (e->chunk.len && s->conf->ack != SP_ACK_ACCEPTED && !c->frame_wait) {
+        sp_ackwait *a = sp_calloc(1, sizeof *a + e->chunk.len + 1);
+        a->w.cb = sp__ackwait_cb;
+        a->w.durable = s->conf->ack == SP_ACK_DURABLE;
+        a->conn = c;
+        a->len = e->chunk.len;
+        memcpy(a->id, e->chunk.base, e->chunk.len);
+        sp_list_insert_tail(&c->waiters, &a->conn_link);
+        c->frame_wait = a;
+    }
     if (part.is_partial) {
         size_t held = c->joiner.held;
         sp_joiner_add(&c->joiner, e->tag, &r, part.id, part.ordinal, part.last, c->now_ms);
@@ -160,8 +222,28 @@ static int sp__entry(void *ctx, const sp_fwd_entry *e)
         sp_joiner_add(&c->joiner, e->tag, &r, SP_SLICE_LIT("whole"), 0, 1, c->now_ms);
         return 0;
     }
-    sp__append(s, e->tag, &r);
+    sp__append(c, e->tag, &r);
     return 0;
+}
+
+/* The decoder's end-of-frame callback: answer now, or when the frame's chunk is ready. */
+static void sp__frame_ack(void *ctx, sp_slice chunk)
+{
+    sp_fwd_conn *c = ctx;
+    sp_ackwait *a = c->frame_wait;
+    c->frame_wait = NULL;
+    if (!a) {
+        sp__ack(c, chunk); /* ack: accepted */
+        return;
+    }
+    if (!a->chunk) { /* no record in a chunk (only partial pieces), or already answered */
+        if (!a->fired || a->ok) sp__ack(c, chunk);
+        sp__ackwait_free(a);
+        return;
+    }
+    /* Close the chunk now rather than at flush_interval: the client waits for this ack. */
+    sp_chunk *ch = a->chunk;
+    if (ch->tagent) sp_router_close_chunk(c->srv->in->router, ch);
 }
 
 static void sp__ack(void *ctx, sp_slice chunk)
@@ -235,7 +317,7 @@ static void sp__alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 static ssize_t sp__process(sp_fwd_conn *c, const uint8_t *data, size_t len)
 {
     sp_fwd_server *s = c->srv;
-    sp_fwd_handler h = {c, sp__entry, sp__ack, &s->inflate, s->conf->max_message_size * 4};
+    sp_fwd_handler h = {c, sp__entry, sp__frame_ack, &s->inflate, s->conf->max_message_size * 4};
     size_t off = 0;
     while (off < len) {
         int rc = sp_fwd_scan(&c->scan, data + off, len - off, s->conf->max_message_size);
@@ -246,6 +328,15 @@ static ssize_t sp__process(sp_fwd_conn *c, const uint8_t *data, size_t len)
             rc = sp_fwd_decode(data + off, flen, &h);
             off += flen;
             if (rc == 0) continue;
+        }
+        if (c->frame_wait) { /* the bad frame gets no ack */
+            sp_ackwait *a = c->frame_wait;
+            c->frame_wait = NULL;
+            if (a->chunk) {
+                sp_list_remove(&a->w.link);
+                a->chunk = NULL;
+            }
+            sp__ackwait_free(a);
         }
         sp__flush_acks(c); /* frames before the bad one were accepted: ack them */
         sp__conn_close(c, sp_fwd_reason(rc), NULL);
@@ -320,6 +411,13 @@ static void sp__conn_close(sp_fwd_conn *c, const char *reason, const char *detai
     sp_joiner_expire(&c->joiner, c->now_ms, 1);
     sp_router_hold(s->in->router, -(int64_t)held);
     sp_joiner_free(&c->joiner);
+    /* Acks still waiting have no one to go to; the records stay on their way. */
+    while (!sp_list_empty(&c->waiters)) {
+        sp_ackwait *a = sp_list_entry(c->waiters.next, sp_ackwait, conn_link);
+        sp_list_remove(&a->conn_link);
+        a->conn = NULL;
+        if (!a->chunk) free(a); /* not attached to any chunk: nobody else holds it */
+    }
     sp_list_remove(&c->link);
     s->nconns--;
     uv_close(&c->h.handle, sp__conn_closed);
@@ -342,6 +440,7 @@ static void sp__connection_cb(uv_stream_t *server, int status)
     c->h.handle.data = c;
     s->handles++;
     sp_list_init(&c->link);
+    sp_list_init(&c->waiters);
     if (uv_accept(server, &c->h.stream)) {
         c->closing = 1;
         uv_close(&c->h.handle, sp__conn_closed);
@@ -371,15 +470,8 @@ static void sp__connection_cb(uv_stream_t *server, int status)
 
 static int sp__check(sp_input *in, const sp_node *n, sp_conf_err *err)
 {
-    static const char *const planned[] = {"shared_key", "tls", NULL};
-    for (const char *const *k = planned; *k; k++) {
-        sp_node *v = sp_node_get(n, *k);
-        if (v) {
-            sp_conf_error(err, v->line, *k, "not supported yet (planned)");
-            return -1;
-        }
-    }
     sp_forward_conf *conf = in->conf;
+    in->needs_spool = conf->ack == SP_ACK_DURABLE;
     sp_addr a;
     const char *why;
     if (sp_addr_parse(conf->listen, &a, &why)) {
@@ -515,6 +607,7 @@ const sp_input_type sp_input_forward = {
     .name = "forward",
     .fields = sp__forward_fields,
     .conf_size = sizeof(sp_forward_conf),
+    .planned = (const char *const[]){"shared_key", "tls", NULL},
     .check = sp__check,
     .start = sp__start,
     .pause = sp__pause,

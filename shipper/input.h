@@ -16,7 +16,8 @@ typedef struct {
     const char *name;            /* the `type:` value */
     const sp_conf_field *fields; /* settings; the struct is `conf_size` bytes */
     size_t conf_size;
-    const char *unsupported; /* non-NULL: rejected at config time with this reason */
+    const char *unsupported;    /* non-NULL: rejected at config time with this reason */
+    const char *const *planned; /* keys rejected as "not supported yet (planned)" */
     /** Validates settings beyond their types (0, or -1 with err set). Optional. */
     int (*check)(sp_input *in, const sp_node *n, sp_conf_err *err);
     /** Binds, listens or starts watching; 0 or a negative errno. */
@@ -44,6 +45,8 @@ struct sp_input {
     uv_loop_t *loop;
     struct sp_router *router;
     int closed;
+    int needs_spool;       /* set by `check` when a setting only works with buffer.spool */
+    const char *state_dir; /* service.state_dir, or NULL */
     uint64_t records, bytes;
     struct {
         const char *reason;

@@ -1,5 +1,6 @@
 /* Prometheus text exposition of every counter the daemon keeps. */
 #include "daemon.h"
+#include "spool.h"
 
 extern const double *sp_router_latency_bounds(void);
 
@@ -58,6 +59,7 @@ void sp_metrics_render(const sp_daemon *d, sp_buf *out)
         sp_buf_printf(out, "shipper_output_queued_chunks{output=\"%s\"} %zu\n", o->name,
                       n + (size_t)o->inflight);
     }
+    if (r->spool) sp_spool_metrics(r->spool, out);
     for (size_t i = 0; i < d->noutputs; i++)
         if (d->outputs[i]->type->metrics) d->outputs[i]->type->metrics(d->outputs[i], out);
     for (size_t i = 0; i < d->ninputs; i++)

@@ -5,11 +5,13 @@
 #include <stdlib.h>
 
 #include "log.h"
+#include "spool.h"
 
 #define SP_FREE_CHUNKS_MAX 8
 #define SP_TAG_IDLE_MS 60000
 
 static void sp__pump(sp_output *o);
+static void sp__check_drained(sp_router *r);
 
 void sp_router_init(sp_router *r, uv_loop_t *loop)
 {
@@ -31,7 +33,8 @@ void sp_router_init(sp_router *r, uv_loop_t *loop)
 static void sp__pressure(sp_router *r)
 {
     uint64_t held = r->bytes + (uint64_t)(r->extra_bytes > 0 ? r->extra_bytes : 0);
-    if (!r->paused && held >= r->memory_limit) {
+    int spool_blocked = r->spool && sp_spool_blocked(r->spool);
+    if (!r->paused && (held >= r->memory_limit || spool_blocked)) {
         r->paused = 1;
         r->pause_count++;
         sp_info("buffer full (%llu bytes >= memory_limit): pausing inputs",
@@ -39,7 +42,7 @@ static void sp__pressure(sp_router *r)
         for (size_t i = 0; i < r->ninputs; i++)
             if (r->inputs[i]->type->pause && !r->inputs[i]->closed)
                 r->inputs[i]->type->pause(r->inputs[i]);
-    } else if (r->paused && held <= r->memory_limit / 10 * 8) {
+    } else if (r->paused && held <= r->memory_limit / 10 * 8 && !spool_blocked) {
         /* Resume at 80% so a buffer at the limit doesn't flap between the two states. */
         r->paused = 0;
         sp_info("buffer below low-water mark (%llu bytes): resuming inputs",
@@ -131,10 +134,8 @@ static void sp__tags_expire(sp_router *r, uint64_t now)
 
 /* ---- chunks ---- */
 
-sp_chunk *sp_router_chunk(sp_router *r, sp_slice tag)
+static sp_chunk *sp__chunk_alloc(sp_router *r, sp_tagent *e, sp_slice tag)
 {
-    sp_tagent *e = sp__tag(r, tag);
-    if (e->open) return e->open;
     sp_chunk *c;
     if (!sp_list_empty(&r->free_chunks)) {
         sp_list *l = r->free_chunks.next;
@@ -150,21 +151,44 @@ sp_chunk *sp_router_chunk(sp_router *r, sp_slice tag)
         sp_buf_reserve(&c->data, r->chunk_size + r->chunk_size / 8);
     }
     sp_list_init(&c->watchers);
+    sp_list_init(&c->link);
     c->tag = sp_strndup(tag.base, tag.len);
     c->tag_len = tag.len;
     c->seq = ++r->seq;
     c->opened_ms = uv_now(r->loop);
     c->outputs = e->outputs;
-    c->tagent = e;
-    e->open = c;
     e->last_ms = c->opened_ms;
-    sp_list_insert_tail(&r->open, &c->link);
     r->live_chunks++;
     return c;
 }
 
+sp_chunk *sp_router_chunk(sp_router *r, sp_slice tag)
+{
+    sp_tagent *e = sp__tag(r, tag);
+    if (e->open) return e->open;
+    sp_chunk *c = sp__chunk_alloc(r, e, tag);
+    c->tagent = e;
+    e->open = c;
+    sp_list_insert_tail(&r->open, &c->link);
+    return c;
+}
+
+void sp_router_restore(sp_router *r, sp_slice tag, const void *data, size_t len, uint32_t nrecords,
+                       uint64_t seq, void *spool_handle)
+{
+    sp_chunk *c = sp__chunk_alloc(r, sp__tag(r, tag), tag);
+    r->seq--; /* the chunk keeps the seq it was spooled with */
+    c->seq = seq;
+    sp_buf_append(&c->data, data, len);
+    c->nrecords = nrecords;
+    c->spool = spool_handle;
+    r->bytes += len;
+    sp_router_dispatch(r, c);
+}
+
 static void sp__chunk_free_(sp_router *r, sp_chunk *c, int delivered)
 {
+    if (c->spool && delivered && r->spool) sp_spool_done(r->spool, c);
     while (!sp_list_empty(&c->watchers)) {
         sp_list *l = c->watchers.next;
         sp_list_remove(l);
@@ -191,7 +215,7 @@ static void sp__chunk_free(sp_router *r, sp_chunk *c)
     sp__chunk_free_(r, c, 1);
 }
 
-static void sp__close_chunk(sp_router *r, sp_chunk *c)
+void sp_router_close_chunk(sp_router *r, sp_chunk *c)
 {
     sp_list_remove(&c->link);
     if (c->tagent) c->tagent->open = NULL;
@@ -199,6 +223,23 @@ static void sp__close_chunk(sp_router *r, sp_chunk *c)
     if (c->nrecords == 0) {
         sp__chunk_free(r, c);
         return;
+    }
+    if (r->spool)
+        sp_spool_add(r->spool, c); /* dispatched once it is on disk */
+    else
+        sp_router_dispatch(r, c);
+}
+
+void sp_router_dispatch(sp_router *r, sp_chunk *c)
+{
+    /* Watchers that wait for durability (ack: durable) are answered now. */
+    sp_list *it, *tmp;
+    sp_list_foreach_safe(it, tmp, &c->watchers)
+    {
+        sp_chunk_watch *w = sp_list_entry(it, sp_chunk_watch, link);
+        if (!w->durable) continue;
+        sp_list_remove(it);
+        w->cb(w, c, 1);
     }
     c->refs = 1; /* held while dispatching, so a synchronous output can't free it under us */
     for (size_t i = 0; i < r->noutputs; i++) {
@@ -218,13 +259,14 @@ static void sp__close_chunk(sp_router *r, sp_chunk *c)
         r->unmatched += c->nrecords;
     }
     if (--c->refs == 0) sp__chunk_free(r, c);
+    sp__check_drained(r);
 }
 
 void sp_router_commit(sp_router *r, sp_chunk *c, size_t len_before, uint32_t nrecords)
 {
     r->bytes += c->data.len - len_before;
     c->nrecords += nrecords;
-    if (c->data.len >= r->chunk_size) sp__close_chunk(r, c);
+    if (c->data.len >= r->chunk_size) sp_router_close_chunk(r, c);
     if (r->bytes >= r->memory_limit) sp__pressure(r);
 }
 
@@ -236,7 +278,7 @@ void sp_router_flush(sp_router *r, int all)
     {
         sp_chunk *c = sp_list_entry(it, sp_chunk, link);
         if (!all && now - c->opened_ms < r->flush_interval_ms) break; /* oldest first */
-        sp__close_chunk(r, c);
+        sp_router_close_chunk(r, c);
     }
 }
 
@@ -301,6 +343,7 @@ const double *sp_router_latency_bounds(void)
 static void sp__check_drained(sp_router *r)
 {
     if (!r->stopping || !r->on_drained || !sp_list_empty(&r->open)) return;
+    if (r->spool && sp_spool_busy(r->spool)) return;
     for (size_t i = 0; i < r->noutputs; i++) {
         sp_output *o = r->outputs[i];
         if (o->inflight || !sp_list_empty(&o->queue)) return;

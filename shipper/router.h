@@ -48,7 +48,8 @@ typedef struct sp_router {
     int paused;
     uint64_t pause_count;
     uint64_t seq;
-    uint64_t unmatched; /* records no output matched */
+    uint64_t unmatched;     /* records no output matched */
+    struct sp_spool *spool; /* NULL unless buffer.spool */
     uv_timer_t tick;
     int stopping;
     void (*on_drained)(struct sp_router *r); /* stopping and every output idle */
@@ -62,6 +63,13 @@ void sp_router_start(sp_router *r);
 sp_chunk *sp_router_chunk(sp_router *r, sp_slice tag);
 /** Accounts records appended to `c` since its data length was `len_before`; may close it. */
 void sp_router_commit(sp_router *r, sp_chunk *c, size_t len_before, uint32_t nrecords);
+/** Hands a closed chunk to its outputs (the spool calls it once the chunk is durable). */
+void sp_router_dispatch(sp_router *r, sp_chunk *c);
+/** Re-creates a chunk read back from the spool and dispatches it. */
+void sp_router_restore(sp_router *r, sp_slice tag, const void *data, size_t len, uint32_t nrecords,
+                       uint64_t seq, void *spool_handle);
+/** Closes an open chunk now (ack modes that wait for durability or delivery use it). */
+void sp_router_close_chunk(sp_router *r, sp_chunk *c);
 /** Adjusts bytes held by an input outside chunks (e.g. partial lines being joined). */
 void sp_router_hold(sp_router *r, int64_t delta);
 /** Closes every open chunk (all != 0) or only those older than flush_interval. */

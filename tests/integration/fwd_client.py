@@ -96,6 +96,8 @@ def send(a):
             s.sendall(out)
             out.clear()
             read_ack(s, chunk)
+            if a.progress:  # everything below i is acked: the test's record of promises
+                print("acked %d" % i, flush=True)
         elif len(out) > 65536 or i >= end:
             s.sendall(out)
             out.clear()
@@ -178,6 +180,7 @@ def main():
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--ack", action="store_true")
     p.add_argument("--rate", type=float, default=0)
+    p.add_argument("--progress", action="store_true", help="print 'acked N' after each ack")
     p.add_argument("--kind", default="")
     p.add_argument("--timeout", type=float, default=10)
     p.add_argument("--seconds", type=float, default=1)

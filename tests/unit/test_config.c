@@ -78,10 +78,12 @@ static void test_errors(void **st)
     expect_error(y, "t.yaml:3: inputs[0].max_message_size: \"huge\" is not a size");
     snprintf(y, sizeof y, "inputs:\n  - type: forward\n    ack: sometimes\n%s", outs);
     expect_error(y, "is not one of: accepted | durable | delivered");
-    snprintf(y, sizeof y, "inputs:\n  - type: forward\n    ack: delivered\n%s", outs);
-    expect_error(y, "\"delivered\" is not supported yet");
+    snprintf(y, sizeof y, "inputs:\n  - type: forward\n    ack: durable\n%s", outs);
+    expect_error(y, "t.yaml:2: forward: ack: durable needs buffer.spool");
     snprintf(y, sizeof y, "buffer:\n  spool: true\ninputs:\n  - type: forward\n%s", outs);
-    expect_error(y, "t.yaml:2: buffer.spool: \"true\" is not supported yet");
+    expect_error(y, "t.yaml:2: buffer.spool: needs service.state_dir");
+    snprintf(y, sizeof y, "inputs:\n  - type: forward\n    shared_key: k\n%s", outs);
+    expect_error(y, "t.yaml:3: shared_key: not supported yet");
     snprintf(y, sizeof y, "inputs:\n  - type: forward\n    listen: nowhere\n%s", outs);
     expect_error(y, "t.yaml:3: listen:");
     snprintf(y, sizeof y, "inputs:\n  - type: forwardx\n%s", outs);

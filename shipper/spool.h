@@ -1,0 +1,43 @@
+/*
+ * The spool: chunks on disk before they count as durable (buffer.spool: true).
+ *
+ * Chunks are appended to segment files under <state_dir>/spool with a CRC per entry; fsyncs run
+ * on the thread pool and are grouped (every chunk written while one fsync runs shares the next),
+ * and a chunk is handed to the outputs only once its fsync is done. When every output has
+ * finished with a chunk a small "done" entry is appended; segments whose chunks are all done are
+ * deleted oldest first. At start the segments are read back: chunks without a done entry are
+ * replayed to the outputs, a torn or corrupt tail is cut off at the last good entry and
+ * reported. A write error (disk full, read-only dir) keeps the chunk in memory, pauses the
+ * inputs and retries each second.
+ */
+#ifndef SP_SPOOL_H
+#define SP_SPOOL_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "chunk.h"
+
+typedef struct sp_spool sp_spool;
+struct sp_router;
+
+/** Opens (creating) <dir>/spool and reads what a previous run left. 0 or a negative errno. */
+int sp_spool_open(sp_spool **out, struct sp_router *r, const char *dir, uint64_t limit);
+/** Hands replayed chunks to the router while memory allows; call again as chunks are freed. */
+void sp_spool_replay(sp_spool *s);
+/** Writes a closed chunk; the router dispatches it (sp_router_dispatch) once it is durable. */
+void sp_spool_add(sp_spool *s, sp_chunk *c);
+/** Every output has finished with `c`: it will not be replayed. */
+void sp_spool_done(sp_spool *s, sp_chunk *c);
+/** Nonzero while over spool_limit or unable to write: inputs stay paused. */
+int sp_spool_blocked(const sp_spool *s);
+/** Nonzero while chunks are waiting to be written, fsynced or replayed. */
+int sp_spool_busy(const sp_spool *s);
+/** Bytes in segment files. */
+uint64_t sp_spool_bytes(const sp_spool *s);
+/** Appends spool metrics. */
+void sp_spool_metrics(const sp_spool *s, sp_buf *out);
+/** Writes what is pending, fsyncs, closes files and timers. Blocking; at shutdown only. */
+void sp_spool_close(sp_spool *s);
+
+#endif
