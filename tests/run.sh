@@ -22,9 +22,10 @@ result() { # NAME RC
 
 build() { # DIR EXTRA-CMAKE-ARGS...
     local dir=$1; shift
-    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release "$@" >"$dir.cmake.log" 2>&1 &&
-        cmake --build "$dir" -j"$JOBS" >"$dir.build.log" 2>&1 ||
-        { echo "build $dir failed:"; tail -30 "$dir.build.log" "$dir.cmake.log" 2>/dev/null; return 1; }
+    mkdir -p "$dir"
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release "$@" >"$dir/cmake.log" 2>&1 &&
+        cmake --build "$dir" -j"$JOBS" >"$dir/build.log" 2>&1 ||
+        { echo "build $dir failed:"; tail -30 "$dir/build.log" "$dir/cmake.log" 2>/dev/null; return 1; }
 }
 
 echo "== build (Release)"
