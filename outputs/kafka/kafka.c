@@ -127,6 +127,7 @@ static void sp__failed(sp_kafka *k, sp_kdel *kd, sp_kmsg *m, rd_kafka_resp_err_t
     }
     m->state = SP_KM_RETRY;
     kd->retry++;
+    k->retry_msgs++;
     k->requeued++;
     sp__arm_retry(k);
 }
@@ -217,12 +218,15 @@ static void sp__check_done(sp_kdel *kd)
     if (kd->encoded && kd->next == kd->n && !kd->inflight && !kd->retry) sp__finish(kd);
 }
 
-/* Produces what can be produced: due retries and new messages, deliveries in arrival order,
- * until librdkafka's queue is full. */
+/* Produces what can be produced, deliveries in arrival order, until librdkafka's queue is
+ * full. While failed messages wait for their backoff nothing new is produced, and when they are
+ * due they go before anything newer: a container's lines stay in order through a failure
+ * (except for messages already in librdkafka's hands when it happened). */
 static void sp__kpump(sp_kafka *k)
 {
     if (k->stopping) return;
     int due = k->retry_due;
+    int hold = k->retry_msgs > 0 && !due;
     k->retry_due = 0;
     sp_list *it, *tmp;
     sp_list_foreach_safe(it, tmp, &k->dels)
@@ -233,13 +237,16 @@ static void sp__kpump(sp_kafka *k)
             sp_kmsg *m = &kd->msgs[i];
             if (m->state != SP_KM_RETRY) continue;
             kd->retry--;
+            k->retry_msgs--;
             if (sp__produce_one(k, kd, m)) {
                 kd->retry++;
+                k->retry_msgs++;
                 k->qfull = 1;
                 k->retry_due = 1;
                 return;
             }
         }
+        if (hold) return;
         while (kd->next < kd->n) {
             if (sp__produce_one(k, kd, &kd->msgs[kd->next])) {
                 k->qfull = 1;

@@ -99,7 +99,8 @@ typedef struct sp_kafka {
     int qfull;     /* librdkafka's queue is full: wait for reports */
     int retry_due; /* the retry backoff is over */
     uint32_t retry_attempt;
-    int encoding; /* encode jobs on the thread pool */
+    uint64_t retry_msgs; /* messages waiting for a backoff, all deliveries */
+    int encoding;        /* encode jobs on the thread pool */
     int stopping, handles, destroyed;
     uv_work_t destroy_work;
     /* counters */
