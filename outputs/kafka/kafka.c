@@ -45,6 +45,7 @@ static void sp__encode(uv_work_t *w)
         m->voff = (uint32_t)kd->buf.len;
         sp_json_record(&kd->buf, &r, tag);
         m->vlen = (uint32_t)(kd->buf.len - m->voff);
+        m->ts_ms = (int64_t)(r.sec * 1000 + r.nsec / 1000000);
         sp_slice key = sp_kafka_field_get(&k->keyf, &r, tag);
         m->key = key.base;
         m->klen = (uint32_t)key.len;
@@ -181,12 +182,13 @@ static rd_kafka_resp_err_t sp__produce_one(sp_kafka *k, sp_kdel *kd, sp_kmsg *m)
         rd_kafka_headers_t *h = rd_kafka_headers_copy(k->headers);
         err = rd_kafka_producev(k->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_VALUE(value, m->vlen),
                                 RD_KAFKA_V_KEY(m->key, m->klen), RD_KAFKA_V_OPAQUE(m),
-                                RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+                                RD_KAFKA_V_TIMESTAMP(m->ts_ms), RD_KAFKA_V_HEADERS(h),
+                                RD_KAFKA_V_END);
         if (err) rd_kafka_headers_destroy(h);
     } else {
         err = rd_kafka_producev(k->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_VALUE(value, m->vlen),
                                 RD_KAFKA_V_KEY(m->key, m->klen), RD_KAFKA_V_OPAQUE(m),
-                                RD_KAFKA_V_END);
+                                RD_KAFKA_V_TIMESTAMP(m->ts_ms), RD_KAFKA_V_END);
     }
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         m->state = SP_KM_INFLIGHT;

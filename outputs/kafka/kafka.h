@@ -53,6 +53,7 @@ typedef struct {
     const char *tname; /* into the chunk; NULL: the static topic */
     uint32_t klen, tlen;
     uint32_t voff, vlen;
+    int64_t ts_ms; /* the record's time: the message's timestamp */
     uint8_t state;
     uint8_t dead; /* rejected once: now going to the dead-letter topic */
 } sp_kmsg;

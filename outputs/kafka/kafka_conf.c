@@ -73,6 +73,7 @@ static const char *const sp__defaults[][2] = {
     {"log.queue", "true"},
     {"compression.type", "none"},
     {"client.id", "shipper"},
+    {"partitioner", "murmur2_random"},
 };
 
 rd_kafka_conf_t *sp_kafka_conf_build(const sp_kafka_conf *c, char *errstr, size_t errlen,
