@@ -197,7 +197,10 @@ static rd_kafka_resp_err_t sp__produce_one(sp_kafka *k, sp_kdel *kd, sp_kmsg *m)
         k->produced++;
         return 0;
     }
-    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) return err;
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        k->queue_full++;
+        return err;
+    }
     sp__failed(k, kd, m, err);
     return 0;
 }

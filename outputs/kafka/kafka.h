@@ -105,7 +105,7 @@ typedef struct sp_kafka {
     int stopping, handles, destroyed;
     uv_work_t destroy_work;
     /* counters */
-    uint64_t inflight_msgs, produced, delivered_msgs, dead_lettered, requeued;
+    uint64_t inflight_msgs, produced, delivered_msgs, dead_lettered, requeued, queue_full;
     struct {
         rd_kafka_resp_err_t err;
         uint64_t n;

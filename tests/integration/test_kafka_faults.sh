@@ -2,7 +2,8 @@
 # Kafka faults while real containers log through shipper: injected produce errors
 # (NOT_LEADER_FOR_PARTITION, REQUEST_TIMED_OUT), a broker down with its partitions moved to the
 # others and back, and a broker down long enough that librdkafka gives up on its messages
-# (message.timeout.ms=2000) so shipper itself must produce them again. Checks: every line
+# (message.timeout.ms=2000) so shipper itself must produce them again, with librdkafka's queue
+# kept small (300 messages) so production pauses on QUEUE_FULL. Checks: every line
 # exactly once (high watermarks = lines sent: nothing lost, nothing duplicated), each container's
 # lines in order, and shipper counted the failures it recovered from.
 . "$(dirname "$0")/lib.sh"
@@ -21,7 +22,10 @@ outputs:
     topic: logs
     retry_backoff: 200ms
     retry_max: 1s
-    properties: {message.timeout.ms: "2000", topic.metadata.refresh.interval.ms: "1000"}
+    properties:
+      message.timeout.ms: "2000"
+      topic.metadata.refresh.interval.ms: "1000"
+      queue.buffering.max.messages: "300"   # librdkafka's queue fills: production must pause
 YAML
 start_shipper s -c "$T/s.yaml"
 wait_ready "127.0.0.1:$H" || exit 1
@@ -59,6 +63,8 @@ wait_metric "$A" 'shipper_output_records_total{output="kafka",result="delivered"
 check_eq "records rejected" 0 "$(metric "$A" 'shipper_output_records_total{output="kafka",result="rejected"}')"
 check_eq "messages in Kafka (high watermarks): none lost, none twice" "$want" "$(hwm_total logs)"
 curl -sf "http://$A/metrics" | grep -E '^shipper_kafka_(failed|reproduced)' | sed 's/^/  /'
+qf=$(metric "$A" 'shipper_kafka_queue_full_total{output="kafka"}')
+check "librdkafka's queue was full at times ($qf) and nothing was dropped" [ "${qf%.*}" -gt 0 ]
 re=$(metric "$A" 'shipper_kafka_reproduced_total{output="kafka"}')
 check "shipper produced timed-out messages again ($re)" [ "${re%.*}" -gt 0 ]
 stop_shipper
