@@ -111,7 +111,8 @@ static void sp__failed(sp_kafka *k, sp_kdel *kd, sp_kmsg *m, rd_kafka_resp_err_t
 {
     char tbuf[256];
     sp_kafka_count_failure(k, err);
-    if (sp__permanent(err)) {
+    int permanent = sp__permanent(err);
+    if (permanent) {
         sp_log_limited(&k->rl_reject, SP_LOG_WARN, "output %s: topic %s refused a record: %s%s",
                        k->o->name, sp__topic_name(k, m, tbuf, sizeof tbuf), rd_kafka_err2str(err),
                        k->dlt && !m->dead ? " (sent to the dead-letter topic)" : "");
@@ -130,7 +131,10 @@ static void sp__failed(sp_kafka *k, sp_kdel *kd, sp_kmsg *m, rd_kafka_resp_err_t
     kd->retry++;
     k->retry_msgs++;
     k->requeued++;
-    sp__arm_retry(k);
+    if (permanent)
+        k->retry_due = 1; /* to the dead-letter topic: at once, no backoff */
+    else
+        sp__arm_retry(k);
 }
 
 /* The topic handle of a message: the static one, the dead-letter one, or one named by a record
@@ -227,9 +231,8 @@ static void sp__check_done(sp_kdel *kd)
  * full. While failed messages wait for their backoff nothing new is produced, and when they are
  * due they go before anything newer: a container's lines stay in order through a failure
  * (except for messages already in librdkafka's hands when it happened). */
-static void sp__kpump(sp_kafka *k)
+static void sp__kpump_(sp_kafka *k)
 {
-    if (k->stopping) return;
     int due = k->retry_due;
     int hold = k->retry_msgs > 0 && !due;
     k->retry_due = 0;
@@ -260,8 +263,29 @@ static void sp__kpump(sp_kafka *k)
             }
             kd->next++;
         }
-        sp__check_done(kd);
+        sp__check_done(kd); /* may answer the last delivery, and the daemon then stops us */
+        if (k->stopping) return;
     }
+}
+
+static void sp__start_destroy(sp_kafka *k);
+
+/* librdkafka is in use on the loop thread (serving reports or producing): a stop that comes
+ * from inside, through the last delivery's answer, destroys the producer only afterwards. */
+static void sp__leave(sp_kafka *k)
+{
+    if (--k->busy == 0 && k->destroy_pending) {
+        k->destroy_pending = 0;
+        sp__start_destroy(k);
+    }
+}
+
+static void sp__kpump(sp_kafka *k)
+{
+    if (k->stopping) return;
+    k->busy++;
+    sp__kpump_(k);
+    sp__leave(k);
 }
 
 static void sp__encoded(uv_work_t *w, int status)
@@ -353,9 +377,11 @@ static void sp__log_cb(const rd_kafka_t *rk, int level, const char *fac, const c
 static void sp__serve(sp_kafka *k)
 {
     if (k->stopping) return;
+    k->busy++;
     int was_full = k->qfull;
     rd_kafka_poll(k->rk, 0);
-    if ((was_full && !k->qfull) || k->retry_due) sp__kpump(k);
+    if (!k->stopping && ((was_full && !k->qfull) || k->retry_due)) sp__kpump(k);
+    sp__leave(k);
 }
 
 static void sp__poll_cb(uv_poll_t *h, int status, int events)
@@ -489,6 +515,16 @@ static void sp__destroyed(uv_work_t *w, int status)
     sp__maybe_closed(k);
 }
 
+static void sp__start_destroy(sp_kafka *k)
+{
+    /* Nothing more is served: drop what is queued so the destroy does not wait on it. */
+    rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT |
+                              RD_KAFKA_PURGE_F_NON_BLOCKING);
+    if (k->mainq) rd_kafka_queue_io_event_enable(k->mainq, -1, NULL, 0);
+    k->destroy_work.data = k;
+    uv_queue_work(k->o->loop, &k->destroy_work, sp__destroy, sp__destroyed);
+}
+
 void sp_kafka_stop(sp_output *o)
 {
     sp_kafka *k = o->data;
@@ -505,13 +541,10 @@ void sp_kafka_stop(sp_output *o)
         uv_close((uv_handle_t *)&k->tick, sp__handle_closed);
         uv_close((uv_handle_t *)&k->retry_timer, sp__handle_closed);
     }
-    if (k->rk) {
-        /* Nothing more is served: drop what is queued so the destroy does not wait on it. */
-        rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT |
-                                  RD_KAFKA_PURGE_F_NON_BLOCKING);
-        if (k->mainq) rd_kafka_queue_io_event_enable(k->mainq, -1, NULL, 0);
-        k->destroy_work.data = k;
-        uv_queue_work(o->loop, &k->destroy_work, sp__destroy, sp__destroyed);
+    if (k->rk && k->busy) {
+        k->destroy_pending = 1;
+    } else if (k->rk) {
+        sp__start_destroy(k);
     } else {
         k->destroyed = 1;
         sp__maybe_closed(k);

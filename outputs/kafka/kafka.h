@@ -103,6 +103,7 @@ typedef struct sp_kafka {
     uint64_t retry_msgs; /* messages waiting for a backoff, all deliveries */
     int encoding;        /* encode jobs on the thread pool */
     int stopping, handles, destroyed;
+    int busy, destroy_pending; /* inside librdkafka calls on the loop thread */
     uv_work_t destroy_work;
     /* counters */
     uint64_t inflight_msgs, produced, delivered_msgs, dead_lettered, requeued, queue_full;
