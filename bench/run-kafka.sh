@@ -70,6 +70,7 @@ bootstrap=$(cat "$tmp/bs")
 port=$(free_port) hport=$(free_port)
 cat >"$tmp/shipper.yaml" <<YAML
 service: {http_listen: "127.0.0.1:$hport", log_level: warn}
+buffer: {flush_interval: 100ms}   # the last, partly filled chunk must not wait a second
 inputs: [{type: forward, listen: "127.0.0.1:$port"}]
 outputs:
   - type: kafka

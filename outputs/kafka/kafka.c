@@ -33,7 +33,11 @@ static void sp__encode(uv_work_t *w)
     const sp_chunk *c = kd->d->chunk;
     sp_slice tag = sp_slice_make(c->tag, c->tag_len);
     const uint8_t *p = SP_CHUNK_BEGIN(c), *end = SP_CHUNK_END(c);
-    kd->msgs = sp_malloc((c->nrecords ? c->nrecords : 1) * sizeof *kd->msgs);
+    if (kd->msgs_cap < c->nrecords) {
+        free(kd->msgs);
+        kd->msgs_cap = c->nrecords;
+        kd->msgs = sp_malloc((size_t)kd->msgs_cap * sizeof *kd->msgs);
+    }
     /* A document is about twice its MessagePack record: one reservation, rarely a second. */
     sp_buf_reserve(&kd->buf, c->data.len * 2 + 4096);
     uint32_t n = 0;
@@ -209,6 +213,21 @@ static rd_kafka_resp_err_t sp__produce_one(sp_kafka *k, sp_kdel *kd, sp_kmsg *m)
     return 0;
 }
 
+/* Keeps a few deliveries' buffers: a fresh multi-MiB malloc is an mmap plus page faults. */
+static void sp__kdel_free(sp_kafka *k, sp_kdel *kd)
+{
+    if (k->nspare < SP_KAFKA_SPARE && !k->stopping) {
+        sp_kdel *sp = &k->spare[k->nspare++];
+        sp->buf = kd->buf;
+        sp->msgs = kd->msgs;
+        sp->msgs_cap = kd->msgs_cap;
+    } else {
+        sp_buf_free(&kd->buf);
+        free(kd->msgs);
+    }
+    free(kd);
+}
+
 static void sp__finish(sp_kdel *kd)
 {
     sp_kafka *k = kd->k;
@@ -216,9 +235,7 @@ static void sp__finish(sp_kdel *kd)
     if (kd->held) sp_router_hold(k->o->router, -(int64_t)kd->held);
     sp_delivery *d = kd->d;
     uint32_t delivered = kd->delivered, rejected = kd->rejected;
-    sp_buf_free(&kd->buf);
-    free(kd->msgs);
-    free(kd);
+    sp__kdel_free(k, kd);
     sp_output_done(d, SP_OUT_DONE, delivered, rejected);
 }
 
@@ -309,6 +326,13 @@ void sp_kafka_deliver(sp_output *o, sp_delivery *d)
 {
     sp_kafka *k = o->data;
     sp_kdel *kd = sp_calloc(1, sizeof *kd);
+    if (k->nspare) {
+        sp_kdel *sp = &k->spare[--k->nspare];
+        kd->buf = sp->buf;
+        kd->buf.len = 0;
+        kd->msgs = sp->msgs;
+        kd->msgs_cap = sp->msgs_cap;
+    }
     kd->d = d;
     kd->k = k;
     d->odata = kd;
@@ -477,6 +501,10 @@ static void sp__maybe_closed(sp_kafka *k)
         sp_buf_free(&kd->buf);
         free(kd->msgs);
         free(kd);
+    }
+    for (int i = 0; i < k->nspare; i++) {
+        sp_buf_free(&k->spare[i].buf);
+        free(k->spare[i].msgs);
     }
     for (int i = 0; i < k->ntopics; i++)
         free(k->topics[i].name);

@@ -66,6 +66,7 @@ typedef struct sp_kdel {
     struct sp_kafka *k;
     sp_buf buf; /* every JSON document of the chunk, back to back */
     sp_kmsg *msgs;
+    uint32_t msgs_cap;
     uint32_t n;
     uint32_t next;     /* first message never produced */
     uint32_t inflight; /* produced, report pending */
@@ -77,6 +78,7 @@ typedef struct sp_kdel {
 
 #define SP_KAFKA_TOPICS 64
 #define SP_KAFKA_REASONS 16
+#define SP_KAFKA_SPARE 4
 
 typedef struct sp_kafka {
     sp_output *o;
@@ -97,6 +99,8 @@ typedef struct sp_kafka {
     uv_poll_t poll;
     uv_timer_t tick, retry_timer;
     sp_list dels;
+    struct sp_kdel spare[SP_KAFKA_SPARE]; /* buffers of finished deliveries, for reuse */
+    int nspare;
     int qfull;     /* librdkafka's queue is full: wait for reports */
     int retry_due; /* the retry backoff is over */
     uint32_t retry_attempt;
