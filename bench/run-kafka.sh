@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Forward → shipper → kafka output → Kafka mock cluster throughput.
+#
+# Starts build/kafka_mock (3 brokers, one topic), build/shipper with the forward input and the
+# kafka output on free loopback ports, sends Docker-shaped records with shipper-bench, and waits
+# until the kafka output has counted every record delivered, i.e. acknowledged by the brokers
+# (acks=all, idempotent). Then checks the topic's high watermarks equal the records sent. Prints:
+#   kafka/<compression>: N records in T s = R rec/s; shipper CPU C s = X CPU-s per million; peak RSS Y MB
+# CPU is shipper's own (utime+stime from /proc/PID/stat, all its threads including librdkafka's);
+# the mock cluster runs on the same machine and its CPU is not counted.
+#
+# Usage: bench/run-kafka.sh [--records N] [--compression none|lz4|zstd|gzip|snappy]
+#                           [--conns C] [--containers K] [--partitions P]
+#                           [--property KEY=VALUE]...  (more librdkafka properties)
+#                           [-- more shipper-bench forward options]
+# Env:   SHIPPER, SHIPPER_BENCH, KAFKA_MOCK  binaries (default build/...)
+#        SHIPPER_ARGS   extra daemon flags (default none)
+#        STALL_TIMEOUT  seconds without progress before giving up (default 30)
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SHIPPER=${SHIPPER:-$root/build/shipper}
+SHIPPER_BENCH=${SHIPPER_BENCH:-$root/build/shipper-bench}
+KAFKA_MOCK=${KAFKA_MOCK:-$root/build/kafka_mock}
+STALL_TIMEOUT=${STALL_TIMEOUT:-30}
+
+records=1000000 compression=none conns=1 containers=16 partitions=6
+gen_args=()
+props=""
+usage() {
+    sed -n '/^# Usage:/,/^#.*STALL_TIMEOUT/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+while [ $# -gt 0 ]; do
+    case $1 in
+    --records) records=${2:?}; shift 2 ;;
+    --compression) compression=${2:?}; shift 2 ;;
+    --conns) conns=${2:?}; shift 2 ;;
+    --containers) containers=${2:?}; shift 2 ;;
+    --partitions) partitions=${2:?}; shift 2 ;;
+    --property) props="$props, ${2%%=*}: \"${2#*=}\""; shift 2 ;;
+    --) shift; gen_args+=("$@"); break ;;
+    -h | --help) usage ;;
+    *) echo "run-kafka.sh: unknown option '$1'" >&2; usage ;;
+    esac
+done
+[[ $records =~ ^[0-9]+$ ]] || { echo "run-kafka.sh: --records must be a plain integer" >&2; exit 2; }
+for bin in "$SHIPPER" "$SHIPPER_BENCH" "$KAFKA_MOCK"; do
+    [ -x "$bin" ] || { echo "run-kafka.sh: $bin not found; build first" >&2; exit 2; }
+done
+
+tmp=$(mktemp -d)
+pid= mpid=
+cleanup() {
+    for p in $pid $mpid; do
+        kill -0 "$p" 2>/dev/null && { kill -KILL "$p"; wait "$p"; } 2>/dev/null
+    done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+"$KAFKA_MOCK" --brokers 3 --topic "bench:$partitions" --bootstrap-file "$tmp/bs" \
+    --control "$tmp/ctl" --reply "$tmp/reply" >"$tmp/mock.log" 2>&1 &
+mpid=$!
+for _ in $(seq 100); do [ -s "$tmp/bs" ] && break; sleep 0.1; done
+bootstrap=$(cat "$tmp/bs")
+
+port=$(free_port) hport=$(free_port)
+cat >"$tmp/shipper.yaml" <<YAML
+service: {http_listen: "127.0.0.1:$hport", log_level: warn}
+buffer: {flush_interval: 100ms}   # the last, partly filled chunk must not wait a second
+inputs: [{type: forward, listen: "127.0.0.1:$port"}]
+outputs:
+  - type: kafka
+    brokers: "$bootstrap"
+    topic: bench
+    properties: {compression.type: $compression$props}
+YAML
+# shellcheck disable=SC2086 # SHIPPER_ARGS is a list of words on purpose
+"$SHIPPER" -c "$tmp/shipper.yaml" ${SHIPPER_ARGS:-} >"$tmp/shipper.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do
+    curl -sf --max-time 1 "http://127.0.0.1:$hport/readyz" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+
+delivered() {
+    curl -sf --max-time 2 "http://127.0.0.1:$hport/metrics" |
+        awk '/^shipper_output_records_total\{output="kafka",result="(delivered|rejected)"\}/ { d += $NF }
+             END { printf "%.0f\n", d + 0 }'
+}
+cpu_ticks() {
+    local stat rest
+    read -r stat <"/proc/$pid/stat"
+    rest=${stat##*) }
+    # shellcheck disable=SC2086
+    set -- $rest
+    echo $((${12} + ${13}))
+}
+
+ticks0=$(cpu_ticks)
+"$SHIPPER_BENCH" forward --addr "127.0.0.1:$port" --mode message --records "$records" \
+    --conns "$conns" --containers "$containers" --quiet --stamp-file "$tmp/stamp" \
+    ${gen_args[@]+"${gen_args[@]}"} >"$tmp/gen.out" 2>"$tmp/gen.err" ||
+    { echo "run-kafka.sh: shipper-bench failed:" >&2; cat "$tmp/gen.err" >&2; exit 1; }
+
+last=-1 last_change=$(date +%s)
+while :; do
+    n=$(delivered || echo 0)
+    t_done=$(date +%s%N)
+    [ "$n" -ge "$records" ] && break
+    if [ "$n" != "$last" ]; then
+        last=$n last_change=$(date +%s)
+    elif [ $(($(date +%s) - last_change)) -ge "$STALL_TIMEOUT" ]; then
+        echo "run-kafka.sh: $n of $records delivered, no progress for ${STALL_TIMEOUT}s" >&2
+        tail -n 20 "$tmp/shipper.log" >&2
+        exit 1
+    fi
+    sleep 0.01
+done
+ticks1=$(cpu_ticks)
+hwm_kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")
+read -r t_first _ <"$tmp/stamp"
+kill -TERM "$pid"; wait "$pid" || true; pid=
+
+rm -f "$tmp/reply"; echo "hwm bench" >"$tmp/ctl"
+for _ in $(seq 100); do [ -s "$tmp/reply" ] && break; sleep 0.05; done
+total=$(sed -n 's/.*total=\([0-9]*\).*/\1/p' "$tmp/reply")
+[ "$total" = "$records" ] || echo "run-kafka.sh: WARNING: the topic holds $total messages, sent $records" >&2
+echo quit >"$tmp/ctl"
+
+awk -v label="$compression" -v n="$records" -v t0="$t_first" -v t1="$t_done" \
+    -v ticks="$((ticks1 - ticks0))" -v hz="$(getconf CLK_TCK)" -v kb="$hwm_kb" 'BEGIN {
+        t = (t1 - t0) / 1e9
+        cpu = ticks / hz
+        printf "kafka/%s: %d records in %.3f s = %.0f rec/s; shipper CPU %.2f s = %.2f CPU-s per million; peak RSS %.1f MB\n",
+            label, n, t, n / t, cpu, cpu / (n / 1e6), kb / 1024
+    }'

@@ -1,0 +1,580 @@
+/*
+ * The kafka output: one librdkafka producer per output, driven from the libuv loop.
+ *
+ * A chunk becomes one delivery: its records are encoded as JSON documents into one buffer on
+ * the thread pool, then produced one message each with pointers into that buffer (no copy, no
+ * per-record allocation of ours). librdkafka signals its main queue through a pipe watched by
+ * uv_poll, and rd_kafka_poll serves the delivery reports on the loop thread. The delivery is
+ * answered only when every message has a report: success, or a permanent failure (rejected,
+ * counted, optionally sent to the dead-letter topic). Retryable failures (what is left after
+ * librdkafka's own retries) are produced again after a backoff, for as long as it takes; the
+ * chunk stays buffered meanwhile, so inputs pause through the normal accounting when Kafka is
+ * away. Deliveries are produced strictly in arrival order, so a container's lines enter
+ * librdkafka in order and idempotence keeps that order per partition.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "json.h"
+#include "kafka.h"
+#include "router.h"
+
+static void sp__kpump(sp_kafka *k);
+static void sp__maybe_closed(sp_kafka *k);
+
+/* ---- encoding (thread pool) ---- */
+
+static void sp__encode(uv_work_t *w)
+{
+    sp_kdel *kd = w->data;
+    const sp_kafka *k = kd->k;
+    const sp_chunk *c = kd->d->chunk;
+    sp_slice tag = sp_slice_make(c->tag, c->tag_len);
+    const uint8_t *p = SP_CHUNK_BEGIN(c), *end = SP_CHUNK_END(c);
+    if (kd->msgs_cap < c->nrecords) {
+        free(kd->msgs);
+        kd->msgs_cap = c->nrecords;
+        kd->msgs = sp_malloc((size_t)kd->msgs_cap * sizeof *kd->msgs);
+    }
+    /* A document is about twice its MessagePack record: one reservation, rarely a second. */
+    sp_buf_reserve(&kd->buf, c->data.len * 2 + 4096);
+    uint32_t n = 0;
+    while (p < end && n < c->nrecords) {
+        sp_record r;
+        if (sp_record_read(&p, end, &r)) break; /* chunks are written by us: cannot happen */
+        sp_kmsg *m = &kd->msgs[n++];
+        m->del = kd;
+        m->voff = (uint32_t)kd->buf.len;
+        sp_json_record(&kd->buf, &r, tag);
+        m->vlen = (uint32_t)(kd->buf.len - m->voff);
+        m->ts_ms = (int64_t)(r.sec * 1000 + r.nsec / 1000000);
+        sp_slice key = sp_kafka_field_get(&k->keyf, &r, tag);
+        m->key = key.base;
+        m->klen = (uint32_t)key.len;
+        sp_slice t = sp_kafka_field_get(&k->topicf, &r, tag);
+        m->tname = t.len ? t.base : NULL;
+        m->tlen = (uint32_t)t.len;
+        m->state = SP_KM_PENDING;
+        m->dead = 0;
+    }
+    kd->n = n;
+}
+
+/* ---- producing ---- */
+
+static int sp__permanent(rd_kafka_resp_err_t e)
+{
+    switch (e) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
+    case RD_KAFKA_RESP_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static void sp__retry_cb(uv_timer_t *t)
+{
+    sp_kafka *k = t->data;
+    k->retry_due = 1;
+    sp__kpump(k);
+}
+
+static void sp__arm_retry(sp_kafka *k)
+{
+    if (uv_is_active((uv_handle_t *)&k->retry_timer)) return;
+    uint64_t min = k->conf->retry_backoff ? k->conf->retry_backoff : 1;
+    uint64_t max = k->o->retry_max_ms > min ? k->o->retry_max_ms : min;
+    uv_timer_start(&k->retry_timer, sp__retry_cb, sp_backoff_ms(++k->retry_attempt, min, max), 0);
+}
+
+static const char *sp__topic_name(const sp_kafka *k, const sp_kmsg *m, char *buf, size_t size)
+{
+    if (m->dead) return k->conf->dead_letter_topic;
+    if (!m->tname) return k->conf->topic;
+    size_t n = m->tlen < size - 1 ? m->tlen : size - 1;
+    memcpy(buf, m->tname, n);
+    buf[n] = 0;
+    return buf;
+}
+
+/* A message failed (at produce time or in its report): retry it later, or reject it. */
+static void sp__failed(sp_kafka *k, sp_kdel *kd, sp_kmsg *m, rd_kafka_resp_err_t err)
+{
+    char tbuf[256];
+    sp_kafka_count_failure(k, err);
+    int permanent = sp__permanent(err);
+    if (permanent) {
+        sp_log_limited(&k->rl_reject, SP_LOG_WARN, "output %s: topic %s refused a record: %s%s",
+                       k->o->name, sp__topic_name(k, m, tbuf, sizeof tbuf), rd_kafka_err2str(err),
+                       k->dlt && !m->dead ? " (sent to the dead-letter topic)" : "");
+        if (!k->dlt || m->dead) {
+            m->state = SP_KM_REJECTED;
+            kd->rejected++;
+            return;
+        }
+        m->dead = 1;
+    } else {
+        sp_log_limited(&k->rl_retry, SP_LOG_WARN,
+                       "output %s: producing to %s failed: %s; will produce it again", k->o->name,
+                       sp__topic_name(k, m, tbuf, sizeof tbuf), rd_kafka_err2str(err));
+    }
+    m->state = SP_KM_RETRY;
+    kd->retry++;
+    k->retry_msgs++;
+    k->requeued++;
+    if (permanent)
+        k->retry_due = 1; /* to the dead-letter topic: at once, no backoff */
+    else
+        sp__arm_retry(k);
+}
+
+/* The topic handle of a message: the static one, the dead-letter one, or one named by a record
+ * field (a small cache of the recent ones; a chunk's records usually share one). */
+static rd_kafka_topic_t *sp__topic(sp_kafka *k, const sp_kmsg *m)
+{
+    if (m->dead) return k->dlt;
+    if (!m->tname) return k->rkt;
+    int i = k->topic_last;
+    if (i < k->ntopics && k->topics[i].len == m->tlen &&
+        memcmp(k->topics[i].name, m->tname, m->tlen) == 0)
+        return k->topics[i].rkt;
+    for (i = 0; i < k->ntopics; i++)
+        if (k->topics[i].len == m->tlen && memcmp(k->topics[i].name, m->tname, m->tlen) == 0) {
+            k->topic_last = i;
+            return k->topics[i].rkt;
+        }
+    if (m->tlen > 249 || memchr(m->tname, 0, m->tlen)) return NULL; /* Kafka's name limit */
+    char name[256];
+    memcpy(name, m->tname, m->tlen);
+    name[m->tlen] = 0;
+    rd_kafka_topic_t *t = rd_kafka_topic_new(k->rk, name, NULL);
+    if (!t) return NULL;
+    if (k->ntopics < SP_KAFKA_TOPICS) {
+        i = k->ntopics++;
+    } else { /* messages hold their own reference: dropping ours is safe */
+        i = k->topic_next++ % SP_KAFKA_TOPICS;
+        rd_kafka_topic_destroy(k->topics[i].rkt);
+        free(k->topics[i].name);
+    }
+    k->topics[i].name = sp_strndup(name, m->tlen);
+    k->topics[i].len = m->tlen;
+    k->topics[i].rkt = t;
+    k->topic_last = i;
+    return t;
+}
+
+/* Produces one message; only QUEUE_FULL is returned (the caller stops), every other failure is
+ * handled here. */
+static rd_kafka_resp_err_t sp__produce_one(sp_kafka *k, sp_kdel *kd, sp_kmsg *m)
+{
+    rd_kafka_topic_t *rkt = sp__topic(k, m);
+    void *value = kd->buf.base + m->voff;
+    rd_kafka_resp_err_t err;
+    if (!rkt) {
+        err = RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION;
+    } else if (k->headers) {
+        /* librdkafka takes ownership of a message's headers: each message needs its copy. */
+        rd_kafka_headers_t *h = rd_kafka_headers_copy(k->headers);
+        err = rd_kafka_producev(k->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_VALUE(value, m->vlen),
+                                RD_KAFKA_V_KEY(m->key, m->klen), RD_KAFKA_V_OPAQUE(m),
+                                RD_KAFKA_V_TIMESTAMP(m->ts_ms), RD_KAFKA_V_HEADERS(h),
+                                RD_KAFKA_V_END);
+        if (err) rd_kafka_headers_destroy(h);
+    } else {
+        err = rd_kafka_producev(k->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_VALUE(value, m->vlen),
+                                RD_KAFKA_V_KEY(m->key, m->klen), RD_KAFKA_V_OPAQUE(m),
+                                RD_KAFKA_V_TIMESTAMP(m->ts_ms), RD_KAFKA_V_END);
+    }
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        m->state = SP_KM_INFLIGHT;
+        kd->inflight++;
+        k->inflight_msgs++;
+        k->produced++;
+        return 0;
+    }
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        k->queue_full++;
+        return err;
+    }
+    sp__failed(k, kd, m, err);
+    return 0;
+}
+
+/* Keeps a few deliveries' buffers: a fresh multi-MiB malloc is an mmap plus page faults. */
+static void sp__kdel_free(sp_kafka *k, sp_kdel *kd)
+{
+    if (k->nspare < SP_KAFKA_SPARE && !k->stopping) {
+        sp_kdel *sp = &k->spare[k->nspare++];
+        sp->buf = kd->buf;
+        sp->msgs = kd->msgs;
+        sp->msgs_cap = kd->msgs_cap;
+    } else {
+        sp_buf_free(&kd->buf);
+        free(kd->msgs);
+    }
+    free(kd);
+}
+
+static void sp__finish(sp_kdel *kd)
+{
+    sp_kafka *k = kd->k;
+    sp_list_remove(&kd->link);
+    if (kd->held) sp_router_hold(k->o->router, -(int64_t)kd->held);
+    sp_delivery *d = kd->d;
+    uint32_t delivered = kd->delivered, rejected = kd->rejected;
+    sp__kdel_free(k, kd);
+    sp_output_done(d, SP_OUT_DONE, delivered, rejected);
+}
+
+static void sp__check_done(sp_kdel *kd)
+{
+    if (kd->encoded && kd->next == kd->n && !kd->inflight && !kd->retry) sp__finish(kd);
+}
+
+/* Produces what can be produced, deliveries in arrival order, until librdkafka's queue is
+ * full. While failed messages wait for their backoff nothing new is produced, and when they are
+ * due they go before anything newer: a container's lines stay in order through a failure
+ * (except for messages already in librdkafka's hands when it happened). */
+static void sp__kpump_(sp_kafka *k)
+{
+    int due = k->retry_due;
+    int hold = k->retry_msgs > 0 && !due;
+    k->retry_due = 0;
+    sp_list *it, *tmp;
+    sp_list_foreach_safe(it, tmp, &k->dels)
+    {
+        sp_kdel *kd = sp_list_entry(it, sp_kdel, link);
+        if (!kd->encoded) break; /* order: a later chunk never overtakes an earlier one */
+        for (uint32_t i = 0; due && kd->retry && i < kd->next; i++) {
+            sp_kmsg *m = &kd->msgs[i];
+            if (m->state != SP_KM_RETRY) continue;
+            kd->retry--;
+            k->retry_msgs--;
+            if (sp__produce_one(k, kd, m)) {
+                kd->retry++;
+                k->retry_msgs++;
+                k->qfull = 1;
+                k->retry_due = 1;
+                return;
+            }
+        }
+        if (hold) return;
+        while (kd->next < kd->n) {
+            if (sp__produce_one(k, kd, &kd->msgs[kd->next])) {
+                k->qfull = 1;
+                k->retry_due |= due;
+                return;
+            }
+            kd->next++;
+        }
+        sp__check_done(kd); /* may answer the last delivery, and the daemon then stops us */
+        if (k->stopping) return;
+    }
+}
+
+static void sp__start_destroy(sp_kafka *k);
+
+/* librdkafka is in use on the loop thread (serving reports or producing): a stop that comes
+ * from inside, through the last delivery's answer, destroys the producer only afterwards. */
+static void sp__leave(sp_kafka *k)
+{
+    if (--k->busy == 0 && k->destroy_pending) {
+        k->destroy_pending = 0;
+        sp__start_destroy(k);
+    }
+}
+
+static void sp__kpump(sp_kafka *k)
+{
+    if (k->stopping) return;
+    k->busy++;
+    sp__kpump_(k);
+    sp__leave(k);
+}
+
+static void sp__encoded(uv_work_t *w, int status)
+{
+    (void)status; /* jobs are never cancelled */
+    sp_kdel *kd = w->data;
+    sp_kafka *k = kd->k;
+    k->encoding--;
+    kd->encoded = 1;
+    if (k->stopping) {
+        sp__maybe_closed(k);
+        return;
+    }
+    /* The documents are buffered bytes too: they count towards memory_limit. */
+    kd->held = kd->buf.cap + (size_t)kd->n * sizeof(sp_kmsg);
+    sp_router_hold(k->o->router, (int64_t)kd->held);
+    sp__kpump(k);
+}
+
+void sp_kafka_deliver(sp_output *o, sp_delivery *d)
+{
+    sp_kafka *k = o->data;
+    sp_kdel *kd = sp_calloc(1, sizeof *kd);
+    if (k->nspare) {
+        sp_kdel *sp = &k->spare[--k->nspare];
+        kd->buf = sp->buf;
+        kd->buf.len = 0;
+        kd->msgs = sp->msgs;
+        kd->msgs_cap = sp->msgs_cap;
+    }
+    kd->d = d;
+    kd->k = k;
+    d->odata = kd;
+    sp_list_insert_tail(&k->dels, &kd->link);
+    kd->work.data = kd;
+    k->encoding++;
+    uv_queue_work(o->loop, &kd->work, sp__encode, sp__encoded);
+}
+
+/* ---- librdkafka callbacks (all on the loop thread, from rd_kafka_poll) ---- */
+
+static void sp__dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+    (void)rk;
+    sp_kafka *k = opaque;
+    sp_kmsg *m = msg->_private;
+    sp_kdel *kd = m->del;
+    kd->inflight--;
+    k->inflight_msgs--;
+    k->qfull = 0; /* a report frees room in librdkafka's queue */
+    if (k->stopping) return;
+    if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        m->state = SP_KM_OK;
+        k->retry_attempt = 0;
+        if (m->dead) {
+            kd->rejected++;
+            k->dead_lettered++;
+        } else {
+            kd->delivered++;
+            k->delivered_msgs++;
+        }
+    } else {
+        if (rd_kafka_message_status(msg) == RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED)
+            sp_log_limited(&k->rl_retry, SP_LOG_WARN,
+                           "output %s: a message failed (%s) after it may have been written: "
+                           "producing it again may duplicate it",
+                           k->o->name, rd_kafka_err2str(msg->err));
+        sp__failed(k, kd, m, msg->err);
+    }
+    sp__check_done(kd);
+}
+
+static void sp__error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    sp_kafka *k = opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char buf[512];
+        rd_kafka_fatal_error(rk, buf, sizeof buf);
+        sp_error("output %s: the kafka producer failed for good: %s", k->o->name, buf);
+        return;
+    }
+    sp_log_limited(&k->rl_error, SP_LOG_WARN, "output %s: kafka: %s", k->o->name, reason);
+}
+
+static void sp__log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    sp_kafka *k = rd_kafka_opaque(rk);
+    if (level <= 4) /* syslog warning and worse: broker connection trouble repeats, limit it */
+        sp_log_limited(&k->rl_error, level <= 3 ? SP_LOG_ERROR : SP_LOG_WARN,
+                       "output %s: kafka %s: %s", k->o->name, fac, buf);
+    else
+        sp_log(level == 7 ? SP_LOG_DEBUG : SP_LOG_INFO, "output %s: kafka %s: %s", k->o->name, fac,
+               buf);
+}
+
+static void sp__serve(sp_kafka *k)
+{
+    if (k->stopping) return;
+    k->busy++;
+    int was_full = k->qfull;
+    rd_kafka_poll(k->rk, 0);
+    if (!k->stopping && ((was_full && !k->qfull) || k->retry_due)) sp__kpump(k);
+    sp__leave(k);
+}
+
+static void sp__poll_cb(uv_poll_t *h, int status, int events)
+{
+    (void)status, (void)events;
+    sp_kafka *k = h->data;
+    char b[64];
+    while (read(k->pipefd[0], b, sizeof b) > 0)
+        ;
+    sp__serve(k);
+}
+
+/* The safety net: a wake-up lost for any reason costs at most one tick. */
+static void sp__tick_cb(uv_timer_t *t)
+{
+    sp_kafka *k = t->data;
+    sp__serve(k);
+    if (k->qfull && !k->stopping) {
+        k->qfull = 0;
+        sp__kpump(k);
+    }
+}
+
+/* ---- lifecycle ---- */
+
+int sp_kafka_start(sp_output *o)
+{
+    sp_kafka_conf *c = o->conf;
+    sp_kafka *k = sp_calloc(1, sizeof *k);
+    k->o = o;
+    k->conf = c;
+    k->pipefd[0] = k->pipefd[1] = -1;
+    sp_list_init(&k->dels);
+    o->data = k;
+    sp_kafka_field_parse(c->key, 1, &k->keyf);
+    k->topicf.kind = SP_KF_NONE;
+    if (c->topic_key) sp_kafka_field_parse(c->topic_key, 0, &k->topicf);
+
+    char errstr[512];
+    const char *bad;
+    rd_kafka_conf_t *rc = sp_kafka_conf_build(c, errstr, sizeof errstr, &bad);
+    if (!rc) {
+        sp_error("output %s: %s", o->name, errstr);
+        return -EINVAL;
+    }
+    rd_kafka_conf_set_opaque(rc, k);
+    rd_kafka_conf_set_dr_msg_cb(rc, sp__dr_cb);
+    rd_kafka_conf_set_error_cb(rc, sp__error_cb);
+    rd_kafka_conf_set_log_cb(rc, sp__log_cb);
+    rd_kafka_conf_set_stats_cb(rc, sp_kafka_stats_cb);
+    k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, rc, errstr, sizeof errstr);
+    if (!k->rk) {
+        rd_kafka_conf_destroy(rc);
+        sp_error("output %s: cannot create the kafka producer: %s", o->name, errstr);
+        return -EINVAL;
+    }
+    rd_kafka_set_log_queue(k->rk, NULL); /* logs too are served by rd_kafka_poll */
+    k->mainq = rd_kafka_queue_get_main(k->rk);
+    k->rkt = rd_kafka_topic_new(k->rk, c->topic, NULL);
+    if (c->dead_letter_topic) k->dlt = rd_kafka_topic_new(k->rk, c->dead_letter_topic, NULL);
+    if (!k->rkt || (c->dead_letter_topic && !k->dlt)) {
+        sp_error("output %s: invalid topic name", o->name);
+        return -EINVAL;
+    }
+    if (c->headers.n) {
+        k->headers = rd_kafka_headers_new(c->headers.n);
+        for (size_t i = 0; i < c->headers.n; i++)
+            rd_kafka_header_add(k->headers, c->headers.k[i], -1, c->headers.v[i], -1);
+    }
+    if (pipe2(k->pipefd, O_NONBLOCK | O_CLOEXEC)) return -errno;
+    /* librdkafka writes a byte when its main queue turns non-empty: the loop wakes up. */
+    rd_kafka_queue_io_event_enable(k->mainq, k->pipefd[1], "1", 1);
+    uv_poll_init(o->loop, &k->poll, k->pipefd[0]);
+    uv_timer_init(o->loop, &k->tick);
+    uv_timer_init(o->loop, &k->retry_timer);
+    k->poll.data = k->tick.data = k->retry_timer.data = k;
+    k->handles = 3;
+    uv_poll_start(&k->poll, UV_READABLE, sp__poll_cb);
+    uv_timer_start(&k->tick, sp__tick_cb, 100, 100);
+    sp_info("output %s: kafka producer for %s, topic %s%s%s", o->name, c->brokers, c->topic,
+            c->topic_key ? ", per record from " : "", c->topic_key ? c->topic_key : "");
+    return 0;
+}
+
+static void sp__maybe_closed(sp_kafka *k)
+{
+    if (k->handles || k->encoding || !k->destroyed) return;
+    sp_output *o = k->o;
+    /* Deliveries still here were not confirmed in time: they are abandoned, not answered. */
+    while (!sp_list_empty(&k->dels)) {
+        sp_kdel *kd = sp_list_entry(k->dels.next, sp_kdel, link);
+        sp_list_remove(&kd->link);
+        sp_buf_free(&kd->buf);
+        free(kd->msgs);
+        free(kd);
+    }
+    for (int i = 0; i < k->nspare; i++) {
+        sp_buf_free(&k->spare[i].buf);
+        free(k->spare[i].msgs);
+    }
+    for (int i = 0; i < k->ntopics; i++)
+        free(k->topics[i].name);
+    if (k->headers) rd_kafka_headers_destroy(k->headers);
+    for (int i = 0; i < 2; i++)
+        if (k->pipefd[i] >= 0) close(k->pipefd[i]);
+    free(k);
+    o->data = NULL;
+    sp_output_closed(o);
+}
+
+static void sp__handle_closed(uv_handle_t *h)
+{
+    sp_kafka *k = h->data;
+    k->handles--;
+    sp__maybe_closed(k);
+}
+
+/* rd_kafka_destroy joins librdkafka's threads: on the pool, so the loop never waits for it. */
+static void sp__destroy(uv_work_t *w)
+{
+    sp_kafka *k = w->data;
+    for (int i = 0; i < k->ntopics; i++)
+        rd_kafka_topic_destroy(k->topics[i].rkt);
+    if (k->rkt) rd_kafka_topic_destroy(k->rkt);
+    if (k->dlt) rd_kafka_topic_destroy(k->dlt);
+    if (k->mainq) rd_kafka_queue_destroy(k->mainq);
+    rd_kafka_destroy(k->rk);
+}
+
+static void sp__destroyed(uv_work_t *w, int status)
+{
+    (void)status;
+    sp_kafka *k = w->data;
+    k->destroyed = 1;
+    sp__maybe_closed(k);
+}
+
+static void sp__start_destroy(sp_kafka *k)
+{
+    /* Nothing more is served: drop what is queued so the destroy does not wait on it. */
+    rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT |
+                              RD_KAFKA_PURGE_F_NON_BLOCKING);
+    if (k->mainq) rd_kafka_queue_io_event_enable(k->mainq, -1, NULL, 0);
+    k->destroy_work.data = k;
+    uv_queue_work(k->o->loop, &k->destroy_work, sp__destroy, sp__destroyed);
+}
+
+void sp_kafka_stop(sp_output *o)
+{
+    sp_kafka *k = o->data;
+    if (!k) {
+        sp_output_closed(o);
+        return;
+    }
+    k->stopping = 1;
+    if (k->inflight_msgs)
+        sp_warn("output %s: %llu kafka messages not confirmed at stop are abandoned", o->name,
+                (unsigned long long)k->inflight_msgs);
+    if (k->handles) {
+        uv_close((uv_handle_t *)&k->poll, sp__handle_closed);
+        uv_close((uv_handle_t *)&k->tick, sp__handle_closed);
+        uv_close((uv_handle_t *)&k->retry_timer, sp__handle_closed);
+    }
+    if (k->rk && k->busy) {
+        k->destroy_pending = 1;
+    } else if (k->rk) {
+        sp__start_destroy(k);
+    } else {
+        k->destroyed = 1;
+        sp__maybe_closed(k);
+    }
+}

@@ -1,0 +1,175 @@
+/*
+ * The kafka output's settings: the field table, validation (every librdkafka property is tried
+ * at config time, so a typo is exit 2 with file:line, not a runtime failure), and where the
+ * per-record message key and topic come from.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "kafka.h"
+#include "mp.h"
+
+int sp_kafka_field_parse(const char *s, int allow_none, sp_kafka_field *f)
+{
+    f->name = SP_SLICE_NULL;
+    if (!s || !*s) return -1;
+    if (strcmp(s, "none") == 0) {
+        f->kind = SP_KF_NONE;
+        return allow_none ? 0 : -1;
+    }
+    if (strcmp(s, "container.id") == 0)
+        f->kind = SP_KF_ID;
+    else if (strcmp(s, "container.name") == 0)
+        f->kind = SP_KF_NAME;
+    else if (strcmp(s, "stream") == 0)
+        f->kind = SP_KF_STREAM;
+    else if (strcmp(s, "tag") == 0)
+        f->kind = SP_KF_TAG;
+    else {
+        f->kind = SP_KF_EXTRA;
+        f->name = sp_slice_str(s);
+    }
+    return 0;
+}
+
+sp_slice sp_kafka_field_get(const sp_kafka_field *f, const sp_record *r, sp_slice tag)
+{
+    switch (f->kind) {
+    case SP_KF_ID:
+        return r->container_id;
+    case SP_KF_NAME:
+        return r->container_name;
+    case SP_KF_STREAM:
+        return r->stream;
+    case SP_KF_TAG:
+        return tag;
+    case SP_KF_EXTRA: {
+        const uint8_t *p = (const uint8_t *)r->extras.base, *end = p + r->extras.len;
+        for (uint32_t i = 0; i < r->nextras; i++) {
+            sp_mp_obj k, v;
+            if (sp_mp_read(&p, end, &k)) break;
+            int match = (k.type == SP_MP_STR || k.type == SP_MP_BIN) && sp_slice_eq(k.s, f->name);
+            const uint8_t *vp = p;
+            if (match && sp_mp_read(&vp, end, &v) == 0 &&
+                (v.type == SP_MP_STR || v.type == SP_MP_BIN))
+                return v.s;
+            if (sp_mp_skip(&p, end)) break;
+        }
+        return SP_SLICE_NULL;
+    }
+    default:
+        return SP_SLICE_NULL;
+    }
+}
+
+/* Our defaults. Idempotence with acks=all: librdkafka's own retries neither duplicate nor
+ * reorder. Statistics every 10 s feed the metrics. Logs go to the main queue, so they are
+ * written from the loop thread like every other line. */
+static const char *const sp__defaults[][2] = {
+    {"enable.idempotence", "true"},
+    {"acks", "all"},
+    {"linger.ms", "5"},
+    {"statistics.interval.ms", "10000"},
+    {"log.queue", "true"},
+    {"compression.type", "none"},
+    {"client.id", "shipper"},
+    {"partitioner", "murmur2_random"},
+};
+
+rd_kafka_conf_t *sp_kafka_conf_build(const sp_kafka_conf *c, char *errstr, size_t errlen,
+                                     const char **bad_key)
+{
+    rd_kafka_conf_t *rc = rd_kafka_conf_new();
+    *bad_key = NULL;
+    for (size_t i = 0; i < sizeof sp__defaults / sizeof sp__defaults[0]; i++)
+        if (rd_kafka_conf_set(rc, sp__defaults[i][0], sp__defaults[i][1], errstr, errlen) !=
+            RD_KAFKA_CONF_OK)
+            goto fail;
+    if (rd_kafka_conf_set(rc, "bootstrap.servers", c->brokers, errstr, errlen) != RD_KAFKA_CONF_OK)
+        goto fail;
+    for (size_t i = 0; i < c->properties.n; i++) {
+        if (rd_kafka_conf_set(rc, c->properties.k[i], c->properties.v[i], errstr, errlen) !=
+            RD_KAFKA_CONF_OK) {
+            *bad_key = c->properties.k[i];
+            goto fail;
+        }
+    }
+    return rc;
+fail:
+    rd_kafka_conf_destroy(rc);
+    return NULL;
+}
+
+static int sp__check(sp_output *o, const sp_node *n, sp_conf_err *err)
+{
+    sp_kafka_conf *c = o->conf;
+    sp_kafka_field f;
+    if (!c->brokers || !*c->brokers) {
+        sp_conf_error(err, n->line, "brokers", "is required (host:port[,host:port...])");
+        return -1;
+    }
+    if (!c->topic || !*c->topic) {
+        sp_conf_error(err, n->line, "topic", "must not be empty");
+        return -1;
+    }
+    if (sp_kafka_field_parse(c->key, 1, &f)) {
+        sp_node *k = sp_node_get(n, "key");
+        sp_conf_error(err, k ? k->line : n->line, "key",
+                      "must be none, container.id, container.name, stream, tag or a field name");
+        return -1;
+    }
+    if (c->topic_key && sp_kafka_field_parse(c->topic_key, 0, &f)) {
+        sp_node *k = sp_node_get(n, "topic_key");
+        sp_conf_error(err, k ? k->line : n->line, "topic_key",
+                      "must be container.id, container.name, stream, tag or a field name");
+        return -1;
+    }
+    char errstr[512];
+    const char *bad;
+    rd_kafka_conf_t *rc = sp_kafka_conf_build(c, errstr, sizeof errstr, &bad);
+    if (!rc) {
+        sp_node *props = sp_node_get(n, "properties");
+        int line = n->line;
+        if (bad && props)
+            for (sp_node *m = props->child; m; m = m->next)
+                if (m->key && strcmp(m->key, bad) == 0) line = m->line;
+        char key[300];
+        snprintf(key, sizeof key, "properties.%s", bad ? bad : "brokers");
+        sp_conf_error(err, line, bad ? key : "brokers", "%s", errstr);
+        return -1;
+    }
+    rd_kafka_conf_destroy(rc);
+    return 0;
+}
+
+static const sp_conf_field sp__fields[] = {
+    {"brokers", SP_CONF_STR, offsetof(sp_kafka_conf, brokers), NULL,
+     "bootstrap brokers: host:port[,host:port...]"},
+    {"topic", SP_CONF_STR, offsetof(sp_kafka_conf, topic), "docker-logs",
+     "the topic; with topic_key, the fallback when a record lacks that field"},
+    {"topic_key", SP_CONF_STR, offsetof(sp_kafka_conf, topic_key), NULL,
+     "choose the topic per record from this field (container.name, tag, or any field)"},
+    {"key", SP_CONF_STR, offsetof(sp_kafka_conf, key), "container.id",
+     "message key: container.id (each container's order kept in one partition), "
+     "container.name, stream, tag, any field, or none"},
+    {"headers", SP_CONF_MAP, offsetof(sp_kafka_conf, headers), NULL,
+     "static headers added to every message"},
+    {"properties", SP_CONF_MAP, offsetof(sp_kafka_conf, properties), NULL,
+     "librdkafka producer properties, e.g. {compression.type: lz4}"},
+    {"dead_letter_topic", SP_CONF_STR, offsetof(sp_kafka_conf, dead_letter_topic), NULL,
+     "records the broker refuses for good go here (still counted rejected)"},
+    {"retry_backoff", SP_CONF_DURATION, offsetof(sp_kafka_conf, retry_backoff), "500ms",
+     "first wait before producing failed messages again (doubles up to retry_max)"},
+    SP_CONF_END};
+
+const sp_output_type sp_output_kafka = {
+    .name = "kafka",
+    .fields = sp__fields,
+    .conf_size = sizeof(sp_kafka_conf),
+    .check = sp__check,
+    .start = sp_kafka_start,
+    .deliver = sp_kafka_deliver,
+    .stop = sp_kafka_stop,
+    .metrics = sp_kafka_metrics,
+    .default_inflight = 16,
+};
