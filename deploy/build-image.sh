@@ -3,6 +3,8 @@
 #
 #   deploy/build-image.sh                 # -> shipper:latest
 #   deploy/build-image.sh shipper:test    # any name
+#   deploy/build-image.sh --rootfs DIR    # only assemble the root file system in DIR (empty or
+#                                         # new); deploy/Dockerfile's builder stage uses this
 #
 # The root file system is assembled from files on this machine and loaded with `docker import`,
 # so it works offline (the conventional multi-stage build is deploy/Dockerfile, for hosts that
@@ -23,21 +25,31 @@
 # Prints the image name, its size and the library list on success; exits non-zero on failure.
 set -euo pipefail
 
+ROOTFS_ONLY=""
+if [ "${1:-}" = --rootfs ]; then
+    [ -n "${2:-}" ] || { echo "usage: $0 --rootfs DIR" >&2; exit 2; }
+    ROOTFS_ONLY=$2
+fi
 NAME=${1:-shipper:latest}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
 SHIPPER=${SHIPPER:-$BUILD/shipper}
 say() { echo "build-image: $*" >&2; }
 
-command -v docker >/dev/null || { say "docker CLI not installed"; exit 1; }
+[ -n "$ROOTFS_ONLY" ] || command -v docker >/dev/null || { say "docker CLI not installed"; exit 1; }
 if [ ! -x "$SHIPPER" ]; then
     say "no $SHIPPER; building it (Release)"
     cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
     cmake --build "$BUILD" -j2 --target shipper >/dev/null
 fi
 
-DIR=$(mktemp -d "${TMPDIR:-/tmp}/shipper-image.XXXXXX")
-trap 'rm -rf "$DIR"' EXIT
+if [ -n "$ROOTFS_ONLY" ]; then
+    mkdir -p "$ROOTFS_ONLY"
+    DIR=$(cd "$ROOTFS_ONLY" && pwd)
+else
+    DIR=$(mktemp -d "${TMPDIR:-/tmp}/shipper-image.XXXXXX")
+    trap 'rm -rf "$DIR"' EXIT
+fi
 chmod 0755 "$DIR" # mktemp makes it 0700, and it becomes the image's /
 mkdir -p "$DIR"/{usr/bin,etc/shipper,etc/ssl/certs,usr/lib/ssl,tmp,proc,sys,dev}
 chmod 1777 "$DIR/tmp"
@@ -101,10 +113,16 @@ printf 'passwd: files\ngroup: files\nhosts: files dns\n' >"$DIR/etc/nsswitch.con
 : >"$DIR/etc/hostname"
 install -m 0644 "$ROOT/deploy/image.yaml" "$DIR/etc/shipper/shipper.yaml"
 
+if [ -n "$ROOTFS_ONLY" ]; then
+    say "root file system in $DIR: $(du -sk "$DIR" | cut -f1) KiB, $(echo "$LIBS" | wc -l) libraries"
+    exit 0
+fi
+
 # The health check: the binary's own probe (there is no shell or curl in the image).
 HEALTH='HEALTHCHECK --interval=30s --timeout=5s --start-period=5s --retries=3 CMD ["/usr/bin/shipper","--health","http://127.0.0.1:2020/healthz"]'
 CHANGES=(
     --change 'USER 65532:65532'
+    --change 'ENV PATH=/usr/bin'
     --change 'WORKDIR /'
     --change 'ENTRYPOINT ["/usr/bin/shipper"]'
     --change 'CMD ["-c","/etc/shipper/shipper.yaml"]'
