@@ -17,6 +17,8 @@
 #   /etc/nsswitch.conf                     "hosts: files dns" for broker and ES host names
 #   /etc/shipper/shipper.yaml              default config: forward 0.0.0.0:24224 -> stdout,
 #                                          metrics/health on 0.0.0.0:2020
+#   /var/lib/shipper (65532, 0700)         mount point for a state_dir volume
+#   /var/lib/docker/containers             mount point for the json-file variant (read-only)
 #   /tmp, /proc, /sys, /dev, /etc/hosts…   empty mount points; nothing else, no shell
 # Image config: USER 65532:65532, ENTRYPOINT ["/usr/bin/shipper"],
 # CMD ["-c","/etc/shipper/shipper.yaml"], EXPOSE 24224 2020, HEALTHCHECK shipper --health.
@@ -112,6 +114,19 @@ printf 'passwd: files\ngroup: files\nhosts: files dns\n' >"$DIR/etc/nsswitch.con
 : >"$DIR/etc/resolv.conf"
 : >"$DIR/etc/hostname"
 install -m 0644 "$ROOT/deploy/image.yaml" "$DIR/etc/shipper/shipper.yaml"
+# Mount points, so that mounting them adds nothing to the container's layer (docker diff stays
+# empty): the json-file variant's containers directory, and state_dir for a volume. A named
+# volume takes the ownership of the image's directory on first use, hence 65532 and 0700.
+mkdir -p "$DIR/var/lib/docker/containers" "$DIR/var/lib/shipper"
+chmod 0700 "$DIR/var/lib/shipper"
+# Everything else belongs to root and is world-readable: the unprivileged user can read it
+# all and write nothing.
+if [ "$(id -u)" = 0 ]; then
+    chown -R -h 0:0 "$DIR"
+    chown 65532:65532 "$DIR/var/lib/shipper"
+else
+    say "not root: files keep uid $(id -u) in a --rootfs tree; /var/lib/shipper is not 65532's"
+fi
 
 if [ -n "$ROOTFS_ONLY" ]; then
     say "root file system in $DIR: $(du -sk "$DIR" | cut -f1) KiB, $(echo "$LIBS" | wc -l) libraries"
@@ -130,8 +145,8 @@ CHANGES=(
     --change 'LABEL org.opencontainers.image.title=shipper'
 )
 
-# Owned by root, world-readable: the unprivileged user can read everything and write nothing.
-TAR=(tar -C "$DIR" --numeric-owner --owner=0 --group=0 -c .)
+TAR=(tar -C "$DIR" --numeric-owner -c .)
+[ "$(id -u)" = 0 ] || TAR=(tar -C "$DIR" --numeric-owner --owner=0 --group=0 -c .)
 # Docker 20.10's import accepts HEALTHCHECK; an engine that refuses it gets a second,
 # metadata-only layer from the (local, registry-free) builder instead.
 if ! "${TAR[@]}" | docker import "${CHANGES[@]}" --change "$HEALTH" - "$NAME" >/dev/null 2>"$DIR.err"; then

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # deploy/Dockerfile stays equivalent to deploy/build-image.sh. Its build stage needs debian:12
 # from a registry, which this machine does not have; its runtime stage does not: it is built
-# here from a local context (FROM scratch + the root file system that build-image.sh --rootfs
-# assembles, which is what the build stage runs) and compared with build-image.sh's image:
+# here from a local context (a stand-in build stage holding the root file system that
+# `build-image.sh --rootfs` assembles, which is what the real build stage runs) and compared with build-image.sh's image:
 # same files, same user, entrypoint, cmd, ports, labels and health check; and it runs.
 . "$(dirname "$0")/lib.sh"
 need_docker
@@ -14,10 +14,14 @@ trap 'cleanup; docker rmi -f "$A" "$B" >/dev/null 2>&1' EXIT
 mkdir -p "$T/ctx"
 "$ROOT/deploy/build-image.sh" --rootfs "$T/ctx/rootfs" >"$T/rootfs.log" 2>&1 ||
     { cat "$T/rootfs.log"; fail "build-image.sh --rootfs"; finish; }
-# The runtime stage, verbatim but for where the root file system comes from.
-sed -n '/^FROM scratch/,$p' "$ROOT/deploy/Dockerfile" |
-    sed 's|^COPY --from=build /rootfs/ /|COPY rootfs/ /|' >"$T/ctx/Dockerfile"
-check "the runtime stage copies the build stage's /rootfs" grep -qx 'COPY rootfs/ /' "$T/ctx/Dockerfile"
+# The build stage is replaced by one that holds the same /rootfs (ADD of a local tar keeps
+# owners, as COPY --from keeps the build stage's); the runtime stage is used verbatim.
+tar -C "$T/ctx/rootfs" --numeric-owner -cf "$T/ctx/rootfs.tar" . && rm -rf "$T/ctx/rootfs"
+{
+    printf 'FROM scratch AS build\nADD rootfs.tar /rootfs/\n'
+    sed -n '/^FROM scratch/,$p' "$ROOT/deploy/Dockerfile"
+} >"$T/ctx/Dockerfile"
+check "the runtime stage copies the build stage's /rootfs" grep -qx 'COPY --from=build /rootfs/ /' "$T/ctx/Dockerfile"
 DOCKER_BUILDKIT=0 docker build -q -t "$B" "$T/ctx" >"$T/b.log" 2>&1 || { cat "$T/b.log"; fail "docker build of the runtime stage"; finish; }
 
 for f in '{{.Config.User}}' '{{json .Config.Entrypoint}}' '{{json .Config.Cmd}}' \
