@@ -57,7 +57,8 @@ need_docker
 NAME=shipper:deploy-compose-$$
 PROJECT=shipperdeploy$$
 export SHIPPER_IMAGE=$NAME SHIPPER_CONFIG=./image.yaml SHIPPER_SECCOMP=$ROOT/deploy/seccomp.json
-export SHIPPER_FORWARD_PORT=$(free_port) SHIPPER_HTTP_PORT=$(free_port) SHIPPER_HEALTH_INTERVAL=1s
+SHIPPER_FORWARD_PORT=$(free_port); SHIPPER_HTTP_PORT=$(free_port)
+export SHIPPER_FORWARD_PORT SHIPPER_HTTP_PORT SHIPPER_HEALTH_INTERVAL=1s
 export APP_IMAGE=$IMAGE APP_LINES=1000
 compose() { timeout 90 docker-compose -f "$ROOT/deploy/docker-compose.yml" -p "$PROJECT" "$@"; }
 trap 'compose down -t 5 >/dev/null 2>&1; cleanup; docker rmi -f "$NAME" >/dev/null 2>&1' EXIT
