@@ -145,6 +145,9 @@ CHANGES=(
     --change 'LABEL org.opencontainers.image.title=shipper'
 )
 
+# A rebuild under the same name leaves the previous image untagged: removed below, unless a
+# container or another tag still uses it.
+OLD_ID=$(docker image inspect -f '{{.Id}}' "$NAME" 2>/dev/null || true)
 TAR=(tar -C "$DIR" --numeric-owner -c .)
 [ "$(id -u)" = 0 ] || TAR=(tar -C "$DIR" --numeric-owner --owner=0 --group=0 -c .)
 # Docker 20.10's import accepts HEALTHCHECK; an engine that refuses it gets a second,
@@ -156,6 +159,9 @@ if ! "${TAR[@]}" | docker import "${CHANGES[@]}" --change "$HEALTH" - "$NAME" >/
     docker rmi "$NAME-base" >/dev/null 2>&1 || true
 fi
 rm -f "$DIR.err"
+if [ -n "$OLD_ID" ] && [ "$OLD_ID" != "$(docker image inspect -f '{{.Id}}' "$NAME")" ]; then
+    docker rmi "$OLD_ID" >/dev/null 2>&1 || true
+fi
 
 SIZE=$(docker image inspect -f '{{.Size}}' "$NAME")
 echo "image $NAME: $SIZE bytes ($((SIZE / 1024)) KiB), $(echo "$LIBS" | wc -l) libraries:"

@@ -8,7 +8,9 @@
 need_docker
 
 A=shipper:deploy-import-$$ B=shipper:deploy-dockerfile-$$
-trap 'cleanup; docker rmi -f "$A" "$B" >/dev/null 2>&1' EXIT
+# The legacy builder keeps the stand-in build stage as an untagged image: labelled, pruned.
+trap 'cleanup; docker rmi -f "$A" "$B" >/dev/null 2>&1
+    docker image prune -f --filter "label=shipper-deploy-test=$$" >/dev/null 2>&1' EXIT
 "$ROOT/deploy/build-image.sh" "$A" >"$T/a.log" 2>&1 || { cat "$T/a.log"; fail "build-image.sh"; finish; }
 
 mkdir -p "$T/ctx"
@@ -18,7 +20,7 @@ mkdir -p "$T/ctx"
 # owners, as COPY --from keeps the build stage's); the runtime stage is used verbatim.
 tar -C "$T/ctx/rootfs" --numeric-owner -cf "$T/ctx/rootfs.tar" . && rm -rf "$T/ctx/rootfs"
 {
-    printf 'FROM scratch AS build\nADD rootfs.tar /rootfs/\n'
+    printf 'FROM scratch AS build\nLABEL shipper-deploy-test=%s\nADD rootfs.tar /rootfs/\n' "$$"
     sed -n '/^FROM scratch/,$p' "$ROOT/deploy/Dockerfile"
 } >"$T/ctx/Dockerfile"
 check "the runtime stage copies the build stage's /rootfs" grep -qx 'COPY --from=build /rootfs/ /' "$T/ctx/Dockerfile"
