@@ -353,6 +353,10 @@ static void sp__finish(sp_daemon *d)
                 (unsigned long long)pending);
         d->exit_code = d->exit_code ? d->exit_code : 0;
     }
+    /* Held across the loop: an output that closes synchronously in stop must not end the loop
+     * (and close the router) while this function still runs. Inputs may still be closing; the
+     * count ends the loop when all are done. */
+    d->open_components++;
     for (size_t i = 0; i < d->noutputs; i++) {
         sp_output *o = d->outputs[i];
         if (o->closed) continue;
@@ -360,8 +364,6 @@ static void sp__finish(sp_daemon *d)
         uv_timer_stop(&o->retry_timer);
         o->type->stop(o);
     }
-    /* Inputs may still be closing; the count ends the loop when all are done. */
-    d->open_components++;
     sp__closed_one(d);
 }
 
@@ -464,6 +466,7 @@ int sp_daemon_run(sp_daemon *d)
         sp_input *in = d->inputs[i];
         in->loop = &d->loop;
         in->router = r;
+        in->state_dir = d->service.state_dir;
         rc = in->type->start(in);
     }
     if (!rc && d->service.http_listen && *d->service.http_listen) {

@@ -43,6 +43,7 @@ struct sp_input {
     void *data; /* the running instance */
     uv_loop_t *loop;
     struct sp_router *router;
+    const char *state_dir; /* service.state_dir, or NULL: where inputs may keep state */
     int closed;
     uint64_t records, bytes;
     struct {
