@@ -120,6 +120,8 @@ typedef struct sp_dl_cont {
     size_t tag_len, prefix_len;
     sp_list files;
     sp_dl_file *cur; /* the file now at <id>-json.log, if open */
+    uv_fs_event_t ev; /* on the container's directory: writes, rotation */
+    int ev_on;
     int seen, removed;
     sp_dl_join join[3]; /* stdout, stderr, anything else */
 } sp_dl_cont;
@@ -501,6 +503,23 @@ static int sp__resume_saved(sp_dl *s, sp_dl_cont *c, const sp_offset *o)
     return 1;
 }
 
+static void sp__check(sp_dl *s, sp_dl_cont *c);
+static void sp__pump_start(sp_dl *s);
+
+/*
+ * Rotation must be seen at once: a container that logs fast rotates a small file several times
+ * a second, and a file never opened is deleted with its lines once max-file is reached. A
+ * rename or create in the directory checks the container now; a write just wakes the reader.
+ */
+static void sp__cont_ev_cb(uv_fs_event_t *h, const char *name, int events, int status)
+{
+    sp_dl_cont *c = h->data;
+    sp_dl *s = c->s;
+    if (s->stopping) return;
+    if ((events & UV_RENAME) || !c->cur) sp__check(s, c);
+    sp__pump_start(s);
+}
+
 static sp_dl_cont *sp__cont_add(sp_dl *s, const char *id, int startup)
 {
     sp_dl_cont *c = sp_calloc(1, sizeof *c);
@@ -509,6 +528,12 @@ static sp_dl_cont *sp__cont_add(sp_dl *s, const char *id, int startup)
     sp_list_init(&c->files);
     sp_list_insert_tail(&s->conts, &c->link);
     sp__cont_name(s, c);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/%s", s->conf->path, c->id);
+    uv_fs_event_init(s->in->loop, &c->ev);
+    c->ev.data = c;
+    c->ev_on = 1;
+    if (uv_fs_event_start(&c->ev, sp__cont_ev_cb, dir, 0)) uv_fs_event_stop(&c->ev);
     const sp_offset *o = startup ? sp__saved(s, id) : NULL;
     if (o && sp__resume_saved(s, c, o)) return c;
     if (o)
@@ -528,6 +553,11 @@ static sp_dl_cont *sp__cont_add(sp_dl *s, const char *id, int startup)
     return c;
 }
 
+static void sp__cont_freed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
 static void sp__cont_free(sp_dl *s, sp_dl_cont *c)
 {
     for (int i = 0; i < 3; i++) {
@@ -537,7 +567,13 @@ static void sp__cont_free(sp_dl *s, sp_dl_cont *c)
     }
     sp_list_remove(&c->link);
     free(c->tag);
-    free(c);
+    c->tag = NULL;
+    if (c->ev_on) {
+        c->ev_on = 0;
+        uv_close((uv_handle_t *)&c->ev, sp__cont_freed);
+    } else {
+        free(c);
+    }
 }
 
 static void sp__scan(sp_dl *s, int startup)
@@ -768,7 +804,12 @@ static void sp__poll_cb(uv_timer_t *t)
 static void sp__fsev_cb(uv_fs_event_t *h, const char *name, int events, int status)
 {
     sp_dl *s = h->data;
-    s->rescan_soon = 1; /* the poll timer runs it: bursts of events make one scan */
+    /* A new container may log (and rotate) at once: scan now, but once per burst of events. */
+    if (uv_now(s->in->loop) - s->last_scan_ms >= 20)
+        sp__scan(s, 0);
+    else
+        s->rescan_soon = 1;
+    sp__pump_start(s);
 }
 
 static int sp__start(sp_input *in)
@@ -848,9 +889,8 @@ static void sp__free(sp_dl *s)
     free(s);
 }
 
-static void sp__handle_closed(uv_handle_t *h)
+static void sp__closed_step(sp_dl *s)
 {
-    sp_dl *s = h->data;
     if (--s->handles > 0) return;
     sp_list *it;
     sp_list_foreach(it, &s->conts)
@@ -872,6 +912,16 @@ static void sp__handle_closed(uv_handle_t *h)
      * sp_input_closed: that may close the router and fire watchers. */
     if (s->nwatch == 0) sp__free(s);
     sp_input_closed(in);
+}
+
+static void sp__handle_closed(uv_handle_t *h)
+{
+    sp__closed_step(h->data);
+}
+
+static void sp__cont_ev_closed(uv_handle_t *h)
+{
+    sp__closed_step(((sp_dl_cont *)h->data)->s);
 }
 
 static void sp__stop(sp_input *in)
@@ -897,6 +947,14 @@ static void sp__stop(sp_input *in)
     uv_close((uv_handle_t *)&s->poll, sp__handle_closed);
     uv_close((uv_handle_t *)&s->pump, sp__handle_closed);
     uv_close((uv_handle_t *)&s->fsev, sp__handle_closed);
+    sp_list_foreach(it, &s->conts)
+    {
+        sp_dl_cont *c = sp_list_entry(it, sp_dl_cont, link);
+        if (!c->ev_on) continue;
+        c->ev_on = 0;
+        s->handles++;
+        uv_close((uv_handle_t *)&c->ev, sp__cont_ev_closed);
+    }
 }
 
 static void sp__metrics(sp_input *in, sp_buf *out)
