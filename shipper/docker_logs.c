@@ -85,6 +85,7 @@ typedef struct sp_dl_file {
     sp_buf carry;
     int rotated;  /* renamed or unlinked: read to the end, then close */
     int skipping; /* inside an overlong line: drop bytes up to the next '\n' */
+    int done;     /* rotated away and read to its end */
     uint32_t gen; /* bumped on truncation: older watchers no longer move `committed` */
     uint64_t committed;
     sp_list watches; /* sp_dl_watch, oldest first */
@@ -119,10 +120,12 @@ typedef struct sp_dl_cont {
     char *tag;
     size_t tag_len, prefix_len;
     sp_list files;
-    sp_dl_file *cur; /* the file now at <id>-json.log, if open */
+    sp_dl_file *cur;  /* the file now at <id>-json.log, if open */
     uv_fs_event_t ev; /* on the container's directory: writes, rotation */
     int ev_on;
     int seen, removed;
+    int named;          /* the name came from config.v2.json (else: the short id) */
+    uint64_t found_ms;  /* when the container was discovered */
     sp_dl_join join[3]; /* stdout, stderr, anything else */
 } sp_dl_cont;
 
@@ -221,6 +224,7 @@ static void sp__file_close(sp_dl *s, sp_dl_file *f)
     if (f->fd < 0) return;
     close(f->fd);
     f->fd = -1;
+    f->done = 1;
     s->nfiles--;
     if (f->carry.len || f->skipping) sp_input_error(s->in, "truncated_line");
     f->line_off += f->carry.len;
@@ -439,6 +443,7 @@ static void sp__cont_name(sp_dl *s, sp_dl_cont *c)
 {
     char name[256];
     size_t n = sp_meta_name(sp_slice_make(c->id, 64), name, sizeof name);
+    c->named = n > 0;
     if (!n) n = (size_t)snprintf(name, sizeof name, "%.12s", c->id);
     size_t plen = strlen(s->conf->tag_prefix);
     if (c->tag && c->tag_len == plen + n && memcmp(c->tag + plen, name, n) == 0) return;
@@ -525,6 +530,7 @@ static sp_dl_cont *sp__cont_add(sp_dl *s, const char *id, int startup)
     sp_dl_cont *c = sp_calloc(1, sizeof *c);
     memcpy(c->id, id, 64);
     c->s = s;
+    c->found_ms = uv_now(s->in->loop);
     sp_list_init(&c->files);
     sp_list_insert_tail(&s->conts, &c->link);
     sp__cont_name(s, c);
@@ -660,7 +666,15 @@ static void sp__save(sp_dl *s)
     {
         sp_dl_cont *c = sp_list_entry(it, sp_dl_cont, link);
         if (sp_list_empty(&c->files)) continue;
-        sp_dl_file *f = sp_list_entry(c->files.next, sp_dl_file, link);
+        /* The oldest file with records not yet released; if there is none, the newest. A
+         * restart resumes there and reads every newer file from its start. */
+        sp_dl_file *f = NULL;
+        sp_list *fi;
+        sp_list_foreach(fi, &c->files)
+        {
+            f = sp_list_entry(fi, sp_dl_file, link);
+            if (!f->done || !sp_list_empty(&f->watches)) break;
+        }
         if (n == cap) v = sp_realloc(v, (cap = cap ? cap * 2 : 16) * sizeof *v);
         sp_offset *o = &v[n++];
         memcpy(o->id, c->id, 65);
@@ -726,6 +740,12 @@ static void sp__pump_stop(sp_dl *s)
 /* Reads one slice of the container's oldest unfinished file; returns bytes read. */
 static size_t sp__pump_cont(sp_dl *s, sp_dl_cont *c)
 {
+    /* Docker writes config.v2.json around the time it makes the directory: lines are not
+     * tagged before the name is known, unless it stays unknown (unreadable config) for 2 s. */
+    if (!c->named && uv_now(s->in->loop) - c->found_ms < SP_DL_RESCAN_MS) {
+        sp__cont_name(s, c);
+        if (!c->named) return 0;
+    }
     sp_list *it, *tmp;
     sp_list_foreach_safe(it, tmp, &c->files)
     {

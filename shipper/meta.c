@@ -209,7 +209,7 @@ static void sp__refresh(sp_slice id, uint64_t now)
 
 /* Runs `fn` on the fresh entry of `id` under the read lock; returns its result or 0. */
 static size_t sp__with(sp_slice id, size_t (*fn)(const sp_meta_ent *, void *, size_t), void *a,
-                       size_t n)
+                       size_t n, int recheck_missing)
 {
     if (!sp__valid_id(id)) return 0;
     uint64_t now = uv_hrtime();
@@ -220,7 +220,8 @@ static size_t sp__with(sp_slice id, size_t (*fn)(const sp_meta_ent *, void *, si
             return 0;
         }
         sp_meta_ent *e = sp__find(id);
-        if (e && (pass == 1 || now - e->checked_ns < SP_META_RECHECK_NS)) {
+        if (e && (pass == 1 ||
+                  (now - e->checked_ns < SP_META_RECHECK_NS && (e->found || !recheck_missing)))) {
             size_t r = e->found ? fn(e, a, n) : 0;
             pthread_rwlock_unlock(&sp__lock);
             return r;
@@ -240,7 +241,7 @@ static size_t sp__append(const sp_meta_ent *e, void *out, size_t n)
 
 int sp_meta_append_json(sp_slice id, sp_buf *out)
 {
-    return (int)sp__with(id, sp__append, out, 0);
+    return (int)sp__with(id, sp__append, out, 0, 0);
 }
 
 static size_t sp__copy_name(const sp_meta_ent *e, void *buf, size_t cap)
@@ -255,7 +256,7 @@ static size_t sp__copy_name(const sp_meta_ent *e, void *buf, size_t cap)
 
 size_t sp_meta_name(sp_slice id, char *buf, size_t cap)
 {
-    return sp__with(id, sp__copy_name, buf, cap);
+    return sp__with(id, sp__copy_name, buf, cap, 1);
 }
 
 void sp_meta_forget(sp_slice id)

@@ -24,7 +24,9 @@ int sp_meta_add_dir(const char *dir);
 
 /**
  * Copies the container's name (without Docker's leading '/') to `buf` (NUL-terminated) and
- * returns its length; returns 0 when the container is unknown.
+ * returns its length; returns 0 when the container is unknown. Unlike the JSON lookup, an
+ * unknown container is looked for again on every call (a new container's config may appear a
+ * moment after its directory): call it at discovery, not per record.
  */
 size_t sp_meta_name(sp_slice id, char *buf, size_t cap);
 
