@@ -123,6 +123,7 @@ typedef struct sp_dl_cont {
     sp_dl_file *cur;  /* the file now at <id>-json.log, if open */
     uv_fs_event_t ev; /* on the container's directory: writes, rotation */
     int ev_on;
+    uint64_t idseed, idseed_dev, idseed_ino, idseed_fp; /* record ids: the file's hash */
     int seen, removed;
     int named;          /* the name came from config.v2.json (else: the short id) */
     uint64_t found_ms;  /* when the container was discovered */
@@ -302,16 +303,24 @@ static void sp__batch_end(sp_dl *s, sp_dl_cont *c, sp_dl_file *f)
 static void sp__emit(sp_dl *s, sp_dl_cont *c, sp_dl_file *f, sp_record *r, uint64_t dev,
                      uint64_t ino, uint64_t fp, uint64_t off)
 {
-    struct {
-        char id[64];
-        uint64_t dev, ino, fp, off;
-    } key;
-    memcpy(key.id, c->id, 64);
-    key.dev = dev;
-    key.ino = ino;
-    key.fp = fp;
-    key.off = off;
-    sp_hash128(&key, sizeof key, 0, r->id);
+    /* Hashing the container and file once per file keeps the per-record hash to 8 bytes. */
+    if (c->idseed_ino != ino || c->idseed_dev != dev || c->idseed_fp != fp || !c->idseed) {
+        struct {
+            char id[64];
+            uint64_t dev, ino, fp;
+        } key;
+        uint8_t h[16];
+        memcpy(key.id, c->id, 64);
+        key.dev = dev;
+        key.ino = ino;
+        key.fp = fp;
+        sp_hash128(&key, sizeof key, 0, h);
+        memcpy(&c->idseed, h, 8);
+        c->idseed_dev = dev;
+        c->idseed_ino = ino;
+        c->idseed_fp = fp;
+    }
+    sp_hash128(&off, sizeof off, c->idseed, r->id);
     r->container_id = sp_slice_make(c->id, 64);
     r->container_name = sp_slice_make(c->tag + c->prefix_len, c->tag_len - c->prefix_len);
     r->prec = 9;

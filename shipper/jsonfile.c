@@ -122,8 +122,19 @@ static int sp__str(sp__jf *j, sp_slice *s, int *nl)
 {
     if (j->p >= j->end || *j->p != '"') return SP_JF_ECORRUPT;
     const char *start = ++j->p, *end = j->end;
-    const char *bs = memchr(start, '\\', (size_t)(end - start));
-    const char *q = memchr(start, '"', (size_t)((bs ? bs : end) - start));
+    const char *bs = NULL, *q = NULL;
+    /* Keys and short values end within a few bytes: a plain loop beats two memchr calls. */
+    const char *x = start, *xe = end - start > 32 ? start + 32 : end;
+    while (x < xe && *x != '"' && *x != '\\')
+        x++;
+    if (x < xe && *x == '"') {
+        q = x;
+    } else if (x < xe) {
+        bs = x;
+    } else {
+        bs = memchr(x, '\\', (size_t)(end - x));
+        q = memchr(x, '"', (size_t)((bs ? bs : end) - x));
+    }
     if (nl) *nl = 0;
     if (q) { /* no escape at all */
         *s = sp_slice_make(start, (size_t)(q - start));
