@@ -65,7 +65,7 @@ static const sp_conf_field sp__dl_fields[] = {
 
 #define SP_DL_SLICE (1 << 20)   /* one read */
 #define SP_DL_MAX_RAW (1 << 20) /* one json-file line; longer is skipped (corrupt) */
-#define SP_DL_BUDGET (8 << 20)  /* bytes read per loop iteration, across files */
+#define SP_DL_BUDGET (4 << 20)  /* bytes read per loop iteration, across files */
 #define SP_DL_FP_LEN 256        /* identity fingerprint: hash of the first bytes */
 #define SP_DL_RESCAN_MS 2000    /* safety-net directory rescan */
 #define SP_DL_SAVE_MS 1000      /* offsets written at most this often */
@@ -630,6 +630,46 @@ static void sp__scan(sp_dl *s, int startup)
 }
 
 /* Growth, rotation and truncation of one container's current file. */
+/*
+ * `old` (the file we read as current) was rotated away. If Docker rotated more than once before
+ * we looked, the files between it and the new current are `.k-1` ... `.1` where `old` is now `.k`
+ * (all of them when `old` is already deleted): open them, oldest first, so none is skipped.
+ */
+static void sp__missed_rotations(sp_dl *s, sp_dl_cont *c, sp_dl_file *old)
+{
+    char path[4096];
+    struct stat st;
+    int k = 0, last = 0;
+    for (int i = 1; i <= SP_DL_MAX_ROTATED; i++) {
+        sp__log_path(s, c, i, path, sizeof path);
+        if (stat(path, &st) != 0) break;
+        last = i;
+        if ((uint64_t)st.st_dev == old->dev && (uint64_t)st.st_ino == old->ino) {
+            k = i;
+            break;
+        }
+    }
+    for (int i = k ? k - 1 : last; i >= 1; i--) {
+        sp__log_path(s, c, i, path, sizeof path);
+        int fd = sp__open(path, &st);
+        if (fd < 0) continue;
+        int known = 0;
+        sp_list *it;
+        sp_list_foreach(it, &c->files)
+        {
+            sp_dl_file *f = sp_list_entry(it, sp_dl_file, link);
+            known |= f->dev == (uint64_t)st.st_dev && f->ino == (uint64_t)st.st_ino;
+        }
+        if (known) {
+            close(fd);
+            continue;
+        }
+        sp_dl_file *f = sp__file_add(s, c, fd, &st, 0);
+        f->rotated = 1;
+        s->rotations++;
+    }
+}
+
 static void sp__check(sp_dl *s, sp_dl_cont *c)
 {
     char path[4096];
@@ -638,6 +678,7 @@ static void sp__check(sp_dl *s, sp_dl_cont *c)
     if (stat(path, &st) != 0) {
         if (c->cur) { /* renamed away, or the container is gone: finish it */
             c->cur->rotated = 1;
+            if (!c->removed) sp__missed_rotations(s, c, c->cur);
             c->cur = NULL;
             if (!c->removed) s->rotations++;
         }
@@ -657,6 +698,7 @@ static void sp__check(sp_dl *s, sp_dl_cont *c)
     if (f) {
         f->rotated = 1;
         s->rotations++;
+        sp__missed_rotations(s, c, f);
     }
     c->cur = NULL;
     int fd = sp__open(path, &st);

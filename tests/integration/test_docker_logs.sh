@@ -64,8 +64,8 @@ check "20 containers shipped" wait_lines m20 300 30
 sleep 0.5
 
 log "restart while $P-rs logs"
-stop_shipper >"$T/rc1"
-check_eq "run 1 exit code" 0 "$(cat "$T/rc1")"
+stop_shipper
+check_eq "run 1 exit code" 0 "$SHIPPER_RC"
 sleep 1
 start_shipper run2 -c "$T/cfg.yaml"
 wait_ready "$HTTP" || { cat "$T/run2.err"; exit 1; }
@@ -83,8 +83,8 @@ wait_exit rs
 check "restarted container shipped" wait_lines rs 6000 60
 sleep 0.5
 curl -sf "http://$HTTP/metrics" >"$T/metrics.txt"
-stop_shipper >"$T/rc2"
-check_eq "run 2 exit code" 0 "$(cat "$T/rc2")"
+stop_shipper
+check_eq "run 2 exit code" 0 "$SHIPPER_RC"
 
 log "checking every record"
 python3 - "$P" "$T"/run1.out "$T"/run2.out <<'PY' || fail "record checks (above)"
