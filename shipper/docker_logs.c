@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "jsonfile.h"
 #include "log.h"
@@ -86,6 +87,7 @@ typedef struct sp_dl_file {
     int rotated;  /* renamed or unlinked: read to the end, then close */
     int skipping; /* inside an overlong line: drop bytes up to the next '\n' */
     int done;     /* rotated away and read to its end */
+    gzFile gz;    /* a rotation Docker compressed before we opened it: read through zlib */
     uint32_t gen; /* bumped on truncation: older watchers no longer move `committed` */
     uint64_t committed;
     sp_list watches; /* sp_dl_watch, oldest first */
@@ -223,7 +225,11 @@ static void sp__log_path(sp_dl *s, const sp_dl_cont *c, int n, char *buf, size_t
 static void sp__file_close(sp_dl *s, sp_dl_file *f)
 {
     if (f->fd < 0) return;
-    close(f->fd);
+    if (f->gz)
+        gzclose(f->gz); /* closes fd too */
+    else
+        close(f->fd);
+    f->gz = NULL;
     f->fd = -1;
     f->done = 1;
     s->nfiles--;
@@ -436,8 +442,10 @@ static ssize_t sp__read_slice(sp_dl *s, sp_dl_cont *c, sp_dl_file *f)
     if (carry) memcpy(s->rbuf, f->carry.base, carry);
     ssize_t n;
     do
-        n = pread(f->fd, s->rbuf + carry, SP_DL_SLICE, (off_t)f->off);
-    while (n < 0 && errno == EINTR);
+        n = f->gz ? gzread(f->gz, s->rbuf + carry, SP_DL_SLICE)
+                  : pread(f->fd, s->rbuf + carry, SP_DL_SLICE, (off_t)f->off);
+    while (n < 0 && errno == EINTR && !f->gz);
+    if (n < 0 && f->gz) n = -EIO, errno = EIO;
     if (n <= 0) return n < 0 ? -errno : 0;
     f->off += (uint64_t)n;
     s->bytes_read += (uint64_t)n;
@@ -474,41 +482,117 @@ static const sp_offset *sp__saved(sp_dl *s, const char *id)
 
 /* Startup with a saved position: find the file it names (maybe rotated since) and queue it
  * and every newer one. Returns 1 when found. */
-static int sp__resume_saved(sp_dl *s, sp_dl_cont *c, const sp_offset *o)
+/* A rotated file as found on disk: `.i`, or `.i.gz` once Docker compressed it. */
+typedef struct {
+    int fd;
+    gzFile gz;
+    struct stat st;
+    uint8_t head[SP_DL_FP_LEN]; /* its first bytes (decompressed): identity */
+    uint32_t nhead;
+} sp_dl_cand;
+
+/*
+ * Opens rotation i (0: the current file): the plain file if it exists — it still does while
+ * Docker compresses it — else the .gz. Returns 0, or -1 when there is neither.
+ */
+static int sp__cand_open(sp_dl *s, sp_dl_cont *c, int i, sp_dl_cand *k)
 {
     char path[4096];
-    int k = -1, fd = -1;
-    struct stat st;
-    for (int i = 0; i <= SP_DL_MAX_ROTATED && k < 0; i++) {
-        sp__log_path(s, c, i, path, sizeof path);
-        if ((fd = sp__open(path, &st)) < 0) {
+    memset(k, 0, sizeof *k);
+    sp__log_path(s, c, i, path, sizeof path);
+    if ((k->fd = sp__open(path, &k->st)) >= 0) {
+        ssize_t n = pread(k->fd, k->head, sizeof k->head, 0);
+        k->nhead = n > 0 ? (uint32_t)n : 0;
+        return 0;
+    }
+    if (i == 0) return -1;
+    strncat(path, ".gz", sizeof path - strlen(path) - 1);
+    if ((k->fd = sp__open(path, &k->st)) < 0) return -1;
+    if (!(k->gz = gzdopen(k->fd, "rb"))) {
+        close(k->fd);
+        return -1;
+    }
+    int n = gzread(k->gz, k->head, sizeof k->head);
+    k->nhead = n > 0 ? (uint32_t)n : 0;
+    gzrewind(k->gz);
+    return 0;
+}
+
+static void sp__cand_close(sp_dl_cand *k)
+{
+    if (k->gz)
+        gzclose(k->gz);
+    else if (k->fd >= 0)
+        close(k->fd);
+    k->gz = NULL;
+    k->fd = -1;
+}
+
+/* Is the candidate the file with this identity? (dev, ino) and the fingerprint, or for a
+ * compressed copy of a file we know, the fingerprint alone. */
+static int sp__cand_is(const sp_dl_cand *k, uint64_t dev, uint64_t ino, uint64_t fp,
+                       uint32_t fp_len, int by_content)
+{
+    if (fp_len > k->nhead) return 0;
+    uint8_t h[16];
+    uint64_t x;
+    sp_hash128(k->head, fp_len, 0x6a736f6e66696c65ULL, h);
+    memcpy(&x, h, 8);
+    if (x != fp) return 0;
+    if ((uint64_t)k->st.st_dev == dev && (uint64_t)k->st.st_ino == ino) return 1;
+    return by_content && fp_len > 0;
+}
+
+static sp_dl_file *sp__cand_add(sp_dl *s, sp_dl_cont *c, sp_dl_cand *k, uint64_t off)
+{
+    sp_dl_file *f = sp__file_add(s, c, k->fd, &k->st, off);
+    if (k->gz) {
+        f->gz = k->gz;
+        uint8_t h[16];
+        sp_hash128(k->head, k->nhead, 0x6a736f6e66696c65ULL, h);
+        memcpy(&f->fp, h, 8);
+        f->fp_len = k->nhead;
+        if (off && gzseek(f->gz, (z_off_t)off, SEEK_SET) < 0) {
+            f->off = f->line_off = f->committed = 0;
+            gzrewind(f->gz);
+        }
+    }
+    k->fd = -1;
+    k->gz = NULL;
+    return f;
+}
+
+/* Startup with a saved position: find the file it names (maybe rotated, even compressed, since)
+ * and queue it and every newer one. Returns 1 when found. */
+static int sp__resume_saved(sp_dl *s, sp_dl_cont *c, const sp_offset *o)
+{
+    sp_dl_cand k;
+    int at = -1;
+    for (int i = 0; i <= SP_DL_MAX_ROTATED && at < 0; i++) {
+        if (sp__cand_open(s, c, i, &k)) {
             if (i > 0) break;
             continue;
         }
-        uint64_t h;
-        uint32_t avail;
-        if ((uint64_t)st.st_dev == o->dev && (uint64_t)st.st_ino == o->ino &&
-            sp__fp(fd, o->fp_len, &h, &avail) == o->fp_len && h == o->fp)
-            k = i;
+        if (sp__cand_is(&k, o->dev, o->ino, o->fp, o->fp_len, 0))
+            at = i;
         else
-            close(fd);
+            sp__cand_close(&k);
     }
-    if (k < 0) return 0;
+    if (at < 0) return 0;
     uint64_t off = o->offset;
-    if ((uint64_t)st.st_size < off) {
+    if (!k.gz && (uint64_t)k.st.st_size < off) {
         s->truncations++;
         off = 0;
     }
-    sp_dl_file *f = sp__file_add(s, c, fd, &st, off);
-    if (k == 0) {
+    sp_dl_file *f = sp__cand_add(s, c, &k, off);
+    if (at == 0) {
         c->cur = f;
         return 1;
     }
     f->rotated = 1;
-    for (int i = k - 1; i >= 0; i--) {
-        sp__log_path(s, c, i, path, sizeof path);
-        if ((fd = sp__open(path, &st)) < 0) continue;
-        f = sp__file_add(s, c, fd, &st, 0);
+    for (int i = at - 1; i >= 0; i--) {
+        if (sp__cand_open(s, c, i, &k)) continue;
+        f = sp__cand_add(s, c, &k, 0);
         if (i == 0)
             c->cur = f;
         else
@@ -633,38 +717,37 @@ static void sp__scan(sp_dl *s, int startup)
 /*
  * `old` (the file we read as current) was rotated away. If Docker rotated more than once before
  * we looked, the files between it and the new current are `.k-1` ... `.1` where `old` is now `.k`
- * (all of them when `old` is already deleted): open them, oldest first, so none is skipped.
+ * (all of them when `old` is already deleted): open them, oldest first, so none is skipped —
+ * through zlib when Docker has compressed them already (compress=true).
  */
 static void sp__missed_rotations(sp_dl *s, sp_dl_cont *c, sp_dl_file *old)
 {
-    char path[4096];
-    struct stat st;
-    int k = 0, last = 0;
+    sp_dl_cand k;
+    int at = 0, last = 0;
     for (int i = 1; i <= SP_DL_MAX_ROTATED; i++) {
-        sp__log_path(s, c, i, path, sizeof path);
-        if (stat(path, &st) != 0) break;
+        if (sp__cand_open(s, c, i, &k)) break;
         last = i;
-        if ((uint64_t)st.st_dev == old->dev && (uint64_t)st.st_ino == old->ino) {
-            k = i;
+        int is_old = sp__cand_is(&k, old->dev, old->ino, old->fp, old->fp_len, 1);
+        sp__cand_close(&k);
+        if (is_old) {
+            at = i;
             break;
         }
     }
-    for (int i = k ? k - 1 : last; i >= 1; i--) {
-        sp__log_path(s, c, i, path, sizeof path);
-        int fd = sp__open(path, &st);
-        if (fd < 0) continue;
+    for (int i = at ? at - 1 : last; i >= 1; i--) {
+        if (sp__cand_open(s, c, i, &k)) continue;
         int known = 0;
         sp_list *it;
         sp_list_foreach(it, &c->files)
         {
             sp_dl_file *f = sp_list_entry(it, sp_dl_file, link);
-            known |= f->dev == (uint64_t)st.st_dev && f->ino == (uint64_t)st.st_ino;
+            known |= sp__cand_is(&k, f->dev, f->ino, f->fp, f->fp_len, 1);
         }
         if (known) {
-            close(fd);
+            sp__cand_close(&k);
             continue;
         }
-        sp_dl_file *f = sp__file_add(s, c, fd, &st, 0);
+        sp_dl_file *f = sp__cand_add(s, c, &k, 0);
         f->rotated = 1;
         s->rotations++;
     }
@@ -972,7 +1055,11 @@ static void sp__closed_step(sp_dl *s)
         {
             sp_dl_file *f = sp_list_entry(fi, sp_dl_file, link);
             if (f->fd < 0) continue;
-            close(f->fd);
+            if (f->gz)
+                gzclose(f->gz);
+            else
+                close(f->fd);
+            f->gz = NULL;
             f->fd = -1;
             s->nfiles--;
         }

@@ -88,6 +88,18 @@ rm "$(logf "$Y")"
 lines "$Y" 500 502
 wait_seqs y "500 501"
 
+log "rotations missed while shipper could not look (SIGSTOP), one already compressed"
+W=$(printf 'd%.0s' $(seq 64))
+mkctr "$W" w
+lines "$W" 0 10
+wait_seqs w "0 1 2 3 4 5 6 7 8 9"
+kill -STOP "$SHIPPER_PID"
+wl=$(logf "$W")
+mv "$wl" "$wl.1" && lines "$W" 10 20 && gzip "$wl.1"
+mv "$wl.1.gz" "$wl.2.gz" && mv "$wl" "$wl.1" && lines "$W" 20 30 && gzip "$wl.1"
+kill -CONT "$SHIPPER_PID"
+wait_seqs w "$(seq -s ' ' 0 29)"
+
 log "restart resumes exactly"
 stop_shipper
 check_eq "run 1 exit code" 0 "$SHIPPER_RC"
@@ -109,7 +121,7 @@ sed -e "s|state_dir: \"$T/state\"|log_level: info|" -e "s|127.0.0.1:[0-9]*|$HTTP
     -e 's|poll_interval: 50ms|read_from: start|' "$T/cfg.yaml" >"$T/cfg3.yaml"
 start_shipper run3 -c "$T/cfg3.yaml"
 wait_ready "$HTTP" || { cat "$T/run3.err"; exit 1; }
-wait_metric "$HTTP" 'shipper_output_records_total{output="stdout",result="delivered"}' 12 10
-check_eq "run 3 records" 12 "$(wc -l <"$T/run3.out")"
+wait_metric "$HTTP" 'shipper_output_records_total{output="stdout",result="delivered"}' 22 10
+check_eq "run 3 records" 22 "$(wc -l <"$T/run3.out")"
 stop_shipper
 finish
