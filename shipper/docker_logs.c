@@ -84,10 +84,12 @@ typedef struct sp_dl_file {
     uint64_t off;      /* next byte to read */
     uint64_t line_off; /* start of the carried, unfinished line */
     sp_buf carry;
-    int rotated;  /* renamed or unlinked: read to the end, then close */
-    int skipping; /* inside an overlong line: drop bytes up to the next '\n' */
-    int done;     /* rotated away and read to its end */
-    gzFile gz;    /* a rotation Docker compressed before we opened it: read through zlib */
+    int rotated;   /* renamed or unlinked: read to the end, then close */
+    int skipping;  /* inside an overlong line: drop bytes up to the next '\n' */
+    int done;      /* rotated away and read to its end */
+    gzFile gz;     /* a rotation Docker compressed before we opened it: read through zlib */
+    uint64_t idfp; /* hash of its first line: names its records (sp__file_idfp) */
+    int idfp_set;
     uint32_t gen; /* bumped on truncation: older watchers no longer move `committed` */
     uint64_t committed;
     sp_list watches; /* sp_dl_watch, oldest first */
@@ -107,7 +109,7 @@ typedef struct {
 typedef struct {
     int active;
     sp_dl_file *file;
-    uint64_t dev, ino, fp, off; /* where its first piece is: its id */
+    uint64_t idfp, off; /* where its first piece is: its id */
     uint64_t sec;
     uint32_t nsec;
     uint64_t since_ms;
@@ -125,7 +127,7 @@ typedef struct sp_dl_cont {
     sp_dl_file *cur;  /* the file now at <id>-json.log, if open */
     uv_fs_event_t ev; /* on the container's directory: writes, rotation */
     int ev_on;
-    uint64_t idseed, idseed_dev, idseed_ino, idseed_fp; /* record ids: the file's hash */
+    uint64_t idseed, idseed_fp; /* record ids: hash of the container and idfp */
     int seen, removed;
     int named;          /* the name came from config.v2.json (else: the short id) */
     uint64_t found_ms;  /* when the container was discovered */
@@ -260,6 +262,7 @@ static void sp__truncated(sp_dl *s, sp_dl_file *f)
     f->carry.len = 0;
     f->skipping = 0;
     f->gen++;
+    f->idfp_set = 0;
     sp__file_fp(f);
     s->state_dirty = 1;
 }
@@ -306,25 +309,47 @@ static void sp__batch_end(sp_dl *s, sp_dl_cont *c, sp_dl_file *f)
     sp_router_commit(s->in->router, ch, s->chunk_before, s->chunk_n);
 }
 
-static void sp__emit(sp_dl *s, sp_dl_cont *c, sp_dl_file *f, sp_record *r, uint64_t dev,
-                     uint64_t ino, uint64_t fp, uint64_t off)
+/* The hash of a file's first line (its first 256 bytes at most). The line carries a
+ * nanosecond time, so it names the file's content: the same after a rename, after Docker
+ * compressed it, and after a crash; a file with that content is complete up to there once any of
+ * its lines is read. */
+static uint64_t sp__idfp_of(const uint8_t *b, size_t n)
+{
+    const uint8_t *nl = memchr(b, '\n', n);
+    uint8_t h[16];
+    uint64_t x;
+    sp_hash128(b, nl ? (size_t)(nl - b) + 1 : n, 0x69647370ULL, h);
+    memcpy(&x, h, 8);
+    return x;
+}
+
+static uint64_t sp__file_idfp(sp_dl_file *f)
+{
+    if (!f->idfp_set && !f->gz && f->fd >= 0) {
+        uint8_t b[SP_DL_FP_LEN];
+        ssize_t n = pread(f->fd, b, sizeof b, 0);
+        f->idfp = sp__idfp_of(b, n > 0 ? (size_t)n : 0);
+        f->idfp_set = 1;
+    }
+    return f->idfp;
+}
+
+/* Record id: (container, file content, byte offset of the line), so a re-read names it alike. */
+static void sp__emit(sp_dl *s, sp_dl_cont *c, sp_dl_file *f, sp_record *r, uint64_t idfp,
+                     uint64_t off)
 {
     /* Hashing the container and file once per file keeps the per-record hash to 8 bytes. */
-    if (c->idseed_ino != ino || c->idseed_dev != dev || c->idseed_fp != fp || !c->idseed) {
+    if (c->idseed_fp != idfp || !c->idseed) {
         struct {
             char id[64];
-            uint64_t dev, ino, fp;
+            uint64_t fp;
         } key;
         uint8_t h[16];
         memcpy(key.id, c->id, 64);
-        key.dev = dev;
-        key.ino = ino;
-        key.fp = fp;
+        key.fp = idfp;
         sp_hash128(&key, sizeof key, 0, h);
         memcpy(&c->idseed, h, 8);
-        c->idseed_dev = dev;
-        c->idseed_ino = ino;
-        c->idseed_fp = fp;
+        c->idseed_fp = idfp;
     }
     sp_hash128(&off, sizeof off, c->idseed, r->id);
     r->container_id = sp_slice_make(c->id, 64);
@@ -359,7 +384,7 @@ static void sp__join_emit(sp_dl *s, sp_dl_cont *c, sp_dl_file *f, int idx, uint3
     j->active = 0; /* before emitting: the safe offset no longer waits for it */
     if (flags & SP_REC_SPLIT) s->splits++;
     if (flags & SP_REC_INCOMPLETE) s->incomplete++;
-    sp__emit(s, c, f ? f : j->file, &r, j->dev, j->ino, j->fp, j->off);
+    sp__emit(s, c, f ? f : j->file, &r, j->idfp, j->off);
     sp_router_hold(s->in->router, -(int64_t)j->text.len);
     j->text.len = 0;
 }
@@ -379,9 +404,7 @@ static void sp__line(sp_dl *s, sp_dl_cont *c, sp_dl_file *f, const char *p, size
         if (!j->active) {
             j->active = 1;
             j->file = f;
-            j->dev = f->dev;
-            j->ino = f->ino;
-            j->fp = f->fp;
+            j->idfp = sp__file_idfp(f);
             j->off = off;
             j->sec = l.sec;
             j->nsec = l.nsec;
@@ -405,7 +428,7 @@ static void sp__line(sp_dl *s, sp_dl_cont *c, sp_dl_file *f, const char *p, size
     r.stream = l.stream;
     r.nextras = l.nattrs;
     r.extras = sp_buf_slice(&s->attrs);
-    sp__emit(s, c, f, &r, f->dev, f->ino, f->fp, off);
+    sp__emit(s, c, f, &r, sp__file_idfp(f), off);
 }
 
 /* Processes the complete lines of buf; the unfinished rest becomes the file's carry. */
@@ -552,6 +575,8 @@ static sp_dl_file *sp__cand_add(sp_dl *s, sp_dl_cont *c, sp_dl_cand *k, uint64_t
         sp_hash128(k->head, k->nhead, 0x6a736f6e66696c65ULL, h);
         memcpy(&f->fp, h, 8);
         f->fp_len = k->nhead;
+        f->idfp = sp__idfp_of(k->head, k->nhead);
+        f->idfp_set = 1;
         if (off && gzseek(f->gz, (z_off_t)off, SEEK_SET) < 0) {
             f->off = f->line_off = f->committed = 0;
             gzrewind(f->gz);
