@@ -378,10 +378,17 @@ static void sp__finish(sp_daemon *d)
     uv_timer_stop(&d->grace);
     uint64_t pending = sp_router_pending_records(&d->router);
     if (pending) {
-        sp_warn("grace period over: %llu records not delivered are dropped (no spool)",
-                (unsigned long long)pending);
-        d->exit_code = d->exit_code ? d->exit_code : 0;
+        if (d->router.spool)
+            sp_warn("grace period over: %llu records not delivered stay in the spool for the "
+                    "next start", (unsigned long long)pending);
+        else
+            sp_warn("grace period over: %llu records not delivered are dropped (no spool)",
+                    (unsigned long long)pending);
     }
+    /* Held across the loop: an output that closes synchronously in stop must not end the loop
+     * (and close the router) while this function still runs. Inputs may still be closing; the
+     * count ends the loop when all are done. */
+    d->open_components++;
     for (size_t i = 0; i < d->noutputs; i++) {
         sp_output *o = d->outputs[i];
         if (o->closed) continue;
@@ -389,8 +396,6 @@ static void sp__finish(sp_daemon *d)
         uv_timer_stop(&o->retry_timer);
         o->type->stop(o);
     }
-    /* Inputs may still be closing; the count ends the loop when all are done. */
-    d->open_components++;
     sp__closed_one(d);
 }
 
@@ -495,9 +500,9 @@ int sp_daemon_run(sp_daemon *d)
     }
     for (size_t i = 0; i < d->ninputs && !rc; i++) {
         sp_input *in = d->inputs[i];
-        in->state_dir = d->service.state_dir;
         in->loop = &d->loop;
         in->router = r;
+        in->state_dir = d->service.state_dir;
         rc = in->type->start(in);
     }
     if (!rc && d->service.http_listen && *d->service.http_listen) {

@@ -15,6 +15,7 @@
 #include "forward_proto.h"
 #include "forward_record.h"
 #include "log.h"
+#include "meta.h"
 #include "mp.h"
 #include "partial.h"
 #include "router.h"
@@ -29,6 +30,7 @@ typedef struct {
     uint64_t idle_timeout;
     uint64_t partial_timeout;
     int ack;
+    char *metadata_path;
 } sp_forward_conf;
 
 static const char *const sp__ack_modes[] = {"accepted", "durable", "delivered", NULL};
@@ -50,6 +52,9 @@ static const sp_conf_field sp__forward_fields[] = {
      "when a client asks for an ack: accepted (in memory) | durable (spooled, fsynced) | "
      "delivered (every matching output confirmed it)",
      sp__ack_modes},
+    {"metadata_path", SP_CONF_STR, offsetof(sp_forward_conf, metadata_path),
+     "/var/lib/docker/containers",
+     "Docker's containers directory: image and labels by container_id, if readable (\"\" = off)"},
     SP_CONF_END};
 
 #define SP_RBUF_SIZE (256 * 1024)
@@ -495,6 +500,9 @@ static int sp__start(sp_input *in)
     s->conf = conf;
     sp_list_init(&s->conns);
     s->rbuf = sp_malloc(SP_RBUF_SIZE);
+    /* On the Docker host the records' container ids can be enriched from Docker's own files. */
+    if (conf->metadata_path && *conf->metadata_path && sp_meta_add_dir(conf->metadata_path) == 0)
+        sp_info("forward: container metadata from %s", conf->metadata_path);
     uint64_t t = uv_hrtime() ^ ((uint64_t)getpid() << 32);
     uint8_t h[16];
     sp_hash128(&t, sizeof t, 7, h);

@@ -44,9 +44,9 @@ struct sp_input {
     void *data; /* the running instance */
     uv_loop_t *loop;
     struct sp_router *router;
+    const char *state_dir; /* service.state_dir, or NULL: where inputs may keep state */
     int closed;
     int needs_spool;       /* set by `check` when a setting only works with buffer.spool */
-    const char *state_dir; /* service.state_dir, or NULL */
     uint64_t records, bytes;
     struct {
         const char *reason;

@@ -1,9 +1,276 @@
-/* Container metadata cache. Filled by the docker metadata module; empty until then. */
+/*
+ * Container metadata from Docker's own files: `<containers dir>/<id>/config.v2.json`, parsed with
+ * jansson (its nested objects have `Name` keys too, so it is parsed, never grepped). Entries are
+ * loaded on first use and revalidated at most every two seconds by stat: Docker rewrites the
+ * file by rename, so a new inode, mtime or size means reload. Unknown containers are cached as
+ * such for the same time, so a record stream from a container without a readable directory costs
+ * one stat per two seconds, not one per record.
+ *
+ * Lookups come from encoder worker threads: a rwlock guards the table, and the file I/O happens
+ * outside it.
+ */
 #include "meta.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "json.h"
+
+#define SP_META_BUCKETS 1024
+#define SP_META_MAX_ENTRIES 65536
+#define SP_META_MAX_DIRS 8
+#define SP_META_RECHECK_NS (2ULL * 1000 * 1000 * 1000)
+#define SP_META_MAX_FILE (4 << 20) /* a config.v2.json is a few KiB; refuse absurd ones */
+
+typedef struct sp_meta_ent {
+    struct sp_meta_ent *next;
+    char id[65];
+    int found;
+    char *name;
+    char *json; /* the members appended to a container object */
+    size_t json_len;
+    ino_t ino;
+    int64_t mtime_ns;
+    off_t size;
+    uint64_t checked_ns;
+} sp_meta_ent;
+
+static pthread_rwlock_t sp__lock = PTHREAD_RWLOCK_INITIALIZER;
+static sp_meta_ent *sp__buckets[SP_META_BUCKETS];
+static size_t sp__nentries;
+static char *sp__dirs[SP_META_MAX_DIRS];
+static int sp__ndirs;
+
+static int sp__valid_id(sp_slice id)
+{
+    if (id.len != 64) return 0;
+    for (size_t i = 0; i < 64; i++) {
+        char c = id.base[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return 0;
+    }
+    return 1;
+}
+
+static size_t sp__bucket(sp_slice id)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < id.len; i++)
+        h = (h ^ (uint8_t)id.base[i]) * 1099511628211ULL;
+    return (size_t)(h % SP_META_BUCKETS);
+}
+
+static sp_meta_ent *sp__find(sp_slice id)
+{
+    for (sp_meta_ent *e = sp__buckets[sp__bucket(id)]; e; e = e->next)
+        if (memcmp(e->id, id.base, 64) == 0) return e;
+    return NULL;
+}
+
+static void sp__ent_free(sp_meta_ent *e)
+{
+    free(e->name);
+    free(e->json);
+    free(e);
+}
+
+static void sp__clear(void)
+{
+    for (size_t i = 0; i < SP_META_BUCKETS; i++) {
+        while (sp__buckets[i]) {
+            sp_meta_ent *e = sp__buckets[i];
+            sp__buckets[i] = e->next;
+            sp__ent_free(e);
+        }
+    }
+    sp__nentries = 0;
+}
+
+int sp_meta_add_dir(const char *dir)
+{
+    if (access(dir, R_OK | X_OK) != 0) return -errno;
+    pthread_rwlock_wrlock(&sp__lock);
+    int dup = 0;
+    for (int i = 0; i < sp__ndirs; i++)
+        dup |= strcmp(sp__dirs[i], dir) == 0;
+    if (!dup && sp__ndirs < SP_META_MAX_DIRS) sp__dirs[sp__ndirs++] = sp_strndup(dir, strlen(dir));
+    pthread_rwlock_unlock(&sp__lock);
+    return 0;
+}
+
+void sp_meta_reset(void)
+{
+    pthread_rwlock_wrlock(&sp__lock);
+    sp__clear();
+    for (int i = 0; i < sp__ndirs; i++)
+        free(sp__dirs[i]);
+    sp__ndirs = 0;
+    pthread_rwlock_unlock(&sp__lock);
+}
+
+/* Fills `e` from config.v2.json; e->found stays 0 when the file is missing or unusable. */
+static void sp__load(sp_meta_ent *e, const char *path, const struct stat *st)
+{
+    e->ino = st->st_ino;
+    e->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+    e->size = st->st_size;
+    if (st->st_size > SP_META_MAX_FILE) return;
+    json_t *root = json_load_file(path, JSON_DECODE_ANY, NULL);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return;
+    }
+    const char *name = json_string_value(json_object_get(root, "Name"));
+    json_t *cfg = json_object_get(root, "Config");
+    const char *image = json_string_value(json_object_get(cfg, "Image"));
+    json_t *labels = json_object_get(cfg, "Labels");
+    if (name && name[0] == '/') name++;
+    e->name = name ? sp_strndup(name, strlen(name)) : NULL;
+    sp_buf b = {0};
+    if (image) {
+        SP_BUF_LIT(&b, ",\"image\":{\"name\":");
+        sp_json_str(&b, image, strlen(image));
+        sp_buf_putc(&b, '}');
+    }
+    if (json_is_object(labels) && json_object_size(labels)) {
+        SP_BUF_LIT(&b, ",\"labels\":{");
+        const char *k;
+        json_t *v;
+        int first = 1;
+        json_object_foreach(labels, k, v)
+        {
+            if (!json_is_string(v)) continue;
+            if (!first) sp_buf_putc(&b, ',');
+            first = 0;
+            sp_json_str(&b, k, strlen(k));
+            sp_buf_putc(&b, ':');
+            sp_json_str(&b, json_string_value(v), json_string_length(v));
+        }
+        sp_buf_putc(&b, '}');
+    }
+    e->json = b.base;
+    e->json_len = b.len;
+    e->found = 1;
+    json_decref(root);
+}
+
+/* Makes sure the table has a fresh entry for `id`; called without the lock held. */
+static void sp__refresh(sp_slice id, uint64_t now)
+{
+    char path[4096];
+    struct stat st;
+    int have = 0;
+    pthread_rwlock_rdlock(&sp__lock);
+    for (int i = 0; i < sp__ndirs && !have; i++) {
+        snprintf(path, sizeof path, "%s/%.64s/config.v2.json", sp__dirs[i], id.base);
+        have = stat(path, &st) == 0;
+    }
+    sp_meta_ent *old = sp__find(id);
+    /* A removed container keeps what was known: its last lines are still being shipped. */
+    int same =
+        old && old->found &&
+        (!have || (old->ino == st.st_ino && old->size == st.st_size &&
+                   old->mtime_ns == (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec));
+    pthread_rwlock_unlock(&sp__lock);
+
+    sp_meta_ent *e = NULL;
+    if (!same) {
+        e = sp_calloc(1, sizeof *e);
+        memcpy(e->id, id.base, 64);
+        if (have) sp__load(e, path, &st);
+        e->checked_ns = now;
+    }
+    pthread_rwlock_wrlock(&sp__lock);
+    old = sp__find(id);
+    if (e) {
+        if (!old && sp__nentries >= SP_META_MAX_ENTRIES) sp__clear(); /* bounded, crudely */
+        sp_meta_ent **pp = &sp__buckets[sp__bucket(id)];
+        if (old) {
+            while (*pp != old)
+                pp = &(*pp)->next;
+            *pp = old->next;
+            sp__ent_free(old);
+            sp__nentries--;
+            pp = &sp__buckets[sp__bucket(id)];
+        }
+        e->next = *pp;
+        *pp = e;
+        sp__nentries++;
+    } else if (old) {
+        old->checked_ns = now;
+    }
+    pthread_rwlock_unlock(&sp__lock);
+}
+
+/* Runs `fn` on the fresh entry of `id` under the read lock; returns its result or 0. */
+static size_t sp__with(sp_slice id, size_t (*fn)(const sp_meta_ent *, void *, size_t), void *a,
+                       size_t n, int recheck_missing)
+{
+    if (!sp__valid_id(id)) return 0;
+    uint64_t now = uv_hrtime();
+    for (int pass = 0; pass < 2; pass++) {
+        pthread_rwlock_rdlock(&sp__lock);
+        if (sp__ndirs == 0) {
+            pthread_rwlock_unlock(&sp__lock);
+            return 0;
+        }
+        sp_meta_ent *e = sp__find(id);
+        if (e && (pass == 1 ||
+                  (now - e->checked_ns < SP_META_RECHECK_NS && (e->found || !recheck_missing)))) {
+            size_t r = e->found ? fn(e, a, n) : 0;
+            pthread_rwlock_unlock(&sp__lock);
+            return r;
+        }
+        pthread_rwlock_unlock(&sp__lock);
+        if (pass == 0) sp__refresh(id, now);
+    }
+    return 0;
+}
+
+static size_t sp__append(const sp_meta_ent *e, void *out, size_t n)
+{
+    if (!e->json_len) return 0;
+    sp_buf_append(out, e->json, e->json_len);
+    return 1;
+}
 
 int sp_meta_append_json(sp_slice id, sp_buf *out)
 {
-    (void)id;
-    (void)out;
-    return 0;
+    return (int)sp__with(id, sp__append, out, 0, 0);
+}
+
+static size_t sp__copy_name(const sp_meta_ent *e, void *buf, size_t cap)
+{
+    if (!e->name || !cap) return 0;
+    size_t n = strlen(e->name);
+    if (n >= cap) n = cap - 1;
+    memcpy(buf, e->name, n);
+    ((char *)buf)[n] = 0;
+    return n;
+}
+
+size_t sp_meta_name(sp_slice id, char *buf, size_t cap)
+{
+    return sp__with(id, sp__copy_name, buf, cap, 1);
+}
+
+void sp_meta_forget(sp_slice id)
+{
+    if (!sp__valid_id(id)) return;
+    pthread_rwlock_wrlock(&sp__lock);
+    sp_meta_ent **pp = &sp__buckets[sp__bucket(id)];
+    while (*pp && memcmp((*pp)->id, id.base, 64) != 0)
+        pp = &(*pp)->next;
+    if (*pp) {
+        sp_meta_ent *e = *pp;
+        *pp = e->next;
+        sp__ent_free(e);
+        sp__nentries--;
+    }
+    pthread_rwlock_unlock(&sp__lock);
 }

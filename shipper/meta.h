@@ -15,4 +15,25 @@
  */
 int sp_meta_append_json(sp_slice id, sp_buf *out);
 
+/**
+ * Adds a Docker containers directory (`<dir>/<id>/config.v2.json`) where metadata is looked up.
+ * Returns 0, or a negative errno when the directory is not readable (then it is not used).
+ * Call from the loop thread at start, before records flow.
+ */
+int sp_meta_add_dir(const char *dir);
+
+/**
+ * Copies the container's name (without Docker's leading '/') to `buf` (NUL-terminated) and
+ * returns its length; returns 0 when the container is unknown. Unlike the JSON lookup, an
+ * unknown container is looked for again on every call (a new container's config may appear a
+ * moment after its directory): call it at discovery, not per record.
+ */
+size_t sp_meta_name(sp_slice id, char *buf, size_t cap);
+
+/** Drops what is cached about a container (it was removed). */
+void sp_meta_forget(sp_slice id);
+
+/** Drops every cached entry and directory (tests, shutdown). */
+void sp_meta_reset(void);
+
 #endif

@@ -1,0 +1,363 @@
+/*
+ * The json-file line parser. Docker writes a fixed shape, but the parser accepts any member
+ * order, whitespace and unknown members, so a future Docker field is skipped rather than
+ * turning every line into a corrupt one. Strings without escapes are returned in place; the
+ * common log value "text\n" is also returned in place (the escaped newline is just dropped),
+ * so most lines are parsed without copying the message.
+ */
+#include "jsonfile.h"
+
+#include "mp.h"
+
+#define SP_JF_MAX_DEPTH 32
+
+typedef struct {
+    const char *p, *end;
+    char *out; /* scratch write position: unescaped text is never longer than its source */
+} sp__jf;
+
+static void sp__ws(sp__jf *j)
+{
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\r' || *j->p == '\n'))
+        j->p++;
+}
+
+static int sp__hex4(const char *p, uint32_t *v)
+{
+    uint32_t x = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        x <<= 4;
+        if (c >= '0' && c <= '9')
+            x |= (uint32_t)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            x |= (uint32_t)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            x |= (uint32_t)(c - 'A' + 10);
+        else
+            return -1;
+    }
+    *v = x;
+    return 0;
+}
+
+static char *sp__utf8(char *o, uint32_t cp)
+{
+    if (cp < 0x80) {
+        *o++ = (char)cp;
+    } else if (cp < 0x800) {
+        *o++ = (char)(0xc0 | (cp >> 6));
+        *o++ = (char)(0x80 | (cp & 0x3f));
+    } else if (cp < 0x10000) {
+        *o++ = (char)(0xe0 | (cp >> 12));
+        *o++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+        *o++ = (char)(0x80 | (cp & 0x3f));
+    } else {
+        *o++ = (char)(0xf0 | (cp >> 18));
+        *o++ = (char)(0x80 | ((cp >> 12) & 0x3f));
+        *o++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+        *o++ = (char)(0x80 | (cp & 0x3f));
+    }
+    return o;
+}
+
+/* One escape at j->p (just past the backslash) written to o; advances. NULL on a bad escape. */
+static char *sp__escape(sp__jf *j, char *o)
+{
+    if (j->p >= j->end) return NULL;
+    char c = *j->p++;
+    switch (c) {
+    case '"':
+        *o++ = '"';
+        return o;
+    case '\\':
+        *o++ = '\\';
+        return o;
+    case '/':
+        *o++ = '/';
+        return o;
+    case 'b':
+        *o++ = '\b';
+        return o;
+    case 'f':
+        *o++ = '\f';
+        return o;
+    case 'n':
+        *o++ = '\n';
+        return o;
+    case 'r':
+        *o++ = '\r';
+        return o;
+    case 't':
+        *o++ = '\t';
+        return o;
+    case 'u':
+        break;
+    default:
+        return NULL;
+    }
+    uint32_t cp, lo;
+    if (j->end - j->p < 4 || sp__hex4(j->p, &cp)) return NULL;
+    j->p += 4;
+    if (cp >= 0xd800 && cp <= 0xdbff) {
+        /* A high surrogate makes a character only with the low one right after it. */
+        if (j->end - j->p >= 6 && j->p[0] == '\\' && j->p[1] == 'u' && !sp__hex4(j->p + 2, &lo) &&
+            lo >= 0xdc00 && lo <= 0xdfff) {
+            j->p += 6;
+            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+        } else {
+            cp = 0xfffd;
+        }
+    } else if (cp >= 0xdc00 && cp <= 0xdfff) {
+        cp = 0xfffd;
+    }
+    return sp__utf8(o, cp);
+}
+
+/*
+ * A string at j->p (the opening quote). With `nl` set, a value ending in an escaped newline has
+ * it removed and *nl set, which lets "text\n" come back in place.
+ */
+static int sp__str(sp__jf *j, sp_slice *s, int *nl)
+{
+    if (j->p >= j->end || *j->p != '"') return SP_JF_ECORRUPT;
+    const char *start = ++j->p, *end = j->end;
+    const char *bs = NULL, *q = NULL;
+    /* Keys and short values end within a few bytes: a plain loop beats two memchr calls. */
+    const char *x = start, *xe = end - start > 32 ? start + 32 : end;
+    while (x < xe && *x != '"' && *x != '\\')
+        x++;
+    if (x < xe && *x == '"') {
+        q = x;
+    } else if (x < xe) {
+        bs = x;
+    } else {
+        bs = memchr(x, '\\', (size_t)(end - x));
+        q = memchr(x, '"', (size_t)((bs ? bs : end) - x));
+    }
+    if (nl) *nl = 0;
+    if (q) { /* no escape at all */
+        *s = sp_slice_make(start, (size_t)(q - start));
+        j->p = q + 1;
+        return 0;
+    }
+    if (!bs) return SP_JF_ECORRUPT;
+    if (nl && end - bs >= 3 && bs[1] == 'n' && bs[2] == '"') {
+        *s = sp_slice_make(start, (size_t)(bs - start));
+        *nl = 1;
+        j->p = bs + 3;
+        return 0;
+    }
+    char *o0 = j->out, *o = o0;
+    const char *p = start;
+    for (;;) {
+        memcpy(o, p, (size_t)(bs - p));
+        o += bs - p;
+        j->p = bs + 1;
+        if (!(o = sp__escape(j, o))) return SP_JF_ECORRUPT;
+        p = j->p;
+        bs = memchr(p, '\\', (size_t)(end - p));
+        q = memchr(p, '"', (size_t)((bs ? bs : end) - p));
+        if (q) break;
+        if (!bs) return SP_JF_ECORRUPT;
+    }
+    memcpy(o, p, (size_t)(q - p));
+    o += q - p;
+    j->p = q + 1;
+    j->out = o;
+    if (nl && o > o0 && o[-1] == '\n') {
+        *nl = 1;
+        o--;
+    }
+    *s = sp_slice_make(o0, (size_t)(o - o0));
+    return 0;
+}
+
+static int sp__skip(sp__jf *j, int depth)
+{
+    if (depth > SP_JF_MAX_DEPTH) return SP_JF_ECORRUPT;
+    sp__ws(j);
+    if (j->p >= j->end) return SP_JF_ECORRUPT;
+    char c = *j->p;
+    if (c == '"') {
+        char *save = j->out;
+        sp_slice s;
+        int rc = sp__str(j, &s, NULL);
+        j->out = save; /* skipped strings need no room */
+        return rc;
+    }
+    if (c == '{' || c == '[') {
+        char close = c == '{' ? '}' : ']';
+        j->p++;
+        sp__ws(j);
+        if (j->p < j->end && *j->p == close) {
+            j->p++;
+            return 0;
+        }
+        for (;;) {
+            if (c == '{') {
+                if (sp__skip(j, depth + 1)) return SP_JF_ECORRUPT; /* the key */
+                sp__ws(j);
+                if (j->p >= j->end || *j->p++ != ':') return SP_JF_ECORRUPT;
+            }
+            if (sp__skip(j, depth + 1)) return SP_JF_ECORRUPT;
+            sp__ws(j);
+            if (j->p >= j->end) return SP_JF_ECORRUPT;
+            if (*j->p == close) {
+                j->p++;
+                return 0;
+            }
+            if (*j->p++ != ',') return SP_JF_ECORRUPT;
+        }
+    }
+    const char *s = j->p;
+    while (j->p < j->end && ((*j->p >= '0' && *j->p <= '9') || (*j->p >= 'a' && *j->p <= 'z') ||
+                             *j->p == '-' || *j->p == '+' || *j->p == '.' || *j->p == 'E'))
+        j->p++;
+    return j->p > s ? 0 : SP_JF_ECORRUPT;
+}
+
+static int sp__attrs(sp__jf *j, sp_buf *attrs, uint32_t *n)
+{
+    sp__ws(j);
+    if (j->p >= j->end || *j->p != '{') return sp__skip(j, 1); /* not an object: ignored */
+    j->p++;
+    sp__ws(j);
+    if (j->p < j->end && *j->p == '}') {
+        j->p++;
+        return 0;
+    }
+    for (;;) {
+        sp_slice k, v;
+        sp__ws(j);
+        if (sp__str(j, &k, NULL)) return SP_JF_ECORRUPT;
+        sp__ws(j);
+        if (j->p >= j->end || *j->p++ != ':') return SP_JF_ECORRUPT;
+        sp__ws(j);
+        if (j->p < j->end && *j->p == '"') {
+            if (sp__str(j, &v, NULL)) return SP_JF_ECORRUPT;
+            sp_mp_put_str(attrs, k.base, k.len);
+            sp_mp_put_str(attrs, v.base, v.len);
+            (*n)++;
+        } else if (sp__skip(j, 2)) {
+            return SP_JF_ECORRUPT;
+        }
+        sp__ws(j);
+        if (j->p >= j->end) return SP_JF_ECORRUPT;
+        if (*j->p == '}') {
+            j->p++;
+            return 0;
+        }
+        if (*j->p++ != ',') return SP_JF_ECORRUPT;
+    }
+}
+
+static int sp__digits(const char *p, int n, uint32_t *v)
+{
+    uint32_t x = 0;
+    for (int i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9') return -1;
+        x = x * 10 + (uint32_t)(p[i] - '0');
+    }
+    *v = x;
+    return 0;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm). */
+static int64_t sp__days(int64_t y, uint32_t m, uint32_t d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+int sp_rfc3339_parse(const char *s, size_t len, uint64_t *sec, uint32_t *nsec)
+{
+    uint32_t y, mo, d, h, mi, se, frac = 0;
+    if (len < 20 || sp__digits(s, 4, &y) || s[4] != '-' || sp__digits(s + 5, 2, &mo) ||
+        s[7] != '-' || sp__digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') ||
+        sp__digits(s + 11, 2, &h) || s[13] != ':' || sp__digits(s + 14, 2, &mi) || s[16] != ':' ||
+        sp__digits(s + 17, 2, &se))
+        return SP_JF_ECORRUPT;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) return SP_JF_ECORRUPT;
+    size_t i = 19;
+    if (i < len && s[i] == '.') {
+        int digits = 0;
+        for (i++; i < len && s[i] >= '0' && s[i] <= '9'; i++, digits++)
+            if (digits < 9) frac = frac * 10 + (uint32_t)(s[i] - '0');
+        if (digits == 0) return SP_JF_ECORRUPT;
+        for (; digits < 9; digits++)
+            frac *= 10;
+    }
+    int64_t off = 0;
+    if (i + 1 == len && (s[i] == 'Z' || s[i] == 'z')) {
+        off = 0;
+    } else if (i + 6 == len && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
+        uint32_t oh, om;
+        if (sp__digits(s + i + 1, 2, &oh) || sp__digits(s + i + 4, 2, &om) || oh > 23 || om > 59)
+            return SP_JF_ECORRUPT;
+        off = (int64_t)(oh * 3600 + om * 60) * (s[i] == '+' ? 1 : -1);
+    } else {
+        return SP_JF_ECORRUPT;
+    }
+    int64_t t = sp__days(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - off;
+    if (t < 0) return SP_JF_ECORRUPT;
+    *sec = (uint64_t)t;
+    *nsec = frac;
+    return 0;
+}
+
+int sp_jsonfile_parse(const char *line, size_t len, sp_jsonfile_line *out, sp_buf *scratch,
+                      sp_buf *attrs)
+{
+    scratch->len = 0;
+    attrs->len = 0;
+    sp_buf_reserve(scratch, len + 1);
+    sp__jf j = {line, line + len, scratch->base};
+    int have_log = 0, have_time = 0;
+    out->log = out->stream = SP_SLICE_NULL;
+    out->partial = 0;
+    out->nattrs = 0;
+    out->sec = 0;
+    out->nsec = 0;
+    sp__ws(&j);
+    if (j.p >= j.end || *j.p++ != '{') return SP_JF_ECORRUPT;
+    sp__ws(&j);
+    if (j.p < j.end && *j.p == '}') return SP_JF_ECORRUPT;
+    for (;;) {
+        sp_slice k, v;
+        sp__ws(&j);
+        if (sp__str(&j, &k, NULL)) return SP_JF_ECORRUPT;
+        sp__ws(&j);
+        if (j.p >= j.end || *j.p++ != ':') return SP_JF_ECORRUPT;
+        sp__ws(&j);
+        int nl = 0;
+        if (SP_SLICE_IS(k, "log")) {
+            if (sp__str(&j, &out->log, &nl)) return SP_JF_ECORRUPT;
+            out->partial = !nl;
+            have_log = 1;
+        } else if (SP_SLICE_IS(k, "stream")) {
+            if (sp__str(&j, &out->stream, NULL)) return SP_JF_ECORRUPT;
+        } else if (SP_SLICE_IS(k, "time")) {
+            if (sp__str(&j, &v, NULL) || sp_rfc3339_parse(v.base, v.len, &out->sec, &out->nsec))
+                return SP_JF_ECORRUPT;
+            have_time = 1;
+        } else if (SP_SLICE_IS(k, "attrs")) {
+            if (sp__attrs(&j, attrs, &out->nattrs)) return SP_JF_ECORRUPT;
+        } else if (sp__skip(&j, 1)) {
+            return SP_JF_ECORRUPT;
+        }
+        sp__ws(&j);
+        if (j.p >= j.end) return SP_JF_ECORRUPT;
+        if (*j.p == '}') break;
+        if (*j.p++ != ',') return SP_JF_ECORRUPT;
+    }
+    j.p++;
+    sp__ws(&j);
+    if (j.p != j.end || !have_log || !have_time) return SP_JF_ECORRUPT;
+    scratch->len = (size_t)(j.out - scratch->base);
+    return 0;
+}

@@ -1,0 +1,165 @@
+/* The json-file line parser: escapes, surrogates, partial lines, attrs, time, corrupt input. */
+#include "unit.h"
+
+#include "jsonfile.h"
+#include "mp.h"
+
+static sp_buf scratch, attrs;
+
+static int parse(const char *s, sp_jsonfile_line *l)
+{
+    return sp_jsonfile_parse(s, strlen(s), l, &scratch, &attrs);
+}
+
+static void assert_slice(sp_slice s, const char *want, size_t n)
+{
+    assert_int_equal(s.len, n);
+    assert_memory_equal(s.base, want, n);
+}
+#define ASSERT_SLICE(s, lit) assert_slice((s), "" lit, sizeof(lit) - 1)
+
+static void test_plain(void **st)
+{
+    sp_jsonfile_line l;
+    assert_int_equal(parse("{\"log\":\"hello world\\n\",\"stream\":\"stdout\","
+                           "\"time\":\"2026-11-29T04:09:33.123456789Z\"}",
+                           &l),
+                     0);
+    ASSERT_SLICE(l.log, "hello world");
+    ASSERT_SLICE(l.stream, "stdout");
+    assert_int_equal(l.partial, 0);
+    assert_int_equal(l.sec, 1795925373ULL);
+    assert_int_equal(l.nsec, 123456789);
+    assert_int_equal(l.nattrs, 0);
+}
+
+static void test_escapes(void **st)
+{
+    sp_jsonfile_line l;
+    assert_int_equal(parse("{\"log\":\"a\\\"b\\\\c\\/d\\te\\u003cf\\u0026\\u0000g\\ufffd\\n\","
+                           "\"stream\":\"stderr\",\"time\":\"2026-01-01T00:00:00Z\"}",
+                           &l),
+                     0);
+    ASSERT_SLICE(l.log, "a\"b\\c/d\te<f&\0g\xef\xbf\xbd");
+    ASSERT_SLICE(l.stream, "stderr");
+    assert_int_equal(l.nsec, 0);
+    assert_int_equal(l.partial, 0);
+}
+
+static void test_surrogates(void **st)
+{
+    sp_jsonfile_line l;
+    /* a pair; a lone high; a lone low; a high followed by a non-surrogate escape */
+    assert_int_equal(parse("{\"log\":\"\\ud83d\\ude00|\\ud83dx|\\ude00|\\ud83d\\u0041\\n\","
+                           "\"time\":\"2026-01-01T00:00:00.5Z\"}",
+                           &l),
+                     0);
+    ASSERT_SLICE(l.log, "\xf0\x9f\x98\x80|\xef\xbf\xbdx|\xef\xbf\xbd|\xef\xbf\xbd"
+                        "A");
+    assert_int_equal(l.nsec, 500000000);
+    assert_null(l.stream.base);
+}
+
+static void test_partial(void **st)
+{
+    sp_jsonfile_line l;
+    assert_int_equal(
+        parse("{\"log\":\"piece\",\"stream\":\"stdout\",\"time\":\"2026-01-01T00:00:00Z\"}", &l),
+        0);
+    assert_int_equal(l.partial, 1);
+    ASSERT_SLICE(l.log, "piece");
+    /* an escaped newline in the middle does not end the line */
+    assert_int_equal(
+        parse("{\"log\":\"a\\nb\",\"stream\":\"stdout\",\"time\":\"2026-01-01T00:00:00Z\"}", &l),
+        0);
+    assert_int_equal(l.partial, 1);
+    ASSERT_SLICE(l.log, "a\nb");
+    /* an empty line */
+    assert_int_equal(parse("{\"log\":\"\\n\",\"time\":\"2026-01-01T00:00:00Z\"}", &l), 0);
+    assert_int_equal(l.partial, 0);
+    assert_int_equal(l.log.len, 0);
+}
+
+static void test_attrs(void **st)
+{
+    sp_jsonfile_line l;
+    assert_int_equal(parse("{\"log\":\"x\\n\",\"stream\":\"stdout\",\"attrs\":{\"app\":\"web\","
+                           "\"n\\u00e9\":\"v\\\"\",\"num\":5},\"time\":\"2026-01-01T00:00:00Z\"}",
+                           &l),
+                     0);
+    assert_int_equal(l.nattrs, 2);
+    const uint8_t *p = (const uint8_t *)attrs.base, *end = p + attrs.len;
+    sp_mp_obj o;
+    const char *want[] = {"app", "web", "n\xc3\xa9", "v\""};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(sp_mp_read(&p, end, &o), 0);
+        assert_int_equal(o.type, SP_MP_STR);
+        assert_slice(o.s, want[i], strlen(want[i]));
+    }
+    assert_ptr_equal(p, end);
+}
+
+static void test_order_and_unknown(void **st)
+{
+    sp_jsonfile_line l;
+    assert_int_equal(parse(" { \"time\" : \"2026-01-01T01:00:00+01:00\" , \"x\":[1,{\"a\":null},"
+                           "true,-1.5e3,\"s\\\"\"], \"log\" : \"y\\n\" } ",
+                           &l),
+                     0);
+    ASSERT_SLICE(l.log, "y");
+    assert_int_equal(l.sec, 1767225600ULL);
+}
+
+static void test_corrupt(void **st)
+{
+    sp_jsonfile_line l;
+    const char *bad[] = {
+        "",
+        "{",
+        "{}",
+        "not json",
+        "{\"log\":\"x\\n\"}",                                           /* no time */
+        "{\"time\":\"2026-01-01T00:00:00Z\"}",                          /* no log */
+        "{\"log\":\"x\\q\",\"time\":\"2026-01-01T00:00:00Z\"}",         /* bad escape */
+        "{\"log\":\"x\\u12\",\"time\":\"2026-01-01T00:00:00Z\"}",       /* short \u */
+        "{\"log\":\"x\\n\",\"time\":\"2026-13-01T00:00:00Z\"}",         /* bad month */
+        "{\"log\":\"x\\n\",\"time\":\"yesterday\"}",                    /* bad time */
+        "{\"log\":\"x\\n\",\"time\":\"2026-01-01T00:00:00Z\"} x",       /* trailing bytes */
+        "{\"log\":\"x\\n\",\"stream\":\"std",                           /* truncated */
+        "{\"log\":\"unterminated\\n,\"time\":\"2026-01-01T00:00:00Z\"", /* truncated */
+        "{\"log\":\"x\\n\",\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]"
+        "]"
+        "]]]]]]]]]]]]]]],\"time\":\"2026-01-01T00:00:00Z\"}", /* too deep */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        if (parse(bad[i], &l) != SP_JF_ECORRUPT) fail_msg("accepted: %s", bad[i]);
+    }
+}
+
+static void test_time(void **st)
+{
+    uint64_t s;
+    uint32_t ns;
+    assert_int_equal(sp_rfc3339_parse("1970-01-01T00:00:00Z", 20, &s, &ns), 0);
+    assert_int_equal(s, 0);
+    assert_int_equal(sp_rfc3339_parse("2000-02-29T12:34:56.000000001Z", 30, &s, &ns), 0);
+    assert_int_equal(s, 951827696ULL);
+    assert_int_equal(ns, 1);
+    /* more than nine digits: the rest is ignored */
+    assert_int_equal(sp_rfc3339_parse("2000-02-29T12:34:56.1234567891Z", 31, &s, &ns), 0);
+    assert_int_equal(ns, 123456789);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_plain),      cmocka_unit_test(test_escapes),
+        cmocka_unit_test(test_surrogates), cmocka_unit_test(test_partial),
+        cmocka_unit_test(test_attrs),      cmocka_unit_test(test_order_and_unknown),
+        cmocka_unit_test(test_corrupt),    cmocka_unit_test(test_time),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    sp_buf_free(&scratch);
+    sp_buf_free(&attrs);
+    return rc;
+}
