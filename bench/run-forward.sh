@@ -12,6 +12,9 @@
 #                             [-- more shipper-bench forward options]
 # Env:   SHIPPER, SHIPPER_BENCH  binaries (default build/shipper, build/shipper-bench)
 #        SHIPPER_ARGS            extra daemon flags, word-split (default none)
+#        SHIPPER_CONFIG          run shipper -c FILE instead of quick flags; FILE reads its ports
+#                                from ${FWD_PORT} and ${HTTP_PORT}, a scratch dir from ${STATE_DIR}
+#                                and must have a null output (e.g. bench/durable.yaml)
 #        STALL_TIMEOUT           seconds without progress before giving up (default 30)
 set -euo pipefail
 
@@ -75,9 +78,15 @@ start_shipper() {
         port=$(free_port)
         hport=$(free_port)
         [ "$port" != "$hport" ] || continue
-        # shellcheck disable=SC2086 # SHIPPER_ARGS is a list of words on purpose
-        "$SHIPPER" --forward "127.0.0.1:$port" --null --http "127.0.0.1:$hport" ${SHIPPER_ARGS:-} \
-            >"$tmp/shipper.log" 2>&1 &
+        if [ -n "${SHIPPER_CONFIG:-}" ]; then
+            # A config file that takes its ports (and a state dir) from the environment.
+            FWD_PORT=$port HTTP_PORT=$hport STATE_DIR="$tmp/state" "$SHIPPER" -c "$SHIPPER_CONFIG" \
+                >"$tmp/shipper.log" 2>&1 &
+        else
+            # shellcheck disable=SC2086 # SHIPPER_ARGS is a list of words on purpose
+            "$SHIPPER" --forward "127.0.0.1:$port" --null --http "127.0.0.1:$hport" ${SHIPPER_ARGS:-} \
+                >"$tmp/shipper.log" 2>&1 &
+        fi
         pid=$!
         for _ in $(seq 100); do
             if curl -sf --max-time 1 "http://127.0.0.1:$hport/readyz" >/dev/null 2>&1; then

@@ -111,6 +111,9 @@ static void sp__gc(sp_spool *s)
         sp_seg *g = sp_list_entry(s->segs.next, sp_seg, link);
         if (g->live > 0) break;
         if (g == s->cur) {
+            /* Only when it has grown (or the disk is full): recreating a file per chunk would
+             * cost an open and a directory fsync each time. */
+            if (!s->failing && g->size < s->seg_max / 4) break;
             /* Every chunk ever spooled is done: start afresh, or a full disk would stay full
              * of finished chunks. Pending done entries only named chunks deleted by now. */
             close(s->fd);
