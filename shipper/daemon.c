@@ -380,7 +380,8 @@ static void sp__finish(sp_daemon *d)
     if (pending) {
         if (d->router.spool)
             sp_warn("grace period over: %llu records not delivered stay in the spool for the "
-                    "next start", (unsigned long long)pending);
+                    "next start",
+                    (unsigned long long)pending);
         else
             sp_warn("grace period over: %llu records not delivered are dropped (no spool)",
                     (unsigned long long)pending);

@@ -98,8 +98,10 @@ typedef struct {
     sp_joiner joiner;
     uint64_t serial, recno;
     uint64_t last_ms, frame_ms;
-    size_t write_bytes;            /* acks queued in the kernel-bound write queue */
-    sp_list waiters;               /* sp_ackwait not yet answered */
+    size_t write_bytes; /* acks queued in the kernel-bound write queue */
+    sp_list waiters;    /* sp_ackwait not yet answered */
+    const char *id_for; /* the chunk id frame_id was computed for (this frame) */
+    uint8_t frame_id[16];
     struct sp_ackwait *frame_wait; /* the ack of the frame being decoded (durable/delivered) */
     int reading, closing;
     uint64_t now_ms;
@@ -194,16 +196,21 @@ static int sp__entry(void *ctx, const sp_fwd_entry *e)
     }
     /* Ids: a client's chunk id names its resends too, so Elasticsearch drops the copies; without
      * one, the position in this process's stream names the record. */
-    uint64_t key[3];
     if (e->chunk.len) {
-        uint8_t h[16];
-        sp_hash128(e->chunk.base, e->chunk.len, e->index, h);
-        memcpy(r.id, h, 16);
+        /* One hash per frame; entries differ by their index. */
+        if (c->id_for != e->chunk.base) {
+            sp_hash128(e->chunk.base, e->chunk.len, 0, c->frame_id);
+            c->id_for = e->chunk.base;
+        }
+        memcpy(r.id, c->frame_id, 16);
+        uint32_t ix;
+        memcpy(&ix, r.id + 12, 4);
+        ix ^= e->index;
+        memcpy(r.id + 12, &ix, 4);
     } else {
-        key[0] = s->nonce;
-        key[1] = c->serial;
-        key[2] = c->recno;
-        sp_hash128(key, sizeof key, 0, r.id);
+        uint64_t hi = s->nonce ^ (c->serial * 0x9e3779b97f4a7c15ULL), lo = c->recno;
+        memcpy(r.id, &hi, 8);
+        memcpy(r.id + 8, &lo, 8);
     }
     c->recno++;
     if (e->chunk.len && s->conf->ack != SP_ACK_ACCEPTED && !c->frame_wait) {
@@ -235,6 +242,7 @@ static int sp__entry(void *ctx, const sp_fwd_entry *e)
 static void sp__frame_ack(void *ctx, sp_slice chunk)
 {
     sp_fwd_conn *c = ctx;
+    c->id_for = NULL;
     sp_ackwait *a = c->frame_wait;
     c->frame_wait = NULL;
     if (!a) {

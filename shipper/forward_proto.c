@@ -72,7 +72,9 @@ static int sp__record(const uint8_t **p, const uint8_t *end, sp_fwd_entry *e)
 {
     if (*p >= end || !((**p & 0xf0) == 0x80 || **p == 0xde || **p == 0xdf)) return SP_FWD_ESHAPE;
     e->rec = *p;
-    if (sp_mp_skip(p, end)) return SP_FWD_EMALFORMED;
+    int rc = sp_mp_skip(p, end);
+    if (rc == SP_MP_EDEPTH) return SP_FWD_EDEPTH;
+    if (rc) return SP_FWD_EMALFORMED;
     e->rec_end = *p;
     return 0;
 }
@@ -200,15 +202,10 @@ int sp_fwd_decode(const uint8_t *buf, size_t len, sp_fwd_handler *h)
             qend = q + h->inflate->len;
         }
         for (uint32_t i = 0; q < qend; i++) {
-            /* Entries inside the bin were not depth-checked by the frame scan. */
-            sp_mp_scan s;
-            sp_mp_scan_reset(&s);
-            int sr = sp_mp_scan_feed(&s, q, (size_t)(qend - q));
-            if (sr == SP_MP_EDEPTH) return SP_FWD_EDEPTH;
-            if (sr != 1) return SP_FWD_EMALFORMED;
-            const uint8_t *entry_end = q + s.off;
+            /* Entries inside the bin were not scanned with the frame: sp__pair reads them
+             * bounded by the bin, and skipping the record map enforces the depth limit. */
             e.index = i;
-            if ((rc = sp__pair(&q, entry_end, &e))) return rc;
+            if ((rc = sp__pair(&q, qend, &e))) return rc;
             if ((rc = h->entry(h->ctx, &e)) < 0) return rc;
         }
     } else {

@@ -28,11 +28,19 @@ int sp_fwd_record(const uint8_t *p, const uint8_t *end, sp_record *r, sp_buf *ex
     const uint8_t *message_kv = NULL, *message_kv_end = NULL;
 
     for (uint32_t i = 0; i < m.v.n; i++) {
-        const uint8_t *kv = p, *kp = p;
-        /* Keys may be any type (even containers): read the header, skip the whole key. */
-        if (sp_mp_read(&kp, end, &k) || sp_mp_skip(&p, end)) return SP_FWD_EMALFORMED;
+        const uint8_t *kv = p;
+        /* Keys may be any type, even containers: those are skipped whole. */
+        if (sp_mp_read(&p, end, &k)) return SP_FWD_EMALFORMED;
+        if (k.type == SP_MP_ARRAY || k.type == SP_MP_MAP) {
+            p = kv;
+            if (sp_mp_skip(&p, end)) return SP_FWD_EMALFORMED;
+        }
         const uint8_t *vp = p;
-        if (sp_mp_read(&vp, end, &v)) return SP_FWD_EMALFORMED;
+        if (sp_mp_read(&p, end, &v)) return SP_FWD_EMALFORMED;
+        if (v.type == SP_MP_ARRAY || v.type == SP_MP_MAP) {
+            p = vp;
+            if (sp_mp_skip(&p, end)) return SP_FWD_EMALFORMED;
+        }
         int is_str = v.type == SP_MP_STR || v.type == SP_MP_BIN;
         int known = 0;
         if (k.type == SP_MP_STR && is_str) {
@@ -94,8 +102,7 @@ int sp_fwd_record(const uint8_t *p, const uint8_t *end, sp_record *r, sp_buf *ex
                 known = 0;
             }
         }
-        /* Skip the value (it may be a container) and keep unknown pairs as they came. */
-        if (sp_mp_skip(&p, end)) return SP_FWD_EMALFORMED;
+        /* Keep unknown pairs as they came. */
         if (!known) {
             sp_buf_append(extras, kv, (size_t)(p - kv));
             r->nextras++;

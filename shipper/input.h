@@ -46,7 +46,7 @@ struct sp_input {
     struct sp_router *router;
     const char *state_dir; /* service.state_dir, or NULL: where inputs may keep state */
     int closed;
-    int needs_spool;       /* set by `check` when a setting only works with buffer.spool */
+    int needs_spool; /* set by `check` when a setting only works with buffer.spool */
     uint64_t records, bytes;
     struct {
         const char *reason;

@@ -254,22 +254,23 @@ int sp_mp_scan_feed(sp_mp_scan *s, const uint8_t *buf, size_t len)
     }
 }
 
+static int sp__skip(const uint8_t **p, const uint8_t *end, int depth)
+{
+    sp_mp_obj o;
+    int rc = sp_mp_read(p, end, &o);
+    if (rc) return rc;
+    if (o.type != SP_MP_ARRAY && o.type != SP_MP_MAP) return SP_MP_OK;
+    if (depth >= SP_MP_MAX_DEPTH) return SP_MP_EDEPTH;
+    uint64_t n = o.type == SP_MP_MAP ? 2 * (uint64_t)o.v.n : o.v.n;
+    for (uint64_t i = 0; i < n; i++)
+        if ((rc = sp__skip(p, end, depth + 1))) return rc;
+    return SP_MP_OK;
+}
+
 int sp_mp_skip(const uint8_t **p, const uint8_t *end)
 {
-    /* Fast path for scalars, which is what record values almost always are. */
-    const uint8_t *q = *p;
-    if (q < end && ((*q >= 0xa0 && *q <= 0xbf) || *q <= 0x7f)) {
-        sp_mp_obj o;
-        return sp_mp_read(p, end, &o);
-    }
-    sp_mp_scan s;
-    sp_mp_scan_reset(&s);
-    int rc = sp_mp_scan_feed(&s, q, (size_t)(end - q));
-    if (rc == 1) {
-        *p = q + s.off;
-        return SP_MP_OK;
-    }
-    return rc == 0 ? SP_MP_EAGAIN : rc;
+    /* Recursion bounded by SP_MP_MAX_DEPTH; cheaper than the scanner for complete buffers. */
+    return sp__skip(p, end, 0);
 }
 
 /* ---- writer ---- */

@@ -400,7 +400,9 @@ static void sp__tick_cb(uv_timer_t *t)
 
 void sp_router_start(sp_router *r)
 {
-    uint64_t period = r->flush_interval_ms < 1000 ? r->flush_interval_ms : 1000;
+    /* A quarter of flush_interval, so a chunk waits at most 1.25x it (not up to 2x). */
+    uint64_t period = r->flush_interval_ms / 4;
+    if (period > 250) period = 250;
     if (period < 20) period = 20;
     r->tick.data = r;
     uv_timer_start(&r->tick, sp__tick_cb, period, period);
