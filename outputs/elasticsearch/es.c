@@ -43,9 +43,9 @@ typedef struct {
     sp_buf body, gz;
     sp_es_item *sent, *now, *retry;
     uint32_t nsent, nnow, nretry, cap;
-    size_t cursor;   /* next fresh record's offset */
-    int from_now;    /* this request sends items of `now` */
-    sp_buf errs;     /* error texts of dead-letter items */
+    size_t cursor; /* next fresh record's offset */
+    int from_now;  /* this request sends items of `now` */
+    sp_buf errs;   /* error texts of dead-letter items */
     uint32_t delivered, rejected, rounds, dl_sent, dl_notok;
     int node;
 } sp_es_job;
@@ -129,8 +129,8 @@ static int sp__check(sp_output *o, const sp_node *n, sp_conf_err *err)
             return -1;
         }
         if (strchr(u, '?') || strchr(u, '#') || !u[strncmp(u, "http://", 7) ? 8 : 7]) {
-            sp_conf_error(err, SP_LINE("url"), "url", "\"%s\": expected scheme://host[:port][/path]",
-                          u);
+            sp_conf_error(err, SP_LINE("url"), "url",
+                          "\"%s\": expected scheme://host[:port][/path]", u);
             return -1;
         }
     }
@@ -164,8 +164,8 @@ static int sp__check(sp_output *o, const sp_node *n, sp_conf_err *err)
                       c->tls_cert ? "tls_cert" : "tls_key", "tls_cert and tls_key go together");
         return -1;
     }
-    const char *files[] = {"tls_ca_file", c->tls_ca_file, "tls_cert", c->tls_cert,
-                           "tls_key",     c->tls_key};
+    const char *files[] = {"tls_ca_file", c->tls_ca_file, "tls_cert",
+                           c->tls_cert,   "tls_key",      c->tls_key};
     for (int i = 0; i < 6; i += 2)
         if (files[i + 1] && access(files[i + 1], R_OK)) {
             sp_conf_error(err, SP_LINE(files[i]), files[i], "\"%s\": %s", files[i + 1],
@@ -275,8 +275,8 @@ static void sp__encoded_cb(uv_work_t *w, int status)
     }
 }
 
-static void sp__item_cb(void *ctx, uint32_t index, int status, const char *type,
-                        const char *reason, const char *error)
+static void sp__item_cb(void *ctx, uint32_t index, int status, const char *type, const char *reason,
+                        const char *error)
 {
     sp_es_job *j = ctx;
     sp_es *es = j->es;
@@ -630,8 +630,8 @@ static void sp__metrics(sp_output *o, sp_buf *out)
                   "shipper_es_requests_total{output=\"%s\",status=\"timeout\"} %llu\n"
                   "shipper_es_requests_total{output=\"%s\",status=\"error\"} %llu\n"
                   "shipper_es_requests_total{output=\"%s\",status=\"bad_response\"} %llu\n",
-                  n, (unsigned long long)es->err_connect, n, (unsigned long long)es->err_timeout,
-                  n, (unsigned long long)es->err_other, n, (unsigned long long)es->err_response);
+                  n, (unsigned long long)es->err_connect, n, (unsigned long long)es->err_timeout, n,
+                  (unsigned long long)es->err_other, n, (unsigned long long)es->err_response);
     sp_buf_printf(out,
                   "# TYPE shipper_es_items_retried_total counter\n"
                   "shipper_es_items_retried_total{output=\"%s\"} %llu\n",

@@ -48,9 +48,9 @@ typedef struct {
  */
 typedef struct {
     const char *fmt;
-    int literal;      /* no '%': the name is fmt itself */
-    uint64_t period;  /* seconds a computed name stays valid: 1 or 86400 */
-    uint64_t key;     /* sec / period of the cached name, UINT64_MAX when none */
+    int literal;     /* no '%': the name is fmt itself */
+    uint64_t period; /* seconds a computed name stays valid: 1 or 86400 */
+    uint64_t key;    /* sec / period of the cached name, UINT64_MAX when none */
     char name[256];
     size_t len;
 } sp_es_index;

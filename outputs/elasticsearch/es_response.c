@@ -73,7 +73,8 @@ int64_t sp_es_parse_response(const char *body, size_t len, uint32_t nitems, sp_e
             snprintf(typebuf, sizeof typebuf, "status_%d", status);
             type = typebuf;
         }
-        char *text = err ? json_dumps(err, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY) : NULL;
+        char *text =
+            err ? json_dumps(err, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY) : NULL;
         cb(ctx, (uint32_t)i, status, type, reason ? reason : "", text ? text : "");
         free(text);
     }
