@@ -27,7 +27,8 @@
 typedef struct sp_es sp_es;
 
 typedef struct {
-    char *url;
+    char *url;  /* the bulk endpoint with its query */
+    char *base; /* as configured, for log lines */
     uint64_t down_until;
 } sp_es_node;
 
@@ -296,14 +297,20 @@ static void sp__item_cb(void *ctx, uint32_t index, int status, const char *type,
         return;
     }
     j->rejected++;
+    /* The reason is a metric label: keep it to characters Prometheus text needs no escape for. */
+    char label[64];
+    snprintf(label, sizeof label, "%s", type);
+    for (char *r = label; *r; r++)
+        if (!(*r == '_' || (*r >= 'a' && *r <= 'z') || (*r >= 'A' && *r <= 'Z') ||
+              (*r >= '0' && *r <= '9')))
+            *r = '_';
     int k;
     for (k = 0; k < SP_ES_MAX_REASONS && es->reasons[k].reason[0]; k++)
-        if (!strcmp(es->reasons[k].reason, type)) break;
+        if (!strcmp(es->reasons[k].reason, label)) break;
     if (k == SP_ES_MAX_REASONS) {
         es->reasons_other++;
     } else {
-        if (!es->reasons[k].reason[0])
-            snprintf(es->reasons[k].reason, sizeof es->reasons[k].reason, "%s", type);
+        if (!es->reasons[k].reason[0]) memcpy(es->reasons[k].reason, label, sizeof label);
         es->reasons[k].n++;
     }
     sp_log_limited(&es->rl_item, SP_LOG_WARN, "output %s: document rejected (%d %s: %s)%s",
@@ -346,7 +353,7 @@ static void sp__http_done(sp_es_req *q, CURLcode rc, long status)
     sp_es_job *j = (sp_es_job *)((char *)q - offsetof(sp_es_job, req));
     sp_es *es = j->es;
     sp__count_status(es, rc, status);
-    const char *url = es->nodes[j->node].url;
+    const char *url = es->nodes[j->node].base;
     if (rc != CURLE_OK) {
         sp_log_limited(&es->rl_req, SP_LOG_WARN, "output %s: %s: %s; retrying", es->o->name, url,
                        q->errbuf[0] ? q->errbuf : curl_easy_strerror(rc));
@@ -522,6 +529,7 @@ static int sp__start(sp_output *o)
         if (pipe) sp_buf_printf(&u, "&pipeline=%s", pipe);
         sp_buf_putc(&u, 0);
         es->nodes[i].url = u.base;
+        es->nodes[i].base = sp_strndup(s, n);
     }
     curl_free(pipe);
     /* Content-Encoding goes first, so sp__encoded_cb can send the list without it. */
@@ -565,8 +573,10 @@ static void sp__free(sp_es *es)
         free(j->now);
         free(j->retry);
     }
-    for (size_t i = 0; i < es->nnodes; i++)
+    for (size_t i = 0; i < es->nnodes; i++) {
         free(es->nodes[i].url);
+        free(es->nodes[i].base);
+    }
     free(es->nodes);
     free(es->jobs);
     curl_slist_free_all(es->headers);

@@ -61,7 +61,8 @@ static void bulk_done(conn *c)
 {
     size_t items = c->newlines / 2;
     total += items;
-    static const char head[] = "{\"errors\":false,\"items\":[", item[] = "{\"create\":{\"status\":201}}";
+    static const char head[] = "{\"errors\":false,\"items\":[",
+                      item[] = "{\"create\":{\"status\":201}}";
     size_t n = sizeof head - 1 + items * sizeof item + 2;
     char *b = malloc(n), *p = b;
     memcpy(p, head, sizeof head - 1);
@@ -102,8 +103,10 @@ static size_t body_bytes(conn *c, const char *p, size_t n)
             c->z.avail_out = sizeof out;
             int rc = inflate(&c->z, Z_NO_FLUSH);
             c->newlines += count_nl(out, sizeof out - c->z.avail_out);
-            if (rc == Z_STREAM_END) inflateReset(&c->z);
-            else if (rc != Z_OK && rc != Z_BUF_ERROR) break;
+            if (rc == Z_STREAM_END)
+                inflateReset(&c->z);
+            else if (rc != Z_OK && rc != Z_BUF_ERROR)
+                break;
         }
     } else {
         c->newlines += count_nl(p, n);
@@ -130,8 +133,10 @@ static int handle_head(conn *c, char *head, size_t n)
     c->gzip = strcasestr(head, "\r\ncontent-encoding: gzip") != NULL;
     c->body_got = c->newlines = 0;
     if (c->gzip) {
-        if (!c->z_init) inflateInit2(&c->z, 15 + 16);
-        else inflateReset(&c->z);
+        if (!c->z_init)
+            inflateInit2(&c->z, 15 + 16);
+        else
+            inflateReset(&c->z);
         c->z_init = 1;
     }
     c->in_body = 1;
@@ -199,15 +204,18 @@ int main(int argc, char **argv)
     int port = 0;
     const char *port_file = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--port")) port = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--port-file")) port_file = argv[i + 1];
+        if (!strcmp(argv[i], "--port"))
+            port = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--port-file"))
+            port_file = argv[i + 1];
     }
     loop = uv_default_loop();
     uv_tcp_t srv;
     uv_tcp_init(loop, &srv);
     struct sockaddr_in a;
     uv_ip4_addr("127.0.0.1", port, &a);
-    if (uv_tcp_bind(&srv, (struct sockaddr *)&a, 0) || uv_listen((uv_stream_t *)&srv, 128, on_conn)) {
+    if (uv_tcp_bind(&srv, (struct sockaddr *)&a, 0) ||
+        uv_listen((uv_stream_t *)&srv, 128, on_conn)) {
         fprintf(stderr, "es_sink: cannot listen on port %d\n", port);
         return 1;
     }
