@@ -1,0 +1,677 @@
+/*
+ * The elasticsearch output: settings, lifecycle and the life of one delivery.
+ *
+ * A delivery (one chunk) is sent as one or more bulk requests, one at a time: first the chunk's
+ * records in order, cut at bulk_max_bytes; then, without waiting, dead-letter documents of
+ * records that were rejected; then, after a capped exponential backoff, the records whose items
+ * failed with 429/5xx, in a new body of just those. `workers` deliveries run at once, each with
+ * its own job (buffers, curl handle, gzip stream), so nothing is allocated per record. Encoding
+ * and gzip run on libuv's thread pool; HTTP runs on the loop through curl multi.
+ * A whole-request failure hands the delivery back to the core (SP_OUT_RETRY), which backs off
+ * and retries all of it: the records' deterministic _ids turn the repeats into 409s.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "es.h"
+#include "log.h"
+#include "output.h"
+
+#define SP_ES_MAX_REASONS 16
+#define SP_ES_FILTER "/_bulk?filter_path=errors,items.*.status,items.*.error"
+
+typedef struct sp_es sp_es;
+
+typedef struct {
+    char *url;  /* the bulk endpoint with its query */
+    char *base; /* as configured, for log lines */
+    uint64_t down_until;
+} sp_es_node;
+
+typedef struct {
+    sp_es *es;
+    sp_delivery *d; /* NULL: the job is free */
+    sp_es_req req;
+    uv_work_t work;
+    uv_timer_t timer; /* item-retry backoff */
+    int working;      /* on the thread pool */
+    z_stream z;
+    sp_es_enc enc;
+    sp_buf body, gz;
+    sp_es_item *sent, *now, *retry;
+    uint32_t nsent, nnow, nretry, cap;
+    size_t cursor; /* next fresh record's offset */
+    int from_now;  /* this request sends items of `now` */
+    sp_buf errs;   /* error texts of dead-letter items */
+    uint32_t delivered, rejected, rounds, dl_sent, dl_notok;
+    int node;
+} sp_es_job;
+
+struct sp_es {
+    sp_output *o;
+    sp_es_conf *conf;
+    sp_es_http *http;
+    sp_es_node *nodes;
+    size_t nnodes, rr;
+    sp_es_job *jobs;
+    int njobs;
+    struct curl_slist *headers;
+    int dl_fd;
+    int stopping, open; /* open: things to close before the output is closed */
+    sp_ratelimit rl_req, rl_item, rl_dl;
+    /* metrics */
+    uint64_t by_status[600];
+    uint64_t err_connect, err_timeout, err_other, err_response;
+    uint64_t items_retried, dl_written, dl_failed;
+    uint64_t bytes_encoded, bytes_sent;
+    struct {
+        char reason[64];
+        uint64_t n;
+    } reasons[SP_ES_MAX_REASONS];
+    uint64_t reasons_other;
+};
+
+static const char *const sp__compressions[] = {"none", "gzip", NULL};
+
+static const sp_conf_field sp__fields[] = {
+    {"url", SP_CONF_STRLIST, offsetof(sp_es_conf, url), "http://127.0.0.1:9200",
+     "node URL, or a list (round robin; a failing node is skipped for node_cooldown)"},
+    {"index", SP_CONF_STR, offsetof(sp_es_conf, index), "logs-%Y.%m.%d",
+     "index name; strftime on the record's UTC time"},
+    {"data_stream", SP_CONF_STR, offsetof(sp_es_conf, data_stream), NULL,
+     "write to this data stream instead of `index`"},
+    {"pipeline", SP_CONF_STR, offsetof(sp_es_conf, pipeline), NULL, "ingest pipeline"},
+    {"user", SP_CONF_STR, offsetof(sp_es_conf, user), NULL, "basic auth user"},
+    {"password", SP_CONF_STR, offsetof(sp_es_conf, password), NULL, "basic auth password"},
+    {"api_key", SP_CONF_STR, offsetof(sp_es_conf, api_key), NULL,
+     "API key (base64 id:key), sent as `Authorization: ApiKey ...`"},
+    {"compression", SP_CONF_ENUM, offsetof(sp_es_conf, compression), "none",
+     "request body compression: none | gzip", sp__compressions},
+    {"bulk_max_bytes", SP_CONF_SIZE, offsetof(sp_es_conf, bulk_max_bytes), "5MiB",
+     "largest bulk body before compression; a larger chunk is sent as several requests"},
+    {"timeout", SP_CONF_DURATION, offsetof(sp_es_conf, timeout), "30s",
+     "one request, connect to last byte"},
+    {"connect_timeout", SP_CONF_DURATION, offsetof(sp_es_conf, connect_timeout), "5s",
+     "TCP and TLS connect"},
+    {"tls_ca_file", SP_CONF_STR, offsetof(sp_es_conf, tls_ca_file), NULL,
+     "PEM CA bundle to verify the server (default: the system's)"},
+    {"tls_cert", SP_CONF_STR, offsetof(sp_es_conf, tls_cert), NULL, "PEM client certificate"},
+    {"tls_key", SP_CONF_STR, offsetof(sp_es_conf, tls_key), NULL, "PEM client key"},
+    {"tls_verify", SP_CONF_BOOL, offsetof(sp_es_conf, tls_verify), "true",
+     "verify the server's certificate and host name"},
+    {"dead_letter_index", SP_CONF_STR, offsetof(sp_es_conf, dead_letter_index), NULL,
+     "index for rejected documents (wrapped with the error)"},
+    {"dead_letter_file", SP_CONF_STR, offsetof(sp_es_conf, dead_letter_file), NULL,
+     "file that rejected documents are appended to (NDJSON)"},
+    {"node_cooldown", SP_CONF_DURATION, offsetof(sp_es_conf, node_cooldown), "10s",
+     "how long a failing node is skipped when others are configured"},
+    SP_CONF_END};
+
+/* ---- config ---- */
+
+static int sp__check(sp_output *o, const sp_node *n, sp_conf_err *err)
+{
+    sp_es_conf *c = o->conf;
+    sp_node *k;
+#define SP_LINE(key) ((k = sp_node_get(n, key)) ? k->line : o->line)
+    if (c->url.n == 0) {
+        sp_conf_error(err, SP_LINE("url"), "url", "at least one URL is required");
+        return -1;
+    }
+    for (size_t i = 0; i < c->url.n; i++) {
+        const char *u = c->url.v[i];
+        if (strncmp(u, "http://", 7) && strncmp(u, "https://", 8)) {
+            sp_conf_error(err, SP_LINE("url"), "url", "\"%s\": must start with http:// or https://",
+                          u);
+            return -1;
+        }
+        if (strchr(u, '?') || strchr(u, '#') || !u[strncmp(u, "http://", 7) ? 8 : 7]) {
+            sp_conf_error(err, SP_LINE("url"), "url",
+                          "\"%s\": expected scheme://host[:port][/path]", u);
+            return -1;
+        }
+    }
+    if (c->data_stream && sp_node_get(n, "index")) {
+        sp_conf_error(err, SP_LINE("data_stream"), "data_stream",
+                      "set either `index` or `data_stream`, not both");
+        return -1;
+    }
+    const char *target = c->data_stream ? c->data_stream : c->index;
+    if (!target || !*target || strlen(target) > 200) {
+        sp_conf_error(err, SP_LINE(c->data_stream ? "data_stream" : "index"),
+                      c->data_stream ? "data_stream" : "index", "must be 1 to 200 characters");
+        return -1;
+    }
+    if (c->dead_letter_index && c->dead_letter_file) {
+        sp_conf_error(err, SP_LINE("dead_letter_file"), "dead_letter_file",
+                      "set either `dead_letter_index` or `dead_letter_file`, not both");
+        return -1;
+    }
+    if (c->api_key && (c->user || c->password)) {
+        sp_conf_error(err, SP_LINE("api_key"), "api_key", "use either api_key or user/password");
+        return -1;
+    }
+    if (!c->user != !c->password) {
+        sp_conf_error(err, SP_LINE(c->user ? "user" : "password"), c->user ? "user" : "password",
+                      "user and password go together");
+        return -1;
+    }
+    if (!c->tls_cert != !c->tls_key) {
+        sp_conf_error(err, SP_LINE(c->tls_cert ? "tls_cert" : "tls_key"),
+                      c->tls_cert ? "tls_cert" : "tls_key", "tls_cert and tls_key go together");
+        return -1;
+    }
+    const char *files[] = {"tls_ca_file", c->tls_ca_file, "tls_cert",
+                           c->tls_cert,   "tls_key",      c->tls_key};
+    for (int i = 0; i < 6; i += 2)
+        if (files[i + 1] && access(files[i + 1], R_OK)) {
+            sp_conf_error(err, SP_LINE(files[i]), files[i], "\"%s\": %s", files[i + 1],
+                          strerror(errno));
+            return -1;
+        }
+    if (c->bulk_max_bytes < 1024 || c->bulk_max_bytes > (1u << 30)) {
+        sp_conf_error(err, SP_LINE("bulk_max_bytes"), "bulk_max_bytes",
+                      "must be between 1KiB and 1GiB");
+        return -1;
+    }
+    if (c->timeout < 100 || c->connect_timeout < 100) {
+        sp_conf_error(err, SP_LINE("timeout"), "timeout", "timeouts must be at least 100ms");
+        return -1;
+    }
+#undef SP_LINE
+    return 0;
+}
+
+/* ---- one delivery ---- */
+
+static void sp__step(sp_es_job *j);
+static void sp__maybe_closed(sp_es *es);
+
+static void sp__whole_retry(sp_es_job *j)
+{
+    sp_delivery *d = j->d;
+    j->d = NULL;
+    sp_output_done(d, SP_OUT_RETRY, 0, 0);
+}
+
+static void sp__finish(sp_es_job *j)
+{
+    sp_delivery *d = j->d;
+    j->d = NULL;
+    sp_output_done(d, SP_OUT_DONE, j->delivered, j->rejected);
+}
+
+static void sp__encode_cb(uv_work_t *w)
+{
+    sp_es_job *j = w->data;
+    sp_chunk *c = j->d->chunk;
+    const uint8_t *base = SP_CHUNK_BEGIN(c);
+    j->body.len = 0;
+    if (j->from_now) {
+        j->nsent = sp_es_encode_items(&j->enc, &j->body, base, c->data.len, j->now, j->nnow);
+        memcpy(j->sent, j->now, j->nsent * sizeof *j->sent);
+        memmove(j->now, j->now + j->nsent, (j->nnow - j->nsent) * sizeof *j->now);
+        j->nnow -= j->nsent;
+    } else {
+        j->nsent = sp_es_encode_range(&j->enc, &j->body, base, c->data.len, &j->cursor, j->sent);
+    }
+    j->dl_sent = 0;
+    for (uint32_t i = 0; i < j->nsent; i++)
+        j->dl_sent += j->sent[i].err != 0;
+    if (j->es->conf->compression == SP_ES_COMP_GZIP && sp_es_gzip(&j->z, &j->body, &j->gz))
+        j->gz.len = 0; /* cannot happen with a sized buffer; sent uncompressed below */
+}
+
+static size_t sp__pick_node(sp_es *es)
+{
+    uint64_t now = uv_now(es->o->loop);
+    size_t best = es->rr % es->nnodes;
+    for (size_t i = 0; i < es->nnodes; i++) {
+        size_t k = (es->rr + i) % es->nnodes;
+        if (es->nodes[k].down_until <= now) {
+            best = k;
+            break;
+        }
+        if (es->nodes[k].down_until < es->nodes[best].down_until) best = k;
+    }
+    es->rr = best + 1;
+    return best;
+}
+
+static void sp__node_failed(sp_es *es, int node)
+{
+    if (es->nnodes > 1) es->nodes[node].down_until = uv_now(es->o->loop) + es->conf->node_cooldown;
+}
+
+static void sp__encoded_cb(uv_work_t *w, int status)
+{
+    sp_es_job *j = w->data;
+    sp_es *es = j->es;
+    j->working = 0;
+    if (es->stopping) {
+        es->open--;
+        sp__maybe_closed(es);
+        return;
+    }
+    int gz = es->conf->compression == SP_ES_COMP_GZIP && j->gz.len;
+    const sp_buf *b = gz ? &j->gz : &j->body;
+    es->bytes_encoded += j->body.len;
+    es->bytes_sent += b->len;
+    j->node = (int)sp__pick_node(es);
+    CURL *e = j->req.easy;
+    curl_easy_setopt(e, CURLOPT_URL, es->nodes[j->node].url);
+    /* The first header is Content-Encoding when gzip is on; a body left uncompressed (gzip
+     * failed) is sent with the rest of the list. */
+    int skip = es->conf->compression == SP_ES_COMP_GZIP && !gz;
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, skip ? es->headers->next : es->headers);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, b->base);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)b->len);
+    if (sp_es_http_send(es->http, &j->req)) {
+        es->err_other++;
+        sp__whole_retry(j);
+    }
+}
+
+static void sp__item_cb(void *ctx, uint32_t index, int status, const char *type, const char *reason,
+                        const char *error)
+{
+    sp_es_job *j = ctx;
+    sp_es *es = j->es;
+    sp_es_item it = j->sent[index];
+    int cls = sp_es_item_class(status);
+    if (it.err) j->dl_notok++;
+    if (cls == SP_ES_ITEM_RETRY) {
+        j->retry[j->nretry++] = it;
+        es->items_retried++;
+        return;
+    }
+    if (it.err) {
+        es->dl_failed++;
+        sp_log_limited(&es->rl_dl, SP_LOG_ERROR,
+                       "output %s: dead-letter document rejected (%d %s: %s); it is dropped",
+                       es->o->name, status, type, reason);
+        return;
+    }
+    j->rejected++;
+    /* The reason is a metric label: keep it to characters Prometheus text needs no escape for. */
+    char label[64];
+    snprintf(label, sizeof label, "%s", type);
+    for (char *r = label; *r; r++)
+        if (!(*r == '_' || (*r >= 'a' && *r <= 'z') || (*r >= 'A' && *r <= 'Z') ||
+              (*r >= '0' && *r <= '9')))
+            *r = '_';
+    int k;
+    for (k = 0; k < SP_ES_MAX_REASONS && es->reasons[k].reason[0]; k++)
+        if (!strcmp(es->reasons[k].reason, label)) break;
+    if (k == SP_ES_MAX_REASONS) {
+        es->reasons_other++;
+    } else {
+        if (!es->reasons[k].reason[0]) memcpy(es->reasons[k].reason, label, sizeof label);
+        es->reasons[k].n++;
+    }
+    sp_log_limited(&es->rl_item, SP_LOG_WARN, "output %s: document rejected (%d %s: %s)%s",
+                   es->o->name, status, type, reason,
+                   es->conf->dead_letter_index  ? "; sent to the dead-letter index"
+                   : es->conf->dead_letter_file ? "; written to the dead-letter file"
+                                                : "");
+    if (es->conf->dead_letter_index) {
+        j->now[j->nnow++] = (sp_es_item){it.off, (uint32_t)j->errs.len + 1};
+        sp_buf_append(&j->errs, error, strlen(error) + 1);
+        j->enc.errs = j->errs.base;
+    } else if (es->dl_fd >= 0) {
+        /* The rejected path only, and a local append: a plain write is fine on the loop. */
+        const uint8_t *p = SP_CHUNK_BEGIN(j->d->chunk) + it.off;
+        sp_record r;
+        if (sp_record_read(&p, SP_CHUNK_END(j->d->chunk), &r)) return;
+        j->body.len = 0;
+        sp_es_dead_letter_line(&j->enc, &j->body, &r, error);
+        if (write(es->dl_fd, j->body.base, j->body.len) == (ssize_t)j->body.len)
+            es->dl_written++;
+        else
+            es->dl_failed++;
+    }
+}
+
+static void sp__count_status(sp_es *es, CURLcode rc, long status)
+{
+    if (rc == CURLE_OPERATION_TIMEDOUT)
+        es->err_timeout++;
+    else if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
+        es->err_connect++;
+    else if (rc != CURLE_OK)
+        es->err_other++;
+    else if (status > 0 && status < 600)
+        es->by_status[status]++;
+}
+
+static void sp__http_done(sp_es_req *q, CURLcode rc, long status)
+{
+    sp_es_job *j = (sp_es_job *)((char *)q - offsetof(sp_es_job, req));
+    sp_es *es = j->es;
+    sp__count_status(es, rc, status);
+    const char *url = es->nodes[j->node].base;
+    if (rc != CURLE_OK) {
+        sp_log_limited(&es->rl_req, SP_LOG_WARN, "output %s: %s: %s; retrying", es->o->name, url,
+                       q->errbuf[0] ? q->errbuf : curl_easy_strerror(rc));
+        sp__node_failed(es, j->node);
+        sp__whole_retry(j);
+        return;
+    }
+    if (status != 200) {
+        sp_log_limited(&es->rl_req, SP_LOG_WARN, "output %s: %s: HTTP %ld: %.*s; retrying",
+                       es->o->name, url, status, (int)(q->resp.len < 300 ? q->resp.len : 300),
+                       q->resp.base ? q->resp.base : "");
+        if (status == 429 || status >= 500) sp__node_failed(es, j->node);
+        sp__whole_retry(j);
+        return;
+    }
+    j->dl_notok = 0;
+    int64_t ok = sp_es_parse_response(q->resp.base ? q->resp.base : "", q->resp.len, j->nsent,
+                                      sp__item_cb, j);
+    if (ok < 0) {
+        es->err_response++;
+        sp_log_limited(&es->rl_req, SP_LOG_WARN,
+                       "output %s: %s: incomplete or unreadable bulk response (%zu bytes); "
+                       "retrying",
+                       es->o->name, url, q->resp.len);
+        sp__whole_retry(j);
+        return;
+    }
+    uint32_t dl_ok = j->dl_sent - j->dl_notok;
+    es->dl_written += dl_ok;
+    j->delivered += (uint32_t)ok - dl_ok;
+    sp__step(j);
+}
+
+static void sp__retry_timer_cb(uv_timer_t *t)
+{
+    sp_es_job *j = t->data;
+    sp_es_item *tmp = j->now;
+    j->now = j->retry;
+    j->nnow = j->nretry;
+    j->retry = tmp;
+    j->nretry = 0;
+    sp__step(j);
+}
+
+static void sp__queue_encode(sp_es_job *j, int from_now)
+{
+    j->from_now = from_now;
+    j->working = 1;
+    j->work.data = j;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    j->enc.now_sec = (uint64_t)ts.tv_sec;
+    j->enc.now_nsec = (uint32_t)ts.tv_nsec;
+    uv_queue_work(j->es->o->loop, &j->work, sp__encode_cb, sp__encoded_cb);
+}
+
+static void sp__step(sp_es_job *j)
+{
+    if (j->cursor < j->d->chunk->data.len) {
+        sp__queue_encode(j, 0);
+    } else if (j->nnow) {
+        sp__queue_encode(j, 1);
+    } else if (j->nretry) {
+        j->rounds++;
+        uint64_t ms = sp_backoff_ms(j->rounds, 250, j->es->o->retry_max_ms);
+        sp_debug("output %s: retrying %u items in %llu ms", j->es->o->name, j->nretry,
+                 (unsigned long long)ms);
+        uv_timer_start(&j->timer, sp__retry_timer_cb, ms, 0);
+    } else {
+        sp__finish(j);
+    }
+}
+
+static void sp__deliver(sp_output *o, sp_delivery *d)
+{
+    sp_es *es = o->data;
+    sp_es_job *j = NULL;
+    for (int i = 0; i < es->njobs && !j; i++)
+        if (!es->jobs[i].d) j = &es->jobs[i];
+    if (!j) { /* the core never gives more than max_inflight */
+        sp_output_done(d, SP_OUT_RETRY, 0, 0);
+        return;
+    }
+    uint32_t n = d->chunk->nrecords;
+    if (n > j->cap) {
+        j->cap = n;
+        j->sent = sp_realloc(j->sent, n * sizeof *j->sent);
+        j->now = sp_realloc(j->now, n * sizeof *j->now);
+        j->retry = sp_realloc(j->retry, n * sizeof *j->retry);
+    }
+    j->d = d;
+    j->cursor = 0;
+    j->nnow = j->nretry = j->nsent = 0;
+    j->delivered = j->rejected = j->rounds = 0;
+    j->errs.len = 0;
+    j->enc.tag = sp_slice_make(d->chunk->tag, d->chunk->tag_len);
+    sp__step(j);
+}
+
+/* ---- lifecycle ---- */
+
+static size_t sp__write_cb(char *ptr, size_t size, size_t n, void *ud)
+{
+    sp_buf *b = ud;
+    sp_buf_append(b, ptr, size * n);
+    return size * n;
+}
+
+static void sp__job_init(sp_es *es, sp_es_job *j)
+{
+    sp_es_conf *c = es->conf;
+    j->es = es;
+    sp_es_req_init(&j->req);
+    j->req.done = sp__http_done;
+    uv_timer_init(es->o->loop, &j->timer);
+    j->timer.data = j;
+    deflateInit2(&j->z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+    sp_es_index_init(&j->enc.ix, c->data_stream ? c->data_stream : c->index);
+    j->enc.dl_index = c->dead_letter_index;
+    j->enc.max_bytes = c->bulk_max_bytes;
+    CURL *e = j->req.easy;
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->timeout);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sp__write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &j->req.resp);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "shipper/" SHIPPER_VERSION);
+    if (c->user) {
+        curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(e, CURLOPT_USERNAME, c->user);
+        curl_easy_setopt(e, CURLOPT_PASSWORD, c->password);
+    }
+    if (c->tls_ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, c->tls_ca_file);
+    if (c->tls_cert) curl_easy_setopt(e, CURLOPT_SSLCERT, c->tls_cert);
+    if (c->tls_key) curl_easy_setopt(e, CURLOPT_SSLKEY, c->tls_key);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, c->tls_verify ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, c->tls_verify ? 2L : 0L);
+}
+
+static int sp__start(sp_output *o)
+{
+    static int curl_ready;
+    if (!curl_ready && curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK) curl_ready = 1;
+    sp_es *es = sp_calloc(1, sizeof *es);
+    es->o = o;
+    es->conf = o->conf;
+    es->dl_fd = -1;
+    sp_es_conf *c = es->conf;
+    if (c->dead_letter_file) {
+        es->dl_fd = open(c->dead_letter_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        if (es->dl_fd < 0) {
+            int rc = -errno;
+            sp_error("output %s: dead_letter_file %s: %s", o->name, c->dead_letter_file,
+                     strerror(errno));
+            free(es);
+            return rc;
+        }
+    }
+    char *pipe = c->pipeline ? curl_easy_escape(NULL, c->pipeline, 0) : NULL;
+    es->nnodes = c->url.n;
+    es->nodes = sp_calloc(es->nnodes, sizeof *es->nodes);
+    for (size_t i = 0; i < es->nnodes; i++) {
+        sp_buf u = {0};
+        const char *s = c->url.v[i];
+        size_t n = strlen(s);
+        while (n && s[n - 1] == '/')
+            n--;
+        sp_buf_append(&u, s, n);
+        SP_BUF_LIT(&u, SP_ES_FILTER);
+        if (pipe) sp_buf_printf(&u, "&pipeline=%s", pipe);
+        sp_buf_putc(&u, 0);
+        es->nodes[i].url = u.base;
+        es->nodes[i].base = sp_strndup(s, n);
+    }
+    curl_free(pipe);
+    /* Content-Encoding goes first, so sp__encoded_cb can send the list without it. */
+    struct curl_slist *h = NULL;
+    if (c->compression == SP_ES_COMP_GZIP) h = curl_slist_append(h, "Content-Encoding: gzip");
+    h = curl_slist_append(h, "Content-Type: application/x-ndjson");
+    h = curl_slist_append(h, "Expect:");
+    if (c->api_key) {
+        sp_buf a = {0};
+        sp_buf_printf(&a, "Authorization: ApiKey %s", c->api_key);
+        sp_buf_putc(&a, 0);
+        h = curl_slist_append(h, a.base);
+        sp_buf_free(&a);
+    }
+    es->headers = h;
+    es->njobs = o->max_inflight;
+    es->http = sp_es_http_new(o->loop, es->njobs);
+    if (!es->http) return -ENOMEM;
+    es->jobs = sp_calloc((size_t)es->njobs, sizeof *es->jobs);
+    for (int i = 0; i < es->njobs; i++)
+        sp__job_init(es, &es->jobs[i]);
+    o->data = es;
+    sp_info("output %s: elasticsearch %s%s, %d workers%s", o->name, c->url.v[0],
+            c->url.n > 1 ? " (and more)" : "", es->njobs,
+            c->compression == SP_ES_COMP_GZIP ? ", gzip" : "");
+    return 0;
+}
+
+static void sp__free(sp_es *es)
+{
+    for (int i = 0; i < es->njobs; i++) {
+        sp_es_job *j = &es->jobs[i];
+        curl_easy_cleanup(j->req.easy);
+        deflateEnd(&j->z);
+        sp_buf_free(&j->req.resp);
+        sp_buf_free(&j->body);
+        sp_buf_free(&j->gz);
+        sp_buf_free(&j->errs);
+        sp_buf_free(&j->enc.scratch);
+        free(j->sent);
+        free(j->now);
+        free(j->retry);
+    }
+    for (size_t i = 0; i < es->nnodes; i++) {
+        free(es->nodes[i].url);
+        free(es->nodes[i].base);
+    }
+    free(es->nodes);
+    free(es->jobs);
+    curl_slist_free_all(es->headers);
+    if (es->dl_fd >= 0) close(es->dl_fd);
+    sp_output *o = es->o;
+    o->data = NULL;
+    free(es);
+    sp_output_closed(o);
+}
+
+static void sp__maybe_closed(sp_es *es)
+{
+    if (es->open == 0) sp__free(es);
+}
+
+static void sp__closed_one(void *arg)
+{
+    sp_es *es = arg;
+    es->open--;
+    sp__maybe_closed(es);
+}
+
+static void sp__timer_closed(uv_handle_t *h)
+{
+    sp__closed_one(((sp_es_job *)h->data)->es);
+}
+
+static void sp__stop(sp_output *o)
+{
+    sp_es *es = o->data;
+    if (!es) {
+        sp_output_closed(o);
+        return;
+    }
+    es->stopping = 1;
+    es->open = 1 + es->njobs; /* the http handles and each job's timer */
+    for (int i = 0; i < es->njobs; i++) {
+        sp_es_job *j = &es->jobs[i];
+        /* Deliveries in flight are abandoned: the core keeps their chunks. */
+        sp_es_http_cancel(es->http, &j->req);
+        if (j->working) es->open++;
+        uv_close((uv_handle_t *)&j->timer, sp__timer_closed);
+    }
+    sp_es_http_free(es->http, sp__closed_one, es);
+}
+
+/* ---- metrics ---- */
+
+static void sp__metrics(sp_output *o, sp_buf *out)
+{
+    sp_es *es = o->data;
+    if (!es) return;
+    const char *n = o->name;
+    SP_BUF_LIT(out, "# TYPE shipper_es_requests_total counter\n");
+    for (int s = 0; s < 600; s++)
+        if (es->by_status[s])
+            sp_buf_printf(out, "shipper_es_requests_total{output=\"%s\",status=\"%d\"} %llu\n", n,
+                          s, (unsigned long long)es->by_status[s]);
+    sp_buf_printf(out,
+                  "shipper_es_requests_total{output=\"%s\",status=\"connect_error\"} %llu\n"
+                  "shipper_es_requests_total{output=\"%s\",status=\"timeout\"} %llu\n"
+                  "shipper_es_requests_total{output=\"%s\",status=\"error\"} %llu\n"
+                  "shipper_es_requests_total{output=\"%s\",status=\"bad_response\"} %llu\n",
+                  n, (unsigned long long)es->err_connect, n, (unsigned long long)es->err_timeout, n,
+                  (unsigned long long)es->err_other, n, (unsigned long long)es->err_response);
+    sp_buf_printf(out,
+                  "# TYPE shipper_es_items_retried_total counter\n"
+                  "shipper_es_items_retried_total{output=\"%s\"} %llu\n",
+                  n, (unsigned long long)es->items_retried);
+    SP_BUF_LIT(out, "# TYPE shipper_es_rejected_total counter\n");
+    for (int k = 0; k < SP_ES_MAX_REASONS && es->reasons[k].reason[0]; k++)
+        sp_buf_printf(out, "shipper_es_rejected_total{output=\"%s\",reason=\"%s\"} %llu\n", n,
+                      es->reasons[k].reason, (unsigned long long)es->reasons[k].n);
+    if (es->reasons_other)
+        sp_buf_printf(out, "shipper_es_rejected_total{output=\"%s\",reason=\"other\"} %llu\n", n,
+                      (unsigned long long)es->reasons_other);
+    sp_buf_printf(out,
+                  "# TYPE shipper_es_dead_letter_total counter\n"
+                  "shipper_es_dead_letter_total{output=\"%s\",result=\"written\"} %llu\n"
+                  "shipper_es_dead_letter_total{output=\"%s\",result=\"failed\"} %llu\n"
+                  "# TYPE shipper_es_bytes_total counter\n"
+                  "shipper_es_bytes_total{output=\"%s\",stage=\"encoded\"} %llu\n"
+                  "shipper_es_bytes_total{output=\"%s\",stage=\"sent\"} %llu\n",
+                  n, (unsigned long long)es->dl_written, n, (unsigned long long)es->dl_failed, n,
+                  (unsigned long long)es->bytes_encoded, n, (unsigned long long)es->bytes_sent);
+}
+
+const sp_output_type sp_output_elasticsearch = {
+    .name = "elasticsearch",
+    .fields = sp__fields,
+    .conf_size = sizeof(sp_es_conf),
+    .check = sp__check,
+    .start = sp__start,
+    .deliver = sp__deliver,
+    .stop = sp__stop,
+    .metrics = sp__metrics,
+    .default_inflight = 2,
+};

@@ -1,0 +1,147 @@
+/*
+ * The elasticsearch output, shared between its files: es.c (settings, lifecycle, the per-delivery
+ * state machine), es_bulk.c (bulk bodies and gzip, thread-safe), es_http.c (libcurl multi on the
+ * libuv loop) and es_response.c (per-item results of a bulk response).
+ */
+#ifndef SP_ES_H
+#define SP_ES_H
+
+#include <curl/curl.h>
+#include <stdint.h>
+#include <uv.h>
+#include <zlib.h>
+
+#include "config.h"
+#include "record.h"
+#include "slice.h"
+
+/* ---- settings ---- */
+
+enum { SP_ES_COMP_NONE, SP_ES_COMP_GZIP };
+
+typedef struct {
+    sp_strlist url;
+    char *index;
+    char *data_stream;
+    char *pipeline;
+    char *user;
+    char *password;
+    char *api_key;
+    int compression;
+    uint64_t bulk_max_bytes;
+    uint64_t timeout;
+    uint64_t connect_timeout;
+    char *tls_ca_file;
+    char *tls_cert;
+    char *tls_key;
+    int tls_verify;
+    char *dead_letter_index;
+    char *dead_letter_file;
+    uint64_t node_cooldown;
+} sp_es_conf;
+
+/* ---- bulk bodies (es_bulk.c): pure functions, safe on the thread pool ---- */
+
+/**
+ * An index name from a strftime pattern on the record's UTC time, cached: a name is recomputed
+ * only when the record's second (or day, when the pattern has no finer field) changes.
+ */
+typedef struct {
+    const char *fmt;
+    int literal;     /* no '%': the name is fmt itself */
+    uint64_t period; /* seconds a computed name stays valid: 1 or 86400 */
+    uint64_t key;    /* sec / period of the cached name, UINT64_MAX when none */
+    char name[256];
+    size_t len;
+} sp_es_index;
+
+/** One record to send: its offset in the chunk, and for a dead-letter document the offset+1 of
+ * its error text in the delivery's error arena (0: a normal document). */
+typedef struct {
+    uint32_t off;
+    uint32_t err;
+} sp_es_item;
+
+/** Prepares `ix` for pattern `fmt` (a data stream name is a pattern without '%'). */
+void sp_es_index_init(sp_es_index *ix, const char *fmt);
+/** The index name for a record at `sec` (UTC seconds). */
+sp_slice sp_es_index_name(sp_es_index *ix, uint64_t sec);
+/** Writes the 22-character base64url form (no padding) of a 16-byte id. */
+void sp_es_id_b64(const uint8_t id[16], char out[22]);
+
+/** What one body encoding needs to know; one per job (the index cache is not shared). */
+typedef struct {
+    sp_es_index ix;
+    const char *dl_index; /* dead-letter index, or NULL */
+    const char *errs;     /* the error arena that sp_es_item.err points into */
+    uint64_t now_sec;     /* @timestamp of dead-letter documents */
+    uint32_t now_nsec;
+    sp_slice tag;
+    size_t max_bytes;
+    sp_buf scratch; /* the document of a dead-letter record before it is quoted */
+} sp_es_enc;
+
+/**
+ * Appends bulk lines (action + document) for the records of `chunk` starting at offset *off, up
+ * to `max_bytes` of body (at least one record). Writes each sent record's offset to `items`
+ * (room for every record left), advances *off and returns how many were encoded.
+ */
+uint32_t sp_es_encode_range(sp_es_enc *e, sp_buf *out, const uint8_t *chunk, size_t chunk_len,
+                            size_t *off, sp_es_item *items);
+/**
+ * Appends bulk lines for `items[0..n)` (normal or dead-letter documents), up to `max_bytes` (at
+ * least one). Returns how many were encoded.
+ */
+uint32_t sp_es_encode_items(sp_es_enc *e, sp_buf *out, const uint8_t *chunk, size_t chunk_len,
+                            const sp_es_item *items, uint32_t n);
+/** Appends the NDJSON line of the dead-letter file for one rejected record. */
+void sp_es_dead_letter_line(sp_es_enc *e, sp_buf *out, const sp_record *r, const char *error);
+/** Gzips `in` into `out` (replacing its contents) with a reusable stream; 0 or -1. */
+int sp_es_gzip(z_stream *z, const sp_buf *in, sp_buf *out);
+
+/* ---- responses (es_response.c) ---- */
+
+enum { SP_ES_ITEM_OK, SP_ES_ITEM_RETRY, SP_ES_ITEM_REJECT };
+
+/** Classifies an item status: 2xx and 409 delivered, 429 and 5xx retried, other rejected. */
+int sp_es_item_class(int status);
+
+/** Called for each item that was not delivered, in body order. `error` is the item's error
+ * object as compact JSON ("" when absent); `type` its error type (or "status_NNN"). */
+typedef void (*sp_es_item_cb)(void *ctx, uint32_t index, int status, const char *type,
+                              const char *reason, const char *error);
+
+/**
+ * Reads a bulk response (filter_path=errors,items.*.status,items.*.error) for `nitems` items.
+ * Returns the number of delivered items, calling `cb` for the others; -1 when the body is not a
+ * complete bulk response for that many items (the whole request is then retried).
+ */
+int64_t sp_es_parse_response(const char *body, size_t len, uint32_t nitems, sp_es_item_cb cb,
+                             void *ctx);
+
+/* ---- HTTP (es_http.c): libcurl multi driven by the loop ---- */
+
+typedef struct sp_es_http sp_es_http;
+typedef struct sp_es_req sp_es_req;
+
+/** One request in flight: fill `easy` options through sp_es_http_send. */
+struct sp_es_req {
+    CURL *easy;
+    sp_buf resp;
+    char errbuf[CURL_ERROR_SIZE];
+    void (*done)(sp_es_req *q, CURLcode rc, long status);
+    int active;
+};
+
+/** Creates the multi handle on `loop`; `max_conns` bounds connections per host. */
+sp_es_http *sp_es_http_new(uv_loop_t *loop, long max_conns);
+/** Makes `q` ready for use (its easy handle is kept across requests: connections stay warm). */
+void sp_es_req_init(sp_es_req *q);
+/** Starts the POST already configured on q->easy; q->done is called on the loop later. */
+int sp_es_http_send(sp_es_http *h, sp_es_req *q);
+/** Abandons a request in flight (no callback). */
+void sp_es_http_cancel(sp_es_http *h, sp_es_req *q);
+/** Closes everything; `closed(arg)` is called once all libuv handles are closed. */
+void sp_es_http_free(sp_es_http *h, void (*closed)(void *), void *arg);
+
+#endif

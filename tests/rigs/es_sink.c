@@ -1,0 +1,233 @@
+/*
+ * es_sink: a fast Elasticsearch bulk sink for benchmarks, so the server is not the limit.
+ * HTTP/1.1 keep-alive on libuv; a bulk request (Content-Length body, plain or gzip) is answered
+ * with a correct per-item response — {"errors":false,"items":[{"create":{"status":201}},...]}
+ * with one item per action line, counted as newlines / 2 — without parsing documents.
+ * GET /_sink/count answers {"count": N}: items acknowledged so far.
+ *
+ *   es_sink [--port P] [--port-file F]     (port 0 or omitted: a free one)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <uv.h>
+#include <zlib.h>
+
+typedef struct {
+    uv_tcp_t tcp;
+    char *buf;
+    size_t len, cap;
+    size_t body_len, body_got, newlines;
+    int in_body, gzip;
+    z_stream z;
+    int z_init;
+} conn;
+
+static uint64_t total;
+static uv_loop_t *loop;
+
+static void on_close(uv_handle_t *h)
+{
+    conn *c = (conn *)h;
+    if (c->z_init) inflateEnd(&c->z);
+    free(c->buf);
+    free(c);
+}
+
+static void on_written(uv_write_t *w, int status)
+{
+    free(w->data);
+    free(w);
+}
+
+static void reply(conn *c, const char *body, size_t n)
+{
+    char head[128];
+    int hn = snprintf(head, sizeof head,
+                      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\n\r\n",
+                      n);
+    char *out = malloc((size_t)hn + n);
+    memcpy(out, head, (size_t)hn);
+    memcpy(out + hn, body, n);
+    uv_write_t *w = malloc(sizeof *w);
+    w->data = out;
+    uv_buf_t b = uv_buf_init(out, (unsigned)((size_t)hn + n));
+    uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, on_written);
+}
+
+static void bulk_done(conn *c)
+{
+    size_t items = c->newlines / 2;
+    total += items;
+    static const char head[] = "{\"errors\":false,\"items\":[",
+                      item[] = "{\"create\":{\"status\":201}}";
+    size_t n = sizeof head - 1 + items * sizeof item + 2;
+    char *b = malloc(n), *p = b;
+    memcpy(p, head, sizeof head - 1);
+    p += sizeof head - 1;
+    for (size_t i = 0; i < items; i++) {
+        if (i) *p++ = ',';
+        memcpy(p, item, sizeof item - 1);
+        p += sizeof item - 1;
+    }
+    *p++ = ']';
+    *p++ = '}';
+    reply(c, b, (size_t)(p - b));
+    free(b);
+}
+
+static size_t count_nl(const char *p, size_t n)
+{
+    size_t k = 0;
+    const char *e = p + n;
+    while ((p = memchr(p, '\n', (size_t)(e - p)))) {
+        k++;
+        p++;
+    }
+    return k;
+}
+
+/* Consumes body bytes; returns how many were used. */
+static size_t body_bytes(conn *c, const char *p, size_t n)
+{
+    size_t want = c->body_len - c->body_got;
+    if (n > want) n = want;
+    if (c->gzip) {
+        static char out[1 << 16];
+        c->z.next_in = (Bytef *)p;
+        c->z.avail_in = (uInt)n;
+        while (c->z.avail_in) {
+            c->z.next_out = (Bytef *)out;
+            c->z.avail_out = sizeof out;
+            int rc = inflate(&c->z, Z_NO_FLUSH);
+            c->newlines += count_nl(out, sizeof out - c->z.avail_out);
+            if (rc == Z_STREAM_END)
+                inflateReset(&c->z);
+            else if (rc != Z_OK && rc != Z_BUF_ERROR)
+                break;
+        }
+    } else {
+        c->newlines += count_nl(p, n);
+    }
+    c->body_got += n;
+    if (c->body_got == c->body_len) {
+        c->in_body = 0;
+        bulk_done(c);
+    }
+    return n;
+}
+
+static int handle_head(conn *c, char *head, size_t n)
+{
+    head[n] = 0;
+    if (!strncmp(head, "GET /_sink/count", 16)) {
+        char b[64];
+        int k = snprintf(b, sizeof b, "{\"count\":%llu}", (unsigned long long)total);
+        reply(c, b, (size_t)k);
+        return 0;
+    }
+    char *cl = strcasestr(head, "\r\ncontent-length:");
+    c->body_len = cl ? strtoull(cl + 17, NULL, 10) : 0;
+    c->gzip = strcasestr(head, "\r\ncontent-encoding: gzip") != NULL;
+    c->body_got = c->newlines = 0;
+    if (c->gzip) {
+        if (!c->z_init)
+            inflateInit2(&c->z, 15 + 16);
+        else
+            inflateReset(&c->z);
+        c->z_init = 1;
+    }
+    c->in_body = 1;
+    if (c->body_len == 0) {
+        c->in_body = 0;
+        bulk_done(c);
+    }
+    return 0;
+}
+
+static void on_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b)
+{
+    static char rbuf[1 << 18];
+    *b = uv_buf_init(rbuf, sizeof rbuf);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    conn *c = (conn *)s;
+    if (nread < 0) {
+        uv_close((uv_handle_t *)s, on_close);
+        return;
+    }
+    const char *p = b->base;
+    size_t n = (size_t)nread;
+    while (n) {
+        if (c->in_body) {
+            size_t k = body_bytes(c, p, n);
+            p += k, n -= k;
+            continue;
+        }
+        /* header bytes: accumulate until the blank line */
+        if (c->len + n + 1 > c->cap) {
+            c->cap = (c->len + n + 1) * 2;
+            c->buf = realloc(c->buf, c->cap);
+        }
+        memcpy(c->buf + c->len, p, n);
+        size_t old = c->len;
+        c->len += n;
+        c->buf[c->len] = 0;
+        char *e = strstr(c->buf, "\r\n\r\n");
+        if (!e) return;
+        size_t hl = (size_t)(e - c->buf) + 4;
+        size_t used = hl - old; /* bytes of this read that were header */
+        handle_head(c, c->buf, hl - 4);
+        c->len = 0;
+        p += used, n -= used;
+    }
+}
+
+static void on_conn(uv_stream_t *srv, int status)
+{
+    conn *c = calloc(1, sizeof *c);
+    uv_tcp_init(loop, &c->tcp);
+    if (uv_accept(srv, (uv_stream_t *)&c->tcp)) {
+        uv_close((uv_handle_t *)&c->tcp, on_close);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+int main(int argc, char **argv)
+{
+    int port = 0;
+    const char *port_file = NULL;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--port"))
+            port = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--port-file"))
+            port_file = argv[i + 1];
+    }
+    loop = uv_default_loop();
+    uv_tcp_t srv;
+    uv_tcp_init(loop, &srv);
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", port, &a);
+    if (uv_tcp_bind(&srv, (struct sockaddr *)&a, 0) ||
+        uv_listen((uv_stream_t *)&srv, 128, on_conn)) {
+        fprintf(stderr, "es_sink: cannot listen on port %d\n", port);
+        return 1;
+    }
+    struct sockaddr_in got;
+    int len = sizeof got;
+    uv_tcp_getsockname(&srv, (struct sockaddr *)&got, &len);
+    printf("listening on %d\n", ntohs(got.sin_port));
+    fflush(stdout);
+    if (port_file) {
+        FILE *f = fopen(port_file, "w");
+        fprintf(f, "%d\n", ntohs(got.sin_port));
+        fclose(f);
+    }
+    return uv_run(loop, UV_RUN_DEFAULT);
+}
