@@ -476,6 +476,12 @@ void sp_conf_print(sp_buf *out, const void *src, const sp_conf_field *fields, in
             sp_buf_printf(out, "%*s", indent, "");
         first = 0;
         sp_buf_printf(out, "%s: ", f->key);
+        /* --check output is shared in tickets and CI logs: never print credentials. */
+        if (f->kind == SP_CONF_STR && (strstr(f->key, "password") || strstr(f->key, "api_key") ||
+                                       strstr(f->key, "shared_key") || strstr(f->key, "secret"))) {
+            SP_BUF_LIT(out, "\"<redacted>\"\n");
+            continue;
+        }
         switch (f->kind) {
         case SP_CONF_STR:
             sp__print_str(out, *(char *const *)at);

@@ -398,6 +398,18 @@ static void sp__start_reading(sp_fwd_conn *c)
 
 /* ---- connections ---- */
 
+/* The last handle of a stopping server is closed: free it all. */
+static void sp__server_done(sp_fwd_server *s)
+{
+    sp_input *in = s->in;
+    in->data = NULL;
+    free(s->rbuf);
+    sp_buf_free(&s->inflate);
+    sp_buf_free(&s->extras);
+    free(s);
+    sp_input_closed(in);
+}
+
 static void sp__conn_closed(uv_handle_t *h)
 {
     sp_fwd_conn *c = h->data;
@@ -405,7 +417,7 @@ static void sp__conn_closed(uv_handle_t *h)
     sp_buf_free(&c->pend);
     sp_buf_free(&c->acks);
     free(c);
-    if (--s->handles == 0 && s->stopping) sp_input_closed(s->in);
+    if (--s->handles == 0 && s->stopping) sp__server_done(s);
 }
 
 static void sp__conn_close(sp_fwd_conn *c, const char *reason, const char *detail)
@@ -596,7 +608,7 @@ static void sp__listener_closed(uv_handle_t *h)
 {
     sp_fwd_server *s = h->data;
     if (s->addr.is_unix) unlink(s->addr.path);
-    if (--s->handles == 0) sp_input_closed(s->in);
+    if (--s->handles == 0) sp__server_done(s);
 }
 
 static void sp__stop(sp_input *in)
