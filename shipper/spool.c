@@ -367,7 +367,7 @@ static int sp__load(sp_spool *s)
         }
     }
     closedir(d);
-    qsort(ids, nids, sizeof *ids, sp__cmp_id);
+    if (nids) qsort(ids, nids, sizeof *ids, sp__cmp_id);
     uint64_t *done = NULL, maxseq = 0;
     size_t ndone = 0;
     for (size_t i = 0; i < nids; i++) {
@@ -378,7 +378,7 @@ static int sp__load(sp_spool *s)
         s->next_id = ids[i] + 1;
     }
     free(ids);
-    qsort(done, ndone, sizeof *done, sp__cmp_u64);
+    if (ndone) qsort(done, ndone, sizeof *done, sp__cmp_u64);
     size_t keep = 0;
     for (size_t i = 0; i < s->nreplay; i++) {
         uint64_t seq = s->replay[i].h.seq;
@@ -490,6 +490,21 @@ uint64_t sp_spool_bytes(const sp_spool *s)
     return s->bytes;
 }
 
+static void sp__free(uv_handle_t *h)
+{
+    sp_spool *s = h->data;
+    if (s->sync_running) return; /* its callback still needs the struct; exit is near anyway */
+    while (!sp_list_empty(&s->segs)) {
+        sp_list *l = s->segs.next;
+        sp_list_remove(l);
+        free(sp_list_entry(l, sp_seg, link));
+    }
+    sp_buf_free(&s->done);
+    free(s->replay);
+    free(s->dir);
+    free(s);
+}
+
 void sp_spool_close(sp_spool *s)
 {
     if (!s) return;
@@ -508,5 +523,5 @@ void sp_spool_close(sp_spool *s)
         s->fd = -1;
     }
     uv_timer_stop(&s->timer);
-    uv_close((uv_handle_t *)&s->timer, NULL);
+    uv_close((uv_handle_t *)&s->timer, sp__free);
 }

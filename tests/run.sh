@@ -44,7 +44,7 @@ if [ "$what" = all ] || [ "$what" = unit ]; then
         for t in tests/integration/test_forward_protocol.sh tests/integration/test_bad_input.sh \
             tests/integration/test_spool.sh; do
             [ -f "$t" ] || continue
-            BUILD="$ROOT/build-asan" ASAN_OPTIONS=detect_leaks=0 timeout 300 bash "$t" \
+            BUILD="$ROOT/build-asan" ASAN_OPTIONS=detect_leaks=1 timeout 300 bash "$t" \
                 >"build-asan/$(basename "$t").log" 2>&1
             rc=$?; result "$(basename "$t" .sh) (ASan+UBSan)" $rc
             [ $rc -eq 0 ] || tail -40 "build-asan/$(basename "$t").log"
