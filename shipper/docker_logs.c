@@ -297,6 +297,9 @@ static void sp__batch_end(sp_dl *s, sp_dl_cont *c, sp_dl_file *f)
     } else {
         sp_dl_watch *w = sp_calloc(1, sizeof *w);
         w->w.cb = sp__watch_cb;
+        /* With the spool, a line is safe once its chunk is on disk (the spool replays it), so
+         * the offset may move then; without it, only once every output has it. */
+        w->w.durable = s->in->router->spool != NULL;
         w->f = f;
         w->end = end;
         w->chunk_seq = ch->seq;

@@ -6,9 +6,11 @@ CLIENT="$ROOT/tests/rigs/fluent_client"
 [ -d "$CLIENT/node_modules" ] || (cd "$CLIENT" && npm ci --silent --no-audit --no-fund >/dev/null 2>&1) ||
     { echo "npm ci failed in $CLIENT"; exit 1; }
 
-P=$(free_port); H=$(free_port)
-start_shipper s --forward "127.0.0.1:$P" --stdout --http "127.0.0.1:$H"
+P=$(free_port); H=$(free_port); P6=$(free_port)
+start_shipper s --forward "127.0.0.1:$P" --forward "[::1]:$P6" --stdout --http "127.0.0.1:$H"
 wait_ready "127.0.0.1:$H" || exit 1
+timeout 30 python3 "$ROOT/tests/integration/fwd_client.py" send --addr "[::1]:$P6" --count 500 \
+    --ack --tag own.ipv6 >/dev/null && ok "IPv6 listener with acks" || fail "IPv6 listener"
 
 total=0
 for mode in message forward packed compressed; do
@@ -23,7 +25,7 @@ done
 timeout 60 python3 "$ROOT/tests/integration/fwd_client.py" send --addr "127.0.0.1:$P" \
     --mode forward --batch 250 --count 2000 --ack --tag own.forward >/dev/null &&
     ok "forward mode with acks (own client)" || fail "forward mode with acks (own client)"
-total=$((total + 2000))
+total=$((total + 2000 + 500))
 wait_metric "127.0.0.1:$H" 'shipper_output_records_total{output="stdout",result="delivered"}' "$total" 30 ||
     fail "not all delivered"
 stop_shipper
@@ -42,6 +44,10 @@ for mode in ["message", "forward", "packed", "compressed"]:
     ns = bool(ts) and len(ts[0].split(".")[-1]) == 10
     print(("ok" if ns else "FAIL") + ": %s: EventTime kept nanoseconds %s" % (mode, ts))
     bad += not ns
+v6 = [d["seq"] for d in docs if d["tag"] == "own.ipv6"]
+good = v6 == list(range(500))
+print(("ok" if good else "FAIL") + ": IPv6: 500 in order")
+bad += not good
 own = [d["seq"] for d in docs if d["tag"] == "own.forward"]
 good = own == list(range(2000))
 print(("ok" if good else "FAIL") + ": own forward mode: 2000 in order")
