@@ -11,6 +11,7 @@
 #                        [--conns C] [-- more shipper-bench forward options]
 # Env:   SHIPPER, SHIPPER_BENCH, ES_SINK  binaries (default build/...); STALL_TIMEOUT (30)
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SHIPPER=${SHIPPER:-$root/build/shipper}
 SHIPPER_BENCH=${SHIPPER_BENCH:-$root/build/shipper-bench}
@@ -39,13 +40,12 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-port_free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 "$ES_SINK" --port 0 --port-file "$tmp/sink.port" >/dev/null 2>&1 &
 sink=$!; pids+=("$sink"); disown "$sink"
 for _ in $(seq 50); do [ -s "$tmp/sink.port" ] && break; sleep 0.05; done
 es_port=$(cat "$tmp/sink.port")
-port=$(port_free); hport=$(port_free)
+port=$(free_port); hport=$(free_port)
 cat >"$tmp/shipper.yaml" <<YAML
 service: {http_listen: "127.0.0.1:$hport", log_level: warn}
 inputs: [{type: forward, listen: "127.0.0.1:$port"}]
@@ -57,7 +57,6 @@ pid=$!; pids+=("$pid"); disown "$pid"
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$hport/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 
 metric() { curl -sf "http://127.0.0.1:$hport/metrics" | awk -v k="$1" '$1 == k { v = $2 } END { printf "%.0f\n", v + 0 }'; }
-cpu_ticks() { local s; read -r s <"/proc/$1/stat"; s=${s##*) }; set -- $s; echo $((${12} + ${13})); }
 
 t0=$(cpu_ticks "$pid"); s0=$(cpu_ticks "$sink")
 "$SHIPPER_BENCH" forward --addr "127.0.0.1:$port" --mode "$mode" --records "$records" \
@@ -75,7 +74,7 @@ while :; do
     sleep 0.01
 done
 t1=$(cpu_ticks "$pid"); s1=$(cpu_ticks "$sink")
-hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")
+hwm=$(peak_rss_kb)
 enc=$(metric 'shipper_es_bytes_total{output="elasticsearch",stage="encoded"}')
 sent=$(metric 'shipper_es_bytes_total{output="elasticsearch",stage="sent"}')
 read -r first _ <"$tmp/stamp"

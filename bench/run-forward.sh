@@ -17,6 +17,7 @@
 #                                and must have a null output (e.g. bench/durable.yaml)
 #        STALL_TIMEOUT           seconds without progress before giving up (default 30)
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SHIPPER=${SHIPPER:-$root/build/shipper}
@@ -59,18 +60,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A port nobody answers on. Another process may still take it before shipper binds; the
-# start loop below then retries with new ports.
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return
-        fi
-    done
-}
 
 start_shipper() {
     local _
@@ -120,16 +109,6 @@ show_state() {
     tail -n 5 "$tmp/shipper.log" >&2
 }
 
-# utime + stime of shipper in clock ticks (fields 14 and 15; counted after the ")" of comm,
-# which may itself contain spaces).
-cpu_ticks() {
-    local stat rest
-    read -r stat <"/proc/$pid/stat"
-    rest=${stat##*) }
-    # shellcheck disable=SC2086 # split into fields on purpose
-    set -- $rest
-    echo $((${12} + ${13}))
-}
 
 start_shipper
 ticks0=$(cpu_ticks)
@@ -175,7 +154,7 @@ while :; do
 done
 
 ticks1=$(cpu_ticks)
-hwm_kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")
+hwm_kb=$(peak_rss_kb)
 read -r t_first _ <"$tmp/stamp"
 
 kill -TERM "$pid"

@@ -14,6 +14,7 @@
 # Env:   SHIPPER, SHIPPER_BENCH  binaries (default build/shipper, build/shipper-bench)
 #        STALL_TIMEOUT           seconds without progress before giving up (default 30)
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SHIPPER=${SHIPPER:-$root/build/shipper}
@@ -68,26 +69,13 @@ outputs:
   - type: "null"
 CFG
 
-delivered() {
-    curl -sf --max-time 2 "http://127.0.0.1:$hport/metrics" |
-        awk '/^shipper_output_records_total\{/ && /output="null"/ && /result="delivered"/ { d += $NF }
-             END { printf "%.0f\n", d + 0 }' || echo 0
-}
-cpu_ticks() {
-    local stat rest
-    read -r stat <"/proc/$pid/stat"
-    rest=${stat##*) }
-    # shellcheck disable=SC2086
-    set -- $rest
-    echo $((${12} + ${13}))
-}
 
 t0=$(date +%s%N)
 "$SHIPPER" -c "$tmp/shipper.yaml" >"$tmp/shipper.log" 2>&1 &
 pid=$!
 last=-1 last_change=$(date +%s)
 while :; do
-    n=$(delivered)
+    n=$(records_done null)
     t1=$(date +%s%N)
     [ "$n" -ge "$lines" ] && break
     if [ "$n" != "$last" ]; then
@@ -101,7 +89,7 @@ while :; do
     sleep 0.01
 done
 ticks=$(cpu_ticks)
-hwm_kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")
+hwm_kb=$(peak_rss_kb)
 kill -TERM "$pid"
 wait "$pid" || true
 pid=

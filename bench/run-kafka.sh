@@ -17,6 +17,7 @@
 #        SHIPPER_ARGS   extra daemon flags (default none)
 #        STALL_TIMEOUT  seconds without progress before giving up (default 30)
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SHIPPER=${SHIPPER:-$root/build/shipper}
@@ -59,7 +60,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 "$KAFKA_MOCK" --brokers 3 --topic "bench:$partitions" --bootstrap-file "$tmp/bs" \
     --control "$tmp/ctl" --reply "$tmp/reply" >"$tmp/mock.log" 2>&1 &
@@ -86,19 +86,6 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 
-delivered() {
-    curl -sf --max-time 2 "http://127.0.0.1:$hport/metrics" |
-        awk '/^shipper_output_records_total\{output="kafka",result="(delivered|rejected)"\}/ { d += $NF }
-             END { printf "%.0f\n", d + 0 }'
-}
-cpu_ticks() {
-    local stat rest
-    read -r stat <"/proc/$pid/stat"
-    rest=${stat##*) }
-    # shellcheck disable=SC2086
-    set -- $rest
-    echo $((${12} + ${13}))
-}
 
 ticks0=$(cpu_ticks)
 "$SHIPPER_BENCH" forward --addr "127.0.0.1:$port" --mode message --records "$records" \
@@ -108,7 +95,7 @@ ticks0=$(cpu_ticks)
 
 last=-1 last_change=$(date +%s)
 while :; do
-    n=$(delivered || echo 0)
+    n=$(records_done kafka)
     t_done=$(date +%s%N)
     [ "$n" -ge "$records" ] && break
     if [ "$n" != "$last" ]; then
@@ -121,7 +108,7 @@ while :; do
     sleep 0.01
 done
 ticks1=$(cpu_ticks)
-hwm_kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")
+hwm_kb=$(peak_rss_kb)
 read -r t_first _ <"$tmp/stamp"
 kill -TERM "$pid"; wait "$pid" || true; pid=
 

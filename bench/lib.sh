@@ -1,0 +1,27 @@
+# Shared helpers of the benchmark scripts; source it. Figures are whole-process: CPU from
+# /proc/PID/stat, peak RSS from VmHWM.
+
+# A free TCP port on 127.0.0.1.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# cpu_ticks [PID]: utime + stime in clock ticks (fields 14 and 15, counted after the ")" of
+# comm, which may itself contain spaces). PID defaults to $pid.
+cpu_ticks() {
+    local stat rest
+    read -r stat <"/proc/${1:-$pid}/stat"
+    rest=${stat##*) }
+    # shellcheck disable=SC2086 # split into fields on purpose
+    set -- $rest
+    echo $((${12} + ${13}))
+}
+
+# peak_rss_kb [PID]: VmHWM in kB.
+peak_rss_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/${1:-$pid}/status"; }
+
+# records_done OUTPUT: delivered + rejected records of that output, from shipper's /metrics on
+# $hport (0 when it does not answer).
+records_done() {
+    curl -sf --max-time 2 "http://127.0.0.1:$hport/metrics" |
+        awk -v o="output=\"$1\"" 'index($0, "shipper_output_records_total{") == 1 && index($0, o) &&
+             /result="(delivered|rejected)"/ { d += $NF } END { printf "%.0f\n", d + 0 }' || echo 0
+}
