@@ -30,6 +30,7 @@ typedef struct {
     uint64_t idle_timeout;
     uint64_t partial_timeout;
     int ack;
+    int64_t ack_spin_us;
     char *metadata_path;
 } sp_forward_conf;
 
@@ -52,6 +53,9 @@ static const sp_conf_field sp__forward_fields[] = {
      "when a client asks for an ack: accepted (in memory) | durable (spooled, fsynced) | "
      "delivered (every matching output confirmed it)",
      sp__ack_modes},
+    {"ack_spin_us", SP_CONF_INT, offsetof(sp_forward_conf, ack_spin_us), "100",
+     "after sending acks, poll this many microseconds for the client's next frame instead of "
+     "sleeping (0: off)"},
     {"metadata_path", SP_CONF_STR, offsetof(sp_forward_conf, metadata_path),
      "/var/lib/docker/containers",
      "Docker's containers directory: image and labels by container_id, if readable (\"\" = off)"},
@@ -79,6 +83,8 @@ typedef struct {
     sp_buf inflate;
     sp_buf extras;
     sp_ratelimit rl;
+    uv_idle_t spin; /* keeps the loop polling without sleeping for ack_spin after an ack */
+    uint64_t spin_until;
     int handles; /* open handles, for stop completion */
     int stopping;
 } sp_fwd_server;
@@ -358,6 +364,12 @@ static ssize_t sp__process(sp_fwd_conn *c, const uint8_t *data, size_t len)
     return (ssize_t)off;
 }
 
+static void sp__spin_cb(uv_idle_t *h)
+{
+    sp_fwd_server *s = h->data;
+    if (uv_hrtime() > s->spin_until) uv_idle_stop(h);
+}
+
 static void sp__read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     sp_fwd_conn *c = st->data;
@@ -387,6 +399,12 @@ static void sp__read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         memmove(c->pend.base, c->pend.base + used, c->pend.len - (size_t)used);
         c->pend.len -= (size_t)used;
         if (c->pend.len == 0 && c->pend.cap > 4 * SP_RBUF_SIZE) sp_buf_free(&c->pend);
+    }
+    if (c->acks.len && s->conf->ack_spin_us) {
+        /* A client waiting for this ack sends its next frame within microseconds: polling
+         * for it beats a sleep and a wake-up, which cost more than the work itself. */
+        s->spin_until = uv_hrtime() + s->conf->ack_spin_us * 1000;
+        if (!uv_is_active((uv_handle_t *)&s->spin)) uv_idle_start(&s->spin, sp__spin_cb);
     }
     sp__flush_acks(c);
 }
@@ -504,6 +522,10 @@ static int sp__check(sp_input *in, const sp_node *n, sp_conf_err *err)
         sp_conf_error(err, v ? v->line : in->line, "listen", "\"%s\": %s", conf->listen, why);
         return -1;
     }
+    if (conf->ack_spin_us < 0 || conf->ack_spin_us > 10000) {
+        sp_conf_error(err, in->line, "ack_spin_us", "must be between 0 and 10000");
+        return -1;
+    }
     if (conf->max_connections < 1 || conf->max_message_size < 64) {
         sp_conf_error(err, in->line, "max_connections", "limits must be positive");
         return -1;
@@ -520,6 +542,8 @@ static int sp__start(sp_input *in)
     s->conf = conf;
     sp_list_init(&s->conns);
     s->rbuf = sp_malloc(SP_RBUF_SIZE);
+    uv_idle_init(in->loop, &s->spin);
+    s->spin.data = s;
     /* On the Docker host the records' container ids can be enriched from Docker's own files. */
     if (conf->metadata_path && *conf->metadata_path && sp_meta_add_dir(conf->metadata_path) == 0)
         sp_info("forward: container metadata from %s", conf->metadata_path);
@@ -604,6 +628,12 @@ static void sp__tick(sp_input *in, uint64_t now)
     }
 }
 
+static void sp__spin_closed(uv_handle_t *h)
+{
+    sp_fwd_server *s = h->data;
+    if (--s->handles == 0) sp__server_done(s);
+}
+
 static void sp__listener_closed(uv_handle_t *h)
 {
     sp_fwd_server *s = h->data;
@@ -619,6 +649,8 @@ static void sp__stop(sp_input *in)
         return;
     }
     s->stopping = 1;
+    s->handles++;
+    uv_close((uv_handle_t *)&s->spin, sp__spin_closed);
     while (!sp_list_empty(&s->conns))
         sp__conn_close(sp_list_entry(s->conns.next, sp_fwd_conn, link), NULL, NULL);
     uv_close(&s->l.handle, sp__listener_closed);
