@@ -189,7 +189,8 @@ static int sp__entry(void *ctx, const sp_fwd_entry *e)
     sp_fwd_server *s = c->srv;
     sp_record r;
     sp_docker_partial part;
-    if (sp_fwd_record(e->rec, e->rec_end, &r, &s->extras, &part)) return SP_FWD_EMALFORMED;
+    int len = sp_fwd_record(e->rec, e->rec_end, &r, &s->extras, &part);
+    if (len < 0) return len;
     r.sec = e->sec;
     r.nsec = e->nsec;
     r.prec = e->prec;
@@ -233,15 +234,15 @@ static int sp__entry(void *ctx, const sp_fwd_entry *e)
         size_t held = c->joiner.held;
         sp_joiner_add(&c->joiner, e->tag, &r, part.id, part.ordinal, part.last, c->now_ms);
         sp_router_hold(s->in->router, (int64_t)c->joiner.held - (int64_t)held);
-        return 0;
+        return len;
     }
     if (r.message.len > c->joiner.max_line) {
         /* A whole line over the limit: cut it like a joined one. */
         sp_joiner_add(&c->joiner, e->tag, &r, SP_SLICE_LIT("whole"), 0, 1, c->now_ms);
-        return 0;
+        return len;
     }
     sp__append(c, e->tag, &r);
-    return 0;
+    return len;
 }
 
 /* The decoder's end-of-frame callback: answer now, or when the frame's chunk is ready. */

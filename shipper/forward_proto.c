@@ -67,16 +67,35 @@ static int sp__time(const uint8_t **p, const uint8_t *end, sp_fwd_entry *e)
     }
 }
 
-/* The record must be a map; it was bounded in depth by the frame scan. */
-static int sp__record(const uint8_t **p, const uint8_t *end, sp_fwd_entry *e)
+/* The record must be a map. With `skip`, its end is found here; without, the handler reports
+ * how many bytes it read (saving a second pass over every record of a packed frame). */
+static int sp__record(const uint8_t **p, const uint8_t *end, sp_fwd_entry *e, int skip)
 {
     if (*p >= end || !((**p & 0xf0) == 0x80 || **p == 0xde || **p == 0xdf)) return SP_FWD_ESHAPE;
     e->rec = *p;
+    e->rec_end = end;
+    if (!skip) return 0;
     int rc = sp_mp_skip(p, end);
     if (rc == SP_MP_EDEPTH) return SP_FWD_EDEPTH;
     if (rc) return SP_FWD_EMALFORMED;
     e->rec_end = *p;
     return 0;
+}
+
+/* Hands one entry to the handler and moves *p past its record. */
+static int sp__emit(sp_fwd_handler *h, sp_fwd_entry *e, const uint8_t **p)
+{
+    int rc = h->entry(h->ctx, e);
+    if (rc < 0) return rc;
+    if (*p != e->rec) return 0; /* the record was skipped already */
+    if (rc > 0) {
+        if (rc > e->rec_end - e->rec) return SP_FWD_EMALFORMED;
+        *p += rc;
+        return 0;
+    }
+    rc = sp_mp_skip(p, e->rec_end); /* the handler did not say how long the record was */
+    if (rc == SP_MP_EDEPTH) return SP_FWD_EDEPTH;
+    return rc ? SP_FWD_EMALFORMED : 0;
 }
 
 /* [time, record] as found in Forward and PackedForward entries. */
@@ -87,7 +106,7 @@ static int sp__pair(const uint8_t **p, const uint8_t *end, sp_fwd_entry *e)
     if ((rc = sp__read(p, end, &o))) return rc;
     if (o.type != SP_MP_ARRAY || o.v.n != 2) return SP_FWD_ESHAPE;
     if ((rc = sp__time(p, end, e))) return rc;
-    return sp__record(p, end, e);
+    return sp__record(p, end, e, 0);
 }
 
 static int sp__options(const uint8_t *p, const uint8_t *end, sp_slice *chunk, int *gzip)
@@ -175,9 +194,9 @@ int sp_fwd_decode(const uint8_t *buf, size_t len, sp_fwd_handler *h)
         if (nelem < 3) return SP_FWD_ESHAPE;
         p = second_at;
         if ((rc = sp__time(&p, end, &e))) return rc;
-        if ((rc = sp__record(&p, end, &e))) return rc;
+        if ((rc = sp__record(&p, end, &e, 1))) return rc;
         if (nelem == 4 && (rc = sp__options(p, end, &e.chunk, &gzip))) return rc;
-        if ((rc = h->entry(h->ctx, &e)) < 0) return rc;
+        if ((rc = sp__emit(h, &e, &p))) return rc;
     } else if (second.type == SP_MP_ARRAY) {
         /* Forward mode: options come after the entries, so find them first for the chunk id. */
         if (nelem > 3) return SP_FWD_ESHAPE;
@@ -189,7 +208,7 @@ int sp_fwd_decode(const uint8_t *buf, size_t len, sp_fwd_handler *h)
         for (uint32_t i = 0; i < second.v.n; i++) {
             e.index = i;
             if ((rc = sp__pair(&p, end, &e))) return rc;
-            if ((rc = h->entry(h->ctx, &e)) < 0) return rc;
+            if ((rc = sp__emit(h, &e, &p))) return rc;
         }
     } else if (second.type == SP_MP_BIN || second.type == SP_MP_STR) {
         /* PackedForward / CompressedPackedForward: a stream of [time, record] entries. */
@@ -202,11 +221,11 @@ int sp_fwd_decode(const uint8_t *buf, size_t len, sp_fwd_handler *h)
             qend = q + h->inflate->len;
         }
         for (uint32_t i = 0; q < qend; i++) {
-            /* Entries inside the bin were not scanned with the frame: sp__pair reads them
-             * bounded by the bin, and skipping the record map enforces the depth limit. */
+            /* Entries inside the bin were not scanned with the frame: they are read bounded by
+             * the bin, and reading the record map enforces the depth limit. */
             e.index = i;
             if ((rc = sp__pair(&q, qend, &e))) return rc;
-            if ((rc = h->entry(h->ctx, &e)) < 0) return rc;
+            if ((rc = sp__emit(h, &e, &q))) return rc;
         }
     } else {
         return SP_FWD_ESHAPE;

@@ -26,7 +26,11 @@ typedef struct {
 
 typedef struct {
     void *ctx;
-    /** Called per entry in order; a negative return aborts the frame with that error. */
+    /**
+     * Called per entry in order. Returns the length of the record map it read (rec..rec_end
+     * may extend past the record), 0 to let the decoder find it, or a negative error that
+     * aborts the frame.
+     */
     int (*entry)(void *ctx, const sp_fwd_entry *e);
     /** Called after all entries of a frame whose option asked for an ack. */
     void (*ack)(void *ctx, sp_slice chunk);

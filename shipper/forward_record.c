@@ -18,6 +18,7 @@ int sp_fwd_record(const uint8_t *p, const uint8_t *end, sp_record *r, sp_buf *ex
                   sp_docker_partial *part)
 {
     sp_mp_obj m, k, v;
+    const uint8_t *start = p;
     if (sp_mp_read(&p, end, &m) || m.type != SP_MP_MAP) return SP_FWD_EMALFORMED;
     r->message = r->stream = r->container_id = r->container_name = SP_SLICE_NULL;
     r->flags = 0;
@@ -117,5 +118,5 @@ int sp_fwd_record(const uint8_t *p, const uint8_t *end, sp_record *r, sp_buf *ex
     }
     r->extras = sp_buf_slice(extras);
     if (!part->is_partial) part->id = SP_SLICE_NULL;
-    return 0;
+    return (int)(p - start);
 }

@@ -16,7 +16,7 @@ typedef struct {
  * Reads the record map at p: `log` (or `message`) becomes the message, `source` the stream,
  * `container_id` and `container_name` (without its leading '/') the container; partial_* fields
  * fill `part`; every other key is copied into `extras` and referenced by r->extras.
- * Returns 0 or SP_FWD_EMALFORMED.
+ * Returns the length of the map (> 0) or SP_FWD_EMALFORMED.
  */
 int sp_fwd_record(const uint8_t *p, const uint8_t *end, sp_record *r, sp_buf *extras,
                   sp_docker_partial *part);

@@ -88,10 +88,13 @@ static void sp__tags_grow(sp_router *r)
 
 static sp_tagent *sp__tag(sp_router *r, sp_slice tag)
 {
+    sp_tagent *last = r->last_tag;
+    if (last && last->len == tag.len && memcmp(last->tag, tag.base, tag.len) == 0) return last;
     uint64_t h = sp__hash(tag.base, tag.len);
     size_t j = h & (r->tags_cap - 1);
     for (sp_tagent *e; (e = r->tags[j]); j = (j + 1) & (r->tags_cap - 1))
-        if (e->hash == h && e->len == tag.len && memcmp(e->tag, tag.base, tag.len) == 0) return e;
+        if (e->hash == h && e->len == tag.len && memcmp(e->tag, tag.base, tag.len) == 0)
+            return r->last_tag = e;
     sp_tagent *e = sp_calloc(1, sizeof *e);
     e->tag = sp_strndup(tag.base, tag.len);
     e->len = tag.len;
@@ -100,7 +103,7 @@ static sp_tagent *sp__tag(sp_router *r, sp_slice tag)
         if (fnmatch(r->outputs[i]->match, e->tag, 0) == 0) e->outputs |= 1ULL << i;
     r->tags[j] = e;
     if (++r->ntags * 2 > r->tags_cap) sp__tags_grow(r);
-    return e;
+    return r->last_tag = e;
 }
 
 /* Forgets tags unused for a while, so a host with container churn doesn't grow the table.
@@ -113,6 +116,7 @@ static void sp__tags_expire(sp_router *r, uint64_t now)
     if (idle < 64 || idle * 4 < r->ntags) return;
     sp_tagent **old = r->tags;
     size_t oldcap = r->tags_cap;
+    r->last_tag = NULL;
     r->tags = sp_calloc(oldcap, sizeof *r->tags);
     r->ntags = 0;
     for (size_t i = 0; i < oldcap; i++) {

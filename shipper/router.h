@@ -38,7 +38,8 @@ typedef struct sp_router {
     /* tag table: open addressing, power-of-two size */
     sp_tagent **tags;
     size_t tags_cap, ntags;
-    sp_list open; /* open chunks, oldest first */
+    sp_tagent *last_tag; /* the tag looked up last: inputs append runs of the same tag */
+    sp_list open;        /* open chunks, oldest first */
     sp_list free_chunks;
     int nfree;
     /* accounting */

@@ -40,7 +40,7 @@ char *sp_strndup(const char *s, size_t n)
     return d;
 }
 
-void sp_buf_reserve(sp_buf *b, size_t extra)
+void sp_buf_grow_(sp_buf *b, size_t extra)
 {
     if (b->cap - b->len >= extra) return;
     size_t cap = b->cap ? b->cap : 256;

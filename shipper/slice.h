@@ -43,8 +43,13 @@ typedef struct {
     size_t cap;
 } sp_buf;
 
+void sp_buf_grow_(sp_buf *b, size_t extra);
+
 /** Makes room for `extra` more bytes; aborts on out-of-memory (nothing sane to do then). */
-void sp_buf_reserve(sp_buf *b, size_t extra);
+static inline void sp_buf_reserve(sp_buf *b, size_t extra)
+{
+    if (b->cap - b->len < extra) sp_buf_grow_(b, extra);
+}
 /** Appends bytes. */
 void sp_buf_append(sp_buf *b, const void *p, size_t n);
 /** Appends a printf-formatted string. */
@@ -54,7 +59,7 @@ void sp_buf_free(sp_buf *b);
 
 static inline void sp_buf_putc(sp_buf *b, char c)
 {
-    if (b->len == b->cap) sp_buf_reserve(b, 1);
+    if (b->len == b->cap) sp_buf_grow_(b, 1);
     b->base[b->len++] = c;
 }
 

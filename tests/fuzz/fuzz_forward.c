@@ -14,7 +14,8 @@ static int entry(void *ctx, const sp_fwd_entry *e)
 {
     sp_record r;
     sp_docker_partial part;
-    if (sp_fwd_record(e->rec, e->rec_end, &r, &extras, &part)) return SP_FWD_EMALFORMED;
+    int len = sp_fwd_record(e->rec, e->rec_end, &r, &extras, &part);
+    if (len < 0) return len;
     r.sec = e->sec;
     r.nsec = e->nsec;
     r.prec = e->prec;
@@ -26,12 +27,10 @@ static int entry(void *ctx, const sp_fwd_entry *e)
     if (sp_record_read(&p, p + chunk.len, &back)) abort(); /* our own layout must round-trip */
     json.len = 0;
     sp_json_record(&json, &back, e->tag);
-    return 0;
+    return len;
 }
 
-static void ack(void *ctx, sp_slice chunk_id)
-{
-}
+static void ack(void *ctx, sp_slice chunk_id) {}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

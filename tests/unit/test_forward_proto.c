@@ -27,7 +27,8 @@ static int on_entry(void *ctx, const sp_fwd_entry *e)
     seen *s = ctx;
     sp_record r;
     sp_docker_partial p;
-    if (sp_fwd_record(e->rec, e->rec_end, &r, &extras, &p)) return SP_FWD_EMALFORMED;
+    int len = sp_fwd_record(e->rec, e->rec_end, &r, &extras, &p);
+    if (len < 0) return len;
     int i = s->n++;
     snprintf(s->tags[i], 32, "%.*s", (int)e->tag.len, e->tag.base);
     s->sec[i] = e->sec;
@@ -36,7 +37,7 @@ static int on_entry(void *ctx, const sp_fwd_entry *e)
     snprintf(s->msg[i], 64, "%.*s", (int)r.message.len, r.message.base ? r.message.base : "");
     s->index[i] = e->index;
     snprintf(s->chunk[i], 32, "%.*s", (int)e->chunk.len, e->chunk.base ? e->chunk.base : "");
-    return 0;
+    return len;
 }
 
 static void on_ack(void *ctx, sp_slice c)
@@ -71,15 +72,15 @@ static void put_record(sp_buf *b, const char *log)
 
 static void put_eventtime_fixext8(sp_buf *b, uint32_t sec, uint32_t nsec)
 {
-    uint8_t x[10] = {0xd7, 0x00, sec >> 24, sec >> 16, sec >> 8, sec, nsec >> 24, nsec >> 16,
-                     nsec >> 8, nsec};
+    uint8_t x[10] = {0xd7, 0x00,       sec >> 24,  sec >> 16, sec >> 8,
+                     sec,  nsec >> 24, nsec >> 16, nsec >> 8, nsec};
     sp_buf_append(b, x, 10);
 }
 
 static void put_eventtime_ext8(sp_buf *b, uint32_t sec, uint32_t nsec)
 {
-    uint8_t x[11] = {0xc7, 8, 0x00, sec >> 24, sec >> 16, sec >> 8, sec, nsec >> 24, nsec >> 16,
-                     nsec >> 8, nsec};
+    uint8_t x[11] = {0xc7, 8,          0x00,       sec >> 24, sec >> 16, sec >> 8,
+                     sec,  nsec >> 24, nsec >> 16, nsec >> 8, nsec};
     sp_buf_append(b, x, 11);
 }
 
@@ -167,8 +168,10 @@ static void put_entries(sp_buf *e, int n)
         char m[8];
         snprintf(m, sizeof m, "p%d", i);
         sp_mp_put_array(e, 2);
-        if (i % 2) put_eventtime_fixext8(e, 200, i);
-        else sp_mp_put_uint(e, 200);
+        if (i % 2)
+            put_eventtime_fixext8(e, 200, i);
+        else
+            sp_mp_put_uint(e, 200);
         put_record(e, m);
     }
 }
@@ -181,8 +184,10 @@ static void test_packed_forward_bin_and_str(void **st)
         put_entries(&e, 5);
         sp_mp_put_array(&b, 3);
         sp_mp_put_str(&b, "pk", 2);
-        if (as_str) sp_mp_put_str(&b, e.base, e.len);
-        else sp_mp_put_bin(&b, e.base, e.len);
+        if (as_str)
+            sp_mp_put_str(&b, e.base, e.len);
+        else
+            sp_mp_put_bin(&b, e.base, e.len);
         sp_mp_put_map(&b, 1);
         sp_mp_put_str(&b, "size", 4);
         sp_mp_put_uint(&b, 5);
@@ -354,7 +359,7 @@ static void test_docker_record_fields(void **st)
     sp_record r;
     sp_docker_partial p;
     const uint8_t *q = (const uint8_t *)b.base;
-    assert_int_equal(sp_fwd_record(q, q + b.len, &r, &extras, &p), 0);
+    assert_int_equal(sp_fwd_record(q, q + b.len, &r, &extras, &p), (int)b.len);
     assert_true(SP_SLICE_IS(r.container_id, "abc"));
     assert_true(SP_SLICE_IS(r.container_name, "web"));
     assert_true(SP_SLICE_IS(r.stream, "stderr"));
