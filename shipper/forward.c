@@ -340,7 +340,16 @@ static ssize_t sp__process(sp_fwd_conn *c, const uint8_t *data, size_t len)
     sp_fwd_handler h = {c, sp__entry, sp__frame_ack, &s->inflate, s->conf->max_message_size * 4};
     size_t off = 0;
     while (off < len) {
-        int rc = sp_fwd_scan(&c->scan, data + off, len - off, s->conf->max_message_size);
+        int rc;
+        if (c->scan.off == 0 && c->scan.depth == 0) {
+            size_t n;
+            rc = sp_fwd_try_message(data + off, len - off, s->conf->max_message_size, &h, &n);
+            if (rc == 1) {
+                off += n;
+                continue;
+            }
+        }
+        rc = sp_fwd_scan(&c->scan, data + off, len - off, s->conf->max_message_size);
         if (rc == 0) break;
         if (rc == 1) {
             size_t flen = c->scan.off;

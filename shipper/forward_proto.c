@@ -169,6 +169,32 @@ static int sp__gunzip(const uint8_t *in, size_t n, sp_fwd_handler *h)
     return rc;
 }
 
+int sp_fwd_try_message(const uint8_t *buf, size_t len, size_t max_size, sp_fwd_handler *h,
+                       size_t *consumed)
+{
+    const uint8_t *p = buf, *end = buf + (len < max_size ? len : max_size);
+    sp_mp_obj o, tag;
+    if (sp_mp_read(&p, end, &o) || o.type != SP_MP_ARRAY || (o.v.n != 3 && o.v.n != 4)) return 0;
+    if (sp_mp_read(&p, end, &tag) || tag.type != SP_MP_STR || p >= end) return 0;
+    if (*p != 0xd7 && *p != 0xc7 && *p > 0x7f && *p != 0xce && *p != 0xd2) return 0;
+    sp_fwd_entry e;
+    memset(&e, 0, sizeof e);
+    e.tag = tag.s;
+    int gzip = 0;
+    /* Everything is read before the handler sees the entry: an incomplete frame has no
+     * side effect, and the scanner takes over. */
+    if (sp__time(&p, end, &e) || sp__record(&p, end, &e, 1)) return 0;
+    if (o.v.n == 4) {
+        const uint8_t *opt = p;
+        if (sp_mp_skip(&p, end) || sp__options(opt, p, &e.chunk, &gzip)) return 0;
+    }
+    int rc = sp__emit(h, &e, &(const uint8_t *){e.rec_end});
+    if (rc < 0) return rc;
+    if (e.chunk.len && h->ack) h->ack(h->ctx, e.chunk);
+    *consumed = (size_t)(p - buf);
+    return 1;
+}
+
 int sp_fwd_decode(const uint8_t *buf, size_t len, sp_fwd_handler *h)
 {
     const uint8_t *p = buf, *end = buf + len;

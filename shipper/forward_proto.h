@@ -52,6 +52,15 @@ enum {
  */
 int sp_fwd_scan(sp_mp_scan *s, const uint8_t *buf, size_t len, size_t max_size);
 
+/**
+ * The fast path for Docker's frames: if buf starts with a complete, well-formed Message-mode
+ * frame, decodes it without a separate scan, sets *consumed and returns 1. Returns 0 when it
+ * is anything else (incomplete, another mode, malformed: the scanner then decides), or a
+ * negative error from the handler.
+ */
+int sp_fwd_try_message(const uint8_t *buf, size_t len, size_t max_size, sp_fwd_handler *h,
+                       size_t *consumed);
+
 /** Decodes one complete frame; 0 or a negative SP_FWD_E* (or handler) error. */
 int sp_fwd_decode(const uint8_t *buf, size_t len, sp_fwd_handler *h);
 

@@ -153,6 +153,25 @@ void sp_json_timestamp(sp_buf *out, uint64_t sec, uint32_t nsec, int prec)
     out->len += n;
 }
 
+/* JSON keys are strings. A number, bool or nil key is written as its text; a container key
+ * (legal MessagePack, useless as a field name) as "_key<i>": rendering it as escaped JSON
+ * would grow exponentially with nesting. */
+static int sp__json_key(sp_buf *out, const uint8_t **p, const uint8_t *end, uint32_t i)
+{
+    sp_mp_obj k;
+    const uint8_t *kp = *p;
+    if (sp_mp_read(&kp, end, &k)) return -1;
+    if (k.type == SP_MP_ARRAY || k.type == SP_MP_MAP || k.type == SP_MP_EXT) {
+        if (sp_mp_skip(p, end)) return -1;
+        sp_buf_printf(out, "\"_key%u\"", i);
+        return 0;
+    }
+    sp_buf_putc(out, '"');
+    int rc = sp_json_mp(out, p, end); /* a scalar: no quotes or escapes in its text */
+    sp_buf_putc(out, '"');
+    return rc;
+}
+
 int sp_json_mp(sp_buf *out, const uint8_t **p, const uint8_t *end)
 {
     sp_mp_obj o;
@@ -209,12 +228,8 @@ int sp_json_mp(sp_buf *out, const uint8_t **p, const uint8_t *end)
             if (k.type == SP_MP_STR || k.type == SP_MP_BIN) {
                 sp_json_str(out, k.s.base, k.s.len);
                 *p = kp;
-            } else { /* JSON keys are strings: write the key's JSON text as one */
-                sp_buf tmp = {0};
-                int rc = sp_json_mp(&tmp, p, end);
-                sp_json_str(out, tmp.base, tmp.len);
-                sp_buf_free(&tmp);
-                if (rc) return -1;
+            } else if (sp__json_key(out, p, end, i)) {
+                return -1;
             }
             sp_buf_putc(out, ':');
             if (sp_json_mp(out, p, end)) return -1;
@@ -278,15 +293,9 @@ void sp_json_record(sp_buf *out, const sp_record *r, sp_slice tag)
                 sp_json_str(out, k.s.base, k.s.len);
             }
             p = kp;
-        } else {
-            sp_buf tmp = {0};
-            if (sp_json_mp(&tmp, &p, end)) { /* extras are validated on input; be safe */
-                sp_buf_free(&tmp);
-                SP_BUF_LIT(out, "\"_invalid\":null");
-                break;
-            }
-            sp_json_str(out, tmp.base, tmp.len);
-            sp_buf_free(&tmp);
+        } else if (sp__json_key(out, &p, end, i)) { /* extras are validated on input */
+            SP_BUF_LIT(out, "\"_invalid\":null");
+            break;
         }
         sp_buf_putc(out, ':');
         if (sp_json_mp(out, &p, end)) {

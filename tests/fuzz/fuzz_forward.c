@@ -37,6 +37,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sp_fwd_handler h = {NULL, entry, ack, &inflate, 1 << 20};
     size_t off = 0;
     while (off < size) {
+        size_t n;
+        int fast = sp_fwd_try_message(data + off, size - off, 1 << 20, &h, &n);
+        if (fast < 0) break;
+        if (fast == 1) {
+            off += n;
+            continue;
+        }
         sp_mp_scan s;
         sp_mp_scan_reset(&s);
         size_t avail = size - off, first = avail / 2;

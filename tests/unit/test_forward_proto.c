@@ -372,6 +372,44 @@ static void test_docker_record_fields(void **st)
     sp_buf_free(&b);
 }
 
+static void test_try_message_fast_path(void **st)
+{
+    sp_buf b = {0};
+    seen s;
+    memset(&s, 0, sizeof s);
+    sp_fwd_handler h = {&s, on_entry, on_ack, &inflate_buf, 1 << 20};
+    sp_mp_put_array(&b, 4);
+    sp_mp_put_str(&b, "docker.web", 10);
+    put_eventtime_fixext8(&b, 1764389373, 42);
+    put_record(&b, "fast");
+    put_chunk_option(&b, "c1");
+    size_t n = 0;
+    /* Every proper prefix is "not here": nothing emitted, the scanner takes over. */
+    for (size_t cut = 0; cut < b.len; cut++) {
+        assert_int_equal(sp_fwd_try_message((const uint8_t *)b.base, cut, 1 << 20, &h, &n), 0);
+        assert_int_equal(s.n, 0);
+        assert_int_equal(s.acks, 0);
+    }
+    sp_buf_putc(&b, (char)0xc0); /* a heartbeat after the frame is not consumed */
+    assert_int_equal(sp_fwd_try_message((const uint8_t *)b.base, b.len, 1 << 20, &h, &n), 1);
+    assert_int_equal(n, b.len - 1);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.msg[0], "fast");
+    assert_int_equal(s.nsec[0], 42);
+    assert_int_equal(s.acks, 1);
+    /* Over max_size: not decoded here (the scanner reports it as too large). */
+    memset(&s, 0, sizeof s);
+    assert_int_equal(sp_fwd_try_message((const uint8_t *)b.base, b.len, 20, &h, &n), 0);
+    assert_int_equal(s.n, 0);
+    /* Forward mode is left to the scanner. */
+    b.len = 0;
+    sp_mp_put_array(&b, 2);
+    sp_mp_put_str(&b, "t", 1);
+    sp_mp_put_array(&b, 0);
+    assert_int_equal(sp_fwd_try_message((const uint8_t *)b.base, b.len, 1 << 20, &h, &n), 0);
+    sp_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -384,6 +422,7 @@ int main(void)
         cmocka_unit_test(test_depth_and_size_limits),
         cmocka_unit_test(test_scan_resumes_byte_by_byte),
         cmocka_unit_test(test_docker_record_fields),
+        cmocka_unit_test(test_try_message_fast_path),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sp_buf_free(&extras);

@@ -98,6 +98,27 @@ static void test_document(void **st)
     sp_buf_free(&extras);
 }
 
+static void test_non_string_keys(void **st)
+{
+    sp_buf in = {0}, out = {0};
+    sp_mp_put_map(&in, 3);
+    sp_mp_put_uint(&in, 7); /* a number key: its text */
+    sp_mp_put_str(&in, "a", 1);
+    sp_mp_put_map(&in, 1); /* a container key: a placeholder, however deep */
+    for (int i = 0; i < 30; i++) sp_mp_put_map(&in, 1);
+    sp_mp_put_nil(&in);
+    for (int i = 0; i < 31; i++) sp_mp_put_nil(&in);
+    sp_mp_put_nil(&in);
+    sp_mp_put_bool(&in, 1);
+    sp_mp_put_str(&in, "t", 1);
+    const uint8_t *p = (const uint8_t *)in.base;
+    assert_int_equal(sp_json_mp(&out, &p, p + in.len), 0);
+    sp_buf_putc(&out, '\0');
+    assert_string_equal(out.base, "{\"7\":\"a\",\"_key1\":null,\"true\":\"t\"}");
+    sp_buf_free(&in);
+    sp_buf_free(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -106,6 +127,7 @@ int main(void)
         cmocka_unit_test(test_utf8_invalid_replaced),
         cmocka_unit_test(test_timestamps),
         cmocka_unit_test(test_document),
+        cmocka_unit_test(test_non_string_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
