@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -46,6 +47,15 @@ static sp_meta_ent *sp__buckets[SP_META_BUCKETS];
 static size_t sp__nentries;
 static char *sp__dirs[SP_META_MAX_DIRS];
 static int sp__ndirs;
+
+/* Bumped by every change, so per-thread caches of lookups know when to look again. */
+static _Atomic uint64_t sp__gen;
+
+static void sp__wrlock(void)
+{
+    pthread_rwlock_wrlock(&sp__lock);
+    sp__gen++;
+}
 
 static int sp__valid_id(sp_slice id)
 {
@@ -94,7 +104,7 @@ static void sp__clear(void)
 int sp_meta_add_dir(const char *dir)
 {
     if (access(dir, R_OK | X_OK) != 0) return -errno;
-    pthread_rwlock_wrlock(&sp__lock);
+    sp__wrlock();
     int dup = 0;
     for (int i = 0; i < sp__ndirs; i++)
         dup |= strcmp(sp__dirs[i], dir) == 0;
@@ -105,7 +115,7 @@ int sp_meta_add_dir(const char *dir)
 
 void sp_meta_reset(void)
 {
-    pthread_rwlock_wrlock(&sp__lock);
+    sp__wrlock();
     sp__clear();
     for (int i = 0; i < sp__ndirs; i++)
         free(sp__dirs[i]);
@@ -185,7 +195,7 @@ static void sp__refresh(sp_slice id, uint64_t now)
         if (have) sp__load(e, path, &st);
         e->checked_ns = now;
     }
-    pthread_rwlock_wrlock(&sp__lock);
+    sp__wrlock();
     old = sp__find(id);
     if (e) {
         if (!old && sp__nentries >= SP_META_MAX_ENTRIES) sp__clear(); /* bounded, crudely */
@@ -241,7 +251,30 @@ static size_t sp__append(const sp_meta_ent *e, void *out, size_t n)
 
 int sp_meta_append_json(sp_slice id, sp_buf *out)
 {
-    return (int)sp__with(id, sp__append, out, 0, 0);
+    /* Encoders call this for every record, and a chunk's records mostly share one container:
+     * each thread keeps the last answer and asks the table again only when the container
+     * changes, the table changed, or every 64th record (so stale entries are still rechecked). */
+    static __thread struct {
+        char id[64];
+        uint64_t gen;
+        uint32_t uses;
+        int valid, known;
+        sp_buf json;
+    } tl;
+    if (tl.valid && id.len == 64 && memcmp(tl.id, id.base, 64) == 0 && tl.gen == sp__gen &&
+        (++tl.uses & 63) != 0) {
+        if (tl.known) sp_buf_append(out, tl.json.base, tl.json.len);
+        return tl.known;
+    }
+    uint64_t gen = sp__gen;
+    tl.json.len = 0;
+    tl.known = (int)sp__with(id, sp__append, &tl.json, 0, 0);
+    tl.valid = id.len == 64;
+    if (tl.valid) memcpy(tl.id, id.base, 64);
+    tl.gen = gen;
+    tl.uses = 0;
+    if (tl.known) sp_buf_append(out, tl.json.base, tl.json.len);
+    return tl.known;
 }
 
 static size_t sp__copy_name(const sp_meta_ent *e, void *buf, size_t cap)
@@ -262,7 +295,7 @@ size_t sp_meta_name(sp_slice id, char *buf, size_t cap)
 void sp_meta_forget(sp_slice id)
 {
     if (!sp__valid_id(id)) return;
-    pthread_rwlock_wrlock(&sp__lock);
+    sp__wrlock();
     sp_meta_ent **pp = &sp__buckets[sp__bucket(id)];
     while (*pp && memcmp((*pp)->id, id.base, 64) != 0)
         pp = &(*pp)->next;
