@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -304,8 +305,33 @@ static int sp__cmp_id(const void *a, const void *b)
     return sp__cmp_u64(a, b);
 }
 
-/* Reads one segment: chunk entries become replay candidates, done entries are collected. A bad
- * entry ends the segment there (the good prefix is kept; the rest is cut off and reported). */
+/* Length of the valid entry at m[off..size), or 0 if there is none there. */
+static uint64_t sp__entry_at(const uint8_t *m, uint64_t size, uint64_t off, sp_spool_hdr *h)
+{
+    if (size - off < sizeof *h) return 0;
+    memcpy(h, m + off, sizeof *h);
+    if (h->magic != SP_MAGIC_CHUNK && h->magic != SP_MAGIC_DONE) return 0;
+    uint64_t plen = (uint64_t)h->tag_len + h->data_len;
+    if (plen > size - off - sizeof *h) return 0; /* runs past the end: torn */
+    const uint8_t *pl = m + off + sizeof *h;
+    if (sp__crc(h, pl, pl + h->tag_len) != h->crc) return 0;
+    return sizeof *h + plen;
+}
+
+/* The next offset after `off` where a valid entry starts, or `size`. */
+static uint64_t sp__resync(const uint8_t *m, uint64_t size, uint64_t off)
+{
+    for (uint64_t at = off + 1; at + sizeof(sp_spool_hdr) <= size; at++) {
+        if (m[at] != 'S' || m[at + 1] != 'P' || (m[at + 2] != 'C' && m[at + 2] != 'D')) continue;
+        sp_spool_hdr h;
+        if (sp__entry_at(m, size, at, &h)) return at;
+    }
+    return size;
+}
+
+/* Reads one segment: chunk entries become replay candidates, done entries are collected. A
+ * corrupt entry (bit rot, a torn write) is skipped up to the next entry whose CRC checks, so
+ * one bad chunk costs only itself; a torn tail is cut off. Both are counted and reported. */
 static void sp__scan_seg(sp_spool *s, sp_seg *g, uint64_t **done, size_t *ndone, uint64_t *maxseq)
 {
     char path[4200];
@@ -313,19 +339,22 @@ static void sp__scan_seg(sp_spool *s, sp_seg *g, uint64_t **done, size_t *ndone,
     int fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0) return;
     struct stat st;
-    fstat(fd, &st);
-    uint64_t size = (uint64_t)st.st_size, off = 0;
-    sp_buf payload = {0};
-    while (off + sizeof(sp_spool_hdr) <= size) {
+    uint64_t size = fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0, off = 0, good_end = 0;
+    const uint8_t *m = size ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+    if (m == MAP_FAILED) m = NULL, size = 0;
+    while (off < size) {
         sp_spool_hdr h;
-        if (pread(fd, &h, sizeof h, (off_t)off) != (ssize_t)sizeof h) break;
-        if (h.magic != SP_MAGIC_CHUNK && h.magic != SP_MAGIC_DONE) break;
-        uint64_t plen = (uint64_t)h.tag_len + h.data_len;
-        if (plen > size - off - sizeof h) break; /* torn: the entry runs past the end */
-        payload.len = 0;
-        sp_buf_reserve(&payload, plen + 1);
-        if (pread(fd, payload.base, plen, (off_t)(off + sizeof h)) != (ssize_t)plen) break;
-        if (sp__crc(&h, payload.base, payload.base + h.tag_len) != h.crc) break;
+        uint64_t len = sp__entry_at(m, size, off, &h);
+        if (!len) {
+            uint64_t next = sp__resync(m, size, off);
+            s->corrupt_entries++;
+            s->corrupt_bytes += next - off;
+            sp_warn("spool: %s: %llu bytes of torn or corrupt data at offset %llu %s", path,
+                    (unsigned long long)(next - off), (unsigned long long)off,
+                    next < size ? "skipped; the entries after it are kept" : "cut off");
+            off = next;
+            continue;
+        }
         if (h.seq > *maxseq) *maxseq = h.seq;
         if (h.magic == SP_MAGIC_DONE) {
             *done = sp_realloc(*done, (*ndone + 1) * sizeof **done);
@@ -334,20 +363,13 @@ static void sp__scan_seg(sp_spool *s, sp_seg *g, uint64_t **done, size_t *ndone,
             s->replay = sp_realloc(s->replay, (s->nreplay + 1) * sizeof *s->replay);
             s->replay[s->nreplay++] = (sp_replay){g, off, h};
         }
-        off += sizeof h + plen;
+        off += len;
+        good_end = off;
     }
-    if (off < size) {
-        s->corrupt_entries++;
-        s->corrupt_bytes += size - off;
-        sp_warn("spool: %s: torn or corrupt data at offset %llu (%llu bytes) cut off; the %s "
-                "before it is kept",
-                path, (unsigned long long)off, (unsigned long long)(size - off),
-                off ? "data" : "(nothing)");
-        (void)!ftruncate(fd, (off_t)off);
-    }
-    g->size = off;
-    s->bytes += off;
-    sp_buf_free(&payload);
+    if (m) munmap((void *)m, size);
+    if (good_end < size) (void)!ftruncate(fd, (off_t)good_end);
+    g->size = good_end;
+    s->bytes += good_end;
     close(fd);
 }
 

@@ -6,8 +6,8 @@
  * and a chunk is handed to the outputs only once its fsync is done. When every output has
  * finished with a chunk a small "done" entry is appended; segments whose chunks are all done are
  * deleted oldest first. At start the segments are read back: chunks without a done entry are
- * replayed to the outputs, a torn or corrupt tail is cut off at the last good entry and
- * reported. A write error (disk full, read-only dir) keeps the chunk in memory, pauses the
+ * replayed to the outputs; a torn tail is cut off at the last good entry, a corrupt entry is
+ * skipped up to the next one whose CRC checks, and both are reported. A write error (disk full, read-only dir) keeps the chunk in memory, pauses the
  * inputs and retries each second.
  */
 #ifndef SP_SPOOL_H
