@@ -103,6 +103,8 @@ static const sp_conf_field sp__fields[] = {
     {"tls_key", SP_CONF_STR, offsetof(sp_es_conf, tls_key), NULL, "PEM client key"},
     {"tls_verify", SP_CONF_BOOL, offsetof(sp_es_conf, tls_verify), "true",
      "verify the server's certificate and host name"},
+    {"tls", SP_CONF_MAP, offsetof(sp_es_conf, tls), NULL,
+     "the tls_* settings as a map: {ca_file, cert, key, verify}"},
     {"dead_letter_index", SP_CONF_STR, offsetof(sp_es_conf, dead_letter_index), NULL,
      "index for rejected documents (wrapped with the error)"},
     {"dead_letter_file", SP_CONF_STR, offsetof(sp_es_conf, dead_letter_file), NULL,
@@ -118,6 +120,24 @@ static int sp__check(sp_output *o, const sp_node *n, sp_conf_err *err)
     sp_es_conf *c = o->conf;
     sp_node *k;
 #define SP_LINE(key) ((k = sp_node_get(n, key)) ? k->line : o->line)
+    /* tls: {ca_file, cert, key, verify} fills the flat tls_* settings. */
+    for (size_t i = 0; i < c->tls.n; i++) {
+        const char *key = c->tls.k[i], *v = c->tls.v[i];
+        char **dst = !strcmp(key, "ca_file") ? &c->tls_ca_file
+                     : !strcmp(key, "cert")  ? &c->tls_cert
+                     : !strcmp(key, "key")   ? &c->tls_key
+                                             : NULL;
+        if (dst) {
+            free(*dst);
+            *dst = strdup(v);
+        } else if (!strcmp(key, "verify") && (!strcmp(v, "true") || !strcmp(v, "false"))) {
+            c->tls_verify = !strcmp(v, "true");
+        } else {
+            sp_conf_error(err, SP_LINE("tls"), "tls",
+                          "%s: expected ca_file, cert, key or verify (true|false)", key);
+            return -1;
+        }
+    }
     if (c->url.n == 0) {
         sp_conf_error(err, SP_LINE("url"), "url", "at least one URL is required");
         return -1;

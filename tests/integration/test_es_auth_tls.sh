@@ -56,6 +56,11 @@ send_es --addr "127.0.0.1:$P" --count 500 --tag tls || fail "send tls"
 wait_count 500 tls-ok 20 || fail "TLS records"
 check_seqs tls-ok 0 500 || FAILS=$((FAILS + 1))
 stop_shipper
+run_shipper tls-map "url: https://127.0.0.1:$EMU_PORT" "tls: {ca_file: $T/cert.pem, verify: true}" "index: tls-map"
+send_es --addr "127.0.0.1:$P" --count 200 --tag tlsmap || fail "send tls-map"
+wait_count 200 tls-map 20 || fail "TLS records (tls: map form)"
+check_seqs tls-map 0 200 || FAILS=$((FAILS + 1))
+stop_shipper
 run_shipper tls-bad "url: https://127.0.0.1:$EMU_PORT" "index: tls-bad"
 send_es --addr "127.0.0.1:$P" --count 100 --tag tlsbad || fail "send tls-bad"
 wait_metric "$M" "shipper_es_requests_total${OUT},status=\"error\"}" 2 20 || fail "no TLS errors counted"
