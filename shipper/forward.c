@@ -302,10 +302,22 @@ static void sp__flush_acks(sp_fwd_conn *c)
         c->acks.len = 0;
         return;
     }
-    sp_ackw *w = sp_malloc(sizeof *w + c->acks.len);
+    size_t off = 0;
+    if (c->write_bytes == 0) {
+        /* Usually the whole ack fits the socket buffer: write it now, with no request to
+         * allocate and no callback to wait a loop iteration for. */
+        uv_buf_t b = uv_buf_init(c->acks.base, (unsigned)c->acks.len);
+        int n = uv_try_write(&c->h.stream, &b, 1);
+        if (n == (int)c->acks.len) {
+            c->acks.len = 0;
+            return;
+        }
+        if (n > 0) off = (size_t)n;
+    }
+    sp_ackw *w = sp_malloc(sizeof *w + c->acks.len - off);
     w->conn = c;
-    w->len = c->acks.len;
-    memcpy(w->data, c->acks.base, c->acks.len);
+    w->len = c->acks.len - off;
+    memcpy(w->data, c->acks.base + off, w->len);
     c->acks.len = 0;
     uv_buf_t b = uv_buf_init(w->data, (unsigned)w->len);
     c->write_bytes += w->len;
