@@ -32,6 +32,7 @@ typedef struct {
     int ack;
     int64_t ack_spin_us;
     char *metadata_path;
+    char *docker_socket;
 } sp_forward_conf;
 
 static const char *const sp__ack_modes[] = {"accepted", "durable", "delivered", NULL};
@@ -59,6 +60,9 @@ static const sp_conf_field sp__forward_fields[] = {
     {"metadata_path", SP_CONF_STR, offsetof(sp_forward_conf, metadata_path),
      "/var/lib/docker/containers",
      "Docker's containers directory: image and labels by container_id, if readable (\"\" = off)"},
+    {"docker_socket", SP_CONF_STR, offsetof(sp_forward_conf, docker_socket), NULL,
+     "Docker's API socket (e.g. /var/run/docker.sock): image and labels for containers not "
+     "found under metadata_path"},
     SP_CONF_END};
 
 #define SP_RBUF_SIZE (256 * 1024)
@@ -569,6 +573,13 @@ static int sp__start(sp_input *in)
     /* On the Docker host the records' container ids can be enriched from Docker's own files. */
     if (conf->metadata_path && *conf->metadata_path && sp_meta_add_dir(conf->metadata_path) == 0)
         sp_info("forward: container metadata from %s", conf->metadata_path);
+    if (conf->docker_socket && *conf->docker_socket) {
+        int mrc = sp_meta_set_socket(conf->docker_socket);
+        if (mrc)
+            sp_warn("forward: docker_socket %s: %s", conf->docker_socket, strerror(-mrc));
+        else
+            sp_info("forward: container metadata from the Docker API on %s", conf->docker_socket);
+    }
     uint64_t t = uv_hrtime() ^ ((uint64_t)getpid() << 32);
     uint8_t h[16];
     sp_hash128(&t, sizeof t, 7, h);

@@ -12,6 +12,7 @@
 #include "meta.h"
 
 #include <errno.h>
+#include <curl/curl.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -124,13 +125,10 @@ void sp_meta_reset(void)
 }
 
 /* Fills `e` from config.v2.json; e->found stays 0 when the file is missing or unusable. */
-static void sp__load(sp_meta_ent *e, const char *path, const struct stat *st)
+/* Fills `e` from a container's JSON: config.v2.json and the Engine API's
+ * GET /containers/{id}/json share the members we read (Name, Config.Image, Config.Labels). */
+static void sp__load_json(sp_meta_ent *e, json_t *root)
 {
-    e->ino = st->st_ino;
-    e->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
-    e->size = st->st_size;
-    if (st->st_size > SP_META_MAX_FILE) return;
-    json_t *root = json_load_file(path, JSON_DECODE_ANY, NULL);
     if (!json_is_object(root)) {
         json_decref(root);
         return;
@@ -169,8 +167,60 @@ static void sp__load(sp_meta_ent *e, const char *path, const struct stat *st)
     json_decref(root);
 }
 
+static void sp__load(sp_meta_ent *e, const char *path, const struct stat *st)
+{
+    e->ino = st->st_ino;
+    e->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+    e->size = st->st_size;
+    if (st->st_size > SP_META_MAX_FILE) return;
+    sp__load_json(e, json_load_file(path, JSON_DECODE_ANY, NULL));
+}
+
+/* ---- the Engine API on a Unix socket, for hosts where the directory is not readable ---- */
+
+static char *sp__socket;
+
+int sp_meta_set_socket(const char *path)
+{
+    if (access(path, R_OK | W_OK)) return -errno;
+    curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread uses curl */
+    free(sp__socket);
+    sp__socket = strdup(path);
+    return 0;
+}
+
+static size_t sp__curl_body(char *p, size_t size, size_t n, void *arg)
+{
+    sp_buf *b = arg;
+    if (b->len + size * n > SP_META_MAX_FILE) return 0;
+    sp_buf_append(b, p, size * n);
+    return size * n;
+}
+
+/* GET /containers/{id}/json. Blocking (1 s at most): called only from encoder threads. */
+static void sp__load_socket(sp_meta_ent *e, sp_slice id)
+{
+    CURL *c = curl_easy_init();
+    if (!c) return;
+    char url[128];
+    snprintf(url, sizeof url, "http://localhost/containers/%.64s/json", id.base);
+    sp_buf body = {0};
+    long status = 0;
+    curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sp__socket);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 1000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sp__curl_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+    if (curl_easy_perform(c) == CURLE_OK &&
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK && status == 200)
+        sp__load_json(e, json_loadb(body.base, body.len, 0, NULL));
+    curl_easy_cleanup(c);
+    sp_buf_free(&body);
+}
+
 /* Makes sure the table has a fresh entry for `id`; called without the lock held. */
-static void sp__refresh(sp_slice id, uint64_t now)
+static void sp__refresh(sp_slice id, uint64_t now, int may_block)
 {
     char path[4096];
     struct stat st;
@@ -192,7 +242,10 @@ static void sp__refresh(sp_slice id, uint64_t now)
     if (!same) {
         e = sp_calloc(1, sizeof *e);
         memcpy(e->id, id.base, 64);
-        if (have) sp__load(e, path, &st);
+        if (have)
+            sp__load(e, path, &st);
+        else if (may_block && sp__socket)
+            sp__load_socket(e, id);
         e->checked_ns = now;
     }
     sp__wrlock();
@@ -225,7 +278,7 @@ static size_t sp__with(sp_slice id, size_t (*fn)(const sp_meta_ent *, void *, si
     uint64_t now = uv_hrtime();
     for (int pass = 0; pass < 2; pass++) {
         pthread_rwlock_rdlock(&sp__lock);
-        if (sp__ndirs == 0) {
+        if (sp__ndirs == 0 && !sp__socket) {
             pthread_rwlock_unlock(&sp__lock);
             return 0;
         }
@@ -237,7 +290,7 @@ static size_t sp__with(sp_slice id, size_t (*fn)(const sp_meta_ent *, void *, si
             return r;
         }
         pthread_rwlock_unlock(&sp__lock);
-        if (pass == 0) sp__refresh(id, now);
+        if (pass == 0) sp__refresh(id, now, !recheck_missing);
     }
     return 0;
 }

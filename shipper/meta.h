@@ -23,6 +23,12 @@ int sp_meta_append_json(sp_slice id, sp_buf *out);
 int sp_meta_add_dir(const char *dir);
 
 /**
+ * Also asks Docker's Engine API on this Unix socket (GET /containers/{id}/json) for containers
+ * not found in a directory; from encoder threads only, never the loop. 0 or a negative errno.
+ */
+int sp_meta_set_socket(const char *path);
+
+/**
  * Copies the container's name (without Docker's leading '/') to `buf` (NUL-terminated) and
  * returns its length; returns 0 when the container is unknown. Unlike the JSON lookup, an
  * unknown container is looked for again on every call (a new container's config may appear a
