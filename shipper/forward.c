@@ -31,6 +31,7 @@ typedef struct {
     uint64_t partial_timeout;
     int ack;
     int64_t ack_spin_us;
+    uint64_t pending_frames_limit;
     char *metadata_path;
     char *docker_socket;
 } sp_forward_conf;
@@ -54,6 +55,9 @@ static const sp_conf_field sp__forward_fields[] = {
      "when a client asks for an ack: accepted (in memory) | durable (spooled, fsynced) | "
      "delivered (every matching output confirmed it)",
      sp__ack_modes},
+    {"pending_frames_limit", SP_CONF_SIZE, offsetof(sp_forward_conf, pending_frames_limit), "64MiB",
+     "memory for incomplete frames across all connections; over it, the connection holding the "
+     "frame that grew is closed (counted frame_memory)"},
     {"ack_spin_us", SP_CONF_INT, offsetof(sp_forward_conf, ack_spin_us), "100",
      "after sending acks, poll this many microseconds for the client's next frame instead of "
      "sleeping (0: off)"},
@@ -87,7 +91,8 @@ typedef struct {
     sp_buf inflate;
     sp_buf extras;
     sp_ratelimit rl;
-    uv_idle_t spin; /* keeps the loop polling without sleeping for ack_spin after an ack */
+    uv_idle_t spin;      /* keeps the loop polling without sleeping for ack_spin after an ack */
+    uint64_t pend_total; /* bytes of incomplete-frame buffers over all connections */
     uint64_t spin_until;
     int handles; /* open handles, for stop completion */
     int stopping;
@@ -102,9 +107,10 @@ typedef struct {
     } h;
     sp_fwd_server *srv;
     sp_list link;
-    sp_buf pend;     /* an incomplete frame, from its first byte */
-    sp_mp_scan scan; /* how far the frame in `pend` has been scanned */
-    sp_buf acks;     /* acks produced by this read, written together */
+    sp_buf pend;         /* an incomplete frame, from its first byte */
+    size_t pend_counted; /* pend.cap as counted in the server's pend_total */
+    sp_mp_scan scan;     /* how far the frame in `pend` has been scanned */
+    sp_buf acks;         /* acks produced by this read, written together */
     sp_joiner joiner;
     uint64_t serial, recno;
     uint64_t last_ms, frame_ms;
@@ -426,6 +432,16 @@ static void sp__read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         c->pend.len -= (size_t)used;
         if (c->pend.len == 0 && c->pend.cap > 4 * SP_RBUF_SIZE) sp_buf_free(&c->pend);
     }
+    if (c->pend.cap != c->pend_counted) {
+        s->pend_total = s->pend_total - c->pend_counted + c->pend.cap;
+        c->pend_counted = c->pend.cap;
+        /* Incomplete frames are outside the buffer accounting: bound them on their own, or
+         * many clients sending huge frames slowly could hold max_message_size each. */
+        if (s->pend_total > s->conf->pending_frames_limit && c->pend.len) {
+            sp__conn_close(c, "frame_memory", "pending_frames_limit reached");
+            return;
+        }
+    }
     if (c->acks.len && s->conf->ack_spin_us) {
         /* A client waiting for this ack sends its next frame within microseconds: polling
          * for it beats a sleep and a wake-up, which cost more than the work itself. */
@@ -489,6 +505,8 @@ static void sp__conn_close(sp_fwd_conn *c, const char *reason, const char *detai
     }
     sp_list_remove(&c->link);
     s->nconns--;
+    s->pend_total -= c->pend_counted;
+    c->pend_counted = 0;
     uv_close(&c->h.handle, sp__conn_closed);
 }
 

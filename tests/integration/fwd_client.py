@@ -137,6 +137,9 @@ def bad(a):
             s.sendall(frame)
         elif k == "bad_gzip":
             s.sendall(pack(["tag", b"not gzip at all", {"compressed": "gzip"}]))
+        elif k == "bigpartial":  # the first 1.5 MiB of a 10 MiB frame, then nothing
+            head = b"\x93" + pack("tag") + pack(1) + b"\x81" + pack("log") + b"\xdb" + struct.pack(">I", 10 << 20)
+            s.sendall(head + b"z" * (3 << 19))
         elif k in ("idle", "slow"):
             if k == "slow":  # half a frame, then silence
                 s.sendall(pack(["tag", 1, {"log": "z" * 100}])[:20])

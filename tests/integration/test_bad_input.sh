@@ -2,16 +2,22 @@
 # Bad input closes only the connection that sent it, is counted by reason, and a concurrent good
 # client loses nothing. Also: idle and slow connections time out; max_connections is enforced.
 . "$(dirname "$0")/lib.sh"
-P=$(free_port); H=$(free_port)
+P=$(free_port); H=$(free_port); P2=$(free_port)
 cat >"$T/shipper.yaml" <<YAML
 service:
   http_listen: 127.0.0.1:$H
 inputs:
   - type: forward
+    name: forward
     listen: 127.0.0.1:$P
     max_message_size: 1MiB
     idle_timeout: 2s
     max_connections: 8
+  - type: forward
+    name: bigframes
+    listen: 127.0.0.1:$P2
+    max_message_size: 16MiB
+    pending_frames_limit: 2MiB
 outputs:
   - type: stdout
 YAML
@@ -37,6 +43,17 @@ for kind in slow idle; do
         fail "$kind connection not closed"
     fi
 done
+# Three clients each holding 1.5 MiB of an incomplete 10 MiB frame against a 2 MiB budget.
+BIG=()
+for i in 1 2 3; do
+    $FC bad --addr "127.0.0.1:$P2" --kind bigpartial --timeout 4 >"$T/big$i.log" 2>&1 &
+    BIG+=($!)
+done
+wait "${BIG[@]}"
+closed=$(grep -lc "^closed" "$T"/big*.log | wc -l)
+check "pending_frames_limit: clients over the budget are closed ($closed of 3)" [ "$closed" -ge 1 -a "$closed" -le 2 ]
+v=$(metric "127.0.0.1:$H" 'shipper_input_errors_total{input="bigframes",reason="frame_memory"}')
+check "frame_memory counted ($v)" [ "$v" -ge 1 ]
 alive=$($FC hold --addr "127.0.0.1:$P" --count 12 --seconds 1 | awk '{print $2}')
 check "max_connections: at most 8 connections stay open (alive: $alive)" [ "$alive" -le 8 ]
 
