@@ -1,0 +1,128 @@
+/*
+ * The docker_logs input, offsets.
+ *
+ * Offsets: after appending a file's records to a chunk, a watcher on that chunk carries the
+ * file offset they end at; when every output has released the chunk the file's committed offset
+ * moves there (in order), and the store (offsets.c) is rewritten at most once a second. A file's
+ * identity is (device, inode) plus a hash of its first bytes, so a reused inode is not taken for
+ * the old file, and a rewritten file is noticed as a truncation.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "docker_logs_int.h"
+#include "log.h"
+#include "offsets.h"
+#include "router.h"
+
+static void sp__watch_cb(sp_chunk_watch *cw, sp_chunk *ch, int delivered);
+
+static uint64_t sp__safe_offset(sp_dl_cont *c, sp_dl_file *f)
+{
+    uint64_t off = f->line_off;
+    for (int i = 0; i < 3; i++)
+        if (c->join[i].active && c->join[i].file == f && c->join[i].off < off) off = c->join[i].off;
+    return off;
+}
+
+/* Ends the current append: a watcher carries the file offset the appended records end at. */
+void sp_dl_batch_end(sp_dl *s, sp_dl_cont *c, sp_dl_file *f)
+{
+    sp_chunk *ch = s->chunk;
+    if (!ch) return;
+    s->chunk = NULL;
+    if (!f) { /* a joined line whose file is gone: there is no offset to move */
+        sp_router_commit(s->in->router, ch, s->chunk_before, s->chunk_n);
+        return;
+    }
+    uint64_t end = sp__safe_offset(c, f);
+    sp_dl_watch *last =
+        sp_list_empty(&f->watches) ? NULL : sp_list_entry(f->watches.prev, sp_dl_watch, link);
+    if (last && !last->fired && last->chunk_seq == ch->seq && last->gen == f->gen) {
+        last->end = end;
+    } else {
+        sp_dl_watch *w = sp_calloc(1, sizeof *w);
+        w->w.cb = sp__watch_cb;
+        /* With the spool, a line is safe once its chunk is on disk (the spool replays it), so
+         * the offset may move then; without it, only once every output has it. */
+        w->w.durable = s->in->router->spool != NULL;
+        w->f = f;
+        w->end = end;
+        w->chunk_seq = ch->seq;
+        w->gen = f->gen;
+        sp_list_insert_tail(&f->watches, &w->link);
+        sp_chunk_watch_add(ch, &w->w);
+        s->nwatch++;
+    }
+    /* The watcher goes on first: committing may close and release the chunk at once. */
+    sp_router_commit(s->in->router, ch, s->chunk_before, s->chunk_n);
+}
+
+const sp_offset *sp_dl_saved(sp_dl *s, const char *id)
+{
+    for (size_t i = 0; i < s->nsaved; i++)
+        if (strcmp(s->saved[i].id, id) == 0) return &s->saved[i];
+    return NULL;
+}
+
+void sp_dl_save(sp_dl *s)
+{
+    if (!s->offsets_path) return;
+    sp_offset *v = NULL;
+    size_t n = 0, cap = 0;
+    sp_list *it;
+    sp_list_foreach(it, &s->conts)
+    {
+        sp_dl_cont *c = sp_list_entry(it, sp_dl_cont, link);
+        if (sp_list_empty(&c->files)) continue;
+        /* The oldest file with records not yet released; if there is none, the newest. A
+         * restart resumes there and reads every newer file from its start. */
+        sp_dl_file *f = NULL;
+        sp_list *fi;
+        sp_list_foreach(fi, &c->files)
+        {
+            f = sp_list_entry(fi, sp_dl_file, link);
+            if (!f->done || !sp_list_empty(&f->watches)) break;
+        }
+        if (n == cap) v = sp_realloc(v, (cap = cap ? cap * 2 : 16) * sizeof *v);
+        sp_offset *o = &v[n++];
+        memcpy(o->id, c->id, 65);
+        o->dev = f->dev;
+        o->ino = f->ino;
+        o->fp = f->fp;
+        o->fp_len = f->fp_len;
+        o->offset = f->committed;
+    }
+    int rc = sp_offsets_save(s->offsets_path, v, n);
+    if (rc)
+        sp_log_limited(&s->rl, SP_LOG_ERROR, "docker_logs: cannot write %s: %s", s->offsets_path,
+                       strerror(-rc));
+    free(v);
+    s->state_dirty = 0;
+    s->last_save_ms = uv_now(s->in->loop);
+}
+
+static void sp__watch_cb(sp_chunk_watch *cw, sp_chunk *ch, int delivered)
+{
+    sp_dl_watch *w = sp_list_entry(cw, sp_dl_watch, w);
+    sp_dl_file *f = w->f;
+    sp_dl *s = f->cont->s;
+    w->fired = 1;
+    w->delivered = delivered;
+    /* Offsets move in order: a chunk released early waits for the ones before it. An
+     * undelivered chunk (dropped at shutdown) holds the offset where it is for good. */
+    while (!sp_list_empty(&f->watches)) {
+        sp_dl_watch *h = sp_list_entry(f->watches.next, sp_dl_watch, link);
+        if (!h->fired || !h->delivered) break;
+        if (h->gen == f->gen && h->end > f->committed) f->committed = h->end;
+        sp_list_remove(&h->link);
+        free(h);
+        s->nwatch--;
+        s->state_dirty = 1;
+    }
+    if (!s->stopping) return;
+    /* Stopping: the poll timer is gone, and every release may be the last one. */
+    if (s->state_dirty) sp_dl_save(s);
+    if (s->nwatch == 0 && s->in->closed) sp_dl_free(s);
+}
