@@ -19,7 +19,7 @@ bad 'c.yaml:4: tls_cert: tls_cert and tls_key go together' "    tls_cert: $0"
 bad 'c.yaml:5: dead_letter_file: set either' $'    dead_letter_index: d\n    dead_letter_file: /tmp/x'
 bad 'c.yaml:4: outputs[0].compression: "zstd" is not one of: none | gzip' '    compression: zstd'
 bad 'c.yaml:4: bulk_max_bytes: must be between 1KiB and 1GiB' '    bulk_max_bytes: 100'
-bad 'c.yaml:4: outputs[0].tls: unknown key' '    tls: {verify: false}'
+bad 'c.yaml:4: tls: bogus: expected ca_file, cert, key or verify' '    tls: {bogus: 1}'
 
 log "two urls, the first refuses connections"
 start_emu e
