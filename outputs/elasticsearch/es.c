@@ -368,6 +368,37 @@ static void sp__count_status(sp_es *es, CURLcode rc, long status)
         es->by_status[status]++;
 }
 
+/*
+ * HTTP 413: the server's http.max_content_length is below this body. Retrying the same body
+ * would fail forever and hold the buffer, so the job halves its body limit (kept for its later
+ * deliveries: the server's limit does not change often) and sends the same records again in the
+ * smaller bodies. A single document that is still too large can never be indexed: it is
+ * rejected like a mapping error (dead-letter file or index, counted by reason).
+ */
+static void sp__too_large(sp_es_job *j)
+{
+    sp_es *es = j->es;
+    if (j->nsent == 1) {
+        sp__item_cb(j, 0, 413, "request_too_large",
+                    "the document alone is larger than the server accepts",
+                    "{\"type\":\"request_too_large\",\"reason\":\"HTTP 413: the document "
+                    "alone is larger than the server's http.max_content_length\"}");
+        sp__step(j);
+        return;
+    }
+    size_t half = j->body.len / 2;
+    sp_log_limited(&es->rl_req, SP_LOG_WARN,
+                   "output %s: %s: HTTP 413 for a bulk of %u documents (%zu bytes); sending "
+                   "bodies of at most %zu bytes (lower bulk_max_bytes)",
+                   es->o->name, es->nodes[j->node].base, j->nsent, j->body.len, half);
+    j->enc.max_bytes = half;
+    /* The sent records go first in the queue of records to send without waiting. */
+    memmove(j->now + j->nsent, j->now, j->nnow * sizeof *j->now);
+    memcpy(j->now, j->sent, j->nsent * sizeof *j->now);
+    j->nnow += j->nsent;
+    sp__step(j);
+}
+
 static void sp__http_done(sp_es_req *q, CURLcode rc, long status)
 {
     sp_es_job *j = (sp_es_job *)((char *)q - offsetof(sp_es_job, req));
@@ -379,6 +410,10 @@ static void sp__http_done(sp_es_req *q, CURLcode rc, long status)
                        q->errbuf[0] ? q->errbuf : curl_easy_strerror(rc));
         sp__node_failed(es, j->node);
         sp__whole_retry(j);
+        return;
+    }
+    if (status == 413) {
+        sp__too_large(j);
         return;
     }
     if (status != 200) {

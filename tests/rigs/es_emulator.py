@@ -573,6 +573,14 @@ class Handler(BaseHTTPRequestHandler):
             except ValueError:
                 raise EsError(400, "illegal_argument_exception", "bad Content-Length")
             if length > limit:
+                # Drain the body first (up to 64 MiB): answering while the client still sends
+                # makes our close a TCP reset that can destroy the 413 before curl reads it.
+                left = length if length <= 64 << 20 else 0
+                while left > 0:
+                    got = self.rfile.read(min(left, 1 << 20))
+                    if not got:
+                        break
+                    left -= len(got)
                 raise EsError(413, "", "")
             body = self.rfile.read(length) if length else b""
         with self.emu.state.lock:
