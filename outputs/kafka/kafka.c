@@ -250,6 +250,7 @@ static void sp__check_done(sp_kdel *kd)
  * (except for messages already in librdkafka's hands when it happened). */
 static void sp__kpump_(sp_kafka *k)
 {
+    if (k->fatal || !k->rk) return; /* nothing goes to a producer that is being replaced */
     int due = k->retry_due;
     int hold = k->retry_msgs > 0 && !due;
     k->retry_due = 0;
@@ -286,6 +287,7 @@ static void sp__kpump_(sp_kafka *k)
 }
 
 static void sp__start_destroy(sp_kafka *k);
+static void sp__retire(sp_kafka *k, int final);
 
 /* librdkafka is in use on the loop thread (serving reports or producing): a stop that comes
  * from inside, through the last delivery's answer, destroys the producer only afterwards. */
@@ -381,7 +383,10 @@ static void sp__error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaq
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char buf[512];
         rd_kafka_fatal_error(rk, buf, sizeof buf);
-        sp_error("output %s: the kafka producer failed for good: %s", k->o->name, buf);
+        sp_error("output %s: the kafka producer failed for good: %s; replacing it, its "
+                 "messages will be produced again",
+                 k->o->name, buf);
+        k->fatal = 1;
         return;
     }
     sp_log_limited(&k->rl_error, SP_LOG_WARN, "output %s: kafka: %s", k->o->name, reason);
@@ -398,12 +403,15 @@ static void sp__log_cb(const rd_kafka_t *rk, int level, const char *fac, const c
                buf);
 }
 
+static void sp__recover(sp_kafka *k);
+
 static void sp__serve(sp_kafka *k)
 {
-    if (k->stopping) return;
+    if (k->stopping || !k->rk) return;
     k->busy++;
     int was_full = k->qfull;
     rd_kafka_poll(k->rk, 0);
+    if (!k->stopping && k->fatal) sp__recover(k);
     if (!k->stopping && ((was_full && !k->qfull) || k->retry_due)) sp__kpump(k);
     sp__leave(k);
 }
@@ -419,9 +427,18 @@ static void sp__poll_cb(uv_poll_t *h, int status, int events)
 }
 
 /* The safety net: a wake-up lost for any reason costs at most one tick. */
+static int sp__producer_new(sp_kafka *k);
+
 static void sp__tick_cb(uv_timer_t *t)
 {
     sp_kafka *k = t->data;
+    /* A replacement producer that could not be created is tried again each second. */
+    if (!k->rk && !k->stopping && !k->retiring && ++k->ticks % 10 == 0) {
+        if (sp__producer_new(k) == 0)
+            sp__kpump(k);
+        else if (k->rk)
+            sp__retire(k, 0);
+    }
     sp__serve(k);
     if (k->qfull && !k->stopping) {
         k->qfull = 0;
@@ -430,6 +447,43 @@ static void sp__tick_cb(uv_timer_t *t)
 }
 
 /* ---- lifecycle ---- */
+
+/* Creates the producer, its topic handles and its wake-up pipe hook: at start, and again when
+ * a fatal error retired the previous one. */
+static int sp__producer_new(sp_kafka *k)
+{
+    const sp_kafka_conf *c = k->conf;
+    const char *name = k->o->name;
+    char errstr[512];
+    const char *bad;
+    rd_kafka_conf_t *rc = sp_kafka_conf_build(c, errstr, sizeof errstr, &bad);
+    if (!rc) {
+        sp_error("output %s: %s", name, errstr);
+        return -EINVAL;
+    }
+    rd_kafka_conf_set_opaque(rc, k);
+    rd_kafka_conf_set_dr_msg_cb(rc, sp__dr_cb);
+    rd_kafka_conf_set_error_cb(rc, sp__error_cb);
+    rd_kafka_conf_set_log_cb(rc, sp__log_cb);
+    rd_kafka_conf_set_stats_cb(rc, sp_kafka_stats_cb);
+    k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, rc, errstr, sizeof errstr);
+    if (!k->rk) {
+        rd_kafka_conf_destroy(rc);
+        sp_error("output %s: cannot create the kafka producer: %s", name, errstr);
+        return -EINVAL;
+    }
+    rd_kafka_set_log_queue(k->rk, NULL); /* logs too are served by rd_kafka_poll */
+    k->mainq = rd_kafka_queue_get_main(k->rk);
+    k->rkt = rd_kafka_topic_new(k->rk, c->topic, NULL);
+    if (c->dead_letter_topic) k->dlt = rd_kafka_topic_new(k->rk, c->dead_letter_topic, NULL);
+    if (!k->rkt || (c->dead_letter_topic && !k->dlt)) {
+        sp_error("output %s: invalid topic name", name);
+        return -EINVAL;
+    }
+    /* librdkafka writes a byte when its main queue turns non-empty: the loop wakes up. */
+    rd_kafka_queue_io_event_enable(k->mainq, k->pipefd[1], "1", 1);
+    return 0;
+}
 
 int sp_kafka_start(sp_output *o)
 {
@@ -443,41 +497,14 @@ int sp_kafka_start(sp_output *o)
     sp_kafka_field_parse(c->key, 1, &k->keyf);
     k->topicf.kind = SP_KF_NONE;
     if (c->topic_key) sp_kafka_field_parse(c->topic_key, 0, &k->topicf);
-
-    char errstr[512];
-    const char *bad;
-    rd_kafka_conf_t *rc = sp_kafka_conf_build(c, errstr, sizeof errstr, &bad);
-    if (!rc) {
-        sp_error("output %s: %s", o->name, errstr);
-        return -EINVAL;
-    }
-    rd_kafka_conf_set_opaque(rc, k);
-    rd_kafka_conf_set_dr_msg_cb(rc, sp__dr_cb);
-    rd_kafka_conf_set_error_cb(rc, sp__error_cb);
-    rd_kafka_conf_set_log_cb(rc, sp__log_cb);
-    rd_kafka_conf_set_stats_cb(rc, sp_kafka_stats_cb);
-    k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, rc, errstr, sizeof errstr);
-    if (!k->rk) {
-        rd_kafka_conf_destroy(rc);
-        sp_error("output %s: cannot create the kafka producer: %s", o->name, errstr);
-        return -EINVAL;
-    }
-    rd_kafka_set_log_queue(k->rk, NULL); /* logs too are served by rd_kafka_poll */
-    k->mainq = rd_kafka_queue_get_main(k->rk);
-    k->rkt = rd_kafka_topic_new(k->rk, c->topic, NULL);
-    if (c->dead_letter_topic) k->dlt = rd_kafka_topic_new(k->rk, c->dead_letter_topic, NULL);
-    if (!k->rkt || (c->dead_letter_topic && !k->dlt)) {
-        sp_error("output %s: invalid topic name", o->name);
-        return -EINVAL;
-    }
     if (c->headers.n) {
         k->headers = rd_kafka_headers_new(c->headers.n);
         for (size_t i = 0; i < c->headers.n; i++)
             rd_kafka_header_add(k->headers, c->headers.k[i], -1, c->headers.v[i], -1);
     }
     if (pipe2(k->pipefd, O_NONBLOCK | O_CLOEXEC)) return -errno;
-    /* librdkafka writes a byte when its main queue turns non-empty: the loop wakes up. */
-    rd_kafka_queue_io_event_enable(k->mainq, k->pipefd[1], "1", 1);
+    int rc = sp__producer_new(k);
+    if (rc) return rc;
     uv_poll_init(o->loop, &k->poll, k->pipefd[0]);
     uv_timer_init(o->loop, &k->tick);
     uv_timer_init(o->loop, &k->retry_timer);
@@ -492,7 +519,7 @@ int sp_kafka_start(sp_output *o)
 
 static void sp__maybe_closed(sp_kafka *k)
 {
-    if (k->handles || k->encoding || !k->destroyed) return;
+    if (k->handles || k->encoding || k->retiring || !k->destroyed) return;
     sp_output *o = k->o;
     /* Deliveries still here were not confirmed in time: they are abandoned, not answered. */
     while (!sp_list_empty(&k->dels)) {
@@ -523,34 +550,96 @@ static void sp__handle_closed(uv_handle_t *h)
     sp__maybe_closed(k);
 }
 
+/* A producer on its way out: at stop, or replaced after a fatal error. */
+typedef struct {
+    uv_work_t work;
+    sp_kafka *k;
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *mainq;
+    rd_kafka_topic_t *rkt, *dlt, *topics[SP_KAFKA_TOPICS];
+    int ntopics;
+    int final; /* the output's stop: it closes once this is gone */
+} sp_kgone;
+
 /* rd_kafka_destroy joins librdkafka's threads: on the pool, so the loop never waits for it. */
-static void sp__destroy(uv_work_t *w)
+static void sp__gone_work(uv_work_t *w)
 {
-    sp_kafka *k = w->data;
-    for (int i = 0; i < k->ntopics; i++)
-        rd_kafka_topic_destroy(k->topics[i].rkt);
-    if (k->rkt) rd_kafka_topic_destroy(k->rkt);
-    if (k->dlt) rd_kafka_topic_destroy(k->dlt);
-    if (k->mainq) rd_kafka_queue_destroy(k->mainq);
-    rd_kafka_destroy(k->rk);
+    sp_kgone *g = w->data;
+    for (int i = 0; i < g->ntopics; i++)
+        rd_kafka_topic_destroy(g->topics[i]);
+    if (g->rkt) rd_kafka_topic_destroy(g->rkt);
+    if (g->dlt) rd_kafka_topic_destroy(g->dlt);
+    if (g->mainq) rd_kafka_queue_destroy(g->mainq);
+    rd_kafka_destroy(g->rk);
 }
 
-static void sp__destroyed(uv_work_t *w, int status)
+static void sp__gone(uv_work_t *w, int status)
 {
     (void)status;
-    sp_kafka *k = w->data;
-    k->destroyed = 1;
+    sp_kgone *g = w->data;
+    sp_kafka *k = g->k;
+    k->retiring--;
+    if (g->final) k->destroyed = 1;
+    free(g);
     sp__maybe_closed(k);
 }
 
-static void sp__start_destroy(sp_kafka *k)
+/* Detaches the producer and everything made from it, and destroys them off the loop. */
+static void sp__retire(sp_kafka *k, int final)
 {
     /* Nothing more is served: drop what is queued so the destroy does not wait on it. */
     rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT |
                               RD_KAFKA_PURGE_F_NON_BLOCKING);
     if (k->mainq) rd_kafka_queue_io_event_enable(k->mainq, -1, NULL, 0);
-    k->destroy_work.data = k;
-    uv_queue_work(k->o->loop, &k->destroy_work, sp__destroy, sp__destroyed);
+    sp_kgone *g = sp_calloc(1, sizeof *g);
+    g->k = k;
+    g->final = final;
+    g->rk = k->rk;
+    g->mainq = k->mainq;
+    g->rkt = k->rkt;
+    g->dlt = k->dlt;
+    for (int i = 0; i < k->ntopics; i++) {
+        g->topics[i] = k->topics[i].rkt;
+        free(k->topics[i].name);
+    }
+    g->ntopics = k->ntopics;
+    k->ntopics = k->topic_next = k->topic_last = 0;
+    k->rk = NULL;
+    k->mainq = NULL;
+    k->rkt = k->dlt = NULL;
+    k->retiring++;
+    g->work.data = g;
+    uv_queue_work(k->o->loop, &g->work, sp__gone_work, sp__gone);
+}
+
+static void sp__start_destroy(sp_kafka *k)
+{
+    sp__retire(k, 1);
+}
+
+/*
+ * After a fatal error (the idempotent producer lost its sequence state with the broker) the
+ * producer accepts nothing more. Its messages are purged and come back through their reports
+ * as failures waiting to be produced again; once none is left inside it, it is destroyed and a
+ * new producer (a new producer id) takes over, in the same order. Messages that may have been
+ * written before the error can be duplicated by this, as after any retry past idempotence.
+ */
+static void sp__recover(sp_kafka *k)
+{
+    if (!k->purged) {
+        rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT |
+                                  RD_KAFKA_PURGE_F_NON_BLOCKING);
+        k->purged = 1;
+    }
+    if (k->inflight_msgs) return; /* their reports come through later polls */
+    sp__retire(k, 0);
+    k->fatal = k->purged = 0;
+    k->qfull = 0;
+    k->restarts++;
+    if (sp__producer_new(k) == 0)
+        sp_warn("output %s: new kafka producer started", k->o->name);
+    else if (k->rk) /* half made: drop it, the tick tries again */
+        sp__retire(k, 0);
 }
 
 void sp_kafka_stop(sp_output *o)

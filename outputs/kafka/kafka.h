@@ -108,9 +108,13 @@ typedef struct sp_kafka {
     int encoding;        /* encode jobs on the thread pool */
     int stopping, handles, destroyed;
     int busy, destroy_pending; /* inside librdkafka calls on the loop thread */
-    uv_work_t destroy_work;
+    int retiring;              /* producers being destroyed on the thread pool */
+    int fatal;                 /* the producer raised a fatal error: it is to be replaced */
+    int purged;                /* ...and its messages were purged: waiting for their reports */
+    uint32_t ticks;
     /* counters */
     uint64_t inflight_msgs, produced, delivered_msgs, dead_lettered, requeued, queue_full;
+    uint64_t restarts;
     struct {
         rd_kafka_resp_err_t err;
         uint64_t n;

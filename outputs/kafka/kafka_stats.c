@@ -81,10 +81,13 @@ void sp_kafka_metrics(sp_output *o, sp_buf *out)
                   "shipper_kafka_reproduced_total{output=\"%s\"} %llu\n"
                   "# TYPE shipper_kafka_queue_full_total counter\n"
                   "shipper_kafka_queue_full_total{output=\"%s\"} %llu\n"
+                  "# TYPE shipper_kafka_producer_restarts_total counter\n"
+                  "shipper_kafka_producer_restarts_total{output=\"%s\"} %llu\n"
                   "# TYPE shipper_kafka_failed_total counter\n",
                   n, (unsigned long long)k->inflight_msgs, n, (unsigned long long)k->produced, n,
                   (unsigned long long)k->delivered_msgs, n, (unsigned long long)k->dead_lettered, n,
-                  (unsigned long long)k->requeued, n, (unsigned long long)k->queue_full);
+                  (unsigned long long)k->requeued, n, (unsigned long long)k->queue_full, n,
+                  (unsigned long long)k->restarts);
     for (int i = 0; i < SP_KAFKA_REASONS && k->failed[i].n; i++)
         sp_buf_printf(out, "shipper_kafka_failed_total{output=\"%s\",reason=\"%s\"} %llu\n", n,
                       rd_kafka_err2name(k->failed[i].err), (unsigned long long)k->failed[i].n);
