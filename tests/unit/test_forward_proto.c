@@ -165,7 +165,7 @@ static void test_forward_mode(void **st)
 static void put_entries(sp_buf *e, int n)
 {
     for (int i = 0; i < n; i++) {
-        char m[8];
+        char m[16];
         snprintf(m, sizeof m, "p%d", i);
         sp_mp_put_array(e, 2);
         if (i % 2)
