@@ -116,6 +116,7 @@ typedef struct {
     uint64_t last_ms, frame_ms;
     size_t write_bytes; /* acks queued in the kernel-bound write queue */
     sp_list waiters;    /* sp_ackwait not yet answered */
+    char cid[64];       /* the last container id seen: its metadata lookup has started */
     const char *id_for; /* the chunk id frame_id was computed for (this frame) */
     uint8_t frame_id[16];
     struct sp_ackwait *frame_wait; /* the ack of the frame being decoded (durable/delivered) */
@@ -230,6 +231,11 @@ static int sp__entry(void *ctx, const sp_fwd_entry *e)
         memcpy(r.id + 8, &lo, 8);
     }
     c->recno++;
+    /* Docker opens one connection per container: this is once per connection, in practice. */
+    if (r.container_id.len == 64 && memcmp(c->cid, r.container_id.base, 64) != 0) {
+        memcpy(c->cid, r.container_id.base, 64);
+        sp_meta_prefetch(s->in->loop, r.container_id);
+    }
     if (e->chunk.len && s->conf->ack != SP_ACK_ACCEPTED && !c->frame_wait) {
         sp_ackwait *a = sp_calloc(1, sizeof *a + e->chunk.len + 1);
         a->w.cb = sp__ackwait_cb;

@@ -330,6 +330,66 @@ int sp_meta_append_json(sp_slice id, sp_buf *out)
     return tl.known;
 }
 
+/* ---- prefetch: loop thread state ---- */
+
+#define SP_META_PREFETCH_JOBS 2
+#define SP_META_PREFETCH_QUEUE 256
+
+typedef struct {
+    uv_work_t work;
+    char id[64];
+} sp_meta_job;
+
+static struct {
+    char ids[SP_META_PREFETCH_QUEUE][64];
+    unsigned head, n;
+    int running;
+} sp__pf;
+
+static void sp__pf_next(uv_loop_t *loop);
+
+static void sp__pf_work(uv_work_t *w)
+{
+    sp_meta_job *j = (sp_meta_job *)w;
+    sp__refresh(sp_slice_make(j->id, 64), uv_hrtime(), 1);
+}
+
+static void sp__pf_done(uv_work_t *w, int status)
+{
+    (void)status;
+    uv_loop_t *loop = w->loop;
+    free(w);
+    sp__pf.running--;
+    sp__pf_next(loop);
+}
+
+static void sp__pf_next(uv_loop_t *loop)
+{
+    while (sp__pf.n && sp__pf.running < SP_META_PREFETCH_JOBS) {
+        sp_meta_job *j = sp_malloc(sizeof *j);
+        memcpy(j->id, sp__pf.ids[sp__pf.head], 64);
+        sp__pf.head = (sp__pf.head + 1) % SP_META_PREFETCH_QUEUE;
+        sp__pf.n--;
+        sp__pf.running++;
+        uv_queue_work(loop, &j->work, sp__pf_work, sp__pf_done);
+    }
+}
+
+void sp_meta_prefetch(uv_loop_t *loop, sp_slice id)
+{
+    if (!sp__valid_id(id) || sp__pf.n == SP_META_PREFETCH_QUEUE) return;
+    pthread_rwlock_rdlock(&sp__lock);
+    const sp_meta_ent *e = sp__find(id);
+    int skip = (sp__ndirs == 0 && !sp__socket) || (e && e->found);
+    pthread_rwlock_unlock(&sp__lock);
+    if (skip) return;
+    for (unsigned i = 0; i < sp__pf.n; i++) /* already waiting */
+        if (!memcmp(sp__pf.ids[(sp__pf.head + i) % SP_META_PREFETCH_QUEUE], id.base, 64)) return;
+    memcpy(sp__pf.ids[(sp__pf.head + sp__pf.n) % SP_META_PREFETCH_QUEUE], id.base, 64);
+    sp__pf.n++;
+    sp__pf_next(loop);
+}
+
 static size_t sp__copy_name(const sp_meta_ent *e, void *buf, size_t cap)
 {
     if (!e->name || !cap) return 0;

@@ -6,6 +6,8 @@
 #ifndef SP_META_H
 #define SP_META_H
 
+#include <uv.h>
+
 #include "slice.h"
 
 /**
@@ -35,6 +37,15 @@ int sp_meta_set_socket(const char *path);
  * moment after its directory): call it at discovery, not per record.
  */
 size_t sp_meta_name(sp_slice id, char *buf, size_t cap);
+
+/**
+ * Starts loading container `id` on the thread pool when the table does not know it yet, so a
+ * container removed right after its last line (`docker run --rm`) is still known when its
+ * records are encoded. Loop thread only; a read lock and no I/O when the container is known or
+ * no source is configured. At most two loads run at once (a Docker API call may block for a
+ * second); up to 256 more wait, beyond that the encoders' own lookup is the fallback.
+ */
+void sp_meta_prefetch(uv_loop_t *loop, sp_slice id);
 
 /** Drops what is cached about a container (it was removed). */
 void sp_meta_forget(sp_slice id);

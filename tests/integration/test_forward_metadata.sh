@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Forward records get container.image and container.labels: from config.v2.json when Docker's
 # containers directory is readable (metadata_path), else from the Engine API (docker_socket);
-# with neither, documents carry only what Docker sent.
+# with neither, documents carry only what Docker sent. A `--rm` container that is gone before its
+# lines are encoded (flush_interval 3s) still gets them: the lookup starts when its first line
+# arrives.
 . "$(dirname "$0")/lib.sh"
 need_docker
 SOCK=${DOCKER_SOCK:-/var/run/docker.sock}
 P=$(free_port); H=$(free_port)
-run_case() { # NAME METADATA_PATH DOCKER_SOCKET
+run_case() { # NAME METADATA_PATH DOCKER_SOCKET [FLUSH_INTERVAL DOCKER_RUN_FLAG]
     cat >"$T/$1.yaml" <<YAML
 service:
   http_listen: 127.0.0.1:$H
+buffer:
+  flush_interval: ${4:-1s}
 inputs:
   - type: forward
     listen: 127.0.0.1:$P
@@ -21,7 +25,7 @@ YAML
     start_shipper "$1" -c "$T/$1.yaml"; wait_ready "127.0.0.1:$H" || exit 1
     local name=meta-$1-$$
     track_container "$name"
-    docker run --name "$name" --network none --read-only --label app=web --label team=logs \
+    docker run ${5:-} --name "$name" --network none --read-only --label app=web --label team=logs \
         --log-driver=fluentd --log-opt "fluentd-address=127.0.0.1:$P" --log-opt tag=meta \
         "$IMAGE" sh -c 'echo one; echo two' >/dev/null 2>&1
     wait_metric "127.0.0.1:$H" 'shipper_output_records_total{output="stdout",result="delivered"}' 2 20
@@ -51,4 +55,10 @@ else
 fi
 run_case none "" ""
 expect none no
+run_case dir-rm /var/lib/docker/containers "" 3s --rm
+expect dir-rm yes
+if [ -S "$SOCK" ]; then
+    run_case socket-rm "" "$SOCK" 3s --rm
+    expect socket-rm yes
+fi
 finish
