@@ -123,5 +123,7 @@ static inline size_t bench_block_frame_start(const bench_block_t *blk, size_t i)
 
 int bench_forward_main(int argc, char **argv);
 int bench_jsonfile_main(int argc, char **argv);
+/** `shipper-bench pingpong`: the round-trip floor of a one-in-flight request-ack client. */
+int bench_pingpong_main(int argc, char **argv);
 
 #endif

@@ -18,6 +18,7 @@ static void usage(FILE *f)
           "[--quiet]\n"
           "       shipper-bench jsonfile --out FILE [--records N] [--size BYTES]\n"
           "                              [--partial-every K] [--partial-size BYTES] [--append]\n"
+          "       shipper-bench pingpong [--spin] [--count N] [--size BYTES]\n"
           "Counts accept k/m/g (x1000) suffixes. See bench/README.md.\n",
           f);
 }
@@ -30,6 +31,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "forward") == 0) return bench_forward_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "jsonfile") == 0) return bench_jsonfile_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "pingpong") == 0) return bench_pingpong_main(argc - 1, argv + 1);
     fprintf(stderr, "shipper-bench: unknown subcommand '%s'\n", argv[1]);
     usage(stderr);
     return 2;
