@@ -51,6 +51,19 @@ static size_t sp__utf8_len(const uint8_t *s, size_t n, size_t *bad)
     return 0;
 }
 
+/* Nonzero when a byte of `w` is below 0x20, '"', '\\', DEL or 0x80 and above. Borrows may flag a
+ * byte after a true one too; the caller rescans the word byte by byte, so that is harmless. */
+static inline uint64_t sp__word_special(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\'), d = w ^ (ones * 0x7f);
+    uint64_t below = (w - ones * 0x20) & ~w; /* a byte < 0x20 */
+    uint64_t quote = (q - ones) & ~q;        /* a zero byte in q: '"' */
+    uint64_t bslash = (b - ones) & ~b;       /* a zero byte in b: '\\' */
+    uint64_t del = (d - ones) & ~d;          /* DEL, escaped like the controls */
+    return (below | quote | bslash | del | w) & high;
+}
+
 void sp_json_str(sp_buf *out, const char *str, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -60,6 +73,14 @@ void sp_json_str(sp_buf *out, const char *str, size_t n)
     out->base[out->len++] = '"';
     while (s < end) {
         const uint8_t *run = s;
+        /* Eight bytes at a time while none needs a look (control, '"', '\\', non-ASCII); the
+         * byte loop finds which one did. */
+        while (end - s >= 8) {
+            uint64_t w;
+            memcpy(&w, s, 8);
+            if (sp__word_special(w)) break;
+            s += 8;
+        }
         while (s < end && sp__class[*s] == 0)
             s++;
         if (s > run) sp_buf_append(out, run, (size_t)(s - run));

@@ -68,12 +68,23 @@ static int sp__valid_id(sp_slice id)
     return 1;
 }
 
+/* A hash of the 64 id bytes, a word at a time: it runs for every record whose container differs
+ * from the previous one, so a byte loop of dependent multiplies is too slow. */
+static uint64_t sp__hash(const char *id)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ULL;
+    for (int i = 0; i < 8; i++) {
+        uint64_t w;
+        memcpy(&w, id + i * 8, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 29;
+    }
+    return h;
+}
+
 static size_t sp__bucket(sp_slice id)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < id.len; i++)
-        h = (h ^ (uint8_t)id.base[i]) * 1099511628211ULL;
-    return (size_t)(h % SP_META_BUCKETS);
+    return (size_t)(sp__hash(id.base) % SP_META_BUCKETS);
 }
 
 static sp_meta_ent *sp__find(sp_slice id)
@@ -302,32 +313,38 @@ static size_t sp__append(const sp_meta_ent *e, void *out, size_t n)
     return 1;
 }
 
+/* Encoders call sp_meta_append_json for every record, and a chunk's records come from few
+ * containers, often interleaved: each thread keeps the last answers for a few containers in a
+ * direct-mapped cache and asks the table again only when a slot holds another container, the
+ * table changed, or every 64th use (so stale entries are still rechecked). */
+#define SP_META_TL_SLOTS 64
+
+typedef struct {
+    char id[64];
+    uint64_t gen;
+    uint32_t uses;
+    int valid, known;
+    sp_buf json;
+} sp_meta_tl;
+
 int sp_meta_append_json(sp_slice id, sp_buf *out)
 {
-    /* Encoders call this for every record, and a chunk's records mostly share one container:
-     * each thread keeps the last answer and asks the table again only when the container
-     * changes, the table changed, or every 64th record (so stale entries are still rechecked). */
-    static __thread struct {
-        char id[64];
-        uint64_t gen;
-        uint32_t uses;
-        int valid, known;
-        sp_buf json;
-    } tl;
-    if (tl.valid && id.len == 64 && memcmp(tl.id, id.base, 64) == 0 && tl.gen == sp__gen &&
-        (++tl.uses & 63) != 0) {
-        if (tl.known) sp_buf_append(out, tl.json.base, tl.json.len);
-        return tl.known;
+    static __thread sp_meta_tl tl[SP_META_TL_SLOTS];
+    if (id.len != 64) return (int)sp__with(id, sp__append, out, 0, 0);
+    sp_meta_tl *t = &tl[sp__hash(id.base) % SP_META_TL_SLOTS];
+    if (t->valid && memcmp(t->id, id.base, 64) == 0 && t->gen == sp__gen && (++t->uses & 63) != 0) {
+        if (t->known) sp_buf_append(out, t->json.base, t->json.len);
+        return t->known;
     }
     uint64_t gen = sp__gen;
-    tl.json.len = 0;
-    tl.known = (int)sp__with(id, sp__append, &tl.json, 0, 0);
-    tl.valid = id.len == 64;
-    if (tl.valid) memcpy(tl.id, id.base, 64);
-    tl.gen = gen;
-    tl.uses = 0;
-    if (tl.known) sp_buf_append(out, tl.json.base, tl.json.len);
-    return tl.known;
+    t->json.len = 0;
+    t->known = (int)sp__with(id, sp__append, &t->json, 0, 0);
+    t->valid = 1;
+    memcpy(t->id, id.base, 64);
+    t->gen = gen;
+    t->uses = 0;
+    if (t->known) sp_buf_append(out, t->json.base, t->json.len);
+    return t->known;
 }
 
 /* ---- prefetch: loop thread state ---- */
@@ -340,10 +357,13 @@ typedef struct {
     char id[64];
 } sp_meta_job;
 
+#define SP_META_PREFETCH_SEEN 256
+
 static struct {
     char ids[SP_META_PREFETCH_QUEUE][64];
     unsigned head, n;
     int running;
+    char seen[SP_META_PREFETCH_SEEN][64]; /* ids already asked for, direct-mapped */
 } sp__pf;
 
 static void sp__pf_next(uv_loop_t *loop);
@@ -377,7 +397,13 @@ static void sp__pf_next(uv_loop_t *loop)
 
 void sp_meta_prefetch(uv_loop_t *loop, sp_slice id)
 {
+    if (id.len != 64) return;
+    /* A client that multiplexes containers (a Fluentd forwarder) changes container on most
+     * records: containers already asked for are skipped without the lock. */
+    char *seen = sp__pf.seen[sp__hash(id.base) % SP_META_PREFETCH_SEEN];
+    if (memcmp(seen, id.base, 64) == 0) return;
     if (!sp__valid_id(id) || sp__pf.n == SP_META_PREFETCH_QUEUE) return;
+    memcpy(seen, id.base, 64);
     pthread_rwlock_rdlock(&sp__lock);
     const sp_meta_ent *e = sp__find(id);
     int skip = (sp__ndirs == 0 && !sp__socket) || (e && e->found);

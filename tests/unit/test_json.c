@@ -23,6 +23,33 @@ static void test_plain_and_escapes(void **st)
     assert_string_equal(ENC("nul\0x"), "\"nul\\u0000x\"");
 }
 
+/* Long runs are scanned eight bytes at a time: a special byte at every position of every word,
+ * and every byte value, must come out as the byte-by-byte path writes it. */
+static void test_escapes_at_every_position(void **st)
+{
+    static const struct {
+        const char *in, *out;
+    } sp[] = {{"\"", "\\\""},           {"\\", "\\\\"},          {"\n", "\\n"},
+              {"\x01", "\\u0001"},      {"\x1f", "\\u001f"},     {"\x7f", "\\u007f"},
+              {"\xc3\xa9", "\xc3\xa9"}, {"\xff", "\xef\xbf\xbd"}};
+    char in[64], want[96];
+    for (size_t k = 0; k < sizeof sp / sizeof sp[0]; k++)
+        for (int pos = 0; pos < 24; pos++) {
+            memset(in, 'a', 40);
+            size_t l = strlen(sp[k].in);
+            memcpy(in + pos, sp[k].in, l);
+            snprintf(want, sizeof want, "\"%.*s%s%.*s\"", pos, in, sp[k].out, (int)(40 - pos - l),
+                     in + pos + l);
+            assert_string_equal(enc(in, 40), want);
+        }
+    for (int c = 0x20; c < 0x7f; c++) { /* every plain byte passes through in a long run */
+        if (c == '"' || c == '\\') continue;
+        memset(in, c, 40);
+        snprintf(want, sizeof want, "\"%.40s\"", in);
+        assert_string_equal(enc(in, 40), want);
+    }
+}
+
 static void test_utf8_valid_kept(void **st)
 {
     assert_string_equal(ENC("caf\xc3\xa9"), "\"caf\xc3\xa9\"");
@@ -33,10 +60,12 @@ static void test_utf8_valid_kept(void **st)
 static void test_utf8_invalid_replaced(void **st)
 {
 #define FFFD "\xef\xbf\xbd"
-    assert_string_equal(ENC("a\xff" "b"), "\"a" FFFD "b\"");
+    assert_string_equal(ENC("a\xff"
+                            "b"),
+                        "\"a" FFFD "b\"");
     assert_string_equal(ENC("\xc0\xaf"), "\"" FFFD FFFD "\"");          /* overlong */
     assert_string_equal(ENC("\xed\xa0\x80"), "\"" FFFD FFFD FFFD "\""); /* surrogate */
-    assert_string_equal(ENC("\xe2\x82"), "\"" FFFD "\"");              /* truncated: one U+FFFD */
+    assert_string_equal(ENC("\xe2\x82"), "\"" FFFD "\"");               /* truncated: one U+FFFD */
     assert_string_equal(ENC("\xe2\x82z"), "\"" FFFD "z\"");
     assert_string_equal(ENC("\xf4\x90\x80\x80"), "\"" FFFD FFFD FFFD FFFD "\""); /* > U+10FFFF */
     assert_string_equal(ENC("\x80"), "\"" FFFD "\"");
@@ -105,9 +134,11 @@ static void test_non_string_keys(void **st)
     sp_mp_put_uint(&in, 7); /* a number key: its text */
     sp_mp_put_str(&in, "a", 1);
     sp_mp_put_map(&in, 1); /* a container key: a placeholder, however deep */
-    for (int i = 0; i < 30; i++) sp_mp_put_map(&in, 1);
+    for (int i = 0; i < 30; i++)
+        sp_mp_put_map(&in, 1);
     sp_mp_put_nil(&in);
-    for (int i = 0; i < 31; i++) sp_mp_put_nil(&in);
+    for (int i = 0; i < 31; i++)
+        sp_mp_put_nil(&in);
     sp_mp_put_nil(&in);
     sp_mp_put_bool(&in, 1);
     sp_mp_put_str(&in, "t", 1);
@@ -122,11 +153,9 @@ static void test_non_string_keys(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_plain_and_escapes),
-        cmocka_unit_test(test_utf8_valid_kept),
-        cmocka_unit_test(test_utf8_invalid_replaced),
-        cmocka_unit_test(test_timestamps),
-        cmocka_unit_test(test_document),
+        cmocka_unit_test(test_plain_and_escapes), cmocka_unit_test(test_escapes_at_every_position),
+        cmocka_unit_test(test_utf8_valid_kept),   cmocka_unit_test(test_utf8_invalid_replaced),
+        cmocka_unit_test(test_timestamps),        cmocka_unit_test(test_document),
         cmocka_unit_test(test_non_string_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
