@@ -8,7 +8,11 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # comm, which may itself contain spaces). PID defaults to $pid.
 cpu_ticks() {
     local stat rest
-    read -r stat <"/proc/${1:-$pid}/stat"
+    if ! read -r stat 2>/dev/null <"/proc/${1:-$pid}/stat"; then
+        echo "bench: process ${1:-$pid} is gone (shipper exited?); its log:" >&2
+        tail -n 20 "${tmp:-.}/shipper.log" >&2 2>/dev/null
+        exit 1
+    fi
     rest=${stat##*) }
     # shellcheck disable=SC2086 # split into fields on purpose
     set -- $rest
