@@ -60,7 +60,7 @@ static const sp_conf_field sp__forward_fields[] = {
      "frame that grew is closed (counted frame_memory)"},
     {"ack_spin_us", SP_CONF_INT, offsetof(sp_forward_conf, ack_spin_us), "100",
      "after sending acks, poll this many microseconds for the client's next frame instead of "
-     "sleeping (0: off)"},
+     "sleeping; backs off by itself while spins catch nothing (0: off)"},
     {"metadata_path", SP_CONF_STR, offsetof(sp_forward_conf, metadata_path),
      "/var/lib/docker/containers",
      "Docker's containers directory: image and labels by container_id, if readable (\"\" = off)"},
@@ -94,7 +94,11 @@ typedef struct {
     uv_idle_t spin;      /* keeps the loop polling without sleeping for ack_spin after an ack */
     uint64_t pend_total; /* bytes of incomplete-frame buffers over all connections */
     uint64_t spin_until;
-    int handles; /* open handles, for stop completion */
+    int spin_hit;        /* a frame arrived during the current spin */
+    uint32_t spin_miss;  /* spins in a row that caught nothing */
+    uint32_t spin_probe; /* acks since the last spin while spinning is backed off */
+    uint64_t spins[3];   /* metrics: hit, miss, skipped */
+    int handles;         /* open handles, for stop completion */
     int stopping;
 } sp_fwd_server;
 
@@ -402,10 +406,37 @@ static ssize_t sp__process(sp_fwd_conn *c, const uint8_t *data, size_t len)
     return (ssize_t)off;
 }
 
+/* Spins that catch nothing, SP_SPIN_BACKOFF times in a row, mean the clients are not waiting on
+ * acks right now (slow senders, or no ack loop at all): from then on only every
+ * SP_SPIN_PROBE-th ack spins, until one catches a frame again. */
+#define SP_SPIN_BACKOFF 8
+#define SP_SPIN_PROBE 64
+
 static void sp__spin_cb(uv_idle_t *h)
 {
     sp_fwd_server *s = h->data;
-    if (uv_hrtime() > s->spin_until) uv_idle_stop(h);
+    if (uv_hrtime() <= s->spin_until) return;
+    uv_idle_stop(h);
+    if (s->spin_hit) {
+        s->spins[0]++;
+        s->spin_miss = 0;
+    } else {
+        s->spins[1]++;
+        s->spin_miss++;
+    }
+}
+
+static void sp__spin_start(sp_fwd_server *s)
+{
+    if (!uv_is_active((uv_handle_t *)&s->spin)) {
+        if (s->spin_miss >= SP_SPIN_BACKOFF && ++s->spin_probe % SP_SPIN_PROBE != 0) {
+            s->spins[2]++;
+            return;
+        }
+        s->spin_hit = 0;
+        uv_idle_start(&s->spin, sp__spin_cb);
+    }
+    s->spin_until = uv_hrtime() + (uint64_t)s->conf->ack_spin_us * 1000;
 }
 
 static void sp__read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
@@ -422,6 +453,7 @@ static void sp__read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     c->now_ms = uv_now(st->loop);
     c->last_ms = c->now_ms;
     s->in->bytes += (uint64_t)nread;
+    if (uv_is_active((uv_handle_t *)&s->spin)) s->spin_hit = 1;
     if (buf->base == s->rbuf) {
         ssize_t used = sp__process(c, (const uint8_t *)buf->base, (size_t)nread);
         if (used < 0) return;
@@ -448,12 +480,9 @@ static void sp__read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
             return;
         }
     }
-    if (c->acks.len && s->conf->ack_spin_us) {
-        /* A client waiting for this ack sends its next frame within microseconds: polling
-         * for it beats a sleep and a wake-up, which cost more than the work itself. */
-        s->spin_until = uv_hrtime() + s->conf->ack_spin_us * 1000;
-        if (!uv_is_active((uv_handle_t *)&s->spin)) uv_idle_start(&s->spin, sp__spin_cb);
-    }
+    /* A client waiting for this ack sends its next frame within microseconds: polling for it
+     * beats a sleep and a wake-up, which cost more than the work itself. */
+    if (c->acks.len && s->conf->ack_spin_us) sp__spin_start(s);
     sp__flush_acks(c);
 }
 
@@ -718,6 +747,10 @@ static void sp__metrics(sp_input *in, sp_buf *out)
     sp_fwd_server *s = in->data;
     sp_buf_printf(out, "shipper_forward_connections{input=\"%s\"} %d\n", in->name,
                   s ? s->nconns : 0);
+    static const char *const res[] = {"hit", "miss", "skipped"};
+    for (int i = 0; i < 3; i++)
+        sp_buf_printf(out, "shipper_forward_ack_spins_total{input=\"%s\",result=\"%s\"} %llu\n",
+                      in->name, res[i], (unsigned long long)(s ? s->spins[i] : 0));
 }
 
 const sp_input_type sp_input_forward = {

@@ -3,6 +3,7 @@
 
   send --addr HOST:PORT|unix:///p --count N [--tag T] [--start S] [--size B] [--mode message|forward]
        [--batch K] [--ack] [--rate R]       numbered records {"log": "seq=<i> ...", "seq": i}
+       [--gap SECONDS]                      (with --ack: a pause after each ack)
   bad  --addr A --kind KIND                 sends one kind of bad input and exits 0 if the
                                             server closed the connection (as it must)
   hold --addr A --count N --seconds S       opens N idle connections and holds them
@@ -98,6 +99,8 @@ def send(a):
             read_ack(s, chunk)
             if a.progress:  # everything below i is acked: the test's record of promises
                 print("acked %d" % i, flush=True)
+            if a.gap:
+                time.sleep(a.gap)
         elif len(out) > 65536 or i >= end:
             s.sendall(out)
             out.clear()
@@ -183,6 +186,7 @@ def main():
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--ack", action="store_true")
     p.add_argument("--rate", type=float, default=0)
+    p.add_argument("--gap", type=float, default=0)  # seconds between acked frames
     p.add_argument("--progress", action="store_true", help="print 'acked N' after each ack")
     p.add_argument("--kind", default="")
     p.add_argument("--timeout", type=float, default=10)
