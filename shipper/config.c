@@ -518,7 +518,12 @@ void sp_conf_print(sp_buf *out, const void *src, const sp_conf_field *fields, in
                 if (i) SP_BUF_LIT(out, ", ");
                 sp__print_str(out, l->k[i]);
                 SP_BUF_LIT(out, ": ");
-                sp__print_str(out, l->v[i]);
+                /* users: {name: password}; properties: {sasl.password: ...} */
+                if (!strcmp(f->key, "users") || strstr(l->k[i], "password") ||
+                    strstr(l->k[i], "secret"))
+                    SP_BUF_LIT(out, "\"<redacted>\"");
+                else
+                    sp__print_str(out, l->v[i]);
             }
             SP_BUF_LIT(out, "}");
             break;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "forward_auth.h"
 #include "forward_proto.h"
 #include "forward_record.h"
 #include "log.h"
@@ -34,6 +35,9 @@ typedef struct {
     uint64_t pending_frames_limit;
     char *metadata_path;
     char *docker_socket;
+    char *shared_key;
+    char *self_hostname;
+    sp_kvlist users;
 } sp_forward_conf;
 
 static const char *const sp__ack_modes[] = {"accepted", "durable", "delivered", NULL};
@@ -61,6 +65,12 @@ static const sp_conf_field sp__forward_fields[] = {
     {"ack_spin_us", SP_CONF_INT, offsetof(sp_forward_conf, ack_spin_us), "100",
      "after sending acks, poll this many microseconds for the client's next frame instead of "
      "sleeping; backs off by itself while spins catch nothing (0: off)"},
+    {"shared_key", SP_CONF_STR, offsetof(sp_forward_conf, shared_key), NULL,
+     "require the Forward handshake (HELO/PING/PONG) with this key before any record"},
+    {"self_hostname", SP_CONF_STR, offsetof(sp_forward_conf, self_hostname), NULL,
+     "the server name in the handshake's PONG (default: the host name)"},
+    {"users", SP_CONF_MAP, offsetof(sp_forward_conf, users), NULL,
+     "with shared_key, also require one of these users: {username: password}"},
     {"metadata_path", SP_CONF_STR, offsetof(sp_forward_conf, metadata_path),
      "/var/lib/docker/containers",
      "Docker's containers directory: image and labels by container_id, if readable (\"\" = off)"},
@@ -100,6 +110,8 @@ typedef struct {
     uint64_t spins[3];   /* metrics: hit, miss, skipped */
     int handles;         /* open handles, for stop completion */
     int stopping;
+    sp_fwd_auth_conf auth; /* shared_key set: the handshake comes first */
+    char hostname[256];
 } sp_fwd_server;
 
 typedef struct {
@@ -125,6 +137,8 @@ typedef struct {
     uint8_t frame_id[16];
     struct sp_ackwait *frame_wait; /* the ack of the frame being decoded (durable/delivered) */
     int reading, closing;
+    int authed;       /* the handshake is done, or not required */
+    sp_fwd_auth auth; /* what this connection's HELO sent */
     uint64_t now_ms;
 } sp_fwd_conn;
 
@@ -373,6 +387,26 @@ static ssize_t sp__process(sp_fwd_conn *c, const uint8_t *data, size_t len)
     size_t off = 0;
     while (off < len) {
         int rc;
+        if (!c->authed) { /* the first frame must be the PING */
+            rc = sp_fwd_scan(&c->scan, data + off, len - off, 64 * 1024);
+            if (rc == 0) break;
+            if (rc == 1) {
+                size_t flen = c->scan.off;
+                const char *why;
+                sp_mp_scan_reset(&c->scan);
+                rc = sp_fwd_auth_ping(&c->auth, &s->auth, data + off, flen, &c->acks, &why);
+                off += flen;
+                if (rc == 0) {
+                    c->authed = 1;
+                    continue;
+                }
+                sp__flush_acks(c); /* the PONG says why, then the connection is closed */
+                sp__conn_close(c, "auth_failed", why);
+                return -1;
+            }
+            sp__conn_close(c, "auth_failed", "not a PING frame");
+            return -1;
+        }
         if (c->scan.off == 0 && c->scan.depth == 0) {
             size_t n;
             rc = sp_fwd_try_message(data + off, len - off, s->conf->max_message_size, &h, &n);
@@ -582,6 +616,15 @@ static void sp__connection_cb(uv_stream_t *server, int status)
     sp_joiner_init(&c->joiner, s->conf->max_line_size, s->conf->partial_timeout, sp__joined, c);
     sp_list_insert_tail(&s->conns, &c->link);
     s->nconns++;
+    c->authed = s->auth.shared_key == NULL;
+    if (!c->authed) { /* the server speaks first: HELO */
+        int rc = sp_fwd_auth_helo(&c->auth, &s->auth, &c->acks);
+        if (rc) {
+            sp__conn_close(c, "auth_failed", strerror(-rc));
+            return;
+        }
+        sp__flush_acks(c);
+    }
     if (!s->paused) {
         c->reading = 1;
         sp__start_reading(c);
@@ -605,6 +648,17 @@ static int sp__check(sp_input *in, const sp_node *n, sp_conf_err *err)
         sp_conf_error(err, in->line, "ack_spin_us", "must be between 0 and 10000");
         return -1;
     }
+    if (conf->shared_key && !*conf->shared_key) {
+        sp_node *v = sp_node_get(n, "shared_key");
+        sp_conf_error(err, v ? v->line : in->line, "shared_key", "must not be empty");
+        return -1;
+    }
+    if ((conf->users.n || conf->self_hostname) && !conf->shared_key) {
+        const char *k = conf->users.n ? "users" : "self_hostname";
+        sp_node *v = sp_node_get(n, k);
+        sp_conf_error(err, v ? v->line : in->line, k, "needs shared_key");
+        return -1;
+    }
     if (conf->max_connections < 1 || conf->max_message_size < 64) {
         sp_conf_error(err, in->line, "max_connections", "limits must be positive");
         return -1;
@@ -619,6 +673,18 @@ static int sp__start(sp_input *in)
     in->data = s;
     s->in = in;
     s->conf = conf;
+    if (conf->shared_key) {
+        if (conf->self_hostname) {
+            snprintf(s->hostname, sizeof s->hostname, "%s", conf->self_hostname);
+        } else if (gethostname(s->hostname, sizeof s->hostname - 1)) {
+            snprintf(s->hostname, sizeof s->hostname, "shipper");
+        }
+        s->auth.shared_key = conf->shared_key;
+        s->auth.self_hostname = s->hostname;
+        s->auth.users = &conf->users;
+        sp_info("forward %s: clients must authenticate (shared_key%s)", conf->listen,
+                conf->users.n ? " and users" : "");
+    }
     sp_list_init(&s->conns);
     s->rbuf = sp_malloc(SP_RBUF_SIZE);
     uv_idle_init(in->loop, &s->spin);
@@ -757,7 +823,7 @@ const sp_input_type sp_input_forward = {
     .name = "forward",
     .fields = sp__forward_fields,
     .conf_size = sizeof(sp_forward_conf),
-    .planned = (const char *const[]){"shared_key", "tls", NULL},
+    .planned = (const char *const[]){"tls", NULL},
     .check = sp__check,
     .start = sp__start,
     .pause = sp__pause,

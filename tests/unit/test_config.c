@@ -82,8 +82,10 @@ static void test_errors(void **st)
     expect_error(y, "t.yaml:2: forward: ack: durable needs buffer.spool");
     snprintf(y, sizeof y, "buffer:\n  spool: true\ninputs:\n  - type: forward\n%s", outs);
     expect_error(y, "t.yaml:2: buffer.spool: needs service.state_dir");
-    snprintf(y, sizeof y, "inputs:\n  - type: forward\n    shared_key: k\n%s", outs);
-    expect_error(y, "t.yaml:3: shared_key: not supported yet");
+    snprintf(y, sizeof y, "inputs:\n  - type: forward\n    tls: {cert: /c.pem}\n%s", outs);
+    expect_error(y, "t.yaml:3: tls: not supported yet");
+    snprintf(y, sizeof y, "inputs:\n  - type: forward\n    shared_key: \"\"\n%s", outs);
+    expect_error(y, "t.yaml:3: shared_key: must not be empty");
     snprintf(y, sizeof y, "inputs:\n  - type: forward\n    listen: nowhere\n%s", outs);
     expect_error(y, "t.yaml:3: listen:");
     snprintf(y, sizeof y, "inputs:\n  - type: forwardx\n%s", outs);
