@@ -41,7 +41,8 @@ if [ "$what" = all ] || [ "$what" = unit ]; then
         (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
             ctest --output-on-failure -j"$JOBS"); result "unit (ASan+UBSan)" $?
         # The protocol tests: the daemon built with sanitizers, driven by real clients.
-        for t in tests/integration/test_forward_protocol.sh tests/integration/test_bad_input.sh \
+        for t in tests/integration/test_forward_protocol.sh tests/integration/test_forward_auth.sh \
+            tests/integration/test_bad_input.sh \
             tests/integration/test_spool.sh; do
             [ -f "$t" ] || continue
             BUILD="$ROOT/build-asan" ASAN_OPTIONS=detect_leaks=1 timeout 300 bash "$t" \
