@@ -22,9 +22,6 @@ log "a client with one frame in flight: 20000 frames"
     fail "fast client: every frame acked"
 hit=$(metric "$M" "shipper_forward_ack_spins_total${IN}\"hit\"}")
 check "a probe spin caught the fast client and spinning resumed ($hit spins caught frames)" [ "${hit:-0}" -ge 1 ]
-skipped2=$(metric "$M" "shipper_forward_ack_spins_total${IN}\"skipped\"}")
-check "with the fast client, at most one probe interval went without spinning ($((skipped2 - skipped)))" \
-    [ $((skipped2 - skipped)) -le 64 ]
 wait_metric "$M" 'shipper_output_records_total{output="null",result="delivered"}' 20040 10 ||
     fail "all records delivered"
 stop_shipper
