@@ -14,6 +14,7 @@
 #include "addr.h"
 #include "forward_auth.h"
 #include "forward_proto.h"
+#include "forward_tls.h"
 #include "forward_record.h"
 #include "log.h"
 #include "meta.h"
@@ -38,6 +39,7 @@ typedef struct {
     char *shared_key;
     char *self_hostname;
     sp_kvlist users;
+    sp_kvlist tls;
 } sp_forward_conf;
 
 static const char *const sp__ack_modes[] = {"accepted", "durable", "delivered", NULL};
@@ -71,6 +73,8 @@ static const sp_conf_field sp__forward_fields[] = {
      "the server name in the handshake's PONG (default: the host name)"},
     {"users", SP_CONF_MAP, offsetof(sp_forward_conf, users), NULL,
      "with shared_key, also require one of these users: {username: password}"},
+    {"tls", SP_CONF_MAP, offsetof(sp_forward_conf, tls), NULL,
+     "serve TLS on this listener: {cert: PEM chain file, key: PEM key file}"},
     {"metadata_path", SP_CONF_STR, offsetof(sp_forward_conf, metadata_path),
      "/var/lib/docker/containers",
      "Docker's containers directory: image and labels by container_id, if readable (\"\" = off)"},
@@ -111,6 +115,9 @@ typedef struct {
     int handles;         /* open handles, for stop completion */
     int stopping;
     sp_fwd_auth_conf auth; /* shared_key set: the handshake comes first */
+    sp_fwd_tls_ctx *tls;   /* tls set: every connection is TLS */
+    char *cbuf;            /* ciphertext reads, with TLS */
+    sp_buf tls_out;        /* ciphertext on its way to a socket */
     char hostname[256];
 } sp_fwd_server;
 
@@ -138,6 +145,7 @@ typedef struct {
     struct sp_ackwait *frame_wait; /* the ack of the frame being decoded (durable/delivered) */
     int reading, closing;
     int authed;       /* the handshake is done, or not required */
+    sp_fwd_tls *tls;  /* NULL: plain TCP */
     sp_fwd_auth auth; /* what this connection's HELO sent */
     uint64_t now_ms;
 } sp_fwd_conn;
@@ -330,29 +338,22 @@ static void sp__write_cb(uv_write_t *req, int status)
     }
 }
 
-static void sp__flush_acks(sp_fwd_conn *c)
+/* Writes bytes to the socket, now if the kernel takes them, else queued. */
+static void sp__send(sp_fwd_conn *c, const char *data, size_t len)
 {
-    if (!c->acks.len || c->closing) {
-        c->acks.len = 0;
-        return;
-    }
     size_t off = 0;
     if (c->write_bytes == 0) {
         /* Usually the whole ack fits the socket buffer: write it now, with no request to
          * allocate and no callback to wait a loop iteration for. */
-        uv_buf_t b = uv_buf_init(c->acks.base, (unsigned)c->acks.len);
+        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
         int n = uv_try_write(&c->h.stream, &b, 1);
-        if (n == (int)c->acks.len) {
-            c->acks.len = 0;
-            return;
-        }
+        if (n == (int)len) return;
         if (n > 0) off = (size_t)n;
     }
-    sp_ackw *w = sp_malloc(sizeof *w + c->acks.len - off);
+    sp_ackw *w = sp_malloc(sizeof *w + len - off);
     w->conn = c;
-    w->len = c->acks.len - off;
-    memcpy(w->data, c->acks.base + off, w->len);
-    c->acks.len = 0;
+    w->len = len - off;
+    memcpy(w->data, data + off, w->len);
     uv_buf_t b = uv_buf_init(w->data, (unsigned)w->len);
     c->write_bytes += w->len;
     if (uv_write(&w->req, &c->h.stream, &b, 1, sp__write_cb)) {
@@ -366,11 +367,41 @@ static void sp__flush_acks(sp_fwd_conn *c)
     }
 }
 
+static void sp__flush_acks(sp_fwd_conn *c)
+{
+    if (c->closing) {
+        c->acks.len = 0;
+        return;
+    }
+    if (!c->tls) {
+        if (c->acks.len) sp__send(c, c->acks.base, c->acks.len);
+        c->acks.len = 0;
+        return;
+    }
+    /* Over TLS, what is written before the handshake is done (the HELO) waits for it. */
+    if (c->acks.len && sp_fwd_tls_ready(c->tls)) {
+        int rc = sp_fwd_tls_write(c->tls, c->acks.base, c->acks.len);
+        c->acks.len = 0;
+        if (rc) {
+            sp__conn_close(c, "tls_error", sp_fwd_tls_error());
+            return;
+        }
+    }
+    sp_buf *out = &c->srv->tls_out;
+    out->len = 0;
+    sp_fwd_tls_pending(c->tls, out);
+    if (out->len) sp__send(c, out->base, out->len);
+}
+
 /* ---- reading ---- */
 
 static void sp__alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     sp_fwd_conn *c = h->data;
+    if (c->tls) {
+        *buf = uv_buf_init(c->srv->cbuf, SP_RBUF_SIZE);
+        return;
+    }
     if (c->pend.len == 0) {
         *buf = uv_buf_init(c->srv->rbuf, SP_RBUF_SIZE);
         return;
@@ -473,6 +504,62 @@ static void sp__spin_start(sp_fwd_server *s)
     s->spin_until = uv_hrtime() + (uint64_t)s->conf->ack_spin_us * 1000;
 }
 
+/* Takes plaintext that is in s->rbuf, or appended to c->pend already; -1 when it closed. */
+static int sp__consume(sp_fwd_conn *c, const char *base, size_t nread)
+{
+    sp_fwd_server *s = c->srv;
+    if (base == s->rbuf) {
+        ssize_t used = sp__process(c, (const uint8_t *)base, nread);
+        if (used < 0) return -1;
+        if ((size_t)used < nread) {
+            c->frame_ms = c->now_ms; /* a new frame started in this read */
+            sp_buf_append(&c->pend, base + used, nread - (size_t)used);
+        }
+    } else {
+        c->pend.len += nread;
+        ssize_t used = sp__process(c, (const uint8_t *)c->pend.base, c->pend.len);
+        if (used < 0) return -1;
+        if (used > 0) c->frame_ms = c->now_ms;
+        memmove(c->pend.base, c->pend.base + used, c->pend.len - (size_t)used);
+        c->pend.len -= (size_t)used;
+        if (c->pend.len == 0 && c->pend.cap > 4 * SP_RBUF_SIZE) sp_buf_free(&c->pend);
+    }
+    if (c->pend.cap != c->pend_counted) {
+        s->pend_total = s->pend_total - c->pend_counted + c->pend.cap;
+        c->pend_counted = c->pend.cap;
+        /* Incomplete frames are outside the buffer accounting: bound them on their own, or
+         * many clients sending huge frames slowly could hold max_message_size each. */
+        if (s->pend_total > s->conf->pending_frames_limit && c->pend.len) {
+            sp__conn_close(c, "frame_memory", "pending_frames_limit reached");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Ciphertext in: decrypt all there is, straight into where plaintext is consumed from. */
+static int sp__tls_in(sp_fwd_conn *c, const char *data, size_t n)
+{
+    sp_fwd_server *s = c->srv;
+    sp_fwd_tls_feed(c->tls, data, n);
+    for (;;) {
+        char *dst = s->rbuf;
+        size_t cap = SP_RBUF_SIZE;
+        if (c->pend.len) {
+            sp_buf_reserve(&c->pend, SP_RBUF_SIZE);
+            dst = c->pend.base + c->pend.len;
+            cap = c->pend.cap - c->pend.len;
+        }
+        int got = sp_fwd_tls_read(c->tls, dst, cap);
+        if (got < 0) {
+            sp__conn_close(c, "tls_error", sp_fwd_tls_error());
+            return -1;
+        }
+        if (got == 0) return 0;
+        if (sp__consume(c, dst, (size_t)got)) return -1;
+    }
+}
+
 static void sp__read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     sp_fwd_conn *c = st->data;
@@ -488,32 +575,8 @@ static void sp__read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     c->last_ms = c->now_ms;
     s->in->bytes += (uint64_t)nread;
     if (uv_is_active((uv_handle_t *)&s->spin)) s->spin_hit = 1;
-    if (buf->base == s->rbuf) {
-        ssize_t used = sp__process(c, (const uint8_t *)buf->base, (size_t)nread);
-        if (used < 0) return;
-        if ((size_t)used < (size_t)nread) {
-            c->frame_ms = c->now_ms; /* a new frame started in this read */
-            sp_buf_append(&c->pend, buf->base + used, (size_t)nread - (size_t)used);
-        }
-    } else {
-        c->pend.len += (size_t)nread;
-        ssize_t used = sp__process(c, (const uint8_t *)c->pend.base, c->pend.len);
-        if (used < 0) return;
-        if (used > 0) c->frame_ms = c->now_ms;
-        memmove(c->pend.base, c->pend.base + used, c->pend.len - (size_t)used);
-        c->pend.len -= (size_t)used;
-        if (c->pend.len == 0 && c->pend.cap > 4 * SP_RBUF_SIZE) sp_buf_free(&c->pend);
-    }
-    if (c->pend.cap != c->pend_counted) {
-        s->pend_total = s->pend_total - c->pend_counted + c->pend.cap;
-        c->pend_counted = c->pend.cap;
-        /* Incomplete frames are outside the buffer accounting: bound them on their own, or
-         * many clients sending huge frames slowly could hold max_message_size each. */
-        if (s->pend_total > s->conf->pending_frames_limit && c->pend.len) {
-            sp__conn_close(c, "frame_memory", "pending_frames_limit reached");
-            return;
-        }
-    }
+    if (c->tls ? sp__tls_in(c, buf->base, (size_t)nread) : sp__consume(c, buf->base, (size_t)nread))
+        return;
     /* A client waiting for this ack sends its next frame within microseconds: polling for it
      * beats a sleep and a wake-up, which cost more than the work itself. */
     if (c->acks.len && s->conf->ack_spin_us) sp__spin_start(s);
@@ -533,6 +596,9 @@ static void sp__server_done(sp_fwd_server *s)
     sp_input *in = s->in;
     in->data = NULL;
     free(s->rbuf);
+    free(s->cbuf);
+    sp_buf_free(&s->tls_out);
+    sp_fwd_tls_ctx_free(s->tls);
     sp_buf_free(&s->inflate);
     sp_buf_free(&s->extras);
     free(s);
@@ -545,6 +611,7 @@ static void sp__conn_closed(uv_handle_t *h)
     sp_fwd_server *s = c->srv;
     sp_buf_free(&c->pend);
     sp_buf_free(&c->acks);
+    sp_fwd_tls_free(c->tls);
     free(c);
     if (--s->handles == 0 && s->stopping) sp__server_done(s);
 }
@@ -616,6 +683,10 @@ static void sp__connection_cb(uv_stream_t *server, int status)
     sp_joiner_init(&c->joiner, s->conf->max_line_size, s->conf->partial_timeout, sp__joined, c);
     sp_list_insert_tail(&s->conns, &c->link);
     s->nconns++;
+    if (s->tls && !(c->tls = sp_fwd_tls_new(s->tls))) {
+        sp__conn_close(c, "tls_error", "cannot create the TLS state");
+        return;
+    }
     c->authed = s->auth.shared_key == NULL;
     if (!c->authed) { /* the server speaks first: HELO */
         int rc = sp_fwd_auth_helo(&c->auth, &s->auth, &c->acks);
@@ -632,6 +703,30 @@ static void sp__connection_cb(uv_stream_t *server, int status)
 }
 
 /* ---- the input interface ---- */
+
+/* The cert and key of the tls map; -1 with `err` filled when the map is wrong. */
+static int sp__tls_files(const sp_forward_conf *conf, const sp_node *n, const char **cert,
+                         const char **key, sp_conf_err *err)
+{
+    sp_node *v = sp_node_get(n, "tls");
+    int line = v ? v->line : 0;
+    *cert = *key = NULL;
+    for (size_t i = 0; i < conf->tls.n; i++) {
+        if (!strcmp(conf->tls.k[i], "cert")) {
+            *cert = conf->tls.v[i];
+        } else if (!strcmp(conf->tls.k[i], "key")) {
+            *key = conf->tls.v[i];
+        } else {
+            sp_conf_error(err, line, "tls", "unknown key \"%s\" (cert, key)", conf->tls.k[i]);
+            return -1;
+        }
+    }
+    if (!*cert || !*key) {
+        sp_conf_error(err, line, "tls", "needs both cert and key (PEM files)");
+        return -1;
+    }
+    return 0;
+}
 
 static int sp__check(sp_input *in, const sp_node *n, sp_conf_err *err)
 {
@@ -658,6 +753,18 @@ static int sp__check(sp_input *in, const sp_node *n, sp_conf_err *err)
         sp_node *v = sp_node_get(n, k);
         sp_conf_error(err, v ? v->line : in->line, k, "needs shared_key");
         return -1;
+    }
+    if (conf->tls.n) {
+        const char *cert, *key;
+        char why[512];
+        if (sp__tls_files(conf, n, &cert, &key, err)) return -1;
+        sp_fwd_tls_ctx *ctx = sp_fwd_tls_ctx_new(cert, key, why, sizeof why);
+        if (!ctx) {
+            sp_node *v = sp_node_get(n, "tls");
+            sp_conf_error(err, v ? v->line : in->line, "tls", "%s", why);
+            return -1;
+        }
+        sp_fwd_tls_ctx_free(ctx);
     }
     if (conf->max_connections < 1 || conf->max_message_size < 64) {
         sp_conf_error(err, in->line, "max_connections", "limits must be positive");
@@ -687,6 +794,19 @@ static int sp__start(sp_input *in)
     }
     sp_list_init(&s->conns);
     s->rbuf = sp_malloc(SP_RBUF_SIZE);
+    if (conf->tls.n) {
+        char why[512];
+        const char *cert = NULL, *key = NULL;
+        for (size_t i = 0; i < conf->tls.n; i++)
+            *(strcmp(conf->tls.k[i], "cert") ? &key : &cert) = conf->tls.v[i];
+        s->tls = sp_fwd_tls_ctx_new(cert, key, why, sizeof why);
+        if (!s->tls) { /* checked at load; the files changed since */
+            sp_error("forward %s: tls: %s", conf->listen, why);
+            return -EINVAL;
+        }
+        s->cbuf = sp_malloc(SP_RBUF_SIZE);
+        sp_info("forward %s: TLS with %s", conf->listen, cert);
+    }
     uv_idle_init(in->loop, &s->spin);
     s->spin.data = s;
     /* On the Docker host the records' container ids can be enriched from Docker's own files. */
@@ -823,7 +943,7 @@ const sp_input_type sp_input_forward = {
     .name = "forward",
     .fields = sp__forward_fields,
     .conf_size = sizeof(sp_forward_conf),
-    .planned = (const char *const[]){"tls", NULL},
+    .planned = NULL,
     .check = sp__check,
     .start = sp__start,
     .pause = sp__pause,

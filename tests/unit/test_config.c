@@ -83,7 +83,13 @@ static void test_errors(void **st)
     snprintf(y, sizeof y, "buffer:\n  spool: true\ninputs:\n  - type: forward\n%s", outs);
     expect_error(y, "t.yaml:2: buffer.spool: needs service.state_dir");
     snprintf(y, sizeof y, "inputs:\n  - type: forward\n    tls: {cert: /c.pem}\n%s", outs);
-    expect_error(y, "t.yaml:3: tls: not supported yet");
+    expect_error(y, "t.yaml:3: tls: needs both cert and key");
+    snprintf(y, sizeof y, "inputs:\n  - type: forward\n    tls: {cert: /c, key: /k, ca: /a}\n%s",
+             outs);
+    expect_error(y, "t.yaml:3: tls: unknown key \"ca\"");
+    snprintf(y, sizeof y,
+             "inputs:\n  - type: forward\n    tls: {cert: /nonexistent.pem, key: /k}\n%s", outs);
+    expect_error(y, "t.yaml:3: tls: /nonexistent.pem:");
     snprintf(y, sizeof y, "inputs:\n  - type: forward\n    shared_key: \"\"\n%s", outs);
     expect_error(y, "t.yaml:3: shared_key: must not be empty");
     snprintf(y, sizeof y, "inputs:\n  - type: forward\n    listen: nowhere\n%s", outs);
