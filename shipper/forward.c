@@ -704,28 +704,25 @@ static void sp__connection_cb(uv_stream_t *server, int status)
 
 /* ---- the input interface ---- */
 
-/* The cert and key of the tls map; -1 with `err` filled when the map is wrong. */
-static int sp__tls_files(const sp_forward_conf *conf, const sp_node *n, const char **cert,
-                         const char **key, sp_conf_err *err)
+/* The TLS context of the tls map; NULL with `why` filled when the map or its files are wrong. */
+static sp_fwd_tls_ctx *sp__tls_ctx(const sp_forward_conf *conf, char *why, size_t len)
 {
-    sp_node *v = sp_node_get(n, "tls");
-    int line = v ? v->line : 0;
-    *cert = *key = NULL;
+    const char *cert = NULL, *key = NULL;
     for (size_t i = 0; i < conf->tls.n; i++) {
         if (!strcmp(conf->tls.k[i], "cert")) {
-            *cert = conf->tls.v[i];
+            cert = conf->tls.v[i];
         } else if (!strcmp(conf->tls.k[i], "key")) {
-            *key = conf->tls.v[i];
+            key = conf->tls.v[i];
         } else {
-            sp_conf_error(err, line, "tls", "unknown key \"%s\" (cert, key)", conf->tls.k[i]);
-            return -1;
+            snprintf(why, len, "unknown key \"%s\" (cert, key)", conf->tls.k[i]);
+            return NULL;
         }
     }
-    if (!*cert || !*key) {
-        sp_conf_error(err, line, "tls", "needs both cert and key (PEM files)");
-        return -1;
+    if (!cert || !key) {
+        snprintf(why, len, "needs both cert and key (PEM files)");
+        return NULL;
     }
-    return 0;
+    return sp_fwd_tls_ctx_new(cert, key, why, len);
 }
 
 static int sp__check(sp_input *in, const sp_node *n, sp_conf_err *err)
@@ -755,10 +752,8 @@ static int sp__check(sp_input *in, const sp_node *n, sp_conf_err *err)
         return -1;
     }
     if (conf->tls.n) {
-        const char *cert, *key;
         char why[512];
-        if (sp__tls_files(conf, n, &cert, &key, err)) return -1;
-        sp_fwd_tls_ctx *ctx = sp_fwd_tls_ctx_new(cert, key, why, sizeof why);
+        sp_fwd_tls_ctx *ctx = sp__tls_ctx(conf, why, sizeof why);
         if (!ctx) {
             sp_node *v = sp_node_get(n, "tls");
             sp_conf_error(err, v ? v->line : in->line, "tls", "%s", why);
@@ -796,16 +791,13 @@ static int sp__start(sp_input *in)
     s->rbuf = sp_malloc(SP_RBUF_SIZE);
     if (conf->tls.n) {
         char why[512];
-        const char *cert = NULL, *key = NULL;
-        for (size_t i = 0; i < conf->tls.n; i++)
-            *(strcmp(conf->tls.k[i], "cert") ? &key : &cert) = conf->tls.v[i];
-        s->tls = sp_fwd_tls_ctx_new(cert, key, why, sizeof why);
+        s->tls = sp__tls_ctx(conf, why, sizeof why);
         if (!s->tls) { /* checked at load; the files changed since */
             sp_error("forward %s: tls: %s", conf->listen, why);
             return -EINVAL;
         }
         s->cbuf = sp_malloc(SP_RBUF_SIZE);
-        sp_info("forward %s: TLS with %s", conf->listen, cert);
+        sp_info("forward %s: TLS on", conf->listen);
     }
     uv_idle_init(in->loop, &s->spin);
     s->spin.data = s;

@@ -56,11 +56,10 @@ sp_fwd_tls *sp_fwd_tls_new(sp_fwd_tls_ctx *ctx)
     t->ssl = SSL_new(ctx->ssl);
     t->in = BIO_new(BIO_s_mem());
     t->out = BIO_new(BIO_s_mem());
-    if (!t->ssl || !t->in || !t->out) {
-        if (t->ssl)
-            SSL_free(t->ssl);
-        else
-            BIO_free(t->in), BIO_free(t->out);
+    if (!t->ssl || !t->in || !t->out) { /* not attached yet: each is freed on its own */
+        SSL_free(t->ssl);
+        BIO_free(t->in);
+        BIO_free(t->out);
         free(t);
         return NULL;
     }

@@ -351,13 +351,12 @@ int sp_meta_append_json(sp_slice id, sp_buf *out)
 
 #define SP_META_PREFETCH_JOBS 2
 #define SP_META_PREFETCH_QUEUE 256
+#define SP_META_PREFETCH_SEEN 256
 
 typedef struct {
     uv_work_t work;
     char id[64];
 } sp_meta_job;
-
-#define SP_META_PREFETCH_SEEN 256
 
 static struct {
     char ids[SP_META_PREFETCH_QUEUE][64];
@@ -409,8 +408,6 @@ void sp_meta_prefetch(uv_loop_t *loop, sp_slice id)
     int skip = (sp__ndirs == 0 && !sp__socket) || (e && e->found);
     pthread_rwlock_unlock(&sp__lock);
     if (skip) return;
-    for (unsigned i = 0; i < sp__pf.n; i++) /* already waiting */
-        if (!memcmp(sp__pf.ids[(sp__pf.head + i) % SP_META_PREFETCH_QUEUE], id.base, 64)) return;
     memcpy(sp__pf.ids[(sp__pf.head + sp__pf.n) % SP_META_PREFETCH_QUEUE], id.base, 64);
     sp__pf.n++;
     sp__pf_next(loop);

@@ -286,7 +286,6 @@ static void sp__kpump_(sp_kafka *k)
     }
 }
 
-static void sp__start_destroy(sp_kafka *k);
 static void sp__retire(sp_kafka *k, int final);
 
 /* librdkafka is in use on the loop thread (serving reports or producing): a stop that comes
@@ -295,7 +294,7 @@ static void sp__leave(sp_kafka *k)
 {
     if (--k->busy == 0 && k->destroy_pending) {
         k->destroy_pending = 0;
-        sp__start_destroy(k);
+        sp__retire(k, 1);
     }
 }
 
@@ -433,12 +432,8 @@ static void sp__tick_cb(uv_timer_t *t)
 {
     sp_kafka *k = t->data;
     /* A replacement producer that could not be created is tried again each second. */
-    if (!k->rk && !k->stopping && !k->retiring && ++k->ticks % 10 == 0) {
-        if (sp__producer_new(k) == 0)
-            sp__kpump(k);
-        else if (k->rk)
-            sp__retire(k, 0);
-    }
+    if (!k->rk && !k->stopping && !k->retiring && ++k->ticks % 10 == 0 && sp__producer_new(k) == 0)
+        sp__kpump(k);
     sp__serve(k);
     if (k->qfull && !k->stopping) {
         k->qfull = 0;
@@ -449,7 +444,7 @@ static void sp__tick_cb(uv_timer_t *t)
 /* ---- lifecycle ---- */
 
 /* Creates the producer, its topic handles and its wake-up pipe hook: at start, and again when
- * a fatal error retired the previous one. */
+ * a fatal error retired the previous one. A producer made only in part is retired at once. */
 static int sp__producer_new(sp_kafka *k)
 {
     const sp_kafka_conf *c = k->conf;
@@ -478,6 +473,7 @@ static int sp__producer_new(sp_kafka *k)
     if (c->dead_letter_topic) k->dlt = rd_kafka_topic_new(k->rk, c->dead_letter_topic, NULL);
     if (!k->rkt || (c->dead_letter_topic && !k->dlt)) {
         sp_error("output %s: invalid topic name", name);
+        sp__retire(k, 0);
         return -EINVAL;
     }
     /* librdkafka writes a byte when its main queue turns non-empty: the loop wakes up. */
@@ -584,12 +580,17 @@ static void sp__gone(uv_work_t *w, int status)
     sp__maybe_closed(k);
 }
 
+/* Takes back every message the producer holds: they come back as failed reports. */
+static void sp__purge(sp_kafka *k)
+{
+    rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT |
+                              RD_KAFKA_PURGE_F_NON_BLOCKING);
+}
+
 /* Detaches the producer and everything made from it, and destroys them off the loop. */
 static void sp__retire(sp_kafka *k, int final)
 {
-    /* Nothing more is served: drop what is queued so the destroy does not wait on it. */
-    rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT |
-                              RD_KAFKA_PURGE_F_NON_BLOCKING);
+    sp__purge(k); /* nothing more is served: the destroy must not wait on queued messages */
     if (k->mainq) rd_kafka_queue_io_event_enable(k->mainq, -1, NULL, 0);
     sp_kgone *g = sp_calloc(1, sizeof *g);
     g->k = k;
@@ -612,11 +613,6 @@ static void sp__retire(sp_kafka *k, int final)
     uv_queue_work(k->o->loop, &g->work, sp__gone_work, sp__gone);
 }
 
-static void sp__start_destroy(sp_kafka *k)
-{
-    sp__retire(k, 1);
-}
-
 /*
  * After a fatal error (the idempotent producer lost its sequence state with the broker) the
  * producer accepts nothing more. Its messages are purged and come back through their reports
@@ -627,8 +623,7 @@ static void sp__start_destroy(sp_kafka *k)
 static void sp__recover(sp_kafka *k)
 {
     if (!k->purged) {
-        rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT |
-                                  RD_KAFKA_PURGE_F_NON_BLOCKING);
+        sp__purge(k);
         k->purged = 1;
     }
     if (k->inflight_msgs) return; /* their reports come through later polls */
@@ -636,10 +631,8 @@ static void sp__recover(sp_kafka *k)
     k->fatal = k->purged = 0;
     k->qfull = 0;
     k->restarts++;
-    if (sp__producer_new(k) == 0)
+    if (sp__producer_new(k) == 0) /* else the tick tries again */
         sp_warn("output %s: new kafka producer started", k->o->name);
-    else if (k->rk) /* half made: drop it, the tick tries again */
-        sp__retire(k, 0);
 }
 
 void sp_kafka_stop(sp_output *o)
@@ -661,7 +654,7 @@ void sp_kafka_stop(sp_output *o)
     if (k->rk && k->busy) {
         k->destroy_pending = 1;
     } else if (k->rk) {
-        sp__start_destroy(k);
+        sp__retire(k, 1);
     } else {
         k->destroyed = 1;
         sp__maybe_closed(k);

@@ -78,3 +78,9 @@ stop_shipper() {
 
 # Docker: dockerd running and the busybox image present.
 need_docker() { "$ROOT/tests/rigs/dockerd.sh" >/dev/null || { echo "docker unavailable"; exit 1; }; IMAGE=shipper-test-busybox; }
+# need_fluent_client: the independent Forward client (@fluent-org/logger) in $CLIENT, installed.
+need_fluent_client() {
+    CLIENT="$ROOT/tests/rigs/fluent_client"
+    [ -d "$CLIENT/node_modules" ] || (cd "$CLIENT" && npm ci --silent --no-audit --no-fund >/dev/null 2>&1) ||
+        { echo "npm ci failed in $CLIENT"; exit 1; }
+}

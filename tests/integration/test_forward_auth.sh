@@ -5,9 +5,7 @@
 # in the PONG (the client reports it), counted as auth_failed, and gets nothing in; other
 # connections go on. Without shared_key the same client is refused nothing.
 . "$(dirname "$0")/lib.sh"
-CLIENT="$ROOT/tests/rigs/fluent_client"
-[ -d "$CLIENT/node_modules" ] || (cd "$CLIENT" && npm ci --silent --no-audit --no-fund >/dev/null 2>&1) ||
-    { echo "npm ci failed in $CLIENT"; exit 1; }
+need_fluent_client
 P=$(free_port); H=$(free_port); M="127.0.0.1:$H"
 cat >"$T/s.yaml" <<YAML
 service: {http_listen: "$M"}

@@ -2,9 +2,7 @@
 # A second, independent Forward client (npm @fluent-org/logger) in every mode with acks, plus our
 # own client for EventTime and Forward mode: every record arrives once, acks come back.
 . "$(dirname "$0")/lib.sh"
-CLIENT="$ROOT/tests/rigs/fluent_client"
-[ -d "$CLIENT/node_modules" ] || (cd "$CLIENT" && npm ci --silent --no-audit --no-fund >/dev/null 2>&1) ||
-    { echo "npm ci failed in $CLIENT"; exit 1; }
+need_fluent_client
 
 P=$(free_port); H=$(free_port); P6=$(free_port)
 start_shipper s --forward "127.0.0.1:$P" --forward "[::1]:$P6" --stdout --http "127.0.0.1:$H"

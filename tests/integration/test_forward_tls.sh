@@ -6,9 +6,7 @@
 # that does not trust the certificate get nothing in, and the first is counted as tls_error.
 # Config errors (a missing key, a key that does not match the certificate) exit 2 with the line.
 . "$(dirname "$0")/lib.sh"
-CLIENT="$ROOT/tests/rigs/fluent_client"
-[ -d "$CLIENT/node_modules" ] || (cd "$CLIENT" && npm ci --silent --no-audit --no-fund >/dev/null 2>&1) ||
-    { echo "npm ci failed in $CLIENT"; exit 1; }
+need_fluent_client
 cd "$T" || exit 1
 openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 2 -subj "/CN=localhost" \
     -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null || { echo "openssl failed"; exit 1; }
