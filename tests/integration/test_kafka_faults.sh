@@ -31,6 +31,7 @@ start_shipper s -c "$T/s.yaml"
 wait_ready "127.0.0.1:$H" || exit 1
 A="127.0.0.1:$H"
 
+# 2000 lines at 100 per 0.4 s: the containers log for ~8 s, through every fault window below.
 N=2000; C=3
 kctl errors produce 20 NOT_LEADER_FOR_PARTITION >/dev/null
 ids=()
@@ -39,7 +40,7 @@ for i in $(seq $C); do
     track_container "$name"
     ids+=("$(docker run -d --name "$name" --network none --read-only --log-driver=fluentd \
         --log-opt "fluentd-address=127.0.0.1:$P" --log-opt cache-disabled=true "$IMAGE" \
-        sh -c "i=0; while [ \$i -lt $N ]; do echo line \$i; i=\$((i+1)); [ \$((i % 100)) = 0 ] && sleep 0.2; done")")
+        sh -c "i=0; while [ \$i -lt $N ]; do echo line \$i; i=\$((i+1)); [ \$((i % 100)) = 0 ] && sleep 0.4; done")")
 done
 sleep 1
 log "broker 1 down, its partitions led by 2 and 3"
