@@ -105,8 +105,9 @@ typedef struct {
     sp_buf inflate;
     sp_buf extras;
     sp_ratelimit rl;
-    uv_idle_t spin;      /* keeps the loop polling without sleeping for ack_spin after an ack */
-    uint64_t pend_total; /* bytes of incomplete-frame buffers over all connections */
+    sp_ratelimit rl_signal; /* frames of metrics or traces, dropped */
+    uv_idle_t spin;         /* keeps the loop polling without sleeping for ack_spin after an ack */
+    uint64_t pend_total;    /* bytes of incomplete-frame buffers over all connections */
     uint64_t spin_until;
     int spin_hit;        /* a frame arrived during the current spin */
     uint32_t spin_miss;  /* spins in a row that caught nothing */
@@ -228,6 +229,7 @@ static int sp__entry(void *ctx, const sp_fwd_entry *e)
     sp_docker_partial part;
     int len = sp_fwd_record(e->rec, e->rec_end, &r, &s->extras, &part);
     if (len < 0) return len;
+    if (e->meta.len) sp_fwd_record_meta(&r, &s->extras, e->meta);
     r.sec = e->sec;
     r.nsec = e->nsec;
     r.prec = e->prec;
@@ -454,6 +456,14 @@ static ssize_t sp__process(sp_fwd_conn *c, const uint8_t *data, size_t len)
             rc = sp_fwd_decode(data + off, flen, &h);
             off += flen;
             if (rc == 0) continue;
+            if (rc == SP_FWD_OTHER_SIGNAL) { /* acked and dropped; closing would loop the client */
+                sp_input_error(s->in, "unsupported_signal");
+                sp_log_limited(&s->rl_signal, SP_LOG_WARN,
+                               "forward %s: dropped a frame of Fluent Bit metrics or traces "
+                               "(fluent_signal != 0): only logs are shipped",
+                               s->conf->listen);
+                continue;
+            }
         }
         if (c->frame_wait) { /* the bad frame gets no ack */
             sp_ackwait *a = c->frame_wait;

@@ -67,6 +67,28 @@ static int sp__time(const uint8_t **p, const uint8_t *end, sp_fwd_entry *e)
     }
 }
 
+/* A time, or Fluent Bit's [time, metadata]: the metadata map is kept when it is not empty. */
+static int sp__when(const uint8_t **p, const uint8_t *end, sp_fwd_entry *e)
+{
+    e->meta = SP_SLICE_NULL;
+    if (*p >= end || (**p != 0x92 && **p != 0xdc && **p != 0xdd)) return sp__time(p, end, e);
+    sp_mp_obj o;
+    int rc;
+    if ((rc = sp__read(p, end, &o))) return rc;
+    if (o.v.n != 2) return SP_FWD_ESHAPE;
+    if ((rc = sp__time(p, end, e))) return rc;
+    const uint8_t *m = *p;
+    if ((rc = sp__read(p, end, &o))) return rc;
+    if (o.type != SP_MP_MAP) return SP_FWD_ESHAPE;
+    if (o.v.n == 0) return 0;
+    *p = m;
+    rc = sp_mp_skip(p, end);
+    if (rc == SP_MP_EDEPTH) return SP_FWD_EDEPTH;
+    if (rc) return SP_FWD_EMALFORMED;
+    e->meta = sp_slice_make((const char *)m, (size_t)(*p - m));
+    return 0;
+}
+
 /* The record must be a map. With `skip`, its end is found here; without, the handler reports
  * how many bytes it read (saving a second pass over every record of a packed frame). */
 static int sp__record(const uint8_t **p, const uint8_t *end, sp_fwd_entry *e, int skip)
@@ -98,18 +120,20 @@ static int sp__emit(sp_fwd_handler *h, sp_fwd_entry *e, const uint8_t **p)
     return rc ? SP_FWD_EMALFORMED : 0;
 }
 
-/* [time, record] as found in Forward and PackedForward entries. */
+/* [time, record] or [[time, metadata], record] as found in Forward and PackedForward entries. */
 static int sp__pair(const uint8_t **p, const uint8_t *end, sp_fwd_entry *e)
 {
     sp_mp_obj o;
     int rc;
     if ((rc = sp__read(p, end, &o))) return rc;
     if (o.type != SP_MP_ARRAY || o.v.n != 2) return SP_FWD_ESHAPE;
-    if ((rc = sp__time(p, end, e))) return rc;
+    if ((rc = sp__when(p, end, e))) return rc;
     return sp__record(p, end, e, 0);
 }
 
-static int sp__options(const uint8_t *p, const uint8_t *end, sp_slice *chunk, int *gzip)
+/* Reads the option map: the ack id, compression, and Fluent Bit's signal (0 logs). */
+static int sp__options(const uint8_t *p, const uint8_t *end, sp_slice *chunk, int *gzip,
+                       uint64_t *signal)
 {
     sp_mp_obj o, k, v;
     if (sp__read(&p, end, &o)) return SP_FWD_EMALFORMED;
@@ -127,6 +151,9 @@ static int sp__options(const uint8_t *p, const uint8_t *end, sp_slice *chunk, in
                 *gzip = 1;
             else if (!SP_SLICE_IS(v.s, "text"))
                 return SP_FWD_ESHAPE;
+        } else if (k.type == SP_MP_STR && SP_SLICE_IS(k.s, "fluent_signal")) {
+            if (v.type != SP_MP_UINT) return SP_FWD_ESHAPE;
+            *signal = v.v.u;
         }
         if (sp_mp_skip(&p, end)) return SP_FWD_EMALFORMED;
     }
@@ -181,18 +208,89 @@ int sp_fwd_try_message(const uint8_t *buf, size_t len, size_t max_size, sp_fwd_h
     memset(&e, 0, sizeof e);
     e.tag = tag.s;
     int gzip = 0;
+    uint64_t signal = 0;
     /* Everything is read before the handler sees the entry: an incomplete frame has no
      * side effect, and the scanner takes over. */
     if (sp__time(&p, end, &e) || sp__record(&p, end, &e, 1)) return 0;
     if (o.v.n == 4) {
         const uint8_t *opt = p;
-        if (sp_mp_skip(&p, end) || sp__options(opt, p, &e.chunk, &gzip)) return 0;
+        if (sp_mp_skip(&p, end) || sp__options(opt, p, &e.chunk, &gzip, &signal) || signal)
+            return 0;
     }
     int rc = sp__emit(h, &e, &(const uint8_t *){e.rec_end});
     if (rc < 0) return rc;
     if (e.chunk.len && h->ack) h->ack(h->ctx, e.chunk);
     *consumed = (size_t)(p - buf);
     return 1;
+}
+
+/* Message mode: [tag, time, record, option?], the time possibly [time, metadata]. */
+static int sp__message(const uint8_t *p, const uint8_t *end, uint32_t nelem, sp_fwd_handler *h,
+                       sp_fwd_entry *e)
+{
+    int rc, gzip = 0;
+    uint64_t signal = 0;
+    if (nelem < 3) return SP_FWD_ESHAPE;
+    if ((rc = sp__when(&p, end, e))) return rc;
+    if ((rc = sp__record(&p, end, e, 1))) return rc;
+    if (nelem == 4 && (rc = sp__options(p, end, &e->chunk, &gzip, &signal))) return rc;
+    if (signal) return SP_FWD_OTHER_SIGNAL;
+    return sp__emit(h, e, &p);
+}
+
+/* Forward mode: [tag, [entry, ...], option?]; the option comes after the entries, so it is
+ * found first (the chunk id names every entry). */
+static int sp__forward(const uint8_t *p, const uint8_t *end, uint32_t nelem, uint32_t n,
+                       sp_fwd_handler *h, sp_fwd_entry *e)
+{
+    int rc, gzip = 0;
+    uint64_t signal = 0;
+    if (nelem > 3) return SP_FWD_ESHAPE;
+    const uint8_t *entries = p;
+    for (uint32_t i = 0; i < n; i++)
+        if (sp_mp_skip(&p, end)) return SP_FWD_EMALFORMED;
+    if (nelem == 3 && (rc = sp__options(p, end, &e->chunk, &gzip, &signal))) return rc;
+    if (signal) return SP_FWD_OTHER_SIGNAL;
+    p = entries;
+    for (uint32_t i = 0; i < n; i++) {
+        e->index = i;
+        if ((rc = sp__pair(&p, end, e))) return rc;
+        if ((rc = sp__emit(h, e, &p))) return rc;
+    }
+    return 0;
+}
+
+/* PackedForward / CompressedPackedForward: [tag, bin|str of entries, option?]. */
+static int sp__packed(sp_slice bin, const uint8_t *opt, const uint8_t *end, uint32_t nelem,
+                      sp_fwd_handler *h, sp_fwd_entry *e)
+{
+    int rc, gzip = 0;
+    uint64_t signal = 0;
+    if (nelem > 3) return SP_FWD_ESHAPE;
+    if (nelem == 3 && (rc = sp__options(opt, end, &e->chunk, &gzip, &signal))) return rc;
+    if (signal) return SP_FWD_OTHER_SIGNAL;
+    const uint8_t *q = (const uint8_t *)bin.base, *qend = q + bin.len;
+    if (gzip) {
+        if ((rc = sp__gunzip(q, bin.len, h))) return rc;
+        q = (const uint8_t *)h->inflate->base;
+        qend = q + h->inflate->len;
+    }
+    for (uint32_t i = 0; q < qend; i++) {
+        /* Entries inside the bin were not scanned with the frame: they are read bounded by
+         * the bin, and reading the record map enforces the depth limit. */
+        e->index = i;
+        if ((rc = sp__pair(&q, qend, e))) return rc;
+        if ((rc = sp__emit(h, e, &q))) return rc;
+    }
+    return 0;
+}
+
+/* The first element of an array at p is a time: then the array is [time, metadata]. */
+static int sp__starts_with_time(const uint8_t *p, const uint8_t *end)
+{
+    sp_mp_obj o;
+    if (sp_mp_read(&p, end, &o)) return 0;
+    return o.type == SP_MP_UINT || o.type == SP_MP_EXT || o.type == SP_MP_FLOAT;
 }
 
 int sp_fwd_decode(const uint8_t *buf, size_t len, sp_fwd_handler *h)
@@ -213,49 +311,26 @@ int sp_fwd_decode(const uint8_t *buf, size_t len, sp_fwd_handler *h)
 
     const uint8_t *second_at = p;
     if ((rc = sp__read(&p, end, &second))) return rc;
-    int gzip = 0;
-
-    if (second.type == SP_MP_UINT || second.type == SP_MP_EXT || second.type == SP_MP_FLOAT) {
-        /* Message mode: [tag, time, record, option?] */
-        if (nelem < 3) return SP_FWD_ESHAPE;
-        p = second_at;
-        if ((rc = sp__time(&p, end, &e))) return rc;
-        if ((rc = sp__record(&p, end, &e, 1))) return rc;
-        if (nelem == 4 && (rc = sp__options(p, end, &e.chunk, &gzip))) return rc;
-        if ((rc = sp__emit(h, &e, &p))) return rc;
-    } else if (second.type == SP_MP_ARRAY) {
-        /* Forward mode: options come after the entries, so find them first for the chunk id. */
-        if (nelem > 3) return SP_FWD_ESHAPE;
-        const uint8_t *entries = p;
-        for (uint32_t i = 0; i < second.v.n; i++)
-            if (sp_mp_skip(&p, end)) return SP_FWD_EMALFORMED;
-        if (nelem == 3 && (rc = sp__options(p, end, &e.chunk, &gzip))) return rc;
-        p = entries;
-        for (uint32_t i = 0; i < second.v.n; i++) {
-            e.index = i;
-            if ((rc = sp__pair(&p, end, &e))) return rc;
-            if ((rc = sp__emit(h, &e, &p))) return rc;
-        }
-    } else if (second.type == SP_MP_BIN || second.type == SP_MP_STR) {
-        /* PackedForward / CompressedPackedForward: a stream of [time, record] entries. */
-        if (nelem > 3) return SP_FWD_ESHAPE;
-        if (nelem == 3 && (rc = sp__options(p, end, &e.chunk, &gzip))) return rc;
-        const uint8_t *q = (const uint8_t *)second.s.base, *qend = q + second.s.len;
-        if (gzip) {
-            if ((rc = sp__gunzip(q, second.s.len, h))) return rc;
-            q = (const uint8_t *)h->inflate->base;
-            qend = q + h->inflate->len;
-        }
-        for (uint32_t i = 0; q < qend; i++) {
-            /* Entries inside the bin were not scanned with the frame: they are read bounded by
-             * the bin, and reading the record map enforces the depth limit. */
-            e.index = i;
-            if ((rc = sp__pair(&q, qend, &e))) return rc;
-            if ((rc = sp__emit(h, &e, &q))) return rc;
-        }
-    } else {
-        return SP_FWD_ESHAPE;
+    switch (second.type) {
+    case SP_MP_UINT:
+    case SP_MP_EXT:
+    case SP_MP_FLOAT:
+        rc = sp__message(second_at, end, nelem, h, &e);
+        break;
+    case SP_MP_ARRAY:
+        if (second.v.n == 2 && sp__starts_with_time(p, end))
+            rc = sp__message(second_at, end, nelem, h, &e); /* [tag, [time, meta], record] */
+        else
+            rc = sp__forward(p, end, nelem, second.v.n, h, &e);
+        break;
+    case SP_MP_BIN:
+    case SP_MP_STR:
+        rc = sp__packed(second.s, p, end, nelem, h, &e);
+        break;
+    default:
+        rc = SP_FWD_ESHAPE;
     }
+    if (rc < 0) return rc;
     if (e.chunk.len && h->ack) h->ack(h->ctx, e.chunk);
-    return 0;
+    return rc;
 }

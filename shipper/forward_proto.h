@@ -3,6 +3,11 @@
  * A frame is one MessagePack array: Message [tag, time, record, option?], Forward
  * [tag, [[time, record], ...], option?], PackedForward [tag, bin|str of entries, option?]
  * (gzip-compressed when option.compressed == "gzip"), or nil (a heartbeat).
+ *
+ * Wherever a time may stand, Fluent Bit 2.1+ sends [time, metadata] (metadata a map, usually
+ * empty): entries [[time, metadata], record], and Message frames [tag, [time, metadata], record,
+ * option?]. Its option `fluent_signal` says what the frame carries: 0 (or absent) logs, 1 metrics,
+ * 2 traces in Fluent Bit's own encodings; only logs become records (docs/forward.md).
  */
 #ifndef SP_FORWARD_PROTO_H
 #define SP_FORWARD_PROTO_H
@@ -22,6 +27,7 @@ typedef struct {
     const uint8_t *rec_end;
     uint32_t index; /* position of the entry in its frame */
     sp_slice chunk; /* option "chunk" (ack requested), or empty */
+    sp_slice meta;  /* Fluent Bit's metadata map (MessagePack) when not empty, else empty */
 } sp_fwd_entry;
 
 typedef struct {
@@ -46,6 +52,9 @@ enum {
     SP_FWD_EGZIP = -14,      /* bad compressed entries */
 };
 
+/** sp_fwd_decode's answer for a frame of another signal than logs (acked, not decoded). */
+#define SP_FWD_OTHER_SIGNAL 1
+
 /**
  * Finds the end of the frame at the start of buf[0..len), resuming from `s`. Returns 1 when
  * complete (length s->off), 0 when more bytes are needed, or a negative SP_FWD_E* error.
@@ -61,7 +70,10 @@ int sp_fwd_scan(sp_mp_scan *s, const uint8_t *buf, size_t len, size_t max_size);
 int sp_fwd_try_message(const uint8_t *buf, size_t len, size_t max_size, sp_fwd_handler *h,
                        size_t *consumed);
 
-/** Decodes one complete frame; 0 or a negative SP_FWD_E* (or handler) error. */
+/**
+ * Decodes one complete frame; 0, SP_FWD_OTHER_SIGNAL (a metrics or traces frame: its ack, if
+ * asked, was given and nothing else was read), or a negative SP_FWD_E* (or handler) error.
+ */
 int sp_fwd_decode(const uint8_t *buf, size_t len, sp_fwd_handler *h);
 
 /** The metric reason for an error code: "malformed", "bad_shape", "too_large", ... */

@@ -120,3 +120,22 @@ int sp_fwd_record(const uint8_t *p, const uint8_t *end, sp_record *r, sp_buf *ex
     if (!part->is_partial) part->id = SP_SLICE_NULL;
     return (int)(p - start);
 }
+
+void sp_fwd_record_meta(sp_record *r, sp_buf *extras, sp_slice meta)
+{
+    static const char key[] = "_" SP_FWD_META_KEY;
+    const char *k = key + 1;
+    const uint8_t *p = (const uint8_t *)extras->base, *end = p + extras->len;
+    for (uint32_t i = 0; i < r->nextras; i++) {
+        sp_mp_obj o;
+        const uint8_t *kp = p;
+        if (sp_mp_read(&kp, end, &o) == 0 && o.type == SP_MP_STR &&
+            SP_SLICE_IS(o.s, SP_FWD_META_KEY))
+            k = key;
+        if (sp_mp_skip(&p, end) || sp_mp_skip(&p, end)) break; /* validated when read */
+    }
+    sp_mp_put_str(extras, k, strlen(k));
+    sp_buf_append(extras, meta.base, meta.len);
+    r->nextras++;
+    r->extras = sp_buf_slice(extras);
+}

@@ -21,4 +21,13 @@ typedef struct {
 int sp_fwd_record(const uint8_t *p, const uint8_t *end, sp_record *r, sp_buf *extras,
                   sp_docker_partial *part);
 
+/** The document key of Fluent Bit's per-record metadata (docs/forward.md). */
+#define SP_FWD_META_KEY "fluent_metadata"
+
+/**
+ * Adds Fluent Bit's non-empty metadata map `meta` to the record read by sp_fwd_record, as the
+ * field SP_FWD_META_KEY ("_" SP_FWD_META_KEY when the record has such a key of its own).
+ */
+void sp_fwd_record_meta(sp_record *r, sp_buf *extras, sp_slice meta);
+
 #endif

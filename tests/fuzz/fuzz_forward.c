@@ -16,6 +16,7 @@ static int entry(void *ctx, const sp_fwd_entry *e)
     sp_docker_partial part;
     int len = sp_fwd_record(e->rec, e->rec_end, &r, &extras, &part);
     if (len < 0) return len;
+    if (e->meta.len) sp_fwd_record_meta(&r, &extras, e->meta);
     r.sec = e->sec;
     r.nsec = e->nsec;
     r.prec = e->prec;
@@ -50,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int rc = sp_fwd_scan(&s, data + off, first, 1 << 20);
         if (rc == 0) rc = sp_fwd_scan(&s, data + off, avail, 1 << 20);
         if (rc != 1) break;
-        if (sp_fwd_decode(data + off, s.off, &h)) break;
+        if (sp_fwd_decode(data + off, s.off, &h) < 0) break;
         off += s.off;
     }
     return 0;

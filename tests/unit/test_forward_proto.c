@@ -5,6 +5,7 @@
 
 #include "forward_proto.h"
 #include "forward_record.h"
+#include "json.h"
 #include "mp.h"
 
 typedef struct {
@@ -17,7 +18,8 @@ typedef struct {
     uint32_t index[16];
     char chunk[16][32];
     int acks;
-    char ack[32];
+    char ack[40];
+    char meta[16][64]; /* the document's metadata field, when the entry had metadata */
 } seen;
 
 static sp_buf extras, inflate_buf;
@@ -30,6 +32,15 @@ static int on_entry(void *ctx, const sp_fwd_entry *e)
     int len = sp_fwd_record(e->rec, e->rec_end, &r, &extras, &p);
     if (len < 0) return len;
     int i = s->n++;
+    if (e->meta.len) {
+        sp_fwd_record_meta(&r, &extras, e->meta);
+        sp_buf doc = {0};
+        sp_json_record(&doc, &r, e->tag);
+        const char *m = memmem(doc.base, doc.len, "fluent_metadata", 15);
+        if (m && m > doc.base) m--; /* the key's quote, or the "_" of a renamed key */
+        snprintf(s->meta[i], 64, "%.*s", m ? (int)(doc.base + doc.len - m) : 0, m ? m : "");
+        sp_buf_free(&doc);
+    }
     snprintf(s->tags[i], 32, "%.*s", (int)e->tag.len, e->tag.base);
     s->sec[i] = e->sec;
     s->nsec[i] = e->nsec;
@@ -44,7 +55,7 @@ static void on_ack(void *ctx, sp_slice c)
 {
     seen *s = ctx;
     s->acks++;
-    snprintf(s->ack, 32, "%.*s", (int)c.len, c.base);
+    snprintf(s->ack, sizeof s->ack, "%.*s", (int)c.len, c.base);
 }
 
 static int decode(sp_buf *b, seen *s)
@@ -410,6 +421,180 @@ static void test_try_message_fast_path(void **st)
     sp_buf_free(&b);
 }
 
+/* ---- Fluent Bit 2.1+ out_forward, byte for byte as captured from Fluent Bit 5.1.1 ---- */
+
+/* [[EventTime(1764389373.5), {}], {"log": "hi"}] */
+static const uint8_t fb_entry[] = {0x92, 0x92, 0xd7, 0x00, 0x69, 0x2a, 0x7b, 0xfd, 0x1d, 0xcd, 0x65,
+                                   0x00, 0x80, 0x81, 0xa3, 'l',  'o',  'g',  0xa2, 'h',  'i'};
+
+static void put_fb_head(sp_buf *b, int nelem)
+{
+    uint8_t h[] = {0x90 | nelem, 0xa7, 'd', 'u', 'm', 'm', 'y', '.', '0'};
+    sp_buf_append(b, h, sizeof h);
+}
+
+static void test_fluentbit_plain(void **st)
+{
+    sp_buf b = {0};
+    seen s;
+    put_fb_head(&b, 2); /* no options: a 2-element frame */
+    sp_buf_putc(&b, (char)0x91);
+    sp_buf_append(&b, fb_entry, sizeof fb_entry);
+    assert_int_equal(decode(&b, &s), 0);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.tags[0], "dummy.0");
+    assert_string_equal(s.msg[0], "hi");
+    assert_int_equal(s.sec[0], 1764391933);
+    assert_int_equal(s.nsec[0], 500000000);
+    assert_int_equal(s.prec[0], 9);
+    assert_string_equal(s.meta[0], ""); /* empty metadata is dropped */
+    assert_int_equal(s.acks, 0);
+    sp_buf_free(&b);
+}
+
+static void test_fluentbit_ack_and_signal(void **st)
+{
+    sp_buf b = {0};
+    seen s;
+    static const char chunk[] = "0f5a3f3b5e1c4d2b8a9e7c6d5b4a3928";
+    /* Require_ack_response: {"chunk": ..., "size": 1, "fluent_signal": 0} as map32 */
+    put_fb_head(&b, 3);
+    sp_buf_putc(&b, (char)0x91);
+    sp_buf_append(&b, fb_entry, sizeof fb_entry);
+    uint8_t m32[] = {0xdf, 0, 0, 0, 3};
+    sp_buf_append(&b, m32, sizeof m32);
+    sp_mp_put_str(&b, "chunk", 5);
+    sp_mp_put_str(&b, chunk, 32);
+    sp_mp_put_str(&b, "size", 4);
+    sp_mp_put_uint(&b, 1);
+    sp_mp_put_str(&b, "fluent_signal", 13);
+    sp_mp_put_uint(&b, 0);
+    assert_int_equal(decode(&b, &s), 0);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.msg[0], "hi");
+    assert_int_equal(s.acks, 1);
+    assert_string_equal(s.ack, chunk);
+
+    /* The same frame as metrics (1) or traces (2): acked, nothing decoded, not an error. */
+    for (int sig = 1; sig <= 2; sig++) {
+        b.base[b.len - 1] = (char)sig;
+        assert_int_equal(decode(&b, &s), SP_FWD_OTHER_SIGNAL);
+        assert_int_equal(s.n, 0);
+        assert_int_equal(s.acks, 1);
+    }
+    /* A metrics payload is not an entry array: it must not be read at all. */
+    b.len = 0;
+    put_fb_head(&b, 3);
+    sp_mp_put_bin(&b, "\xc1\xc1\xc1", 3); /* not MessagePack */
+    sp_mp_put_map(&b, 2);
+    sp_mp_put_str(&b, "fluent_signal", 13);
+    sp_mp_put_uint(&b, 1);
+    sp_mp_put_str(&b, "chunk", 5);
+    sp_mp_put_str(&b, "m1", 2);
+    assert_int_equal(decode(&b, &s), SP_FWD_OTHER_SIGNAL);
+    assert_string_equal(s.ack, "m1");
+    sp_buf_free(&b);
+}
+
+static void test_fluentbit_gzip(void **st)
+{
+    sp_buf plain = {0}, gz = {0}, b = {0};
+    seen s;
+    for (int i = 0; i < 3; i++)
+        sp_buf_append(&plain, fb_entry, sizeof fb_entry);
+    gzip_append(&gz, plain.base, plain.len);
+    put_fb_head(&b, 3);
+    sp_mp_put_bin(&b, gz.base, gz.len);
+    sp_mp_put_map(&b, 3);
+    sp_mp_put_str(&b, "size", 4);
+    sp_mp_put_uint(&b, 3);
+    sp_mp_put_str(&b, "compressed", 10);
+    sp_mp_put_str(&b, "gzip", 4);
+    sp_mp_put_str(&b, "fluent_signal", 13);
+    sp_mp_put_uint(&b, 0);
+    assert_int_equal(decode(&b, &s), 0);
+    assert_int_equal(s.n, 3);
+    assert_string_equal(s.msg[2], "hi");
+    assert_int_equal(s.index[2], 2);
+    assert_int_equal(s.nsec[2], 500000000);
+    sp_buf_free(&plain);
+    sp_buf_free(&gz);
+    sp_buf_free(&b);
+}
+
+static void test_fluentbit_metadata_and_int_time(void **st)
+{
+    sp_buf b = {0};
+    seen s;
+    /* Time_as_Integer, and metadata from an OpenTelemetry input: kept in the document. */
+    put_fb_head(&b, 2);
+    sp_mp_put_array(&b, 2);
+    sp_mp_put_array(&b, 2); /* entry with metadata */
+    sp_mp_put_array(&b, 2);
+    sp_mp_put_uint(&b, 1764389373);
+    sp_mp_put_map(&b, 1);
+    sp_mp_put_str(&b, "otlp", 4);
+    sp_mp_put_map(&b, 1);
+    sp_mp_put_str(&b, "severity", 8);
+    sp_mp_put_uint(&b, 9);
+    put_record(&b, "with-meta");
+    sp_mp_put_array(&b, 2); /* the same record with its own "fluent_metadata" key */
+    sp_mp_put_array(&b, 2);
+    sp_mp_put_uint(&b, 1764389374);
+    sp_mp_put_map(&b, 1);
+    sp_mp_put_str(&b, "k", 1);
+    sp_mp_put_str(&b, "v", 1);
+    sp_mp_put_map(&b, 2);
+    sp_mp_put_str(&b, "log", 3);
+    sp_mp_put_str(&b, "own", 3);
+    sp_mp_put_str(&b, "fluent_metadata", 15);
+    sp_mp_put_str(&b, "mine", 4);
+    assert_int_equal(decode(&b, &s), 0);
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.msg[0], "with-meta");
+    assert_int_equal(s.sec[0], 1764389373);
+    assert_int_equal(s.prec[0], 0);
+    assert_string_equal(s.meta[0], "\"fluent_metadata\":{\"otlp\":{\"severity\":9}}}");
+    assert_string_equal(s.msg[1], "own");
+    assert_string_equal(s.meta[1],
+                        "\"fluent_metadata\":\"mine\",\"_fluent_metadata\":{\"k\":\"v\"}}");
+
+    /* Message mode with [time, metadata] (Fluent Bit with a dynamic tag). */
+    b.len = 0;
+    sp_mp_put_array(&b, 4);
+    sp_mp_put_str(&b, "dyn", 3);
+    sp_mp_put_array(&b, 2);
+    put_eventtime_fixext8(&b, 1764389373, 5);
+    sp_mp_put_map(&b, 0);
+    put_record(&b, "msg-meta");
+    put_chunk_option(&b, "mm");
+    assert_int_equal(decode(&b, &s), 0);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.msg[0], "msg-meta");
+    assert_int_equal(s.nsec[0], 5);
+    assert_string_equal(s.ack, "mm");
+
+    /* Wrong shapes inside the time pair are errors. */
+    b.len = 0;
+    put_fb_head(&b, 2);
+    sp_mp_put_array(&b, 1);
+    sp_mp_put_array(&b, 2);
+    sp_mp_put_array(&b, 2);
+    sp_mp_put_uint(&b, 1);
+    sp_mp_put_str(&b, "notamap", 7);
+    put_record(&b, "x");
+    assert_int_equal(decode(&b, &s), SP_FWD_ESHAPE);
+    b.len = 0;
+    put_fb_head(&b, 3);
+    sp_buf_putc(&b, (char)0x91);
+    sp_buf_append(&b, fb_entry, sizeof fb_entry);
+    sp_mp_put_map(&b, 1);
+    sp_mp_put_str(&b, "fluent_signal", 13);
+    sp_mp_put_str(&b, "logs", 4);
+    assert_int_equal(decode(&b, &s), SP_FWD_ESHAPE);
+    sp_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -423,6 +608,10 @@ int main(void)
         cmocka_unit_test(test_scan_resumes_byte_by_byte),
         cmocka_unit_test(test_docker_record_fields),
         cmocka_unit_test(test_try_message_fast_path),
+        cmocka_unit_test(test_fluentbit_plain),
+        cmocka_unit_test(test_fluentbit_ack_and_signal),
+        cmocka_unit_test(test_fluentbit_gzip),
+        cmocka_unit_test(test_fluentbit_metadata_and_int_time),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sp_buf_free(&extras);
