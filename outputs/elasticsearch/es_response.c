@@ -1,11 +1,14 @@
 /*
- * Bulk responses. With filter_path=errors,items.*.status,items.*.error a response is
- * {"errors":B,"items":[{"create":{"status":N[,"error":{...}]}},...]}. The common case,
- * errors:false, is checked by a scan (the body is complete and has one status per item) instead
- * of building a JSON tree of every item; a response with errors is parsed with jansson.
+ * Bulk responses: {"took":N,"errors":B,"items":[{"create":{...,"status":N[,"error":{...}]}},...]}
+ * in full (Elasticsearch without filter_path, OpenSearch, proxies that drop the query) or
+ * filtered to errors,items.*.status,items.*.error. One pass of a scanner that builds no tree
+ * reads the statuses and notes where each failed item's error object is; only those (rare)
+ * objects are parsed with jansson, for their type and reason. The body is validated whole
+ * before any item is reported, so a malformed body reports nothing.
  */
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "es.h"
@@ -17,68 +20,252 @@ int sp_es_item_class(int status)
     return SP_ES_ITEM_REJECT;
 }
 
-/* errors:false and the body ends the object, with exactly `nitems` statuses: all delivered. */
-static int sp__all_ok(const char *b, size_t len, uint32_t nitems)
+#define SP_ES_SCAN_DEPTH 64
+
+typedef struct {
+    const char *p, *end;
+} sp_es_scan;
+
+/* A failed item: its index, status and the bytes of its error object (NULL when absent). */
+typedef struct {
+    uint32_t index;
+    int status;
+    const char *err, *err_end;
+} sp_es_failed;
+
+static void sp_es_scan_ws(sp_es_scan *s)
 {
-    static const char head[] = "{\"errors\":false";
-    if (len < sizeof head - 1 || memcmp(b, head, sizeof head - 1) != 0) return 0;
-    size_t e = len;
-    while (e > 0 && (b[e - 1] == '\n' || b[e - 1] == ' ' || b[e - 1] == '\r'))
-        e--;
-    if (e < 2 || b[e - 1] != '}') return 0;
-    /* errors:false means no item has an error; still count the items, so a body that lost a
-     * part in the middle (a proxy, a bug) is not taken as a full answer. */
-    uint32_t n = 0;
-    const char *p = b, *end = b + e;
-    while ((p = memmem(p, (size_t)(end - p), "\"status\":", 9))) {
-        n++;
-        p += 9;
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
+        s->p++;
+}
+
+/* Consumes `c` after white space; 0 or -1. */
+static int sp_es_scan_char(sp_es_scan *s, char c)
+{
+    sp_es_scan_ws(s);
+    if (s->p >= s->end || *s->p != c) return -1;
+    s->p++;
+    return 0;
+}
+
+/* A string: [*str, *str_end) is its raw content (escapes left as they are). 0 or -1. */
+static int sp_es_scan_string(sp_es_scan *s, const char **str, const char **str_end)
+{
+    if (sp_es_scan_char(s, '"')) return -1;
+    const char *q = s->p;
+    for (;;) {
+        const char *e = memchr(q, '"', (size_t)(s->end - q));
+        if (!e) return -1;
+        size_t bs = 0; /* an odd run of backslashes escapes the quote */
+        while (e - bs > s->p && e[-1 - (ptrdiff_t)bs] == '\\')
+            bs++;
+        if (bs % 2 == 0) {
+            if (str) *str = s->p;
+            if (str_end) *str_end = e;
+            s->p = e + 1;
+            return 0;
+        }
+        q = e + 1;
     }
-    return n == nitems && (nitems == 0 || memmem(b, e, "\"items\":[", 9) != NULL);
+}
+
+static int sp_es_scan_value(sp_es_scan *s, int depth);
+
+/* The rest of an object or array after its opening bracket. */
+static int sp_es_scan_members(sp_es_scan *s, char close, int depth)
+{
+    if (depth > SP_ES_SCAN_DEPTH) return -1;
+    sp_es_scan_ws(s);
+    if (s->p < s->end && *s->p == close) {
+        s->p++;
+        return 0;
+    }
+    for (;;) {
+        if (close == '}' && (sp_es_scan_string(s, NULL, NULL) || sp_es_scan_char(s, ':')))
+            return -1;
+        if (sp_es_scan_value(s, depth)) return -1;
+        sp_es_scan_ws(s);
+        if (s->p >= s->end) return -1;
+        if (*s->p == close) {
+            s->p++;
+            return 0;
+        }
+        if (*s->p++ != ',') return -1;
+    }
+}
+
+/* Skips one value of any type. */
+static int sp_es_scan_value(sp_es_scan *s, int depth)
+{
+    sp_es_scan_ws(s);
+    if (s->p >= s->end) return -1;
+    switch (*s->p) {
+    case '"':
+        return sp_es_scan_string(s, NULL, NULL);
+    case '{':
+        s->p++;
+        return sp_es_scan_members(s, '}', depth + 1);
+    case '[':
+        s->p++;
+        return sp_es_scan_members(s, ']', depth + 1);
+    default: { /* number, true, false, null */
+        const char *q = s->p;
+        while (q < s->end && ((*q >= '0' && *q <= '9') || (*q >= 'a' && *q <= 'z') || *q == '-' ||
+                              *q == '+' || *q == '.' || *q == 'E'))
+            q++;
+        if (q == s->p) return -1;
+        s->p = q;
+        return 0;
+    }
+    }
+}
+
+static int sp_es_scan_key_is(const char *k, const char *k_end, const char *lit)
+{
+    size_t n = strlen(lit);
+    return (size_t)(k_end - k) == n && memcmp(k, lit, n) == 0;
+}
+
+/* An integer status (the value at s->p); 0 or -1. */
+static int sp_es_scan_status(sp_es_scan *s, int *status)
+{
+    sp_es_scan_ws(s);
+    const char *q = s->p;
+    int v = 0;
+    while (q < s->end && *q >= '0' && *q <= '9' && q - s->p < 4)
+        v = v * 10 + (*q++ - '0');
+    if (q == s->p || (q < s->end && *q >= '0' && *q <= '9')) return -1;
+    s->p = q;
+    *status = v;
+    return 0;
+}
+
+/* One item: {"<op>": {..., "status": N, "error": {...}, ...}}. */
+static int sp_es_scan_item(sp_es_scan *s, int *status, const char **err, const char **err_end)
+{
+    if (sp_es_scan_char(s, '{') || sp_es_scan_string(s, NULL, NULL) || sp_es_scan_char(s, ':') ||
+        sp_es_scan_char(s, '{'))
+        return -1;
+    *status = -1;
+    *err = *err_end = NULL;
+    sp_es_scan_ws(s);
+    if (s->p < s->end && *s->p == '}') return -1; /* no status */
+    for (;;) {
+        const char *k, *k_end;
+        if (sp_es_scan_string(s, &k, &k_end) || sp_es_scan_char(s, ':')) return -1;
+        if (sp_es_scan_key_is(k, k_end, "status")) {
+            if (sp_es_scan_status(s, status)) return -1;
+        } else if (sp_es_scan_key_is(k, k_end, "error")) {
+            sp_es_scan_ws(s);
+            *err = s->p;
+            if (sp_es_scan_value(s, 3)) return -1;
+            *err_end = s->p;
+        } else if (sp_es_scan_value(s, 3)) {
+            return -1;
+        }
+        sp_es_scan_ws(s);
+        if (s->p >= s->end) return -1;
+        if (*s->p == '}') break;
+        if (*s->p++ != ',') return -1;
+    }
+    s->p++;
+    if (*status < 0) return -1;
+    return sp_es_scan_char(s, '}'); /* exactly one operation per item */
+}
+
+/* "items": [...]: statuses counted, failed items noted in `failed` (grown as needed). */
+static int sp_es_scan_items(sp_es_scan *s, uint32_t nitems, uint32_t *n, uint32_t *ok,
+                            sp_es_failed **failed, uint32_t *nfailed, uint32_t *capfailed)
+{
+    if (sp_es_scan_char(s, '[')) return -1;
+    sp_es_scan_ws(s);
+    if (s->p < s->end && *s->p == ']') {
+        s->p++;
+        return 0;
+    }
+    for (;;) {
+        int status;
+        const char *err, *err_end;
+        if (*n >= nitems || sp_es_scan_item(s, &status, &err, &err_end)) return -1;
+        if (sp_es_item_class(status) == SP_ES_ITEM_OK) {
+            (*ok)++;
+        } else {
+            if (*nfailed == *capfailed) {
+                *capfailed = *capfailed ? *capfailed * 2 : 16;
+                sp_es_failed *f = realloc(*failed, *capfailed * sizeof **failed);
+                if (!f) return -1;
+                *failed = f;
+            }
+            (*failed)[(*nfailed)++] = (sp_es_failed){*n, status, err, err_end};
+        }
+        (*n)++;
+        sp_es_scan_ws(s);
+        if (s->p >= s->end) return -1;
+        if (*s->p == ']') {
+            s->p++;
+            return 0;
+        }
+        if (*s->p++ != ',') return -1;
+    }
+}
+
+/* Reports one failed item, reading its error object (type, reason, compact text). */
+static void sp_es_report(const sp_es_failed *f, sp_es_item_cb cb, void *ctx)
+{
+    json_t *err = f->err ? json_loadb(f->err, (size_t)(f->err_end - f->err), 0, NULL) : NULL;
+    char typebuf[32];
+    const char *type = json_string_value(json_object_get(err, "type"));
+    const char *reason = json_string_value(json_object_get(err, "reason"));
+    if (!type) {
+        snprintf(typebuf, sizeof typebuf, "status_%d", f->status);
+        type = typebuf;
+    }
+    char *text = err ? json_dumps(err, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY) : NULL;
+    cb(ctx, f->index, f->status, type, reason ? reason : "", text ? text : "");
+    free(text);
+    json_decref(err);
 }
 
 int64_t sp_es_parse_response(const char *body, size_t len, uint32_t nitems, sp_es_item_cb cb,
                              void *ctx)
 {
-    if (sp__all_ok(body, len, nitems)) return nitems;
-    json_error_t jerr;
-    json_t *root = json_loadb(body, len, 0, &jerr);
-    if (!root) return -1;
-    int64_t ok = -1;
-    json_t *items = json_object_get(root, "items");
-    if (!json_is_object(root) || !json_is_boolean(json_object_get(root, "errors")) ||
-        !json_is_array(items) || json_array_size(items) != nitems)
-        goto out;
-    /* Validate every item before reporting any, so a malformed body reports nothing. */
-    for (size_t i = 0; i < nitems; i++) {
-        json_t *it = json_array_get(items, i);
-        json_t *op = json_is_object(it) && json_object_size(it) == 1
-                         ? json_object_iter_value(json_object_iter(it))
-                         : NULL;
-        if (!json_is_object(op) || !json_is_integer(json_object_get(op, "status"))) goto out;
-    }
-    ok = 0;
-    for (size_t i = 0; i < nitems; i++) {
-        json_t *op = json_object_iter_value(json_object_iter(json_array_get(items, i)));
-        int status = (int)json_integer_value(json_object_get(op, "status"));
-        if (sp_es_item_class(status) == SP_ES_ITEM_OK) {
-            ok++;
-            continue;
+    sp_es_scan s = {body, body + len};
+    sp_es_failed *failed = NULL;
+    uint32_t n = 0, ok = 0, nfailed = 0, capfailed = 0;
+    int errors = -1, items = 0;
+    int64_t rc = -1;
+    if (sp_es_scan_char(&s, '{')) goto out;
+    sp_es_scan_ws(&s);
+    if (s.p < s.end && *s.p == '}') goto out; /* neither errors nor items */
+    for (;;) {
+        const char *k, *k_end;
+        if (sp_es_scan_string(&s, &k, &k_end) || sp_es_scan_char(&s, ':')) goto out;
+        sp_es_scan_ws(&s);
+        if (sp_es_scan_key_is(k, k_end, "errors")) {
+            if (s.end - s.p >= 4 && memcmp(s.p, "true", 4) == 0)
+                errors = 1, s.p += 4;
+            else if (s.end - s.p >= 5 && memcmp(s.p, "false", 5) == 0)
+                errors = 0, s.p += 5;
+            else
+                goto out;
+        } else if (sp_es_scan_key_is(k, k_end, "items")) {
+            if (items++ || sp_es_scan_items(&s, nitems, &n, &ok, &failed, &nfailed, &capfailed))
+                goto out;
+        } else if (sp_es_scan_value(&s, 1)) {
+            goto out;
         }
-        json_t *err = json_object_get(op, "error");
-        char typebuf[32];
-        const char *type = json_string_value(json_object_get(err, "type"));
-        const char *reason = json_string_value(json_object_get(err, "reason"));
-        if (!type) {
-            snprintf(typebuf, sizeof typebuf, "status_%d", status);
-            type = typebuf;
-        }
-        char *text =
-            err ? json_dumps(err, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY) : NULL;
-        cb(ctx, (uint32_t)i, status, type, reason ? reason : "", text ? text : "");
-        free(text);
+        sp_es_scan_ws(&s);
+        if (s.p >= s.end) goto out;
+        if (*s.p == '}') break;
+        if (*s.p++ != ',') goto out;
     }
+    s.p++;
+    sp_es_scan_ws(&s);
+    if (s.p != s.end || errors < 0 || n != nitems || (nitems > 0 && !items)) goto out;
+    for (uint32_t i = 0; i < nfailed; i++)
+        sp_es_report(&failed[i], cb, ctx);
+    rc = ok;
 out:
-    json_decref(root);
-    return ok;
+    free(failed);
+    return rc;
 }

@@ -1,4 +1,5 @@
-/* Elasticsearch output: bulk response parsing and per-item classification. */
+/* Elasticsearch output: bulk response parsing (filtered and full items) and per-item
+ * classification. */
 #include "unit.h"
 
 #include "outputs/elasticsearch/es.h"
@@ -93,13 +94,80 @@ static void test_bad_bodies(void **st)
     assert_int_equal(s.n, 0); /* nothing reported from a body that is not whole */
 }
 
+/* Elasticsearch without filter_path (or a proxy that drops it): every item in full. */
+static void test_full_items(void **st)
+{
+    seen s = {0};
+    static const char ok2[] =
+        "{\"took\":30,\"errors\":false,\"items\":["
+        "{\"create\":{\"_index\":\"logs-2026.11.30\",\"_id\":\"a1\",\"_version\":1,"
+        "\"result\":\"created\",\"_shards\":{\"total\":2,\"successful\":1,\"failed\":0},"
+        "\"_seq_no\":0,\"_primary_term\":1,\"status\":201}},"
+        "{\"create\":{\"_index\":\"logs-2026.11.30\",\"_id\":\"a2\",\"_version\":1,"
+        "\"result\":\"created\",\"_shards\":{\"total\":2,\"successful\":1,\"failed\":0},"
+        "\"_seq_no\":1,\"_primary_term\":1,\"status\":201}}]}";
+    assert_int_equal(PARSE(ok2, 2, &s), 2);
+    assert_int_equal(s.n, 0);
+    static const char mixed[] =
+        "{\"took\":3,\"errors\":true,\"items\":["
+        "{\"create\":{\"_index\":\"i\",\"_id\":\"a\",\"status\":409,\"error\":{\"type\":"
+        "\"version_conflict_engine_exception\",\"reason\":\"[a]: version conflict\","
+        "\"index_uuid\":\"u\",\"shard\":\"0\",\"index\":\"i\"}}},"
+        "{\"create\":{\"_index\":\"i\",\"_id\":\"b\",\"status\":400,\"error\":{\"type\":"
+        "\"document_parsing_exception\",\"reason\":\"failed to parse field [n] of type [long]: "
+        "\\\"x\\\" \\\\\",\"caused_by\":{\"type\":\"illegal_argument_exception\",\"reason\":"
+        "\"For input string: \\\"x\\\"\"}}}},"
+        "{\"create\":{\"_index\":\"i\",\"_id\":\"c\",\"_version\":1,\"result\":\"created\","
+        "\"_shards\":{\"total\":2,\"successful\":1,\"failed\":0},\"_seq_no\":5,"
+        "\"_primary_term\":1,\"status\":201}}]}";
+    assert_int_equal(PARSE(mixed, 3, &s), 2);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.idx[0], 1);
+    assert_int_equal(s.status[0], 400);
+    assert_string_equal(s.type[0], "document_parsing_exception");
+    /* a key or string holding "status": is not a status */
+    memset(&s, 0, sizeof s);
+    assert_int_equal(PARSE("{\"errors\":false,\"items\":[{\"index\":{\"_id\":\"\\\"status\\\":1\","
+                           "\"status\":200}}],\"took\":1}",
+                           1, &s),
+                     1);
+    /* an item whose operation object has no status, or two operations, is not whole */
+    assert_int_equal(PARSE("{\"errors\":false,\"items\":[{\"create\":{\"_id\":\"a\"}}]}", 1, &s),
+                     -1);
+    assert_int_equal(
+        PARSE("{\"errors\":false,\"items\":[{\"create\":{\"status\":201},\"x\":{}}]}", 1, &s), -1);
+    assert_int_equal(s.n, 0);
+}
+
+/* A response of 20,000 full items: counted exactly, the one failure reported. */
+static void test_large_full_response(void **st)
+{
+    sp_buf b = {0};
+    sp_buf_printf(&b, "{\"took\":120,\"errors\":true,\"items\":[");
+    for (int i = 0; i < 20000; i++)
+        sp_buf_printf(&b,
+                      "%s{\"create\":{\"_index\":\"logs\",\"_id\":\"%032x\",\"_version\":1,"
+                      "\"result\":\"created\",\"_shards\":{\"total\":2,\"successful\":1,"
+                      "\"failed\":0},\"_seq_no\":%d,\"_primary_term\":1,\"status\":%d%s}}",
+                      i ? "," : "", i, i, i == 12345 ? 429 : 201,
+                      i == 12345 ? ",\"error\":{\"type\":\"es_rejected_execution_exception\"}"
+                                 : "");
+    sp_buf_printf(&b, "]}");
+    seen s = {0};
+    assert_int_equal(sp_es_parse_response(b.base, b.len, 20000, cb, &s), 19999);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.idx[0], 12345);
+    assert_string_equal(s.type[0], "es_rejected_execution_exception");
+    assert_int_equal(sp_es_parse_response(b.base, b.len - 1, 20000, cb, &s), -1);
+    sp_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_classes),
-        cmocka_unit_test(test_all_ok),
-        cmocka_unit_test(test_mixed),
-        cmocka_unit_test(test_bad_bodies),
+        cmocka_unit_test(test_classes),    cmocka_unit_test(test_all_ok),
+        cmocka_unit_test(test_mixed),      cmocka_unit_test(test_bad_bodies),
+        cmocka_unit_test(test_full_items), cmocka_unit_test(test_large_full_response),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
