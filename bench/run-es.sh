@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Forward → shipper → elasticsearch output throughput, against build/es_sink (a C bulk sink that
 # answers correct per-item responses without parsing documents, so the server is not the limit).
+# The sink answers as Elasticsearch does: filtered items when the request has filter_path (shipper
+# always asks for it); with --full-items it answers every item in full regardless, as a proxy,
+# OpenSearch or an older cluster that drops the query would.
 #
 # Waits until shipper's elasticsearch output counts every record delivered (the sink acked each
 # item). Prints:
 #   es/<mode>/<compression>: N records in T s = R rec/s; shipper CPU C s = X CPU-s per million;
 #   peak RSS Y MB; sent B MB (encoded E MB)
 #
-# Usage: bench/run-es.sh [--gzip] [--mode message|forward|packed] [--records N] [--workers W]
-#                        [--conns C] [-- more shipper-bench forward options]
+# Usage: bench/run-es.sh [--gzip] [--full-items] [--mode message|forward|packed] [--records N]
+#                        [--workers W] [--conns C] [-- more shipper-bench forward options]
 # Env:   SHIPPER, SHIPPER_BENCH, ES_SINK  binaries (default build/...); STALL_TIMEOUT (30)
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -17,11 +20,13 @@ SHIPPER=${SHIPPER:-$root/build/shipper}
 SHIPPER_BENCH=${SHIPPER_BENCH:-$root/build/shipper-bench}
 ES_SINK=${ES_SINK:-$root/build/es_sink}
 STALL_TIMEOUT=${STALL_TIMEOUT:-30}
-mode=forward records=1000000 comp=none workers=2 conns=1
+mode=forward records=1000000 comp=none workers=2 conns=1 items=filtered
+sink_args=()
 gen_args=()
 while [ $# -gt 0 ]; do
     case $1 in
     --gzip) comp=gzip; shift ;;
+    --full-items) items=full; sink_args+=(--ignore-filter-path); shift ;;
     --mode) mode=${2:?}; shift 2 ;;
     --records) records=${2:?}; shift 2 ;;
     --workers) workers=${2:?}; shift 2 ;;
@@ -41,7 +46,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$ES_SINK" --port 0 --port-file "$tmp/sink.port" >/dev/null 2>&1 &
+"$ES_SINK" --port 0 --port-file "$tmp/sink.port" ${sink_args[@]+"${sink_args[@]}"} >/dev/null 2>&1 &
 sink=$!; pids+=("$sink"); disown "$sink"
 for _ in $(seq 50); do [ -s "$tmp/sink.port" ] && break; sleep 0.05; done
 es_port=$(cat "$tmp/sink.port")
@@ -78,7 +83,7 @@ hwm=$(peak_rss_kb)
 enc=$(metric 'shipper_es_bytes_total{output="elasticsearch",stage="encoded"}')
 sent=$(metric 'shipper_es_bytes_total{output="elasticsearch",stage="sent"}')
 read -r first _ <"$tmp/stamp"
-awk -v m="$mode/$comp" -v n="$records" -v a="$first" -v b="$t_done" -v tk=$((t1 - t0)) \
+awk -v m="$mode/$comp/$items" -v n="$records" -v a="$first" -v b="$t_done" -v tk=$((t1 - t0)) \
     -v sk=$((s1 - s0)) -v hz="$(getconf CLK_TCK)" -v kb="$hwm" -v enc="$enc" -v sent="$sent" 'BEGIN {
     t = (b - a) / 1e9; c = tk / hz
     printf "es/%s: %d records in %.3f s = %.0f rec/s; shipper CPU %.2f s = %.2f CPU-s per million; peak RSS %.1f MB; sent %.0f MB (encoded %.0f MB); sink CPU %.2f s\n",

@@ -1,11 +1,14 @@
 /*
  * es_sink: a fast Elasticsearch bulk sink for benchmarks, so the server is not the limit.
  * HTTP/1.1 keep-alive on libuv; a bulk request (Content-Length body, plain or gzip) is answered
- * with a correct per-item response — {"errors":false,"items":[{"create":{"status":201}},...]}
- * with one item per action line, counted as newlines / 2 — without parsing documents.
+ * with a correct per-item response, one item per action line (counted as newlines / 2),
+ * without parsing documents. As Elasticsearch does, a request with filter_path gets filtered
+ * items ({"errors":false,"items":[{"create":{"status":201}},...]}) and one without gets every
+ * item in full (_index, _id, _version, result, _shards, _seq_no, _primary_term, status);
+ * --ignore-filter-path answers in full always, as a proxy or a server that drops the query does.
  * GET /_sink/count answers {"count": N}: items acknowledged so far.
  *
- *   es_sink [--port P] [--port-file F]     (port 0 or omitted: a free one)
+ *   es_sink [--port P] [--port-file F] [--ignore-filter-path]   (port 0 or omitted: a free one)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,12 +22,13 @@ typedef struct {
     char *buf;
     size_t len, cap;
     size_t body_len, body_got, newlines;
-    int in_body, gzip;
+    int in_body, gzip, full;
     z_stream z;
     int z_init;
 } conn;
 
 static uint64_t total;
+static int ignore_filter_path;
 static uv_loop_t *loop;
 
 static void on_close(uv_handle_t *h)
@@ -60,18 +64,29 @@ static void reply(conn *c, const char *body, size_t n)
 static void bulk_done(conn *c)
 {
     size_t items = c->newlines / 2;
-    total += items;
-    static const char head[] = "{\"errors\":false,\"items\":[",
-                      item[] = "{\"create\":{\"status\":201}}";
-    size_t n = sizeof head - 1 + items * sizeof item + 2;
+    static const char filtered[] = "{\"create\":{\"status\":201}}";
+    /* An item as Elasticsearch 8 writes it without filter_path (ids are 20 characters). */
+    static const char full_fmt[] =
+        "{\"create\":{\"_index\":\"logs-2026.11.30\",\"_id\":\"%020llu\",\"_version\":1,"
+        "\"result\":\"created\",\"_shards\":{\"total\":2,\"successful\":1,\"failed\":0},"
+        "\"_seq_no\":%llu,\"_primary_term\":1,\"status\":201}}";
+    size_t item_max = c->full ? sizeof full_fmt + 40 : sizeof filtered;
+    size_t n = 64 + items * item_max;
     char *b = malloc(n), *p = b;
-    memcpy(p, head, sizeof head - 1);
-    p += sizeof head - 1;
+    p += sprintf(
+        p, c->full ? "{\"took\":%d,\"errors\":false,\"items\":[" : "{\"errors\":false,\"items\":[",
+        (int)(items / 1000) + 1);
     for (size_t i = 0; i < items; i++) {
         if (i) *p++ = ',';
-        memcpy(p, item, sizeof item - 1);
-        p += sizeof item - 1;
+        if (c->full) {
+            p += sprintf(p, full_fmt, (unsigned long long)(total + i),
+                         (unsigned long long)(total + i));
+        } else {
+            memcpy(p, filtered, sizeof filtered - 1);
+            p += sizeof filtered - 1;
+        }
     }
+    total += items;
     *p++ = ']';
     *p++ = '}';
     reply(c, b, (size_t)(p - b));
@@ -131,6 +146,9 @@ static int handle_head(conn *c, char *head, size_t n)
     char *cl = strcasestr(head, "\r\ncontent-length:");
     c->body_len = cl ? strtoull(cl + 17, NULL, 10) : 0;
     c->gzip = strcasestr(head, "\r\ncontent-encoding: gzip") != NULL;
+    char *eol = strstr(head, "\r\n");
+    c->full =
+        ignore_filter_path || !memmem(head, eol ? (size_t)(eol - head) : n, "filter_path=", 12);
     c->body_got = c->newlines = 0;
     if (c->gzip) {
         if (!c->z_init)
@@ -203,11 +221,13 @@ int main(int argc, char **argv)
 {
     int port = 0;
     const char *port_file = NULL;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--port"))
-            port = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--port-file"))
-            port_file = argv[i + 1];
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--ignore-filter-path"))
+            ignore_filter_path = 1;
+        else if (!strcmp(argv[i], "--port") && i + 1 < argc)
+            port = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--port-file") && i + 1 < argc)
+            port_file = argv[++i];
     }
     loop = uv_default_loop();
     uv_tcp_t srv;
