@@ -39,7 +39,7 @@ typedef struct {
     uv_work_t work;
     uv_timer_t timer; /* item-retry backoff */
     int working;      /* on the thread pool */
-    z_stream z;
+    struct libdeflate_compressor *gzc; /* with compression: gzip */
     sp_es_enc enc;
     sp_buf body, gz;
     sp_es_item *sent, *now, *retry;
@@ -242,7 +242,7 @@ static void sp__encode_cb(uv_work_t *w)
     j->dl_sent = 0;
     for (uint32_t i = 0; i < j->nsent; i++)
         j->dl_sent += j->sent[i].err != 0;
-    if (j->es->conf->compression == SP_ES_COMP_GZIP && sp_es_gzip(&j->z, &j->body, &j->gz))
+    if (j->es->conf->compression == SP_ES_COMP_GZIP && sp_es_gzip(j->gzc, &j->body, &j->gz))
         j->gz.len = 0; /* cannot happen with a sized buffer; sent uncompressed below */
 }
 
@@ -525,7 +525,7 @@ static void sp__job_init(sp_es *es, sp_es_job *j)
     j->req.done = sp__http_done;
     uv_timer_init(es->o->loop, &j->timer);
     j->timer.data = j;
-    deflateInit2(&j->z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+    if (c->compression == SP_ES_COMP_GZIP) j->gzc = libdeflate_alloc_compressor(1);
     sp_es_index_init(&j->enc.ix, c->data_stream ? c->data_stream : c->index);
     j->enc.dl_index = c->dead_letter_index;
     j->enc.max_bytes = c->bulk_max_bytes;
@@ -618,7 +618,7 @@ static void sp__free(sp_es *es)
     for (int i = 0; i < es->njobs; i++) {
         sp_es_job *j = &es->jobs[i];
         curl_easy_cleanup(j->req.easy);
-        deflateEnd(&j->z);
+        libdeflate_free_compressor(j->gzc);
         sp_buf_free(&j->req.resp);
         sp_buf_free(&j->body);
         sp_buf_free(&j->gz);

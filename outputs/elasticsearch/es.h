@@ -9,7 +9,7 @@
 #include <curl/curl.h>
 #include <stdint.h>
 #include <uv.h>
-#include <zlib.h>
+#include <libdeflate.h>
 
 #include "config.h"
 #include "record.h"
@@ -97,8 +97,11 @@ uint32_t sp_es_encode_items(sp_es_enc *e, sp_buf *out, const uint8_t *chunk, siz
                             const sp_es_item *items, uint32_t n);
 /** Appends the NDJSON line of the dead-letter file for one rejected record. */
 void sp_es_dead_letter_line(sp_es_enc *e, sp_buf *out, const sp_record *r, const char *error);
-/** Gzips `in` into `out` (replacing its contents) with a reusable stream; 0 or -1. */
-int sp_es_gzip(z_stream *z, const sp_buf *in, sp_buf *out);
+/**
+ * Gzips the whole of `in` into `out` (replacing its contents) with a reusable libdeflate
+ * compressor (level 1: about twice zlib's speed at level 1, with a better ratio); 0 or -1.
+ */
+int sp_es_gzip(struct libdeflate_compressor *c, const sp_buf *in, sp_buf *out);
 
 /* ---- responses (es_response.c) ---- */
 

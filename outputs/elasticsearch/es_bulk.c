@@ -150,16 +150,12 @@ uint32_t sp_es_encode_items(sp_es_enc *e, sp_buf *out, const uint8_t *chunk, siz
     return i;
 }
 
-int sp_es_gzip(z_stream *z, const sp_buf *in, sp_buf *out)
+int sp_es_gzip(struct libdeflate_compressor *c, const sp_buf *in, sp_buf *out)
 {
-    if (deflateReset(z) != Z_OK) return -1;
     out->len = 0;
-    sp_buf_reserve(out, deflateBound(z, in->len) + 64);
-    z->next_in = (Bytef *)in->base;
-    z->avail_in = (uInt)in->len;
-    z->next_out = (Bytef *)out->base;
-    z->avail_out = (uInt)(out->cap);
-    if (deflate(z, Z_FINISH) != Z_STREAM_END) return -1;
-    out->len = z->total_out;
+    sp_buf_reserve(out, libdeflate_gzip_compress_bound(c, in->len));
+    size_t n = libdeflate_gzip_compress(c, in->base, in->len, out->base, out->cap);
+    if (n == 0) return -1;
+    out->len = n;
     return 0;
 }
