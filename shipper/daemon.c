@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "listenfds.h"
 #include "log.h"
 #include "spool.h"
 
@@ -506,6 +507,7 @@ int sp_daemon_run(sp_daemon *d)
         in->state_dir = d->service.state_dir;
         rc = in->type->start(in);
     }
+    if (!rc) sp_listenfds_close_unused();
     if (!rc && d->service.http_listen && *d->service.http_listen) {
         rc = sp_http_start(&d->loop, d->service.http_listen, sp__http_handler, d, &d->http);
         if (rc)

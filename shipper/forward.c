@@ -16,6 +16,7 @@
 #include "forward_proto.h"
 #include "forward_tls.h"
 #include "forward_record.h"
+#include "listenfds.h"
 #include "log.h"
 #include "meta.h"
 #include "mp.h"
@@ -827,8 +828,17 @@ static int sp__start(sp_input *in)
     memcpy(&s->nonce, h, sizeof s->nonce);
     const char *why;
     if (sp_addr_parse(conf->listen, &s->addr, &why)) return -EINVAL;
-    int rc;
-    if (s->addr.is_unix) {
+    int rc, fd = sp_listenfds_take(&s->addr);
+    if (fd >= 0) { /* already bound and listening: systemd socket activation */
+        if (s->addr.is_unix) {
+            uv_pipe_init(in->loop, &s->l.pipe, 0);
+            rc = uv_pipe_open(&s->l.pipe, fd);
+        } else {
+            uv_tcp_init(in->loop, &s->l.tcp);
+            rc = uv_tcp_open(&s->l.tcp, fd);
+        }
+        if (rc == 0) sp_info("forward %s: using the inherited socket (fd %d)", conf->listen, fd);
+    } else if (s->addr.is_unix) {
         struct stat st;
         /* A socket left by a previous run would make bind fail: remove it (only a socket). */
         if (lstat(s->addr.path, &st) == 0 && S_ISSOCK(st.st_mode)) unlink(s->addr.path);

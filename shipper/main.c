@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "listenfds.h"
 #include "http.h"
 #include "log.h"
 
@@ -67,6 +68,7 @@ int main(int argc, char **argv)
     const char *file = NULL, *http = NULL, *log_level = NULL, *topic = NULL;
     int check = 0, outputs = 0, quick = 0;
     sp_buf in = {0}, out = {0};
+    sp_listenfds_init(); /* first: fds 3.. may be sockets systemd passed */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;

@@ -29,6 +29,13 @@ if command -v systemd-analyze >/dev/null; then
     out=$(systemd-analyze verify "$T/unit/shipper.service" 2>&1); rc=$?
     check_eq "systemd-analyze verify deploy/shipper.service (exit)" 0 "$rc"
     check_eq "systemd-analyze verify deploy/shipper.service (warnings)" "" "$out"
+    cp "$ROOT/deploy/shipper.socket" "$T/unit/"
+    out=$(systemd-analyze verify "$T/unit/shipper.socket" 2>&1); rc=$?
+    check_eq "systemd-analyze verify deploy/shipper.socket (exit)" 0 "$rc"
+    check_eq "systemd-analyze verify deploy/shipper.socket (warnings)" "" "$out"
+    listen=$(awk '$1 == "listen:" { print $2; exit }' "$ROOT/deploy/shipper.yaml")
+    check "shipper.socket listens where deploy/shipper.yaml's forward input does ($listen)" \
+        grep -qx "ListenStream=$listen" "$ROOT/deploy/shipper.socket"
     for k in 'ProtectSystem=strict' 'StateDirectory=shipper' 'ReadWritePaths=/var/lib/shipper' \
         'NoNewPrivileges=yes' 'AmbientCapabilities=CAP_DAC_READ_SEARCH' \
         'CapabilityBoundingSet=CAP_DAC_READ_SEARCH' 'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX' \
