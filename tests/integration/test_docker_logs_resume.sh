@@ -10,11 +10,13 @@
 #   c: the saved file was deleted (max-file=3)   d: the saved file is now .2.gz (compress=true)
 #   e: the saved file was deleted and its inode now belongs to .1 (fingerprint differs)
 #   f: the oldest file was deleted, but shipper had read it all (nothing lost)
+#   g: shipper starts in the middle of a rotation: the saved file is .3, and .1 is missing for
+#      the moment (.1 was renamed to .2, the current file is not yet renamed to .1)
 . "$(dirname "$0")/lib.sh"
 
 C=$T/containers
 id_of() { printf "$1%.0s" $(seq 64); }
-A=$(id_of a) B=$(id_of b) CC=$(id_of c) D=$(id_of d) E=$(id_of e) F=$(id_of f)
+A=$(id_of a) B=$(id_of b) CC=$(id_of c) D=$(id_of d) E=$(id_of e) F=$(id_of f) G=$(id_of 9)
 mkctr() { # ID NAME
     mkdir -p "$C/$1"
     printf '{"Name":"/%s","Config":{"Image":"img:%s","Labels":{}}}\n' "$2" "$2" >"$C/$1/config.v2.json"
@@ -48,17 +50,17 @@ print(" ".join(json.loads(l)["message"].split()[-1] for l in sys.stdin
 }
 delivered() { metric "$HTTP" 'shipper_output_records_total{output="stdout",result="delivered"}'; }
 # wait_read N: N records delivered and every rotated file read to its end and closed (only the
-# 6 current files open), so a file read twice has been read by then and shows in the checks.
+# 7 current files open), so a file read twice has been read by then and shows in the checks.
 wait_read() {
     for _ in $(seq 100); do
         [ "$(delivered)" -ge "$1" ] &&
-            [ "$(metric "$HTTP" 'shipper_tail_files{input="docker_logs"}')" = 6 ] && return 0
+            [ "$(metric "$HTTP" 'shipper_tail_files{input="docker_logs"}')" = 7 ] && return 0
         sleep 0.1
     done
-    fail "wanted $1 records delivered and 6 files open"
+    fail "wanted $1 records delivered and 7 files open"
 }
 
-for x in "$A a" "$B b" "$CC c" "$D d" "$E e" "$F f"; do
+for x in "$A a" "$B b" "$CC c" "$D d" "$E e" "$F f" "$G g"; do
     set -- $x
     mkctr "$1" "$2"
     lines "$1" 0 10
@@ -80,13 +82,13 @@ CFG
 log "run 1: every file read, then f rotates once while shipper runs"
 start_shipper run1 -c "$T/cfg.yaml"
 wait_ready "$HTTP" || { cat "$T/run1.err"; exit 1; }
-wait_metric "$HTTP" 'shipper_output_records_total{output="stdout",result="delivered"}' 60 10
+wait_metric "$HTTP" 'shipper_output_records_total{output="stdout",result="delivered"}' 70 10
 rotate "$F" 3
 lines "$F" 10 15
-wait_metric "$HTTP" 'shipper_output_records_total{output="stdout",result="delivered"}' 65 10
+wait_metric "$HTTP" 'shipper_output_records_total{output="stdout",result="delivered"}' 75 10
 stop_shipper
 check_eq "run 1 exit code" 0 "$SHIPPER_RC"
-check_eq "run 1 records" 65 "$(wc -l <"$T/run1.out")"
+check_eq "run 1 records" 75 "$(wc -l <"$T/run1.out")"
 cp "$T/state/docker_logs.offsets" "$T/offsets.run1"
 
 log "while shipper is down: rotations, compression, deletions"
@@ -115,12 +117,16 @@ lines "$F" 15 20; rotate "$F" 3; lines "$F" 20 25
 rm "$(logf "$F").2"
 rotate "$F" 3; lines "$F" 25 30
 check "f: the saved file is .2" [ -e "$(logf "$F").2" ]
+# g: max-file=5; two rotations, then the third stopped half-way: .2 -> .3, .1 -> .2, and no .1
+lines "$G" 10 15; rotate "$G" 5; lines "$G" 15 20; rotate "$G" 5; lines "$G" 20 25
+mv "$(logf "$G").2" "$(logf "$G").3" && mv "$(logf "$G").1" "$(logf "$G").2"
+check "g: .1 is missing" [ ! -e "$(logf "$G").1" ]
 
 log "run 2: every line still on disk, once"
 start_shipper run2 -c "$T/cfg.yaml"
 wait_ready "$HTTP" || { cat "$T/run2.err"; exit 1; }
-# a 10 + b 15 + c 15 + d 15 + e 10 + f 15 lines are on disk and not yet shipped
-want=80
+# a 10 + b 15 + c 15 + d 15 + e 10 + f 15 + g 15 lines are on disk and not yet shipped
+want=95
 wait_read $want
 lost=$(metric "$HTTP" 'shipper_tail_lost_files_total{input="docker_logs"}')
 stop_shipper
@@ -133,6 +139,7 @@ check_eq "c: saved file deleted; its unread lines (10-14) are the only loss" \
 check_eq "d: saved file compressed to .2.gz" "$(seq -s ' ' 0 24)" "$(seqs d)"
 check_eq "e: saved inode reused by another file" "$(seq -s ' ' 0 9) $(seq -s ' ' 15 24)" "$(seqs e)"
 check_eq "f: an already shipped file deleted" "$(seq -s ' ' 0 29)" "$(seqs f)"
+check_eq "g: a rotation half done" "$(seq -s ' ' 0 24)" "$(seqs g)"
 check_eq "lost files counted (c and e)" 2 "$lost"
 check "the loss is logged" grep -q "deleted before" "$T/run2.err"
 
