@@ -101,11 +101,10 @@ static sp_dl_cont *sp__cont_add(sp_dl *s, const char *id, int startup)
     c->ev_on = 1;
     if (uv_fs_event_start(&c->ev, sp__cont_ev_cb, dir, 0)) uv_fs_event_stop(&c->ev);
     const sp_offset *o = startup ? sp_dl_saved(s, id) : NULL;
-    if (o && sp_dl_resume_saved(s, c, o)) return c;
-    if (o)
-        sp_warn("docker_logs: %.12s: the file of the saved offset is gone; reading the log "
-                "from its start",
-                id);
+    if (o) {
+        if (!sp_dl_resume_saved(s, c, o)) s->state_dirty = 1;
+        return c;
+    }
     char path[4096];
     struct stat st;
     sp_dl_log_path(s, c, 0, path, sizeof path);
@@ -460,6 +459,8 @@ static void sp__metrics(sp_input *in, sp_buf *out)
                   (unsigned long long)s->splits);
     sp_buf_printf(out, "shipper_tail_incomplete_lines_total{input=\"%s\"} %llu\n", n,
                   (unsigned long long)s->incomplete);
+    sp_buf_printf(out, "shipper_tail_lost_files_total{input=\"%s\"} %llu\n", n,
+                  (unsigned long long)s->lost_files);
 }
 
 const sp_input_type sp_input_docker_logs = {

@@ -296,8 +296,6 @@ ssize_t sp_dl_read_slice(sp_dl *s, sp_dl_cont *c, sp_dl_file *f)
 
 /* ---- rotation ---- */
 
-/* Startup with a saved position: find the file it names (maybe rotated since) and queue it
- * and every newer one. Returns 1 when found. */
 /* A rotated file as found on disk: `.i`, or `.i.gz` once Docker compressed it. */
 typedef struct {
     int fd;
@@ -344,19 +342,28 @@ static void sp__cand_close(sp_dl_cand *k)
     k->fd = -1;
 }
 
-/* Is the candidate the file with this identity? (dev, ino) and the fingerprint, or for a
- * compressed copy of a file we know, the fingerprint alone. */
+/* How a file found on disk compares with a file shipper knows (sp__cand_is). */
+enum { SP_DL_OTHER, SP_DL_SAME, SP_DL_ALIKE };
+
+/*
+ * Is the candidate the file with this identity? SP_DL_SAME: the same (device, inode) and first
+ * bytes (a reused inode has other first bytes), or with `by_content` a compressed copy of it: a
+ * new inode whose first bytes are the same and hold the file's whole first line, which its
+ * nanosecond time makes unique. SP_DL_ALIKE: a compressed file with the same first bytes that
+ * end inside the first line, so it may as well be another file that begins alike.
+ */
 static int sp__cand_is(const sp_dl_cand *k, uint64_t dev, uint64_t ino, uint64_t fp,
                        uint32_t fp_len, int by_content)
 {
-    if (fp_len > k->nhead) return 0;
+    if (fp_len > k->nhead) return SP_DL_OTHER;
     uint8_t h[16];
     uint64_t x;
     sp_hash128(k->head, fp_len, 0x6a736f6e66696c65ULL, h);
     memcpy(&x, h, 8);
-    if (x != fp) return 0;
-    if ((uint64_t)k->st.st_dev == dev && (uint64_t)k->st.st_ino == ino) return 1;
-    return by_content && fp_len > 0;
+    if (x != fp) return SP_DL_OTHER;
+    if ((uint64_t)k->st.st_dev == dev && (uint64_t)k->st.st_ino == ino) return SP_DL_SAME;
+    if (!by_content || !k->gz || !fp_len) return SP_DL_OTHER;
+    return memchr(k->head, '\n', fp_len) ? SP_DL_SAME : SP_DL_ALIKE;
 }
 
 static sp_dl_file *sp__cand_add(sp_dl *s, sp_dl_cont *c, sp_dl_cand *k, uint64_t off)
@@ -380,43 +387,82 @@ static sp_dl_file *sp__cand_add(sp_dl *s, sp_dl_cont *c, sp_dl_cand *k, uint64_t
     return f;
 }
 
-/* Startup with a saved position: find the file it names (maybe rotated, even compressed, since)
- * and queue it and every newer one. Returns 1 when found. */
+/*
+ * Startup with a saved position. It names the oldest file of the container with lines not yet
+ * released: find it among the current file and its rotations (by identity; maybe compressed
+ * since), read it from the offset and every newer file from its start. If it is not there,
+ * Docker deleted it (more rotations than max-file, or max-file=1's truncation) while shipper was
+ * down: Docker deletes the oldest file first, so every file still on disk is newer than it, and
+ * all of them are read, oldest first. Only the lines of the deleted files are lost (counted).
+ * Every candidate is opened in one pass and kept open, so a rotation while we look cannot make
+ * us read a file twice or skip one. Returns 1 when the saved file was found.
+ */
 int sp_dl_resume_saved(sp_dl *s, sp_dl_cont *c, const sp_offset *o)
 {
-    sp_dl_cand k;
-    int at = -1;
-    for (int i = 0; i <= SP_DL_MAX_ROTATED && at < 0; i++) {
-        if (sp__cand_open(s, c, i, &k)) {
-            if (i > 0) break;
+    sp_dl_cand *k = sp_calloc(SP_DL_MAX_ROTATED + 1, sizeof *k);
+    int n = 0, at = -1, alike = 0, rotated = 0;
+    while (n <= SP_DL_MAX_ROTATED) {
+        int i = n++;
+        if (sp__cand_open(s, c, i, &k[i])) {
+            k[i].fd = -1;
+            k[i].gz = NULL;
+            /* Docker renames .N-1 to .N from the oldest down, so while it rotates one name can
+             * be missing: the rotations end at the second missing name in a row. */
+            if (i > 1 && k[i - 1].fd < 0) {
+                n -= 2;
+                break;
+            }
             continue;
         }
-        if (sp__cand_is(&k, o->dev, o->ino, o->fp, o->fp_len, 0))
+        rotated += i > 0;
+        int m = sp__cand_is(&k[i], o->dev, o->ino, o->fp, o->fp_len, 1);
+        alike |= m == SP_DL_ALIKE;
+        if (m == SP_DL_SAME) {
             at = i;
-        else
-            sp__cand_close(&k);
+            break;
+        }
     }
-    if (at < 0) return 0;
-    uint64_t off = o->offset;
-    if (!k.gz && (uint64_t)k.st.st_size < off) {
-        s->truncations++;
-        off = 0;
+    uint64_t off = 0;
+    if (at >= 0) {
+        off = o->offset;
+        if (!k[at].gz && (uint64_t)k[at].st.st_size < off) {
+            s->truncations++;
+            off = 0;
+        }
+    } else if (alike) {
+        /* A compressed file begins like the saved one but may be another: read them all. */
+        sp_warn("docker_logs: %.12s: the file of the saved offset is not certainly among the "
+                "%d rotated files; reading all of them from their start (lines may be shipped "
+                "twice)",
+                c->id, rotated);
+    } else {
+        s->lost_files++;
+        sp_warn("docker_logs: %.12s: the file of the saved offset was deleted before shipper "
+                "read it all (rotated away while shipper was down): its unread lines are lost; "
+                "reading the %d rotated files still on disk and the current one from their start",
+                c->id, rotated);
     }
-    sp_dl_file *f = sp__cand_add(s, c, &k, off);
-    if (at == 0) {
-        c->cur = f;
-        return 1;
-    }
-    f->rotated = 1;
-    for (int i = at - 1; i >= 0; i--) {
-        if (sp__cand_open(s, c, i, &k)) continue;
-        f = sp__cand_add(s, c, &k, 0);
+    for (int i = (at >= 0 ? at : n - 1); i >= 0; i--) {
+        if (k[i].fd < 0) continue;
+        int dup = 0;
+        sp_list *it;
+        sp_list_foreach(it, &c->files)
+        {
+            sp_dl_file *f = sp_list_entry(it, sp_dl_file, link);
+            dup |= f->dev == (uint64_t)k[i].st.st_dev && f->ino == (uint64_t)k[i].st.st_ino;
+        }
+        if (dup) { /* renamed while we looked: it is in the list already */
+            sp__cand_close(&k[i]);
+            continue;
+        }
+        sp_dl_file *f = sp__cand_add(s, c, &k[i], i == at ? off : 0);
         if (i == 0)
             c->cur = f;
         else
             f->rotated = 1;
     }
-    return 1;
+    free(k);
+    return at >= 0;
 }
 
 /* Growth, rotation and truncation of one container's current file. */
@@ -433,7 +479,7 @@ static void sp__missed_rotations(sp_dl *s, sp_dl_cont *c, sp_dl_file *old)
     for (int i = 1; i <= SP_DL_MAX_ROTATED; i++) {
         if (sp__cand_open(s, c, i, &k)) break;
         last = i;
-        int is_old = sp__cand_is(&k, old->dev, old->ino, old->fp, old->fp_len, 1);
+        int is_old = sp__cand_is(&k, old->dev, old->ino, old->fp, old->fp_len, 1) == SP_DL_SAME;
         sp__cand_close(&k);
         if (is_old) {
             at = i;
@@ -447,7 +493,7 @@ static void sp__missed_rotations(sp_dl *s, sp_dl_cont *c, sp_dl_file *old)
         sp_list_foreach(it, &c->files)
         {
             sp_dl_file *f = sp_list_entry(it, sp_dl_file, link);
-            known |= sp__cand_is(&k, f->dev, f->ino, f->fp, f->fp_len, 1);
+            known |= sp__cand_is(&k, f->dev, f->ino, f->fp, f->fp_len, 1) == SP_DL_SAME;
         }
         if (known) {
             sp__cand_close(&k);

@@ -119,6 +119,7 @@ typedef struct sp_dl {
     uint32_t chunk_n;
     /* metrics */
     uint64_t nfiles, lines, bytes_read, rotations, truncations, splits, incomplete;
+    uint64_t lost_files; /* saved files deleted before they were read to the end */
     sp_ratelimit rl;
 } sp_dl;
 
@@ -143,7 +144,10 @@ void sp_dl_file_reap(sp_dl *s, sp_dl_file *f);
 void sp_dl_join_emit(sp_dl *s, sp_dl_cont *c, sp_dl_file *f, int idx, uint32_t flags);
 /** Reads and processes one slice of `f`: > 0 bytes read, 0 at its end, -errno on error. */
 ssize_t sp_dl_read_slice(sp_dl *s, sp_dl_cont *c, sp_dl_file *f);
-/** At startup, queues the file of a saved offset and every newer one; returns 1 if found. */
+/**
+ * At startup, queues the file of a saved offset and every newer one; if it is gone, every file
+ * still on disk (counted as lost). Returns 1 if it was found.
+ */
 int sp_dl_resume_saved(sp_dl *s, sp_dl_cont *c, const sp_offset *o);
 /** Growth, rotation and truncation of one container's current file. */
 void sp_dl_check(sp_dl *s, sp_dl_cont *c);
