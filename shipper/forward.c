@@ -108,6 +108,8 @@ typedef struct {
     sp_ratelimit rl;
     sp_ratelimit rl_signal; /* frames of metrics or traces, dropped */
     uv_idle_t spin;         /* keeps the loop polling without sleeping for ack_spin after an ack */
+    uv_check_t flush;       /* writes acks that chunks answered (sp_fwd_ackwait_flush_cb) */
+    sp_list flushq;         /* sp_fwd_conn with such acks */
     uint64_t pend_total;    /* bytes of incomplete-frame buffers over all connections */
     uint64_t spin_until;
     int spin_hit;        /* a frame arrived during the current spin */
@@ -141,6 +143,7 @@ typedef struct {
     uint64_t last_ms, frame_ms;
     size_t write_bytes; /* acks queued in the kernel-bound write queue */
     sp_list waiters;    /* sp_ackwait not yet answered */
+    sp_list flush_link; /* in the server's flushq while acks answered by chunks wait */
     char cid[64];       /* the last container id seen: its metadata lookup has started */
     const char *id_for; /* the chunk id frame_id was computed for (this frame) */
     uint8_t frame_id[16];
@@ -157,15 +160,25 @@ static void sp__start_reading(sp_fwd_conn *c);
 
 /* ---- acks that wait (ack: durable | delivered) ---- */
 
-/* One frame's ack, waiting for the chunk that holds the frame's last record to be durable or
- * delivered. It follows the frame's records from chunk to chunk; chunks are spooled and
- * delivered in order, so the last one answering means all of them have. */
-typedef struct sp_ackwait {
+/* One frame's ack waits for every chunk that holds one of the frame's records to be durable or
+ * delivered. A frame can span chunks, and chunks finish out of order (an output runs several
+ * deliveries at once, a failed one is retried after later ones succeeded; the spool may finish
+ * them out of order too), so each chunk the frame touched gets its own watch and the ack goes
+ * when the last of them has answered and the frame is decoded to its end. */
+typedef struct sp_fwd_ackref {
     sp_chunk_watch w;
-    sp_fwd_conn *conn; /* NULL once the connection is gone */
+    struct sp_ackwait *a;
+    sp_chunk *chunk;            /* watched until it answers; NULL after (or never attached) */
+    struct sp_fwd_ackref *next; /* the frame's other chunks */
+} sp_fwd_ackref;
+
+typedef struct sp_ackwait {
+    sp_fwd_ackref first; /* most frames touch one chunk: it needs no allocation */
+    sp_fwd_ackref *last; /* the chunk the frame's records were appended to last */
+    sp_fwd_conn *conn;   /* NULL once the connection is gone */
     sp_list conn_link;
-    sp_chunk *chunk; /* where it is attached; NULL before and after */
-    int fired, ok;
+    uint32_t pending; /* chunks not answered yet, plus one until the frame is decoded */
+    int failed;       /* a chunk was dropped without delivery (shutdown): no ack */
     size_t len;
     char id[];
 } sp_ackwait;
@@ -173,34 +186,86 @@ typedef struct sp_ackwait {
 static void sp__ack(void *ctx, sp_slice chunk);
 static void sp__flush_acks(sp_fwd_conn *c);
 
+/* Writes the acks that chunks answered since the last time (once per loop iteration). */
+static void sp_fwd_ackwait_flush_cb(uv_check_t *h)
+{
+    sp_fwd_server *s = h->data;
+    while (!sp_list_empty(&s->flushq)) {
+        sp_fwd_conn *c = sp_list_entry(s->flushq.next, sp_fwd_conn, flush_link);
+        sp_list_remove(&c->flush_link);
+        sp__flush_acks(c); /* may close c, which is out of the queue already */
+    }
+    uv_check_stop(h);
+}
+
 static void sp__ackwait_free(sp_ackwait *a)
 {
     sp_list_remove(&a->conn_link);
+    for (sp_fwd_ackref *r = a->first.next, *next; r; r = next) {
+        next = r->next;
+        free(r);
+    }
     free(a);
 }
 
-static void sp__ackwait_cb(sp_chunk_watch *w, sp_chunk *chunk, int delivered)
+/* Drops one of the waiter's references (a chunk answered, or the frame's decoding ended); the
+ * last one answers the client, unless a chunk was dropped, and frees the waiter. The ack is
+ * written after the loop's I/O phase (sp_fwd_ackwait_flush_cb), not here: this runs inside the
+ * router's and the outputs' callbacks, and a write that fails (TLS) closes the connection, which
+ * must not happen under them. Acks answered in one loop iteration go out in one write. */
+static void sp_fwd_ackwait_put(sp_ackwait *a)
 {
-    sp_ackwait *a = (sp_ackwait *)w;
-    a->chunk = NULL;
-    a->fired = 1;
-    a->ok = delivered;
-    if (a->conn && a->conn->frame_wait == a) return; /* the frame is still being decoded */
-    if (a->conn && delivered) {
-        sp__ack(a->conn, sp_slice_make(a->id, a->len));
-        sp__flush_acks(a->conn);
+    if (--a->pending) return;
+    sp_fwd_conn *c = a->conn;
+    if (a->failed || (c && (c->closing || c->srv->stopping))) c = NULL;
+    if (c) {
+        sp_fwd_server *s = c->srv;
+        sp__ack(c, sp_slice_make(a->id, a->len)); /* the id is copied into c->acks */
+        if (sp_list_empty(&c->flush_link)) {
+            sp_list_insert_tail(&s->flushq, &c->flush_link);
+            uv_check_start(&s->flush, sp_fwd_ackwait_flush_cb);
+        }
     }
     sp__ackwait_free(a);
 }
 
-/* Attaches the frame's waiter to the chunk a record was just appended to. */
+static void sp__ackwait_cb(sp_chunk_watch *w, sp_chunk *chunk, int delivered)
+{
+    sp_fwd_ackref *r = (sp_fwd_ackref *)w;
+    r->chunk = NULL;
+    if (!delivered) r->a->failed = 1;
+    sp_fwd_ackwait_put(r->a);
+}
+
+/* Adds the chunk a record of the frame was just appended to, unless it is the one before. */
 static void sp__ackwait_follow(sp_fwd_conn *c, sp_chunk *chunk)
 {
     sp_ackwait *a = c->frame_wait;
-    if (!a || a->chunk == chunk) return;
-    if (a->chunk) sp_list_remove(&a->w.link);
-    a->chunk = chunk;
-    sp_chunk_watch_add(chunk, &a->w);
+    if (!a || (a->last && a->last->chunk == chunk)) return;
+    sp_fwd_ackref *r = &a->first;
+    if (a->last) { /* a frame over chunks: one allocation per further chunk, not per record */
+        r = sp_calloc(1, sizeof *r);
+        r->next = a->first.next;
+        a->first.next = r;
+    }
+    r->a = a;
+    r->chunk = chunk;
+    r->w.cb = sp__ackwait_cb;
+    r->w.durable = c->srv->conf->ack == SP_ACK_DURABLE;
+    a->last = r;
+    a->pending++;
+    sp_chunk_watch_add(chunk, &r->w);
+}
+
+/* The frame gets no ack (it was refused): detach from its chunks and free it. */
+static void sp_fwd_ackwait_cancel(sp_ackwait *a)
+{
+    for (sp_fwd_ackref *r = &a->first; r; r = r->next)
+        if (r->chunk) {
+            sp_list_remove(&r->w.link);
+            r->chunk = NULL;
+        }
+    sp__ackwait_free(a);
 }
 
 /* ---- records ---- */
@@ -267,8 +332,7 @@ static int sp__entry(void *ctx, const sp_fwd_entry *e)
     }
     if (e->chunk.len && s->conf->ack != SP_ACK_ACCEPTED && !c->frame_wait) {
         sp_ackwait *a = sp_calloc(1, sizeof *a + e->chunk.len + 1);
-        a->w.cb = sp__ackwait_cb;
-        a->w.durable = s->conf->ack == SP_ACK_DURABLE;
+        a->pending = 1; /* the frame's own reference, dropped at its end */
         a->conn = c;
         a->len = e->chunk.len;
         memcpy(a->id, e->chunk.base, e->chunk.len);
@@ -290,7 +354,7 @@ static int sp__entry(void *ctx, const sp_fwd_entry *e)
     return len;
 }
 
-/* The decoder's end-of-frame callback: answer now, or when the frame's chunk is ready. */
+/* The decoder's end-of-frame callback: answer now, or when the frame's chunks are ready. */
 static void sp__frame_ack(void *ctx, sp_slice chunk)
 {
     sp_fwd_conn *c = ctx;
@@ -301,14 +365,13 @@ static void sp__frame_ack(void *ctx, sp_slice chunk)
         sp__ack(c, chunk); /* ack: accepted */
         return;
     }
-    if (!a->chunk) { /* no record in a chunk (only partial pieces), or already answered */
-        if (!a->fired || a->ok) sp__ack(c, chunk);
-        sp__ackwait_free(a);
-        return;
-    }
-    /* Close the chunk now rather than at flush_interval: the client waits for this ack. */
-    sp_chunk *ch = a->chunk;
-    if (ch->tagent) sp_router_close_chunk(c->srv->in->router, ch);
+    /* Close the frame's open chunks now rather than at flush_interval: the client waits for this
+     * ack. The frame's own reference keeps the waiter while chunks answer during the loop. */
+    for (sp_fwd_ackref *r = &a->first; r; r = r->next)
+        if (r->chunk && r->chunk->tagent) sp_router_close_chunk(c->srv->in->router, r->chunk);
+    /* A frame with no record in a chunk (only pieces of a line still being joined) is answered
+     * here: the client sends the line's next piece only after this ack. */
+    sp_fwd_ackwait_put(a);
 }
 
 static void sp__ack(void *ctx, sp_slice chunk)
@@ -469,11 +532,7 @@ static ssize_t sp__process(sp_fwd_conn *c, const uint8_t *data, size_t len)
         if (c->frame_wait) { /* the bad frame gets no ack */
             sp_ackwait *a = c->frame_wait;
             c->frame_wait = NULL;
-            if (a->chunk) {
-                sp_list_remove(&a->w.link);
-                a->chunk = NULL;
-            }
-            sp__ackwait_free(a);
+            sp_fwd_ackwait_cancel(a);
         }
         sp__flush_acks(c); /* frames before the bad one were accepted: ack them */
         sp__conn_close(c, sp_fwd_reason(rc), NULL);
@@ -643,13 +702,15 @@ static void sp__conn_close(sp_fwd_conn *c, const char *reason, const char *detai
     sp_joiner_expire(&c->joiner, c->now_ms, 1);
     sp_router_hold(s->in->router, -(int64_t)held);
     sp_joiner_free(&c->joiner);
-    /* Acks still waiting have no one to go to; the records stay on their way. */
+    /* Acks still waiting have no one to go to; the records stay on their way. Each waiter is
+     * freed by its last reference: its last chunk answering, or the end of the frame being
+     * decoded (every waiter holds one of these until it is freed). */
     while (!sp_list_empty(&c->waiters)) {
         sp_ackwait *a = sp_list_entry(c->waiters.next, sp_ackwait, conn_link);
         sp_list_remove(&a->conn_link);
         a->conn = NULL;
-        if (!a->chunk) free(a); /* not attached to any chunk: nobody else holds it */
     }
+    sp_list_remove(&c->flush_link);
     sp_list_remove(&c->link);
     s->nconns--;
     s->pend_total -= c->pend_counted;
@@ -675,6 +736,7 @@ static void sp__connection_cb(uv_stream_t *server, int status)
     s->handles++;
     sp_list_init(&c->link);
     sp_list_init(&c->waiters);
+    sp_list_init(&c->flush_link);
     if (uv_accept(server, &c->h.stream)) {
         c->closing = 1;
         uv_close(&c->h.handle, sp__conn_closed);
@@ -812,6 +874,9 @@ static int sp__start(sp_input *in)
     }
     uv_idle_init(in->loop, &s->spin);
     s->spin.data = s;
+    uv_check_init(in->loop, &s->flush);
+    s->flush.data = s;
+    sp_list_init(&s->flushq);
     /* On the Docker host the records' container ids can be enriched from Docker's own files. */
     if (conf->metadata_path && *conf->metadata_path && sp_meta_add_dir(conf->metadata_path) == 0)
         sp_info("forward: container metadata from %s", conf->metadata_path);
@@ -933,8 +998,9 @@ static void sp__stop(sp_input *in)
         return;
     }
     s->stopping = 1;
-    s->handles++;
+    s->handles += 2;
     uv_close((uv_handle_t *)&s->spin, sp__spin_closed);
+    uv_close((uv_handle_t *)&s->flush, sp__spin_closed); /* it only counts the handle */
     while (!sp_list_empty(&s->conns))
         sp__conn_close(sp_list_entry(s->conns.next, sp_fwd_conn, link), NULL, NULL);
     uv_close(&s->l.handle, sp__listener_closed);

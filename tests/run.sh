@@ -43,6 +43,7 @@ if [ "$what" = all ] || [ "$what" = unit ]; then
         # The protocol tests: the daemon built with sanitizers, driven by real clients.
         for t in tests/integration/test_forward_protocol.sh tests/integration/test_forward_auth.sh \
             tests/integration/test_forward_tls.sh tests/integration/test_forward_fluentbit.sh \
+            tests/integration/test_forward_ack_delivered.sh \
             tests/integration/test_bad_input.sh \
             tests/integration/test_spool.sh; do
             [ -f "$t" ] || continue

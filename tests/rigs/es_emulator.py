@@ -27,6 +27,12 @@ Control API (/_emulator/*, on --control-port and on the main port while it is up
   GET    /_emulator/faults           current faults
   POST   /_emulator/faults           merge a JSON object into the faults (null removes a key):
            request_status: [429, 503]           next bulk requests fail whole, one status each
+           request_match: {contains: "seq=0 ", status: 503, delay: 1, count: 1}
+                                                the next `count` (default 1) bulk requests whose
+                                                body contains the text wait `delay` seconds, then
+                                                fail whole with `status` (default 503); other
+                                                requests pass: it picks a request by content,
+                                                whatever order requests arrive in
            item_status_every: {n: 5, status: 429}   every n-th item (counted from now) fails
            item_status_count: {count: 10, status: 503}  the next `count` items fail
            mapping_error_field: "bad"           docs with that field (or dotted path) -> 400
@@ -289,6 +295,11 @@ class State:
                 elif key == "item_status_count":
                     self.faults[key] = {"count": int(val["count"]),
                                         "status": int(val.get("status", 429))}
+                elif key == "request_match":
+                    self.faults[key] = {"contains": str(val["contains"]),
+                                        "status": int(val.get("status", 503)),
+                                        "delay": float(val.get("delay", 0)),
+                                        "count": int(val.get("count", 1))}
                 elif key == "mapping_error_field":
                     self.faults[key] = str(val)
                 elif key == "delay":
@@ -305,15 +316,21 @@ class State:
         with self.lock:
             self.faults = {}
 
-    def take_request_fault(self):
+    def take_request_fault(self, body=b""):
         """Per bulk request: (whole-request status or None, delay, truncate?)."""
         with self.lock:
             f = self.faults
             status = f["request_status"].pop(0) if f.get("request_status") else None
+            delay = f.get("delay", 0.0)
+            m = f.get("request_match")
+            if status is None and m and m["count"] > 0 and m["contains"].encode() in body:
+                m["count"] -= 1
+                status = m["status"]
+                delay += m["delay"]
             truncate = f.get("truncate_next", 0) > 0
             if truncate:
                 f["truncate_next"] -= 1
-            return status, f.get("delay", 0.0), truncate
+            return status, delay, truncate
 
     def _item_fault(self):
         """Status injected for the next item, or None. Caller holds the lock."""
@@ -718,7 +735,7 @@ class Handler(BaseHTTPRequestHandler):
                          "application/vnd.elasticsearch+x-ndjson"):
             return self.send_json(406, {"error": f"Content-Type header [{ctype}] is not "
                                         "supported", "status": 406})
-        status, delay, truncate = self.emu.state.take_request_fault()
+        status, delay, truncate = self.emu.state.take_request_fault(body)
         if delay:
             time.sleep(delay)
         if status is not None:                        # whole request fails, nothing applied

@@ -141,6 +141,16 @@ t=$(printf '%s\n' '{"create":{"_index":"dl"}}' '{}' | bulk -o /dev/null -w '%{ti
 expect_eq "delay >= 0.5s" "True" "$(python3 -c "print($t >= 0.5)")"
 curl -s -XDELETE "$CTL/faults" >/dev/null
 
+# --- request_match: only a request holding the text fails, after its delay; once
+fault '{"request_match":{"contains":"needle","status":503,"delay":0.3}}'
+codes=""
+for m in hay needle needle; do
+  codes+="$(printf '%s\n' '{"create":{"_index":"rm"}}' "{\"m\":\"$m\"}" | bulk -o /dev/null -w '%{http_code}' "$ES/_bulk") "
+done
+expect_eq "request_match fails only the matching request, count times" "200 503 200 " "$codes"
+expect_eq "request_match: the failed request is not stored" "2" "$(count rm)"
+curl -s -XDELETE "$CTL/faults" >/dev/null
+
 # --- truncated response: curl must fail, the bulk is applied anyway
 fault '{"truncate_next":1}'
 printf '%s\n' '{"create":{"_index":"tr","_id":"t1"}}' '{"m":1}' | bulk -o /dev/null "$ES/_bulk"
