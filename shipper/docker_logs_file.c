@@ -126,28 +126,44 @@ static void sp__truncated(sp_dl *s, sp_dl_file *f)
 
 /* ---- records ---- */
 
-/* The hash of a file's first line (its first 256 bytes at most). The line carries a
- * nanosecond time, so it names the file's content: the same after a rename, after Docker
- * compressed it, and after a crash; a file with that content is complete up to there once any of
- * its lines is read. */
-static uint64_t sp__idfp_of(const uint8_t *b, size_t n)
+/*
+ * The hash of a file's whole first line. The line ends with Docker's nanosecond time, so it
+ * names the file's content: the same after a rename, after Docker compressed it, and after a
+ * crash, and different for two files that begin alike (a prefix would not do: lines of a fixed
+ * width or padding make two files' first bytes equal, and equal ids would make Elasticsearch
+ * drop one file's records as duplicates). Reads plain files with pread, compressed ones from
+ * their start (rewound after). Returns 0 with *idfp set, or -1 when the first line is not
+ * complete yet (asked again later).
+ */
+static int sp__idfp_read(int fd, gzFile gz, uint64_t *idfp)
 {
-    const uint8_t *nl = memchr(b, '\n', n);
-    uint8_t h[16];
-    uint64_t x;
-    sp_hash128(b, nl ? (size_t)(nl - b) + 1 : n, 0x69647370ULL, h);
-    memcpy(&x, h, 8);
-    return x;
+    sp_buf b = {0};
+    int rc = -1;
+    const char *nl = NULL;
+    while (!nl && b.len < SP_DL_IDFP_MAX) {
+        sp_buf_reserve(&b, 4096);
+        ssize_t n =
+            gz ? gzread(gz, b.base + b.len, 4096) : pread(fd, b.base + b.len, 4096, (off_t)b.len);
+        if (n <= 0) break;
+        nl = memchr(b.base + b.len, '\n', (size_t)n);
+        b.len += (size_t)n;
+    }
+    if (gz) gzrewind(gz);
+    /* A first line longer than the bound is named by its first SP_DL_IDFP_MAX bytes. */
+    if (nl || b.len >= SP_DL_IDFP_MAX) {
+        uint8_t h[16];
+        sp_hash128(b.base, nl ? (size_t)(nl - b.base) + 1 : b.len, 0x69647370ULL, h);
+        memcpy(idfp, h, 8);
+        rc = 0;
+    }
+    sp_buf_free(&b);
+    return rc;
 }
 
 static uint64_t sp__file_idfp(sp_dl_file *f)
 {
-    if (!f->idfp_set && !f->gz && f->fd >= 0) {
-        uint8_t b[SP_DL_FP_LEN];
-        ssize_t n = pread(f->fd, b, sizeof b, 0);
-        f->idfp = sp__idfp_of(b, n > 0 ? (size_t)n : 0);
+    if (!f->idfp_set && !f->gz && f->fd >= 0 && sp__idfp_read(f->fd, NULL, &f->idfp) == 0)
         f->idfp_set = 1;
-    }
     return f->idfp;
 }
 
@@ -375,8 +391,7 @@ static sp_dl_file *sp__cand_add(sp_dl *s, sp_dl_cont *c, sp_dl_cand *k, uint64_t
         sp_hash128(k->head, k->nhead, 0x6a736f6e66696c65ULL, h);
         memcpy(&f->fp, h, 8);
         f->fp_len = k->nhead;
-        f->idfp = sp__idfp_of(k->head, k->nhead);
-        f->idfp_set = 1;
+        f->idfp_set = sp__idfp_read(-1, f->gz, &f->idfp) == 0;
         if (off && gzseek(f->gz, (z_off_t)off, SEEK_SET) < 0) {
             f->off = f->line_off = f->committed = 0;
             gzrewind(f->gz);

@@ -27,13 +27,14 @@ typedef struct {
     uint64_t poll_interval;
 } sp_dl_conf;
 
-#define SP_DL_SLICE (1 << 20)   /* one read */
-#define SP_DL_MAX_RAW (1 << 20) /* one json-file line; longer is skipped (corrupt) */
-#define SP_DL_BUDGET (4 << 20)  /* bytes read per loop iteration, across files */
-#define SP_DL_FP_LEN 256        /* identity fingerprint: hash of the first bytes */
-#define SP_DL_RESCAN_MS 2000    /* safety-net directory rescan */
-#define SP_DL_SAVE_MS 1000      /* offsets written at most this often */
-#define SP_DL_MAX_ROTATED 64    /* <id>-json.log.N looked at when resuming */
+#define SP_DL_SLICE (1 << 20)    /* one read */
+#define SP_DL_MAX_RAW (1 << 20)  /* one json-file line; longer is skipped (corrupt) */
+#define SP_DL_BUDGET (4 << 20)   /* bytes read per loop iteration, across files */
+#define SP_DL_FP_LEN 256         /* identity fingerprint: hash of the first bytes */
+#define SP_DL_IDFP_MAX (1 << 20) /* record ids: a file's first line is hashed up to this */
+#define SP_DL_RESCAN_MS 2000     /* safety-net directory rescan */
+#define SP_DL_SAVE_MS 1000       /* offsets written at most this often */
+#define SP_DL_MAX_ROTATED 64     /* <id>-json.log.N looked at when resuming */
 
 struct sp_dl;
 struct sp_dl_cont;
