@@ -306,6 +306,10 @@ static int sp__entry(void *ctx, const sp_fwd_entry *e)
         r.nsec = (uint32_t)ts.tv_nsec;
         r.prec = 9;
     }
+    if (r.sec > SP_TIME_MAX_SEC) { /* an integer time past year 9999: README "The document" */
+        r.sec = SP_TIME_MAX_SEC;
+        sp_input_error(s->in, "time_clamped");
+    }
     /* Ids: a client's chunk id names its resends too, so Elasticsearch drops the copies; without
      * one, the position in this process's stream names the record. */
     if (e->chunk.len) {

@@ -145,6 +145,7 @@ void sp_json_timestamp(sp_buf *out, uint64_t sec, uint32_t nsec, int prec)
     /* Records arrive in bursts within the same second: format the date part once per second. */
     static __thread uint64_t cached_sec = UINT64_MAX;
     static __thread char cached[48];
+    if (sec > SP_TIME_MAX_SEC) sec = SP_TIME_MAX_SEC; /* four-digit years: README "The document" */
     if (sec != cached_sec) {
         int y;
         unsigned mo, d;

@@ -8,6 +8,7 @@
 #include "jsonfile.h"
 
 #include "mp.h"
+#include "record.h"
 
 #define SP_JF_MAX_DEPTH 32
 
@@ -305,7 +306,8 @@ int sp_rfc3339_parse(const char *s, size_t len, uint64_t *sec, uint32_t *nsec)
     }
     int64_t t = sp__days(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - off;
     if (t < 0) return SP_JF_ECORRUPT;
-    *sec = (uint64_t)t;
+    /* 9999-12-31 with a negative offset: past the last writable second, clamped like any time */
+    *sec = (uint64_t)t < SP_TIME_MAX_SEC ? (uint64_t)t : SP_TIME_MAX_SEC;
     *nsec = frac;
     return 0;
 }

@@ -13,7 +13,7 @@ typedef struct {
     sp_buf msg;
     sp_record first; /* time, flags, nextras of the first piece */
     uint32_t next_ordinal;
-    uint32_t cuts;
+    uint64_t cuts; /* pieces cut off this line so far */
     uint64_t started_ms;
 } sp_pending;
 
@@ -41,21 +41,32 @@ static sp_slice sp__at(const sp_pending *p, size_t off, size_t len, int has)
     return has ? sp_slice_make(p->fields.base + off, len) : SP_SLICE_NULL;
 }
 
-/* Emits the first `n` bytes of the pending line and keeps the rest. */
-static void sp__emit(sp_joiner *j, sp_pending *p, size_t n, const uint8_t *id, uint32_t flags)
+/* Emits `n` bytes of the pending line from `at`; the caller drops them from the line. */
+static void sp__emit(sp_joiner *j, sp_pending *p, size_t at, size_t n, const uint8_t *id,
+                     uint32_t flags)
 {
     sp_record r = p->first;
     memcpy(r.id, id, 16);
     r.flags = flags;
-    r.message = sp_slice_make(p->msg.base ? p->msg.base : "", n);
+    r.message = sp_slice_make(p->msg.base ? p->msg.base + at : "", n);
     r.container_id = sp__at(p, p->off_cid, p->len_cid, p->has_cid);
     r.container_name = sp__at(p, p->off_name, p->len_name, p->has_name);
     r.stream = sp__at(p, p->off_stream, p->len_stream, p->has_stream);
     r.extras = sp__at(p, p->off_extras, p->len_extras, 1);
     j->emit(j->ctx, sp_slice_make(p->fields.base + p->off_tag, p->len_tag), &r);
-    memmove(p->msg.base, p->msg.base + n, p->msg.len - n);
-    p->msg.len -= n;
-    j->held -= n;
+}
+
+/* A cut piece's id: the id of the record whose text made the cut and the cut's number, hashed
+ * into 128 bits. A line may be cut any number of times (max_message_size / max_line_size, and
+ * more over several pieces), so the number is never folded into a few bits of the record id: a
+ * wrapped counter gave two pieces one id, and Elasticsearch answered the second with 409, which
+ * counts as delivered. The same input (a resend) gives the same ids. */
+static void sp_joiner_cut_id(const uint8_t base[16], uint64_t cut, uint8_t out[16])
+{
+    uint8_t key[24];
+    memcpy(key, base, 16);
+    memcpy(key + 16, &cut, 8);
+    sp_hash128(key, sizeof key, 0x6375742d6964ULL, out);
 }
 
 static void sp__drop(sp_joiner *j, sp_pending *p)
@@ -115,15 +126,22 @@ void sp_joiner_add(sp_joiner *j, sp_slice tag, const sp_record *r, sp_slice part
     sp_buf_append(&p->msg, r->message.base, r->message.len);
     j->held += r->message.len;
 
-    while (p->msg.len > j->max_line) {
+    /* Cut from the front, then move the rest once: a piece may hold many lines' worth. */
+    size_t at = 0;
+    while (p->msg.len - at > j->max_line) {
         uint8_t id[16];
-        memcpy(id, r->id, 16);
-        id[15] ^= (uint8_t)(0x80 | ++p->cuts); /* each cut piece gets its own stable id */
+        sp_joiner_cut_id(r->id, ++p->cuts, id); /* each cut piece gets its own stable id */
         j->splits++;
-        sp__emit(j, p, j->max_line, id, SP_REC_SPLIT);
+        sp__emit(j, p, at, j->max_line, id, SP_REC_SPLIT);
+        at += j->max_line;
+    }
+    if (at) {
+        memmove(p->msg.base, p->msg.base + at, p->msg.len - at);
+        p->msg.len -= at;
+        j->held -= at;
     }
     if (last) {
-        sp__emit(j, p, p->msg.len, r->id, 0);
+        sp__emit(j, p, 0, p->msg.len, r->id, 0);
         sp__drop(j, p);
     }
 }
@@ -139,7 +157,7 @@ void sp_joiner_expire(sp_joiner *j, uint64_t now_ms, int all)
         uint8_t id[16];
         memcpy(id, p->first.id, 16);
         id[15] ^= 0x7f;
-        sp__emit(j, p, p->msg.len, id, SP_REC_INCOMPLETE);
+        sp__emit(j, p, 0, p->msg.len, id, SP_REC_INCOMPLETE);
         sp__drop(j, p);
     }
 }

@@ -19,6 +19,10 @@ enum {
     SP_REC_INCOMPLETE = 2, /* a partial line whose last piece never came */
 };
 
+/* The latest record time: 9999-12-31T23:59:59Z, the last second RFC 3339 (four-digit years)
+ * and strftime index names can write. A later time is clamped to it (counted by the input). */
+#define SP_TIME_MAX_SEC 253402300799ULL
+
 typedef struct {
     uint64_t sec;
     uint32_t nsec;

@@ -5,6 +5,9 @@
 #   tests/run.sh                 everything
 #   tests/run.sh unit            unit tests only (both builds)
 #   tests/run.sh integration [PATTERN]   integration tests whose file name contains PATTERN
+# An integration test exits 0 (pass), 77 (SKIP: it could not run here; its last "SKIP: reason"
+# line says why) or anything else (fail). A skip is not a pass: it is listed and counted apart.
+# The exit status is 0 when nothing failed, skips included.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -14,9 +17,14 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 
 "$ROOT/tests/deps.sh" || { echo "dependency install failed"; exit 1; }
 
-passed=0; failed=0; failed_names=()
-result() { # NAME RC
+passed=0; failed=0; skipped=0; failed_names=(); skipped_names=()
+result() { # NAME RC [LOG]: with a LOG, exit code 77 is a skip whose reason is the log's SKIP line
     if [ "$2" -eq 0 ]; then passed=$((passed + 1)); echo "PASS $1";
+    elif [ "$2" -eq 77 ] && [ -n "${3:-}" ]; then
+        local why
+        why=$(grep '^SKIP: ' "$3" 2>/dev/null | tail -1); why=${why#SKIP: }
+        skipped=$((skipped + 1)); skipped_names+=("$1 (${why:-no reason given})")
+        echo "SKIP $1 (${why:-no reason given})"
     else failed=$((failed + 1)); failed_names+=("$1"); echo "FAIL $1"; fi
 }
 
@@ -49,8 +57,8 @@ if [ "$what" = all ] || [ "$what" = unit ]; then
             [ -f "$t" ] || continue
             BUILD="$ROOT/build-asan" ASAN_OPTIONS=detect_leaks=1 timeout 300 bash "$t" \
                 >"build-asan/$(basename "$t").log" 2>&1
-            rc=$?; result "$(basename "$t" .sh) (ASan+UBSan)" $rc
-            [ $rc -eq 0 ] || tail -40 "build-asan/$(basename "$t").log"
+            rc=$?; result "$(basename "$t" .sh) (ASan+UBSan)" $rc "build-asan/$(basename "$t").log"
+            [ $rc -eq 0 ] || [ $rc -eq 77 ] || tail -40 "build-asan/$(basename "$t").log"
         done
     else
         result "build (ASan+UBSan)" 1
@@ -86,12 +94,13 @@ if [ "$what" = all ] || [ "$what" = integration ]; then
         timeout 300 bash "$t" >"build/$(basename "$t").log" 2>&1
         rc=$?
         echo "   ($(( $(date +%s) - start )) s)"
-        result "$(basename "$t" .sh)" $rc
-        [ $rc -eq 0 ] || tail -40 "build/$(basename "$t").log"
+        result "$(basename "$t" .sh)" $rc "build/$(basename "$t").log"
+        [ $rc -eq 0 ] || [ $rc -eq 77 ] || tail -40 "build/$(basename "$t").log"
     done
 fi
 
 echo
+[ ${#skipped_names[@]} -eq 0 ] || printf 'skipped: %s\n' "${skipped_names[@]}"
 [ ${#failed_names[@]} -eq 0 ] || printf 'failed: %s\n' "${failed_names[@]}"
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

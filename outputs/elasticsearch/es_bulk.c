@@ -31,11 +31,14 @@ void sp_es_index_init(sp_es_index *ix, const char *fmt)
 
 sp_slice sp_es_index_name(sp_es_index *ix, uint64_t sec)
 {
+    /* Past 9999-12-31T23:59:59Z gmtime_r fails (or the year gets a fifth digit): clamped, as
+     * in the document's @timestamp. */
+    if (sec > SP_TIME_MAX_SEC) sec = SP_TIME_MAX_SEC;
     if (!ix->literal && sec / ix->period != ix->key) {
         ix->key = sec / ix->period;
         time_t t = (time_t)sec;
         struct tm tm;
-        gmtime_r(&t, &tm);
+        if (!gmtime_r(&t, &tm)) memset(&tm, 0, sizeof tm); /* cannot fail in range */
         ix->len = strftime(ix->name, sizeof ix->name, ix->fmt, &tm);
     }
     return sp_slice_make(ix->name, ix->len);

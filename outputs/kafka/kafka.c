@@ -49,7 +49,8 @@ static void sp__encode(uv_work_t *w)
         m->voff = (uint32_t)kd->buf.len;
         sp_json_record(&kd->buf, &r, tag);
         m->vlen = (uint32_t)(kd->buf.len - m->voff);
-        m->ts_ms = (int64_t)(r.sec * 1000 + r.nsec / 1000000);
+        uint64_t sec = r.sec < SP_TIME_MAX_SEC ? r.sec : SP_TIME_MAX_SEC; /* inputs clamp */
+        m->ts_ms = (int64_t)(sec * 1000 + r.nsec / 1000000);
         sp_slice key = sp_kafka_field_get(&k->keyf, &r, tag);
         m->key = key.base;
         m->klen = (uint32_t)key.len;

@@ -22,6 +22,7 @@ typedef struct {
     sp_kvlist headers;
     sp_kvlist properties;
     uint64_t retry_backoff;
+    int unsafe_properties; /* accept properties that weaken "delivered" (docs/kafka.md) */
 } sp_kafka_conf;
 
 /** Where a per-record value (key, topic) comes from. */

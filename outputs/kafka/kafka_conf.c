@@ -4,6 +4,7 @@
  * per-record message key and topic come from.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kafka.h"
@@ -100,6 +101,84 @@ fail:
     return NULL;
 }
 
+/* Properties that change what "delivered" means, and the value shipper needs. Each is read back
+ * from a configuration built with one user property at a time, so aliases (`acks`,
+ * `request.required.acks`) and spellings (`all`, `-1`) compare alike. docs/kafka.md lists them. */
+static const struct {
+    const char *name, *need, *says;
+} sp_kafka_guarded[] = {
+    {"request.required.acks", "-1", "acks=all"},
+    {"enable.idempotence", "true", "enable.idempotence=true"},
+    {"transactional.id", "", "no transactional.id"},
+    {"delivery.report.only.error", "false", "a delivery report for every message"},
+    {"queuing.strategy", "fifo", "queuing.strategy=fifo"},
+};
+
+/* What an idempotent producer needs of properties the user changed; librdkafka checks these only
+ * when the producer is created, which would be a failure at start instead of a config error. */
+static const struct {
+    const char *name;
+    long long min, max;
+    const char *says;
+} sp_kafka_idem_limits[] = {
+    {"max.in.flight.requests.per.connection", 1, 5, "at most 5"},
+    {"message.send.max.retries", 1, 2147483647, "at least 1"},
+};
+
+static void sp_kafka_conf_value(const rd_kafka_conf_t *rc, const char *name, char *v, size_t cap)
+{
+    size_t len = cap;
+    if (rd_kafka_conf_get(rc, name, v, &len) != RD_KAFKA_CONF_OK) v[0] = '\0'; /* unset */
+}
+
+/*
+ * Checks user property `i` against the two tables (`base`: the configuration without any user
+ * property; `idem`: idempotence is on in the full one). 0: fine; 1: it weakens a guarded setting
+ * (*g is its index); 2: it breaks an idempotence limit (`why` says how).
+ */
+static int sp_kafka_prop_check(const sp_kafka_conf *c, size_t i, const rd_kafka_conf_t *base,
+                               int idem, int *g, char *why, size_t whylen)
+{
+    char errstr[512];
+    sp_kafka_conf one = *c;
+    one.properties.k += i;
+    one.properties.v += i;
+    one.properties.n = 1;
+    const char *bad;
+    rd_kafka_conf_t *rc = sp_kafka_conf_build(&one, errstr, sizeof errstr, &bad);
+    if (!rc) return 0; /* cannot be: the full build accepted it */
+    int res = 0;
+    char v[256], was[256];
+    for (size_t k = 0; k < sizeof sp_kafka_guarded / sizeof *sp_kafka_guarded && !res; k++) {
+        sp_kafka_conf_value(rc, sp_kafka_guarded[k].name, v, sizeof v);
+        if (strcmp(v, sp_kafka_guarded[k].need) != 0) res = 1, *g = (int)k;
+    }
+    for (size_t k = 0;
+         idem && k < sizeof sp_kafka_idem_limits / sizeof *sp_kafka_idem_limits && !res; k++) {
+        sp_kafka_conf_value(rc, sp_kafka_idem_limits[k].name, v, sizeof v);
+        sp_kafka_conf_value(base, sp_kafka_idem_limits[k].name, was, sizeof was);
+        long long x = strtoll(v, NULL, 10);
+        if (strcmp(v, was) != 0 &&
+            (x < sp_kafka_idem_limits[k].min || x > sp_kafka_idem_limits[k].max)) {
+            snprintf(why, whylen, "%s must be %s with enable.idempotence=true",
+                     sp_kafka_idem_limits[k].name, sp_kafka_idem_limits[k].says);
+            res = 2;
+        }
+    }
+    rd_kafka_conf_destroy(rc);
+    return res;
+}
+
+/* The line of property `key` under `properties` (the output's line when not found). */
+static int sp_kafka_prop_line(const sp_node *n, const char *key)
+{
+    sp_node *props = sp_node_get(n, "properties");
+    if (props)
+        for (sp_node *m = props->child; m; m = m->next)
+            if (m->key && strcmp(m->key, key) == 0) return m->line;
+    return n->line;
+}
+
 static int sp__check(sp_output *o, const sp_node *n, sp_conf_err *err)
 {
     sp_kafka_conf *c = o->conf;
@@ -138,8 +217,38 @@ static int sp__check(sp_output *o, const sp_node *n, sp_conf_err *err)
         sp_conf_error(err, line, bad ? key : "brokers", "%s", errstr);
         return -1;
     }
+    char idem[8];
+    sp_kafka_conf_value(rc, "enable.idempotence", idem, sizeof idem);
     rd_kafka_conf_destroy(rc);
-    return 0;
+    sp_kafka_conf base = *c;
+    base.properties.n = 0;
+    rd_kafka_conf_t *brc = sp_kafka_conf_build(&base, errstr, sizeof errstr, &bad);
+    if (!brc) return 0; /* cannot be: the full build accepted it */
+    int rc2 = 0;
+    for (size_t i = 0; i < c->properties.n && !rc2; i++) {
+        const char *k = c->properties.k[i], *v = c->properties.v[i];
+        char why[300], key[300];
+        int g = 0;
+        int r = sp_kafka_prop_check(c, i, brc, strcmp(idem, "true") == 0, &g, why, sizeof why);
+        if (r == 0) continue;
+        snprintf(key, sizeof key, "properties.%s", k);
+        if (r == 2) {
+            sp_conf_error(err, sp_kafka_prop_line(n, k), key, "\"%s\": %s", v, why);
+            rc2 = -1;
+        } else if (c->unsafe_properties) {
+            sp_warn("output %s: kafka: unsafe_properties: %s=%s replaces %s, so a record counts "
+                    "delivered on weaker terms (docs/kafka.md)",
+                    o->name, k, v, sp_kafka_guarded[g].says);
+        } else {
+            sp_conf_error(err, sp_kafka_prop_line(n, k), key,
+                          "\"%s\" changes what delivered means (shipper needs %s); remove it, or "
+                          "set unsafe_properties: true (docs/kafka.md)",
+                          v, sp_kafka_guarded[g].says);
+            rc2 = -1;
+        }
+    }
+    rd_kafka_conf_destroy(brc);
+    return rc2;
 }
 
 static const sp_conf_field sp__fields[] = {
@@ -160,6 +269,8 @@ static const sp_conf_field sp__fields[] = {
      "records the broker refuses for good go here (still counted rejected)"},
     {"retry_backoff", SP_CONF_DURATION, offsetof(sp_kafka_conf, retry_backoff), "500ms",
      "first wait before producing failed messages again (doubles up to retry_max)"},
+    {"unsafe_properties", SP_CONF_BOOL, offsetof(sp_kafka_conf, unsafe_properties), "false",
+     "accept properties that change what delivered means (acks, enable.idempotence, ...)"},
     SP_CONF_END};
 
 const sp_output_type sp_output_kafka = {

@@ -1,6 +1,8 @@
 # Shared helpers for integration tests. Source it: `. "$(dirname "$0")/lib.sh"`.
-# Every test is a bash script that exits 0 (pass) or non-zero (fail), prints what it checked,
-# and cleans up what it started (the EXIT trap below kills everything registered with `bg_pid`).
+# Every test is a bash script that exits 0 (pass), 77 (skip: `skip REASON`, when it cannot run
+# here; tests/run.sh counts it apart, never as a pass) or anything else (fail), prints what it
+# checked, and cleans up what it started (the EXIT trap below kills everything registered with
+# `bg_pid`).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -30,6 +32,12 @@ ok() { echo "ok: $*"; }
 # check DESCRIPTION EXPECTED ACTUAL
 check_eq() { if [ "$2" == "$3" ]; then ok "$1 ($3)"; else fail "$1: expected '$2', got '$3'"; fi; }
 check() { local d=$1; shift; if "$@"; then ok "$d"; else fail "$d"; fi; }
+# skip REASON: this test cannot run here; prints "SKIP: REASON" and exits 77. After a failed
+# check it is a failure instead (what ran was wrong, whatever could not run).
+skip() {
+    if [ "$FAILS" -gt 0 ]; then echo "$FAILS check(s) failed, then: $*"; exit 1; fi
+    echo "SKIP: $*"; exit 77
+}
 finish() { if [ "$FAILS" -gt 0 ]; then echo "$FAILS check(s) failed"; exit 1; fi; echo "all checks passed"; exit 0; }
 
 # A free TCP port on 127.0.0.1.

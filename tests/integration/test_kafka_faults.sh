@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Kafka faults while real containers log through shipper: injected produce errors
-# (NOT_LEADER_FOR_PARTITION, REQUEST_TIMED_OUT), a broker down with its partitions moved to the
-# others and back, and a broker down long enough that librdkafka gives up on its messages
-# (message.timeout.ms=2000) so shipper itself must produce them again, with librdkafka's queue
-# kept small (300 messages) so production pauses on QUEUE_FULL. Checks: every line
-# exactly once (high watermarks = lines sent: nothing lost, nothing duplicated), each container's
-# lines in order, and shipper counted the failures it recovered from.
+# Kafka faults, in two phases.
+# 1. Real containers log through shipper while the mock cluster injects produce errors
+#    (NOT_LEADER_FOR_PARTITION, REQUEST_TIMED_OUT), a broker goes down with its partitions moved
+#    to the others and back, and another is down for 3 s with no failover; librdkafka's queue is
+#    kept small (300 messages). librdkafka's own retries recover from all of it (the default
+#    message.timeout.ms, 300 s, is never reached): every line exactly once (high watermarks =
+#    lines sent) and each container's lines in order.
+# 2. Forced, not waited for: every produce request fails (injected NOT_ENOUGH_REPLICAS) until
+#    librdkafka gives up on messages (message.timeout.ms=1000) and its 300-message queue is
+#    full, so shipper must pause production and then produce the timed-out messages again
+#    itself. The errors are cleared only once both were seen. Every record exactly once; order
+#    is not checked here (docs/kafka.md: messages already inside librdkafka may overtake
+#    re-produced ones).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/kafka_lib.sh"
 need_docker
@@ -23,7 +29,6 @@ outputs:
     retry_backoff: 200ms
     retry_max: 1s
     properties:
-      message.timeout.ms: "2000"
       topic.metadata.refresh.interval.ms: "1000"
       queue.buffering.max.messages: "300"   # librdkafka's queue fills: production must pause
 YAML
@@ -63,11 +68,7 @@ wait_metric "$A" 'shipper_output_records_total{output="kafka",result="delivered"
     fail "not all records delivered"
 check_eq "records rejected" 0 "$(metric "$A" 'shipper_output_records_total{output="kafka",result="rejected"}')"
 check_eq "messages in Kafka (high watermarks): none lost, none twice" "$want" "$(hwm_total logs)"
-curl -sf "http://$A/metrics" | grep -E '^shipper_kafka_(failed|reproduced)' | sed 's/^/  /'
-qf=$(metric "$A" 'shipper_kafka_queue_full_total{output="kafka"}')
-check "librdkafka's queue was full at times ($qf) and nothing was dropped" [ "${qf%.*}" -gt 0 ]
-re=$(metric "$A" 'shipper_kafka_reproduced_total{output="kafka"}')
-check "shipper produced timed-out messages again ($re)" [ "${re%.*}" -gt 0 ]
+curl -sf "http://$A/metrics" | grep -E '^shipper_kafka_(failed|reproduced|queue_full)' | sed 's/^/  /'
 stop_shipper
 check_eq "shipper exit code on SIGTERM" 0 "$SHIPPER_RC"
 
@@ -86,9 +87,50 @@ for cid in ids:
     ok = len(set(nums)) == len(nums) and (not nums or nums[-1] == n - 1)
     inorder = nums == sorted(nums)
     print(("ok: " if ok else "FAIL: ") + "container %s: %d kept lines, none twice, last line last" % (cid[:12], len(nums)))
-    print(("ok: " if inorder else "NOTE: ") + "container %s: kept lines in order" % cid[:12])
-    bad += 0 if ok else 1
+    print(("ok: " if inorder else "FAIL: ") + "container %s: kept lines in order" % cid[:12])
+    bad += (0 if ok else 1) + (0 if inorder else 1)
 sys.exit(1 if bad else 0)
 PY
+
+log "phase 2: every produce request fails until messages time out and librdkafka's queue is full"
+P2=$(free_port); H2=$(free_port); A2="127.0.0.1:$H2"
+cat >"$T/s2.yaml" <<YAML
+service: {http_listen: "$A2", log_level: info}
+buffer: {flush_interval: 200ms}
+inputs: [{type: forward, listen: "127.0.0.1:$P2"}]
+outputs:
+  - type: kafka
+    brokers: "$BOOTSTRAP"
+    topic: logs
+    retry_backoff: 200ms
+    retry_max: 1s
+    properties:
+      message.timeout.ms: "1000"
+      queue.buffering.max.messages: "300"
+YAML
+before=$(hwm_total logs)
+check_eq "the mock accepts the error injection" "ok errors produce 1000000 NOT_ENOUGH_REPLICAS" \
+    "$(kctl errors produce 1000000 NOT_ENOUGH_REPLICAS)"
+start_shipper s2 -c "$T/s2.yaml"
+wait_ready "$A2" || exit 1
+M2=1000
+python3 "$ROOT/tests/integration/fwd_client.py" send --addr "127.0.0.1:$P2" --count $M2 --tag forced \
+    --mode forward --batch 50 >/dev/null || fail "send (phase 2)"
+wait_metric "$A2" 'shipper_kafka_queue_full_total{output="kafka"}' 1 30 ||
+    fail "librdkafka's queue never filled"
+wait_metric "$A2" 'shipper_kafka_failed_total{output="kafka",reason="_MSG_TIMED_OUT"}' 1 30 ||
+    fail "no message timed out"
+wait_metric "$A2" 'shipper_kafka_reproduced_total{output="kafka"}' 1 30 ||
+    fail "shipper did not produce timed-out messages again"
+check_eq "nothing delivered while every produce fails" 0 \
+    "$(metric "$A2" 'shipper_output_records_total{output="kafka",result="delivered"}')"
+kctl clear produce >/dev/null
+wait_metric "$A2" 'shipper_output_records_total{output="kafka",result="delivered"}' $M2 60 ||
+    fail "phase 2: not all records delivered"
+curl -sf "http://$A2/metrics" | grep -E '^shipper_kafka_(failed|reproduced|queue_full)' | sed 's/^/  /'
+check_eq "phase 2: records rejected" 0 "$(metric "$A2" 'shipper_output_records_total{output="kafka",result="rejected"}')"
+check_eq "phase 2: messages in Kafka: none lost, none twice" $M2 $(( $(hwm_total logs) - before ))
+stop_shipper
+check_eq "shipper exit code on SIGTERM (phase 2)" 0 "$SHIPPER_RC"
 stop_kafka
 finish

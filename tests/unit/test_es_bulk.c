@@ -51,6 +51,34 @@ static void test_index_names(void **st)
     assert_memory_equal(s.base, "logs-docker-default", s.len);
 }
 
+/* A time past 9999-12-31T23:59:59Z (a huge integer time from a client) is clamped to that
+ * second: gmtime_r fails far beyond it, and the name was formatted from an unset struct tm. */
+static void test_index_name_time_clamped(void **st)
+{
+    static const uint64_t huge[] = {UINT64_MAX, (uint64_t)INT64_MAX + 1, (uint64_t)INT64_MAX,
+                                    100000000000000000ULL, 253402300800ULL /* 10000-01-01 */};
+    const char *fmts[] = {"logs-%Y.%m.%d", "s-%Y-%m-%dT%H:%M:%S"};
+    const char *want[] = {"logs-9999.12.31", "s-9999-12-31T23:59:59"};
+    for (size_t f = 0; f < 2; f++) {
+        for (size_t i = 0; i < sizeof huge / sizeof *huge; i++) {
+            sp_es_index ix;
+            sp_es_index_init(&ix, fmts[f]);
+            memset(ix.name, 'X', sizeof ix.name); /* what an unset struct tm would leave */
+            sp_slice s = sp_es_index_name(&ix, huge[i]);
+            assert_int_equal(s.len, strlen(want[f]));
+            assert_memory_equal(s.base, want[f], s.len);
+        }
+    }
+    sp_es_index ix;
+    sp_es_index_init(&ix, "logs-%Y.%m.%d");
+    sp_slice s = sp_es_index_name(&ix, 253402300799ULL); /* the last second itself */
+    assert_memory_equal(s.base, "logs-9999.12.31", s.len);
+    s = sp_es_index_name(&ix, UINT64_MAX); /* and the cache does not keep a stale name */
+    assert_memory_equal(s.base, "logs-9999.12.31", s.len);
+    s = sp_es_index_name(&ix, 1764390000);
+    assert_memory_equal(s.base, "logs-2025.11.29", s.len);
+}
+
 static sp_es_enc mkenc(size_t max)
 {
     sp_es_enc e = {0};
@@ -183,8 +211,11 @@ static void test_gzip_roundtrip(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_id_base64url),     cmocka_unit_test(test_index_names),
-        cmocka_unit_test(test_encode_and_split), cmocka_unit_test(test_items_and_dead_letters),
+        cmocka_unit_test(test_id_base64url),
+        cmocka_unit_test(test_index_names),
+        cmocka_unit_test(test_index_name_time_clamped),
+        cmocka_unit_test(test_encode_and_split),
+        cmocka_unit_test(test_items_and_dead_letters),
         cmocka_unit_test(test_gzip_roundtrip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

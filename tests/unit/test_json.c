@@ -92,6 +92,29 @@ static void test_timestamps(void **st)
     sp_buf_free(&b);
 }
 
+/* Times past 9999-12-31T23:59:59Z are written as that second (RFC 3339 has four year digits). */
+static void test_timestamp_clamped(void **st)
+{
+    static const uint64_t huge[] = {UINT64_MAX, (uint64_t)INT64_MAX, 1ULL << 40,
+                                    253402300800ULL /* 10000-01-01 */, 999999999999ULL};
+    sp_buf b = {0};
+    for (size_t i = 0; i < sizeof huge / sizeof *huge; i++) {
+        b.len = 0;
+        sp_json_timestamp(&b, huge[i], 0, 0);
+        sp_buf_putc(&b, '\0');
+        assert_string_equal(b.base, "\"9999-12-31T23:59:59Z\"");
+        b.len = 0;
+        sp_json_timestamp(&b, huge[i], 123456789, 9);
+        sp_buf_putc(&b, '\0');
+        assert_string_equal(b.base, "\"9999-12-31T23:59:59.123456789Z\"");
+    }
+    b.len = 0;
+    sp_json_timestamp(&b, 253402300799ULL, 0, 0);
+    sp_buf_putc(&b, '\0');
+    assert_string_equal(b.base, "\"9999-12-31T23:59:59Z\"");
+    sp_buf_free(&b);
+}
+
 static void test_document(void **st)
 {
     sp_buf extras = {0}, b = {0};
@@ -156,7 +179,7 @@ int main(void)
         cmocka_unit_test(test_plain_and_escapes), cmocka_unit_test(test_escapes_at_every_position),
         cmocka_unit_test(test_utf8_valid_kept),   cmocka_unit_test(test_utf8_invalid_replaced),
         cmocka_unit_test(test_timestamps),        cmocka_unit_test(test_document),
-        cmocka_unit_test(test_non_string_keys),
+        cmocka_unit_test(test_timestamp_clamped), cmocka_unit_test(test_non_string_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -148,6 +148,11 @@ static void test_time(void **st)
     /* more than nine digits: the rest is ignored */
     assert_int_equal(sp_rfc3339_parse("2000-02-29T12:34:56.1234567891Z", 31, &s, &ns), 0);
     assert_int_equal(ns, 123456789);
+    /* past 9999-12-31T23:59:59Z (only a negative offset gets there): clamped to that second */
+    assert_int_equal(sp_rfc3339_parse("9999-12-31T23:59:59Z", 20, &s, &ns), 0);
+    assert_int_equal(s, 253402300799ULL);
+    assert_int_equal(sp_rfc3339_parse("9999-12-31T23:00:00.5-02:00", 27, &s, &ns), 0);
+    assert_int_equal(s, 253402300799ULL);
 }
 
 int main(void)

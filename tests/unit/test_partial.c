@@ -133,6 +133,122 @@ static void test_interleaved_streams(void **st)
     sp_joiner_free(&j);
 }
 
+/* Collects every emitted id, for lines cut into many pieces. */
+typedef struct {
+    size_t n, cap;
+    uint8_t (*id)[16];
+    uint32_t *flags;
+} ids;
+
+static void emit_id(void *ctx, sp_slice tag, const sp_record *r)
+{
+    ids *o = ctx;
+    (void)tag;
+    if (o->n == o->cap) {
+        o->cap = o->cap ? o->cap * 2 : 256;
+        o->id = realloc(o->id, o->cap * sizeof *o->id);
+        o->flags = realloc(o->flags, o->cap * sizeof *o->flags);
+        assert_non_null(o->id);
+        assert_non_null(o->flags);
+    }
+    memcpy(o->id[o->n], r->id, 16);
+    o->flags[o->n++] = r->flags;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    return memcmp(a, b, 16);
+}
+
+/* Sorts a copy of the ids (plus `extra`) and fails on the first duplicate. */
+static void assert_ids_unique(const ids *o, const uint8_t (*extra)[16], size_t nextra)
+{
+    size_t n = o->n + nextra;
+    uint8_t(*all)[16] = malloc(n * sizeof *all);
+    assert_non_null(all);
+    memcpy(all, o->id, o->n * sizeof *all);
+    if (nextra) memcpy(all + o->n, extra, nextra * sizeof *all);
+    qsort(all, n, sizeof *all, cmp_id);
+    for (size_t i = 1; i < n; i++)
+        if (memcmp(all[i - 1], all[i], 16) == 0) fail_msg("duplicate id among %zu ids", n);
+    free(all);
+}
+
+/* The forward input's ids of a frame with a chunk id: one hash, the entry index XORed in. */
+static void frame_id(uint8_t out[16], uint32_t index)
+{
+    static const char chunk[] = "c2hpcHBlci1jaHVuay1pZA==";
+    sp_hash128(chunk, sizeof chunk - 1, 0, out);
+    uint32_t ix;
+    memcpy(&ix, out + 12, 4);
+    ix ^= index;
+    memcpy(out + 12, &ix, 4);
+}
+
+/* A line of many times max_line_size (one huge record, as a whole line or as one piece) is cut
+ * into more pieces than a byte can count: each piece still gets its own id, and none equals the
+ * id of another record of the frame (Elasticsearch would answer 409 and drop it). */
+static void test_many_cuts_unique_ids(void **st)
+{
+    (void)st;
+    enum { MAX_LINE = 4, PIECES = 1000 };
+    static char big[MAX_LINE * PIECES + 1];
+    memset(big, 'x', sizeof big - 1);
+    sp_slice tag = SP_SLICE_LIT("docker.web");
+
+    /* one whole record over the limit: every cut comes from the same record id */
+    ids o = {0};
+    sp_joiner j;
+    sp_joiner_init(&j, MAX_LINE, 5000, emit_id, &o);
+    sp_record r = piece(big, 10, 0);
+    frame_id(r.id, 0);
+    sp_joiner_add(&j, tag, &r, SP_SLICE_LIT("whole"), 0, 1, 0);
+    assert_int_equal(o.n, PIECES);
+    assert_int_equal(j.splits, PIECES - 1);
+    uint8_t others[2 * PIECES][16]; /* the records that follow it in the same frame */
+    for (uint32_t i = 0; i < 2 * PIECES; i++)
+        frame_id(others[i], i + 1);
+    assert_ids_unique(&o, others, 2 * PIECES);
+    sp_joiner_free(&j);
+
+    /* a partial line of several big pieces, each cut many times, then its timeout */
+    o.n = 0;
+    sp_joiner_init(&j, MAX_LINE, 5000, emit_id, &o);
+    for (uint32_t k = 0; k < 3; k++) {
+        sp_record p = piece(big, 10, 0);
+        frame_id(p.id, k);
+        sp_joiner_add(&j, tag, &p, SP_SLICE_LIT("p1"), k + 1, 0, 0);
+    }
+    sp_record tail = piece("ab", 10, 0);
+    frame_id(tail.id, 3);
+    sp_joiner_add(&j, tag, &tail, SP_SLICE_LIT("p1"), 4, 0, 0);
+    sp_joiner_expire(&j, 0, 1);
+    assert_int_equal(o.n, 3 * PIECES + 1);
+    assert_int_equal(o.flags[o.n - 1], SP_REC_INCOMPLETE);
+    for (uint32_t i = 0; i < 2 * PIECES; i++)
+        frame_id(others[i], i + 4);
+    assert_ids_unique(&o, others, 2 * PIECES);
+    sp_joiner_free(&j);
+
+    /* the ids are stable: the same input (a resend) gives the same ids */
+    ids again = {0};
+    sp_joiner_init(&j, MAX_LINE, 5000, emit_id, &again);
+    sp_joiner_add(&j, tag, &r, SP_SLICE_LIT("whole"), 0, 1, 0);
+    sp_joiner_free(&j);
+    ids first = {0};
+    sp_joiner_init(&j, MAX_LINE, 5000, emit_id, &first);
+    sp_joiner_add(&j, tag, &r, SP_SLICE_LIT("whole"), 0, 1, 0);
+    sp_joiner_free(&j);
+    assert_int_equal(again.n, first.n);
+    assert_memory_equal(again.id, first.id, first.n * 16);
+    free(o.id);
+    free(o.flags);
+    free(again.id);
+    free(again.flags);
+    free(first.id);
+    free(first.flags);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -141,6 +257,7 @@ int main(void)
         cmocka_unit_test(test_max_line_splits),
         cmocka_unit_test(test_timeout_emits_incomplete),
         cmocka_unit_test(test_interleaved_streams),
+        cmocka_unit_test(test_many_cuts_unique_ids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
