@@ -9,8 +9,7 @@
 . "$(dirname "$0")/lib.sh"
 FB=${FLUENT_BIT:-}
 if [ -z "$FB" ] || [ ! -x "$FB" ]; then
-    echo "SKIP: set FLUENT_BIT=/path/to/fluent-bit (2.1+) to run this test"
-    exit 77
+    skip "set FLUENT_BIT=/path/to/fluent-bit (2.1+) to run this test"
 fi
 "$FB" --version | head -1
 cd "$T" || exit 1
