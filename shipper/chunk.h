@@ -31,8 +31,9 @@ typedef struct sp_chunk {
     size_t tag_len;
     sp_buf data; /* the records */
     uint32_t nrecords;
-    int refs;     /* outputs that have not finished with it */
-    uint64_t seq; /* creation order, unique per process */
+    int refs;        /* outputs that have not finished with it */
+    int undelivered; /* an output gave up on it while stopping: released as not delivered */
+    uint64_t seq;    /* creation order, unique per process */
     uint64_t opened_ms;
     uint64_t outputs;         /* bitmask of matching outputs, fixed at creation */
     struct sp_tagent *tagent; /* while open: the tag entry that points at it */

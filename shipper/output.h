@@ -41,8 +41,10 @@ typedef struct {
     int (*start)(sp_output *o);
     /** Starts delivering `d`; later (or now) calls sp_output_done(d, ...) exactly once. */
     void (*deliver)(sp_output *o, sp_delivery *d);
-    /** Closes handles and frees the instance; calls sp_output_closed when done. Deliveries in
-     * flight are abandoned (they stay in the spool if it is on). */
+    /** Closes handles and frees the instance; calls sp_output_closed when done. Until then it
+     * may still answer deliveries in flight (work it cannot cancel, e.g. a write on the thread
+     * pool, is waited for); those it has not answered by then are abandoned: not delivered
+     * (they stay in the spool if it is on). Nothing may be answered after sp_output_closed. */
     void (*stop)(sp_output *o);
     void (*metrics)(sp_output *o, sp_buf *out); /* optional extra Prometheus lines */
     int default_inflight;                       /* concurrent deliveries; 0 means 1 */
@@ -61,12 +63,13 @@ struct sp_output {
     uv_loop_t *loop;
     struct sp_router *router;
     /* core state */
-    sp_list queue; /* sp_delivery waiting */
+    sp_list queue;   /* sp_delivery waiting */
+    sp_list running; /* sp_delivery given to `deliver`, not answered yet */
     int inflight;
     int blocked; /* a retry is waiting for its backoff */
     uint32_t backoff_attempt;
     uv_timer_t retry_timer;
-    int closed;
+    int closed; /* 1: stopping (answers still come), 2: closed (sp_output_closed) */
     uint64_t delivered, retried, rejected; /* records */
     uint64_t queued_chunks;
     int pumping, repump;
@@ -78,8 +81,10 @@ struct sp_output {
 
 /**
  * Answers a delivery. With SP_OUT_DONE, `delivered` + `rejected` should equal the chunk's
- * records. With SP_OUT_RETRY the counts are ignored and the chunk's records are counted retried.
- * Must be called on the loop thread.
+ * records. With SP_OUT_RETRY the counts are ignored and the chunk's records are counted retried;
+ * once the output is stopping, SP_OUT_RETRY means "not delivered": the chunk is released as
+ * undelivered (not marked done in the spool, offsets and acks that wait for delivery do not
+ * move). Must be called on the loop thread.
  */
 void sp_output_done(sp_delivery *d, int result, uint32_t delivered, uint32_t rejected);
 /** The output's handles are all closed (stop is complete). */

@@ -216,7 +216,12 @@ static void sp__chunk_free_(sp_router *r, sp_chunk *c, int delivered)
 
 static void sp__chunk_free(sp_router *r, sp_chunk *c)
 {
-    sp__chunk_free_(r, c, 1);
+    sp__chunk_free_(r, c, !c->undelivered);
+}
+
+void sp_router_drop(sp_router *r, sp_chunk *c)
+{
+    sp__chunk_free_(r, c, 0);
 }
 
 void sp_router_close_chunk(sp_router *r, sp_chunk *c)
@@ -311,6 +316,7 @@ static void sp__pump(sp_output *o)
                !sp_list_empty(&o->queue)) {
             sp_list *l = o->queue.next;
             sp_list_remove(l);
+            sp_list_insert_tail(&o->running, l);
             o->inflight++;
             sp_delivery *d = sp_list_entry(l, sp_delivery, link);
             o->type->deliver(o, d);
@@ -363,7 +369,11 @@ void sp_output_done(sp_delivery *d, int result, uint32_t delivered, uint32_t rej
     sp_router *r = o->router;
     sp_chunk *c = d->chunk;
     o->inflight--;
-    if (result == SP_OUT_RETRY && !o->closed) {
+    sp_list_remove(&d->link);
+    if (result == SP_OUT_RETRY && o->closed) {
+        /* Stopping: a failed delivery is not retried, and it is not delivered either. */
+        c->undelivered = 1;
+    } else if (result == SP_OUT_RETRY) {
         d->attempts++;
         o->retried += c->nrecords;
         sp_list_insert_head(&o->queue, &d->link); /* keeps order: this chunk goes next */
@@ -376,8 +386,7 @@ void sp_output_done(sp_delivery *d, int result, uint32_t delivered, uint32_t rej
             uv_timer_start(&o->retry_timer, sp__retry_cb, ms, 0);
         }
         return;
-    }
-    if (result == SP_OUT_DONE) {
+    } else {
         o->delivered += delivered;
         o->rejected += rejected;
         o->backoff_attempt = 0;
@@ -413,6 +422,7 @@ void sp_router_start(sp_router *r)
     for (size_t i = 0; i < r->noutputs; i++) {
         sp_output *o = r->outputs[i];
         sp_list_init(&o->queue);
+        sp_list_init(&o->running);
         uv_timer_init(r->loop, &o->retry_timer);
         o->retry_timer.data = o;
         if (o->max_inflight < 1) o->max_inflight = 1;
@@ -434,6 +444,7 @@ uint64_t sp_router_pending_records(sp_router *r)
     for (size_t i = 0; i < r->noutputs; i++) {
         sp_output *o = r->outputs[i];
         sp_list_foreach(it, &o->queue) n += sp_list_entry(it, sp_delivery, link)->chunk->nrecords;
+        sp_list_foreach(it, &o->running) n += sp_list_entry(it, sp_delivery, link)->chunk->nrecords;
     }
     return n;
 }
@@ -444,14 +455,15 @@ void sp_router_close(sp_router *r)
     for (size_t i = 0; i < r->noutputs; i++) {
         sp_output *o = r->outputs[i];
         uv_close((uv_handle_t *)&o->retry_timer, NULL);
-        sp_list *it, *tmp;
-        sp_list_foreach_safe(it, tmp, &o->queue)
-        {
-            sp_delivery *d = sp_list_entry(it, sp_delivery, link);
-            sp_list_remove(it);
-            if (--d->chunk->refs == 0) sp__chunk_free_(r, d->chunk, 0);
-            free(d);
-        }
+        /* Queued, and abandoned by the output's stop: neither was delivered. */
+        sp_list *lists[2] = {&o->queue, &o->running};
+        for (int k = 0; k < 2; k++)
+            while (!sp_list_empty(lists[k])) {
+                sp_delivery *d = sp_list_entry(lists[k]->next, sp_delivery, link);
+                sp_list_remove(&d->link);
+                if (--d->chunk->refs == 0) sp__chunk_free_(r, d->chunk, 0);
+                free(d);
+            }
     }
     while (!sp_list_empty(&r->open)) {
         sp_chunk *c = sp_list_entry(r->open.next, sp_chunk, link);

@@ -79,7 +79,10 @@ void sp_router_flush(sp_router *r, int all);
 void sp_router_drain(sp_router *r);
 /** Records still queued or in flight across all outputs (for the shutdown report). */
 uint64_t sp_router_pending_records(sp_router *r);
-/** Stops timers and frees chunks still held. */
+/** Frees a chunk nobody holds (refs 0) as not delivered: the spool's, at shutdown. */
+void sp_router_drop(sp_router *r, sp_chunk *c);
+/** Stops timers and frees chunks still held, as not delivered: open ones, those queued, and
+ * those in flight that a stopped output abandoned. Every output must be closed. */
 void sp_router_close(sp_router *r);
 
 #endif

@@ -58,7 +58,7 @@ struct sp_spool {
     uv_work_t work;
     int sync_fd, sync_rc, sync_running;
     uv_timer_t timer;
-    int failing, closed;
+    int failing, closed, freed;
     sp_buf done; /* done entries not written yet */
     sp_replay *replay;
     size_t nreplay, replay_pos;
@@ -176,6 +176,7 @@ static int sp__write(sp_spool *s, sp_chunk *c)
 }
 
 static void sp__sync_start(sp_spool *s);
+static void sp__free_now(sp_spool *s);
 
 static void sp__sync_work(uv_work_t *w)
 {
@@ -189,7 +190,10 @@ static void sp__sync_after(uv_work_t *w, int status)
     close(s->sync_fd);
     s->sync_running = 0;
     s->fsyncs++;
-    if (s->closed) return;
+    if (s->closed) {
+        if (s->freed) sp__free_now(s); /* the close is done: it waited for this */
+        return;
+    }
     if (s->sync_rc) {
         /* The data may not be on disk: keep the chunks, try again. */
         s->write_errors++;
@@ -512,10 +516,8 @@ uint64_t sp_spool_bytes(const sp_spool *s)
     return s->bytes;
 }
 
-static void sp__free(uv_handle_t *h)
+static void sp__free_now(sp_spool *s)
 {
-    sp_spool *s = h->data;
-    if (s->sync_running) return; /* its callback still needs the struct; exit is near anyway */
     while (!sp_list_empty(&s->segs)) {
         sp_list *l = s->segs.next;
         sp_list_remove(l);
@@ -527,16 +529,23 @@ static void sp__free(uv_handle_t *h)
     free(s);
 }
 
+static void sp__free(uv_handle_t *h)
+{
+    sp_spool *s = h->data;
+    s->freed = 1;
+    if (!s->sync_running) sp__free_now(s); /* else its callback still needs the struct */
+}
+
 void sp_spool_close(sp_spool *s)
 {
     if (!s) return;
     s->closed = 1;
     /* Whatever is still in memory and unwritten gets one more try, so a clean stop leaves it
      * for the next start. */
-    while (!sp_list_empty(&s->pending)) {
-        sp_chunk *c = sp_list_entry(s->pending.next, sp_chunk, link);
-        if (sp__write(s, c)) break;
-        sp_list_remove(&c->link);
+    sp_list *it;
+    sp_list_foreach(it, &s->pending)
+    {
+        if (sp__write(s, sp_list_entry(it, sp_chunk, link))) break;
     }
     sp__flush_done(s);
     if (s->fd >= 0) {
@@ -544,6 +553,14 @@ void sp_spool_close(sp_spool *s)
         close(s->fd);
         s->fd = -1;
     }
+    /* The chunks it held were never dispatched: the router frees them as not delivered. */
+    sp_list *lists[3] = {&s->pending, &s->unsynced, &s->syncing};
+    for (int k = 0; k < 3; k++)
+        while (!sp_list_empty(lists[k])) {
+            sp_chunk *c = sp_list_entry(lists[k]->next, sp_chunk, link);
+            sp_list_remove(&c->link);
+            sp_router_drop(s->r, c);
+        }
     uv_timer_stop(&s->timer);
     uv_close((uv_handle_t *)&s->timer, sp__free);
 }
