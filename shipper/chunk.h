@@ -39,6 +39,13 @@ typedef struct sp_chunk {
     struct sp_tagent *tagent; /* while open: the tag entry that points at it */
     void *spool;              /* the spool's handle when the chunk is on disk */
     sp_list watchers;         /* sp_chunk_watch */
+    /* the spool's bookkeeping (spool.c) */
+    sp_list spool_link; /* on the spool's work list while it has spool work */
+    void *spool_last;   /* the last segment holding it (`spool` is the first) */
+    size_t spooled;     /* bytes of data written to the spool */
+    size_t durable;     /* ... of which an fsync confirmed */
+    size_t sync_upto;   /* ... covered by the fsync running now */
+    uint32_t spooled_records, durable_records, sync_records;
 } sp_chunk;
 
 /** Adds a watcher to `c` (normally the open chunk a record was just appended to). */

@@ -156,6 +156,7 @@ static sp_chunk *sp__chunk_alloc(sp_router *r, sp_tagent *e, sp_slice tag)
     }
     sp_list_init(&c->watchers);
     sp_list_init(&c->link);
+    sp_list_init(&c->spool_link);
     c->tag = sp_strndup(tag.base, tag.len);
     c->tag_len = tag.len;
     c->seq = ++r->seq;
@@ -178,14 +179,17 @@ sp_chunk *sp_router_chunk(sp_router *r, sp_slice tag)
 }
 
 void sp_router_restore(sp_router *r, sp_slice tag, const void *data, size_t len, uint32_t nrecords,
-                       uint64_t seq, void *spool_handle)
+                       uint64_t seq, void *spool_first, void *spool_last)
 {
     sp_chunk *c = sp__chunk_alloc(r, sp__tag(r, tag), tag);
     r->seq--; /* the chunk keeps the seq it was spooled with */
     c->seq = seq;
     sp_buf_append(&c->data, data, len);
     c->nrecords = nrecords;
-    c->spool = spool_handle;
+    c->spool = spool_first;
+    c->spool_last = spool_last;
+    c->spooled = c->durable = len;
+    c->spooled_records = c->durable_records = nrecords;
     r->bytes += len;
     sp_router_dispatch(r, c);
 }

@@ -66,9 +66,10 @@ sp_chunk *sp_router_chunk(sp_router *r, sp_slice tag);
 void sp_router_commit(sp_router *r, sp_chunk *c, size_t len_before, uint32_t nrecords);
 /** Hands a closed chunk to its outputs (the spool calls it once the chunk is durable). */
 void sp_router_dispatch(sp_router *r, sp_chunk *c);
-/** Re-creates a chunk read back from the spool and dispatches it. */
+/** Re-creates a chunk read back from the spool (its copies in segments spool_first ..
+ * spool_last) and dispatches it. */
 void sp_router_restore(sp_router *r, sp_slice tag, const void *data, size_t len, uint32_t nrecords,
-                       uint64_t seq, void *spool_handle);
+                       uint64_t seq, void *spool_first, void *spool_last);
 /** Closes an open chunk now (ack modes that wait for durability or delivery use it). */
 void sp_router_close_chunk(sp_router *r, sp_chunk *c);
 /** Adjusts bytes held by an input outside chunks (e.g. partial lines being joined). */

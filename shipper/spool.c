@@ -33,13 +33,15 @@ typedef struct sp_seg {
     sp_list link;
     uint64_t id;
     uint64_t size;
-    int64_t live; /* chunks in it not yet done */
+    int64_t live; /* chunks with a copy in it (or in a segment on each side) not yet done */
 } sp_seg;
 
 typedef struct {
     sp_seg *seg;
     uint64_t off;
     sp_spool_hdr h;
+    sp_seg *hi; /* the first entry of a chunk: the last segment holding a copy of it */
+    int skip;   /* another copy of the same chunk (written again after an fsync failure) */
 } sp_replay;
 
 struct sp_spool {
@@ -52,12 +54,15 @@ struct sp_spool {
     int fd;
     uint64_t next_id;
     uint64_t bytes;
-    sp_list pending;  /* chunks not written yet (a write failed) */
-    sp_list unsynced; /* written, waiting for the next fsync */
-    sp_list syncing;  /* covered by the fsync running now */
-    uv_work_t work;
+    sp_list work;   /* chunks to write, to fsync or to hand on (spool_link), in order */
+    uint64_t epoch; /* bumped by every failed fsync: a sync begun before it proves nothing */
+    uv_work_t sync_work;
     int sync_fd, sync_rc, sync_running;
+    uint64_t sync_epoch;
     uv_timer_t timer;
+    int write_failing; /* a write failed: retried each second */
+    int sync_failing;  /* an fsync failed: cleared by the next good one */
+    int sync_failures; /* in a row */
     int failing, closed, freed;
     sp_buf done; /* done entries not written yet */
     sp_replay *replay;
@@ -81,14 +86,34 @@ static void sp__seg_path(const sp_spool *s, uint64_t id, char *out, size_t n)
     snprintf(out, n, "%s/%016llx.seg", s->dir, (unsigned long long)id);
 }
 
+int (*sp_spool_sync_fn)(int fd) = fdatasync;
+
+static void sp_spool_sync_failed(sp_spool *s, int err);
+
 /* ---- segments ---- */
+
+static sp_seg *sp_spool_seg_next(sp_spool *s, sp_seg *g)
+{
+    return g->link.next == &s->segs ? NULL : sp_list_entry(g->link.next, sp_seg, link);
+}
+
+/* Adds `delta` to the live count of every segment from `lo` to `hi`, in order. */
+static void sp_spool_live(sp_spool *s, sp_seg *lo, sp_seg *hi, int delta)
+{
+    for (sp_seg *g = lo; g; g = g == hi ? NULL : sp_spool_seg_next(s, g))
+        g->live += delta;
+}
 
 static int sp__rotate(sp_spool *s)
 {
     if (s->fd >= 0) {
-        fdatasync(s->fd); /* chunks written there must be durable before it is left */
+        /* Chunks written there must be durable before it is left. If they may not be, they
+         * are written again into the new segment (the failure resets them). */
+        int bad = sp_spool_sync_fn(s->fd) ? errno : 0;
         close(s->fd);
         s->fd = -1;
+        s->cur = NULL;
+        if (bad) sp_spool_sync_failed(s, -bad);
     }
     char path[4200];
     sp__seg_path(s, s->next_id, path, sizeof path);
@@ -114,7 +139,7 @@ static void sp__gc(sp_spool *s)
         if (g == s->cur) {
             /* Only when it has grown (or the disk is full): recreating a file per chunk would
              * cost an open and a directory fsync each time. */
-            if (!s->failing && g->size < s->seg_max / 4) break;
+            if (!s->write_failing && g->size < s->seg_max / 4) break;
             /* Every chunk ever spooled is done: start afresh, or a full disk would stay full
              * of finished chunks. Pending done entries only named chunks deleted by now. */
             close(s->fd);
@@ -155,6 +180,7 @@ static int sp__flush_done(sp_spool *s)
     return 0;
 }
 
+/* Writes what of `c` is not in the spool yet as one entry. */
 static int sp__write(sp_spool *s, sp_chunk *c)
 {
     if (!s->cur || s->cur->size >= s->seg_max) {
@@ -168,9 +194,17 @@ static int sp__write(sp_spool *s, sp_chunk *c)
     int rc = sp__writev_all(s, iov, 3, total);
     if (rc) return rc;
     s->cur->size += total;
-    s->cur->live++;
     s->bytes += total;
-    c->spool = s->cur;
+    /* Its copies span segments c->spool .. c->spool_last, each counting it as live. */
+    if (!c->spool) {
+        c->spool = c->spool_last = s->cur;
+        s->cur->live++;
+    } else if (c->spool_last != s->cur) {
+        sp_spool_live(s, sp_spool_seg_next(s, c->spool_last), s->cur, 1);
+        c->spool_last = s->cur;
+    }
+    c->spooled = c->data.len;
+    c->spooled_records = c->nrecords;
     sp__flush_done(s); /* on failure, done entries wait for the next write */
     return 0;
 }
@@ -181,7 +215,78 @@ static void sp__free_now(sp_spool *s);
 static void sp__sync_work(uv_work_t *w)
 {
     sp_spool *s = w->data;
-    s->sync_rc = fdatasync(s->sync_fd) ? -errno : 0;
+    s->sync_rc = sp_spool_sync_fn(s->sync_fd) ? -errno : 0;
+}
+
+static void sp_spool_update_failing(sp_spool *s, int err)
+{
+    int failing = s->write_failing || s->sync_failing;
+    if (failing && !s->failing)
+        sp_error("spool: cannot write to %s: %s; inputs paused until it can", s->dir,
+                 strerror(-err));
+    else if (!failing && s->failing)
+        sp_info("spool: writing to %s again", s->dir);
+    s->failing = failing;
+    sp_router_hold(s->r, 0); /* re-evaluates pausing */
+}
+
+/* Writes every chunk of the work list that has unwritten data, in order; stops at the first
+ * failure. Then starts an fsync for what was written. */
+static void sp_spool_write_pass(sp_spool *s)
+{
+    uint64_t epoch;
+    do {
+        epoch = s->epoch;
+        sp_list *it;
+        sp_list_foreach(it, &s->work)
+        {
+            sp_chunk *c = sp_list_entry(it, sp_chunk, spool_link);
+            if (c->spooled >= c->data.len) continue;
+            int rc = sp__write(s, c);
+            if (rc) {
+                if (!s->write_failing) s->write_errors++;
+                s->write_failing = 1;
+                sp_spool_update_failing(s, rc);
+                return;
+            }
+            /* A failed fsync on rotation reset every chunk not yet durable: from the top. */
+            if (s->epoch != epoch) break;
+        }
+    } while (s->epoch != epoch);
+    if (s->write_failing) {
+        s->write_failing = 0;
+        sp_spool_update_failing(s, 0);
+    }
+    sp__sync_start(s);
+}
+
+/*
+ * An fsync failed: the kernel may have dropped the pages it could not write, and a later fsync
+ * of the same file can succeed without them. Nothing written since the last good fsync counts:
+ * the current segment is left, each chunk's unconfirmed data is written again from memory into
+ * a new one and fsynced there, and inputs stay paused until that succeeds. Only then are these
+ * chunks acked as durable and handed to the outputs.
+ */
+static void sp_spool_sync_failed(sp_spool *s, int err)
+{
+    s->epoch++;
+    s->write_errors++;
+    s->sync_failures++;
+    sp_log_limited(&s->rl, SP_LOG_ERROR,
+                   "spool: fsync in %s failed: %s; writing what it held again into a new segment",
+                   s->dir, strerror(-err));
+    if (s->fd >= 0) close(s->fd);
+    s->fd = -1;
+    s->cur = NULL;
+    sp_list *it;
+    sp_list_foreach(it, &s->work)
+    {
+        sp_chunk *c = sp_list_entry(it, sp_chunk, spool_link);
+        c->spooled = c->durable;
+        c->spooled_records = c->durable_records;
+    }
+    s->sync_failing = 1;
+    sp_spool_update_failing(s, err);
 }
 
 static void sp__sync_after(uv_work_t *w, int status)
@@ -194,21 +299,36 @@ static void sp__sync_after(uv_work_t *w, int status)
         if (s->freed) sp__free_now(s); /* the close is done: it waited for this */
         return;
     }
-    if (s->sync_rc) {
-        /* The data may not be on disk: keep the chunks, try again. */
-        s->write_errors++;
-        sp_log_limited(&s->rl, SP_LOG_ERROR, "spool: fsync in %s failed: %s", s->dir,
-                       strerror(-s->sync_rc));
-        while (!sp_list_empty(&s->syncing)) {
-            sp_list *l = s->syncing.prev;
-            sp_list_remove(l);
-            sp_list_insert_head(&s->unsynced, l);
-        }
-        return; /* the timer retries */
+    if (s->sync_epoch != s->epoch) {
+        /* A failure since it began: what it covered is being written again. */
+        sp_spool_write_pass(s);
+        return;
     }
-    while (!sp_list_empty(&s->syncing)) {
-        sp_chunk *c = sp_list_entry(s->syncing.next, sp_chunk, link);
-        sp_list_remove(&c->link);
+    if (s->sync_rc) {
+        sp_spool_sync_failed(s, s->sync_rc);
+        /* At once the first time; if it fails again, each second (the timer). */
+        if (s->sync_failures == 1) sp_spool_write_pass(s);
+        return;
+    }
+    s->sync_failures = 0;
+    if (s->sync_failing) {
+        s->sync_failing = 0;
+        sp_spool_update_failing(s, 0);
+    }
+    sp_list *it;
+    sp_list_foreach(it, &s->work)
+    {
+        sp_chunk *c = sp_list_entry(it, sp_chunk, spool_link);
+        if (c->sync_upto > c->durable && c->sync_upto <= c->spooled) {
+            c->durable = c->sync_upto;
+            c->durable_records = c->sync_records;
+        }
+    }
+    /* Durable now: hand each whole chunk on, in order. */
+    while (!sp_list_empty(&s->work)) {
+        sp_chunk *c = sp_list_entry(s->work.next, sp_chunk, spool_link);
+        if (c->durable < c->data.len) break;
+        sp_list_remove(&c->spool_link);
         sp_router_dispatch(s->r, c);
     }
     sp__sync_start(s);
@@ -216,52 +336,29 @@ static void sp__sync_after(uv_work_t *w, int status)
 
 static void sp__sync_start(sp_spool *s)
 {
-    if (s->sync_running || sp_list_empty(&s->unsynced) || s->fd < 0) return;
+    if (s->sync_running || s->fd < 0) return;
+    int any = 0;
+    sp_list *it;
+    sp_list_foreach(it, &s->work)
+    {
+        sp_chunk *c = sp_list_entry(it, sp_chunk, spool_link);
+        c->sync_upto = c->spooled;
+        c->sync_records = c->spooled_records;
+        any |= c->spooled > c->durable;
+    }
+    if (!any) return;
     s->sync_fd = dup(s->fd);
     if (s->sync_fd < 0) return;
-    while (!sp_list_empty(&s->unsynced)) {
-        sp_list *l = s->unsynced.next;
-        sp_list_remove(l);
-        sp_list_insert_tail(&s->syncing, l);
-    }
     s->sync_running = 1;
-    s->work.data = s;
-    uv_queue_work(s->r->loop, &s->work, sp__sync_work, sp__sync_after);
-}
-
-static void sp__set_failing(sp_spool *s, int failing, int err)
-{
-    if (failing && !s->failing)
-        sp_error("spool: cannot write to %s: %s; inputs paused until it can", s->dir,
-                 strerror(-err));
-    else if (!failing && s->failing)
-        sp_info("spool: writing to %s again", s->dir);
-    if (failing) s->write_errors++;
-    s->failing = failing;
-    sp_router_hold(s->r, 0); /* re-evaluates pausing */
-}
-
-/* Writes pending chunks in order; stops at the first failure. */
-static void sp__drain_pending(sp_spool *s)
-{
-    while (!sp_list_empty(&s->pending)) {
-        sp_chunk *c = sp_list_entry(s->pending.next, sp_chunk, link);
-        int rc = sp__write(s, c);
-        if (rc) {
-            sp__set_failing(s, 1, rc);
-            return;
-        }
-        sp_list_remove(&c->link);
-        sp_list_insert_tail(&s->unsynced, &c->link);
-    }
-    if (s->failing) sp__set_failing(s, 0, 0);
-    sp__sync_start(s);
+    s->sync_epoch = s->epoch;
+    s->sync_work.data = s;
+    uv_queue_work(s->r->loop, &s->sync_work, sp__sync_work, sp__sync_after);
 }
 
 void sp_spool_add(sp_spool *s, sp_chunk *c)
 {
-    sp_list_insert_tail(&s->pending, &c->link);
-    if (!s->failing) sp__drain_pending(s);
+    sp_list_insert_tail(&s->work, &c->spool_link);
+    if (!s->write_failing) sp_spool_write_pass(s);
 }
 
 void sp_spool_done(sp_spool *s, sp_chunk *c)
@@ -272,7 +369,7 @@ void sp_spool_done(sp_spool *s, sp_chunk *c)
     sp_spool_hdr h = {SP_MAGIC_DONE, 0, c->seq, 0, 0, 0};
     h.crc = sp__crc(&h, "", "");
     sp_buf_append(&s->done, &h, sizeof h);
-    g->live--;
+    sp_spool_live(s, g, c->spool_last, -1);
     sp__gc(s);
     if (s->replay_pos < s->nreplay) sp_spool_replay(s);
 }
@@ -280,15 +377,14 @@ void sp_spool_done(sp_spool *s, sp_chunk *c)
 static void sp__timer_cb(uv_timer_t *t)
 {
     sp_spool *s = t->data;
-    if (!sp_list_empty(&s->pending)) sp__drain_pending(s);
-    if (!s->failing && sp__flush_done(s) == 0) sp__gc(s);
+    sp_spool_write_pass(s); /* retries failed writes, and rewrites after a failed fsync */
+    if (!s->write_failing && sp__flush_done(s) == 0) sp__gc(s);
     sp__sync_start(s);
 }
 
 int sp_spool_busy(const sp_spool *s)
 {
-    return !sp_list_empty(&s->pending) || !sp_list_empty(&s->unsynced) ||
-           !sp_list_empty(&s->syncing) || s->replay_pos < s->nreplay;
+    return !sp_list_empty(&s->work) || s->replay_pos < s->nreplay;
 }
 
 int sp_spool_blocked(const sp_spool *s)
@@ -307,6 +403,15 @@ static int sp__cmp_u64(const void *a, const void *b)
 static int sp__cmp_id(const void *a, const void *b)
 {
     return sp__cmp_u64(a, b);
+}
+
+/* Replay entries by chunk, then in file order. */
+static int sp_spool_cmp_replay(const void *a, const void *b)
+{
+    const sp_replay *x = a, *y = b;
+    if (x->h.seq != y->h.seq) return x->h.seq < y->h.seq ? -1 : 1;
+    if (x->seg->id != y->seg->id) return x->seg->id < y->seg->id ? -1 : 1;
+    return x->off < y->off ? -1 : x->off > y->off;
 }
 
 /* Length of the valid entry at m[off..size), or 0 if there is none there. */
@@ -365,7 +470,7 @@ static void sp__scan_seg(sp_spool *s, sp_seg *g, uint64_t **done, size_t *ndone,
             (*done)[(*ndone)++] = h.seq;
         } else {
             s->replay = sp_realloc(s->replay, (s->nreplay + 1) * sizeof *s->replay);
-            s->replay[s->nreplay++] = (sp_replay){g, off, h};
+            s->replay[s->nreplay++] = (sp_replay){g, off, h, g, 0};
         }
         off += len;
         good_end = off;
@@ -409,44 +514,69 @@ static int sp__load(sp_spool *s)
     for (size_t i = 0; i < s->nreplay; i++) {
         uint64_t seq = s->replay[i].h.seq;
         if (ndone && bsearch(&seq, done, ndone, sizeof *done, sp__cmp_u64)) continue;
-        s->replay[i].seg->live++;
         s->replay[keep++] = s->replay[i];
     }
     s->nreplay = keep;
     free(done);
+    /* By chunk, copies in file order: a chunk written again after a failed fsync has several;
+     * the first good one is replayed, and the chunk keeps every segment from its first copy to
+     * its last one alive until it is done. */
+    if (s->nreplay) qsort(s->replay, s->nreplay, sizeof *s->replay, sp_spool_cmp_replay);
+    for (size_t i = 0, j; i < s->nreplay; i = j) {
+        for (j = i + 1; j < s->nreplay && s->replay[j].h.seq == s->replay[i].h.seq; j++)
+            s->replay[j].skip = 1;
+        s->replay[i].hi = s->replay[j - 1].seg;
+        sp_spool_live(s, s->replay[i].seg, s->replay[i].hi, 1);
+    }
     if (s->r->seq < maxseq) s->r->seq = maxseq; /* new chunks must not reuse a spooled seq */
     sp__gc(s);
-    if (s->nreplay)
-        sp_info("spool: %zu chunk(s) from a previous run will be delivered", s->nreplay);
+    size_t nchunks = 0;
+    for (size_t i = 0; i < s->nreplay; i++)
+        nchunks += !s->replay[i].skip;
+    if (nchunks) sp_info("spool: %zu chunk(s) from a previous run will be delivered", nchunks);
     return 0;
+}
+
+/* Reads the entry `e` back; 0 when it is no longer what was scanned. */
+static int sp_spool_read_entry(sp_spool *s, const sp_replay *e, sp_buf *b)
+{
+    char path[4200];
+    sp__seg_path(s, e->seg->id, path, sizeof path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    uint64_t plen = (uint64_t)e->h.tag_len + e->h.data_len;
+    b->len = 0;
+    sp_buf_reserve(b, plen + 1);
+    int ok = fd >= 0 && pread(fd, b->base, plen, (off_t)(e->off + sizeof e->h)) == (ssize_t)plen &&
+             sp__crc(&e->h, b->base, b->base + e->h.tag_len) == e->h.crc;
+    if (fd >= 0) close(fd);
+    return ok;
 }
 
 void sp_spool_replay(sp_spool *s)
 {
     /* Bring chunks back only while memory allows, so a large spool never exceeds the limit. */
+    sp_buf b = {0};
     while (s->replay_pos < s->nreplay && s->r->bytes < s->r->memory_limit / 2) {
-        sp_replay *e = &s->replay[s->replay_pos++];
-        char path[4200];
-        sp__seg_path(s, e->seg->id, path, sizeof path);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        sp_buf b = {0};
-        uint64_t plen = (uint64_t)e->h.tag_len + e->h.data_len;
-        sp_buf_reserve(&b, plen + 1);
-        int ok = fd >= 0 &&
-                 pread(fd, b.base, plen, (off_t)(e->off + sizeof e->h)) == (ssize_t)plen &&
-                 sp__crc(&e->h, b.base, b.base + e->h.tag_len) == e->h.crc;
-        if (fd >= 0) close(fd);
-        if (!ok) {
+        size_t first = s->replay_pos++;
+        sp_replay *e = &s->replay[first];
+        while (s->replay_pos < s->nreplay && s->replay[s->replay_pos].skip)
+            s->replay_pos++;
+        /* The first copy that still reads back whole. */
+        size_t k = first;
+        while (k < s->replay_pos && !sp_spool_read_entry(s, &s->replay[k], &b)) {
             s->corrupt_entries++;
-            e->seg->live--;
-            sp_buf_free(&b);
+            k++;
+        }
+        if (k == s->replay_pos) {
+            sp_spool_live(s, e->seg, e->hi, -1);
             continue;
         }
+        const sp_replay *got = &s->replay[k];
         s->replayed++;
-        sp_router_restore(s->r, sp_slice_make(b.base, e->h.tag_len), b.base + e->h.tag_len,
-                          e->h.data_len, e->h.nrecords, e->h.seq, e->seg);
-        sp_buf_free(&b);
+        sp_router_restore(s->r, sp_slice_make(b.base, got->h.tag_len), b.base + got->h.tag_len,
+                          got->h.data_len, got->h.nrecords, got->h.seq, e->seg, e->hi);
     }
+    sp_buf_free(&b);
     if (s->replay_pos == s->nreplay && s->replay) {
         free(s->replay);
         s->replay = NULL;
@@ -468,9 +598,7 @@ int sp_spool_open(sp_spool **out, sp_router *r, const char *dir, uint64_t limit)
     s->dir = sp_malloc(n);
     snprintf(s->dir, n, "%s/spool", dir);
     sp_list_init(&s->segs);
-    sp_list_init(&s->pending);
-    sp_list_init(&s->unsynced);
-    sp_list_init(&s->syncing);
+    sp_list_init(&s->work);
     mkdir(dir, 0700);
     if (mkdir(s->dir, 0700) && errno != EEXIST) {
         int err = -errno;
@@ -540,27 +668,29 @@ void sp_spool_close(sp_spool *s)
 {
     if (!s) return;
     s->closed = 1;
-    /* Whatever is still in memory and unwritten gets one more try, so a clean stop leaves it
+    /* Whatever is still in memory and not on disk gets one more try, so a clean stop leaves it
      * for the next start. */
     sp_list *it;
-    sp_list_foreach(it, &s->pending)
+    sp_list_foreach(it, &s->work)
     {
-        if (sp__write(s, sp_list_entry(it, sp_chunk, link))) break;
+        sp_chunk *c = sp_list_entry(it, sp_chunk, spool_link);
+        if (c->spooled < c->data.len && sp__write(s, c)) break;
     }
     sp__flush_done(s);
     if (s->fd >= 0) {
-        fdatasync(s->fd);
+        if (sp_spool_sync_fn(s->fd))
+            sp_error("spool: fsync in %s failed at stop: %s; what the last run acked as durable "
+                     "is kept, the rest may be lost",
+                     s->dir, strerror(errno));
         close(s->fd);
         s->fd = -1;
     }
     /* The chunks it held were never dispatched: the router frees them as not delivered. */
-    sp_list *lists[3] = {&s->pending, &s->unsynced, &s->syncing};
-    for (int k = 0; k < 3; k++)
-        while (!sp_list_empty(lists[k])) {
-            sp_chunk *c = sp_list_entry(lists[k]->next, sp_chunk, link);
-            sp_list_remove(&c->link);
-            sp_router_drop(s->r, c);
-        }
+    while (!sp_list_empty(&s->work)) {
+        sp_chunk *c = sp_list_entry(s->work.next, sp_chunk, spool_link);
+        sp_list_remove(&c->spool_link);
+        sp_router_drop(s->r, c);
+    }
     uv_timer_stop(&s->timer);
     uv_close((uv_handle_t *)&s->timer, sp__free);
 }

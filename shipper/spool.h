@@ -7,8 +7,10 @@
  * finished with a chunk a small "done" entry is appended; segments whose chunks are all done are
  * deleted oldest first. At start the segments are read back: chunks without a done entry are
  * replayed to the outputs; a torn tail is cut off at the last good entry, a corrupt entry is
- * skipped up to the next one whose CRC checks, and both are reported. A write error (disk full, read-only dir) keeps the chunk in memory, pauses the
- * inputs and retries each second.
+ * skipped up to the next one whose CRC checks, and both are reported. A write error (disk full,
+ * read-only dir) keeps the chunk in memory, pauses the inputs and retries each second. A failed
+ * fsync leaves the segment: what it covered is written again from memory into a new segment, and
+ * counts as durable only once that one's fsync succeeds (inputs paused meanwhile).
  */
 #ifndef SP_SPOOL_H
 #define SP_SPOOL_H
@@ -39,5 +41,8 @@ uint64_t sp_spool_bytes(const sp_spool *s);
 void sp_spool_metrics(const sp_spool *s, sp_buf *out);
 /** Writes what is pending, fsyncs, closes files and timers. Blocking; at shutdown only. */
 void sp_spool_close(sp_spool *s);
+
+/** fdatasync(2), called for every fsync of the spool; unit tests replace it to inject failures. */
+extern int (*sp_spool_sync_fn)(int fd);
 
 #endif
