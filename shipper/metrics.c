@@ -74,6 +74,7 @@ void sp_metrics_render(const sp_daemon *d, sp_buf *out)
         "# TYPE shipper_unmatched_records_total counter\n"
         "shipper_unmatched_records_total %llu\n",
         (unsigned long long)(r->bytes + (uint64_t)(r->extra_bytes > 0 ? r->extra_bytes : 0)),
-        (unsigned long long)r->memory_limit, 0ULL, r->paused, (unsigned long long)r->pause_count,
+        (unsigned long long)r->memory_limit,
+        (unsigned long long)(r->spool ? sp_spool_bytes(r->spool) : 0), r->paused, (unsigned long long)r->pause_count,
         (unsigned long long)r->unmatched);
 }

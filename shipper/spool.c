@@ -64,6 +64,7 @@ struct sp_spool {
     int sync_failing;  /* an fsync failed: cleared by the next good one */
     int sync_failures; /* in a row */
     int failing, closed, freed;
+    int over; /* bytes > limit, as the router last heard */
     sp_buf done; /* done entries not written yet */
     sp_replay *replay;
     size_t nreplay, replay_pos;
@@ -89,6 +90,7 @@ static void sp__seg_path(const sp_spool *s, uint64_t id, char *out, size_t n)
 int (*sp_spool_sync_fn)(int fd) = fdatasync;
 
 static void sp_spool_sync_failed(sp_spool *s, int err);
+static void sp_spool_check_limit(sp_spool *s);
 
 /* ---- segments ---- */
 
@@ -154,6 +156,7 @@ static void sp__gc(sp_spool *s)
         sp_list_remove(&g->link);
         free(g);
     }
+    if (!s->closed) sp_spool_check_limit(s);
 }
 
 /* ---- writing ---- */
@@ -230,6 +233,19 @@ static void sp_spool_update_failing(sp_spool *s, int err)
     sp_router_hold(s->r, 0); /* re-evaluates pausing */
 }
 
+/* Tells the router when the spool crosses spool_limit (either way): inputs pause over it. */
+static void sp_spool_check_limit(sp_spool *s)
+{
+    int over = s->bytes > s->limit;
+    if (over == s->over) return;
+    s->over = over;
+    if (over)
+        sp_warn("spool: %llu bytes in %s, over spool_limit (%llu): inputs paused until "
+                "delivered chunks free some",
+                (unsigned long long)s->bytes, s->dir, (unsigned long long)s->limit);
+    sp_router_hold(s->r, 0);
+}
+
 /* Writes every chunk of the work list that has unwritten data, in order; stops at the first
  * failure. Then starts an fsync for what was written. */
 static void sp_spool_write_pass(sp_spool *s)
@@ -253,6 +269,7 @@ static void sp_spool_write_pass(sp_spool *s)
             if (s->epoch != epoch) break;
         }
     } while (s->epoch != epoch);
+    sp_spool_check_limit(s);
     if (s->write_failing) {
         s->write_failing = 0;
         sp_spool_update_failing(s, 0);
