@@ -22,6 +22,10 @@ struct sp_chunk;
 typedef struct sp_chunk_watch {
     sp_list link;
     int durable; /* 1: called as soon as the chunk is durable (spooled), not at release */
+    /* durable watchers: called once the chunk's first `upto` bytes are durable, though the chunk
+     * may still be open. Set by sp_router_close_chunk (the records appended by then); 0: when
+     * the whole chunk is. */
+    size_t upto;
     void (*cb)(struct sp_chunk_watch *w, struct sp_chunk *c, int delivered);
 } sp_chunk_watch;
 
@@ -46,6 +50,7 @@ typedef struct sp_chunk {
     size_t durable;     /* ... of which an fsync confirmed */
     size_t sync_upto;   /* ... covered by the fsync running now */
     uint32_t spooled_records, durable_records, sync_records;
+    int durable_moved; /* the last fsync made more of it durable */
 } sp_chunk;
 
 /** Adds a watcher to `c` (normally the open chunk a record was just appended to). */

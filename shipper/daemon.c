@@ -12,6 +12,8 @@
 
 /* How long stopped outputs may take to close (e.g. to finish a write they cannot cancel). */
 #define SP_STOP_DEADLINE_MS 2000
+/* Records one delivery carries at most, unless the output says otherwise. */
+#define SP_BATCH_RECORDS 10000
 
 static const char *const sp__levels[] = {"error", "warn", "info", "debug", NULL};
 
@@ -362,6 +364,7 @@ static void sp__closed_one(sp_daemon *d)
     d->all_closed = 1;
     /* Everything is closed: release the remaining handles so uv_run returns. The spool first:
      * it writes what it still holds, then the router frees every chunk left as undelivered. */
+    sp_router_flush(&d->router, 1); /* chunks still open (grace ran out): to the spool */
     sp_spool_close(d->router.spool);
     d->router.spool = NULL;
     sp_router_close(&d->router);
@@ -512,6 +515,8 @@ int sp_daemon_run(sp_daemon *d)
         sp_output *o = d->outputs[i];
         o->loop = &d->loop;
         o->router = r;
+        o->batch_bytes = r->chunk_size;
+        o->batch_records = SP_BATCH_RECORDS;
         if (o->retry_max_ms < r->retry_min_ms) o->retry_max_ms = r->retry_min_ms;
         if ((rc = o->type->start(o)))
             sp_error("output %s: cannot start: %s", o->name, uv_strerror(rc));

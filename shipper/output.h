@@ -17,13 +17,24 @@
 typedef struct sp_output sp_output;
 struct sp_router;
 
-/** One chunk on its way to one output. */
+/**
+ * Chunks on their way to one output: one delivery is answered as a whole. The core puts several
+ * queued chunks (in order, any tags) into one delivery, up to the output's batch_bytes and
+ * batch_records, so a backlog of small chunks still goes out in full requests.
+ */
 typedef struct {
     sp_list link;
-    sp_chunk *chunk;
+    sp_chunk *chunk; /* the first chunk (chunks[0]) */
     sp_output *out;
     uint32_t attempts; /* failed attempts so far */
     void *odata;       /* the output's own per-delivery state, if it wants one */
+    sp_chunk **chunks; /* every chunk, in order */
+    uint32_t nchunks;
+    uint32_t nrecords; /* over all its chunks */
+    size_t bytes;      /* their data */
+    uint32_t cap;      /* room in `chunks` (0: it points at `one`) */
+    int parked;        /* sp_output_park: no longer counted in flight */
+    sp_chunk *one;
 } sp_delivery;
 
 enum {
@@ -37,7 +48,8 @@ typedef struct {
     size_t conf_size;
     const char *unsupported;
     int (*check)(sp_output *o, const sp_node *n, sp_conf_err *err); /* optional */
-    /** Creates handles on o->loop; 0 or a negative errno. */
+    /** Creates handles on o->loop; 0 or a negative errno. May change o->batch_bytes and
+     * o->batch_records (set to buffer.chunk_size and 10000 before it is called). */
     int (*start)(sp_output *o);
     /** Starts delivering `d`; later (or now) calls sp_output_done(d, ...) exactly once. */
     void (*deliver)(sp_output *o, sp_delivery *d);
@@ -58,6 +70,8 @@ struct sp_output {
     char *match;           /* glob on the tag */
     uint64_t retry_max_ms; /* backoff cap */
     int max_inflight;
+    uint64_t batch_bytes;   /* a delivery's chunks carry at most this much data (0: one chunk) */
+    uint32_t batch_records; /* ... and at most this many records (0: no limit) */
     void *conf;
     void *data;
     uv_loop_t *loop;
@@ -71,7 +85,7 @@ struct sp_output {
     uv_timer_t retry_timer;
     int closed; /* 1: stopping (answers still come), 2: closed (sp_output_closed) */
     uint64_t delivered, retried, rejected; /* records */
-    uint64_t queued_chunks;
+    uint64_t queued_chunks;                /* chunks waiting or in flight */
     int pumping, repump;
     /* latency from a chunk's opening to its delivery, for the histogram */
     uint64_t lat_buckets[14];
@@ -87,6 +101,12 @@ struct sp_output {
  * move). Must be called on the loop thread.
  */
 void sp_output_done(sp_delivery *d, int result, uint32_t delivered, uint32_t rejected);
+/**
+ * The delivery `d` is only waiting now (e.g. for the backoff of a few rejected items): it stops
+ * counting against max_inflight, so the core starts the next one meanwhile; it is still
+ * answered with sp_output_done. The output must then cope with more deliveries than workers.
+ */
+void sp_output_park(sp_delivery *d);
 /** The output's handles are all closed (stop is complete). */
 void sp_output_closed(sp_output *o);
 /** A backoff delay for attempt n (1-based): capped exponential with full jitter. */

@@ -70,8 +70,15 @@ void sp_router_dispatch(sp_router *r, sp_chunk *c);
  * spool_last) and dispatches it. */
 void sp_router_restore(sp_router *r, sp_slice tag, const void *data, size_t len, uint32_t nrecords,
                        uint64_t seq, void *spool_first, void *spool_last);
-/** Closes an open chunk now (ack modes that wait for durability or delivery use it). */
+/**
+ * An ack waits on the open chunk `c` (ack: durable or delivered): makes it answerable soon. With
+ * the spool and only durable watchers, the records appended so far are written and fsynced and
+ * the chunk stays open (its durable watchers get `upto` = what it holds now); otherwise the
+ * chunk is closed now. Nothing for a chunk already closed.
+ */
 void sp_router_close_chunk(sp_router *r, sp_chunk *c);
+/** The spool made more of `c` durable: answers its durable watchers that it covers now. */
+void sp_router_durable(sp_router *r, sp_chunk *c);
 /** Adjusts bytes held by an input outside chunks (e.g. partial lines being joined). */
 void sp_router_hold(sp_router *r, int64_t delta);
 /** Closes every open chunk (all != 0) or only those older than flush_interval. */

@@ -16,10 +16,13 @@
 #include "router.h"
 
 #define SP_SEG_MAX (64u << 20)
-#define SP_MAGIC_CHUNK 0x31435053u /* "SPC1" */
+#define SP_MAGIC_CHUNK 0x31435053u /* "SPC1": a whole chunk */
+#define SP_MAGIC_PIECE 0x31505053u /* "SPP1": the records of a chunk from an offset on */
 #define SP_MAGIC_DONE 0x31445053u  /* "SPD1" */
 
-/* One entry's header; the payload (tag, then records) follows. CRC covers header and payload. */
+/* One entry's header; the payload follows: the tag, for a piece the 8-byte offset of its records
+ * in the chunk, then the records (data_len bytes, nrecords of them). The CRC covers the header
+ * (with crc 0) and the payload. */
 typedef struct {
     uint32_t magic;
     uint32_t crc;
@@ -36,12 +39,16 @@ typedef struct sp_seg {
     int64_t live; /* chunks with a copy in it (or in a segment on each side) not yet done */
 } sp_seg;
 
+/* An entry to replay: a whole chunk or a piece. Entries of one chunk are kept together: the
+ * first of them (the group's head) says how many there are and which segments they span. */
 typedef struct {
     sp_seg *seg;
-    uint64_t off;
+    uint64_t off;  /* in the segment */
+    uint64_t doff; /* of its records in the chunk (0 for a whole chunk) */
     sp_spool_hdr h;
-    sp_seg *hi; /* the first entry of a chunk: the last segment holding a copy of it */
-    int skip;   /* another copy of the same chunk (written again after an fsync failure) */
+    sp_seg *lo, *hi; /* the head: the first and last segment holding an entry of the chunk */
+    uint32_t n;      /* the head: entries of the chunk */
+    int take;        /* part of what is replayed (not a copy of data another entry holds) */
 } sp_replay;
 
 struct sp_spool {
@@ -64,8 +71,10 @@ struct sp_spool {
     int sync_failing;  /* an fsync failed: cleared by the next good one */
     int sync_failures; /* in a row */
     int failing, closed, freed;
-    int over; /* bytes > limit, as the router last heard */
-    sp_buf done; /* done entries not written yet */
+    int over;          /* bytes > limit, as the router last heard */
+    int completing;    /* handing on what an fsync made durable */
+    int hand_on_again; /* ... and a chunk was added that is ready too */
+    sp_buf done;       /* done entries not written yet */
     sp_replay *replay;
     size_t nreplay, replay_pos;
     uint64_t corrupt_entries, corrupt_bytes, write_errors, replayed, fsyncs;
@@ -190,11 +199,29 @@ static int sp__write(sp_spool *s, sp_chunk *c)
         int rc = sp__rotate(s);
         if (rc) return rc;
     }
-    sp_spool_hdr h = {SP_MAGIC_CHUNK, 0, c->seq, c->nrecords, (uint32_t)c->tag_len, c->data.len};
-    h.crc = sp__crc(&h, c->tag, c->data.base);
-    struct iovec iov[3] = {{&h, sizeof h}, {c->tag, c->tag_len}, {c->data.base, c->data.len}};
-    size_t total = sizeof h + c->tag_len + c->data.len;
-    int rc = sp__writev_all(s, iov, 3, total);
+    /* A closed chunk written at once is one whole entry; an open one (a durable ack waits on
+     * it), or the rest of one, is written as pieces. */
+    uint64_t doff = c->spooled;
+    size_t len = c->data.len - c->spooled;
+    int whole = doff == 0 && !c->tagent;
+    sp_spool_hdr h = {whole ? SP_MAGIC_CHUNK : SP_MAGIC_PIECE,
+                      0,
+                      c->seq,
+                      c->nrecords - c->spooled_records,
+                      (uint32_t)c->tag_len,
+                      len};
+    const char *data = c->data.base + doff;
+    sp_spool_hdr h0 = h;
+    uLong crc = crc32(0L, (const Bytef *)&h0, sizeof h0);
+    crc = crc32(crc, (const Bytef *)c->tag, (uInt)c->tag_len);
+    if (!whole) crc = crc32(crc, (const Bytef *)&doff, sizeof doff);
+    h.crc = (uint32_t)crc32(crc, (const Bytef *)data, (uInt)len);
+    struct iovec iov[4] = {{&h, sizeof h}, {c->tag, c->tag_len}, {&doff, sizeof doff}, {0}};
+    int n = 2;
+    if (!whole) n++;
+    iov[n++] = (struct iovec){(void *)data, len};
+    size_t total = sizeof h + c->tag_len + (whole ? 0 : sizeof doff) + len;
+    int rc = sp__writev_all(s, iov, n, total);
     if (rc) return rc;
     s->cur->size += total;
     s->bytes += total;
@@ -306,6 +333,29 @@ static void sp_spool_sync_failed(sp_spool *s, int err)
     sp_spool_update_failing(s, err);
 }
 
+/* Closed chunks that are durable whole are handed to the outputs, in order; the acks waiting
+ * on open chunks (and on the pieces of closed ones) are answered as far as they are covered. */
+static void sp_spool_hand_on(sp_spool *s)
+{
+    int in_order = 1;
+    sp_list *it, *tmp;
+    sp_list_foreach_safe(it, tmp, &s->work)
+    {
+        sp_chunk *c = sp_list_entry(it, sp_chunk, spool_link);
+        int moved = c->durable_moved;
+        c->durable_moved = 0;
+        if (c->tagent || c->durable < c->data.len) {
+            if (moved) sp_router_durable(s->r, c);
+            if (c->tagent && c->durable == c->spooled) sp_list_remove(&c->spool_link);
+            if (!c->tagent) in_order = 0;
+            continue;
+        }
+        if (!in_order) continue;
+        sp_list_remove(&c->spool_link);
+        sp_router_dispatch(s->r, c);
+    }
+}
+
 static void sp__sync_after(uv_work_t *w, int status)
 {
     sp_spool *s = w->data;
@@ -327,33 +377,36 @@ static void sp__sync_after(uv_work_t *w, int status)
         if (s->sync_failures == 1) sp_spool_write_pass(s);
         return;
     }
+    /* What this fsync covered is durable now. What the calls below write meanwhile (inputs
+     * resumed, acks answered) waits for the next fsync: none starts before this is over, so
+     * what counts as covered is what this one covered. */
+    s->completing = 1;
+    sp_list *it;
+    sp_list_foreach(it, &s->work)
+    {
+        sp_chunk *c = sp_list_entry(it, sp_chunk, spool_link);
+        c->durable_moved = c->sync_upto > c->durable && c->sync_upto <= c->spooled;
+        if (c->durable_moved) {
+            c->durable = c->sync_upto;
+            c->durable_records = c->sync_records;
+        }
+    }
     s->sync_failures = 0;
     if (s->sync_failing) {
         s->sync_failing = 0;
         sp_spool_update_failing(s, 0);
     }
-    sp_list *it;
-    sp_list_foreach(it, &s->work)
-    {
-        sp_chunk *c = sp_list_entry(it, sp_chunk, spool_link);
-        if (c->sync_upto > c->durable && c->sync_upto <= c->spooled) {
-            c->durable = c->sync_upto;
-            c->durable_records = c->sync_records;
-        }
-    }
-    /* Durable now: hand each whole chunk on, in order. */
-    while (!sp_list_empty(&s->work)) {
-        sp_chunk *c = sp_list_entry(s->work.next, sp_chunk, spool_link);
-        if (c->durable < c->data.len) break;
-        sp_list_remove(&c->spool_link);
-        sp_router_dispatch(s->r, c);
-    }
+    do {
+        s->hand_on_again = 0;
+        sp_spool_hand_on(s);
+    } while (s->hand_on_again);
+    s->completing = 0;
     sp__sync_start(s);
 }
 
 static void sp__sync_start(sp_spool *s)
 {
-    if (s->sync_running || s->fd < 0) return;
+    if (s->sync_running || s->completing || s->fd < 0) return;
     int any = 0;
     sp_list *it;
     sp_list_foreach(it, &s->work)
@@ -374,8 +427,22 @@ static void sp__sync_start(sp_spool *s)
 
 void sp_spool_add(sp_spool *s, sp_chunk *c)
 {
-    sp_list_insert_tail(&s->work, &c->spool_link);
+    if (sp_list_empty(&c->spool_link)) sp_list_insert_tail(&s->work, &c->spool_link);
     if (!s->write_failing) sp_spool_write_pass(s);
+    /* Closed, and durable whole already (acks made every piece of it durable): on its way. */
+    if (!c->tagent && c->durable == c->data.len) {
+        if (s->completing) {
+            s->hand_on_again = 1; /* handing on already: that loop goes round once more */
+            return;
+        }
+        s->completing = 1;
+        do {
+            s->hand_on_again = 0;
+            sp_spool_hand_on(s);
+        } while (s->hand_on_again);
+        s->completing = 0;
+        sp__sync_start(s);
+    }
 }
 
 void sp_spool_done(sp_spool *s, sp_chunk *c)
@@ -422,13 +489,30 @@ static int sp__cmp_id(const void *a, const void *b)
     return sp__cmp_u64(a, b);
 }
 
-/* Replay entries by chunk, then in file order. */
+/* Replay entries by chunk, then by where their records are in it (the longest first when two
+ * start at the same place), then in file order. */
 static int sp_spool_cmp_replay(const void *a, const void *b)
 {
     const sp_replay *x = a, *y = b;
     if (x->h.seq != y->h.seq) return x->h.seq < y->h.seq ? -1 : 1;
+    if (x->doff != y->doff) return x->doff < y->doff ? -1 : 1;
+    if (x->h.data_len != y->h.data_len) return x->h.data_len > y->h.data_len ? -1 : 1;
     if (x->seg->id != y->seg->id) return x->seg->id < y->seg->id ? -1 : 1;
     return x->off < y->off ? -1 : x->off > y->off;
+}
+
+static uint64_t sp_spool_payload_len(const sp_spool_hdr *h)
+{
+    return (uint64_t)h->tag_len + (h->magic == SP_MAGIC_PIECE ? 8 : 0) + h->data_len;
+}
+
+/* The CRC of an entry whose payload is at `pl`. */
+static uint32_t sp_spool_crc(const sp_spool_hdr *h, const void *pl)
+{
+    sp_spool_hdr c = *h;
+    c.crc = 0;
+    uLong crc = crc32(0L, (const Bytef *)&c, sizeof c);
+    return (uint32_t)crc32(crc, pl, (uInt)sp_spool_payload_len(h));
 }
 
 /* Length of the valid entry at m[off..size), or 0 if there is none there. */
@@ -436,11 +520,12 @@ static uint64_t sp__entry_at(const uint8_t *m, uint64_t size, uint64_t off, sp_s
 {
     if (size - off < sizeof *h) return 0;
     memcpy(h, m + off, sizeof *h);
-    if (h->magic != SP_MAGIC_CHUNK && h->magic != SP_MAGIC_DONE) return 0;
-    uint64_t plen = (uint64_t)h->tag_len + h->data_len;
+    if (h->magic != SP_MAGIC_CHUNK && h->magic != SP_MAGIC_PIECE && h->magic != SP_MAGIC_DONE)
+        return 0;
+    if (h->tag_len > size || h->data_len > size) return 0;
+    uint64_t plen = sp_spool_payload_len(h);
     if (plen > size - off - sizeof *h) return 0; /* runs past the end: torn */
-    const uint8_t *pl = m + off + sizeof *h;
-    if (sp__crc(h, pl, pl + h->tag_len) != h->crc) return 0;
+    if (sp_spool_crc(h, m + off + sizeof *h) != h->crc) return 0;
     return sizeof *h + plen;
 }
 
@@ -448,7 +533,9 @@ static uint64_t sp__entry_at(const uint8_t *m, uint64_t size, uint64_t off, sp_s
 static uint64_t sp__resync(const uint8_t *m, uint64_t size, uint64_t off)
 {
     for (uint64_t at = off + 1; at + sizeof(sp_spool_hdr) <= size; at++) {
-        if (m[at] != 'S' || m[at + 1] != 'P' || (m[at + 2] != 'C' && m[at + 2] != 'D')) continue;
+        if (m[at] != 'S' || m[at + 1] != 'P' ||
+            (m[at + 2] != 'C' && m[at + 2] != 'D' && m[at + 2] != 'P'))
+            continue;
         sp_spool_hdr h;
         if (sp__entry_at(m, size, at, &h)) return at;
     }
@@ -486,8 +573,11 @@ static void sp__scan_seg(sp_spool *s, sp_seg *g, uint64_t **done, size_t *ndone,
             *done = sp_realloc(*done, (*ndone + 1) * sizeof **done);
             (*done)[(*ndone)++] = h.seq;
         } else {
-            s->replay = sp_realloc(s->replay, (s->nreplay + 1) * sizeof *s->replay);
-            s->replay[s->nreplay++] = (sp_replay){g, off, h, g, 0};
+            uint64_t doff = 0;
+            if (h.magic == SP_MAGIC_PIECE) memcpy(&doff, m + off + sizeof h + h.tag_len, 8);
+            if (s->nreplay % 1024 == 0)
+                s->replay = sp_realloc(s->replay, (s->nreplay + 1024) * sizeof *s->replay);
+            s->replay[s->nreplay++] = (sp_replay){g, off, doff, h, g, g, 1, 0};
         }
         off += len;
         good_end = off;
@@ -535,38 +625,55 @@ static int sp__load(sp_spool *s)
     }
     s->nreplay = keep;
     free(done);
-    /* By chunk, copies in file order: a chunk written again after a failed fsync has several;
-     * the first good one is replayed, and the chunk keeps every segment from its first copy to
-     * its last one alive until it is done. */
+    /* By chunk: a chunk has one whole entry, or pieces (written as durable acks waited on it
+     * while it was open), and after a failed fsync some of them twice. Its records are the
+     * pieces laid end to end from offset 0, each copy taken once; a piece lost to corruption
+     * leaves a gap, the rest is kept. The chunk keeps every segment from its first entry to its
+     * last alive until it is done. */
     if (s->nreplay) qsort(s->replay, s->nreplay, sizeof *s->replay, sp_spool_cmp_replay);
+    size_t nchunks = 0;
     for (size_t i = 0, j; i < s->nreplay; i = j) {
-        for (j = i + 1; j < s->nreplay && s->replay[j].h.seq == s->replay[i].h.seq; j++)
-            s->replay[j].skip = 1;
-        s->replay[i].hi = s->replay[j - 1].seg;
-        sp_spool_live(s, s->replay[i].seg, s->replay[i].hi, 1);
+        sp_replay *head = &s->replay[i];
+        uint64_t end = 0;
+        for (j = i; j < s->nreplay && s->replay[j].h.seq == head->h.seq; j++) {
+            sp_replay *e = &s->replay[j];
+            if (e->seg->id < head->lo->id) head->lo = e->seg;
+            if (e->seg->id > head->hi->id) head->hi = e->seg;
+            /* Held by what was taken already: a copy. Overlapping only in part (not written
+             * that way): taken whole, a duplicate rather than a loss. */
+            e->take = j == i || e->doff + e->h.data_len > end;
+            if (e->take && e->doff + e->h.data_len > end) end = e->doff + e->h.data_len;
+        }
+        head->n = (uint32_t)(j - i);
+        sp_spool_live(s, head->lo, head->hi, 1);
+        nchunks++;
     }
     if (s->r->seq < maxseq) s->r->seq = maxseq; /* new chunks must not reuse a spooled seq */
     sp__gc(s);
-    size_t nchunks = 0;
-    for (size_t i = 0; i < s->nreplay; i++)
-        nchunks += !s->replay[i].skip;
     if (nchunks) sp_info("spool: %zu chunk(s) from a previous run will be delivered", nchunks);
     return 0;
 }
 
-/* Reads the entry `e` back; 0 when it is no longer what was scanned. */
-static int sp_spool_read_entry(sp_spool *s, const sp_replay *e, sp_buf *b)
+/* Appends the records of entry `e` to `b` (its tag too when `tag` is set); 0 when it no longer
+ * reads back as it was scanned. */
+static int sp_spool_read_entry(sp_spool *s, const sp_replay *e, sp_buf *b, int tag)
 {
     char path[4200];
     sp__seg_path(s, e->seg->id, path, sizeof path);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    uint64_t plen = (uint64_t)e->h.tag_len + e->h.data_len;
-    b->len = 0;
+    if (fd < 0) return 0;
+    uint64_t plen = sp_spool_payload_len(&e->h);
+    size_t at = b->len;
     sp_buf_reserve(b, plen + 1);
-    int ok = fd >= 0 && pread(fd, b->base, plen, (off_t)(e->off + sizeof e->h)) == (ssize_t)plen &&
-             sp__crc(&e->h, b->base, b->base + e->h.tag_len) == e->h.crc;
-    if (fd >= 0) close(fd);
-    return ok;
+    int ok = pread(fd, b->base + at, plen, (off_t)(e->off + sizeof e->h)) == (ssize_t)plen &&
+             sp_spool_crc(&e->h, b->base + at) == e->h.crc;
+    close(fd);
+    if (!ok) return 0;
+    /* Keep [tag] + records: a piece's offset goes, and the tag unless it is wanted. */
+    size_t keep = tag ? e->h.tag_len : 0, hole = e->h.magic == SP_MAGIC_PIECE ? 8 : 0;
+    memmove(b->base + at + keep, b->base + at + e->h.tag_len + hole, e->h.data_len);
+    b->len = at + keep + e->h.data_len;
+    return 1;
 }
 
 void sp_spool_replay(sp_spool *s)
@@ -574,24 +681,30 @@ void sp_spool_replay(sp_spool *s)
     /* Bring chunks back only while memory allows, so a large spool never exceeds the limit. */
     sp_buf b = {0};
     while (s->replay_pos < s->nreplay && s->r->bytes < s->r->memory_limit / 2) {
-        size_t first = s->replay_pos++;
-        sp_replay *e = &s->replay[first];
-        while (s->replay_pos < s->nreplay && s->replay[s->replay_pos].skip)
-            s->replay_pos++;
-        /* The first copy that still reads back whole. */
-        size_t k = first;
-        while (k < s->replay_pos && !sp_spool_read_entry(s, &s->replay[k], &b)) {
-            s->corrupt_entries++;
-            k++;
+        sp_replay *head = &s->replay[s->replay_pos];
+        s->replay_pos += head->n;
+        b.len = 0;
+        size_t tag_len = 0;
+        uint32_t nrecords = 0;
+        int have_tag = 0;
+        for (uint32_t k = 0; k < head->n; k++) {
+            const sp_replay *e = head + k;
+            if (!e->take) continue;
+            if (!sp_spool_read_entry(s, e, &b, !have_tag)) {
+                s->corrupt_entries++;
+                continue;
+            }
+            if (!have_tag) tag_len = e->h.tag_len;
+            have_tag = 1;
+            nrecords += e->h.nrecords;
         }
-        if (k == s->replay_pos) {
-            sp_spool_live(s, e->seg, e->hi, -1);
+        if (!nrecords) {
+            sp_spool_live(s, head->lo, head->hi, -1);
             continue;
         }
-        const sp_replay *got = &s->replay[k];
         s->replayed++;
-        sp_router_restore(s->r, sp_slice_make(b.base, got->h.tag_len), b.base + got->h.tag_len,
-                          got->h.data_len, got->h.nrecords, got->h.seq, e->seg, e->hi);
+        sp_router_restore(s->r, sp_slice_make(b.base, tag_len), b.base + tag_len, b.len - tag_len,
+                          nrecords, head->h.seq, head->lo, head->hi);
     }
     sp_buf_free(&b);
     if (s->replay_pos == s->nreplay && s->replay) {
@@ -702,11 +815,12 @@ void sp_spool_close(sp_spool *s)
         close(s->fd);
         s->fd = -1;
     }
-    /* The chunks it held were never dispatched: the router frees them as not delivered. */
+    /* The closed chunks it held were never dispatched: the router frees them as not delivered
+     * (open ones are the router's: it frees them when it closes). */
     while (!sp_list_empty(&s->work)) {
         sp_chunk *c = sp_list_entry(s->work.next, sp_chunk, spool_link);
         sp_list_remove(&c->spool_link);
-        sp_router_drop(s->r, c);
+        if (!c->tagent) sp_router_drop(s->r, c);
     }
     uv_timer_stop(&s->timer);
     uv_close((uv_handle_t *)&s->timer, sp__free);

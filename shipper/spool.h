@@ -27,7 +27,11 @@ struct sp_router;
 int sp_spool_open(sp_spool **out, struct sp_router *r, const char *dir, uint64_t limit);
 /** Hands replayed chunks to the router while memory allows; call again as chunks are freed. */
 void sp_spool_replay(sp_spool *s);
-/** Writes a closed chunk; the router dispatches it (sp_router_dispatch) once it is durable. */
+/**
+ * Writes what `c` holds that is not on disk yet, and fsyncs it (grouped). A closed chunk is
+ * dispatched (sp_router_dispatch) once all of it is durable; an open one stays open, and the
+ * router hears (sp_router_durable) as its records become durable. Call again when it closes.
+ */
 void sp_spool_add(sp_spool *s, sp_chunk *c);
 /** Every output has finished with `c`: it will not be replayed. */
 void sp_spool_done(sp_spool *s, sp_chunk *c);

@@ -176,11 +176,210 @@ static void test_done_while_stopping_is_delivered(void **st)
     h_free(h);
 }
 
+/* Two deliveries in flight, answered in the other order: each chunk is released when its own
+ * answer comes, and the buffer accounting goes back to zero. */
+static void test_out_of_order_completion(void **st)
+{
+    harness *h = h_new(1);
+    sp_router *r = &h->d.router;
+    watch w1 = {{.cb = watch_cb}}, w2 = {{.cb = watch_cb}};
+    sp_chunk_watch_add(append(r, "a", "one"), &w1.w);
+    sp_chunk_watch_add(append(r, "b", "two"), &w2.w);
+    sp_router_flush(r, 1);
+    assert_int_equal(h->fakes[0].n, 2);
+    assert_int_equal(h->fakes[0].d[0]->nchunks, 1);
+    sp_output_done(fake_take(&h->fakes[0], 1), SP_OUT_DONE, 1, 0);
+    assert_int_equal(w2.calls, 1);
+    assert_int_equal(w2.delivered, 1);
+    assert_int_equal(w1.calls, 0);
+    assert_true(r->bytes > 0);
+    sp_output_done(fake_take(&h->fakes[0], 0), SP_OUT_DONE, 1, 0);
+    assert_int_equal(w1.calls, 1);
+    assert_int_equal(r->bytes, 0);
+    assert_int_equal(h->outs[0].delivered, 2);
+    assert_int_equal(h->outs[0].queued_chunks, 0);
+    h_free(h);
+}
+
+/* A failed delivery is retried after a backoff, before what was queued after it. */
+static void test_retry_keeps_order(void **st)
+{
+    harness *h = h_new(1);
+    sp_router *r = &h->d.router;
+    h->outs[0].max_inflight = 1;
+    h->outs[0].batch_bytes = 0; /* one chunk per delivery */
+    append(r, "a", "one");
+    sp_router_flush(r, 1);
+    sp_chunk *first = h->fakes[0].d[0]->chunk;
+    append(r, "b", "two");
+    sp_router_flush(r, 1);
+    assert_int_equal(h->fakes[0].n, 1);
+    sp_output_done(fake_take(&h->fakes[0], 0), SP_OUT_RETRY, 0, 0);
+    assert_int_equal(h->outs[0].retried, 1);
+    assert_int_equal(h->fakes[0].n, 0); /* blocked for the backoff */
+    while (h->fakes[0].n == 0)
+        uv_run(&h->d.loop, UV_RUN_ONCE);
+    assert_ptr_equal(h->fakes[0].d[0]->chunk, first);
+    assert_int_equal(h->fakes[0].d[0]->attempts, 1);
+    sp_output_done(fake_take(&h->fakes[0], 0), SP_OUT_DONE, 1, 0);
+    assert_int_equal(h->fakes[0].n, 1);
+    assert_true(h->fakes[0].d[0]->chunk != first);
+    sp_output_done(fake_take(&h->fakes[0], 0), SP_OUT_DONE, 1, 0);
+    h_free(h);
+}
+
+/* Chunks that queue up while the output is busy go out together, in order, up to the output's
+ * batch_bytes and batch_records; one answer releases them all. */
+static void test_queued_chunks_are_batched(void **st)
+{
+    harness *h = h_new(1);
+    sp_router *r = &h->d.router;
+    sp_output *o = &h->outs[0];
+    o->max_inflight = 1;
+    append(r, "t0", "busy");
+    sp_router_flush(r, 1);
+    assert_int_equal(h->fakes[0].n, 1);
+    sp_chunk *c[7];
+    watch w[7];
+    for (int i = 0; i < 7; i++) {
+        char tag[8];
+        snprintf(tag, sizeof tag, "t%d", i + 1); /* any tags: a delivery may mix them */
+        c[i] = append(r, tag, "queued");
+        w[i] = (watch){{.cb = watch_cb}};
+        sp_chunk_watch_add(c[i], &w[i].w);
+        sp_router_flush(r, 1);
+    }
+    o->batch_bytes = 3 * c[0]->data.len; /* three chunks fit */
+    o->batch_records = 0;
+    sp_output_done(fake_take(&h->fakes[0], 0), SP_OUT_DONE, 1, 0);
+    assert_int_equal(h->fakes[0].n, 1);
+    sp_delivery *d = h->fakes[0].d[0];
+    assert_int_equal(d->nchunks, 3);
+    assert_int_equal(d->nrecords, 3);
+    for (int i = 0; i < 3; i++)
+        assert_ptr_equal(d->chunks[i], c[i]);
+    assert_int_equal(o->queued_chunks, 7);
+    sp_output_done(fake_take(&h->fakes[0], 0), SP_OUT_DONE, 3, 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(w[i].calls, 1);
+    assert_int_equal(w[3].calls, 0);
+    o->batch_records = 2; /* now the record count is the limit */
+    d = h->fakes[0].d[0];
+    assert_int_equal(d->nchunks, 3); /* taken before the limit changed */
+    sp_output_done(fake_take(&h->fakes[0], 0), SP_OUT_DONE, 3, 0);
+    d = h->fakes[0].d[0];
+    assert_int_equal(d->nchunks, 1);
+    assert_ptr_equal(d->chunk, c[6]);
+    sp_output_done(fake_take(&h->fakes[0], 0), SP_OUT_DONE, 1, 0);
+    assert_int_equal(o->delivered, 8);
+    assert_int_equal(o->queued_chunks, 0);
+    assert_int_equal(r->bytes, 0);
+    h_free(h);
+}
+
+/* A parked delivery (waiting for a retry of a few items) lets the next one start. */
+static void test_parked_delivery_frees_its_slot(void **st)
+{
+    harness *h = h_new(1);
+    sp_router *r = &h->d.router;
+    h->outs[0].max_inflight = 1;
+    append(r, "a", "one");
+    sp_router_flush(r, 1);
+    append(r, "b", "two");
+    sp_router_flush(r, 1);
+    assert_int_equal(h->fakes[0].n, 1);
+    sp_output_park(h->fakes[0].d[0]);
+    assert_int_equal(h->fakes[0].n, 2);
+    assert_int_equal(h->outs[0].inflight, 1);
+    sp_output_done(fake_take(&h->fakes[0], 0), SP_OUT_DONE, 1, 0); /* the parked one */
+    assert_int_equal(h->outs[0].inflight, 1);
+    sp_output_done(fake_take(&h->fakes[0], 0), SP_OUT_DONE, 1, 0);
+    assert_int_equal(h->outs[0].inflight, 0);
+    assert_int_equal(r->bytes, 0);
+    h_free(h);
+}
+
+/* A chunk for two outputs is released once both have answered; if one gives up on it while
+ * stopping, it is released as not delivered. */
+static void test_two_outputs(void **st)
+{
+    harness *h = h_new(2);
+    sp_router *r = &h->d.router;
+    watch w = {{.cb = watch_cb}};
+    sp_chunk_watch_add(append(r, "t", "one"), &w.w);
+    sp_router_flush(r, 1);
+    sp_output_done(fake_take(&h->fakes[0], 0), SP_OUT_DONE, 1, 0);
+    assert_int_equal(w.calls, 0);
+    h->outs[1].closed = 1;
+    sp_output_done(fake_take(&h->fakes[1], 0), SP_OUT_RETRY, 0, 0);
+    assert_int_equal(w.calls, 1);
+    assert_int_equal(w.delivered, 0);
+    h->outs[1].closed = 0;
+    h_free(h);
+}
+
+/* ---- pausing ---- */
+
+static int pauses, resumes;
+static void in_pause(sp_input *in)
+{
+    pauses++;
+}
+static void in_resume(sp_input *in)
+{
+    resumes++;
+}
+static const sp_input_type fake_in_type = {.name = "fake", .pause = in_pause, .resume = in_resume};
+
+/* Over memory_limit every input pauses; it resumes once delivery brings the buffer to 80%. */
+static void test_pause_resume_at_memory_limit(void **st)
+{
+    harness *h = h_new(1);
+    sp_router *r = &h->d.router;
+    sp_input in = {.type = &fake_in_type};
+    sp_input *inp = &in;
+    r->inputs = &inp;
+    r->ninputs = 1;
+    pauses = resumes = 0;
+    char msg[1000];
+    memset(msg, 'x', sizeof msg - 1);
+    msg[sizeof msg - 1] = 0;
+    sp_chunk *c = append(r, "t", msg);
+    r->memory_limit = 10 * c->data.len;
+    r->chunk_size = 2 * c->data.len; /* two records a chunk */
+    for (int i = 0; i < 11 && !r->paused; i++)
+        append(r, "t", msg);
+    assert_int_equal(r->paused, 1);
+    assert_int_equal(pauses, 1);
+    assert_int_equal(r->pause_count, 1);
+    /* Releasing one chunk (2 of ~10 records' worth) reaches 80%: resume, once. */
+    int n = 0;
+    while (r->paused && h->fakes[0].n > 0) {
+        sp_output_done(fake_take(&h->fakes[0], 0), SP_OUT_DONE, 2, 0);
+        n++;
+    }
+    assert_int_equal(r->paused, 0);
+    assert_int_equal(resumes, 1);
+    assert_true(n <= 2);
+    assert_true(r->bytes <= r->memory_limit / 10 * 8);
+    while (h->fakes[0].n > 0)
+        sp_output_done(fake_take(&h->fakes[0], 0), SP_OUT_DONE, 2, 0);
+    r->inputs = NULL;
+    r->ninputs = 0;
+    h_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_retry_after_close_is_not_delivered),
         cmocka_unit_test(test_done_while_stopping_is_delivered),
+        cmocka_unit_test(test_out_of_order_completion),
+        cmocka_unit_test(test_retry_keeps_order),
+        cmocka_unit_test(test_queued_chunks_are_batched),
+        cmocka_unit_test(test_parked_delivery_frees_its_slot),
+        cmocka_unit_test(test_two_outputs),
+        cmocka_unit_test(test_pause_resume_at_memory_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -94,6 +94,7 @@ typedef struct {
 } hdr;
 
 #define MAGIC_CHUNK 0x31435053u
+#define MAGIC_PIECE 0x31505053u
 
 typedef struct {
     char path[512];
@@ -119,8 +120,8 @@ static void scan_dir(const char *dir)
         hdr h;
         uint64_t off = 0;
         while (fread(&h, sizeof h, 1, f) == 1) {
-            uint64_t len = sizeof h + h.tag_len + h.data_len;
-            if (h.magic == MAGIC_CHUNK && nentries < 1024) {
+            uint64_t len = sizeof h + h.tag_len + h.data_len + (h.magic == MAGIC_PIECE ? 8 : 0);
+            if ((h.magic == MAGIC_CHUNK || h.magic == MAGIC_PIECE) && nentries < 1024) {
                 entry *x = &entries[nentries++];
                 snprintf(x->path, sizeof x->path, "%s", path);
                 x->seq = h.seq;
@@ -199,6 +200,7 @@ static void h_free(harness *h, int answer)
     h->fake.n = 0;
     h->out.closed = 2;
     sp_router *r = &h->d.router;
+    sp_router_flush(r, 1); /* as the daemon does at its last close */
     sp_spool_close(r->spool);
     r->spool = NULL;
     sp_router_close(r);
@@ -314,11 +316,169 @@ static void test_rotation_fsync_failure(void **st)
     rmstate(dir);
 }
 
+/* ---- durable acks on open chunks ---- */
+
+typedef struct {
+    sp_chunk_watch w;
+    int calls, delivered;
+} watch;
+
+static void watch_cb(sp_chunk_watch *w, sp_chunk *c, int delivered)
+{
+    watch *x = (watch *)w;
+    x->calls++;
+    x->delivered = delivered;
+}
+
+static void run_until_called(harness *h, watch *w)
+{
+    uint64_t start = uv_hrtime();
+    while (!w->calls && uv_hrtime() - start < 5000000000ULL)
+        uv_run(&h->d.loop, UV_RUN_ONCE);
+}
+
+/* A durable ack waiting on an open chunk is answered once what the chunk holds is fsynced; the
+ * chunk stays open for more records, and goes to the outputs whole when it closes. */
+static void test_durable_ack_keeps_chunk_open(void **st)
+{
+    char dir[256];
+    mkstate(dir, sizeof dir);
+    reset_sync(NULL);
+    harness *h = h_new(dir, 64 << 10, 1 << 30);
+    sp_router *r = &h->d.router;
+    watch w[3];
+    sp_chunk *c = NULL;
+    for (int i = 0; i < 3; i++) {
+        w[i] = (watch){{.cb = watch_cb, .durable = 1}};
+        sp_chunk *x = append(r, "t", i, 100);
+        assert_true(!c || x == c); /* the same open chunk */
+        c = x;
+        sp_chunk_watch_add(c, &w[i].w);
+        sp_router_close_chunk(r, c); /* the frame's ack waits */
+        run_until_called(h, &w[i]);
+        assert_int_equal(w[i].calls, 1);
+        assert_int_equal(w[i].delivered, 1);
+        assert_non_null(c->tagent); /* still open */
+        assert_int_equal(h->fake.n, 0);
+        assert_int_equal(c->durable, c->data.len);
+    }
+    assert_true(ncalls >= 3); /* an fsync per ack here (one frame in flight) */
+    sp_router_flush(r, 1);
+    assert_true(run_until_delivered(h, 1));
+    assert_int_equal(h->fake.d[0]->nrecords, 3);
+    h_free(h, 1);
+    rmstate(dir);
+}
+
+/* The pieces an open chunk was written in come back as that one chunk after a restart. */
+static void test_pieces_replay_as_one_chunk(void **st)
+{
+    char dir[256];
+    mkstate(dir, sizeof dir);
+    reset_sync(NULL);
+    harness *h = h_new(dir, 64 << 10, 1 << 30);
+    sp_router *r = &h->d.router;
+    sp_chunk *c = NULL;
+    for (int i = 0; i < 5; i++) {
+        watch w = {{.cb = watch_cb, .durable = 1}};
+        c = append(r, "t", i, 100);
+        sp_chunk_watch_add(c, &w.w);
+        sp_router_close_chunk(r, c);
+        run_until_called(h, &w);
+        assert_int_equal(w.calls, 1);
+    }
+    uint64_t seq = c->seq;
+    append(r, "t", 5, 100); /* not waited for: written by the stop below */
+    h_free(h, 0);
+    h = h_new(dir, 64 << 10, 1 << 30);
+    assert_true(run_until_delivered(h, 1));
+    assert_int_equal(h->fake.n, 1);
+    assert_int_equal(h->fake.d[0]->chunk->seq, seq);
+    assert_int_equal(h->fake.d[0]->nrecords, 6);
+    /* In order, each once. */
+    const sp_chunk *got = h->fake.d[0]->chunk;
+    const uint8_t *p = SP_CHUNK_BEGIN(got), *end = SP_CHUNK_END(got);
+    for (int i = 0; i < 6; i++) {
+        sp_record rec;
+        assert_int_equal(sp_record_read(&p, end, &rec), 0);
+        char want[16];
+        snprintf(want, sizeof want, "seq=%d ", i);
+        assert_memory_equal(rec.message.base, want, strlen(want));
+    }
+    assert_true(p == end);
+    h_free(h, 1);
+    /* Done: nothing comes back a second time. */
+    h = h_new(dir, 64 << 10, 1 << 30);
+    for (int i = 0; i < 20; i++)
+        uv_run(&h->d.loop, UV_RUN_NOWAIT);
+    assert_int_equal(h->fake.n, 0);
+    h_free(h, 1);
+    rmstate(dir);
+}
+
+/* An fsync failure while acks wait on an open chunk: they are answered only once its records
+ * are in a segment whose fsync succeeded with no failure before it. */
+static void test_fsync_failure_with_open_chunk(void **st)
+{
+    char dir[256], seg0[600];
+    mkstate(dir, sizeof dir);
+    snprintf(seg0, sizeof seg0, "%s/spool/0000000000000000.seg", dir);
+    reset_sync(seg0);
+    harness *h = h_new(dir, 64 << 10, 1 << 30);
+    sp_router *r = &h->d.router;
+    watch w = {{.cb = watch_cb, .durable = 1}};
+    sp_chunk *c = append(r, "t", 0, 100);
+    sp_chunk_watch_add(c, &w.w);
+    sp_router_close_chunk(r, c);
+    run_until_called(h, &w);
+    assert_int_equal(w.calls, 1);
+    assert_false(calls[0].ok);
+    int good = 0;
+    for (int k = 1; k < ncalls; k++)
+        good |= calls[k].ok && strcmp(calls[k].path, seg0) != 0;
+    assert_true(good);
+    h_free(h, 0);
+    rmstate(dir);
+}
+
+/* ---- spool_limit ---- */
+
+/* Over spool_limit the inputs pause; once delivered chunks free whole segments they resume. */
+static void test_pause_resume_at_spool_limit(void **st)
+{
+    char dir[256];
+    mkstate(dir, sizeof dir);
+    reset_sync(NULL);
+    harness *h = h_new(dir, 1024, 8 << 10); /* segments of 2 KiB */
+    sp_router *r = &h->d.router;
+    int i = 0;
+    while (!r->paused && i < 100) {
+        append(r, "t", i++, 1100); /* one chunk each */
+        while (sp_spool_busy(r->spool))
+            uv_run(&h->d.loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(r->paused, 1);
+    assert_true(sp_spool_bytes(r->spool) > 8 << 10);
+    assert_true(i < 12);
+    assert_true(r->bytes < r->memory_limit / 2); /* memory is not why */
+    for (int k = 0; k < h->fake.n; k++)
+        sp_output_done(h->fake.d[k], SP_OUT_DONE, 1, 0);
+    h->fake.n = 0;
+    assert_int_equal(r->paused, 0);
+    assert_true(sp_spool_bytes(r->spool) <= 8 << 10);
+    h_free(h, 1);
+    rmstate(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fsync_failure_rewrites_into_new_segment),
         cmocka_unit_test(test_rotation_fsync_failure),
+        cmocka_unit_test(test_durable_ack_keeps_chunk_open),
+        cmocka_unit_test(test_pieces_replay_as_one_chunk),
+        cmocka_unit_test(test_fsync_failure_with_open_chunk),
+        cmocka_unit_test(test_pause_resume_at_spool_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
