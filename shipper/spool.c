@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -63,14 +64,21 @@ struct sp_spool {
     uint64_t bytes;
     sp_list work;   /* chunks to write, to fsync or to hand on (spool_link), in order */
     uint64_t epoch; /* bumped by every failed fsync: a sync begun before it proves nothing */
-    uv_work_t sync_work;
+    /* fsyncs run on a thread of their own, so a busy thread pool (encoders of every output)
+     * never delays a durable ack: the loop posts a request, the thread answers through async */
+    pthread_t sync_thread;
+    pthread_mutex_t sync_mu;
+    pthread_cond_t sync_cv;
+    uv_async_t sync_async;
+    int sync_req, sync_quit; /* under sync_mu */
     int sync_fd, sync_rc, sync_running;
     uint64_t sync_epoch;
     uv_timer_t timer;
     int write_failing; /* a write failed: retried each second */
     int sync_failing;  /* an fsync failed: cleared by the next good one */
     int sync_failures; /* in a row */
-    int failing, closed, freed;
+    int failing, closed;
+    int handles;       /* timer and async, until closed */
     int over;          /* bytes > limit, as the router last heard */
     int completing;    /* handing on what an fsync made durable */
     int hand_on_again; /* ... and a chunk was added that is ready too */
@@ -240,12 +248,26 @@ static int sp__write(sp_spool *s, sp_chunk *c)
 }
 
 static void sp__sync_start(sp_spool *s);
-static void sp__free_now(sp_spool *s);
 
-static void sp__sync_work(uv_work_t *w)
+/* The fsync thread: one fdatasync per request, answered through sync_async. */
+static void *sp_spool_sync_main(void *arg)
 {
-    sp_spool *s = w->data;
-    s->sync_rc = sp_spool_sync_fn(s->sync_fd) ? -errno : 0;
+    sp_spool *s = arg;
+    pthread_mutex_lock(&s->sync_mu);
+    for (;;) {
+        while (!s->sync_req && !s->sync_quit)
+            pthread_cond_wait(&s->sync_cv, &s->sync_mu);
+        if (!s->sync_req) break; /* quit, nothing asked */
+        int fd = s->sync_fd;
+        pthread_mutex_unlock(&s->sync_mu);
+        int rc = sp_spool_sync_fn(fd) ? -errno : 0;
+        pthread_mutex_lock(&s->sync_mu);
+        s->sync_rc = rc;
+        s->sync_req = 0;
+        uv_async_send(&s->sync_async);
+    }
+    pthread_mutex_unlock(&s->sync_mu);
+    return NULL;
 }
 
 static void sp_spool_update_failing(sp_spool *s, int err)
@@ -356,16 +378,16 @@ static void sp_spool_hand_on(sp_spool *s)
     }
 }
 
-static void sp__sync_after(uv_work_t *w, int status)
+static void sp__sync_after(uv_async_t *a)
 {
-    sp_spool *s = w->data;
+    sp_spool *s = a->data;
+    pthread_mutex_lock(&s->sync_mu);
+    int done = s->sync_running && !s->sync_req;
+    pthread_mutex_unlock(&s->sync_mu);
+    if (!done || s->closed) return;
     close(s->sync_fd);
     s->sync_running = 0;
     s->fsyncs++;
-    if (s->closed) {
-        if (s->freed) sp__free_now(s); /* the close is done: it waited for this */
-        return;
-    }
     if (s->sync_epoch != s->epoch) {
         /* A failure since it began: what it covered is being written again. */
         sp_spool_write_pass(s);
@@ -421,8 +443,10 @@ static void sp__sync_start(sp_spool *s)
     if (s->sync_fd < 0) return;
     s->sync_running = 1;
     s->sync_epoch = s->epoch;
-    s->sync_work.data = s;
-    uv_queue_work(s->r->loop, &s->sync_work, sp__sync_work, sp__sync_after);
+    pthread_mutex_lock(&s->sync_mu);
+    s->sync_req = 1;
+    pthread_cond_signal(&s->sync_cv);
+    pthread_mutex_unlock(&s->sync_mu);
 }
 
 void sp_spool_add(sp_spool *s, sp_chunk *c)
@@ -744,9 +768,23 @@ int sp_spool_open(sp_spool **out, sp_router *r, const char *dir, uint64_t limit)
         free(s);
         return rc;
     }
+    pthread_mutex_init(&s->sync_mu, NULL);
+    pthread_cond_init(&s->sync_cv, NULL);
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setstacksize(&at, 256 << 10);
+    rc = pthread_create(&s->sync_thread, &at, sp_spool_sync_main, s);
+    pthread_attr_destroy(&at);
+    if (rc) {
+        sp_error("spool: cannot start its fsync thread: %s", strerror(rc));
+        return -rc; /* shipper exits: what was loaded is not worth freeing one by one */
+    }
     uv_timer_init(r->loop, &s->timer);
     s->timer.data = s;
     uv_timer_start(&s->timer, sp__timer_cb, 1000, 1000);
+    uv_async_init(r->loop, &s->sync_async, sp__sync_after);
+    s->sync_async.data = s;
+    s->handles = 2;
     *out = s;
     return 0;
 }
@@ -774,8 +812,10 @@ uint64_t sp_spool_bytes(const sp_spool *s)
     return s->bytes;
 }
 
-static void sp__free_now(sp_spool *s)
+static void sp__free(uv_handle_t *h)
 {
+    sp_spool *s = h->data;
+    if (--s->handles) return;
     while (!sp_list_empty(&s->segs)) {
         sp_list *l = s->segs.next;
         sp_list_remove(l);
@@ -784,20 +824,23 @@ static void sp__free_now(sp_spool *s)
     sp_buf_free(&s->done);
     free(s->replay);
     free(s->dir);
+    pthread_mutex_destroy(&s->sync_mu);
+    pthread_cond_destroy(&s->sync_cv);
     free(s);
-}
-
-static void sp__free(uv_handle_t *h)
-{
-    sp_spool *s = h->data;
-    s->freed = 1;
-    if (!s->sync_running) sp__free_now(s); /* else its callback still needs the struct */
 }
 
 void sp_spool_close(sp_spool *s)
 {
     if (!s) return;
     s->closed = 1;
+    /* The fsync thread finishes what it runs (if anything) and ends. */
+    pthread_mutex_lock(&s->sync_mu);
+    s->sync_quit = 1;
+    pthread_cond_signal(&s->sync_cv);
+    pthread_mutex_unlock(&s->sync_mu);
+    pthread_join(s->sync_thread, NULL);
+    if (s->sync_running) close(s->sync_fd);
+    s->sync_running = 0;
     /* Whatever is still in memory and not on disk gets one more try, so a clean stop leaves it
      * for the next start. */
     sp_list *it;
@@ -824,4 +867,5 @@ void sp_spool_close(sp_spool *s)
     }
     uv_timer_stop(&s->timer);
     uv_close((uv_handle_t *)&s->timer, sp__free);
+    uv_close((uv_handle_t *)&s->sync_async, sp__free);
 }
