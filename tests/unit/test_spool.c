@@ -1,4 +1,5 @@
-/* The spool with the router and a fake output: fsync failures (injected), replay, limits. */
+/* The spool with the router and a fake output: fsync failures (injected), durable acks on open
+ * chunks, replay, spool_limit. */
 #include "unit.h"
 
 #include <dirent.h>
@@ -441,6 +442,51 @@ static void test_fsync_failure_with_open_chunk(void **st)
     rmstate(dir);
 }
 
+/* ---- replay ---- */
+
+/* After a restart only the chunks no output finished are delivered, each once, in order, and
+ * once they are done nothing comes back. */
+static void test_replay_only_undelivered(void **st)
+{
+    char dir[256];
+    mkstate(dir, sizeof dir);
+    reset_sync(NULL);
+    harness *h = h_new(dir, 1024, 1 << 30);
+    sp_router *r = &h->d.router;
+    uint64_t seqs[6];
+    for (int i = 0; i < 6; i++)
+        seqs[i] = append(r, "t", i, 1100)->seq; /* over chunk_size: one chunk each */
+    assert_true(run_until_delivered(h, 6));
+    /* Chunks 1, 3 and 5 delivered, answered out of order; 0, 2 and 4 still in flight. */
+    int nheld = 0;
+    for (int i = 5; i >= 0; i--) {
+        sp_delivery *d = h->fake.d[i];
+        if (d->chunk->seq == seqs[1] || d->chunk->seq == seqs[3] || d->chunk->seq == seqs[5])
+            sp_output_done(d, SP_OUT_DONE, 1, 0);
+        else
+            nheld++; /* the router frees them, undelivered, when it closes */
+    }
+    assert_int_equal(nheld, 3);
+    h->fake.n = 0;
+    h_free(h, 0); /* a stop with those three undelivered */
+    h = h_new(dir, 1024, 1 << 30);
+    assert_true(run_until_delivered(h, 3));
+    for (int i = 0; i < 20; i++)
+        uv_run(&h->d.loop, UV_RUN_NOWAIT);
+    assert_int_equal(h->fake.n, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(h->fake.d[i]->chunk->seq, seqs[2 * i]);
+        assert_int_equal(h->fake.d[i]->nrecords, 1);
+    }
+    h_free(h, 1);
+    h = h_new(dir, 1024, 1 << 30);
+    for (int i = 0; i < 20; i++)
+        uv_run(&h->d.loop, UV_RUN_NOWAIT);
+    assert_int_equal(h->fake.n, 0);
+    h_free(h, 1);
+    rmstate(dir);
+}
+
 /* ---- spool_limit ---- */
 
 /* Over spool_limit the inputs pause; once delivered chunks free whole segments they resume. */
@@ -478,6 +524,7 @@ int main(void)
         cmocka_unit_test(test_durable_ack_keeps_chunk_open),
         cmocka_unit_test(test_pieces_replay_as_one_chunk),
         cmocka_unit_test(test_fsync_failure_with_open_chunk),
+        cmocka_unit_test(test_replay_only_undelivered),
         cmocka_unit_test(test_pause_resume_at_spool_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
