@@ -1,8 +1,8 @@
 /*
- * The output interface. An output gets chunks one delivery at a time (up to `max_inflight` at
- * once), encodes its wire format from the records and answers each delivery exactly once with
- * sp_output_done. The core owns queueing, retry backoff and accounting, so an output is only
- * the code that talks to its server.
+ * The output interface. An output gets deliveries (one or more chunks each, up to `max_inflight`
+ * at once), encodes its wire format from the records and answers each delivery exactly once with
+ * sp_output_done. The core owns queueing, batching of queued chunks, retry backoff and
+ * accounting, so an output is only the code that talks to its server.
  */
 #ifndef SP_OUTPUT_H
 #define SP_OUTPUT_H
