@@ -3,7 +3,7 @@
 
 static void sp__deliver(sp_output *o, sp_delivery *d)
 {
-    sp_output_done(d, SP_OUT_DONE, d->chunk->nrecords, 0);
+    sp_output_done(d, SP_OUT_DONE, d->nrecords, 0);
 }
 
 static int sp__start(sp_output *o)

@@ -24,22 +24,35 @@ typedef struct {
     sp_stdout_job job;
     sp_ratelimit rl;
     int fd;
+    int stopping; /* stop came while the job ran: close once it is answered */
+    sp_output *o;
 } sp_stdout;
+
+static void sp__free(sp_stdout *s)
+{
+    sp_output *o = s->o;
+    sp_buf_free(&s->job.out);
+    free(s);
+    o->data = NULL;
+    sp_output_closed(o);
+}
 
 static void sp__encode_write(uv_work_t *w)
 {
     sp_stdout_job *j = w->data;
-    sp_chunk *c = j->d->chunk;
-    sp_slice tag = sp_slice_make(c->tag, c->tag_len);
-    const uint8_t *p = SP_CHUNK_BEGIN(c), *end = SP_CHUNK_END(c);
     j->out.len = 0;
     j->records = 0;
-    while (p < end) {
-        sp_record r;
-        if (sp_record_read(&p, end, &r)) break; /* chunks are written by us: cannot happen */
-        sp_json_record(&j->out, &r, tag);
-        sp_buf_putc(&j->out, '\n');
-        j->records++;
+    for (uint32_t i = 0; i < j->d->nchunks; i++) {
+        const sp_chunk *c = j->d->chunks[i];
+        sp_slice tag = sp_slice_make(c->tag, c->tag_len);
+        const uint8_t *p = SP_CHUNK_BEGIN(c), *end = SP_CHUNK_END(c);
+        while (p < end) {
+            sp_record r;
+            if (sp_record_read(&p, end, &r)) break; /* chunks are written by us: cannot happen */
+            sp_json_record(&j->out, &r, tag);
+            sp_buf_putc(&j->out, '\n');
+            j->records++;
+        }
     }
     const char *b = j->out.base;
     size_t left = j->out.len;
@@ -67,9 +80,10 @@ static void sp__after(uv_work_t *w, int status)
         sp_log_limited(&s->rl, SP_LOG_ERROR, "stdout: write failed: %s",
                        strerror(j->err ? j->err : EIO));
         sp_output_done(d, SP_OUT_RETRY, 0, 0);
-        return;
+    } else {
+        sp_output_done(d, SP_OUT_DONE, j->records, 0);
     }
-    sp_output_done(d, SP_OUT_DONE, j->records, 0);
+    if (s->stopping) sp__free(s);
 }
 
 static void sp__deliver(sp_output *o, sp_delivery *d)
@@ -84,6 +98,7 @@ static int sp__start(sp_output *o)
 {
     sp_stdout *s = sp_calloc(1, sizeof *s);
     s->fd = STDOUT_FILENO;
+    s->o = o;
     o->data = s;
     o->max_inflight = 1;
     return 0;
@@ -92,13 +107,15 @@ static int sp__start(sp_output *o)
 static void sp__stop(sp_output *o)
 {
     sp_stdout *s = o->data;
-    if (s && !s->job.d) {
-        sp_buf_free(&s->job.out);
-        free(s);
-        o->data = NULL;
+    if (!s) {
+        sp_output_closed(o);
+    } else if (s->job.d) {
+        /* A write cannot be cancelled: it is answered (written, or not delivered) when it
+         * ends, and then the output is closed. The daemon does not wait for ever. */
+        s->stopping = 1;
+    } else {
+        sp__free(s);
     }
-    /* A job still on the pool finishes on its own; the loop waits for it before exiting. */
-    sp_output_closed(o);
 }
 
 static const sp_conf_field sp__fields[] = {SP_CONF_END};

@@ -22,6 +22,10 @@ struct sp_chunk;
 typedef struct sp_chunk_watch {
     sp_list link;
     int durable; /* 1: called as soon as the chunk is durable (spooled), not at release */
+    /* durable watchers: called once the chunk's first `upto` bytes are durable, though the chunk
+     * may still be open. Set by sp_router_close_chunk (the records appended by then); 0: when
+     * the whole chunk is. */
+    size_t upto;
     void (*cb)(struct sp_chunk_watch *w, struct sp_chunk *c, int delivered);
 } sp_chunk_watch;
 
@@ -31,13 +35,22 @@ typedef struct sp_chunk {
     size_t tag_len;
     sp_buf data; /* the records */
     uint32_t nrecords;
-    int refs;     /* outputs that have not finished with it */
-    uint64_t seq; /* creation order, unique per process */
+    int refs;        /* outputs that have not finished with it */
+    int undelivered; /* an output gave up on it while stopping: released as not delivered */
+    uint64_t seq;    /* creation order, unique per process */
     uint64_t opened_ms;
     uint64_t outputs;         /* bitmask of matching outputs, fixed at creation */
     struct sp_tagent *tagent; /* while open: the tag entry that points at it */
     void *spool;              /* the spool's handle when the chunk is on disk */
     sp_list watchers;         /* sp_chunk_watch */
+    /* the spool's bookkeeping (spool.c) */
+    sp_list spool_link; /* on the spool's work list while it has spool work */
+    void *spool_last;   /* the last segment holding it (`spool` is the first) */
+    size_t spooled;     /* bytes of data written to the spool */
+    size_t durable;     /* ... of which an fsync confirmed */
+    size_t sync_upto;   /* ... covered by the fsync running now */
+    uint32_t spooled_records, durable_records, sync_records;
+    int durable_moved; /* the last fsync made more of it durable */
 } sp_chunk;
 
 /** Adds a watcher to `c` (normally the open chunk a record was just appended to). */

@@ -11,6 +11,11 @@
 #include "log.h"
 #include "spool.h"
 
+/* How long stopped outputs may take to close (e.g. to finish a write they cannot cancel). */
+#define SP_STOP_DEADLINE_MS 2000
+/* Records one delivery carries at most, unless the output says otherwise. */
+#define SP_BATCH_RECORDS 10000
+
 static const char *const sp__levels[] = {"error", "warn", "info", "debug", NULL};
 
 static const sp_conf_field sp__service_fields[] = {
@@ -358,9 +363,12 @@ static void sp__closed_one(sp_daemon *d)
 {
     if (--d->open_components > 0 || !d->finishing || d->all_closed) return;
     d->all_closed = 1;
-    /* Everything is closed: release the remaining handles so uv_run returns. */
-    sp_router_close(&d->router);
+    /* Everything is closed: release the remaining handles so uv_run returns. The spool first:
+     * it writes what it still holds, then the router frees every chunk left as undelivered. */
+    sp_router_flush(&d->router, 1); /* chunks still open (grace ran out): to the spool */
     sp_spool_close(d->router.spool);
+    d->router.spool = NULL;
+    sp_router_close(&d->router);
     sp_http_stop(d->http);
     d->http = NULL;
     uv_close((uv_handle_t *)&d->sigterm, NULL);
@@ -371,12 +379,29 @@ static void sp__closed_one(sp_daemon *d)
     uv_unref((uv_handle_t *)&d->grace);
 }
 
+/* An output (or input) still has not closed SP_STOP_DEADLINE_MS after its stop: a thread is
+ * stuck in a call we cannot interrupt (a write to a stdout nobody reads). Its chunks are not
+ * delivered; the spool keeps what it holds for the next start, and we exit without freeing
+ * anything the stuck work might still touch. */
+static void sp__deadline_cb(uv_timer_t *t)
+{
+    sp_daemon *d = t->data;
+    for (size_t i = 0; i < d->noutputs; i++)
+        if (d->outputs[i]->closed != 2)
+            sp_warn("output %s: still busy %d ms after its stop; exiting without waiting for it%s",
+                    d->outputs[i]->name, SP_STOP_DEADLINE_MS,
+                    d->router.spool ? " (its chunks stay in the spool)" : "");
+    sp_spool_close(d->router.spool);
+    fflush(stderr);
+    _exit(d->exit_code);
+}
+
 /* Delivery is over (all delivered, or grace ran out): stop the outputs. */
 static void sp__finish(sp_daemon *d)
 {
     if (d->finishing) return;
     d->finishing = 1;
-    uv_timer_stop(&d->grace);
+    uv_timer_start(&d->grace, sp__deadline_cb, SP_STOP_DEADLINE_MS, 0);
     uint64_t pending = sp_router_pending_records(&d->router);
     if (pending) {
         if (d->router.spool)
@@ -491,6 +516,8 @@ int sp_daemon_run(sp_daemon *d)
         sp_output *o = d->outputs[i];
         o->loop = &d->loop;
         o->router = r;
+        o->batch_bytes = r->chunk_size;
+        o->batch_records = SP_BATCH_RECORDS;
         if (o->retry_max_ms < r->retry_min_ms) o->retry_max_ms = r->retry_min_ms;
         if ((rc = o->type->start(o)))
             sp_error("output %s: cannot start: %s", o->name, uv_strerror(rc));

@@ -39,7 +39,9 @@ void sp_dl_batch_end(sp_dl *s, sp_dl_cont *c, sp_dl_file *f)
     uint64_t end = sp__safe_offset(c, f);
     sp_dl_watch *last =
         sp_list_empty(&f->watches) ? NULL : sp_list_entry(f->watches.prev, sp_dl_watch, link);
-    if (last && !last->fired && last->chunk_seq == ch->seq && last->gen == f->gen) {
+    /* (Not a watcher already told how much of the chunk it waits for: see sp_chunk_watch.) */
+    if (last && !last->fired && !last->w.upto && last->chunk_seq == ch->seq &&
+        last->gen == f->gen) {
         last->end = end;
     } else {
         sp_dl_watch *w = sp_calloc(1, sizeof *w);

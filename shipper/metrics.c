@@ -52,12 +52,8 @@ void sp_metrics_render(const sp_daemon *d, sp_buf *out)
     SP_BUF_LIT(out, "# TYPE shipper_output_queued_chunks gauge\n");
     for (size_t i = 0; i < d->noutputs; i++) {
         const sp_output *o = d->outputs[i];
-        size_t n = 0;
-        const sp_list *it;
-        for (it = o->queue.next; it && it != &o->queue; it = it->next)
-            n++;
-        sp_buf_printf(out, "shipper_output_queued_chunks{output=\"%s\"} %zu\n", o->name,
-                      n + (size_t)o->inflight);
+        sp_buf_printf(out, "shipper_output_queued_chunks{output=\"%s\"} %llu\n", o->name,
+                      (unsigned long long)o->queued_chunks);
     }
     if (r->spool) sp_spool_metrics(r->spool, out);
     for (size_t i = 0; i < d->noutputs; i++)
@@ -74,6 +70,7 @@ void sp_metrics_render(const sp_daemon *d, sp_buf *out)
         "# TYPE shipper_unmatched_records_total counter\n"
         "shipper_unmatched_records_total %llu\n",
         (unsigned long long)(r->bytes + (uint64_t)(r->extra_bytes > 0 ? r->extra_bytes : 0)),
-        (unsigned long long)r->memory_limit, 0ULL, r->paused, (unsigned long long)r->pause_count,
-        (unsigned long long)r->unmatched);
+        (unsigned long long)r->memory_limit,
+        (unsigned long long)(r->spool ? sp_spool_bytes(r->spool) : 0), r->paused,
+        (unsigned long long)r->pause_count, (unsigned long long)r->unmatched);
 }

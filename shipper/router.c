@@ -37,15 +37,18 @@ static void sp__pressure(sp_router *r)
     if (!r->paused && (held >= r->memory_limit || spool_blocked)) {
         r->paused = 1;
         r->pause_count++;
-        sp_info("buffer full (%llu bytes >= memory_limit): pausing inputs",
-                (unsigned long long)held);
+        if (held >= r->memory_limit)
+            sp_info("buffer full (%llu bytes >= memory_limit): pausing inputs",
+                    (unsigned long long)held);
+        else
+            sp_info("spool over spool_limit or failing: pausing inputs");
         for (size_t i = 0; i < r->ninputs; i++)
             if (r->inputs[i]->type->pause && !r->inputs[i]->closed)
                 r->inputs[i]->type->pause(r->inputs[i]);
     } else if (r->paused && held <= r->memory_limit / 10 * 8 && !spool_blocked) {
         /* Resume at 80% so a buffer at the limit doesn't flap between the two states. */
         r->paused = 0;
-        sp_info("buffer below low-water mark (%llu bytes): resuming inputs",
+        sp_info("buffer below low-water mark (%llu bytes) and spool writable: resuming inputs",
                 (unsigned long long)held);
         for (size_t i = 0; i < r->ninputs; i++)
             if (r->inputs[i]->type->resume && !r->inputs[i]->closed)
@@ -156,6 +159,7 @@ static sp_chunk *sp__chunk_alloc(sp_router *r, sp_tagent *e, sp_slice tag)
     }
     sp_list_init(&c->watchers);
     sp_list_init(&c->link);
+    sp_list_init(&c->spool_link);
     c->tag = sp_strndup(tag.base, tag.len);
     c->tag_len = tag.len;
     c->seq = ++r->seq;
@@ -178,14 +182,17 @@ sp_chunk *sp_router_chunk(sp_router *r, sp_slice tag)
 }
 
 void sp_router_restore(sp_router *r, sp_slice tag, const void *data, size_t len, uint32_t nrecords,
-                       uint64_t seq, void *spool_handle)
+                       uint64_t seq, void *spool_first, void *spool_last)
 {
     sp_chunk *c = sp__chunk_alloc(r, sp__tag(r, tag), tag);
     r->seq--; /* the chunk keeps the seq it was spooled with */
     c->seq = seq;
     sp_buf_append(&c->data, data, len);
     c->nrecords = nrecords;
-    c->spool = spool_handle;
+    c->spool = spool_first;
+    c->spool_last = spool_last;
+    c->spooled = c->durable = len;
+    c->spooled_records = c->durable_records = nrecords;
     r->bytes += len;
     sp_router_dispatch(r, c);
 }
@@ -216,10 +223,15 @@ static void sp__chunk_free_(sp_router *r, sp_chunk *c, int delivered)
 
 static void sp__chunk_free(sp_router *r, sp_chunk *c)
 {
-    sp__chunk_free_(r, c, 1);
+    sp__chunk_free_(r, c, !c->undelivered);
 }
 
-void sp_router_close_chunk(sp_router *r, sp_chunk *c)
+void sp_router_drop(sp_router *r, sp_chunk *c)
+{
+    sp__chunk_free_(r, c, 0);
+}
+
+static void sp_router_close_now(sp_router *r, sp_chunk *c)
 {
     sp_list_remove(&c->link);
     if (c->tagent) c->tagent->open = NULL;
@@ -232,6 +244,46 @@ void sp_router_close_chunk(sp_router *r, sp_chunk *c)
         sp_spool_add(r->spool, c); /* dispatched once it is on disk */
     else
         sp_router_dispatch(r, c);
+}
+
+/*
+ * A watcher waits on `c` (an ack). When every watcher on it only waits for durability and the
+ * spool is on, the records appended so far are written and fsynced now and the chunk stays open,
+ * so that acking line after line (Docker's one frame in flight) still fills whole chunks, and
+ * the outputs get whole requests (README, "Delivery guarantees"). Otherwise the chunk is closed
+ * now: delivery needs a closed chunk.
+ */
+void sp_router_close_chunk(sp_router *r, sp_chunk *c)
+{
+    if (!c->tagent) return; /* closed already */
+    sp_list *it;
+    int durable_only = r->spool != NULL;
+    sp_list_foreach(it, &c->watchers)
+    {
+        durable_only &= sp_list_entry(it, sp_chunk_watch, link)->durable;
+    }
+    if (!durable_only) {
+        sp_router_close_now(r, c);
+        return;
+    }
+    sp_list_foreach(it, &c->watchers)
+    {
+        sp_chunk_watch *w = sp_list_entry(it, sp_chunk_watch, link);
+        if (!w->upto) w->upto = c->data.len;
+    }
+    sp_spool_add(r->spool, c);
+}
+
+void sp_router_durable(sp_router *r, sp_chunk *c)
+{
+    sp_list *it, *tmp;
+    sp_list_foreach_safe(it, tmp, &c->watchers)
+    {
+        sp_chunk_watch *w = sp_list_entry(it, sp_chunk_watch, link);
+        if (!w->durable || !w->upto || w->upto > c->durable) continue;
+        sp_list_remove(it);
+        w->cb(w, c, 1);
+    }
 }
 
 void sp_router_dispatch(sp_router *r, sp_chunk *c)
@@ -250,7 +302,11 @@ void sp_router_dispatch(sp_router *r, sp_chunk *c)
         if (!(c->outputs & (1ULL << i))) continue;
         sp_output *o = r->outputs[i];
         sp_delivery *d = sp_calloc(1, sizeof *d);
-        d->chunk = c;
+        d->chunk = d->one = c;
+        d->chunks = &d->one;
+        d->nchunks = 1;
+        d->nrecords = c->nrecords;
+        d->bytes = c->data.len;
         d->out = o;
         c->refs++;
         sp_list_insert_tail(&o->queue, &d->link);
@@ -270,7 +326,7 @@ void sp_router_commit(sp_router *r, sp_chunk *c, size_t len_before, uint32_t nre
 {
     r->bytes += c->data.len - len_before;
     c->nrecords += nrecords;
-    if (c->data.len >= r->chunk_size) sp_router_close_chunk(r, c);
+    if (c->data.len >= r->chunk_size) sp_router_close_now(r, c);
     if (r->bytes >= r->memory_limit) sp__pressure(r);
 }
 
@@ -282,7 +338,7 @@ void sp_router_flush(sp_router *r, int all)
     {
         sp_chunk *c = sp_list_entry(it, sp_chunk, link);
         if (!all && now - c->opened_ms < r->flush_interval_ms) break; /* oldest first */
-        sp_router_close_chunk(r, c);
+        sp_router_close_now(r, c);
     }
 }
 
@@ -298,6 +354,38 @@ uint64_t sp_backoff_ms(uint32_t attempt, uint64_t min_ms, uint64_t max_ms)
     return cap / 2 + (uint64_t)rand() % (cap / 2 + 1);
 }
 
+/* Moves the chunks of the fresh deliveries queued after `d` into it, in order, while they fit
+ * the output's batch limits: a backlog of small chunks goes out in full requests. */
+static void sp_router_batch(sp_output *o, sp_delivery *d)
+{
+    if (!o->batch_bytes || d->attempts) return;
+    while (d->link.next != &o->queue) {
+        sp_delivery *n = sp_list_entry(d->link.next, sp_delivery, link);
+        if (n->attempts || n->nchunks != 1 || d->bytes + n->bytes > o->batch_bytes ||
+            (o->batch_records && d->nrecords + n->nrecords > o->batch_records))
+            break;
+        if (d->nchunks == (d->cap ? d->cap : 1)) {
+            uint32_t cap = d->cap ? d->cap * 2 : 16;
+            sp_chunk **v = sp_malloc(cap * sizeof *v);
+            memcpy(v, d->chunks, d->nchunks * sizeof *v);
+            if (d->cap) free(d->chunks);
+            d->chunks = v;
+            d->cap = cap;
+        }
+        d->chunks[d->nchunks++] = n->chunk;
+        d->nrecords += n->nrecords;
+        d->bytes += n->bytes;
+        sp_list_remove(&n->link);
+        free(n);
+    }
+}
+
+static void sp_router_delivery_free(sp_delivery *d)
+{
+    if (d->cap) free(d->chunks);
+    free(d);
+}
+
 static void sp__pump(sp_output *o)
 {
     if (o->pumping) {
@@ -309,10 +397,11 @@ static void sp__pump(sp_output *o)
         o->repump = 0;
         while (!o->blocked && !o->closed && o->inflight < o->max_inflight &&
                !sp_list_empty(&o->queue)) {
-            sp_list *l = o->queue.next;
-            sp_list_remove(l);
+            sp_delivery *d = sp_list_entry(o->queue.next, sp_delivery, link);
+            sp_router_batch(o, d);
+            sp_list_remove(&d->link);
+            sp_list_insert_tail(&o->running, &d->link);
             o->inflight++;
-            sp_delivery *d = sp_list_entry(l, sp_delivery, link);
             o->type->deliver(o, d);
         }
     } while (o->repump);
@@ -350,41 +439,62 @@ static void sp__check_drained(sp_router *r)
     if (r->spool && sp_spool_busy(r->spool)) return;
     for (size_t i = 0; i < r->noutputs; i++) {
         sp_output *o = r->outputs[i];
-        if (o->inflight || !sp_list_empty(&o->queue)) return;
+        if (!sp_list_empty(&o->running) || !sp_list_empty(&o->queue)) return;
     }
     void (*cb)(sp_router *) = r->on_drained;
     r->on_drained = NULL;
     cb(r);
 }
 
+void sp_output_park(sp_delivery *d)
+{
+    if (d->parked) return;
+    d->parked = 1;
+    d->out->inflight--;
+    sp__pump(d->out);
+}
+
 void sp_output_done(sp_delivery *d, int result, uint32_t delivered, uint32_t rejected)
 {
     sp_output *o = d->out;
     sp_router *r = o->router;
-    sp_chunk *c = d->chunk;
-    o->inflight--;
-    if (result == SP_OUT_RETRY && !o->closed) {
+    if (!d->parked) o->inflight--;
+    d->parked = 0;
+    sp_list_remove(&d->link);
+    int undelivered = 0;
+    if (result == SP_OUT_RETRY && o->closed) {
+        /* Stopping: a failed delivery is not retried, and it is not delivered either. */
+        undelivered = 1;
+    } else if (result == SP_OUT_RETRY) {
         d->attempts++;
-        o->retried += c->nrecords;
-        sp_list_insert_head(&o->queue, &d->link); /* keeps order: this chunk goes next */
+        o->retried += d->nrecords;
+        sp_list_insert_head(&o->queue, &d->link); /* keeps order: these chunks go next */
         if (!o->blocked) {
             o->blocked = 1;
             o->backoff_attempt++;
             uint64_t ms = sp_backoff_ms(o->backoff_attempt, r->retry_min_ms, o->retry_max_ms);
-            sp_debug("output %s: retrying chunk %llu in %llu ms (attempt %u)", o->name,
-                     (unsigned long long)c->seq, (unsigned long long)ms, d->attempts);
+            sp_debug("output %s: retrying %u chunk(s) from %llu in %llu ms (attempt %u)", o->name,
+                     d->nchunks, (unsigned long long)d->chunk->seq, (unsigned long long)ms,
+                     d->attempts);
             uv_timer_start(&o->retry_timer, sp__retry_cb, ms, 0);
         }
         return;
-    }
-    if (result == SP_OUT_DONE) {
+    } else {
         o->delivered += delivered;
         o->rejected += rejected;
         o->backoff_attempt = 0;
-        sp__observe(o, (double)(uv_now(r->loop) - c->opened_ms) / 1000.0);
     }
-    free(d);
-    if (--c->refs == 0) sp__chunk_free(r, c);
+    uint64_t now = uv_now(r->loop);
+    for (uint32_t i = 0; i < d->nchunks; i++) {
+        sp_chunk *c = d->chunks[i];
+        if (undelivered)
+            c->undelivered = 1;
+        else
+            sp__observe(o, (double)(now - c->opened_ms) / 1000.0);
+        o->queued_chunks--;
+        if (--c->refs == 0) sp__chunk_free(r, c);
+    }
+    sp_router_delivery_free(d);
     sp__pump(o);
     sp__check_drained(r);
 }
@@ -413,6 +523,7 @@ void sp_router_start(sp_router *r)
     for (size_t i = 0; i < r->noutputs; i++) {
         sp_output *o = r->outputs[i];
         sp_list_init(&o->queue);
+        sp_list_init(&o->running);
         uv_timer_init(r->loop, &o->retry_timer);
         o->retry_timer.data = o;
         if (o->max_inflight < 1) o->max_inflight = 1;
@@ -433,7 +544,8 @@ uint64_t sp_router_pending_records(sp_router *r)
     sp_list_foreach(it, &r->open) n += sp_list_entry(it, sp_chunk, link)->nrecords;
     for (size_t i = 0; i < r->noutputs; i++) {
         sp_output *o = r->outputs[i];
-        sp_list_foreach(it, &o->queue) n += sp_list_entry(it, sp_delivery, link)->chunk->nrecords;
+        sp_list_foreach(it, &o->queue) n += sp_list_entry(it, sp_delivery, link)->nrecords;
+        sp_list_foreach(it, &o->running) n += sp_list_entry(it, sp_delivery, link)->nrecords;
     }
     return n;
 }
@@ -444,14 +556,16 @@ void sp_router_close(sp_router *r)
     for (size_t i = 0; i < r->noutputs; i++) {
         sp_output *o = r->outputs[i];
         uv_close((uv_handle_t *)&o->retry_timer, NULL);
-        sp_list *it, *tmp;
-        sp_list_foreach_safe(it, tmp, &o->queue)
-        {
-            sp_delivery *d = sp_list_entry(it, sp_delivery, link);
-            sp_list_remove(it);
-            if (--d->chunk->refs == 0) sp__chunk_free_(r, d->chunk, 0);
-            free(d);
-        }
+        /* Queued, and abandoned by the output's stop: neither was delivered. */
+        sp_list *lists[2] = {&o->queue, &o->running};
+        for (int k = 0; k < 2; k++)
+            while (!sp_list_empty(lists[k])) {
+                sp_delivery *d = sp_list_entry(lists[k]->next, sp_delivery, link);
+                sp_list_remove(&d->link);
+                for (uint32_t i = 0; i < d->nchunks; i++)
+                    if (--d->chunks[i]->refs == 0) sp__chunk_free_(r, d->chunks[i], 0);
+                sp_router_delivery_free(d);
+            }
     }
     while (!sp_list_empty(&r->open)) {
         sp_chunk *c = sp_list_entry(r->open.next, sp_chunk, link);

@@ -66,11 +66,19 @@ sp_chunk *sp_router_chunk(sp_router *r, sp_slice tag);
 void sp_router_commit(sp_router *r, sp_chunk *c, size_t len_before, uint32_t nrecords);
 /** Hands a closed chunk to its outputs (the spool calls it once the chunk is durable). */
 void sp_router_dispatch(sp_router *r, sp_chunk *c);
-/** Re-creates a chunk read back from the spool and dispatches it. */
+/** Re-creates a chunk read back from the spool (its copies in segments spool_first ..
+ * spool_last) and dispatches it. */
 void sp_router_restore(sp_router *r, sp_slice tag, const void *data, size_t len, uint32_t nrecords,
-                       uint64_t seq, void *spool_handle);
-/** Closes an open chunk now (ack modes that wait for durability or delivery use it). */
+                       uint64_t seq, void *spool_first, void *spool_last);
+/**
+ * An ack waits on the open chunk `c` (ack: durable or delivered): makes it answerable soon. With
+ * the spool and only durable watchers, the records appended so far are written and fsynced and
+ * the chunk stays open (its durable watchers get `upto` = what it holds now); otherwise the
+ * chunk is closed now. Nothing for a chunk already closed.
+ */
 void sp_router_close_chunk(sp_router *r, sp_chunk *c);
+/** The spool made more of `c` durable: answers its durable watchers that it covers now. */
+void sp_router_durable(sp_router *r, sp_chunk *c);
 /** Adjusts bytes held by an input outside chunks (e.g. partial lines being joined). */
 void sp_router_hold(sp_router *r, int64_t delta);
 /** Closes every open chunk (all != 0) or only those older than flush_interval. */
@@ -79,7 +87,10 @@ void sp_router_flush(sp_router *r, int all);
 void sp_router_drain(sp_router *r);
 /** Records still queued or in flight across all outputs (for the shutdown report). */
 uint64_t sp_router_pending_records(sp_router *r);
-/** Stops timers and frees chunks still held. */
+/** Frees a chunk nobody holds (refs 0) as not delivered: the spool's, at shutdown. */
+void sp_router_drop(sp_router *r, sp_chunk *c);
+/** Stops timers and frees chunks still held, as not delivered: open ones, those queued, and
+ * those in flight that a stopped output abandoned. Every output must be closed. */
 void sp_router_close(sp_router *r);
 
 #endif

@@ -7,8 +7,10 @@
  * finished with a chunk a small "done" entry is appended; segments whose chunks are all done are
  * deleted oldest first. At start the segments are read back: chunks without a done entry are
  * replayed to the outputs; a torn tail is cut off at the last good entry, a corrupt entry is
- * skipped up to the next one whose CRC checks, and both are reported. A write error (disk full, read-only dir) keeps the chunk in memory, pauses the
- * inputs and retries each second.
+ * skipped up to the next one whose CRC checks, and both are reported. A write error (disk full,
+ * read-only dir) keeps the chunk in memory, pauses the inputs and retries each second. A failed
+ * fsync leaves the segment: what it covered is written again from memory into a new segment, and
+ * counts as durable only once that one's fsync succeeds (inputs paused meanwhile).
  */
 #ifndef SP_SPOOL_H
 #define SP_SPOOL_H
@@ -25,7 +27,11 @@ struct sp_router;
 int sp_spool_open(sp_spool **out, struct sp_router *r, const char *dir, uint64_t limit);
 /** Hands replayed chunks to the router while memory allows; call again as chunks are freed. */
 void sp_spool_replay(sp_spool *s);
-/** Writes a closed chunk; the router dispatches it (sp_router_dispatch) once it is durable. */
+/**
+ * Writes what `c` holds that is not on disk yet, and fsyncs it (grouped). A closed chunk is
+ * dispatched (sp_router_dispatch) once all of it is durable; an open one stays open, and the
+ * router hears (sp_router_durable) as its records become durable. Call again when it closes.
+ */
 void sp_spool_add(sp_spool *s, sp_chunk *c);
 /** Every output has finished with `c`: it will not be replayed. */
 void sp_spool_done(sp_spool *s, sp_chunk *c);
@@ -39,5 +45,8 @@ uint64_t sp_spool_bytes(const sp_spool *s);
 void sp_spool_metrics(const sp_spool *s, sp_buf *out);
 /** Writes what is pending, fsyncs, closes files and timers. Blocking; at shutdown only. */
 void sp_spool_close(sp_spool *s);
+
+/** fdatasync(2), called for every fsync of the spool; unit tests replace it to inject failures. */
+extern int (*sp_spool_sync_fn)(int fd);
 
 #endif

@@ -48,12 +48,14 @@ if [ "$what" = all ] || [ "$what" = unit ]; then
     if build build-asan -DSANITIZE=ON; then
         (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
             ctest --output-on-failure -j"$JOBS"); result "unit (ASan+UBSan)" $?
-        # The protocol tests: the daemon built with sanitizers, driven by real clients.
+        # The protocol tests, the spool and shutdown: the daemon built with sanitizers, driven
+        # by real clients.
         for t in tests/integration/test_forward_protocol.sh tests/integration/test_forward_auth.sh \
             tests/integration/test_forward_tls.sh tests/integration/test_forward_fluentbit.sh \
             tests/integration/test_forward_ack_delivered.sh \
             tests/integration/test_bad_input.sh \
-            tests/integration/test_spool.sh; do
+            tests/integration/test_spool.sh \
+            tests/integration/test_shutdown.sh; do
             [ -f "$t" ] || continue
             BUILD="$ROOT/build-asan" ASAN_OPTIONS=detect_leaks=1 timeout 300 bash "$t" \
                 >"build-asan/$(basename "$t").log" 2>&1

@@ -1,12 +1,14 @@
 /*
  * The elasticsearch output: settings, lifecycle and the life of one delivery.
  *
- * A delivery (one chunk) is sent as one or more bulk requests, one at a time: first the chunk's
+ * A delivery (one or more chunks) is sent as one or more bulk requests, one at a time: first the
  * records in order, cut at bulk_max_bytes; then, without waiting, dead-letter documents of
  * records that were rejected; then, after a capped exponential backoff, the records whose items
  * failed with 429/5xx, in a new body of just those. `workers` deliveries run at once, each with
- * its own job (buffers, curl handle, gzip stream), so nothing is allocated per record. Encoding
- * and gzip run on libuv's thread pool; HTTP runs on the loop through curl multi.
+ * its own job (buffers, curl handle, gzip stream), so nothing is allocated per record; a job that
+ * only waits for its item retries is parked (sp_output_park), so the next delivery starts on a
+ * new job meanwhile. Encoding and gzip run on libuv's thread pool; HTTP runs on the loop through
+ * curl multi.
  * A whole-request failure hands the delivery back to the core (SP_OUT_RETRY), which backs off
  * and retries all of it: the records' deterministic _ids turn the repeats into 409s.
  */
@@ -22,6 +24,9 @@
 #include "output.h"
 
 #define SP_ES_MAX_REASONS 16
+/* Jobs (deliveries with their buffers) at once, per worker, counting those parked while a few
+ * of their items wait for a retry. */
+#define SP_ES_JOBS_PER_WORKER 4
 #define SP_ES_FILTER "/_bulk?filter_path=errors,items.*.status,items.*.error"
 
 typedef struct sp_es sp_es;
@@ -44,9 +49,10 @@ typedef struct {
     sp_buf body, gz;
     sp_es_item *sent, *now, *retry;
     uint32_t nsent, nnow, nretry, cap;
-    size_t cursor; /* next fresh record's offset */
-    int from_now;  /* this request sends items of `now` */
-    sp_buf errs;   /* error texts of dead-letter items */
+    uint32_t cur_ci; /* next fresh record: in this chunk of the delivery, */
+    size_t cursor;   /* at this offset */
+    int from_now;    /* this request sends items of `now` */
+    sp_buf errs;     /* error texts of dead-letter items */
     uint32_t delivered, rejected, rounds, dl_sent, dl_notok;
     int node;
 } sp_es_job;
@@ -57,7 +63,7 @@ struct sp_es {
     sp_es_http *http;
     sp_es_node *nodes;
     size_t nnodes, rr;
-    sp_es_job *jobs;
+    sp_es_job **jobs; /* `workers` of them, more while some wait for an item retry */
     int njobs;
     struct curl_slist *headers;
     int dl_fd;
@@ -225,19 +231,48 @@ static void sp__finish(sp_es_job *j)
     sp_output_done(d, SP_OUT_DONE, j->delivered, j->rejected);
 }
 
+static void sp__use_chunk(sp_es_job *j, uint32_t ci)
+{
+    const sp_chunk *c = j->d->chunks[ci];
+    j->enc.tag = sp_slice_make(c->tag, c->tag_len);
+    j->enc.ci = ci;
+}
+
 static void sp__encode_cb(uv_work_t *w)
 {
     sp_es_job *j = w->data;
-    sp_chunk *c = j->d->chunk;
-    const uint8_t *base = SP_CHUNK_BEGIN(c);
+    const sp_delivery *d = j->d;
     j->body.len = 0;
+    j->nsent = 0;
     if (j->from_now) {
-        j->nsent = sp_es_encode_items(&j->enc, &j->body, base, c->data.len, j->now, j->nnow);
-        memcpy(j->sent, j->now, j->nsent * sizeof *j->sent);
-        memmove(j->now, j->now + j->nsent, (j->nnow - j->nsent) * sizeof *j->now);
-        j->nnow -= j->nsent;
+        /* Items of one chunk at a time, in their order, while the body has room. */
+        uint32_t taken = 0;
+        while (taken < j->nnow) {
+            uint32_t ci = j->now[taken].ci, run = 1;
+            while (taken + run < j->nnow && j->now[taken + run].ci == ci)
+                run++;
+            const sp_chunk *c = d->chunks[ci];
+            sp__use_chunk(j, ci);
+            uint32_t k = sp_es_encode_items(&j->enc, &j->body, SP_CHUNK_BEGIN(c), c->data.len,
+                                            j->now + taken, run);
+            memcpy(j->sent + j->nsent, j->now + taken, k * sizeof *j->sent);
+            j->nsent += k;
+            taken += k;
+            if (k < run) break; /* the body is full */
+        }
+        memmove(j->now, j->now + taken, (j->nnow - taken) * sizeof *j->now);
+        j->nnow -= taken;
     } else {
-        j->nsent = sp_es_encode_range(&j->enc, &j->body, base, c->data.len, &j->cursor, j->sent);
+        /* Fresh records, chunk after chunk, while the body has room. */
+        while (j->cur_ci < d->nchunks) {
+            const sp_chunk *c = d->chunks[j->cur_ci];
+            sp__use_chunk(j, j->cur_ci);
+            j->nsent += sp_es_encode_range(&j->enc, &j->body, SP_CHUNK_BEGIN(c), c->data.len,
+                                           &j->cursor, j->sent + j->nsent);
+            if (j->cursor < c->data.len) break; /* the body is full */
+            j->cur_ci++;
+            j->cursor = 0;
+        }
     }
     j->dl_sent = 0;
     for (uint32_t i = 0; i < j->nsent; i++)
@@ -339,14 +374,16 @@ static void sp__item_cb(void *ctx, uint32_t index, int status, const char *type,
                    : es->conf->dead_letter_file ? "; written to the dead-letter file"
                                                 : "");
     if (es->conf->dead_letter_index) {
-        j->now[j->nnow++] = (sp_es_item){it.off, (uint32_t)j->errs.len + 1};
+        j->now[j->nnow++] = (sp_es_item){it.off, (uint32_t)j->errs.len + 1, it.ci};
         sp_buf_append(&j->errs, error, strlen(error) + 1);
         j->enc.errs = j->errs.base;
     } else if (es->dl_fd >= 0) {
         /* The rejected path only, and a local append: a plain write is fine on the loop. */
-        const uint8_t *p = SP_CHUNK_BEGIN(j->d->chunk) + it.off;
+        const sp_chunk *c = j->d->chunks[it.ci];
+        const uint8_t *p = SP_CHUNK_BEGIN(c) + it.off;
         sp_record r;
-        if (sp_record_read(&p, SP_CHUNK_END(j->d->chunk), &r)) return;
+        if (sp_record_read(&p, SP_CHUNK_END(c), &r)) return;
+        sp__use_chunk(j, it.ci);
         j->body.len = 0;
         sp_es_dead_letter_line(&j->enc, &j->body, &r, error);
         if (write(es->dl_fd, j->body.base, j->body.len) == (ssize_t)j->body.len)
@@ -467,7 +504,7 @@ static void sp__queue_encode(sp_es_job *j, int from_now)
 
 static void sp__step(sp_es_job *j)
 {
-    if (j->cursor < j->d->chunk->data.len) {
+    if (j->cur_ci < j->d->nchunks) {
         sp__queue_encode(j, 0);
     } else if (j->nnow) {
         sp__queue_encode(j, 1);
@@ -477,22 +514,27 @@ static void sp__step(sp_es_job *j)
         sp_debug("output %s: retrying %u items in %llu ms", j->es->o->name, j->nretry,
                  (unsigned long long)ms);
         uv_timer_start(&j->timer, sp__retry_timer_cb, ms, 0);
+        /* The job only waits now: the next delivery need not wait with it (up to a bound on
+         * jobs waiting at once, each with its buffers). */
+        int busy = 0;
+        for (int i = 0; i < j->es->njobs; i++)
+            busy += j->es->jobs[i]->d != NULL;
+        if (busy < SP_ES_JOBS_PER_WORKER * j->es->o->max_inflight) sp_output_park(j->d);
     } else {
         sp__finish(j);
     }
 }
+
+static sp_es_job *sp__job_new(sp_es *es);
 
 static void sp__deliver(sp_output *o, sp_delivery *d)
 {
     sp_es *es = o->data;
     sp_es_job *j = NULL;
     for (int i = 0; i < es->njobs && !j; i++)
-        if (!es->jobs[i].d) j = &es->jobs[i];
-    if (!j) { /* the core never gives more than max_inflight */
-        sp_output_done(d, SP_OUT_RETRY, 0, 0);
-        return;
-    }
-    uint32_t n = d->chunk->nrecords;
+        if (!es->jobs[i]->d) j = es->jobs[i];
+    if (!j) j = sp__job_new(es); /* some wait for an item retry (parked) */
+    uint32_t n = d->nrecords;
     if (n > j->cap) {
         j->cap = n;
         j->sent = sp_realloc(j->sent, n * sizeof *j->sent);
@@ -500,11 +542,11 @@ static void sp__deliver(sp_output *o, sp_delivery *d)
         j->retry = sp_realloc(j->retry, n * sizeof *j->retry);
     }
     j->d = d;
+    j->cur_ci = 0;
     j->cursor = 0;
     j->nnow = j->nretry = j->nsent = 0;
     j->delivered = j->rejected = j->rounds = 0;
     j->errs.len = 0;
-    j->enc.tag = sp_slice_make(d->chunk->tag, d->chunk->tag_len);
     sp__step(j);
 }
 
@@ -517,9 +559,12 @@ static size_t sp__write_cb(char *ptr, size_t size, size_t n, void *ud)
     return size * n;
 }
 
-static void sp__job_init(sp_es *es, sp_es_job *j)
+static sp_es_job *sp__job_new(sp_es *es)
 {
     sp_es_conf *c = es->conf;
+    sp_es_job *j = sp_calloc(1, sizeof *j);
+    es->jobs = sp_realloc(es->jobs, (size_t)(es->njobs + 1) * sizeof *es->jobs);
+    es->jobs[es->njobs++] = j;
     j->es = es;
     sp_es_req_init(&j->req);
     j->req.done = sp__http_done;
@@ -549,6 +594,7 @@ static void sp__job_init(sp_es *es, sp_es_job *j)
     if (c->tls_key) curl_easy_setopt(e, CURLOPT_SSLKEY, c->tls_key);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, c->tls_verify ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, c->tls_verify ? 2L : 0L);
+    return j;
 }
 
 static int sp__start(sp_output *o)
@@ -600,15 +646,16 @@ static int sp__start(sp_output *o)
         sp_buf_free(&a);
     }
     es->headers = h;
-    es->njobs = o->max_inflight;
-    es->http = sp_es_http_new(o->loop, es->njobs);
+    es->http = sp_es_http_new(o->loop, o->max_inflight);
     if (!es->http) return -ENOMEM;
-    es->jobs = sp_calloc((size_t)es->njobs, sizeof *es->jobs);
-    for (int i = 0; i < es->njobs; i++)
-        sp__job_init(es, &es->jobs[i]);
+    for (int i = 0; i < o->max_inflight; i++)
+        sp__job_new(es);
     o->data = es;
+    /* A delivery takes queued chunks up to about one body: documents are about twice their
+     * MessagePack records. */
+    o->batch_bytes = c->bulk_max_bytes / 2;
     sp_info("output %s: elasticsearch %s%s, %d workers%s", o->name, c->url.v[0],
-            c->url.n > 1 ? " (and more)" : "", es->njobs,
+            c->url.n > 1 ? " (and more)" : "", o->max_inflight,
             c->compression == SP_ES_COMP_GZIP ? ", gzip" : "");
     return 0;
 }
@@ -616,7 +663,7 @@ static int sp__start(sp_output *o)
 static void sp__free(sp_es *es)
 {
     for (int i = 0; i < es->njobs; i++) {
-        sp_es_job *j = &es->jobs[i];
+        sp_es_job *j = es->jobs[i];
         curl_easy_cleanup(j->req.easy);
         libdeflate_free_compressor(j->gzc);
         sp_buf_free(&j->req.resp);
@@ -627,6 +674,7 @@ static void sp__free(sp_es *es)
         free(j->sent);
         free(j->now);
         free(j->retry);
+        free(j);
     }
     for (size_t i = 0; i < es->nnodes; i++) {
         free(es->nodes[i].url);
@@ -669,7 +717,7 @@ static void sp__stop(sp_output *o)
     es->stopping = 1;
     es->open = 1 + es->njobs; /* the http handles and each job's timer */
     for (int i = 0; i < es->njobs; i++) {
-        sp_es_job *j = &es->jobs[i];
+        sp_es_job *j = es->jobs[i];
         /* Deliveries in flight are abandoned: the core keeps their chunks. */
         sp_es_http_cancel(es->http, &j->req);
         if (j->working) es->open++;

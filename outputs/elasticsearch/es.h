@@ -56,11 +56,13 @@ typedef struct {
     size_t len;
 } sp_es_index;
 
-/** One record to send: its offset in the chunk, and for a dead-letter document the offset+1 of
- * its error text in the delivery's error arena (0: a normal document). */
+/** One record to send: its offset in its chunk, and for a dead-letter document the offset+1 of
+ * its error text in the delivery's error arena (0: a normal document); `ci` is the chunk's index
+ * in the delivery. */
 typedef struct {
     uint32_t off;
     uint32_t err;
+    uint32_t ci;
 } sp_es_item;
 
 /** Prepares `ix` for pattern `fmt` (a data stream name is a pattern without '%'). */
@@ -77,21 +79,24 @@ typedef struct {
     const char *errs;     /* the error arena that sp_es_item.err points into */
     uint64_t now_sec;     /* @timestamp of dead-letter documents */
     uint32_t now_nsec;
-    sp_slice tag;
-    size_t max_bytes;
-    sp_buf scratch; /* the document of a dead-letter record before it is quoted */
+    sp_slice tag;     /* of the chunk being encoded */
+    uint32_t ci;      /* its index in the delivery, written into the items */
+    size_t max_bytes; /* a body (the whole `out` buffer) stops growing past this */
+    sp_buf scratch;   /* the document of a dead-letter record before it is quoted */
 } sp_es_enc;
 
 /**
- * Appends bulk lines (action + document) for the records of `chunk` starting at offset *off, up
- * to `max_bytes` of body (at least one record). Writes each sent record's offset to `items`
- * (room for every record left), advances *off and returns how many were encoded.
+ * Appends bulk lines (action + document) for the records of `chunk` starting at offset *off, while
+ * `out` stays within `max_bytes` (a record that alone fills an empty `out` still goes). Writes
+ * each sent record's offset to `items` (room for every record left), advances *off and returns
+ * how many were encoded. Called again with the next chunk, it fills the same body.
  */
 uint32_t sp_es_encode_range(sp_es_enc *e, sp_buf *out, const uint8_t *chunk, size_t chunk_len,
                             size_t *off, sp_es_item *items);
 /**
- * Appends bulk lines for `items[0..n)` (normal or dead-letter documents), up to `max_bytes` (at
- * least one). Returns how many were encoded.
+ * Appends bulk lines for `items[0..n)` (normal or dead-letter documents, all of `chunk`), while
+ * `out` stays within `max_bytes` (one into an empty `out` always goes). Returns how many were
+ * encoded.
  */
 uint32_t sp_es_encode_items(sp_es_enc *e, sp_buf *out, const uint8_t *chunk, size_t chunk_len,
                             const sp_es_item *items, uint32_t n);

@@ -113,10 +113,9 @@ uint32_t sp_es_encode_range(sp_es_enc *e, sp_buf *out, const uint8_t *chunk, siz
                             size_t *off, sp_es_item *items)
 {
     uint32_t n = 0;
-    size_t start = out->len;
     while (*off < chunk_len) {
         size_t before = out->len;
-        sp_es_item it = {(uint32_t)*off, 0};
+        sp_es_item it = {(uint32_t)*off, 0, e->ci};
         const uint8_t *p = chunk + *off;
         sp_record r;
         if (sp_record_read(&p, chunk + chunk_len, &r)) {
@@ -124,7 +123,7 @@ uint32_t sp_es_encode_range(sp_es_enc *e, sp_buf *out, const uint8_t *chunk, siz
             break;
         }
         sp__encode_one(e, out, &r, 0);
-        if (n > 0 && out->len - start > e->max_bytes) {
+        if (before > 0 && out->len > e->max_bytes) {
             out->len = before; /* this one starts the next request */
             break;
         }
@@ -137,7 +136,6 @@ uint32_t sp_es_encode_range(sp_es_enc *e, sp_buf *out, const uint8_t *chunk, siz
 uint32_t sp_es_encode_items(sp_es_enc *e, sp_buf *out, const uint8_t *chunk, size_t chunk_len,
                             const sp_es_item *items, uint32_t n)
 {
-    size_t start = out->len;
     uint32_t i;
     for (i = 0; i < n; i++) {
         size_t before = out->len;
@@ -145,7 +143,7 @@ uint32_t sp_es_encode_items(sp_es_enc *e, sp_buf *out, const uint8_t *chunk, siz
         sp_record r;
         if (items[i].off >= chunk_len || sp_record_read(&p, chunk + chunk_len, &r)) continue;
         sp__encode_one(e, out, &r, items[i].err);
-        if (i > 0 && out->len - start > e->max_bytes) {
+        if (before > 0 && out->len > e->max_bytes) {
             out->len = before;
             break;
         }

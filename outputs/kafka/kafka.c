@@ -1,7 +1,7 @@
 /*
  * The kafka output: one librdkafka producer per output, driven from the libuv loop.
  *
- * A chunk becomes one delivery: its records are encoded as JSON documents into one buffer on
+ * A delivery (one or more chunks) is encoded as JSON documents into one buffer on
  * the thread pool, then produced one message each with pointers into that buffer (no copy, no
  * per-record allocation of ours). librdkafka signals its main queue through a pipe watched by
  * uv_poll, and rd_kafka_poll serves the delivery reports on the loop thread. The delivery is
@@ -30,35 +30,38 @@ static void sp__encode(uv_work_t *w)
 {
     sp_kdel *kd = w->data;
     const sp_kafka *k = kd->k;
-    const sp_chunk *c = kd->d->chunk;
-    sp_slice tag = sp_slice_make(c->tag, c->tag_len);
-    const uint8_t *p = SP_CHUNK_BEGIN(c), *end = SP_CHUNK_END(c);
-    if (kd->msgs_cap < c->nrecords) {
+    const sp_delivery *d = kd->d;
+    if (kd->msgs_cap < d->nrecords) {
         free(kd->msgs);
-        kd->msgs_cap = c->nrecords;
+        kd->msgs_cap = d->nrecords;
         kd->msgs = sp_malloc((size_t)kd->msgs_cap * sizeof *kd->msgs);
     }
     /* A document is about twice its MessagePack record: one reservation, rarely a second. */
-    sp_buf_reserve(&kd->buf, c->data.len * 2 + 4096);
+    sp_buf_reserve(&kd->buf, d->bytes * 2 + 4096);
     uint32_t n = 0;
-    while (p < end && n < c->nrecords) {
-        sp_record r;
-        if (sp_record_read(&p, end, &r)) break; /* chunks are written by us: cannot happen */
-        sp_kmsg *m = &kd->msgs[n++];
-        m->del = kd;
-        m->voff = (uint32_t)kd->buf.len;
-        sp_json_record(&kd->buf, &r, tag);
-        m->vlen = (uint32_t)(kd->buf.len - m->voff);
-        uint64_t sec = r.sec < SP_TIME_MAX_SEC ? r.sec : SP_TIME_MAX_SEC; /* inputs clamp */
-        m->ts_ms = (int64_t)(sec * 1000 + r.nsec / 1000000);
-        sp_slice key = sp_kafka_field_get(&k->keyf, &r, tag);
-        m->key = key.base;
-        m->klen = (uint32_t)key.len;
-        sp_slice t = sp_kafka_field_get(&k->topicf, &r, tag);
-        m->tname = t.len ? t.base : NULL;
-        m->tlen = (uint32_t)t.len;
-        m->state = SP_KM_PENDING;
-        m->dead = 0;
+    for (uint32_t i = 0; i < d->nchunks; i++) {
+        const sp_chunk *c = d->chunks[i];
+        sp_slice tag = sp_slice_make(c->tag, c->tag_len);
+        const uint8_t *p = SP_CHUNK_BEGIN(c), *end = SP_CHUNK_END(c);
+        while (p < end && n < d->nrecords) {
+            sp_record r;
+            if (sp_record_read(&p, end, &r)) break; /* chunks are written by us: cannot happen */
+            sp_kmsg *m = &kd->msgs[n++];
+            m->del = kd;
+            m->voff = (uint32_t)kd->buf.len;
+            sp_json_record(&kd->buf, &r, tag);
+            m->vlen = (uint32_t)(kd->buf.len - m->voff);
+            uint64_t sec = r.sec < SP_TIME_MAX_SEC ? r.sec : SP_TIME_MAX_SEC; /* inputs clamp */
+            m->ts_ms = (int64_t)(sec * 1000 + r.nsec / 1000000);
+            sp_slice key = sp_kafka_field_get(&k->keyf, &r, tag);
+            m->key = key.base;
+            m->klen = (uint32_t)key.len;
+            sp_slice t = sp_kafka_field_get(&k->topicf, &r, tag);
+            m->tname = t.len ? t.base : NULL;
+            m->tlen = (uint32_t)t.len;
+            m->state = SP_KM_PENDING;
+            m->dead = 0;
+        }
     }
     kd->n = n;
 }
