@@ -82,7 +82,7 @@ MAX_SIZE_K, MAX_FILE = 16, 5
 ACK_TIMEOUT = 30.0          # a client resends a frame whose ack has not come by then
 
 # (kind, weight): what the schedule draws from.
-KINDS = [("kill_a", 3.0), ("term_a", 2.0), ("kill_b", 1.0), ("term_b", 0.5),
+KINDS = [("kill_a", 3.0), ("term_a", 2.0), ("kill_b", 1.5), ("term_b", 0.5),
          ("es_down", 2.0), ("es_status", 2.0), ("es_items", 2.0), ("es_slow", 1.5),
          ("es_truncate", 1.0), ("disk_full", 1.5), ("kafka_down", 1.0), ("kafka_errors", 1.0)]
 KAFKA_ERRS = ["REQUEST_TIMED_OUT", "NOT_LEADER_FOR_PARTITION", "NOT_ENOUGH_REPLICAS", "_TRANSPORT"]
@@ -92,6 +92,7 @@ CLIENTS = [("acc-e", "a", "accepted", False), ("dur-e", "a", "durable", False),
            ("del-e", "a", "delivered", False), ("dur-k", "a", "durable", True),
            ("del-k", "a", "delivered", True), ("del-b", "b", "delivered", False)]
 CONTAINERS = [("c1", False), ("k-c2", True)]   # suffix, also to Kafka (and compress=true)
+STDOUT_CLIENT = "dur-e"     # its records also go to A's stdout output (at least once)
 
 
 def now():
@@ -685,6 +686,8 @@ outputs:
     key: none
     retry_max: 2s
     retry_backoff: 200ms
+  - type: stdout
+    match: "docker.{P}-dur-e"
 """)
         cfg_b = os.path.join(self.tmp, "b.yaml")
         with open(cfg_b, "w") as f:
@@ -692,7 +695,7 @@ outputs:
   http_listen: "{hb}"
   grace: {GRACE:.0f}s
 buffer:
-  chunk_size: 16KiB
+  chunk_size: 2KiB
   flush_interval: {int(FLUSH_INTERVAL * 1000)}ms
   retry_min: 200ms
 inputs:
@@ -1040,6 +1043,17 @@ outputs:
                     if len(parts) >= 3:
                         k_lines[s["container"].get("name")]["%s %s" % (parts[1], parts[2])] += 1
         acc = {"rows": [], "missing": 0, "bad": 0, "details": [], "notes": [], "kafka": k_info}
+        # A's stdout output (a file here) gets the records of STDOUT_CLIENT too.
+        self.sa.out.flush()
+        out_seqs = collections.Counter()
+        with open(self.sa.out.name, "rb") as f:
+            for line in f:
+                try:
+                    d = json.loads(line)
+                except ValueError:
+                    continue    # a line cut by SIGKILL
+                if d.get("client") == STDOUT_CLIENT and "seq" in d:
+                    out_seqs[d["seq"]] += 1
 
         def row(src, desc, required, lost, allowed=0, dups=0, early=0, extra=""):
             acc["rows"].append("  %-8s %-34s required %6d  lost %4d%s  dup %d%s%s"
@@ -1093,6 +1107,14 @@ outputs:
                                       "indexed t=%.3f" % (c.name_, len(early), ids(early), s,
                                                           acked[s] - say.t0,
                                                           es_created[c.name_][s] - say.t0))
+            if c.name_ == STDOUT_CLIENT:
+                olost = [s for s in acked if s not in out_seqs]
+                acc["missing"] += len(olost)
+                acc["bad"] += len(olost)
+                row(c.name_, "forward ack:%s -> stdout" % c.mode, len(acked), olost, 0,
+                    sum(1 for n in out_seqs.values() if n > 1))
+                if olost:
+                    acc["details"].append("%s: lost in stdout (acked) seq: %s" % (c.name_, ids(olost)))
             if kafka and c.kafka:
                 kg = k_fwd.get(c.name_, {})
                 klost = [s for s in acked if s not in kg]
