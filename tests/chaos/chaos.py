@@ -310,6 +310,7 @@ class Run:
         self.how = None             # "kill", "term", "died", "final"
         self.rc = None
         self.paused = self.spool_failing = False
+        self.metrics = ""
 
 
 class Shipper:
@@ -397,6 +398,7 @@ class Shipper:
             text = http("http://%s/metrics" % self.http, timeout=1).decode()
         except OSError:
             return
+        run.metrics = text      # the last scrape of each run is kept (--keep) for diagnosis
         for line in text.splitlines():
             if line.startswith("shipper_paused ") and float(line.split()[1]) > 0:
                 run.paused = True
@@ -995,7 +997,8 @@ outputs:
         return True
 
     def required_lines(self):
-        """{container: {token: why}} of the json-file lines that must be shipped."""
+        """{container: {token: (file, run of A or None for the end)}} of the json-file lines
+        that must be shipped."""
         req = collections.defaultdict(dict)
         snaps = self.snapshots + [(None, self.final_snapshot)]
         for i, (ridx, snap) in enumerate(self.snapshots):
@@ -1004,12 +1007,25 @@ outputs:
             for cname, toks in snap.items():
                 for tok, fname in toks.items():
                     if healthy or tok in nxt.get(cname, {}):
-                        req[cname].setdefault(tok, "on disk (%s) at the start of run %d of A"
-                                              % (fname, ridx))
+                        req[cname].setdefault(tok, (fname, ridx))
         for cname, toks in self.final_snapshot.items():
             for tok, fname in toks.items():
-                req[cname].setdefault(tok, "on disk (%s) at the end" % fname)
+                req[cname].setdefault(tok, (fname, None))
         return req
+
+    @staticmethod
+    def field(doc, path):
+        for k in path.split("."):
+            doc = doc.get(k) if isinstance(doc, dict) else None
+        return doc
+
+    def run_log(self, shipper, ridx):
+        """shipper's stderr of one run."""
+        shipper.err.flush()
+        text = open(shipper.err.name, "rb").read().decode(errors="replace")
+        start = text.find("==== run %d\n" % ridx)
+        end = text.find("==== run %d\n" % (ridx + 1))
+        return "" if start < 0 else text[start:end if end >= 0 else len(text)]
 
     def account(self, kafka):
         docs = self.es.docs("chaos-*")
@@ -1042,7 +1058,8 @@ outputs:
                     parts = str(s.get("message", "")).split()
                     if len(parts) >= 3:
                         k_lines[s["container"].get("name")]["%s %s" % (parts[1], parts[2])] += 1
-        acc = {"rows": [], "missing": 0, "bad": 0, "details": [], "notes": [], "kafka": k_info}
+        acc = {"rows": [], "missing": 0, "bad": 0, "details": [], "notes": [], "kafka": k_info,
+               "summary": []}
         # A's stdout output (a file here) gets the records of STDOUT_CLIENT too.
         self.sa.out.flush()
         out_seqs = collections.Counter()
@@ -1060,9 +1077,15 @@ outputs:
                                % (src, desc, required, len(lost),
                                   " (+%d allowed)" % allowed if allowed else "", dups,
                                   "  acked-before-indexed %d" % early if early else "", extra))
+            sink = desc.rsplit("-> ", 1)[-1]
+            for what, n in (("lost", len(lost)), ("dup", dups if sink == "es" else 0),
+                            ("acked-before-indexed", early)):
+                if n:
+                    acc["summary"].append("%s %s %d (%s)" % (src, what, n, desc))
 
         def ids(lst, n=12):
-            lst = sorted(lst, key=lambda x: (str(type(x)), x))
+            lst = sorted(lst, key=lambda x: (x.split()[0], int(x.split()[1]))
+                         if isinstance(x, str) else ("", x))
             return ", ".join(map(str, lst[:n])) + (" ..." if len(lst) > n else "")
 
         for c in self.clients:
@@ -1099,6 +1122,7 @@ outputs:
             if dups:
                 acc["details"].append("%s: indexed under more than one _id, seq: %s" % (c.name_, ids(dups)))
             if phantom:
+                acc["summary"].append("%s in Elasticsearch but never sent %d" % (c.name_, len(phantom)))
                 acc["details"].append("%s: in Elasticsearch but never sent, seq: %s" % (c.name_, ids(phantom)))
             if early:
                 s = min(early)
@@ -1128,6 +1152,7 @@ outputs:
                 if klost:
                     acc["details"].append("%s: lost in Kafka (acked) seq: %s" % (c.name_, ids(klost)))
                 if unexplained:
+                    acc["summary"].append("%s unexplained Kafka duplicates %d" % (c.name_, len(unexplained)))
                     acc["details"].append("%s: Kafka duplicates no README cause explains: %s"
                                           % (c.name_, ids(unexplained)))
 
@@ -1144,9 +1169,18 @@ outputs:
             if lost:
                 acc["details"].append("%s: json-file lines lost in Elasticsearch: %s"
                                       % (c.suffix, ids(lost)))
-                for why in sorted({need[t] for t in lost})[:6]:
-                    n = sum(1 for t in lost if need[t] == why)
-                    acc["details"].append("   %d of them %s" % (n, why))
+                for fname, ridx in sorted({need[t] for t in lost},
+                                          key=lambda x: (x[1] is None, x[1] or 0, x[0]))[:8]:
+                    n = sum(1 for t in lost if need[t] == (fname, ridx))
+                    if ridx is None:
+                        acc["details"].append("   %d of them on disk (%s) at the end" % (n, fname))
+                        continue
+                    said = self.run_log(self.sa, ridx)
+                    gone = ("docker_logs: %s: the file of the saved offset is gone" % c.id[:12]
+                            in said)
+                    acc["details"].append("   %d of them on disk (%s) at the start of run %d of "
+                                          "A%s" % (n, fname, ridx, "; that run logged \"the file "
+                                                   "of the saved offset is gone\"" if gone else ""))
             if dups:
                 acc["details"].append("%s: json-file lines indexed under more than one _id: %s"
                                       % (c.suffix, ids(dups)))
@@ -1181,10 +1215,11 @@ outputs:
                 if differ[k] == 1:
                     examples[k] = "e.g. %r: stored %s, refused %s" % (
                         st.get("message", "")[:40],
-                        json.dumps({x: st.get(x.split(".")[0]) for x in keys})[:150],
-                        json.dumps({x: rf.get(x.split(".")[0]) for x in keys})[:150])
+                        json.dumps({x: self.field(st, x) for x in keys})[:150],
+                        json.dumps({x: self.field(rf, x) for x in keys})[:150])
         if collide:
             acc["bad"] += len(collide)
+            acc["summary"].append("Elasticsearch _id collisions %d" % len(collide))
             acc["details"].append("Elasticsearch: %d creates answered 409 for another record "
                                   "under the same _id (not indexed, yet counted delivered), e.g.:"
                                   % len(collide))
@@ -1196,6 +1231,11 @@ outputs:
             acc["notes"].append("Elasticsearch: %d resent records differed from the stored "
                                 "copy in: %s (%s)" % (n, keys, examples[keys]))
         if self.a.keep:
+            for sh in (self.sa, self.sb):
+                for run in sh.runs:
+                    with open(os.path.join(self.tmp, "metrics-%s-run-%d.txt" % (sh.name, run.idx)),
+                              "w") as f:
+                        f.write(run.metrics)
             with open(os.path.join(self.tmp, "docs.json"), "w") as f:
                 json.dump(docs, f)
             with open(os.path.join(self.tmp, "snapshots.json"), "w") as f:
@@ -1203,6 +1243,7 @@ outputs:
                           + [{"run": "final", "lines": self.final_snapshot}], f)
         if kafka and k_info and k_info[0] != k_info[1]:
             acc["bad"] += 1
+            acc["summary"].append("Kafka mock dropped old messages (inconclusive)")
             acc["details"].append("Kafka: consumed %d messages but the high watermarks say %d "
                                   "were written (the mock dropped old segments: lower the volume)"
                                   % k_info)
@@ -1248,8 +1289,11 @@ outputs:
         bad = acc["bad"] + len(self.failures)
         replay = "tests/chaos/chaos.py --seed %d --duration %g" % (self.seed, self.duration)
         if bad:
-            print("RESULT: FAIL (%d problems; replay: %s; logs in %s)"
-                  % (bad, replay, self.tmp if self.a.keep else "--keep to keep them"))
+            items = acc["summary"] + (["%d FAILURE line(s) above" % len(self.failures)]
+                                      if self.failures else [])
+            print("RESULT: FAIL (seed %d): %s; replay: %s (logs: %s)"
+                  % (self.seed, "; ".join(items), replay,
+                     self.tmp if self.a.keep else "add --keep to keep them"))
             return 1
         print("RESULT: PASS (seed %d): every record accounted for" % self.seed)
         return 0
