@@ -40,8 +40,13 @@ Control API (/_emulator/*, on --control-port and on the main port while it is up
            truncate_next: 2                     next 2 bulk responses cut in half (bulk applied)
            refuse: true                         close connections without answering
   DELETE /_emulator/faults           clear all faults
-  GET    /_emulator/docs?index=PAT   [{"_index", "_id", "_source"}] (PAT: comma list of globs)
+  GET    /_emulator/docs?index=PAT   [{"_index", "_id", "_source"}] (PAT: comma list of globs);
+           &times=1 adds "_created": the time.time() at which the document was first created
+           (tests compare it with when a client got its ack)
   GET    /_emulator/count?index=PAT  {"count": N}
+  GET    /_emulator/conflicts        the first 100 creates answered 409 whose source differs from
+                                     the stored document's (two records given one _id: the second
+                                     is silently lost); counted in stats conflicts_other_source
   POST   /_emulator/reset            drop all documents and zero the stats (faults stay)
   POST   /_emulator/down {"seconds": S}   close the main listener and its connections; reopen
                                      after S seconds (S omitted or 0: until /_emulator/up)
@@ -242,23 +247,26 @@ class State:
     def __init__(self, fast):
         self.fast = fast
         self.lock = threading.Lock()
-        self.docs = {}          # index -> {id: [version, source]}
+        self.docs = {}          # index -> {id: [version, source, created]}
         self.fast_counts = {}   # index -> created count (fast mode)
         self.good_indexes = set()   # index names already validated
         self.seq_no = 0
         self.faults = {}
         self.stats = self.new_stats()
+        self.other_source = []  # first 100 creates refused (409) with a different source
 
     @staticmethod
     def new_stats():
         # rejected: permanent item failures (4xx but 404/409/429); retryable_errors: 429, 5xx
         return {"bulk_requests": 0, "items": 0, "created": 0, "updated": 0, "deleted": 0,
                 "conflicts": 0, "rejected": 0, "retryable_errors": 0, "docs": 0,
-                "requests_by_status": {}, "gzip_requests": 0, "bytes": 0, "truncated": 0}
+                "requests_by_status": {}, "gzip_requests": 0, "bytes": 0, "truncated": 0,
+                "conflicts_other_source": 0}
 
     def reset(self):
         with self.lock:
             self.docs, self.fast_counts, self.seq_no = {}, {}, 0
+            self.other_source = []
             self.stats = self.new_stats()
 
     def count(self, pattern):
@@ -268,9 +276,12 @@ class State:
                 return sum(n for i, n in self.fast_counts.items() if match(i))
             return sum(len(d) for i, d in self.docs.items() if match(i))
 
-    def list_docs(self, pattern):
+    def list_docs(self, pattern, times=False):
         match = index_matcher(pattern)
         with self.lock:
+            if times:
+                return [{"_index": i, "_id": k, "_source": v[1], "_created": v[2]}
+                        for i, d in sorted(self.docs.items()) if match(i) for k, v in d.items()]
             return [{"_index": i, "_id": k, "_source": v[1]}
                     for i, d in sorted(self.docs.items()) if match(i) for k, v in d.items()]
 
@@ -432,6 +443,11 @@ class State:
                               caused_by={"type": "illegal_argument_exception",
                                          "reason": "For input string: \"emulated\""})
         if cur is not None and action == "create":
+            if src != cur[1]:   # not a resend of the same document: two records, one _id
+                self.stats["conflicts_other_source"] += 1
+                if len(self.other_source) < 100:
+                    self.other_source.append({"_index": index, "_id": doc_id,
+                                              "stored": cur[1], "refused": src})
             return self._fail(index, doc_id, 409, "version_conflict_engine_exception",
                               f"[{doc_id}]: version conflict, document already exists "
                               f"(current version [{cur[0]}])")
@@ -439,7 +455,7 @@ class State:
             cur[0] += 1
             cur[1] = src
             return self._ok(index, doc_id, 200, "updated", cur[0])
-        docs[doc_id] = [1, src]
+        docs[doc_id] = [1, src, time.time()]        # version, source, when created
         return self._ok(index, doc_id, 201, "created", 1)
 
 
@@ -887,7 +903,11 @@ class Emulator:
             st.clear_faults()
             return h.send_json(200, {})
         if name == "docs" and method == "GET":
-            return h.send_json(200, st.list_docs(params.get("index")))
+            return h.send_json(200, st.list_docs(params.get("index"),
+                                                 params.get("times") not in (None, "", "0")))
+        if name == "conflicts" and method == "GET":
+            with st.lock:
+                return h.send_json(200, copy.deepcopy(st.other_source))
         if name == "count" and method == "GET":
             return h.send_json(200, {"count": st.count(params.get("index"))})
         if name == "reset" and method == "POST":
