@@ -1,5 +1,5 @@
 /*
- * JSON encoding of records into the document of DESIGN.md. Output is always valid UTF-8: invalid
+ * JSON encoding of records into the document (README, "The document"; docs/architecture.md). Output is always valid UTF-8: invalid
  * bytes become U+FFFD (one per maximal invalid subpart, as Unicode recommends) and control
  * characters are escaped. Plain ASCII runs are copied with memcpy.
  */

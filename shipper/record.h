@@ -1,7 +1,7 @@
 /*
  * The record: one log line with its time, identity and fields, stored as MessagePack inside a
  * chunk. Every input writes this layout and every output reads it, so the document shape of
- * DESIGN.md is decided in one place (json.c) no matter where a line came from.
+ * the README is decided in one place (json.c) no matter where a line came from.
  *
  * Layout: array(10) [sec, nsec, prec, id(bin 16), message, stream, container_id,
  *                    container_name, flags, extras(map)]

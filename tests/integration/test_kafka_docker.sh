@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Real dockerd → --log-driver=fluentd → shipper → kafka output → Kafka mock cluster (3 brokers).
 # Several containers at once; checks: every line exactly once (high watermarks), the key is the
-# container id, each container's lines are in order, the value is the DESIGN.md document, and
+# container id, each container's lines are in order, the value is the README's document, and
 # delivered/in-flight metrics agree.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/kafka_lib.sh"
