@@ -1,7 +1,7 @@
 /*
- * JSON encoding of records into the document (README, "The document"; docs/architecture.md). Output is always valid UTF-8: invalid
- * bytes become U+FFFD (one per maximal invalid subpart, as Unicode recommends) and control
- * characters are escaped. Plain ASCII runs are copied with memcpy.
+ * JSON encoding of records into the document (README, "The document"; docs/architecture.md). Output
+ * is always valid UTF-8: invalid bytes become U+FFFD (one per maximal invalid subpart, as Unicode
+ * recommends) and control characters are escaped. Plain ASCII runs are copied with memcpy.
  */
 #ifndef SP_JSON_H
 #define SP_JSON_H

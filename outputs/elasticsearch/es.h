@@ -35,7 +35,8 @@ typedef struct {
     char *tls_cert;
     char *tls_key;
     int tls_verify;
-    sp_kvlist tls; /* the same four as a map, as the README's config reference writes them: tls: {ca_file: ...} */
+    sp_kvlist tls; /* the same four as a map, as the README's config reference writes them: tls:
+                      {ca_file: ...} */
     char *dead_letter_index;
     char *dead_letter_file;
     uint64_t node_cooldown;
