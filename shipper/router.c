@@ -37,19 +37,25 @@ static void sp__pressure(sp_router *r)
     if (!r->paused && (held >= r->memory_limit || spool_blocked)) {
         r->paused = 1;
         r->pause_count++;
+        /* Under sustained pressure this flips about twice a second: one line per 10 s says so
+         * (shipper_pauses_total counts every pause). */
         if (held >= r->memory_limit)
-            sp_info("buffer full (%llu bytes >= memory_limit): pausing inputs",
-                    (unsigned long long)held);
+            sp_log_limited(&r->rl_pause, SP_LOG_INFO,
+                           "buffer full (%llu bytes >= memory_limit): pausing inputs",
+                           (unsigned long long)held);
         else
-            sp_info("spool over spool_limit or failing: pausing inputs");
+            sp_log_limited(&r->rl_pause, SP_LOG_INFO,
+                           "spool over spool_limit or failing: pausing inputs");
         for (size_t i = 0; i < r->ninputs; i++)
             if (r->inputs[i]->type->pause && !r->inputs[i]->closed)
                 r->inputs[i]->type->pause(r->inputs[i]);
     } else if (r->paused && held <= r->memory_limit / 10 * 8 && !spool_blocked) {
         /* Resume at 80% so a buffer at the limit doesn't flap between the two states. */
         r->paused = 0;
-        sp_info("buffer below low-water mark (%llu bytes) and spool writable: resuming inputs",
-                (unsigned long long)held);
+        sp_log_limited(&r->rl_resume, SP_LOG_INFO,
+                       "buffer below low-water mark (%llu bytes) and spool writable: resuming "
+                       "inputs",
+                       (unsigned long long)held);
         for (size_t i = 0; i < r->ninputs; i++)
             if (r->inputs[i]->type->resume && !r->inputs[i]->closed)
                 r->inputs[i]->type->resume(r->inputs[i]);

@@ -12,6 +12,7 @@
 
 #include "chunk.h"
 #include "input.h"
+#include "log.h"
 #include "output.h"
 
 /** A tag seen recently: its open chunk and which outputs match it (computed once). */
@@ -48,6 +49,7 @@ typedef struct sp_router {
     uint64_t live_chunks;
     int paused;
     uint64_t pause_count;
+    sp_ratelimit rl_pause, rl_resume; /* pause/resume lines: one each per 10 s */
     uint64_t seq;
     uint64_t unmatched;     /* records no output matched */
     struct sp_spool *spool; /* NULL unless buffer.spool */

@@ -45,11 +45,28 @@ check "peak RSS within the documented 26.2 MiB + 10% (${hwm} KiB <= 29546 KiB)" 
 check "buffer at memory_limit: $buf >= 16 MiB" [ "$buf" -ge $(( 16 * 1024 * 1024 )) ]
 check "buffer at most 1 MiB past memory_limit: $buf <= 17 MiB" [ "$buf" -le $(( 17 * 1024 * 1024 )) ]
 
-cat "$T/fifo" >"$T/out.jsonl" 3>&- &
+# A reader slower than the flood (about 20 MB/s): the buffer drains to the low-water mark and
+# fills again many times — inputs pause and resume over and over, as under a slow output.
+python3 -c '
+import sys, time
+out = open(sys.argv[2], "wb")
+n, t0 = 0, time.monotonic()
+with open(sys.argv[1], "rb", buffering=0) as f:
+    while True:
+        b = f.read(1 << 20)
+        if not b:
+            break
+        out.write(b)
+        n += len(b)
+        ahead = n / 20e6 - (time.monotonic() - t0)
+        if ahead > 0:
+            time.sleep(ahead)
+' "$T/fifo" "$T/out.jsonl" 3>&- &
 READER=$!
 wait $CLIENT; check_eq "client finished after resume" 0 $?
 wait_metric "127.0.0.1:$H" 'shipper_output_records_total{output="stdout",result="delivered"}' $N 60 ||
     fail "not all delivered"
+curl -sf "http://127.0.0.1:$H/metrics" >"$T/metrics.end"
 stop_shipper
 check_eq "clean exit" 0 "$SHIPPER_RC"
 exec 3>&-
@@ -58,5 +75,11 @@ n=$(grep -c '"tag":"flood"' "$T/out.jsonl")
 u=$(grep -o '"seq":[0-9]*' "$T/out.jsonl" | sort -u | wc -l)
 check_eq "every record delivered" $N "$n"
 check_eq "no duplicates" $N "$u"
-check "paused at least once" [ "$(grep -c 'pausing inputs' "$T/s.err")" -ge 1 ]
+pauses=$(grep -c 'pausing inputs' "$T/s.err"); resumes=$(grep -c 'resuming inputs' "$T/s.err")
+total=$(awk '/ pauses_total|^shipper_pauses_total/ { print $2 }' "$T/metrics.end")
+check "paused over and over behind the slow reader (shipper_pauses_total $total >= 3)" [ "${total:-0}" -ge 3 ]
+# Rate-limited like other warnings: one line per 10 s for each direction, saying how many were
+# suppressed, not two lines per cycle.
+check "pause lines rate-limited ($pauses logged for $total pauses)" [ "$pauses" -le $(( 1 + SECONDS / 10 )) ]
+check "resume lines rate-limited ($resumes logged)" [ "$resumes" -le $(( 1 + SECONDS / 10 )) ]
 finish
