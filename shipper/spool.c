@@ -285,6 +285,7 @@ static void sp_spool_update_failing(sp_spool *s, int err)
 /* Tells the router when the spool crosses spool_limit (either way): inputs pause over it. */
 static void sp_spool_check_limit(sp_spool *s)
 {
+    if (s->r->spool != s) return; /* still opening: the router asks sp_spool_blocked itself */
     int over = s->bytes > s->limit;
     if (over == s->over) return;
     s->over = over;
@@ -423,7 +424,7 @@ static void sp__sync_after(uv_async_t *a)
         sp_spool_hand_on(s);
     } while (s->hand_on_again);
     s->completing = 0;
-    sp__sync_start(s);
+    if (!s->write_failing) sp_spool_write_pass(s); /* what came meanwhile, then its fsync */
 }
 
 static void sp__sync_start(sp_spool *s)
@@ -452,7 +453,9 @@ static void sp__sync_start(sp_spool *s)
 void sp_spool_add(sp_spool *s, sp_chunk *c)
 {
     if (sp_list_empty(&c->spool_link)) sp_list_insert_tail(&s->work, &c->spool_link);
-    if (!s->write_failing) sp_spool_write_pass(s);
+    /* While an fsync runs, what comes waits and is written in one go when it ends, just before
+     * the next one: one write (and one entry) for every record appended meanwhile. */
+    if (!s->write_failing && !s->sync_running) sp_spool_write_pass(s);
     /* Closed, and durable whole already (acks made every piece of it durable): on its way. */
     if (!c->tagent && c->durable == c->data.len) {
         if (s->completing) {

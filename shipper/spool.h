@@ -2,8 +2,10 @@
  * The spool: chunks on disk before they count as durable (buffer.spool: true).
  *
  * Chunks are appended to segment files under <state_dir>/spool with a CRC per entry; fsyncs run
- * on the thread pool and are grouped (every chunk written while one fsync runs shares the next),
- * and a chunk is handed to the outputs only once its fsync is done. When every output has
+ * on a thread of their own and are grouped (what comes while one fsync runs is written in one go
+ * and shares the next), and a chunk is handed to the outputs only once its fsync is done. An open
+ * chunk that a durable ack waits on is written in pieces (what it holds so far), and stays open;
+ * replay puts the pieces back together. When every output has
  * finished with a chunk a small "done" entry is appended; segments whose chunks are all done are
  * deleted oldest first. At start the segments are read back: chunks without a done entry are
  * replayed to the outputs; a torn tail is cut off at the last good entry, a corrupt entry is

@@ -36,8 +36,12 @@ outputs:
 YAML
 start_shipper s -c "$T/s.yaml"
 wait_ready "$M" || exit 1
-send_es --addr "127.0.0.1:$P" --count 5000 --batch 50 || fail "send"
-wait_count 5000 || fail "records"
+# Ten rounds, each indexed before the next is sent: ten deliveries at least (queued chunks
+# would otherwise go out together), so the round robin has requests to spread.
+for i in $(seq 0 9); do
+    send_es --addr "127.0.0.1:$P" --start $((i * 500)) --count 500 --batch 50 || fail "send"
+    wait_count $(((i + 1) * 500)) || fail "records"
+done
 check_seqs "logs-*" 0 5000 || FAILS=$((FAILS + 1))
 refused=$(metric "$M" 'shipper_es_requests_total{output="elasticsearch",status="connect_error"}')
 check "the dead node was tried once and then skipped ($refused connect errors)" [ "$refused" -ge 1 -a "$refused" -le 2 ]

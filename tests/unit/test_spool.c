@@ -59,7 +59,9 @@ typedef struct {
 static pthread_mutex_t sync_mu = PTHREAD_MUTEX_INITIALIZER;
 static sync_call calls[256];
 static int ncalls;
-static char fail_path[600]; /* every sync of this file fails */
+static char fail_path[600]; /* syncs of this file fail, */
+static int fail_from;       /* from its fail_from-th one (1: all of them) */
+static int path_calls;
 
 static int fake_sync(int fd)
 {
@@ -69,7 +71,9 @@ static int fake_sync(int fd)
     path[n > 0 ? n : 0] = 0;
     struct stat st;
     fstat(fd, &st);
-    int fail = fail_path[0] && strcmp(path, fail_path) == 0;
+    pthread_mutex_lock(&sync_mu);
+    int fail = fail_path[0] && strcmp(path, fail_path) == 0 && ++path_calls >= fail_from;
+    pthread_mutex_unlock(&sync_mu);
     int rc = fail ? -1 : fdatasync(fd);
     pthread_mutex_lock(&sync_mu);
     if (ncalls < 256) {
@@ -253,6 +257,8 @@ static void rmstate(const char *dir)
 static void reset_sync(const char *fail)
 {
     ncalls = 0;
+    path_calls = 0;
+    fail_from = 1;
     snprintf(fail_path, sizeof fail_path, "%s", fail ? fail : "");
     sp_spool_sync_fn = fake_sync;
 }
@@ -516,11 +522,35 @@ static void test_pause_resume_at_spool_limit(void **st)
     rmstate(dir);
 }
 
+/* The first segment's first fsync succeeds; the one that leaves it when it is full fails. The
+ * chunks written there after the good fsync are written again into the next segment. */
+static void test_rotation_fsync_failure_after_good_sync(void **st)
+{
+    char dir[256], seg0[600];
+    mkstate(dir, sizeof dir);
+    snprintf(seg0, sizeof seg0, "%s/spool/0000000000000000.seg", dir);
+    reset_sync(seg0);
+    fail_from = 2;
+    harness *h = h_new(dir, 1024, 16 << 10); /* segments of 2 KiB */
+    sp_router *r = &h->d.router;
+    uint64_t seqs[4];
+    for (int i = 0; i < 4; i++)
+        seqs[i] = append(r, "t", i, 1100)->seq;
+    assert_true(run_until_delivered(h, 4));
+    scan_dir(h->spool_dir);
+    for (int i = 0; i < 4; i++)
+        assert_true(vouched(seqs[i]));
+    assert_true(path_calls >= 2); /* the rotation's fsync of the first segment ran, and failed */
+    h_free(h, 1);
+    rmstate(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fsync_failure_rewrites_into_new_segment),
         cmocka_unit_test(test_rotation_fsync_failure),
+        cmocka_unit_test(test_rotation_fsync_failure_after_good_sync),
         cmocka_unit_test(test_durable_ack_keeps_chunk_open),
         cmocka_unit_test(test_pieces_replay_as_one_chunk),
         cmocka_unit_test(test_fsync_failure_with_open_chunk),
