@@ -8,6 +8,7 @@
 #include "listenfds.h"
 #include "http.h"
 #include "log.h"
+#include "upgrade.h"
 
 static const char sp__usage[] =
     "usage: shipper -c shipper.yaml          run with a config file\n"
@@ -69,6 +70,7 @@ int main(int argc, char **argv)
     int check = 0, outputs = 0, quick = 0;
     sp_buf in = {0}, out = {0};
     sp_listenfds_init(); /* first: fds 3.. may be sockets systemd passed */
+    sp_upgrade_init(argc, argv);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;

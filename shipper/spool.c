@@ -287,6 +287,11 @@ int sp_spool_busy(const sp_spool *s)
            !sp_list_empty(&s->syncing) || s->replay_pos < s->nreplay;
 }
 
+int sp_spool_settled(const sp_spool *s)
+{
+    return sp_list_empty(&s->pending) && sp_list_empty(&s->unsynced) && sp_list_empty(&s->syncing);
+}
+
 int sp_spool_blocked(const sp_spool *s)
 {
     return s->failing || s->bytes > s->limit;
