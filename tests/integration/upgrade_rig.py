@@ -22,7 +22,7 @@ Scenarios (each prints ok:/FAIL: lines and exits 1 on any failure):
           does not exist, --count upgrades at most.
 """
 import argparse, base64, ctypes, itertools, json, os, select, signal, socket, ssl, struct, sys
-import threading, time, urllib.request
+import shutil, threading, time, urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "rigs"))
@@ -169,9 +169,11 @@ def connect(addr, timeout=10):
     return s
 
 
-def frame(seq, tag="upg.test"):
+def frame(seq, tag="upg.test", pad=0):
     chunk = base64.b64encode(b"seq-%d" % seq).decode()
     rec = {"log": "seq=%d" % seq, "seq": seq, "source": "stdout"}
+    if pad:
+        rec["pad"] = "p" * pad
     return pack([tag, int(time.time()), rec, {"chunk": chunk}]), chunk.encode()
 
 
@@ -336,7 +338,12 @@ def scenario_forward(a, spool):
         json.dump({"Name": "/upg-json", "Config": {"Image": "busybox", "Labels": {}}}, f)
     notify = Notify(os.path.join(T, "notify.sock"))
     notify.start()
-    sh = Shipper(a.shipper, a.conf, a.pidfile, T, "s",
+    # Run a copy, so the file can be replaced by a new build before an upgrade, as a package
+    # manager does (a new inode at the same path).
+    binary = os.path.join(T, "bin", "shipper")
+    os.makedirs(os.path.dirname(binary), exist_ok=True)
+    shutil.copy(a.shipper, binary)
+    sh = Shipper(binary, a.conf, a.pidfile, T, "s",
                  env=dict(os.environ, NOTIFY_SOCKET=os.path.join(T, "notify.sock")))
     try:
         first = sh.wait_pidfile()
@@ -350,12 +357,19 @@ def scenario_forward(a, spool):
         pids = [sh.pid]
         for i in range(3):
             before = sum(len(s.acked) for s in senders)
+            if i == 1:
+                shutil.copy(a.shipper, binary + ".new")
+                os.rename(binary + ".new", binary)
             new, code = sh.upgrade()
             expect(new is not None, "upgrade %d: a new process took over (pid %s)" % (i + 1, new))
             expect(code == 0, "upgrade %d: the old process exited 0 (%s)" % (i + 1, code))
             if not new:
                 break
             pids.append(new)
+            if i == 1:
+                exe, cur = os.stat("/proc/%d/exe" % new).st_ino, os.stat(binary).st_ino
+                expect(exe == cur, "the new process runs the file now at the path (inode %d, want %d)"
+                       % (exe, cur))
             time.sleep(0.7)
             after = sum(len(s.acked) for s in senders)
             expect(after > before, "upgrade %d: the same connections go on being acked (%d -> %d)"
@@ -367,17 +381,54 @@ def scenario_forward(a, spool):
         seq = next_seq()
         data, chunk = frame(seq)
         s.sendall(data[: len(data) // 2])
-        time.sleep(0.2)
+        big = connect(tcp, timeout=20)  # 1.5 MB pending: more than the channel's buffer
+        bseq = next_seq()
+        bdata, bchunk = frame(bseq, pad=3 << 20)
+        big.sendall(bdata[: len(bdata) // 2])
+        time.sleep(0.3)
         new, code = sh.upgrade()
         pids.append(new)
         expect(new is not None and code == 0, "upgrade with half a frame pending (new pid %s)" % new)
         s.sendall(data[len(data) // 2:])
         half_ok = wait_ack(s, chunk) is not None
         expect(half_ok, "the rest of the frame went to the new process, which acked it")
+        big.sendall(bdata[len(bdata) // 2:])
+        big_ok = wait_ack(big, bchunk) is not None
+        expect(big_ok, "...and the rest of a 3 MB frame cut in half")
         s.close()
-        half_acked = [seq] if half_ok else []
+        big.close()
+        half_acked = [seq] * half_ok + [bseq] * big_ok
         n = metric(a.http, 'shipper_upgrade_connections_total{result="adopted"}')
-        expect(n and n >= 3, "the new process adopted the open connections (%s)" % n)
+        expect(n and n >= 4, "the new process adopted the open connections (%s)" % n)
+
+        log("a line over 16 KiB whose pieces straddle an upgrade")
+        p = connect(tcp, timeout=20)
+        base = {"container_id": "c" * 64, "source": "stdout", "partial_message": "true",
+                "partial_id": "pid-1"}
+        piece1 = dict(base, log="A" * 16384, partial_ordinal="1", partial_last="false")
+        p.sendall(pack(["upg.partial", int(time.time()), piece1, {"chunk": "part-1"}]))
+        expect(wait_ack(p, b"part-1") is not None, "the first piece is acked")
+        mark = sh.log_size()
+        old = sh.pid
+        os.kill(old, signal.SIGUSR2)
+        expect(sh.log_has("is ready; handing over", since=mark), "the hand-over began")
+        time.sleep(0.3)
+        piece2 = dict(base, log="B" * 100, partial_ordinal="2", partial_last="true")
+        p.sendall(pack(["upg.partial", int(time.time()), piece2, {"chunk": "part-2"}]))
+        expect(wait_ack(p, b"part-2") is not None, "the last piece, sent during the hand-over, is acked")
+        new = sh.wait_pidfile(not_pid=old)
+        code = sh.wait_exit(old)
+        expect(new is not None and code == 0, "...and the upgrade completes (%s, old exit %s)"
+               % (new, code))
+        sh.pid = new or sh.pid
+        pids.append(new)
+        q = next_seq()
+        d, c = frame(q)
+        p.sendall(d)
+        went_on = wait_ack(p, c) is not None
+        expect(went_on, "the connection goes on with the new process")
+        half_acked += [q] * went_on
+        p.close()
 
         log("a bad config at upgrade")
         good = open(a.conf).read()
@@ -421,6 +472,10 @@ def scenario_forward(a, spool):
         docs = read_docs(os.path.join(T, "s.out"))
         acked = [x for t in senders for x in t.acked] + conn.acked + half_acked
         check_once(docs, acked, "forward")
+        joined = [d["message"] for d in docs if d.get("tag") == "upg.partial"]
+        expect(joined == ["A" * 16384 + "B" * 100],
+               "the line whose pieces straddled the upgrade arrived joined, once (%s)"
+               % [len(m) for m in joined])
         jf = [d["message"] for d in docs if d.get("message", "").startswith("jf ")]
         want = ["jf %d" % i for i in range(jw.n)]
         expect(sorted(jf, key=lambda m: int(m[3:])) == want,
