@@ -22,7 +22,9 @@ static const char sp__usage[] =
     "   --http ADDR           metrics/health listener (default: off with quick flags)\n"
     "   --log-level LEVEL     error | warn | info | debug\n"
     "With no file and no flags: forward on 127.0.0.1:24224 to stdout, metrics on 127.0.0.1:2020.\n"
-    "Exit codes: 0 clean stop, 1 runtime failure, 2 bad config or flags.\n";
+    "Exit codes: 0 clean stop, 1 runtime failure, 2 bad config or flags.\n"
+    "Signals: TERM/INT stop after delivering (service.grace); USR2 upgrades in place: the binary\n"
+    "at the same path takes over sockets, connections and spool (docs/deploy.md, Upgrades).\n";
 
 static const char sp__default_config[] = "service:\n"
                                          "  http_listen: 127.0.0.1:2020\n"
