@@ -514,13 +514,12 @@ int sp_daemon_run(sp_daemon *d)
     sp_router_start(r);
     uv_signal_start(&d->sigterm, sp__signal_cb, SIGTERM);
     uv_signal_start(&d->sigint, sp__signal_cb, SIGINT);
-    /* A process started by an upgrade starts its inputs when the old one has handed over. */
-    int defer = sp_upgrade_start(d);
     if (rc) {
         d->exit_code = 1;
         sp_daemon_stop(d);
         sp__finish(d);
-    } else if (!defer) {
+    } else if (!sp_upgrade_start(d)) {
+        /* (A process started by an upgrade starts its inputs once the old one hands over.) */
         sp_daemon_start_inputs(d, SP_START_ALL);
     }
     uv_run(&d->loop, UV_RUN_DEFAULT);

@@ -127,7 +127,7 @@ typedef struct {
     int handover;         /* an upgrade: connections go to the new process (see the end) */
     uv_timer_t ho_timer;  /* checks which connections can go */
     uint64_t ho_deadline; /* then they go (or close) whatever their state */
-    uint64_t ho_sent, ho_closed;
+    uint64_t ho_sent, ho_bye, ho_closed; /* handed over, TLS ended, closed */
 } sp_fwd_server;
 
 typedef struct {
@@ -1125,12 +1125,13 @@ static void sp_fwd_handover_bye(sp_fwd_conn *c)
 {
     sp_fwd_server *s = c->srv;
     if (sp_fwd_tls_shutdown(c->tls)) { /* no session yet: nothing to end cleanly */
+        s->ho_closed++;
         sp__conn_close(c, NULL, NULL);
         return;
     }
     c->tls_bye = 1;
     c->bye_ms = uv_now(s->in->loop);
-    s->ho_closed++;
+    s->ho_bye++;
     sp_buf *out = &s->tls_out;
     out->len = 0;
     sp_fwd_tls_pending(c->tls, out);
@@ -1145,14 +1146,15 @@ static void sp_fwd_handover_bye(sp_fwd_conn *c)
 static void sp_fwd_handover_conn(sp_fwd_conn *c)
 {
     sp_fwd_server *s = c->srv;
+    if (c->tls && !c->write_bytes) {
+        sp_fwd_handover_bye(c);
+        return;
+    }
     if (c->tls || c->write_bytes) {
-        /* TLS, or (at the deadline) an ack half written: the byte stream cannot go on from here
-         * in another process. */
-        if (c->tls && !c->write_bytes)
-            sp_fwd_handover_bye(c);
-        else
-            sp__conn_close(c, NULL, NULL);
-        if (!c->tls) s->ho_closed++;
+        /* At the deadline, an ack half written: the byte stream cannot go on from here in
+         * another process. */
+        s->ho_closed++;
+        sp__conn_close(c, NULL, NULL);
         return;
     }
     sp_buf st = {0};
@@ -1197,9 +1199,13 @@ static void sp_fwd_handover_tick(uv_timer_t *t)
     uv_timer_stop(t);
     sp_info("forward %s: %llu connection(s) handed over to the new process", s->conf->listen,
             (unsigned long long)s->ho_sent);
+    if (s->ho_bye)
+        sp_info("forward %s: closed %llu TLS connection(s) with close_notify after their last "
+                "frame (a TLS session cannot be handed over; clients reconnect)",
+                s->conf->listen, (unsigned long long)s->ho_bye);
     if (s->ho_closed)
-        sp_info("forward %s: closed %llu TLS connection(s) (a TLS session cannot be handed "
-                "over; clients reconnect) or connection(s) that could not go",
+        sp_warn("forward %s: closed %llu connection(s) that could not be handed over (an ack "
+                "still unwritten at the deadline, a failed hand-over)",
                 s->conf->listen, (unsigned long long)s->ho_closed);
     /* Done: close what is left, as a stop does. */
     s->stopping = 1;

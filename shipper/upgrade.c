@@ -92,10 +92,11 @@ static void sp_upgrade_channel_close(void)
 
 /* Writes one message (and at most one fd with its first byte), waiting for room if the other
  * side is slow to read: the messages are few and small, except a connection's unparsed bytes. */
-static int sp_upgrade_send(uint32_t type, int fd, const void *a, size_t alen, const void *b,
-                           size_t blen)
+static int sp_upgrade_write(uint32_t type, int fd, const void *a, size_t alen, const void *b,
+                            size_t blen)
 {
     if (U.fd < 0) return -EPIPE;
+    if (alen + blen > UINT32_MAX) return -EMSGSIZE;
     sp_upg_hdr h = {type, (uint32_t)(alen + blen)};
     struct iovec iov[3] = {{&h, sizeof h}, {(void *)a, alen}, {(void *)b, blen}};
     int niov = 3, i = 0;
@@ -137,6 +138,20 @@ static int sp_upgrade_send(uint32_t type, int fd, const void *a, size_t alen, co
         }
     }
     return 0;
+}
+
+/* A message that could not be written whole leaves the stream unusable: the channel closes. */
+static int sp_upgrade_send(uint32_t type, int fd, const void *a, size_t alen, const void *b,
+                           size_t blen)
+{
+    int rc = sp_upgrade_write(type, fd, a, alen, b, blen);
+    if (rc && U.fd >= 0) {
+        sp_error("upgrade: cannot write to the other process: %s; the upgrade is abandoned",
+                 strerror(-rc));
+        sp_upgrade_channel_close();
+        if (U.state == SP_UPG_HANDING) U.d->exit_code = 1; /* nobody may be serving now */
+    }
+    return rc;
 }
 
 int sp_upgrade_send_conn(const char *type, int fd, const void *state, size_t len)
