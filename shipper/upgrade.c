@@ -663,7 +663,7 @@ void sp_upgrade_closed(sp_daemon *d)
     if (U.handles & 2) uv_close((uv_handle_t *)&U.timer, NULL);
     U.handles = 0;
     const char *pf = d->service.pid_file;
-    if (pf && *pf) {
+    if (pf && *pf && U.state != SP_UPG_HANDING) { /* handed over: the new process writes it */
         FILE *f = fopen(pf, "r");
         long pid = 0;
         if (f) {
