@@ -642,6 +642,9 @@ def scenario_docker(a):
 
 
 def main():
+    # The test's cleanup sends SIGTERM: leave through the finally blocks, which stop every
+    # shipper of the lineage (the later ones are not the test's children).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     p = argparse.ArgumentParser()
     p.add_argument("scenario")
     p.add_argument("--shipper", required=True)
