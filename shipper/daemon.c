@@ -1,6 +1,7 @@
 /* Configuration assembly and the lifecycle: start, run, graceful stop within `grace`. */
 #include "daemon.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include "listenfds.h"
 #include "log.h"
 #include "spool.h"
+#include "upgrade.h"
 
 /* How long stopped outputs may take to close (e.g. to finish a write they cannot cancel). */
 #define SP_STOP_DEADLINE_MS 2000
@@ -27,6 +29,8 @@ static const sp_conf_field sp__service_fields[] = {
      "tail offsets and spool; unset: nothing is written anywhere"},
     {"grace", SP_CONF_DURATION, offsetof(sp_service_conf, grace_ms), "10s",
      "on SIGTERM/SIGINT, how long to keep delivering before exiting"},
+    {"pid_file", SP_CONF_STR, offsetof(sp_service_conf, pid_file), NULL,
+     "written with the process id once running (after an upgrade: the new process's)"},
     SP_CONF_END};
 
 static const sp_conf_field sp__buffer_fields[] = {
@@ -373,6 +377,7 @@ static void sp__closed_one(sp_daemon *d)
     d->http = NULL;
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
+    sp_upgrade_closed(d);
     /* Work stuck on the thread pool (a write to a stdout nobody reads) would keep the loop
      * alive forever: everything that matters is closed and spooled, so stop waiting soon. */
     uv_timer_start(&d->grace, sp__exit_cb, 1000, 0);
@@ -424,6 +429,11 @@ static void sp__finish(sp_daemon *d)
         o->type->stop(o);
     }
     sp__closed_one(d);
+}
+
+void sp_daemon_finish(sp_daemon *d)
+{
+    sp__finish(d);
 }
 
 static void sp__drained(sp_router *r)
@@ -511,6 +521,12 @@ int sp_daemon_run(sp_daemon *d)
     d->sigterm.data = d->sigint.data = d;
     d->open_components = (int)(d->ninputs + d->noutputs);
     int rc = 0;
+    for (size_t i = 0; i < d->ninputs; i++) {
+        sp_input *in = d->inputs[i];
+        in->loop = &d->loop;
+        in->router = r;
+        in->state_dir = d->service.state_dir;
+    }
 
     for (size_t i = 0; i < d->noutputs && !rc; i++) {
         sp_output *o = d->outputs[i];
@@ -523,35 +539,15 @@ int sp_daemon_run(sp_daemon *d)
             sp_error("output %s: cannot start: %s", o->name, uv_strerror(rc));
     }
     sp_router_start(r);
-    if (!rc && d->buffer.spool) {
-        rc = sp_spool_open(&r->spool, r, d->service.state_dir, d->buffer.spool_limit);
-        if (!rc) sp_spool_replay(r->spool);
-    }
-    for (size_t i = 0; i < d->ninputs && !rc; i++) {
-        sp_input *in = d->inputs[i];
-        in->loop = &d->loop;
-        in->router = r;
-        in->state_dir = d->service.state_dir;
-        rc = in->type->start(in);
-    }
-    if (!rc) sp_listenfds_close_unused();
-    if (!rc && d->service.http_listen && *d->service.http_listen) {
-        rc = sp_http_start(&d->loop, d->service.http_listen, sp__http_handler, d, &d->http);
-        if (rc)
-            sp_error("http: cannot listen on %s: %s", d->service.http_listen, uv_strerror(rc));
-        else
-            sp_info("http: metrics and health on %s", d->service.http_listen);
-    }
     uv_signal_start(&d->sigterm, sp__signal_cb, SIGTERM);
     uv_signal_start(&d->sigint, sp__signal_cb, SIGINT);
     if (rc) {
         d->exit_code = 1;
         sp_daemon_stop(d);
         sp__finish(d);
-    } else {
-        d->ready = 1;
-        sp_info("shipper %s running: %zu input(s), %zu output(s)", SHIPPER_VERSION, d->ninputs,
-                d->noutputs);
+    } else if (!sp_upgrade_start(d)) {
+        /* (A process started by an upgrade starts its inputs once the old one hands over.) */
+        sp_daemon_start_inputs(d, SP_START_ALL);
     }
     uv_run(&d->loop, UV_RUN_DEFAULT);
     if (uv_loop_alive(&d->loop)) {
@@ -565,6 +561,45 @@ int sp_daemon_run(sp_daemon *d)
     uv_loop_close(&d->loop);
     if (!d->exit_code) sp_info("stopped");
     return d->exit_code;
+}
+
+int sp_daemon_start_inputs(sp_daemon *d, int which)
+{
+    sp_router *r = &d->router;
+    int rc = 0;
+    if (d->stopping) return -ECANCELED;
+    if (d->buffer.spool && !r->spool) {
+        rc = sp_spool_open(&r->spool, r, d->service.state_dir, d->buffer.spool_limit);
+        if (!rc) sp_spool_replay(r->spool);
+    }
+    for (size_t i = 0; i < d->ninputs && !rc; i++) {
+        sp_input *in = d->inputs[i];
+        if (in->started || (which == SP_START_CONNS && !in->type->adopt) ||
+            (which == SP_START_REST && in->type->adopt))
+            continue;
+        in->started = 1;
+        rc = in->type->start(in);
+        if (!rc && r->paused && in->type->pause) in->type->pause(in); /* the buffer is full */
+    }
+    if (!rc && !d->ready && d->service.http_listen && *d->service.http_listen) {
+        rc = sp_http_start(&d->loop, d->service.http_listen, sp__http_handler, d, &d->http);
+        if (rc)
+            sp_error("http: cannot listen on %s: %s", d->service.http_listen, uv_strerror(rc));
+        else
+            sp_info("http: metrics and health on %s", d->service.http_listen);
+    }
+    if (!rc && !d->ready) sp_listenfds_close_unused();
+    if (rc) {
+        d->exit_code = 1;
+        sp_daemon_stop(d);
+        sp__finish(d);
+    } else if (!d->ready) {
+        d->ready = 1;
+        sp_upgrade_running(d);
+        sp_info("shipper %s running: %zu input(s), %zu output(s)", SHIPPER_VERSION, d->ninputs,
+                d->noutputs);
+    }
+    return rc;
 }
 
 void sp_daemon_free(sp_daemon *d)

@@ -15,6 +15,7 @@ typedef struct {
     char *http_listen;
     char *state_dir;
     uint64_t grace_ms;
+    char *pid_file;
 } sp_service_conf;
 
 typedef struct {
@@ -56,6 +57,20 @@ void sp_daemon_free(sp_daemon *d);
 
 /** Begins a graceful stop (what SIGTERM does). */
 void sp_daemon_stop(sp_daemon *d);
+/** Ends delivery now (what the end of `grace` does): outputs stop, then everything closes. */
+void sp_daemon_finish(sp_daemon *d);
+
+enum {
+    SP_START_ALL,   /* a normal start */
+    SP_START_CONNS, /* upgrade: the inputs that take connections (the old process stopped them) */
+    SP_START_REST,  /* upgrade: the others (the old process has exited) */
+};
+/**
+ * Opens the spool (once) and starts the inputs `which` names that have not started; the first
+ * time, also the http listener, readiness and the pid file. On failure the daemon stops (exit
+ * code 1) and a negative errno is returned.
+ */
+int sp_daemon_start_inputs(sp_daemon *d, int which);
 
 /** Appends Prometheus text for every metric. */
 void sp_metrics_render(const sp_daemon *d, sp_buf *out);

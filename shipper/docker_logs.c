@@ -338,6 +338,7 @@ static int sp__start(sp_input *in)
 static void sp__pause(sp_input *in)
 {
     sp_dl *s = in->data;
+    if (!s) return; /* not started yet (an upgrade starts it late) */
     s->paused = 1;
     sp__pump_stop(s);
 }
@@ -345,6 +346,7 @@ static void sp__pause(sp_input *in)
 static void sp__resume(sp_input *in)
 {
     sp_dl *s = in->data;
+    if (!s) return;
     s->paused = 0;
     sp__pump_start(s);
 }

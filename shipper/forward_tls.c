@@ -123,6 +123,15 @@ void sp_fwd_tls_pending(sp_fwd_tls *t, sp_buf *out)
     if (got > 0) out->len += (size_t)got;
 }
 
+int sp_fwd_tls_shutdown(sp_fwd_tls *t)
+{
+    if (!SSL_is_init_finished(t->ssl)) return -1;
+    ERR_clear_error();
+    SSL_shutdown(t->ssl); /* 0: sent, the peer's has not come; that is all we wait for */
+    ERR_clear_error();
+    return 0;
+}
+
 const char *sp_fwd_tls_error(void)
 {
     static __thread char buf[256];

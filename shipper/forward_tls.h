@@ -41,6 +41,10 @@ int sp_fwd_tls_write(sp_fwd_tls *t, const void *data, size_t len);
 /** Moves the ciphertext waiting to go to the socket into `out` (appended). */
 void sp_fwd_tls_pending(sp_fwd_tls *t, sp_buf *out);
 
+/** Ends the session cleanly: a close_notify joins the pending ciphertext. 0, or -1 when the
+ * handshake never finished (there is no session to end). */
+int sp_fwd_tls_shutdown(sp_fwd_tls *t);
+
 /** The last TLS error as text (OpenSSL's reason), for the log. */
 const char *sp_fwd_tls_error(void);
 

@@ -11,6 +11,7 @@
 #include <errno.h>
 
 #include "addr.h"
+#include "listenfds.h"
 #include "log.h"
 
 struct sp_http {
@@ -143,7 +144,9 @@ int sp_http_start(uv_loop_t *loop, const char *addr, sp_http_handler h, void *ct
     s->ctx = ctx;
     uv_tcp_init(loop, &s->tcp);
     s->tcp.data = s;
-    int rc = uv_tcp_bind(&s->tcp, (struct sockaddr *)&a.sa, 0);
+    /* Passed by the process this one took over from (an upgrade), or by systemd. */
+    int fd = sp_listenfds_take(&a);
+    int rc = fd >= 0 ? uv_tcp_open(&s->tcp, fd) : uv_tcp_bind(&s->tcp, (struct sockaddr *)&a.sa, 0);
     if (!rc) rc = uv_listen((uv_stream_t *)&s->tcp, 64, sp__accept);
     if (rc) {
         uv_close((uv_handle_t *)&s->tcp, (uv_close_cb)free);
@@ -156,6 +159,12 @@ int sp_http_start(uv_loop_t *loop, const char *addr, sp_http_handler h, void *ct
 void sp_http_stop(sp_http *s)
 {
     if (s) uv_close((uv_handle_t *)&s->tcp, (uv_close_cb)free);
+}
+
+int sp_http_fd(sp_http *s)
+{
+    uv_os_fd_t fd;
+    return s && uv_fileno((uv_handle_t *)&s->tcp, &fd) == 0 ? fd : -1;
 }
 
 int sp_http_probe(const char *url)

@@ -14,6 +14,8 @@ typedef struct sp_http sp_http;
 /** Listens on `addr` (host:port); 0 or a negative errno. */
 int sp_http_start(uv_loop_t *loop, const char *addr, sp_http_handler h, void *ctx, sp_http **out);
 void sp_http_stop(sp_http *s);
+/** The listening socket (for an upgrade to pass on), or -1 (NULL: not listening). */
+int sp_http_fd(sp_http *s);
 
 /**
  * Client side of the health check: GET `url` (http://host:port/path) with a 3 s timeout.

@@ -31,6 +31,15 @@ typedef struct {
     void (*stop)(sp_input *in);
     /** Appends input-specific Prometheus lines. Optional. */
     void (*metrics)(sp_input *in, sp_buf *out);
+    /* Upgrade in place (docs/deploy.md, "Upgrades"). Inputs with `adopt` take connections from
+     * the previous process and start as soon as it stops accepting; the others start once it
+     * has exited (their state files are final then). All optional. */
+    /** The listening socket the next process takes over, or -1. */
+    int (*listen_fd)(sp_input *in);
+    /** Takes connection `fd` that the previous process handed over with `state` (made by this
+     * input type's hand-over): 0 when taken, 1 when refused (closed, the reason logged),
+     * -ENOENT when it belongs to another listener, another negative errno when malformed. */
+    int (*adopt)(sp_input *in, int fd, const uint8_t *state, size_t len);
 } sp_input_type;
 
 #define SP_INPUT_MAX_REASONS 16
@@ -46,7 +55,11 @@ struct sp_input {
     struct sp_router *router;
     const char *state_dir; /* service.state_dir, or NULL: where inputs may keep state */
     int closed;
+    int started;
     int needs_spool; /* set by `check` when a setting only works with buffer.spool */
+    /* Nonzero: `stop` hands the connections over to the next process (sp_upgrade_send_conn)
+     * instead of closing them, giving each up to this many ms to reach a point where it can. */
+    uint64_t handover_ms;
     uint64_t records, bytes;
     struct {
         const char *reason;

@@ -8,6 +8,7 @@
 #include "listenfds.h"
 #include "http.h"
 #include "log.h"
+#include "upgrade.h"
 
 static const char sp__usage[] =
     "usage: shipper -c shipper.yaml          run with a config file\n"
@@ -21,7 +22,9 @@ static const char sp__usage[] =
     "   --http ADDR           metrics/health listener (default: off with quick flags)\n"
     "   --log-level LEVEL     error | warn | info | debug\n"
     "With no file and no flags: forward on 127.0.0.1:24224 to stdout, metrics on 127.0.0.1:2020.\n"
-    "Exit codes: 0 clean stop, 1 runtime failure, 2 bad config or flags.\n";
+    "Exit codes: 0 clean stop, 1 runtime failure, 2 bad config or flags.\n"
+    "Signals: TERM/INT stop after delivering (service.grace); USR2 upgrades in place: the binary\n"
+    "at the same path takes over sockets, connections and spool (docs/deploy.md, Upgrades).\n";
 
 static const char sp__default_config[] = "service:\n"
                                          "  http_listen: 127.0.0.1:2020\n"
@@ -69,6 +72,7 @@ int main(int argc, char **argv)
     int check = 0, outputs = 0, quick = 0;
     sp_buf in = {0}, out = {0};
     sp_listenfds_init(); /* first: fds 3.. may be sockets systemd passed */
+    sp_upgrade_init(argc, argv);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;

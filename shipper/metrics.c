@@ -1,6 +1,7 @@
 /* Prometheus text exposition of every counter the daemon keeps. */
 #include "daemon.h"
 #include "spool.h"
+#include "upgrade.h"
 
 extern const double *sp_router_latency_bounds(void);
 
@@ -56,6 +57,7 @@ void sp_metrics_render(const sp_daemon *d, sp_buf *out)
                       (unsigned long long)o->queued_chunks);
     }
     if (r->spool) sp_spool_metrics(r->spool, out);
+    sp_upgrade_metrics(out);
     for (size_t i = 0; i < d->noutputs; i++)
         if (d->outputs[i]->type->metrics) d->outputs[i]->type->metrics(d->outputs[i], out);
     for (size_t i = 0; i < d->ninputs; i++)

@@ -498,6 +498,13 @@ int sp_spool_busy(const sp_spool *s)
     return !sp_list_empty(&s->work) || s->replay_pos < s->nreplay;
 }
 
+int sp_spool_settled(const sp_spool *s)
+{
+    /* Every chunk handed to the spool leaves the work list once it is written, fsynced and
+     * handed on; an open chunk leaves it once what it holds is durable. */
+    return sp_list_empty(&s->work) && !s->sync_running;
+}
+
 int sp_spool_blocked(const sp_spool *s)
 {
     return s->failing || s->bytes > s->limit;

@@ -41,6 +41,8 @@ void sp_spool_done(sp_spool *s, sp_chunk *c);
 int sp_spool_blocked(const sp_spool *s);
 /** Nonzero while chunks are waiting to be written, fsynced or replayed. */
 int sp_spool_busy(const sp_spool *s);
+/** Nonzero when every chunk handed to the spool is written and fsynced (replay aside). */
+int sp_spool_settled(const sp_spool *s);
 /** Bytes in segment files. */
 uint64_t sp_spool_bytes(const sp_spool *s);
 /** Appends spool metrics. */

@@ -54,8 +54,8 @@ if [ "$what" = all ] || [ "$what" = unit ]; then
             tests/integration/test_forward_tls.sh tests/integration/test_forward_fluentbit.sh \
             tests/integration/test_forward_ack_delivered.sh \
             tests/integration/test_bad_input.sh \
-            tests/integration/test_spool.sh \
-            tests/integration/test_shutdown.sh; do
+            tests/integration/test_spool.sh tests/integration/test_shutdown.sh \
+            tests/integration/test_upgrade.sh; do
             [ -f "$t" ] || continue
             BUILD="$ROOT/build-asan" ASAN_OPTIONS=detect_leaks=1 timeout 300 bash "$t" \
                 >"build-asan/$(basename "$t").log" 2>&1

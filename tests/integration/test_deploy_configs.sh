@@ -36,7 +36,8 @@ if command -v systemd-analyze >/dev/null; then
     for k in 'ProtectSystem=strict' 'StateDirectory=shipper' 'ReadWritePaths=/var/lib/shipper' \
         'NoNewPrivileges=yes' 'AmbientCapabilities=CAP_DAC_READ_SEARCH' \
         'CapabilityBoundingSet=CAP_DAC_READ_SEARCH' 'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX' \
-        'SystemCallFilter=@system-service' 'DynamicUser=yes'; do
+        'SystemCallFilter=@system-service' 'DynamicUser=yes' 'Type=notify' 'NotifyAccess=all' \
+        'ExecReload=/bin/kill -USR2 $MAINPID'; do
         check "unit sets $k" grep -qx "$k" "$ROOT/deploy/shipper.service"
     done
 else
