@@ -294,12 +294,26 @@ class KafkaMock:
         m = re.search(r"total=(\d+)", self.cmd("hwm " + self.topic))
         return int(m.group(1)) if m else -1
 
-    def consume(self):
+    def consume(self, keep=None):
+        """[(partition, offset, key, value)] of every message still in the topic."""
         r = subprocess.run(["kcat", "-C", "-b", self.bootstrap, "-t", self.topic, "-o",
-                            "beginning", "-e", "-q", "-f", "%s\n"],
+                            "beginning", "-e", "-q", "-f", "%p %o %k\t%s\n"],
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=120)
-        return [json.loads(line) for line in r.stdout.decode("utf-8", "replace").splitlines()
-                if line.strip()]
+        if keep:
+            with open(keep, "wb") as f:
+                f.write(r.stdout)
+        out = []
+        for line in r.stdout.decode("utf-8", "replace").splitlines():
+            if not line.strip():
+                continue
+            head, _, value = line.partition("\t")
+            p, o, key = (head.split(" ", 2) + ["", ""])[:3]
+            try:
+                doc = json.loads(value)
+            except ValueError:
+                doc = {"_unparsable": value[:200]}
+            out.append((int(p), int(o), key, doc))
+        return out
 
 
 # ---------------------------------------------------------------- shipper processes
@@ -448,6 +462,7 @@ class Client(threading.Thread):
         kind = "message" if n == 1 and r.random() < 0.6 else r.choice(["forward", "packed"])
         t = int(now())
         recs = [{"message": "%s seq=%d" % (self.name_, s), "seq": s, "client": self.name_,
+                 "k": "%s:%d" % (self.name_, s),     # the Kafka key (key: k)
                  "pad": "p" * r.randint(20, self.pad)} for s in range(seq0, seq0 + n)]
         chunk = base64.b64encode(hashlib.sha256(
             b"%d:%s:%d" % (self.seed, self.name_.encode(), seq0)).digest()[:16]).decode()
@@ -685,7 +700,7 @@ outputs:
     match: "docker.{P}-k-*"
     brokers: "{self.kafka.bootstrap}"
     topic: chaos
-    key: none
+    key: k
     retry_max: 2s
     retry_backoff: 200ms
   - type: stdout
@@ -970,16 +985,21 @@ outputs:
     def allowed_accepted(self, ack_time):
         """README: with the spool, ack: accepted loses what is acked within flush_interval +
         one fsync before a SIGKILL; and while the spool cannot write (disk full) nothing new
-        reaches the disk."""
-        for run in self.sa.runs:
+        reaches the disk. An ack read just after the kill was sent before it."""
+        runs = self.sa.runs
+        for i, run in enumerate(runs):
             if run.how not in ("kill", "died") and not (run.how == "term" and run.spool_failing):
                 continue
-            if run.start <= ack_time <= run.end and ack_time > run.end - ACCEPTED_WINDOW:
+            upper = run.end + 0.5
+            if i + 1 < len(runs):
+                upper = min(upper, runs[i + 1].start)
+            if not run.start <= ack_time <= upper:
+                continue
+            if ack_time > run.end - ACCEPTED_WINDOW:
                 return True
             for f0, f1 in self.disk_full_spans:
                 f1 = f1 or now()
-                if (run.start <= ack_time <= run.end and f0 - ACCEPTED_WINDOW <= ack_time
-                        and run.end <= f1 + ACCEPTED_WINDOW + 1.5):
+                if f0 - ACCEPTED_WINDOW <= ack_time and run.end <= f1 + ACCEPTED_WINDOW + 1.5:
                     return True
         return False
 
@@ -1047,11 +1067,14 @@ outputs:
         k_fwd = collections.defaultdict(collections.Counter)
         k_lines = collections.defaultdict(collections.Counter)
         k_info = None
+        k_wrong = []        # messages whose key does not name the record in their value
         if kafka:
-            msgs = self.kafka.consume()
+            msgs = self.kafka.consume(os.path.join(self.tmp, "kafka.txt") if self.a.keep else None)
             hwm = self.kafka.hwm_total()
             k_info = (len(msgs), hwm)
-            for s in msgs:
+            for part, off, key, s in msgs:
+                if "_unparsable" in s or (key and key != s.get("k")):
+                    k_wrong.append((part, off, key, s.get("_unparsable") or s.get("k")))
                 if "client" in s and "seq" in s:
                     k_fwd[s["client"]][s["seq"]] += 1
                 elif isinstance(s.get("container"), dict):
@@ -1151,6 +1174,15 @@ outputs:
                     len(kdups), 0, "  (unexplained dup %d)" % len(unexplained))
                 if klost:
                     acc["details"].append("%s: lost in Kafka (acked) seq: %s" % (c.name_, ids(klost)))
+                    fr = frame_of[min(klost)]
+                    acc["details"].append("   first lost seq %d: frame of %d records, first sent "
+                                          "t=%.2f, acked t=%.2f, attempts %d; in Elasticsearch "
+                                          "since t=%s" % (
+                                              min(klost), len(fr.seqs), fr.first_send - say.t0,
+                                              fr.ack_time - say.t0, fr.attempts,
+                                              "%.2f" % (es_created[c.name_][min(klost)] - say.t0)
+                                              if min(klost) in es_created.get(c.name_, {})
+                                              else "-"))
                 if unexplained:
                     acc["summary"].append("%s unexplained Kafka duplicates %d" % (c.name_, len(unexplained)))
                     acc["details"].append("%s: Kafka duplicates no README cause explains: %s"
@@ -1241,6 +1273,13 @@ outputs:
             with open(os.path.join(self.tmp, "snapshots.json"), "w") as f:
                 json.dump([{"run": r, "lines": snap} for r, snap in self.snapshots]
                           + [{"run": "final", "lines": self.final_snapshot}], f)
+        if k_wrong:
+            acc["bad"] += len(k_wrong)
+            acc["summary"].append("Kafka messages whose value is not their record %d" % len(k_wrong))
+            acc["details"].append("Kafka: %d messages carry a value that is not the record their "
+                                  "key names (a payload freed or reused before it was sent?), "
+                                  "e.g. partition %d offset %d key %r value %r" % (
+                                      (len(k_wrong),) + k_wrong[0]))
         if kafka and k_info and k_info[0] != k_info[1]:
             acc["bad"] += 1
             acc["summary"].append("Kafka mock dropped old messages (inconclusive)")
