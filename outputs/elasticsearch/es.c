@@ -42,8 +42,8 @@ typedef struct {
     sp_delivery *d; /* NULL: the job is free */
     sp_es_req req;
     uv_work_t work;
-    uv_timer_t timer; /* item-retry backoff */
-    int working;      /* on the thread pool */
+    uv_timer_t timer;                  /* item-retry backoff */
+    int working;                       /* on the thread pool */
     struct libdeflate_compressor *gzc; /* with compression: gzip */
     sp_es_enc enc;
     sp_buf body, gz;

@@ -252,12 +252,9 @@ static void test_many_cuts_unique_ids(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_join_in_order),
-        cmocka_unit_test(test_resent_piece_is_dropped),
-        cmocka_unit_test(test_max_line_splits),
-        cmocka_unit_test(test_timeout_emits_incomplete),
-        cmocka_unit_test(test_interleaved_streams),
-        cmocka_unit_test(test_many_cuts_unique_ids),
+        cmocka_unit_test(test_join_in_order),       cmocka_unit_test(test_resent_piece_is_dropped),
+        cmocka_unit_test(test_max_line_splits),     cmocka_unit_test(test_timeout_emits_incomplete),
+        cmocka_unit_test(test_interleaved_streams), cmocka_unit_test(test_many_cuts_unique_ids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
