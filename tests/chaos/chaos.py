@@ -777,9 +777,17 @@ outputs:
     def restart_a(self):
         self.snapshots.append((len(self.sa.runs), self.snapshot_containers()))
         if self.a.keep:     # what the next run starts from, for diagnosis
-            shutil.copytree(os.path.join(self.disk, "state"),
-                            os.path.join(self.tmp, "state-before-run-%d" % len(self.sa.runs)),
-                            dirs_exist_ok=True)
+            dst = os.path.join(self.tmp, "state-before-run-%d" % len(self.sa.runs))
+            shutil.copytree(os.path.join(self.disk, "state"), dst, dirs_exist_ok=True)
+            for c in self.containers:   # and the json-files as they are (with their inodes)
+                os.makedirs(os.path.join(dst, c.name), exist_ok=True)
+                with open(os.path.join(dst, c.name, "inodes.txt"), "w") as f:
+                    for path in c.files():
+                        try:
+                            f.write("%d %s\n" % (os.stat(path).st_ino, os.path.basename(path)))
+                            shutil.copy(path, os.path.join(dst, c.name))
+                        except FileNotFoundError:
+                            pass
         self.sa.start()
 
     def stop_a(self, ev, how):
