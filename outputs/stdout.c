@@ -24,7 +24,8 @@ typedef struct {
     sp_stdout_job job;
     sp_ratelimit rl;
     int fd;
-    int stopping; /* stop came while the job ran: close once it is answered */
+    int stopping;  /* stop came while the job ran: close once it is answered */
+    int answering; /* inside sp_output_done: a stop it causes must wait for it to return */
     sp_output *o;
 } sp_stdout;
 
@@ -76,6 +77,7 @@ static void sp__after(uv_work_t *w, int status)
     sp_stdout *s = (sp_stdout *)j;
     sp_delivery *d = j->d;
     j->d = NULL;
+    s->answering = 1; /* the answer may end the daemon's drain, which stops this output */
     if (status || j->err) {
         sp_log_limited(&s->rl, SP_LOG_ERROR, "stdout: write failed: %s",
                        strerror(j->err ? j->err : EIO));
@@ -83,6 +85,7 @@ static void sp__after(uv_work_t *w, int status)
     } else {
         sp_output_done(d, SP_OUT_DONE, j->records, 0);
     }
+    s->answering = 0;
     if (s->stopping) sp__free(s);
 }
 
@@ -109,7 +112,7 @@ static void sp__stop(sp_output *o)
     sp_stdout *s = o->data;
     if (!s) {
         sp_output_closed(o);
-    } else if (s->job.d) {
+    } else if (s->job.d || s->answering) {
         /* A write cannot be cancelled: it is answered (written, or not delivered) when it
          * ends, and then the output is closed. The daemon does not wait for ever. */
         s->stopping = 1;

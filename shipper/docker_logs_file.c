@@ -140,11 +140,24 @@ static int sp__idfp_read(int fd, gzFile gz, uint64_t *idfp)
     sp_buf b = {0};
     int rc = -1;
     const char *nl = NULL;
-    while (!nl && b.len < SP_DL_IDFP_MAX) {
+    /* The first line starts at the first byte that is not NUL: a file truncated while Docker
+     * writes it begins with NULs (a hole), the same in every such file. */
+    off_t at = gz ? 0 : lseek(fd, 0, SEEK_DATA);
+    if (at < 0) at = 0;
+    size_t skipped = 0;
+    while (!nl && b.len < SP_DL_IDFP_MAX && skipped < ((size_t)1 << 30)) {
         sp_buf_reserve(&b, 4096);
-        ssize_t n =
-            gz ? gzread(gz, b.base + b.len, 4096) : pread(fd, b.base + b.len, 4096, (off_t)b.len);
+        ssize_t n = gz ? gzread(gz, b.base + b.len, 4096) : pread(fd, b.base + b.len, 4096, at);
         if (n <= 0) break;
+        at += n;
+        if (b.len == 0) { /* still before the first line: drop leading NULs */
+            size_t z = 0;
+            while (z < (size_t)n && b.base[z] == '\0')
+                z++;
+            skipped += z;
+            memmove(b.base, b.base + z, (size_t)n - z);
+            n -= (ssize_t)z;
+        }
         nl = memchr(b.base + b.len, '\n', (size_t)n);
         b.len += (size_t)n;
     }
@@ -269,6 +282,16 @@ static void sp__lines(sp_dl *s, sp_dl_cont *c, sp_dl_file *f, const char *buf, s
 {
     const char *p = buf, *end = buf + len;
     while (p < end) {
+        /* A file truncated under Docker's feet has NUL bytes up to where Docker writes next:
+         * they belong to no line (and must not make the next line look overlong). */
+        if (*p == '\0' && !f->skipping) {
+            const char *q = p;
+            while (q < end && *q == '\0')
+                q++;
+            f->line_off += (uint64_t)(q - p);
+            p = q;
+            continue;
+        }
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         if (!nl) break;
         uint64_t off = f->line_off;

@@ -42,11 +42,22 @@ wait_metric "$HTTP" 'shipper_output_records_total{output="elasticsearch",result=
 log "again, and the rotation compressed (.2.gz)"
 mv "$L.1" "$L.2"; gzip "$L.2"; mv "$L" "$L.1"; file "$L" 40
 wait_metric "$HTTP" 'shipper_output_records_total{output="elasticsearch",result="delivered"}' 60 20
+log "truncated under Docker's feet: Docker goes on writing at its offset, the file begins with NULs"
+S=$(stat -c %s "$L")
+# holed FILE FROM: 20 lines written at offset S of FILE (a hole of S NUL bytes before them).
+holed() { file "$T/lines" "$2"; python3 -c 'import sys; f = open(sys.argv[1], "r+b" if sys.argv[3] == "keep" else "wb"); f.seek(int(sys.argv[2])); f.write(open(sys.argv[4], "rb").read())' "$1" "$S" "$3" "$T/lines"; }
+truncate -s 0 "$L"; holed "$L" 60 keep
+wait_metric "$HTTP" 'shipper_output_records_total{output="elasticsearch",result="delivered"}' 80 20
+log "rotated, and the new file has a hole of the same size before its lines"
+rm -f "$L.2.gz"; mv "$L.1" "$L.2"; mv "$L" "$L.1"; holed "$L" 80 new
+wait_metric "$HTTP" 'shipper_output_records_total{output="elasticsearch",result="delivered"}' 100 20
 stop_shipper
 log "a restart reads the three files again from their start (no saved offsets): the same ids"
 start_shipper s2 -c "$T/cfg.yaml"
 wait_ready "$HTTP" || { cat "$T/s2.err"; exit 1; }
 sleep 1
 n=$(emu_count ids)
-check_eq "every line of the three files is its own document (distinct ids)" 60 "$n"
+check_eq "every line of the files is its own document (distinct ids; after NULs too)" 100 "$n"
+emu GET "/_emulator/docs?index=ids" | grep -o 'seq=00[68]0' | sort -u >"$T/first"
+check_eq "the first line after the NULs is shipped (not taken for a corrupt line)" "seq=0060 seq=0080" "$(tr '\n' ' ' <"$T/first" | sed 's/ $//')"
 finish
