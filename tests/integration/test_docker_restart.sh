@@ -37,19 +37,19 @@ if [ -n "${FULL_MATRIX:-}" ]; then
             for async in 0 1; do cells+=("$kind,ack=$ack,async=$async,mode=durable"); done
         done
     done
-    cells+=(term,ack=1,async=0,mode=accepted)
+    cells+=("term,ack=1,async=0,mode=accepted")
     for kind in kill kill-sa; do
         for async in 0 1; do cells+=("$kind,ack=1,async=$async,mode=accepted"); done
     done
     # Longer down times, and Docker's retry settings (fluentd-retry-wait, fluentd-max-retries);
     # the container idles 10 s after its last line so that it outlives the last down time.
-    cells+=(kill,ack=1,async=0,mode=durable,rw=100ms)
+    cells+=("kill,ack=1,async=0,mode=durable,rw=100ms")
     for async in 0 1; do
         cells+=("kill,ack=1,async=$async,mode=durable,down=3,tail=10"
             "kill,ack=1,async=$async,mode=durable,down=3,tail=10,rw=100ms"
             "kill-sa,ack=1,async=$async,mode=durable,down=3,tail=10")
     done
-    cells+=(kill,ack=1,async=1,mode=durable,down=3,tail=10,mr=3)
+    cells+=("kill,ack=1,async=1,mode=durable,down=3,tail=10,mr=3")
     # The container stops while shipper is down (SIGKILL at 90 %, 3 s down, no idle time); and
     # down 12 s, beyond the 10 s Docker keeps sending after a container stopped.
     for kind in exitdown exitdown-sa; do
@@ -66,7 +66,7 @@ if [ -n "${FULL_MATRIX:-}" ]; then
     done
     mkdir -p "$T/full"
     log "full matrix: ${#cells[@]} cells"
-    timeout 1500 python3 "$RIG" --shipper "$SHIPPER" --tmp "$T/full" --json "$T/full.json" --table \
+    timeout 2400 python3 "$RIG" --shipper "$SHIPPER" --tmp "$T/full" --json "$T/full.json" --table \
         "${cells[@]}" | tee "$T/full.out" || fail "full matrix did not complete"
     [ -n "${FULL_MATRIX_OUT:-}" ] && cp "$T/full.json" "$FULL_MATRIX_OUT"
 fi
