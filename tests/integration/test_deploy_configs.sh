@@ -8,7 +8,8 @@
 #   - docker-compose up shipper app: the read-only app's 1,000 lines arrive through the
 #     hardened sidecar (free ports, the image's default config), which turns healthy,
 #     runs under seccomp.json with no capabilities and writes nothing (docker diff)
-#   - deploy/daemon.json's log-opts, given to `docker run`, deliver to shipper too
+#   - deploy/daemon.json has the restart settings that lose least (request-ack, no async, retry
+#     wait 100ms, no max-retries), and its log-opts, given to `docker run`, deliver to shipper too
 . "$(dirname "$0")/lib.sh"
 
 for f in image shipper sidecar; do
@@ -44,12 +45,18 @@ else
     fail "systemd-analyze not installed (apt-get install -y systemd)"
 fi
 
+# The settings that lose least across shipper restarts (docs/deploy.md "Restarts and upgrades",
+# measured by test_docker_restart.sh FULL_MATRIX=1): acks, no async queue (Docker discards it when
+# a container stops), a short retry wait, and no finite retry count (it drops lines).
 python3 - "$ROOT/deploy/daemon.json" <<'PY' && ok "daemon.json keys" || fail "daemon.json keys"
 import json, sys
 d = json.load(open(sys.argv[1]))
 o = d["log-opts"]
 assert d["log-driver"] == "fluentd"
-assert o["cache-disabled"] == "true" and o["fluentd-async"] == "true"
+assert o["cache-disabled"] == "true"
+assert o["fluentd-request-ack"] == "true" and o["fluentd-async"] == "false"
+assert o["fluentd-retry-wait"] == "100ms" and "fluentd-max-retries" not in o
+assert "fluentd-async-connect" not in o
 assert o["fluentd-sub-second-precision"] == "true" and "fluentd-address" in o and "tag" in o
 PY
 
