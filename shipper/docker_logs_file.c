@@ -46,6 +46,28 @@ static void sp__file_fp(sp_dl_file *f)
     f->fp_len = sp__fp(f->fd, SP_DL_FP_LEN, &f->fp, &avail);
 }
 
+/*
+ * A file first seen short (Docker had just created it) has a short fingerprint, which cannot
+ * tell its compressed copy from another file (sp__cand_is). Before the fingerprint is compared
+ * or saved, it grows from the open descriptor, which still reads the file after Docker renamed
+ * or deleted it. Returns -1 when the first bytes changed (truncated and rewritten).
+ */
+static int sp_dl_file_fp_grow(sp_dl_file *f)
+{
+    if (f->fd < 0 || f->gz || f->fp_len >= SP_DL_FP_LEN) return 0;
+    uint64_t h;
+    uint32_t avail;
+    if (sp__fp(f->fd, f->fp_len, &h, &avail) != f->fp_len || h != f->fp) return -1;
+    if (avail > f->fp_len) sp__file_fp(f);
+    return 0;
+}
+
+void sp_dl_files_fp_grow(sp_dl_cont *c)
+{
+    sp_list *it;
+    sp_list_foreach(it, &c->files) sp_dl_file_fp_grow(sp_list_entry(it, sp_dl_file, link));
+}
+
 sp_dl_file *sp_dl_file_add(sp_dl *s, sp_dl_cont *c, int fd, const struct stat *st, uint64_t off)
 {
     sp_dl_file *f = sp_calloc(1, sizeof *f);
@@ -514,6 +536,7 @@ static void sp__missed_rotations(sp_dl *s, sp_dl_cont *c, sp_dl_file *old)
 {
     sp_dl_cand k;
     int at = 0, last = 0;
+    sp_dl_files_fp_grow(c);
     for (int i = 1; i <= SP_DL_MAX_ROTATED; i++) {
         if (sp__cand_open(s, c, i, &k)) break;
         last = i;
@@ -559,13 +582,7 @@ void sp_dl_check(sp_dl *s, sp_dl_cont *c)
     }
     sp_dl_file *f = c->cur;
     if (f && f->dev == (uint64_t)st.st_dev && f->ino == (uint64_t)st.st_ino) {
-        uint64_t h;
-        uint32_t avail;
-        if ((uint64_t)st.st_size < f->off || sp__fp(f->fd, f->fp_len, &h, &avail) != f->fp_len ||
-            h != f->fp)
-            sp__truncated(s, f);
-        else if (f->fp_len < SP_DL_FP_LEN && avail > f->fp_len)
-            sp__file_fp(f);
+        if ((uint64_t)st.st_size < f->off || sp_dl_file_fp_grow(f)) sp__truncated(s, f);
         return;
     }
     if (f) {

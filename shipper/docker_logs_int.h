@@ -141,6 +141,8 @@ sp_dl_file *sp_dl_file_add(sp_dl *s, sp_dl_cont *c, int fd, const struct stat *s
 void sp_dl_file_close(sp_dl *s, sp_dl_file *f);
 /** Forgets a closed file whose records are all released; else does nothing. */
 void sp_dl_file_reap(sp_dl *s, sp_dl_file *f);
+/** Grows the short fingerprints of a container's open files (see docker_logs_file.c). */
+void sp_dl_files_fp_grow(sp_dl_cont *c);
 /** Ships stream idx's joined line (flagged) and resets its joiner; `f`: the file read now. */
 void sp_dl_join_emit(sp_dl *s, sp_dl_cont *c, sp_dl_file *f, int idx, uint32_t flags);
 /** Reads and processes one slice of `f`: > 0 bytes read, 0 at its end, -errno on error. */

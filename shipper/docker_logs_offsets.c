@@ -78,6 +78,7 @@ void sp_dl_save(sp_dl *s)
     {
         sp_dl_cont *c = sp_list_entry(it, sp_dl_cont, link);
         if (sp_list_empty(&c->files)) continue;
+        sp_dl_files_fp_grow(c); /* a short fingerprint would not find a compressed copy */
         /* The oldest file with records not yet released; if there is none, the newest. A
          * restart resumes there and reads every newer file from its start. */
         sp_dl_file *f = NULL;

@@ -100,6 +100,29 @@ mv "$wl.1.gz" "$wl.2.gz" && mv "$wl" "$wl.1" && lines "$W" 20 30 && gzip "$wl.1"
 kill -CONT "$SHIPPER_PID"
 wait_seqs w "$(seq -s ' ' 0 29)"
 
+# Docker with compress=true rotates a small file many times a second: the current file may
+# still be empty when shipper opens it, and be renamed and compressed (the plain copy deleted)
+# before shipper looks again. It is then known only by an empty fingerprint; it and the older
+# rotation (already read and forgotten) were taken for unknown files and read again.
+log "a file opened empty, rotated and compressed before shipper looked again"
+V=$(printf 'e%.0s' $(seq 64))
+mkctr "$V" v
+lines "$V" 0 10
+wait_seqs v "$(seq -s ' ' 0 9)"
+vl=$(logf "$V")
+rot0=$(metric "$HTTP" 'shipper_tail_rotations_total{input="docker_logs"}')
+mv "$vl" "$vl.1" && : >"$vl"
+check "empty current file opened" wait_metric "$HTTP" \
+    'shipper_tail_rotations_total{input="docker_logs"}' $((rot0 + 1)) 5
+kill -STOP "$SHIPPER_PID"
+lines "$V" 10 20
+gzip "$vl.1" && mv "$vl.1.gz" "$vl.2.gz"
+mv "$vl" "$vl.1" && gzip "$vl.1" && lines "$V" 20 30
+kill -CONT "$SHIPPER_PID"
+wait_seqs v "$(seq -s ' ' 0 29)"
+sleep 0.5
+check_eq "nothing read twice" "$(seq -s ' ' 0 29)" "$(seqs v)"
+
 log "restart resumes exactly"
 stop_shipper
 check_eq "run 1 exit code" 0 "$SHIPPER_RC"
@@ -121,7 +144,7 @@ sed -e "s|state_dir: \"$T/state\"|log_level: info|" -e "s|127.0.0.1:[0-9]*|$HTTP
     -e 's|poll_interval: 50ms|read_from: start|' "$T/cfg.yaml" >"$T/cfg3.yaml"
 start_shipper run3 -c "$T/cfg3.yaml"
 wait_ready "$HTTP" || { cat "$T/run3.err"; exit 1; }
-wait_metric "$HTTP" 'shipper_output_records_total{output="stdout",result="delivered"}' 22 10
-check_eq "run 3 records" 22 "$(wc -l <"$T/run3.out")"
+wait_metric "$HTTP" 'shipper_output_records_total{output="stdout",result="delivered"}' 32 10
+check_eq "run 3 records" 32 "$(wc -l <"$T/run3.out")"
 stop_shipper
 finish
