@@ -7,7 +7,8 @@
 #include "log.h"
 #include "spool.h"
 
-#define SP_FREE_CHUNKS_MAX 8
+#define SP_FREE_CHUNKS_MAX 8         /* chunk buffers always kept for reuse */
+#define SP_FREE_CHUNKS_IDLE_MS 5000 /* more are freed after this long unused */
 #define SP_TAG_IDLE_MS 60000
 
 static void sp__pump(sp_output *o);
@@ -155,6 +156,8 @@ static sp_chunk *sp__chunk_alloc(sp_router *r, sp_tagent *e, sp_slice tag)
         sp_list_remove(l);
         r->nfree--;
         c = sp_list_entry(l, sp_chunk, link);
+        r->free_bytes -= c->data.cap;
+        r->free_used_ms = uv_now(r->loop);
         sp_buf data = c->data;
         memset(c, 0, sizeof *c);
         c->data = data;
@@ -216,10 +219,19 @@ static void sp__chunk_free_(sp_router *r, sp_chunk *c, int delivered)
     r->live_chunks--;
     free(c->tag);
     c->tag = NULL;
-    /* Keep a few chunk buffers: a fresh 1 MiB malloc is an mmap plus page faults every time. */
-    if (r->nfree < SP_FREE_CHUNKS_MAX && c->data.cap <= r->chunk_size * 2) {
+    /* Keep released chunk buffers for reuse: a fresh 1 MiB malloc is an mmap plus 256 page
+     * faults, which cost more than the records written into it (on a VM, a third of the CPU
+     * of a flood that keeps the buffer full). Under backpressure the buffer swings between
+     * memory_limit and the 80% where inputs resume (sp__pressure): up to a quarter of
+     * memory_limit is kept, so the swing reuses buffers, and since new chunks take kept
+     * buffers first, live and kept ones together stay about as large as a full buffer. Beyond
+     * a few, they are freed once unused for SP_FREE_CHUNKS_IDLE_MS (sp_router_trim). */
+    if (c->data.cap <= r->chunk_size * 2 &&
+        (r->nfree < SP_FREE_CHUNKS_MAX || r->free_bytes + c->data.cap <= r->memory_limit / 4)) {
         sp_list_insert_head(&r->free_chunks, &c->link);
         r->nfree++;
+        r->free_bytes += c->data.cap;
+        r->free_used_ms = uv_now(r->loop);
     } else {
         sp_buf_free(&c->data);
         free(c);
@@ -507,11 +519,27 @@ void sp_output_done(sp_delivery *d, int result, uint32_t delivered, uint32_t rej
 
 /* ---- lifecycle ---- */
 
+/* Frees the kept chunk buffers beyond SP_FREE_CHUNKS_MAX once the pool is idle (the oldest
+ * released are at the tail). */
+static void sp_router_trim(sp_router *r, uint64_t now)
+{
+    if (r->nfree <= SP_FREE_CHUNKS_MAX || now - r->free_used_ms < SP_FREE_CHUNKS_IDLE_MS) return;
+    while (r->nfree > SP_FREE_CHUNKS_MAX) {
+        sp_chunk *c = sp_list_entry(r->free_chunks.prev, sp_chunk, link);
+        sp_list_remove(&c->link);
+        r->nfree--;
+        r->free_bytes -= c->data.cap;
+        sp_buf_free(&c->data);
+        free(c);
+    }
+}
+
 static void sp__tick_cb(uv_timer_t *t)
 {
     sp_router *r = t->data;
     uint64_t now = uv_now(r->loop);
     sp_router_flush(r, r->stopping);
+    sp_router_trim(r, now);
     for (size_t i = 0; i < r->ninputs; i++)
         if (r->inputs[i]->type->tick && !r->inputs[i]->closed)
             r->inputs[i]->type->tick(r->inputs[i], now);
@@ -585,6 +613,8 @@ void sp_router_close(sp_router *r)
         sp_buf_free(&c->data);
         free(c);
     }
+    r->nfree = 0;
+    r->free_bytes = 0;
     for (size_t i = 0; i < r->tags_cap; i++)
         if (r->tags[i]) free(r->tags[i]->tag), free(r->tags[i]);
     free(r->tags);

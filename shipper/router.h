@@ -41,8 +41,10 @@ typedef struct sp_router {
     size_t tags_cap, ntags;
     sp_tagent *last_tag; /* the tag looked up last: inputs append runs of the same tag */
     sp_list open;        /* open chunks, oldest first */
-    sp_list free_chunks;
+    sp_list free_chunks; /* released chunks whose buffers are kept for reuse, newest first */
     int nfree;
+    uint64_t free_bytes;   /* their buffers' capacity: with `bytes`, within memory_limit */
+    uint64_t free_used_ms; /* when a chunk last came from (or went to) free_chunks */
     /* accounting */
     uint64_t bytes;      /* every live chunk's data */
     int64_t extra_bytes; /* held by inputs outside chunks (partial lines) */
