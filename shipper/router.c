@@ -7,7 +7,7 @@
 #include "log.h"
 #include "spool.h"
 
-#define SP_FREE_CHUNKS_MAX 8         /* chunk buffers always kept for reuse */
+#define SP_FREE_CHUNKS_MAX 8        /* chunk buffers always kept for reuse */
 #define SP_FREE_CHUNKS_IDLE_MS 5000 /* more are freed after this long unused */
 #define SP_TAG_IDLE_MS 60000
 
