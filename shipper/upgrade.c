@@ -14,6 +14,7 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -57,11 +58,12 @@ static struct {
     char **argv;  /* main's, unchanged */
     sp_daemon *d; /* set by sp_upgrade_start */
     int state;
-    int fd;       /* the channel, or -1 */
-    pid_t child;  /* old: the new process */
-    pid_t parent; /* new: the old process */
-    int handles;  /* sig and timer are initialised */
-    uv_signal_t sig;
+    int fd;          /* the channel, or -1 */
+    pid_t child;     /* old: the new process */
+    pid_t parent;    /* new: the old process */
+    int handles;     /* sig and timer are initialised */
+    uv_signal_t sig; /* SIGUSR2: upgrade */
+    uv_signal_t hup; /* SIGHUP: reload the config, by an upgrade to the same binary */
     uv_timer_t timer;
     uv_poll_t *poll;  /* watches the channel (allocated: a channel comes and goes) */
     int conns_done;   /* old: every connection-taking input has handed over and closed */
@@ -74,6 +76,8 @@ static struct {
     sp_upg_conn *stash, **stash_tail;
     uint64_t sent, send_failed; /* old: connections */
     uint64_t failed, took_over, adopted, refused;
+    int reloading;                                    /* the upgrade in progress is a reload */
+    uint64_t reloads_ok, reloads_failed, reload_time; /* carried to the new process */
 } U = {.fd = -1};
 
 /* ---- the channel ---- */
@@ -266,6 +270,8 @@ static void sp_upgrade_reap_cb(uv_timer_t *t)
 static void sp_upgrade_failed(sp_daemon *d)
 {
     U.failed++;
+    U.reloads_failed += U.reloading;
+    U.reloading = 0;
     sp_upgrade_channel_close();
     U.reap_until = uv_now(&d->loop) + 5000;
     uv_timer_start(&U.timer, sp_upgrade_reap_cb, 0, 20);
@@ -331,10 +337,10 @@ static int sp_upgrade_spawn(sp_daemon *d)
     size_t ne = 0;
     while (environ[ne])
         ne++;
-    char **envp = sp_calloc(ne + 4, sizeof *envp);
+    char **envp = sp_calloc(ne + 5, sizeof *envp);
     size_t k = 0;
-    static const char *const drop[] = {
-        "LISTEN_PID=", "LISTEN_FDS=", "LISTEN_FDNAMES=", "SHIPPER_UPGRADE_FD=", NULL};
+    static const char *const drop[] = {"LISTEN_PID=",         "LISTEN_FDS=",      "LISTEN_FDNAMES=",
+                                       "SHIPPER_UPGRADE_FD=", "SHIPPER_RELOADS=", NULL};
     for (size_t i = 0; i < ne; i++) {
         int skip = 0;
         for (const char *const *p = drop; *p; p++)
@@ -349,6 +355,12 @@ static int sp_upgrade_spawn(sp_daemon *d)
         envp[k++] = pidvar;
     }
     envp[k++] = chanvar;
+    /* The reload counters go on in the new process: ok, failed, time of the last one. */
+    char reloadvar[96];
+    snprintf(reloadvar, sizeof reloadvar, "SHIPPER_RELOADS=%llu,%llu,%llu",
+             (unsigned long long)(U.reloads_ok + U.reloading), (unsigned long long)U.reloads_failed,
+             (unsigned long long)(U.reloading ? (uint64_t)time(NULL) : U.reload_time));
+    envp[k++] = reloadvar;
     envp[k] = NULL;
     fflush(stdout);
     fflush(stderr);
@@ -381,7 +393,13 @@ static int sp_upgrade_spawn(sp_daemon *d)
 static void sp_upgrade_sig_cb(uv_signal_t *h, int signum)
 {
     sp_daemon *d = U.d;
-    sp_info("received SIGUSR2");
+    int reload = signum == SIGHUP;
+    if (reload)
+        sp_info("received SIGHUP: reloading the configuration (an upgrade in place to the same "
+                "binary: connections, spool and offsets carry over)");
+    else
+        sp_info("received SIGUSR2");
+    int busy = U.state != SP_UPG_IDLE;
     if (U.state == SP_UPG_TAKING)
         sp_warn("upgrade: not now: this process is still taking over from pid %d", (int)U.parent);
     else if (U.state != SP_UPG_IDLE)
@@ -391,8 +409,18 @@ static void sp_upgrade_sig_cb(uv_signal_t *h, int signum)
     else if (getpid() == 1)
         sp_warn("upgrade: not as pid 1 (a container's first process): the container would end "
                 "with this process; replace the container instead");
-    else if (sp_upgrade_spawn(d))
-        U.failed++;
+    else {
+        U.reloading = reload;
+        if (sp_upgrade_spawn(d)) {
+            U.failed++;
+            U.reloads_failed += reload;
+            U.reloading = 0;
+        }
+        return;
+    }
+    /* Refused: a reload that did not happen is a failed one. An upgrade already under way
+     * reads the config file anyway. */
+    if (reload && !busy) U.reloads_failed++;
 }
 
 /* The new process is ready: stop accepting, hand the connections over, then finish. */
@@ -599,6 +627,13 @@ void sp_upgrade_init(int argc, char **argv)
         char *r = realpath(argv[0], NULL);
         U.exe = r ? r : strdup(argv[0]);
     }
+    const char *rl = getenv("SHIPPER_RELOADS");
+    if (rl) {
+        unsigned long long ok = 0, bad = 0, at = 0;
+        if (sscanf(rl, "%llu,%llu,%llu", &ok, &bad, &at) == 3)
+            U.reloads_ok = ok, U.reloads_failed = bad, U.reload_time = at;
+        unsetenv("SHIPPER_RELOADS");
+    }
     const char *v = getenv("SHIPPER_UPGRADE_FD");
     if (!v) return;
     char *end;
@@ -618,8 +653,10 @@ int sp_upgrade_start(sp_daemon *d)
     U.d = d;
     uv_signal_init(&d->loop, &U.sig);
     uv_timer_init(&d->loop, &U.timer);
-    U.handles = 3;
+    uv_signal_init(&d->loop, &U.hup);
+    U.handles = 7;
     uv_signal_start(&U.sig, sp_upgrade_sig_cb, SIGUSR2);
+    uv_signal_start(&U.hup, sp_upgrade_sig_cb, SIGHUP);
     if (U.state != SP_UPG_TAKING) return 0;
     uint32_t ready[2] = {SP_UPG_VERSION, (uint32_t)getpid()};
     int rc = sp_upgrade_send(SP_UPG_READY, -1, ready, sizeof ready, NULL, 0);
@@ -661,6 +698,7 @@ void sp_upgrade_closed(sp_daemon *d)
     U.stash_tail = &U.stash;
     if (U.handles & 1) uv_close((uv_handle_t *)&U.sig, NULL);
     if (U.handles & 2) uv_close((uv_handle_t *)&U.timer, NULL);
+    if (U.handles & 4) uv_close((uv_handle_t *)&U.hup, NULL);
     U.handles = 0;
     const char *pf = d->service.pid_file;
     if (pf && *pf && U.state != SP_UPG_HANDING) { /* handed over: the new process writes it */
@@ -718,8 +756,14 @@ void sp_upgrade_metrics(sp_buf *out)
                   "# TYPE shipper_upgrade_connections_total counter\n"
                   "shipper_upgrade_connections_total{result=\"handed_over\"} %llu\n"
                   "shipper_upgrade_connections_total{result=\"adopted\"} %llu\n"
-                  "shipper_upgrade_connections_total{result=\"closed\"} %llu\n",
+                  "shipper_upgrade_connections_total{result=\"closed\"} %llu\n"
+                  "# TYPE shipper_config_reloads_total counter\n"
+                  "shipper_config_reloads_total{result=\"ok\"} %llu\n"
+                  "shipper_config_reloads_total{result=\"failed\"} %llu\n"
+                  "# TYPE shipper_config_last_reload_timestamp_seconds gauge\n"
+                  "shipper_config_last_reload_timestamp_seconds %llu\n",
                   (unsigned long long)U.failed, (unsigned long long)U.took_over,
                   (unsigned long long)U.sent, (unsigned long long)U.adopted,
-                  (unsigned long long)(U.refused + U.send_failed));
+                  (unsigned long long)(U.refused + U.send_failed), (unsigned long long)U.reloads_ok,
+                  (unsigned long long)U.reloads_failed, (unsigned long long)U.reload_time);
 }

@@ -18,10 +18,12 @@ Scenarios (each prints ok:/FAIL: lines and exits 1 on any failure):
           got its HELO from the old process answers it to the new one.
   tls     a TLS connection is closed gracefully (close_notify) after the frame it was reading
           is finished and acked; the client reconnects and loses nothing.
+  reload  SIGHUP with acked traffic: a changed config applied, a bad one refused (used by
+          test_reload.sh, once per ack mode).
   docker  used by test_upgrade_docker.sh: upgrades every --every seconds while --until FILE
           does not exist, --count upgrades at most.
 """
-import argparse, base64, ctypes, itertools, json, os, select, signal, socket, ssl, struct, sys
+import argparse, base64, ctypes, re, itertools, json, os, select, signal, socket, ssl, struct, sys
 import shutil, threading, time, urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -641,6 +643,84 @@ def scenario_docker(a):
         sh.kill_all()
 
 
+def scenario_reload(a):
+    """SIGHUP with acked traffic running: a changed config is applied by a new process (an
+    output added), a bad one is refused with its line named and the old process goes on, and
+    every acked record arrives once."""
+    T = a.dir
+    tcp = "127.0.0.1:%d" % a.port
+    sh = Shipper(a.shipper, a.conf, a.pidfile, T, "r")
+    try:
+        first = sh.wait_pidfile()
+        expect(first == sh.pid, "pid_file holds the first process's pid (%s)" % first)
+        senders = [Sender(tcp), Sender(tcp)]
+        for t in senders:
+            t.start()
+        time.sleep(0.5)
+        key_null = 'shipper_output_records_total{output="extra",result="delivered"}'
+        expect(metric(a.http, key_null) == 0, "before the reload there is no output `extra`")
+
+        log("a changed config")
+        good = open(a.conf).read()
+        changed = good + "  - {type: null, name: extra}\n"
+        open(a.conf, "w").write(changed)
+        before = sum(len(s.acked) for s in senders)
+        old = sh.pid
+        mark = sh.log_size()
+        os.kill(old, signal.SIGHUP)
+        new = sh.wait_pidfile(not_pid=old)
+        code = sh.wait_exit(old) if new else None
+        expect(new is not None and code == 0,
+               "SIGHUP: a new process took over (pid %s), the old one exited 0 (%s)" % (new, code))
+        sh.pid = new or sh.pid
+        expect(sh.log_has("received SIGHUP: reloading", since=mark), "the reload is logged")
+        time.sleep(0.7)
+        after = sum(len(s.acked) for s in senders)
+        expect(after > before, "the same connections go on being acked (%d -> %d)" % (before, after))
+        got = metric(a.http, key_null)
+        expect(got is not None and got > 0, "the added output runs (%s records)" % got)
+        expect(metric(a.http, 'shipper_config_reloads_total{result="ok"}') == 1,
+               "shipper_config_reloads_total{result=\"ok\"} is 1 in the new process")
+        at = metric(a.http, "shipper_config_last_reload_timestamp_seconds")
+        expect(at and abs(at - time.time()) < 60, "the last reload's time is exported (%s)" % at)
+
+        log("a bad config")
+        open(a.conf, "w").write(changed + "  - {type: elasticsearch, url: 42, bogus_key: 1}\n")
+        mark = sh.log_size()
+        before = sum(len(s.acked) for s in senders)
+        os.kill(sh.pid, signal.SIGHUP)
+        expect(sh.log_has("upgrade failed", since=mark), "the old process logged that it failed")
+        with open(sh.err_path, "rb") as f:
+            f.seek(mark)
+            text = f.read().decode(errors="replace")
+        expect(re.search(re.escape(a.conf) + r":\d+: ", text) is not None,
+               "the error names the file and line: %s" %
+               [l for l in text.splitlines() if a.conf in l][:1])
+        time.sleep(0.5)
+        after = sum(len(s.acked) for s in senders)
+        expect(sh.alive(sh.pid) and sh.read_pidfile() == sh.pid,
+               "the running process goes on (pid_file still %s)" % sh.read_pidfile())
+        expect(after > before, "records are still acked (%d -> %d)" % (before, after))
+        expect(metric(a.http, 'shipper_config_reloads_total{result="failed"}') == 1 and
+               metric(a.http, 'shipper_config_reloads_total{result="ok"}') == 1,
+               "shipper_config_reloads_total: ok 1, failed 1")
+        open(a.conf, "w").write(good)
+
+        for t in senders:
+            t.halt.set()
+        for t in senders:
+            t.join(30)
+        for i, t in enumerate(senders):
+            expect(t.error is None, "connection %d was never closed (%s; %d acked)"
+                   % (i, t.error, len(t.acked)))
+        code = sh.stop()
+        expect(code == 0, "the last process exits 0 on SIGTERM (%s)" % code)
+        docs = read_docs(os.path.join(T, "r.out"))
+        check_once(docs, [x for t in senders for x in t.acked], "reload")
+    finally:
+        sh.kill_all()
+
+
 def main():
     # The test's cleanup sends SIGTERM: leave through the finally blocks, which stop every
     # shipper of the lineage (the later ones are not the test's children).
@@ -666,6 +746,8 @@ def main():
         scenario_tls(a)
     elif a.scenario == "docker":
         scenario_docker(a)
+    elif a.scenario == "reload":
+        scenario_reload(a)
     else:
         sys.exit("unknown scenario " + a.scenario)
     sys.exit(1 if FAILS else 0)
