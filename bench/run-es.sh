@@ -63,7 +63,7 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$hport/readyz" >/dev/null 2>&
 
 metric() { curl -sf "http://127.0.0.1:$hport/metrics" | awk -v k="$1" '$1 == k { v = $2 } END { printf "%.0f\n", v + 0 }'; }
 
-t0=$(cpu_ticks "$pid"); s0=$(cpu_ticks "$sink")
+t0=$(cpu_ticks "$pid"); s0=$(cpu_ticks "$sink"); f0=$(minor_faults "$pid")
 "$SHIPPER_BENCH" forward --addr "127.0.0.1:$port" --mode "$mode" --records "$records" \
     --conns "$conns" --quiet --stamp-file "$tmp/stamp" ${gen_args[@]+"${gen_args[@]}"} >/dev/null
 key='shipper_output_records_total{output="elasticsearch",result="delivered"}'
@@ -78,13 +78,13 @@ while :; do
     fi
     sleep 0.01
 done
-t1=$(cpu_ticks "$pid"); s1=$(cpu_ticks "$sink")
+t1=$(cpu_ticks "$pid"); s1=$(cpu_ticks "$sink"); f1=$(minor_faults "$pid")
 hwm=$(peak_rss_kb)
 enc=$(metric 'shipper_es_bytes_total{output="elasticsearch",stage="encoded"}')
 sent=$(metric 'shipper_es_bytes_total{output="elasticsearch",stage="sent"}')
 read -r first _ <"$tmp/stamp"
 awk -v m="$mode/$comp/$items" -v n="$records" -v a="$first" -v b="$t_done" -v tk=$((t1 - t0)) \
-    -v sk=$((s1 - s0)) -v hz="$(getconf CLK_TCK)" -v kb="$hwm" -v enc="$enc" -v sent="$sent" 'BEGIN {
+    -v sk=$((s1 - s0)) -v hz="$(getconf CLK_TCK)" -v kb="$hwm" -v enc="$enc" -v sent="$sent" -v pf=$((f1 - f0)) 'BEGIN {
     t = (b - a) / 1e9; c = tk / hz
-    printf "es/%s: %d records in %.3f s = %.0f rec/s; shipper CPU %.2f s = %.2f CPU-s per million; peak RSS %.1f MB; sent %.0f MB (encoded %.0f MB); sink CPU %.2f s\n",
-        m, n, t, n / t, c, c / (n / 1e6), kb / 1024, sent / 1e6, enc / 1e6, sk / hz }'
+    printf "es/%s: %d records in %.3f s = %.0f rec/s; shipper CPU %.2f s = %.2f CPU-s per million; peak RSS %.1f MB; page faults %.0f k; sent %.0f MB (encoded %.0f MB); sink CPU %.2f s\n",
+        m, n, t, n / t, c, c / (n / 1e6), kb / 1024, pf / 1e3, sent / 1e6, enc / 1e6, sk / hz }'

@@ -87,7 +87,7 @@ for _ in $(seq 100); do
 done
 
 
-ticks0=$(cpu_ticks)
+ticks0=$(cpu_ticks); faults0=$(minor_faults)
 "$SHIPPER_BENCH" forward --addr "127.0.0.1:$port" --mode message --records "$records" \
     --conns "$conns" --containers "$containers" --quiet --stamp-file "$tmp/stamp" \
     ${gen_args[@]+"${gen_args[@]}"} >"$tmp/gen.out" 2>"$tmp/gen.err" ||
@@ -107,7 +107,7 @@ while :; do
     fi
     sleep 0.01
 done
-ticks1=$(cpu_ticks)
+ticks1=$(cpu_ticks); faults1=$(minor_faults)
 hwm_kb=$(peak_rss_kb)
 read -r t_first _ <"$tmp/stamp"
 kill -TERM "$pid"; wait "$pid" || true; pid=
@@ -119,9 +119,9 @@ total=$(sed -n 's/.*total=\([0-9]*\).*/\1/p' "$tmp/reply")
 echo quit >"$tmp/ctl"
 
 awk -v label="$compression" -v n="$records" -v t0="$t_first" -v t1="$t_done" \
-    -v ticks="$((ticks1 - ticks0))" -v hz="$(getconf CLK_TCK)" -v kb="$hwm_kb" 'BEGIN {
+    -v ticks="$((ticks1 - ticks0))" -v hz="$(getconf CLK_TCK)" -v kb="$hwm_kb" -v pf=$((faults1 - faults0)) 'BEGIN {
         t = (t1 - t0) / 1e9
         cpu = ticks / hz
-        printf "kafka/%s: %d records in %.3f s = %.0f rec/s; shipper CPU %.2f s = %.2f CPU-s per million; peak RSS %.1f MB\n",
-            label, n, t, n / t, cpu, cpu / (n / 1e6), kb / 1024
+        printf "kafka/%s: %d records in %.3f s = %.0f rec/s; shipper CPU %.2f s = %.2f CPU-s per million; peak RSS %.1f MB; page faults %.0f k\n",
+            label, n, t, n / t, cpu, cpu / (n / 1e6), kb / 1024, pf / 1e3
     }'
