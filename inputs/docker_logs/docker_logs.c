@@ -22,7 +22,6 @@
 #include "meta.h"
 #include "offsets.h"
 #include "record.h"
-#include "router.h"
 
 static const char *const sp__read_from[] = {"end", "start", NULL};
 
@@ -126,7 +125,7 @@ static void sp__cont_freed(uv_handle_t *h)
 static void sp__cont_free(sp_dl *s, sp_dl_cont *c)
 {
     for (int i = 0; i < 3; i++) {
-        if (c->join[i].active) sp_router_hold(s->in->router, -(int64_t)c->join[i].text.len);
+        if (c->join[i].active) sp_input_hold(s->in, -(int64_t)c->join[i].text.len);
         sp_buf_free(&c->join[i].text);
         sp_buf_free(&c->join[i].attrs);
     }

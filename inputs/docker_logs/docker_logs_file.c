@@ -23,7 +23,6 @@
 #include "jsonfile.h"
 #include "log.h"
 #include "record.h"
-#include "router.h"
 
 /* ---- files ---- */
 
@@ -223,15 +222,8 @@ static void sp__emit(sp_dl *s, sp_dl_cont *c, sp_dl_file *f, sp_record *r, uint6
     r->container_id = sp_slice_make(c->id, 64);
     r->container_name = sp_slice_make(c->tag + c->prefix_len, c->tag_len - c->prefix_len);
     r->prec = 9;
-    if (!s->chunk) {
-        s->chunk = sp_router_chunk(s->in->router, sp_slice_make(c->tag, c->tag_len));
-        s->chunk_before = s->chunk->data.len;
-        s->chunk_n = 0;
-    }
-    sp_record_write(&s->chunk->data, r);
-    s->chunk_n++;
-    s->in->records++;
-    if (s->chunk->data.len >= s->in->router->chunk_size) sp_dl_batch_end(s, c, f);
+    sp_input_batch_add(s->in, &s->batch, sp_slice_make(c->tag, c->tag_len), r);
+    if (sp_input_batch_full(s->in, &s->batch)) sp_dl_batch_end(s, c, f);
 }
 
 static const sp_slice sp__streams[3] = {SP_SLICE_LIT("stdout"), SP_SLICE_LIT("stderr"),
@@ -253,7 +245,7 @@ void sp_dl_join_emit(sp_dl *s, sp_dl_cont *c, sp_dl_file *f, int idx, uint32_t f
     if (flags & SP_REC_SPLIT) s->splits++;
     if (flags & SP_REC_INCOMPLETE) s->incomplete++;
     sp__emit(s, c, f ? f : j->file, &r, j->idfp, j->off);
-    sp_router_hold(s->in->router, -(int64_t)j->text.len);
+    sp_input_hold(s->in, -(int64_t)j->text.len);
     j->text.len = 0;
 }
 
@@ -282,7 +274,7 @@ static void sp__line(sp_dl *s, sp_dl_cont *c, sp_dl_file *f, const char *p, size
             j->nattrs = l.nattrs;
         }
         sp_buf_append(&j->text, l.log.base, l.log.len);
-        sp_router_hold(s->in->router, (int64_t)l.log.len);
+        sp_input_hold(s->in, (int64_t)l.log.len);
         if (!l.partial)
             sp_dl_join_emit(s, c, f, idx, 0);
         else if (j->text.len >= s->conf->max_line_size)

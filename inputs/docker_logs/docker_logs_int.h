@@ -14,7 +14,7 @@
 #include "log.h"
 #include "offsets.h"
 #include "record.h"
-#include "router.h"
+#include "input.h"
 
 enum { SP_FROM_END, SP_FROM_START };
 
@@ -114,10 +114,8 @@ typedef struct sp_dl {
     int state_dirty, rescan_soon;
     uint64_t last_scan_ms, last_save_ms;
     uint64_t nwatch;
-    /* the chunk being appended to while one file's lines are processed */
-    sp_chunk *chunk;
-    size_t chunk_before;
-    uint32_t chunk_n;
+    /* the records appended while one file's lines are processed, committed together */
+    sp_input_batch batch;
     /* metrics */
     uint64_t nfiles, lines, bytes_read, rotations, truncations, splits, incomplete;
     uint64_t lost_files; /* saved files deleted before they were read to the end */

@@ -16,13 +16,11 @@
 #include "forward_proto.h"
 #include "forward_tls.h"
 #include "forward_record.h"
-#include "listenfds.h"
+#include "input.h"
 #include "log.h"
 #include "meta.h"
 #include "mp.h"
 #include "partial.h"
-#include "router.h"
-#include "upgrade.h"
 
 enum { SP_ACK_ACCEPTED, SP_ACK_DURABLE, SP_ACK_DELIVERED };
 
@@ -246,11 +244,13 @@ static void sp__ackwait_cb(sp_chunk_watch *w, sp_chunk *chunk, int delivered)
     sp_fwd_ackwait_put(r->a);
 }
 
-/* Adds the chunk a record of the frame was just appended to, unless it is the one before. */
-static void sp__ackwait_follow(sp_fwd_conn *c, sp_chunk *chunk)
+/* The watcher for the chunk a record of the frame was just appended to, unless the frame's
+ * watcher is on that chunk already (an sp_input_watch_fn). */
+static sp_chunk_watch *sp__ackwait_follow(void *ctx, sp_chunk *chunk)
 {
+    sp_fwd_conn *c = ctx;
     sp_ackwait *a = c->frame_wait;
-    if (!a || (a->last && a->last->chunk == chunk)) return;
+    if (!a || (a->last && a->last->chunk == chunk)) return NULL;
     sp_fwd_ackref *r = &a->first;
     if (a->last) { /* a frame over chunks: one allocation per further chunk, not per record */
         r = sp_calloc(1, sizeof *r);
@@ -263,7 +263,7 @@ static void sp__ackwait_follow(sp_fwd_conn *c, sp_chunk *chunk)
     r->w.durable = c->srv->conf->ack == SP_ACK_DURABLE;
     a->last = r;
     a->pending++;
-    sp_chunk_watch_add(chunk, &r->w);
+    return &r->w;
 }
 
 /* The frame gets no ack (it was refused): detach from its chunks and free it. */
@@ -281,14 +281,7 @@ static void sp_fwd_ackwait_cancel(sp_ackwait *a)
 
 static void sp__append(sp_fwd_conn *conn, sp_slice tag, const sp_record *r)
 {
-    sp_fwd_server *s = conn->srv;
-    sp_router *rt = s->in->router;
-    sp_chunk *c = sp_router_chunk(rt, tag);
-    size_t before = c->data.len;
-    sp_record_write(&c->data, r);
-    s->in->records++;
-    sp__ackwait_follow(conn, c); /* before commit: commit may close and release the chunk */
-    sp_router_commit(rt, c, before, 1);
+    sp_input_append(conn->srv->in, tag, r, sp__ackwait_follow, conn);
 }
 
 static void sp__joined(void *ctx, sp_slice tag, const sp_record *r)
@@ -355,7 +348,7 @@ static int sp__entry(void *ctx, const sp_fwd_entry *e)
     if (part.is_partial) {
         size_t held = c->joiner.held;
         sp_joiner_add(&c->joiner, e->tag, &r, part.id, part.ordinal, part.last, c->now_ms);
-        sp_router_hold(s->in->router, (int64_t)c->joiner.held - (int64_t)held);
+        sp_input_hold(s->in, (int64_t)c->joiner.held - (int64_t)held);
         return len;
     }
     if (r.message.len > c->joiner.max_line) {
@@ -381,7 +374,7 @@ static void sp__frame_ack(void *ctx, sp_slice chunk)
     /* Close the frame's open chunks now rather than at flush_interval: the client waits for this
      * ack. The frame's own reference keeps the waiter while chunks answer during the loop. */
     for (sp_fwd_ackref *r = &a->first; r; r = r->next)
-        if (r->chunk && r->chunk->tagent) sp_router_close_chunk(c->srv->in->router, r->chunk);
+        if (r->chunk) sp_input_flush_chunk(c->srv->in, r->chunk);
     /* A frame with no record in a chunk (only pieces of a line still being joined) is answered
      * here: the client sends the line's next piece only after this ack. */
     sp_fwd_ackwait_put(a);
@@ -717,7 +710,7 @@ static void sp__conn_close(sp_fwd_conn *c, const char *reason, const char *detai
     /* Lines whose last piece will never come on this connection: ship what there is. */
     size_t held = c->joiner.held;
     sp_joiner_expire(&c->joiner, c->now_ms, 1);
-    sp_router_hold(s->in->router, -(int64_t)held);
+    sp_input_hold(s->in, -(int64_t)held);
     sp_joiner_free(&c->joiner);
     /* Acks still waiting have no one to go to; the records stay on their way. Each waiter is
      * freed by its last reference: its last chunk answering, or the end of the frame being
@@ -923,7 +916,7 @@ static int sp__start(sp_input *in)
     memcpy(&s->nonce, h, sizeof s->nonce);
     const char *why;
     if (sp_addr_parse(conf->listen, &s->addr, &why)) return -EINVAL;
-    int rc, fd = sp_listenfds_take(&s->addr);
+    int rc, fd = sp_input_inherited_fd(in, &s->addr);
     if (fd >= 0) { /* already bound and listening: systemd socket activation */
         if (s->addr.is_unix) {
             uv_pipe_init(in->loop, &s->l.pipe, 0);
@@ -1000,7 +993,7 @@ static void sp__tick(sp_input *in, uint64_t now)
         if (c->joiner.held || !sp_list_empty(&c->joiner.pending)) {
             size_t held = c->joiner.held;
             sp_joiner_expire(&c->joiner, now, 0);
-            sp_router_hold(in->router, (int64_t)c->joiner.held - (int64_t)held);
+            sp_input_hold(in, (int64_t)c->joiner.held - (int64_t)held);
         }
         if (s->paused || s->handover) continue;
         if (c->pend.len && now - c->frame_ms > s->conf->idle_timeout)
@@ -1175,7 +1168,7 @@ static void sp_fwd_handover_conn(sp_fwd_conn *c)
     }
     sp_buf_append(&st, c->pend.base, c->pend.len);
     uv_os_fd_t fd;
-    if (uv_fileno(&c->h.handle, &fd) || sp_upgrade_send_conn("forward", fd, st.base, st.len))
+    if (uv_fileno(&c->h.handle, &fd) || sp_input_handover(s->in, fd, st.base, st.len))
         s->ho_closed++;
     else
         s->ho_sent++;
