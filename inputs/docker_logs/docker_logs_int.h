@@ -52,7 +52,7 @@ typedef struct sp_dl_file {
     int skipping;  /* inside an overlong line: drop bytes up to the next '\n' */
     int done;      /* rotated away and read to its end */
     gzFile gz;     /* a rotation Docker compressed before we opened it: read through zlib */
-    uint64_t idfp; /* hash of its first line: names its records (sp__file_idfp) */
+    uint64_t idfp; /* hash of its first line: names its records (sp_dl_file_idfp) */
     int idfp_set;
     uint32_t gen; /* bumped on truncation: older watchers no longer move `committed` */
     uint64_t committed;

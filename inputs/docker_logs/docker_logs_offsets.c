@@ -15,9 +15,9 @@
 #include "log.h"
 #include "offsets.h"
 
-static void sp__watch_cb(sp_chunk_watch *cw, sp_chunk *ch, int delivered);
+static void sp_dl_offsets_watch_cb(sp_chunk_watch *cw, sp_chunk *ch, int delivered);
 
-static uint64_t sp__safe_offset(sp_dl_cont *c, sp_dl_file *f)
+static uint64_t sp_dl_offsets_safe(sp_dl_cont *c, sp_dl_file *f)
 {
     uint64_t off = f->line_off;
     for (int i = 0; i < 3; i++)
@@ -34,12 +34,12 @@ typedef struct {
 
 /* The watcher that carries the file offset the appended records end at: the file's last one,
  * moved further, when it is on the same chunk; else a new one (an sp_input_watch_fn). */
-static sp_chunk_watch *sp__batch_watch(void *ctx, sp_chunk *ch)
+static sp_chunk_watch *sp_dl_offsets_batch_watch(void *ctx, sp_chunk *ch)
 {
     sp_dl_batch_ctx *x = ctx;
     sp_dl *s = x->s;
     sp_dl_file *f = x->f;
-    uint64_t end = sp__safe_offset(x->c, f);
+    uint64_t end = sp_dl_offsets_safe(x->c, f);
     sp_dl_watch *last =
         sp_list_empty(&f->watches) ? NULL : sp_list_entry(f->watches.prev, sp_dl_watch, link);
     /* (Not a watcher already told how much of the chunk it waits for: see sp_chunk_watch.) */
@@ -49,7 +49,7 @@ static sp_chunk_watch *sp__batch_watch(void *ctx, sp_chunk *ch)
         return NULL;
     }
     sp_dl_watch *w = sp_calloc(1, sizeof *w);
-    w->w.cb = sp__watch_cb;
+    w->w.cb = sp_dl_offsets_watch_cb;
     /* With the spool, a line is safe once its chunk is on disk (the spool replays it), so the
      * offset may move then; without it, only once every output has it. */
     w->w.durable = sp_input_spool_on(s->in);
@@ -67,7 +67,7 @@ void sp_dl_batch_end(sp_dl *s, sp_dl_cont *c, sp_dl_file *f)
 {
     /* Without a file (a joined line whose file is gone) there is no offset to move. */
     sp_dl_batch_ctx x = {s, c, f};
-    sp_input_batch_commit(s->in, &s->batch, f ? sp__batch_watch : NULL, &x);
+    sp_input_batch_commit(s->in, &s->batch, f ? sp_dl_offsets_batch_watch : NULL, &x);
 }
 
 const sp_offset *sp_dl_saved(sp_dl *s, const char *id)
@@ -115,7 +115,7 @@ void sp_dl_save(sp_dl *s)
     s->last_save_ms = uv_now(s->in->loop);
 }
 
-static void sp__watch_cb(sp_chunk_watch *cw, sp_chunk *ch, int delivered)
+static void sp_dl_offsets_watch_cb(sp_chunk_watch *cw, sp_chunk *ch, int delivered)
 {
     sp_dl_watch *w = sp_list_entry(cw, sp_dl_watch, w);
     sp_dl_file *f = w->f;

@@ -52,7 +52,7 @@ static void sp_fwd_handover_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf
 
 /* After the close_notify: what the client still sends is dropped (it gets no ack for it and
  * resends it to the new process); its close ends the connection. */
-static void sp_fwd_bye_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+static void sp_fwd_handover_bye_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     if (nread < 0) sp_fwd_conn_close(st->data, NULL, NULL);
 }
@@ -60,7 +60,7 @@ static void sp_fwd_bye_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *b
 void sp_fwd_handover_reading(sp_fwd_conn *c)
 {
     if (c->tls_bye) {
-        uv_read_start(&c->h.stream, sp_fwd_conn_alloc_cb, sp_fwd_bye_read_cb);
+        uv_read_start(&c->h.stream, sp_fwd_conn_alloc_cb, sp_fwd_handover_bye_read_cb);
     } else if (sp_fwd_handover_finished(c)) {
         c->reading = 0;
     } else {
@@ -68,7 +68,7 @@ void sp_fwd_handover_reading(sp_fwd_conn *c)
     }
 }
 
-static void sp_fwd_shutdown_cb(uv_shutdown_t *req, int status)
+static void sp_fwd_handover_shutdown_cb(uv_shutdown_t *req, int status)
 {
     free(req);
 }
@@ -90,7 +90,7 @@ static void sp_fwd_handover_bye(sp_fwd_conn *c)
     sp_fwd_tls_pending(c->tls, out);
     if (out->len) sp_fwd_ack_send(c, out->base, out->len);
     uv_shutdown_t *req = sp_malloc(sizeof *req);
-    if (uv_shutdown(req, &c->h.stream, sp_fwd_shutdown_cb)) free(req);
+    if (uv_shutdown(req, &c->h.stream, sp_fwd_handover_shutdown_cb)) free(req);
     if (c->reading) uv_read_stop(&c->h.stream);
     c->reading = 1;
     sp_fwd_handover_reading(c);
@@ -191,7 +191,7 @@ void sp_fwd_handover_begin(sp_fwd_server *s)
 }
 
 /* Whether the old listener `listen` is this server's: the same text, or the same address. */
-static int sp_fwd_same_listener(const sp_fwd_server *s, const char *listen, size_t len)
+static int sp_fwd_handover_same_listener(const sp_fwd_server *s, const char *listen, size_t len)
 {
     if (strlen(s->conf->listen) == len && memcmp(s->conf->listen, listen, len) == 0) return 1;
     char buf[512];
@@ -221,7 +221,7 @@ int sp_fwd_handover_adopt(sp_input *in, int fd, const uint8_t *st, size_t len)
         return -EPROTO;
     size_t ll = (size_t)(st[2] | st[3] << 8), off = 4 + ll;
     int flags = st[1];
-    if (!sp_fwd_same_listener(s, (const char *)st + 4, ll)) return -ENOENT;
+    if (!sp_fwd_handover_same_listener(s, (const char *)st + 4, ll)) return -ENOENT;
     if (!(flags & SP_FWD_HO_AUTHED) && len < off + 32) return -EPROTO;
     const char *why = NULL;
     if (s->tls)
