@@ -1,12 +1,20 @@
-/* The input interface: a source of records (forward listener, json-file tailer). */
+/*
+ * The input interface: a source of records (forward listener, json-file tailer). Part of the
+ * plugin SDK (docs/architecture.md, "The plugin SDK"): an input sees this header, output.h,
+ * chunk.h, record.h, config.h and the leaf utilities, never the core's own headers. It appends
+ * records with sp_input_append (or a batch), and calls back sp_input_error / sp_input_closed.
+ */
 #ifndef SP_INPUT_H
 #define SP_INPUT_H
 
 #include <stdint.h>
 #include <uv.h>
 
+#include "addr.h"
+#include "chunk.h"
 #include "config.h"
 #include "list.h"
+#include "record.h"
 
 typedef struct sp_input sp_input;
 struct sp_router;
@@ -71,5 +79,62 @@ struct sp_input {
 void sp_input_error(sp_input *in, const char *reason);
 /** The input's handles are all closed (stop is complete). */
 void sp_input_closed(sp_input *in);
+
+/* ---- appending records ---- */
+
+/**
+ * Picks the watcher to attach to chunk `c`, which the records just appended went to, or returns
+ * NULL for none (e.g. the input's watcher from the record before is on `c` already). Called
+ * before the records are committed: a commit may close and release the chunk at once, and the
+ * watcher must be on it by then.
+ */
+typedef sp_chunk_watch *(*sp_input_watch_fn)(void *ctx, sp_chunk *c);
+
+/**
+ * Appends one record to the open chunk of `tag` (created if there is none), attaches the watcher
+ * `watch(ctx, chunk)` picks (`watch` may be NULL) and commits it; counts it in in->records.
+ */
+void sp_input_append(sp_input *in, sp_slice tag, const sp_record *r, sp_input_watch_fn watch,
+                     void *ctx);
+
+/**
+ * Several records of one tag appended with one commit (the json-file input writes a file's
+ * lines so): sp_input_batch_add each record, then sp_input_batch_commit. A batch commits once
+ * its chunk is full (sp_input_batch_full) and before the input returns to the loop.
+ */
+typedef struct {
+    sp_chunk *chunk; /* NULL: nothing appended since the last commit */
+    size_t before;   /* the chunk's length before the batch */
+    uint32_t nrecords;
+} sp_input_batch;
+
+/** Appends `r` to the batch (the first record opens it on the open chunk of `tag`; later
+ * records of the batch go to the same chunk, whatever `tag` they pass). */
+void sp_input_batch_add(sp_input *in, sp_input_batch *b, sp_slice tag, const sp_record *r);
+/** The batch's chunk has reached buffer.chunk_size: commit now. */
+int sp_input_batch_full(const sp_input *in, const sp_input_batch *b);
+/** Attaches the watcher `watch` picks (as in sp_input_append) and commits the batch; nothing
+ * when the batch is empty. The batch is empty again after. */
+void sp_input_batch_commit(sp_input *in, sp_input_batch *b, sp_input_watch_fn watch, void *ctx);
+
+/**
+ * An ack waits on chunk `c` (a watcher of this input is on it): make it answerable soon rather
+ * than at flush_interval (see sp_chunk_watch's `upto`). Nothing when `c` is closed already.
+ */
+void sp_input_flush_chunk(sp_input *in, sp_chunk *c);
+/** Adjusts the bytes the input holds outside chunks (e.g. partial lines being joined): they
+ * count against buffer.memory_limit like chunks do. */
+void sp_input_hold(sp_input *in, int64_t delta);
+/** buffer.spool is on: chunks are durable once written and fsynced, before their delivery. */
+int sp_input_spool_on(const sp_input *in);
+
+/* ---- restarts and upgrades (docs/deploy.md) ---- */
+
+/** The inherited listening socket bound to `a` (socket activation, upgrade), or -1: bind it. */
+int sp_input_inherited_fd(sp_input *in, const sp_addr *a);
+/** In `stop`, when in->handover_ms is set: gives connection `fd` with the `state` the next
+ * process's `adopt` reads to that process. 0 or a negative errno; the caller closes its own
+ * handle either way. */
+int sp_input_handover(sp_input *in, int fd, const void *state, size_t len);
 
 #endif

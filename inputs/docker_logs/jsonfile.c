@@ -15,15 +15,15 @@
 typedef struct {
     const char *p, *end;
     char *out; /* scratch write position: unescaped text is never longer than its source */
-} sp__jf;
+} sp_jsonfile_cur;
 
-static void sp__ws(sp__jf *j)
+static void sp_jsonfile_ws(sp_jsonfile_cur *j)
 {
     while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\r' || *j->p == '\n'))
         j->p++;
 }
 
-static int sp__hex4(const char *p, uint32_t *v)
+static int sp_jsonfile_hex4(const char *p, uint32_t *v)
 {
     uint32_t x = 0;
     for (int i = 0; i < 4; i++) {
@@ -42,7 +42,7 @@ static int sp__hex4(const char *p, uint32_t *v)
     return 0;
 }
 
-static char *sp__utf8(char *o, uint32_t cp)
+static char *sp_jsonfile_utf8(char *o, uint32_t cp)
 {
     if (cp < 0x80) {
         *o++ = (char)cp;
@@ -63,7 +63,7 @@ static char *sp__utf8(char *o, uint32_t cp)
 }
 
 /* One escape at j->p (just past the backslash) written to o; advances. NULL on a bad escape. */
-static char *sp__escape(sp__jf *j, char *o)
+static char *sp_jsonfile_escape(sp_jsonfile_cur *j, char *o)
 {
     if (j->p >= j->end) return NULL;
     char c = *j->p++;
@@ -98,12 +98,12 @@ static char *sp__escape(sp__jf *j, char *o)
         return NULL;
     }
     uint32_t cp, lo;
-    if (j->end - j->p < 4 || sp__hex4(j->p, &cp)) return NULL;
+    if (j->end - j->p < 4 || sp_jsonfile_hex4(j->p, &cp)) return NULL;
     j->p += 4;
     if (cp >= 0xd800 && cp <= 0xdbff) {
         /* A high surrogate makes a character only with the low one right after it. */
-        if (j->end - j->p >= 6 && j->p[0] == '\\' && j->p[1] == 'u' && !sp__hex4(j->p + 2, &lo) &&
-            lo >= 0xdc00 && lo <= 0xdfff) {
+        if (j->end - j->p >= 6 && j->p[0] == '\\' && j->p[1] == 'u' &&
+            !sp_jsonfile_hex4(j->p + 2, &lo) && lo >= 0xdc00 && lo <= 0xdfff) {
             j->p += 6;
             cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
         } else {
@@ -112,14 +112,14 @@ static char *sp__escape(sp__jf *j, char *o)
     } else if (cp >= 0xdc00 && cp <= 0xdfff) {
         cp = 0xfffd;
     }
-    return sp__utf8(o, cp);
+    return sp_jsonfile_utf8(o, cp);
 }
 
 /*
  * A string at j->p (the opening quote). With `nl` set, a value ending in an escaped newline has
  * it removed and *nl set, which lets "text\n" come back in place.
  */
-static int sp__str(sp__jf *j, sp_slice *s, int *nl)
+static int sp_jsonfile_str(sp_jsonfile_cur *j, sp_slice *s, int *nl)
 {
     if (j->p >= j->end || *j->p != '"') return SP_JF_ECORRUPT;
     const char *start = ++j->p, *end = j->end;
@@ -155,7 +155,7 @@ static int sp__str(sp__jf *j, sp_slice *s, int *nl)
         memcpy(o, p, (size_t)(bs - p));
         o += bs - p;
         j->p = bs + 1;
-        if (!(o = sp__escape(j, o))) return SP_JF_ECORRUPT;
+        if (!(o = sp_jsonfile_escape(j, o))) return SP_JF_ECORRUPT;
         p = j->p;
         bs = memchr(p, '\\', (size_t)(end - p));
         q = memchr(p, '"', (size_t)((bs ? bs : end) - p));
@@ -174,35 +174,35 @@ static int sp__str(sp__jf *j, sp_slice *s, int *nl)
     return 0;
 }
 
-static int sp__skip(sp__jf *j, int depth)
+static int sp_jsonfile_skip(sp_jsonfile_cur *j, int depth)
 {
     if (depth > SP_JF_MAX_DEPTH) return SP_JF_ECORRUPT;
-    sp__ws(j);
+    sp_jsonfile_ws(j);
     if (j->p >= j->end) return SP_JF_ECORRUPT;
     char c = *j->p;
     if (c == '"') {
         char *save = j->out;
         sp_slice s;
-        int rc = sp__str(j, &s, NULL);
+        int rc = sp_jsonfile_str(j, &s, NULL);
         j->out = save; /* skipped strings need no room */
         return rc;
     }
     if (c == '{' || c == '[') {
         char close = c == '{' ? '}' : ']';
         j->p++;
-        sp__ws(j);
+        sp_jsonfile_ws(j);
         if (j->p < j->end && *j->p == close) {
             j->p++;
             return 0;
         }
         for (;;) {
             if (c == '{') {
-                if (sp__skip(j, depth + 1)) return SP_JF_ECORRUPT; /* the key */
-                sp__ws(j);
+                if (sp_jsonfile_skip(j, depth + 1)) return SP_JF_ECORRUPT; /* the key */
+                sp_jsonfile_ws(j);
                 if (j->p >= j->end || *j->p++ != ':') return SP_JF_ECORRUPT;
             }
-            if (sp__skip(j, depth + 1)) return SP_JF_ECORRUPT;
-            sp__ws(j);
+            if (sp_jsonfile_skip(j, depth + 1)) return SP_JF_ECORRUPT;
+            sp_jsonfile_ws(j);
             if (j->p >= j->end) return SP_JF_ECORRUPT;
             if (*j->p == close) {
                 j->p++;
@@ -218,32 +218,32 @@ static int sp__skip(sp__jf *j, int depth)
     return j->p > s ? 0 : SP_JF_ECORRUPT;
 }
 
-static int sp__attrs(sp__jf *j, sp_buf *attrs, uint32_t *n)
+static int sp_jsonfile_attrs(sp_jsonfile_cur *j, sp_buf *attrs, uint32_t *n)
 {
-    sp__ws(j);
-    if (j->p >= j->end || *j->p != '{') return sp__skip(j, 1); /* not an object: ignored */
+    sp_jsonfile_ws(j);
+    if (j->p >= j->end || *j->p != '{') return sp_jsonfile_skip(j, 1); /* not an object: ignored */
     j->p++;
-    sp__ws(j);
+    sp_jsonfile_ws(j);
     if (j->p < j->end && *j->p == '}') {
         j->p++;
         return 0;
     }
     for (;;) {
         sp_slice k, v;
-        sp__ws(j);
-        if (sp__str(j, &k, NULL)) return SP_JF_ECORRUPT;
-        sp__ws(j);
+        sp_jsonfile_ws(j);
+        if (sp_jsonfile_str(j, &k, NULL)) return SP_JF_ECORRUPT;
+        sp_jsonfile_ws(j);
         if (j->p >= j->end || *j->p++ != ':') return SP_JF_ECORRUPT;
-        sp__ws(j);
+        sp_jsonfile_ws(j);
         if (j->p < j->end && *j->p == '"') {
-            if (sp__str(j, &v, NULL)) return SP_JF_ECORRUPT;
+            if (sp_jsonfile_str(j, &v, NULL)) return SP_JF_ECORRUPT;
             sp_mp_put_str(attrs, k.base, k.len);
             sp_mp_put_str(attrs, v.base, v.len);
             (*n)++;
-        } else if (sp__skip(j, 2)) {
+        } else if (sp_jsonfile_skip(j, 2)) {
             return SP_JF_ECORRUPT;
         }
-        sp__ws(j);
+        sp_jsonfile_ws(j);
         if (j->p >= j->end) return SP_JF_ECORRUPT;
         if (*j->p == '}') {
             j->p++;
@@ -253,7 +253,7 @@ static int sp__attrs(sp__jf *j, sp_buf *attrs, uint32_t *n)
     }
 }
 
-static int sp__digits(const char *p, int n, uint32_t *v)
+static int sp_jsonfile_digits(const char *p, int n, uint32_t *v)
 {
     uint32_t x = 0;
     for (int i = 0; i < n; i++) {
@@ -265,7 +265,7 @@ static int sp__digits(const char *p, int n, uint32_t *v)
 }
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm). */
-static int64_t sp__days(int64_t y, uint32_t m, uint32_t d)
+static int64_t sp_jsonfile_days(int64_t y, uint32_t m, uint32_t d)
 {
     y -= m <= 2;
     int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -278,10 +278,10 @@ static int64_t sp__days(int64_t y, uint32_t m, uint32_t d)
 int sp_rfc3339_parse(const char *s, size_t len, uint64_t *sec, uint32_t *nsec)
 {
     uint32_t y, mo, d, h, mi, se, frac = 0;
-    if (len < 20 || sp__digits(s, 4, &y) || s[4] != '-' || sp__digits(s + 5, 2, &mo) ||
-        s[7] != '-' || sp__digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') ||
-        sp__digits(s + 11, 2, &h) || s[13] != ':' || sp__digits(s + 14, 2, &mi) || s[16] != ':' ||
-        sp__digits(s + 17, 2, &se))
+    if (len < 20 || sp_jsonfile_digits(s, 4, &y) || s[4] != '-' ||
+        sp_jsonfile_digits(s + 5, 2, &mo) || s[7] != '-' || sp_jsonfile_digits(s + 8, 2, &d) ||
+        (s[10] != 'T' && s[10] != 't') || sp_jsonfile_digits(s + 11, 2, &h) || s[13] != ':' ||
+        sp_jsonfile_digits(s + 14, 2, &mi) || s[16] != ':' || sp_jsonfile_digits(s + 17, 2, &se))
         return SP_JF_ECORRUPT;
     if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) return SP_JF_ECORRUPT;
     size_t i = 19;
@@ -298,13 +298,14 @@ int sp_rfc3339_parse(const char *s, size_t len, uint64_t *sec, uint32_t *nsec)
         off = 0;
     } else if (i + 6 == len && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
         uint32_t oh, om;
-        if (sp__digits(s + i + 1, 2, &oh) || sp__digits(s + i + 4, 2, &om) || oh > 23 || om > 59)
+        if (sp_jsonfile_digits(s + i + 1, 2, &oh) || sp_jsonfile_digits(s + i + 4, 2, &om) ||
+            oh > 23 || om > 59)
             return SP_JF_ECORRUPT;
         off = (int64_t)(oh * 3600 + om * 60) * (s[i] == '+' ? 1 : -1);
     } else {
         return SP_JF_ECORRUPT;
     }
-    int64_t t = sp__days(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - off;
+    int64_t t = sp_jsonfile_days(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - off;
     if (t < 0) return SP_JF_ECORRUPT;
     /* 9999-12-31 with a negative offset: past the last writable second, clamped like any time */
     *sec = (uint64_t)t < SP_TIME_MAX_SEC ? (uint64_t)t : SP_TIME_MAX_SEC;
@@ -318,47 +319,48 @@ int sp_jsonfile_parse(const char *line, size_t len, sp_jsonfile_line *out, sp_bu
     scratch->len = 0;
     attrs->len = 0;
     sp_buf_reserve(scratch, len + 1);
-    sp__jf j = {line, line + len, scratch->base};
+    sp_jsonfile_cur j = {line, line + len, scratch->base};
     int have_log = 0, have_time = 0;
     out->log = out->stream = SP_SLICE_NULL;
     out->partial = 0;
     out->nattrs = 0;
     out->sec = 0;
     out->nsec = 0;
-    sp__ws(&j);
+    sp_jsonfile_ws(&j);
     if (j.p >= j.end || *j.p++ != '{') return SP_JF_ECORRUPT;
-    sp__ws(&j);
+    sp_jsonfile_ws(&j);
     if (j.p < j.end && *j.p == '}') return SP_JF_ECORRUPT;
     for (;;) {
         sp_slice k, v;
-        sp__ws(&j);
-        if (sp__str(&j, &k, NULL)) return SP_JF_ECORRUPT;
-        sp__ws(&j);
+        sp_jsonfile_ws(&j);
+        if (sp_jsonfile_str(&j, &k, NULL)) return SP_JF_ECORRUPT;
+        sp_jsonfile_ws(&j);
         if (j.p >= j.end || *j.p++ != ':') return SP_JF_ECORRUPT;
-        sp__ws(&j);
+        sp_jsonfile_ws(&j);
         int nl = 0;
         if (SP_SLICE_IS(k, "log")) {
-            if (sp__str(&j, &out->log, &nl)) return SP_JF_ECORRUPT;
+            if (sp_jsonfile_str(&j, &out->log, &nl)) return SP_JF_ECORRUPT;
             out->partial = !nl;
             have_log = 1;
         } else if (SP_SLICE_IS(k, "stream")) {
-            if (sp__str(&j, &out->stream, NULL)) return SP_JF_ECORRUPT;
+            if (sp_jsonfile_str(&j, &out->stream, NULL)) return SP_JF_ECORRUPT;
         } else if (SP_SLICE_IS(k, "time")) {
-            if (sp__str(&j, &v, NULL) || sp_rfc3339_parse(v.base, v.len, &out->sec, &out->nsec))
+            if (sp_jsonfile_str(&j, &v, NULL) ||
+                sp_rfc3339_parse(v.base, v.len, &out->sec, &out->nsec))
                 return SP_JF_ECORRUPT;
             have_time = 1;
         } else if (SP_SLICE_IS(k, "attrs")) {
-            if (sp__attrs(&j, attrs, &out->nattrs)) return SP_JF_ECORRUPT;
-        } else if (sp__skip(&j, 1)) {
+            if (sp_jsonfile_attrs(&j, attrs, &out->nattrs)) return SP_JF_ECORRUPT;
+        } else if (sp_jsonfile_skip(&j, 1)) {
             return SP_JF_ECORRUPT;
         }
-        sp__ws(&j);
+        sp_jsonfile_ws(&j);
         if (j.p >= j.end) return SP_JF_ECORRUPT;
         if (*j.p == '}') break;
         if (*j.p++ != ',') return SP_JF_ECORRUPT;
     }
     j.p++;
-    sp__ws(&j);
+    sp_jsonfile_ws(&j);
     if (j.p != j.end || !have_log || !have_time) return SP_JF_ECORRUPT;
     scratch->len = (size_t)(j.out - scratch->base);
     return 0;

@@ -23,12 +23,11 @@
 #include "jsonfile.h"
 #include "log.h"
 #include "record.h"
-#include "router.h"
 
 /* ---- files ---- */
 
 /* Reads up to SP_DL_FP_LEN bytes at 0; returns how many, with the hash of `want` of them. */
-static uint32_t sp__fp(int fd, uint32_t want, uint64_t *hash, uint32_t *avail)
+static uint32_t sp_dl_file_fp_hash(int fd, uint32_t want, uint64_t *hash, uint32_t *avail)
 {
     uint8_t b[SP_DL_FP_LEN], h[16];
     ssize_t n = pread(fd, b, sizeof b, 0);
@@ -40,25 +39,25 @@ static uint32_t sp__fp(int fd, uint32_t want, uint64_t *hash, uint32_t *avail)
     return want;
 }
 
-static void sp__file_fp(sp_dl_file *f)
+static void sp_dl_file_fp(sp_dl_file *f)
 {
     uint32_t avail;
-    f->fp_len = sp__fp(f->fd, SP_DL_FP_LEN, &f->fp, &avail);
+    f->fp_len = sp_dl_file_fp_hash(f->fd, SP_DL_FP_LEN, &f->fp, &avail);
 }
 
 /*
  * A file first seen short (Docker had just created it) has a short fingerprint, which cannot
- * tell its compressed copy from another file (sp__cand_is). Before the fingerprint is compared
- * or saved, it grows from the open descriptor, which still reads the file after Docker renamed
- * or deleted it. Returns -1 when the first bytes changed (truncated and rewritten).
+ * tell its compressed copy from another file (sp_dl_file_cand_is). Before the fingerprint is
+ * compared or saved, it grows from the open descriptor, which still reads the file after Docker
+ * renamed or deleted it. Returns -1 when the first bytes changed (truncated and rewritten).
  */
 static int sp_dl_file_fp_grow(sp_dl_file *f)
 {
     if (f->fd < 0 || f->gz || f->fp_len >= SP_DL_FP_LEN) return 0;
     uint64_t h;
     uint32_t avail;
-    if (sp__fp(f->fd, f->fp_len, &h, &avail) != f->fp_len || h != f->fp) return -1;
-    if (avail > f->fp_len) sp__file_fp(f);
+    if (sp_dl_file_fp_hash(f->fd, f->fp_len, &h, &avail) != f->fp_len || h != f->fp) return -1;
+    if (avail > f->fp_len) sp_dl_file_fp(f);
     return 0;
 }
 
@@ -77,7 +76,7 @@ sp_dl_file *sp_dl_file_add(sp_dl *s, sp_dl_cont *c, int fd, const struct stat *s
     f->ino = (uint64_t)st->st_ino;
     f->off = f->line_off = f->committed = off;
     sp_list_init(&f->watches);
-    sp__file_fp(f);
+    sp_dl_file_fp(f);
     sp_list_insert_tail(&c->files, &f->link);
     s->nfiles++;
     return f;
@@ -132,7 +131,7 @@ void sp_dl_file_reap(sp_dl *s, sp_dl_file *f)
     s->state_dirty = 1;
 }
 
-static void sp__truncated(sp_dl *s, sp_dl_file *f)
+static void sp_dl_file_truncated(sp_dl *s, sp_dl_file *f)
 {
     s->truncations++;
     sp_log_limited(&s->rl, SP_LOG_WARN, "docker_logs: %.12s: log file shrank; reading it again",
@@ -142,7 +141,7 @@ static void sp__truncated(sp_dl *s, sp_dl_file *f)
     f->skipping = 0;
     f->gen++;
     f->idfp_set = 0;
-    sp__file_fp(f);
+    sp_dl_file_fp(f);
     s->state_dirty = 1;
 }
 
@@ -157,7 +156,7 @@ static void sp__truncated(sp_dl *s, sp_dl_file *f)
  * their start (rewound after). Returns 0 with *idfp set, or -1 when the first line is not
  * complete yet (asked again later).
  */
-static int sp__idfp_read(int fd, gzFile gz, uint64_t *idfp)
+static int sp_dl_file_idfp_read(int fd, gzFile gz, uint64_t *idfp)
 {
     sp_buf b = {0};
     int rc = -1;
@@ -195,16 +194,16 @@ static int sp__idfp_read(int fd, gzFile gz, uint64_t *idfp)
     return rc;
 }
 
-static uint64_t sp__file_idfp(sp_dl_file *f)
+static uint64_t sp_dl_file_idfp(sp_dl_file *f)
 {
-    if (!f->idfp_set && !f->gz && f->fd >= 0 && sp__idfp_read(f->fd, NULL, &f->idfp) == 0)
+    if (!f->idfp_set && !f->gz && f->fd >= 0 && sp_dl_file_idfp_read(f->fd, NULL, &f->idfp) == 0)
         f->idfp_set = 1;
     return f->idfp;
 }
 
 /* Record id: (container, file content, byte offset of the line), so a re-read names it alike. */
-static void sp__emit(sp_dl *s, sp_dl_cont *c, sp_dl_file *f, sp_record *r, uint64_t idfp,
-                     uint64_t off)
+static void sp_dl_file_emit(sp_dl *s, sp_dl_cont *c, sp_dl_file *f, sp_record *r, uint64_t idfp,
+                            uint64_t off)
 {
     /* Hashing the container and file once per file keeps the per-record hash to 8 bytes. */
     if (c->idseed_fp != idfp || !c->idseed) {
@@ -223,19 +222,12 @@ static void sp__emit(sp_dl *s, sp_dl_cont *c, sp_dl_file *f, sp_record *r, uint6
     r->container_id = sp_slice_make(c->id, 64);
     r->container_name = sp_slice_make(c->tag + c->prefix_len, c->tag_len - c->prefix_len);
     r->prec = 9;
-    if (!s->chunk) {
-        s->chunk = sp_router_chunk(s->in->router, sp_slice_make(c->tag, c->tag_len));
-        s->chunk_before = s->chunk->data.len;
-        s->chunk_n = 0;
-    }
-    sp_record_write(&s->chunk->data, r);
-    s->chunk_n++;
-    s->in->records++;
-    if (s->chunk->data.len >= s->in->router->chunk_size) sp_dl_batch_end(s, c, f);
+    sp_input_batch_add(s->in, &s->batch, sp_slice_make(c->tag, c->tag_len), r);
+    if (sp_input_batch_full(s->in, &s->batch)) sp_dl_batch_end(s, c, f);
 }
 
-static const sp_slice sp__streams[3] = {SP_SLICE_LIT("stdout"), SP_SLICE_LIT("stderr"),
-                                        SP_SLICE_NULL};
+static const sp_slice sp_dl_file_streams[3] = {SP_SLICE_LIT("stdout"), SP_SLICE_LIT("stderr"),
+                                               SP_SLICE_NULL};
 
 /* Ships a joined line and resets its joiner. `f` is the file being read now. */
 void sp_dl_join_emit(sp_dl *s, sp_dl_cont *c, sp_dl_file *f, int idx, uint32_t flags)
@@ -245,20 +237,20 @@ void sp_dl_join_emit(sp_dl *s, sp_dl_cont *c, sp_dl_file *f, int idx, uint32_t f
     r.sec = j->sec;
     r.nsec = j->nsec;
     r.message = sp_buf_slice(&j->text);
-    r.stream = sp__streams[idx];
+    r.stream = sp_dl_file_streams[idx];
     r.flags = flags;
     r.nextras = j->nattrs;
     r.extras = sp_buf_slice(&j->attrs);
     j->active = 0; /* before emitting: the safe offset no longer waits for it */
     if (flags & SP_REC_SPLIT) s->splits++;
     if (flags & SP_REC_INCOMPLETE) s->incomplete++;
-    sp__emit(s, c, f ? f : j->file, &r, j->idfp, j->off);
-    sp_router_hold(s->in->router, -(int64_t)j->text.len);
+    sp_dl_file_emit(s, c, f ? f : j->file, &r, j->idfp, j->off);
+    sp_input_hold(s->in, -(int64_t)j->text.len);
     j->text.len = 0;
 }
 
-static void sp__line(sp_dl *s, sp_dl_cont *c, sp_dl_file *f, const char *p, size_t len,
-                     uint64_t off)
+static void sp_dl_file_line(sp_dl *s, sp_dl_cont *c, sp_dl_file *f, const char *p, size_t len,
+                            uint64_t off)
 {
     sp_jsonfile_line l;
     s->lines++;
@@ -272,7 +264,7 @@ static void sp__line(sp_dl *s, sp_dl_cont *c, sp_dl_file *f, const char *p, size
         if (!j->active) {
             j->active = 1;
             j->file = f;
-            j->idfp = sp__file_idfp(f);
+            j->idfp = sp_dl_file_idfp(f);
             j->off = off;
             j->sec = l.sec;
             j->nsec = l.nsec;
@@ -282,7 +274,7 @@ static void sp__line(sp_dl *s, sp_dl_cont *c, sp_dl_file *f, const char *p, size
             j->nattrs = l.nattrs;
         }
         sp_buf_append(&j->text, l.log.base, l.log.len);
-        sp_router_hold(s->in->router, (int64_t)l.log.len);
+        sp_input_hold(s->in, (int64_t)l.log.len);
         if (!l.partial)
             sp_dl_join_emit(s, c, f, idx, 0);
         else if (j->text.len >= s->conf->max_line_size)
@@ -296,11 +288,11 @@ static void sp__line(sp_dl *s, sp_dl_cont *c, sp_dl_file *f, const char *p, size
     r.stream = l.stream;
     r.nextras = l.nattrs;
     r.extras = sp_buf_slice(&s->attrs);
-    sp__emit(s, c, f, &r, sp__file_idfp(f), off);
+    sp_dl_file_emit(s, c, f, &r, sp_dl_file_idfp(f), off);
 }
 
 /* Processes the complete lines of buf; the unfinished rest becomes the file's carry. */
-static void sp__lines(sp_dl *s, sp_dl_cont *c, sp_dl_file *f, const char *buf, size_t len)
+static void sp_dl_file_lines(sp_dl *s, sp_dl_cont *c, sp_dl_file *f, const char *buf, size_t len)
 {
     const char *p = buf, *end = buf + len;
     while (p < end) {
@@ -321,7 +313,7 @@ static void sp__lines(sp_dl *s, sp_dl_cont *c, sp_dl_file *f, const char *buf, s
         if (f->skipping)
             f->skipping = 0;
         else
-            sp__line(s, c, f, p, (size_t)(nl - p), off);
+            sp_dl_file_line(s, c, f, p, (size_t)(nl - p), off);
         p = nl + 1;
     }
     size_t rest = (size_t)(end - p);
@@ -351,7 +343,7 @@ ssize_t sp_dl_read_slice(sp_dl *s, sp_dl_cont *c, sp_dl_file *f)
     f->off += (uint64_t)n;
     s->bytes_read += (uint64_t)n;
     s->in->bytes += (uint64_t)n;
-    sp__lines(s, c, f, s->rbuf, carry + (size_t)n);
+    sp_dl_file_lines(s, c, f, s->rbuf, carry + (size_t)n);
     return n;
 }
 
@@ -370,7 +362,7 @@ typedef struct {
  * Opens rotation i (0: the current file): the plain file if it exists — it still does while
  * Docker compresses it — else the .gz. Returns 0, or -1 when there is neither.
  */
-static int sp__cand_open(sp_dl *s, sp_dl_cont *c, int i, sp_dl_cand *k)
+static int sp_dl_file_cand_open(sp_dl *s, sp_dl_cont *c, int i, sp_dl_cand *k)
 {
     char path[4096];
     memset(k, 0, sizeof *k);
@@ -393,7 +385,7 @@ static int sp__cand_open(sp_dl *s, sp_dl_cont *c, int i, sp_dl_cand *k)
     return 0;
 }
 
-static void sp__cand_close(sp_dl_cand *k)
+static void sp_dl_file_cand_close(sp_dl_cand *k)
 {
     if (k->gz)
         gzclose(k->gz);
@@ -403,7 +395,7 @@ static void sp__cand_close(sp_dl_cand *k)
     k->fd = -1;
 }
 
-/* How a file found on disk compares with a file shipper knows (sp__cand_is). */
+/* How a file found on disk compares with a file shipper knows (sp_dl_file_cand_is). */
 enum { SP_DL_OTHER, SP_DL_SAME, SP_DL_ALIKE };
 
 /*
@@ -413,8 +405,8 @@ enum { SP_DL_OTHER, SP_DL_SAME, SP_DL_ALIKE };
  * nanosecond time makes unique. SP_DL_ALIKE: a compressed file with the same first bytes that
  * end inside the first line, so it may as well be another file that begins alike.
  */
-static int sp__cand_is(const sp_dl_cand *k, uint64_t dev, uint64_t ino, uint64_t fp,
-                       uint32_t fp_len, int by_content)
+static int sp_dl_file_cand_is(const sp_dl_cand *k, uint64_t dev, uint64_t ino, uint64_t fp,
+                              uint32_t fp_len, int by_content)
 {
     if (fp_len > k->nhead) return SP_DL_OTHER;
     uint8_t h[16];
@@ -427,7 +419,7 @@ static int sp__cand_is(const sp_dl_cand *k, uint64_t dev, uint64_t ino, uint64_t
     return memchr(k->head, '\n', fp_len) ? SP_DL_SAME : SP_DL_ALIKE;
 }
 
-static sp_dl_file *sp__cand_add(sp_dl *s, sp_dl_cont *c, sp_dl_cand *k, uint64_t off)
+static sp_dl_file *sp_dl_file_cand_add(sp_dl *s, sp_dl_cont *c, sp_dl_cand *k, uint64_t off)
 {
     sp_dl_file *f = sp_dl_file_add(s, c, k->fd, &k->st, off);
     if (k->gz) {
@@ -436,7 +428,7 @@ static sp_dl_file *sp__cand_add(sp_dl *s, sp_dl_cont *c, sp_dl_cand *k, uint64_t
         sp_hash128(k->head, k->nhead, 0x6a736f6e66696c65ULL, h);
         memcpy(&f->fp, h, 8);
         f->fp_len = k->nhead;
-        f->idfp_set = sp__idfp_read(-1, f->gz, &f->idfp) == 0;
+        f->idfp_set = sp_dl_file_idfp_read(-1, f->gz, &f->idfp) == 0;
         if (off && gzseek(f->gz, (z_off_t)off, SEEK_SET) < 0) {
             f->off = f->line_off = f->committed = 0;
             gzrewind(f->gz);
@@ -463,7 +455,7 @@ int sp_dl_resume_saved(sp_dl *s, sp_dl_cont *c, const sp_offset *o)
     int n = 0, at = -1, alike = 0, rotated = 0;
     while (n <= SP_DL_MAX_ROTATED) {
         int i = n++;
-        if (sp__cand_open(s, c, i, &k[i])) {
+        if (sp_dl_file_cand_open(s, c, i, &k[i])) {
             k[i].fd = -1;
             k[i].gz = NULL;
             /* Docker renames .N-1 to .N from the oldest down, so while it rotates one name can
@@ -475,7 +467,7 @@ int sp_dl_resume_saved(sp_dl *s, sp_dl_cont *c, const sp_offset *o)
             continue;
         }
         rotated += i > 0;
-        int m = sp__cand_is(&k[i], o->dev, o->ino, o->fp, o->fp_len, 1);
+        int m = sp_dl_file_cand_is(&k[i], o->dev, o->ino, o->fp, o->fp_len, 1);
         alike |= m == SP_DL_ALIKE;
         if (m == SP_DL_SAME) {
             at = i;
@@ -512,10 +504,10 @@ int sp_dl_resume_saved(sp_dl *s, sp_dl_cont *c, const sp_offset *o)
             dup |= f->dev == (uint64_t)k[i].st.st_dev && f->ino == (uint64_t)k[i].st.st_ino;
         }
         if (dup) { /* renamed while we looked: it is in the list already */
-            sp__cand_close(&k[i]);
+            sp_dl_file_cand_close(&k[i]);
             continue;
         }
-        sp_dl_file *f = sp__cand_add(s, c, &k[i], i == at ? off : 0);
+        sp_dl_file *f = sp_dl_file_cand_add(s, c, &k[i], i == at ? off : 0);
         if (i == 0)
             c->cur = f;
         else
@@ -532,35 +524,36 @@ int sp_dl_resume_saved(sp_dl *s, sp_dl_cont *c, const sp_offset *o)
  * (all of them when `old` is already deleted): open them, oldest first, so none is skipped —
  * through zlib when Docker has compressed them already (compress=true).
  */
-static void sp__missed_rotations(sp_dl *s, sp_dl_cont *c, sp_dl_file *old)
+static void sp_dl_file_missed_rotations(sp_dl *s, sp_dl_cont *c, sp_dl_file *old)
 {
     sp_dl_cand k;
     int at = 0, last = 0;
     sp_dl_files_fp_grow(c);
     for (int i = 1; i <= SP_DL_MAX_ROTATED; i++) {
-        if (sp__cand_open(s, c, i, &k)) break;
+        if (sp_dl_file_cand_open(s, c, i, &k)) break;
         last = i;
-        int is_old = sp__cand_is(&k, old->dev, old->ino, old->fp, old->fp_len, 1) == SP_DL_SAME;
-        sp__cand_close(&k);
+        int is_old =
+            sp_dl_file_cand_is(&k, old->dev, old->ino, old->fp, old->fp_len, 1) == SP_DL_SAME;
+        sp_dl_file_cand_close(&k);
         if (is_old) {
             at = i;
             break;
         }
     }
     for (int i = at ? at - 1 : last; i >= 1; i--) {
-        if (sp__cand_open(s, c, i, &k)) continue;
+        if (sp_dl_file_cand_open(s, c, i, &k)) continue;
         int known = 0;
         sp_list *it;
         sp_list_foreach(it, &c->files)
         {
             sp_dl_file *f = sp_list_entry(it, sp_dl_file, link);
-            known |= sp__cand_is(&k, f->dev, f->ino, f->fp, f->fp_len, 1) == SP_DL_SAME;
+            known |= sp_dl_file_cand_is(&k, f->dev, f->ino, f->fp, f->fp_len, 1) == SP_DL_SAME;
         }
         if (known) {
-            sp__cand_close(&k);
+            sp_dl_file_cand_close(&k);
             continue;
         }
-        sp_dl_file *f = sp__cand_add(s, c, &k, 0);
+        sp_dl_file *f = sp_dl_file_cand_add(s, c, &k, 0);
         f->rotated = 1;
         s->rotations++;
     }
@@ -574,7 +567,7 @@ void sp_dl_check(sp_dl *s, sp_dl_cont *c)
     if (stat(path, &st) != 0) {
         if (c->cur) { /* renamed away, or the container is gone: finish it */
             c->cur->rotated = 1;
-            if (!c->removed) sp__missed_rotations(s, c, c->cur);
+            if (!c->removed) sp_dl_file_missed_rotations(s, c, c->cur);
             c->cur = NULL;
             if (!c->removed) s->rotations++;
         }
@@ -582,13 +575,13 @@ void sp_dl_check(sp_dl *s, sp_dl_cont *c)
     }
     sp_dl_file *f = c->cur;
     if (f && f->dev == (uint64_t)st.st_dev && f->ino == (uint64_t)st.st_ino) {
-        if ((uint64_t)st.st_size < f->off || sp_dl_file_fp_grow(f)) sp__truncated(s, f);
+        if ((uint64_t)st.st_size < f->off || sp_dl_file_fp_grow(f)) sp_dl_file_truncated(s, f);
         return;
     }
     if (f) {
         f->rotated = 1;
         s->rotations++;
-        sp__missed_rotations(s, c, f);
+        sp_dl_file_missed_rotations(s, c, f);
     }
     c->cur = NULL;
     int fd = sp_dl_open(path, &st);

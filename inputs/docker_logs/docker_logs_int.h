@@ -14,7 +14,7 @@
 #include "log.h"
 #include "offsets.h"
 #include "record.h"
-#include "router.h"
+#include "input.h"
 
 enum { SP_FROM_END, SP_FROM_START };
 
@@ -52,7 +52,7 @@ typedef struct sp_dl_file {
     int skipping;  /* inside an overlong line: drop bytes up to the next '\n' */
     int done;      /* rotated away and read to its end */
     gzFile gz;     /* a rotation Docker compressed before we opened it: read through zlib */
-    uint64_t idfp; /* hash of its first line: names its records (sp__file_idfp) */
+    uint64_t idfp; /* hash of its first line: names its records (sp_dl_file_idfp) */
     int idfp_set;
     uint32_t gen; /* bumped on truncation: older watchers no longer move `committed` */
     uint64_t committed;
@@ -114,10 +114,8 @@ typedef struct sp_dl {
     int state_dirty, rescan_soon;
     uint64_t last_scan_ms, last_save_ms;
     uint64_t nwatch;
-    /* the chunk being appended to while one file's lines are processed */
-    sp_chunk *chunk;
-    size_t chunk_before;
-    uint32_t chunk_n;
+    /* the records appended while one file's lines are processed, committed together */
+    sp_input_batch batch;
     /* metrics */
     uint64_t nfiles, lines, bytes_read, rotations, truncations, splits, incomplete;
     uint64_t lost_files; /* saved files deleted before they were read to the end */

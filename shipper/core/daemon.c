@@ -111,6 +111,22 @@ static const sp_output_type *sp__output_type(const char *name)
     return NULL;
 }
 
+/* "unknown type" errors list the registered names (the plugins this binary was built with). */
+static void sp_daemon_unknown_type(sp_conf_err *err, const sp_node *n, int output, const char *tname)
+{
+    sp_buf names = {0};
+    if (output)
+        for (const sp_output_type *const *t = sp_output_types; *t; t++)
+            sp_buf_printf(&names, "%s%s", names.len ? ", " : "", (*t)->name);
+    else
+        for (const sp_input_type *const *t = sp_input_types; *t; t++)
+            sp_buf_printf(&names, "%s%s", names.len ? ", " : "", (*t)->name);
+    sp_conf_error(err, sp_node_get(n, "type")->line, "type", "unknown %s type \"%s\" (%.*s)",
+                  output ? "output" : "input", tname, (int)names.len,
+                  names.base ? names.base : "");
+    sp_buf_free(&names);
+}
+
 static const char *sp__node_type_str(const sp_node *n)
 {
     sp_node *t = sp_node_get(n, "type");
@@ -147,8 +163,7 @@ static int sp__load_inputs(sp_daemon *d, const sp_node *seq, sp_conf_err *err)
         }
         const sp_input_type *t = sp__input_type(tname);
         if (!t) {
-            sp_conf_error(err, sp_node_get(n, "type")->line, "type",
-                          "unknown input type \"%s\" (forward, docker_logs)", tname);
+            sp_daemon_unknown_type(err, n, 0, tname);
             return -1;
         }
         if (t->unsupported) {
@@ -209,8 +224,7 @@ static int sp__load_outputs(sp_daemon *d, const sp_node *seq, sp_conf_err *err)
         }
         const sp_output_type *t = sp__output_type(tname);
         if (!t) {
-            sp_conf_error(err, sp_node_get(n, "type")->line, "type",
-                          "unknown output type \"%s\" (elasticsearch, kafka, stdout, null)", tname);
+            sp_daemon_unknown_type(err, n, 1, tname);
             return -1;
         }
         if (t->unsupported) {
@@ -331,39 +345,12 @@ void sp_daemon_print(const sp_daemon *d, sp_buf *out)
 
 /* ---- lifecycle ---- */
 
-static void sp__closed_one(sp_daemon *d);
-
 static void sp__exit_cb(uv_timer_t *t)
 {
     uv_stop(t->loop);
 }
 
-void sp_input_closed(sp_input *in)
-{
-    if (in->closed) return;
-    in->closed = 1;
-    sp__closed_one(in->router->loop->data);
-}
-
-void sp_output_closed(sp_output *o)
-{
-    if (o->closed == 2) return;
-    o->closed = 2;
-    sp__closed_one(o->router->loop->data);
-}
-
-void sp_input_error(sp_input *in, const char *reason)
-{
-    for (int i = 0; i < SP_INPUT_MAX_REASONS; i++) {
-        if (!in->errors[i].reason) in->errors[i].reason = reason;
-        if (in->errors[i].reason == reason || strcmp(in->errors[i].reason, reason) == 0) {
-            in->errors[i].n++;
-            return;
-        }
-    }
-}
-
-static void sp__closed_one(sp_daemon *d)
+void sp_daemon_closed_one(sp_daemon *d)
 {
     if (--d->open_components > 0 || !d->finishing || d->all_closed) return;
     d->all_closed = 1;
@@ -428,7 +415,7 @@ static void sp__finish(sp_daemon *d)
         uv_timer_stop(&o->retry_timer);
         o->type->stop(o);
     }
-    sp__closed_one(d);
+    sp_daemon_closed_one(d);
 }
 
 void sp_daemon_finish(sp_daemon *d)

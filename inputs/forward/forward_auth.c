@@ -27,7 +27,7 @@ void sp_fwd_auth_sha512_hex(const sp_slice *parts, int nparts, char out[129])
     out[128] = 0;
 }
 
-static int sp__users(const sp_fwd_auth_conf *conf)
+static int sp_fwd_auth_users(const sp_fwd_auth_conf *conf)
 {
     return conf->users && conf->users->n > 0;
 }
@@ -41,7 +41,7 @@ int sp_fwd_auth_helo(sp_fwd_auth *a, const sp_fwd_auth_conf *conf, sp_buf *out)
     sp_mp_put_str(out, "nonce", 5);
     sp_mp_put_bin(out, a->nonce, sizeof a->nonce);
     sp_mp_put_str(out, "auth", 4);
-    if (sp__users(conf))
+    if (sp_fwd_auth_users(conf))
         sp_mp_put_bin(out, a->salt, sizeof a->salt);
     else
         sp_mp_put_str(out, "", 0);
@@ -51,7 +51,7 @@ int sp_fwd_auth_helo(sp_fwd_auth *a, const sp_fwd_auth_conf *conf, sp_buf *out)
 }
 
 /* Reads a str or bin element; -1 for any other type. */
-static int sp__bytes(const uint8_t **p, const uint8_t *end, sp_slice *s)
+static int sp_fwd_auth_bytes(const uint8_t **p, const uint8_t *end, sp_slice *s)
 {
     sp_mp_obj o;
     if (sp_mp_read(p, end, &o) || (o.type != SP_MP_STR && o.type != SP_MP_BIN)) return -1;
@@ -59,13 +59,13 @@ static int sp__bytes(const uint8_t **p, const uint8_t *end, sp_slice *s)
     return 0;
 }
 
-static int sp__digest_eq(const char want[129], sp_slice got)
+static int sp_fwd_auth_digest_eq(const char want[129], sp_slice got)
 {
     return got.len == 128 && CRYPTO_memcmp(want, got.base, 128) == 0;
 }
 
-static void sp__pong(const sp_fwd_auth *a, const sp_fwd_auth_conf *conf, sp_slice salt, int ok,
-                     const char *reason, sp_buf *out)
+static void sp_fwd_auth_pong(const sp_fwd_auth *a, const sp_fwd_auth_conf *conf, sp_slice salt,
+                             int ok, const char *reason, sp_buf *out)
 {
     sp_slice host = sp_slice_make(conf->self_hostname, strlen(conf->self_hostname));
     sp_mp_put_array(out, 5);
@@ -92,18 +92,19 @@ int sp_fwd_auth_ping(const sp_fwd_auth *a, const sp_fwd_auth_conf *conf, const u
     sp_slice kind, host, salt, digest, user, pwdigest;
     *reason = "not a PING frame";
     if (sp_mp_read(&p, end, &o) || o.type != SP_MP_ARRAY || o.v.n != 6) return -1;
-    if (sp__bytes(&p, end, &kind) || !SP_SLICE_IS(kind, "PING")) return -1;
-    if (sp__bytes(&p, end, &host) || sp__bytes(&p, end, &salt) || sp__bytes(&p, end, &digest) ||
-        sp__bytes(&p, end, &user) || sp__bytes(&p, end, &pwdigest))
+    if (sp_fwd_auth_bytes(&p, end, &kind) || !SP_SLICE_IS(kind, "PING")) return -1;
+    if (sp_fwd_auth_bytes(&p, end, &host) || sp_fwd_auth_bytes(&p, end, &salt) ||
+        sp_fwd_auth_bytes(&p, end, &digest) || sp_fwd_auth_bytes(&p, end, &user) ||
+        sp_fwd_auth_bytes(&p, end, &pwdigest))
         return -1;
 
     char want[129];
     sp_slice parts[] = {salt, host, sp_slice_make((const char *)a->nonce, sizeof a->nonce),
                         sp_slice_make(conf->shared_key, strlen(conf->shared_key))};
     sp_fwd_auth_sha512_hex(parts, 4, want);
-    int ok = sp__digest_eq(want, digest);
+    int ok = sp_fwd_auth_digest_eq(want, digest);
     *reason = ok ? "" : "shared key mismatch";
-    if (ok && sp__users(conf)) {
+    if (ok && sp_fwd_auth_users(conf)) {
         const char *pw = NULL;
         for (size_t i = 0; i < conf->users->n && !pw; i++)
             if (strlen(conf->users->k[i]) == user.len &&
@@ -113,9 +114,9 @@ int sp_fwd_auth_ping(const sp_fwd_auth *a, const sp_fwd_auth_conf *conf, const u
         sp_slice up[] = {sp_slice_make((const char *)a->salt, sizeof a->salt), user,
                          sp_slice_make(pw ? pw : "", pw ? strlen(pw) : 0)};
         sp_fwd_auth_sha512_hex(up, 3, want);
-        ok = sp__digest_eq(want, pwdigest) && pw;
+        ok = sp_fwd_auth_digest_eq(want, pwdigest) && pw;
         if (!ok) *reason = "username/password mismatch";
     }
-    sp__pong(a, conf, salt, ok, *reason, out);
+    sp_fwd_auth_pong(a, conf, salt, ok, *reason, out);
     return ok ? 0 : -1;
 }

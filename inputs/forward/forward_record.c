@@ -4,7 +4,7 @@
 #include "forward_proto.h"
 #include "mp.h"
 
-static uint32_t sp__atou(sp_slice s)
+static uint32_t sp_fwd_record_atou(sp_slice s)
 {
     uint32_t v = 0;
     for (size_t i = 0; i < s.len && i < 9; i++) {
@@ -95,7 +95,7 @@ int sp_fwd_record(const uint8_t *p, const uint8_t *end, sp_record *r, sp_buf *ex
                 if (SP_SLICE_IS(key, "partial_message"))
                     part->is_partial = SP_SLICE_IS(v.s, "true");
                 else if (SP_SLICE_IS(key, "partial_ordinal"))
-                    part->ordinal = sp__atou(v.s);
+                    part->ordinal = sp_fwd_record_atou(v.s);
                 else
                     known = 0;
                 break;

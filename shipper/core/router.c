@@ -362,16 +362,6 @@ void sp_router_flush(sp_router *r, int all)
 
 /* ---- outputs ---- */
 
-uint64_t sp_backoff_ms(uint32_t attempt, uint64_t min_ms, uint64_t max_ms)
-{
-    uint64_t cap = min_ms;
-    for (uint32_t i = 1; i < attempt && cap < max_ms; i++)
-        cap *= 2;
-    if (cap > max_ms) cap = max_ms;
-    /* Half fixed, half random: spreads retries of many shippers without ever retrying at 0. */
-    return cap / 2 + (uint64_t)rand() % (cap / 2 + 1);
-}
-
 /* Moves the chunks of the fresh deliveries queued after `d` into it, in order, while they fit
  * the output's batch limits: a backlog of small chunks goes out in full requests. */
 static void sp_router_batch(sp_output *o, sp_delivery *d)
@@ -464,7 +454,7 @@ static void sp__check_drained(sp_router *r)
     cb(r);
 }
 
-void sp_output_park(sp_delivery *d)
+void sp_router_park(sp_delivery *d)
 {
     if (d->parked) return;
     d->parked = 1;
@@ -472,7 +462,7 @@ void sp_output_park(sp_delivery *d)
     sp__pump(d->out);
 }
 
-void sp_output_done(sp_delivery *d, int result, uint32_t delivered, uint32_t rejected)
+void sp_router_done(sp_delivery *d, int result, uint32_t delivered, uint32_t rejected)
 {
     sp_output *o = d->out;
     sp_router *r = o->router;

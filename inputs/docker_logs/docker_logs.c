@@ -22,18 +22,17 @@
 #include "meta.h"
 #include "offsets.h"
 #include "record.h"
-#include "router.h"
 
-static const char *const sp__read_from[] = {"end", "start", NULL};
+static const char *const sp_dl_read_from_modes[] = {"end", "start", NULL};
 
-static const sp_conf_field sp__dl_fields[] = {
+static const sp_conf_field sp_dl_fields[] = {
     {"path", SP_CONF_STR, offsetof(sp_dl_conf, path), "/var/lib/docker/containers",
      "Docker's containers directory (<id>/<id>-json.log, <id>/config.v2.json)"},
     {"tag_prefix", SP_CONF_STR, offsetof(sp_dl_conf, tag_prefix), "docker.",
      "records are tagged <prefix><container name>"},
     {"read_from", SP_CONF_ENUM, offsetof(sp_dl_conf, read_from), "end",
      "end | start: where to begin a file that exists at startup with no saved offset",
-     sp__read_from},
+     sp_dl_read_from_modes},
     {"max_line_size", SP_CONF_SIZE, offsetof(sp_dl_conf, max_line_size), "1MiB",
      "longest joined partial line; longer lines are split (flagged)"},
     {"partial_timeout", SP_CONF_DURATION, offsetof(sp_dl_conf, partial_timeout), "5s",
@@ -44,7 +43,7 @@ static const sp_conf_field sp__dl_fields[] = {
 
 /* ---- containers ---- */
 
-static int sp__valid_id(const char *s)
+static int sp_dl_valid_id(const char *s)
 {
     size_t i = 0;
     for (; s[i]; i++)
@@ -52,7 +51,7 @@ static int sp__valid_id(const char *s)
     return i == 64;
 }
 
-static void sp__cont_name(sp_dl *s, sp_dl_cont *c)
+static void sp_dl_cont_name(sp_dl *s, sp_dl_cont *c)
 {
     char name[256];
     size_t n = sp_meta_name(sp_slice_make(c->id, 64), name, sizeof name);
@@ -69,23 +68,23 @@ static void sp__cont_name(sp_dl *s, sp_dl_cont *c)
     c->prefix_len = plen;
 }
 
-static void sp__pump_start(sp_dl *s);
+static void sp_dl_pump_start(sp_dl *s);
 
 /*
  * Rotation must be seen at once: a container that logs fast rotates a small file several times
  * a second, and a file never opened is deleted with its lines once max-file is reached. A
  * rename or create in the directory checks the container now; a write just wakes the reader.
  */
-static void sp__cont_ev_cb(uv_fs_event_t *h, const char *name, int events, int status)
+static void sp_dl_cont_ev_cb(uv_fs_event_t *h, const char *name, int events, int status)
 {
     sp_dl_cont *c = h->data;
     sp_dl *s = c->s;
     if (s->stopping) return;
     if ((events & UV_RENAME) || !c->cur) sp_dl_check(s, c);
-    sp__pump_start(s);
+    sp_dl_pump_start(s);
 }
 
-static sp_dl_cont *sp__cont_add(sp_dl *s, const char *id, int startup)
+static sp_dl_cont *sp_dl_cont_add(sp_dl *s, const char *id, int startup)
 {
     sp_dl_cont *c = sp_calloc(1, sizeof *c);
     memcpy(c->id, id, 64);
@@ -93,13 +92,13 @@ static sp_dl_cont *sp__cont_add(sp_dl *s, const char *id, int startup)
     c->found_ms = uv_now(s->in->loop);
     sp_list_init(&c->files);
     sp_list_insert_tail(&s->conts, &c->link);
-    sp__cont_name(s, c);
+    sp_dl_cont_name(s, c);
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/%s", s->conf->path, c->id);
     uv_fs_event_init(s->in->loop, &c->ev);
     c->ev.data = c;
     c->ev_on = 1;
-    if (uv_fs_event_start(&c->ev, sp__cont_ev_cb, dir, 0)) uv_fs_event_stop(&c->ev);
+    if (uv_fs_event_start(&c->ev, sp_dl_cont_ev_cb, dir, 0)) uv_fs_event_stop(&c->ev);
     const sp_offset *o = startup ? sp_dl_saved(s, id) : NULL;
     if (o) {
         if (!sp_dl_resume_saved(s, c, o)) s->state_dirty = 1;
@@ -118,15 +117,15 @@ static sp_dl_cont *sp__cont_add(sp_dl *s, const char *id, int startup)
     return c;
 }
 
-static void sp__cont_freed(uv_handle_t *h)
+static void sp_dl_cont_freed(uv_handle_t *h)
 {
     free(h->data);
 }
 
-static void sp__cont_free(sp_dl *s, sp_dl_cont *c)
+static void sp_dl_cont_free(sp_dl *s, sp_dl_cont *c)
 {
     for (int i = 0; i < 3; i++) {
-        if (c->join[i].active) sp_router_hold(s->in->router, -(int64_t)c->join[i].text.len);
+        if (c->join[i].active) sp_input_hold(s->in, -(int64_t)c->join[i].text.len);
         sp_buf_free(&c->join[i].text);
         sp_buf_free(&c->join[i].attrs);
     }
@@ -135,13 +134,13 @@ static void sp__cont_free(sp_dl *s, sp_dl_cont *c)
     c->tag = NULL;
     if (c->ev_on) {
         c->ev_on = 0;
-        uv_close((uv_handle_t *)&c->ev, sp__cont_freed);
+        uv_close((uv_handle_t *)&c->ev, sp_dl_cont_freed);
     } else {
         free(c);
     }
 }
 
-static void sp__scan(sp_dl *s, int startup)
+static void sp_dl_scan(sp_dl *s, int startup)
 {
     s->last_scan_ms = uv_now(s->in->loop);
     s->rescan_soon = 0;
@@ -155,7 +154,7 @@ static void sp__scan(sp_dl *s, int startup)
     sp_list_foreach(it, &s->conts) sp_list_entry(it, sp_dl_cont, link)->seen = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (!sp__valid_id(e->d_name)) continue;
+        if (!sp_dl_valid_id(e->d_name)) continue;
         sp_dl_cont *c = NULL;
         sp_list_foreach(it, &s->conts)
         {
@@ -166,9 +165,9 @@ static void sp__scan(sp_dl *s, int startup)
             }
         }
         if (!c)
-            c = sp__cont_add(s, e->d_name, startup);
+            c = sp_dl_cont_add(s, e->d_name, startup);
         else
-            sp__cont_name(s, c);
+            sp_dl_cont_name(s, c);
         c->seen = 1;
     }
     closedir(d);
@@ -181,16 +180,16 @@ static void sp__scan(sp_dl *s, int startup)
 
 /* ---- the loop side ---- */
 
-static void sp__pump_cb(uv_idle_t *h);
+static void sp_dl_pump_cb(uv_idle_t *h);
 
-static void sp__pump_start(sp_dl *s)
+static void sp_dl_pump_start(sp_dl *s)
 {
     if (s->pumping || s->paused || s->stopping) return;
     s->pumping = 1;
-    uv_idle_start(&s->pump, sp__pump_cb);
+    uv_idle_start(&s->pump, sp_dl_pump_cb);
 }
 
-static void sp__pump_stop(sp_dl *s)
+static void sp_dl_pump_stop(sp_dl *s)
 {
     if (!s->pumping) return;
     s->pumping = 0;
@@ -198,12 +197,12 @@ static void sp__pump_stop(sp_dl *s)
 }
 
 /* Reads one slice of the container's oldest unfinished file; returns bytes read. */
-static size_t sp__pump_cont(sp_dl *s, sp_dl_cont *c)
+static size_t sp_dl_pump_cont(sp_dl *s, sp_dl_cont *c)
 {
     /* Docker writes config.v2.json around the time it makes the directory: lines are not
      * tagged before the name is known, unless it stays unknown (unreadable config) for 2 s. */
     if (!c->named && uv_now(s->in->loop) - c->found_ms < SP_DL_RESCAN_MS) {
-        sp__cont_name(s, c);
+        sp_dl_cont_name(s, c);
         if (!c->named) return 0;
     }
     sp_list *it, *tmp;
@@ -227,7 +226,7 @@ static size_t sp__pump_cont(sp_dl *s, sp_dl_cont *c)
     return 0;
 }
 
-static void sp__pump_cb(uv_idle_t *h)
+static void sp_dl_pump_cb(uv_idle_t *h)
 {
     sp_dl *s = h->data;
     size_t total = 0;
@@ -238,20 +237,20 @@ static void sp__pump_cb(uv_idle_t *h)
     sp_list_foreach(it, &s->conts) n++;
     for (size_t i = 0; i < n && !s->paused && !s->stopping && total < SP_DL_BUDGET; i++) {
         sp_dl_cont *c = sp_list_entry(s->conts.next, sp_dl_cont, link);
-        size_t got = sp__pump_cont(s, c);
+        size_t got = sp_dl_pump_cont(s, c);
         sp_list_remove(&c->link);
         sp_list_insert_tail(&s->conts, &c->link);
         total += got;
         progress |= got > 0;
     }
-    if (!progress || s->paused || s->stopping) sp__pump_stop(s);
+    if (!progress || s->paused || s->stopping) sp_dl_pump_stop(s);
 }
 
-static void sp__poll_cb(uv_timer_t *t)
+static void sp_dl_poll_cb(uv_timer_t *t)
 {
     sp_dl *s = t->data;
     uint64_t now = uv_now(s->in->loop);
-    if (s->rescan_soon || now - s->last_scan_ms >= SP_DL_RESCAN_MS) sp__scan(s, 0);
+    if (s->rescan_soon || now - s->last_scan_ms >= SP_DL_RESCAN_MS) sp_dl_scan(s, 0);
     sp_list *it, *tmp;
     sp_list_foreach_safe(it, tmp, &s->conts)
     {
@@ -272,27 +271,27 @@ static void sp__poll_cb(uv_timer_t *t)
             for (int i = 0; i < 3; i++)
                 busy |= c->join[i].active;
             if (!busy) {
-                sp__cont_free(s, c);
+                sp_dl_cont_free(s, c);
                 s->state_dirty = 1;
             }
         }
     }
     if (s->state_dirty && now - s->last_save_ms >= SP_DL_SAVE_MS) sp_dl_save(s);
-    sp__pump_start(s);
+    sp_dl_pump_start(s);
 }
 
-static void sp__fsev_cb(uv_fs_event_t *h, const char *name, int events, int status)
+static void sp_dl_fsev_cb(uv_fs_event_t *h, const char *name, int events, int status)
 {
     sp_dl *s = h->data;
     /* A new container may log (and rotate) at once: scan now, but once per burst of events. */
     if (uv_now(s->in->loop) - s->last_scan_ms >= 20)
-        sp__scan(s, 0);
+        sp_dl_scan(s, 0);
     else
         s->rescan_soon = 1;
-    sp__pump_start(s);
+    sp_dl_pump_start(s);
 }
 
-static int sp__start(sp_input *in)
+static int sp_dl_start(sp_input *in)
 {
     sp_dl_conf *conf = in->conf;
     sp_dl *s = sp_calloc(1, sizeof *s);
@@ -314,7 +313,7 @@ static int sp__start(sp_input *in)
             return rc;
         }
     }
-    sp__scan(s, 1);
+    sp_dl_scan(s, 1);
     free(s->saved);
     s->saved = NULL;
     s->nsaved = 0;
@@ -323,32 +322,32 @@ static int sp__start(sp_input *in)
     uv_fs_event_init(in->loop, &s->fsev);
     s->poll.data = s->pump.data = s->fsev.data = s;
     s->handles = 3;
-    int rc = uv_fs_event_start(&s->fsev, sp__fsev_cb, conf->path, 0);
+    int rc = uv_fs_event_start(&s->fsev, sp_dl_fsev_cb, conf->path, 0);
     if (rc)
         sp_warn("docker_logs: cannot watch %s (%s): new containers are found by rescans",
                 conf->path, uv_strerror(rc));
     uint64_t iv = conf->poll_interval ? conf->poll_interval : 1;
-    uv_timer_start(&s->poll, sp__poll_cb, iv, iv);
-    sp__pump_start(s);
+    uv_timer_start(&s->poll, sp_dl_poll_cb, iv, iv);
+    sp_dl_pump_start(s);
     sp_info("docker_logs: watching %s (%llu files open)", conf->path,
             (unsigned long long)s->nfiles);
     return 0;
 }
 
-static void sp__pause(sp_input *in)
+static void sp_dl_pause(sp_input *in)
 {
     sp_dl *s = in->data;
     if (!s) return; /* not started yet (an upgrade starts it late) */
     s->paused = 1;
-    sp__pump_stop(s);
+    sp_dl_pump_stop(s);
 }
 
-static void sp__resume(sp_input *in)
+static void sp_dl_resume(sp_input *in)
 {
     sp_dl *s = in->data;
     if (!s) return;
     s->paused = 0;
-    sp__pump_start(s);
+    sp_dl_pump_start(s);
 }
 
 void sp_dl_free(sp_dl *s)
@@ -361,7 +360,7 @@ void sp_dl_free(sp_dl *s)
             sp_buf_free(&f->carry);
             free(f);
         }
-        sp__cont_free(s, c);
+        sp_dl_cont_free(s, c);
     }
     sp_buf_free(&s->scratch);
     sp_buf_free(&s->attrs);
@@ -371,7 +370,7 @@ void sp_dl_free(sp_dl *s)
     free(s);
 }
 
-static void sp__closed_step(sp_dl *s)
+static void sp_dl_closed_step(sp_dl *s)
 {
     if (--s->handles > 0) return;
     sp_list *it;
@@ -400,17 +399,17 @@ static void sp__closed_step(sp_dl *s)
     sp_input_closed(in);
 }
 
-static void sp__handle_closed(uv_handle_t *h)
+static void sp_dl_handle_closed(uv_handle_t *h)
 {
-    sp__closed_step(h->data);
+    sp_dl_closed_step(h->data);
 }
 
-static void sp__cont_ev_closed(uv_handle_t *h)
+static void sp_dl_cont_ev_closed(uv_handle_t *h)
 {
-    sp__closed_step(((sp_dl_cont *)h->data)->s);
+    sp_dl_closed_step(((sp_dl_cont *)h->data)->s);
 }
 
-static void sp__stop(sp_input *in)
+static void sp_dl_stop(sp_input *in)
 {
     sp_dl *s = in->data;
     if (!s) {
@@ -429,21 +428,21 @@ static void sp__stop(sp_input *in)
         }
     }
     s->stopping = 1;
-    sp__pump_stop(s);
-    uv_close((uv_handle_t *)&s->poll, sp__handle_closed);
-    uv_close((uv_handle_t *)&s->pump, sp__handle_closed);
-    uv_close((uv_handle_t *)&s->fsev, sp__handle_closed);
+    sp_dl_pump_stop(s);
+    uv_close((uv_handle_t *)&s->poll, sp_dl_handle_closed);
+    uv_close((uv_handle_t *)&s->pump, sp_dl_handle_closed);
+    uv_close((uv_handle_t *)&s->fsev, sp_dl_handle_closed);
     sp_list_foreach(it, &s->conts)
     {
         sp_dl_cont *c = sp_list_entry(it, sp_dl_cont, link);
         if (!c->ev_on) continue;
         c->ev_on = 0;
         s->handles++;
-        uv_close((uv_handle_t *)&c->ev, sp__cont_ev_closed);
+        uv_close((uv_handle_t *)&c->ev, sp_dl_cont_ev_closed);
     }
 }
 
-static void sp__metrics(sp_input *in, sp_buf *out)
+static void sp_dl_metrics(sp_input *in, sp_buf *out)
 {
     sp_dl *s = in->data;
     if (!s) return;
@@ -467,11 +466,11 @@ static void sp__metrics(sp_input *in, sp_buf *out)
 
 const sp_input_type sp_input_docker_logs = {
     .name = "docker_logs",
-    .fields = sp__dl_fields,
+    .fields = sp_dl_fields,
     .conf_size = sizeof(sp_dl_conf),
-    .start = sp__start,
-    .pause = sp__pause,
-    .resume = sp__resume,
-    .stop = sp__stop,
-    .metrics = sp__metrics,
+    .start = sp_dl_start,
+    .pause = sp_dl_pause,
+    .resume = sp_dl_resume,
+    .stop = sp_dl_stop,
+    .metrics = sp_dl_metrics,
 };

@@ -14,11 +14,10 @@
 #include "docker_logs_int.h"
 #include "log.h"
 #include "offsets.h"
-#include "router.h"
 
-static void sp__watch_cb(sp_chunk_watch *cw, sp_chunk *ch, int delivered);
+static void sp_dl_offsets_watch_cb(sp_chunk_watch *cw, sp_chunk *ch, int delivered);
 
-static uint64_t sp__safe_offset(sp_dl_cont *c, sp_dl_file *f)
+static uint64_t sp_dl_offsets_safe(sp_dl_cont *c, sp_dl_file *f)
 {
     uint64_t off = f->line_off;
     for (int i = 0; i < 3; i++)
@@ -26,39 +25,49 @@ static uint64_t sp__safe_offset(sp_dl_cont *c, sp_dl_file *f)
     return off;
 }
 
-/* Ends the current append: a watcher carries the file offset the appended records end at. */
-void sp_dl_batch_end(sp_dl *s, sp_dl_cont *c, sp_dl_file *f)
+/* What sp_dl_batch_end's watcher picker needs to know. */
+typedef struct {
+    sp_dl *s;
+    sp_dl_cont *c;
+    sp_dl_file *f;
+} sp_dl_batch_ctx;
+
+/* The watcher that carries the file offset the appended records end at: the file's last one,
+ * moved further, when it is on the same chunk; else a new one (an sp_input_watch_fn). */
+static sp_chunk_watch *sp_dl_offsets_batch_watch(void *ctx, sp_chunk *ch)
 {
-    sp_chunk *ch = s->chunk;
-    if (!ch) return;
-    s->chunk = NULL;
-    if (!f) { /* a joined line whose file is gone: there is no offset to move */
-        sp_router_commit(s->in->router, ch, s->chunk_before, s->chunk_n);
-        return;
-    }
-    uint64_t end = sp__safe_offset(c, f);
+    sp_dl_batch_ctx *x = ctx;
+    sp_dl *s = x->s;
+    sp_dl_file *f = x->f;
+    uint64_t end = sp_dl_offsets_safe(x->c, f);
     sp_dl_watch *last =
         sp_list_empty(&f->watches) ? NULL : sp_list_entry(f->watches.prev, sp_dl_watch, link);
     /* (Not a watcher already told how much of the chunk it waits for: see sp_chunk_watch.) */
     if (last && !last->fired && !last->w.upto && last->chunk_seq == ch->seq &&
         last->gen == f->gen) {
         last->end = end;
-    } else {
-        sp_dl_watch *w = sp_calloc(1, sizeof *w);
-        w->w.cb = sp__watch_cb;
-        /* With the spool, a line is safe once its chunk is on disk (the spool replays it), so
-         * the offset may move then; without it, only once every output has it. */
-        w->w.durable = s->in->router->spool != NULL;
-        w->f = f;
-        w->end = end;
-        w->chunk_seq = ch->seq;
-        w->gen = f->gen;
-        sp_list_insert_tail(&f->watches, &w->link);
-        sp_chunk_watch_add(ch, &w->w);
-        s->nwatch++;
+        return NULL;
     }
-    /* The watcher goes on first: committing may close and release the chunk at once. */
-    sp_router_commit(s->in->router, ch, s->chunk_before, s->chunk_n);
+    sp_dl_watch *w = sp_calloc(1, sizeof *w);
+    w->w.cb = sp_dl_offsets_watch_cb;
+    /* With the spool, a line is safe once its chunk is on disk (the spool replays it), so the
+     * offset may move then; without it, only once every output has it. */
+    w->w.durable = sp_input_spool_on(s->in);
+    w->f = f;
+    w->end = end;
+    w->chunk_seq = ch->seq;
+    w->gen = f->gen;
+    sp_list_insert_tail(&f->watches, &w->link);
+    s->nwatch++;
+    return &w->w;
+}
+
+/* Ends the current append: a watcher carries the file offset the appended records end at. */
+void sp_dl_batch_end(sp_dl *s, sp_dl_cont *c, sp_dl_file *f)
+{
+    /* Without a file (a joined line whose file is gone) there is no offset to move. */
+    sp_dl_batch_ctx x = {s, c, f};
+    sp_input_batch_commit(s->in, &s->batch, f ? sp_dl_offsets_batch_watch : NULL, &x);
 }
 
 const sp_offset *sp_dl_saved(sp_dl *s, const char *id)
@@ -106,7 +115,7 @@ void sp_dl_save(sp_dl *s)
     s->last_save_ms = uv_now(s->in->loop);
 }
 
-static void sp__watch_cb(sp_chunk_watch *cw, sp_chunk *ch, int delivered)
+static void sp_dl_offsets_watch_cb(sp_chunk_watch *cw, sp_chunk *ch, int delivered)
 {
     sp_dl_watch *w = sp_list_entry(cw, sp_dl_watch, w);
     sp_dl_file *f = w->f;

@@ -33,15 +33,15 @@ const char *sp_fwd_reason(int rc)
     }
 }
 
-static int sp__read(const uint8_t **p, const uint8_t *end, sp_mp_obj *o)
+static int sp_fwd_proto_read(const uint8_t **p, const uint8_t *end, sp_mp_obj *o)
 {
     return sp_mp_read(p, end, o) ? SP_FWD_EMALFORMED : 0;
 }
 
-static int sp__time(const uint8_t **p, const uint8_t *end, sp_fwd_entry *e)
+static int sp_fwd_proto_time(const uint8_t **p, const uint8_t *end, sp_fwd_entry *e)
 {
     sp_mp_obj o;
-    if (sp__read(p, end, &o)) return SP_FWD_EMALFORMED;
+    if (sp_fwd_proto_read(p, end, &o)) return SP_FWD_EMALFORMED;
     switch (o.type) {
     case SP_MP_UINT:
         e->sec = o.v.u;
@@ -68,17 +68,18 @@ static int sp__time(const uint8_t **p, const uint8_t *end, sp_fwd_entry *e)
 }
 
 /* A time, or Fluent Bit's [time, metadata]: the metadata map is kept when it is not empty. */
-static int sp__when(const uint8_t **p, const uint8_t *end, sp_fwd_entry *e)
+static int sp_fwd_proto_when(const uint8_t **p, const uint8_t *end, sp_fwd_entry *e)
 {
     e->meta = SP_SLICE_NULL;
-    if (*p >= end || (**p != 0x92 && **p != 0xdc && **p != 0xdd)) return sp__time(p, end, e);
+    if (*p >= end || (**p != 0x92 && **p != 0xdc && **p != 0xdd))
+        return sp_fwd_proto_time(p, end, e);
     sp_mp_obj o;
     int rc;
-    if ((rc = sp__read(p, end, &o))) return rc;
+    if ((rc = sp_fwd_proto_read(p, end, &o))) return rc;
     if (o.v.n != 2) return SP_FWD_ESHAPE;
-    if ((rc = sp__time(p, end, e))) return rc;
+    if ((rc = sp_fwd_proto_time(p, end, e))) return rc;
     const uint8_t *m = *p;
-    if ((rc = sp__read(p, end, &o))) return rc;
+    if ((rc = sp_fwd_proto_read(p, end, &o))) return rc;
     if (o.type != SP_MP_MAP) return SP_FWD_ESHAPE;
     if (o.v.n == 0) return 0;
     *p = m;
@@ -91,7 +92,7 @@ static int sp__when(const uint8_t **p, const uint8_t *end, sp_fwd_entry *e)
 
 /* The record must be a map. With `skip`, its end is found here; without, the handler reports
  * how many bytes it read (saving a second pass over every record of a packed frame). */
-static int sp__record(const uint8_t **p, const uint8_t *end, sp_fwd_entry *e, int skip)
+static int sp_fwd_proto_record(const uint8_t **p, const uint8_t *end, sp_fwd_entry *e, int skip)
 {
     if (*p >= end || !((**p & 0xf0) == 0x80 || **p == 0xde || **p == 0xdf)) return SP_FWD_ESHAPE;
     e->rec = *p;
@@ -105,7 +106,7 @@ static int sp__record(const uint8_t **p, const uint8_t *end, sp_fwd_entry *e, in
 }
 
 /* Hands one entry to the handler and moves *p past its record. */
-static int sp__emit(sp_fwd_handler *h, sp_fwd_entry *e, const uint8_t **p)
+static int sp_fwd_proto_emit(sp_fwd_handler *h, sp_fwd_entry *e, const uint8_t **p)
 {
     int rc = h->entry(h->ctx, e);
     if (rc < 0) return rc;
@@ -121,29 +122,29 @@ static int sp__emit(sp_fwd_handler *h, sp_fwd_entry *e, const uint8_t **p)
 }
 
 /* [time, record] or [[time, metadata], record] as found in Forward and PackedForward entries. */
-static int sp__pair(const uint8_t **p, const uint8_t *end, sp_fwd_entry *e)
+static int sp_fwd_proto_pair(const uint8_t **p, const uint8_t *end, sp_fwd_entry *e)
 {
     sp_mp_obj o;
     int rc;
-    if ((rc = sp__read(p, end, &o))) return rc;
+    if ((rc = sp_fwd_proto_read(p, end, &o))) return rc;
     if (o.type != SP_MP_ARRAY || o.v.n != 2) return SP_FWD_ESHAPE;
-    if ((rc = sp__when(p, end, e))) return rc;
-    return sp__record(p, end, e, 0);
+    if ((rc = sp_fwd_proto_when(p, end, e))) return rc;
+    return sp_fwd_proto_record(p, end, e, 0);
 }
 
 /* Reads the option map: the ack id, compression, and Fluent Bit's signal (0 logs). */
-static int sp__options(const uint8_t *p, const uint8_t *end, sp_slice *chunk, int *gzip,
-                       uint64_t *signal)
+static int sp_fwd_proto_options(const uint8_t *p, const uint8_t *end, sp_slice *chunk, int *gzip,
+                                uint64_t *signal)
 {
     sp_mp_obj o, k, v;
-    if (sp__read(&p, end, &o)) return SP_FWD_EMALFORMED;
+    if (sp_fwd_proto_read(&p, end, &o)) return SP_FWD_EMALFORMED;
     if (o.type == SP_MP_NIL) return 0;
     if (o.type != SP_MP_MAP) return SP_FWD_ESHAPE;
     for (uint32_t i = 0; i < o.v.n; i++) {
         const uint8_t *kp = p;
-        if (sp__read(&kp, end, &k) || sp_mp_skip(&p, end)) return SP_FWD_EMALFORMED;
+        if (sp_fwd_proto_read(&kp, end, &k) || sp_mp_skip(&p, end)) return SP_FWD_EMALFORMED;
         const uint8_t *vp = p;
-        if (sp__read(&vp, end, &v)) return SP_FWD_EMALFORMED;
+        if (sp_fwd_proto_read(&vp, end, &v)) return SP_FWD_EMALFORMED;
         if (k.type == SP_MP_STR && SP_SLICE_IS(k.s, "chunk") && v.type == SP_MP_STR) {
             *chunk = v.s;
         } else if (k.type == SP_MP_STR && SP_SLICE_IS(k.s, "compressed") && v.type == SP_MP_STR) {
@@ -161,7 +162,7 @@ static int sp__options(const uint8_t *p, const uint8_t *end, sp_slice *chunk, in
 }
 
 /* Inflates gzip data, including several concatenated members (as Fluentd's clients send). */
-static int sp__gunzip(const uint8_t *in, size_t n, sp_fwd_handler *h)
+static int sp_fwd_proto_gunzip(const uint8_t *in, size_t n, sp_fwd_handler *h)
 {
     sp_buf *out = h->inflate;
     out->len = 0;
@@ -211,13 +212,13 @@ int sp_fwd_try_message(const uint8_t *buf, size_t len, size_t max_size, sp_fwd_h
     uint64_t signal = 0;
     /* Everything is read before the handler sees the entry: an incomplete frame has no
      * side effect, and the scanner takes over. */
-    if (sp__time(&p, end, &e) || sp__record(&p, end, &e, 1)) return 0;
+    if (sp_fwd_proto_time(&p, end, &e) || sp_fwd_proto_record(&p, end, &e, 1)) return 0;
     if (o.v.n == 4) {
         const uint8_t *opt = p;
-        if (sp_mp_skip(&p, end) || sp__options(opt, p, &e.chunk, &gzip, &signal) || signal)
+        if (sp_mp_skip(&p, end) || sp_fwd_proto_options(opt, p, &e.chunk, &gzip, &signal) || signal)
             return 0;
     }
-    int rc = sp__emit(h, &e, &(const uint8_t *){e.rec_end});
+    int rc = sp_fwd_proto_emit(h, &e, &(const uint8_t *){e.rec_end});
     if (rc < 0) return rc;
     if (e.chunk.len && h->ack) h->ack(h->ctx, e.chunk);
     *consumed = (size_t)(p - buf);
@@ -225,23 +226,23 @@ int sp_fwd_try_message(const uint8_t *buf, size_t len, size_t max_size, sp_fwd_h
 }
 
 /* Message mode: [tag, time, record, option?], the time possibly [time, metadata]. */
-static int sp__message(const uint8_t *p, const uint8_t *end, uint32_t nelem, sp_fwd_handler *h,
-                       sp_fwd_entry *e)
+static int sp_fwd_proto_message(const uint8_t *p, const uint8_t *end, uint32_t nelem,
+                                sp_fwd_handler *h, sp_fwd_entry *e)
 {
     int rc, gzip = 0;
     uint64_t signal = 0;
     if (nelem < 3) return SP_FWD_ESHAPE;
-    if ((rc = sp__when(&p, end, e))) return rc;
-    if ((rc = sp__record(&p, end, e, 1))) return rc;
-    if (nelem == 4 && (rc = sp__options(p, end, &e->chunk, &gzip, &signal))) return rc;
+    if ((rc = sp_fwd_proto_when(&p, end, e))) return rc;
+    if ((rc = sp_fwd_proto_record(&p, end, e, 1))) return rc;
+    if (nelem == 4 && (rc = sp_fwd_proto_options(p, end, &e->chunk, &gzip, &signal))) return rc;
     if (signal) return SP_FWD_OTHER_SIGNAL;
-    return sp__emit(h, e, &p);
+    return sp_fwd_proto_emit(h, e, &p);
 }
 
 /* Forward mode: [tag, [entry, ...], option?]; the option comes after the entries, so it is
  * found first (the chunk id names every entry). */
-static int sp__forward(const uint8_t *p, const uint8_t *end, uint32_t nelem, uint32_t n,
-                       sp_fwd_handler *h, sp_fwd_entry *e)
+static int sp_fwd_proto_forward(const uint8_t *p, const uint8_t *end, uint32_t nelem, uint32_t n,
+                                sp_fwd_handler *h, sp_fwd_entry *e)
 {
     int rc, gzip = 0;
     uint64_t signal = 0;
@@ -249,29 +250,29 @@ static int sp__forward(const uint8_t *p, const uint8_t *end, uint32_t nelem, uin
     const uint8_t *entries = p;
     for (uint32_t i = 0; i < n; i++)
         if (sp_mp_skip(&p, end)) return SP_FWD_EMALFORMED;
-    if (nelem == 3 && (rc = sp__options(p, end, &e->chunk, &gzip, &signal))) return rc;
+    if (nelem == 3 && (rc = sp_fwd_proto_options(p, end, &e->chunk, &gzip, &signal))) return rc;
     if (signal) return SP_FWD_OTHER_SIGNAL;
     p = entries;
     for (uint32_t i = 0; i < n; i++) {
         e->index = i;
-        if ((rc = sp__pair(&p, end, e))) return rc;
-        if ((rc = sp__emit(h, e, &p))) return rc;
+        if ((rc = sp_fwd_proto_pair(&p, end, e))) return rc;
+        if ((rc = sp_fwd_proto_emit(h, e, &p))) return rc;
     }
     return 0;
 }
 
 /* PackedForward / CompressedPackedForward: [tag, bin|str of entries, option?]. */
-static int sp__packed(sp_slice bin, const uint8_t *opt, const uint8_t *end, uint32_t nelem,
-                      sp_fwd_handler *h, sp_fwd_entry *e)
+static int sp_fwd_proto_packed(sp_slice bin, const uint8_t *opt, const uint8_t *end, uint32_t nelem,
+                               sp_fwd_handler *h, sp_fwd_entry *e)
 {
     int rc, gzip = 0;
     uint64_t signal = 0;
     if (nelem > 3) return SP_FWD_ESHAPE;
-    if (nelem == 3 && (rc = sp__options(opt, end, &e->chunk, &gzip, &signal))) return rc;
+    if (nelem == 3 && (rc = sp_fwd_proto_options(opt, end, &e->chunk, &gzip, &signal))) return rc;
     if (signal) return SP_FWD_OTHER_SIGNAL;
     const uint8_t *q = (const uint8_t *)bin.base, *qend = q + bin.len;
     if (gzip) {
-        if ((rc = sp__gunzip(q, bin.len, h))) return rc;
+        if ((rc = sp_fwd_proto_gunzip(q, bin.len, h))) return rc;
         q = (const uint8_t *)h->inflate->base;
         qend = q + h->inflate->len;
     }
@@ -279,14 +280,14 @@ static int sp__packed(sp_slice bin, const uint8_t *opt, const uint8_t *end, uint
         /* Entries inside the bin were not scanned with the frame: they are read bounded by
          * the bin, and reading the record map enforces the depth limit. */
         e->index = i;
-        if ((rc = sp__pair(&q, qend, e))) return rc;
-        if ((rc = sp__emit(h, e, &q))) return rc;
+        if ((rc = sp_fwd_proto_pair(&q, qend, e))) return rc;
+        if ((rc = sp_fwd_proto_emit(h, e, &q))) return rc;
     }
     return 0;
 }
 
 /* The first element of an array at p is a time: then the array is [time, metadata]. */
-static int sp__starts_with_time(const uint8_t *p, const uint8_t *end)
+static int sp_fwd_proto_starts_with_time(const uint8_t *p, const uint8_t *end)
 {
     sp_mp_obj o;
     if (sp_mp_read(&p, end, &o)) return 0;
@@ -298,11 +299,11 @@ int sp_fwd_decode(const uint8_t *buf, size_t len, sp_fwd_handler *h)
     const uint8_t *p = buf, *end = buf + len;
     sp_mp_obj o, tag, second;
     int rc;
-    if ((rc = sp__read(&p, end, &o))) return rc;
+    if ((rc = sp_fwd_proto_read(&p, end, &o))) return rc;
     if (o.type == SP_MP_NIL) return 0; /* heartbeat */
     if (o.type != SP_MP_ARRAY || o.v.n < 2 || o.v.n > 4) return SP_FWD_ESHAPE;
     uint32_t nelem = o.v.n;
-    if ((rc = sp__read(&p, end, &tag))) return rc;
+    if ((rc = sp_fwd_proto_read(&p, end, &tag))) return rc;
     if (tag.type != SP_MP_STR) return SP_FWD_ESHAPE;
 
     sp_fwd_entry e;
@@ -310,22 +311,23 @@ int sp_fwd_decode(const uint8_t *buf, size_t len, sp_fwd_handler *h)
     e.tag = tag.s;
 
     const uint8_t *second_at = p;
-    if ((rc = sp__read(&p, end, &second))) return rc;
+    if ((rc = sp_fwd_proto_read(&p, end, &second))) return rc;
     switch (second.type) {
     case SP_MP_UINT:
     case SP_MP_EXT:
     case SP_MP_FLOAT:
-        rc = sp__message(second_at, end, nelem, h, &e);
+        rc = sp_fwd_proto_message(second_at, end, nelem, h, &e);
         break;
     case SP_MP_ARRAY:
-        if (second.v.n == 2 && sp__starts_with_time(p, end))
-            rc = sp__message(second_at, end, nelem, h, &e); /* [tag, [time, meta], record] */
+        if (second.v.n == 2 && sp_fwd_proto_starts_with_time(p, end))
+            rc = sp_fwd_proto_message(second_at, end, nelem, h,
+                                      &e); /* [tag, [time, meta], record] */
         else
-            rc = sp__forward(p, end, nelem, second.v.n, h, &e);
+            rc = sp_fwd_proto_forward(p, end, nelem, second.v.n, h, &e);
         break;
     case SP_MP_BIN:
     case SP_MP_STR:
-        rc = sp__packed(second.s, p, end, nelem, h, &e);
+        rc = sp_fwd_proto_packed(second.s, p, end, nelem, h, &e);
         break;
     default:
         rc = SP_FWD_ESHAPE;

@@ -28,7 +28,7 @@ void sp_joiner_init(sp_joiner *j, size_t max_line, uint64_t timeout_ms, sp_joine
     j->ctx = ctx;
 }
 
-static size_t sp__keep(sp_buf *b, sp_slice s, size_t *len)
+static size_t sp_partial_keep(sp_buf *b, sp_slice s, size_t *len)
 {
     size_t off = b->len;
     sp_buf_append(b, s.base, s.len);
@@ -36,23 +36,23 @@ static size_t sp__keep(sp_buf *b, sp_slice s, size_t *len)
     return off;
 }
 
-static sp_slice sp__at(const sp_pending *p, size_t off, size_t len, int has)
+static sp_slice sp_partial_at(const sp_pending *p, size_t off, size_t len, int has)
 {
     return has ? sp_slice_make(p->fields.base + off, len) : SP_SLICE_NULL;
 }
 
 /* Emits `n` bytes of the pending line from `at`; the caller drops them from the line. */
-static void sp__emit(sp_joiner *j, sp_pending *p, size_t at, size_t n, const uint8_t *id,
-                     uint32_t flags)
+static void sp_partial_emit(sp_joiner *j, sp_pending *p, size_t at, size_t n, const uint8_t *id,
+                            uint32_t flags)
 {
     sp_record r = p->first;
     memcpy(r.id, id, 16);
     r.flags = flags;
     r.message = sp_slice_make(p->msg.base ? p->msg.base + at : "", n);
-    r.container_id = sp__at(p, p->off_cid, p->len_cid, p->has_cid);
-    r.container_name = sp__at(p, p->off_name, p->len_name, p->has_name);
-    r.stream = sp__at(p, p->off_stream, p->len_stream, p->has_stream);
-    r.extras = sp__at(p, p->off_extras, p->len_extras, 1);
+    r.container_id = sp_partial_at(p, p->off_cid, p->len_cid, p->has_cid);
+    r.container_name = sp_partial_at(p, p->off_name, p->len_name, p->has_name);
+    r.stream = sp_partial_at(p, p->off_stream, p->len_stream, p->has_stream);
+    r.extras = sp_partial_at(p, p->off_extras, p->len_extras, 1);
     j->emit(j->ctx, sp_slice_make(p->fields.base + p->off_tag, p->len_tag), &r);
 }
 
@@ -69,7 +69,7 @@ static void sp_joiner_cut_id(const uint8_t base[16], uint64_t cut, uint8_t out[1
     sp_hash128(key, sizeof key, 0x6375742d6964ULL, out);
 }
 
-static void sp__drop(sp_joiner *j, sp_pending *p)
+static void sp_partial_drop(sp_joiner *j, sp_pending *p)
 {
     j->held -= p->msg.len;
     sp_list_remove(&p->link);
@@ -111,14 +111,14 @@ void sp_joiner_add(sp_joiner *j, sp_slice tag, const sp_record *r, sp_slice part
         p->key = key;
         p->first = *r;
         p->first.message = SP_SLICE_NULL;
-        p->off_tag = sp__keep(&p->fields, tag, &p->len_tag);
+        p->off_tag = sp_partial_keep(&p->fields, tag, &p->len_tag);
         p->has_cid = r->container_id.base != NULL;
-        p->off_cid = sp__keep(&p->fields, r->container_id, &p->len_cid);
+        p->off_cid = sp_partial_keep(&p->fields, r->container_id, &p->len_cid);
         p->has_name = r->container_name.base != NULL;
-        p->off_name = sp__keep(&p->fields, r->container_name, &p->len_name);
+        p->off_name = sp_partial_keep(&p->fields, r->container_name, &p->len_name);
         p->has_stream = r->stream.base != NULL;
-        p->off_stream = sp__keep(&p->fields, r->stream, &p->len_stream);
-        p->off_extras = sp__keep(&p->fields, r->extras, &p->len_extras);
+        p->off_stream = sp_partial_keep(&p->fields, r->stream, &p->len_stream);
+        p->off_extras = sp_partial_keep(&p->fields, r->extras, &p->len_extras);
         p->started_ms = now_ms;
         sp_list_insert_tail(&j->pending, &p->link);
     }
@@ -132,7 +132,7 @@ void sp_joiner_add(sp_joiner *j, sp_slice tag, const sp_record *r, sp_slice part
         uint8_t id[16];
         sp_joiner_cut_id(r->id, ++p->cuts, id); /* each cut piece gets its own stable id */
         j->splits++;
-        sp__emit(j, p, at, j->max_line, id, SP_REC_SPLIT);
+        sp_partial_emit(j, p, at, j->max_line, id, SP_REC_SPLIT);
         at += j->max_line;
     }
     if (at) {
@@ -141,8 +141,8 @@ void sp_joiner_add(sp_joiner *j, sp_slice tag, const sp_record *r, sp_slice part
         j->held -= at;
     }
     if (last) {
-        sp__emit(j, p, 0, p->msg.len, r->id, 0);
-        sp__drop(j, p);
+        sp_partial_emit(j, p, 0, p->msg.len, r->id, 0);
+        sp_partial_drop(j, p);
     }
 }
 
@@ -157,13 +157,13 @@ void sp_joiner_expire(sp_joiner *j, uint64_t now_ms, int all)
         uint8_t id[16];
         memcpy(id, p->first.id, 16);
         id[15] ^= 0x7f;
-        sp__emit(j, p, 0, p->msg.len, id, SP_REC_INCOMPLETE);
-        sp__drop(j, p);
+        sp_partial_emit(j, p, 0, p->msg.len, id, SP_REC_INCOMPLETE);
+        sp_partial_drop(j, p);
     }
 }
 
 void sp_joiner_free(sp_joiner *j)
 {
     while (!sp_list_empty(&j->pending))
-        sp__drop(j, sp_list_entry(j->pending.next, sp_pending, link));
+        sp_partial_drop(j, sp_list_entry(j->pending.next, sp_pending, link));
 }

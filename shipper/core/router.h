@@ -83,6 +83,9 @@ void sp_router_restore(sp_router *r, sp_slice tag, const void *data, size_t len,
 void sp_router_close_chunk(sp_router *r, sp_chunk *c);
 /** The spool made more of `c` durable: answers its durable watchers that it covers now. */
 void sp_router_durable(sp_router *r, sp_chunk *c);
+/** What sp_output_done and sp_output_park (plugin.c) do: the delivery's answer, queues, retry. */
+void sp_router_done(sp_delivery *d, int result, uint32_t delivered, uint32_t rejected);
+void sp_router_park(sp_delivery *d);
 /** Adjusts bytes held by an input outside chunks (e.g. partial lines being joined). */
 void sp_router_hold(sp_router *r, int64_t delta);
 /** Closes every open chunk (all != 0) or only those older than flush_interval. */
