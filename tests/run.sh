@@ -53,6 +53,7 @@ if [ "$what" = all ] || [ "$what" = unit ]; then
         for t in tests/integration/test_forward_protocol.sh tests/integration/test_forward_auth.sh \
             tests/integration/test_forward_tls.sh tests/integration/test_forward_fluentbit.sh \
             tests/integration/test_forward_ack_delivered.sh \
+            tests/integration/test_forward_output.sh \
             tests/integration/test_bad_input.sh \
             tests/integration/test_spool.sh tests/integration/test_shutdown.sh \
             tests/integration/test_upgrade.sh; do

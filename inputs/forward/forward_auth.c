@@ -7,25 +7,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "digest.h"
 #include "mp.h"
-
-void sp_fwd_auth_sha512_hex(const sp_slice *parts, int nparts, char out[129])
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char md[64];
-    unsigned int mdlen = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(ctx, EVP_sha512(), NULL);
-    for (int i = 0; i < nparts; i++)
-        EVP_DigestUpdate(ctx, parts[i].base, parts[i].len);
-    EVP_DigestFinal_ex(ctx, md, &mdlen);
-    EVP_MD_CTX_free(ctx);
-    for (int i = 0; i < 64; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[128] = 0;
-}
 
 static int sp_fwd_auth_users(const sp_fwd_auth_conf *conf)
 {
@@ -80,7 +63,7 @@ static void sp_fwd_auth_pong(const sp_fwd_auth *a, const sp_fwd_auth_conf *conf,
     char digest[129];
     sp_slice parts[] = {salt, host, sp_slice_make((const char *)a->nonce, sizeof a->nonce),
                         sp_slice_make(conf->shared_key, strlen(conf->shared_key))};
-    sp_fwd_auth_sha512_hex(parts, 4, digest);
+    sp_sha512_hex(parts, 4, digest);
     sp_mp_put_str(out, digest, 128);
 }
 
@@ -101,7 +84,7 @@ int sp_fwd_auth_ping(const sp_fwd_auth *a, const sp_fwd_auth_conf *conf, const u
     char want[129];
     sp_slice parts[] = {salt, host, sp_slice_make((const char *)a->nonce, sizeof a->nonce),
                         sp_slice_make(conf->shared_key, strlen(conf->shared_key))};
-    sp_fwd_auth_sha512_hex(parts, 4, want);
+    sp_sha512_hex(parts, 4, want);
     int ok = sp_fwd_auth_digest_eq(want, digest);
     *reason = ok ? "" : "shared key mismatch";
     if (ok && sp_fwd_auth_users(conf)) {
@@ -113,7 +96,7 @@ int sp_fwd_auth_ping(const sp_fwd_auth *a, const sp_fwd_auth_conf *conf, const u
         /* An unknown user is checked against a dummy password: the same work either way. */
         sp_slice up[] = {sp_slice_make((const char *)a->salt, sizeof a->salt), user,
                          sp_slice_make(pw ? pw : "", pw ? strlen(pw) : 0)};
-        sp_fwd_auth_sha512_hex(up, 3, want);
+        sp_sha512_hex(up, 3, want);
         ok = sp_fwd_auth_digest_eq(want, pwdigest) && pw;
         if (!ok) *reason = "username/password mismatch";
     }

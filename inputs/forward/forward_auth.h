@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "digest.h"
 #include "slice.h"
 
 /** What the server checks against; strings owned by the config. */
@@ -40,7 +41,5 @@ int sp_fwd_auth_helo(sp_fwd_auth *a, const sp_fwd_auth_conf *conf, sp_buf *out);
 int sp_fwd_auth_ping(const sp_fwd_auth *a, const sp_fwd_auth_conf *conf, const uint8_t *frame,
                      size_t len, sp_buf *out, const char **reason);
 
-/** Writes the lowercase hex SHA-512 of the concatenated parts (129 bytes with the NUL). */
-void sp_fwd_auth_sha512_hex(const sp_slice *parts, int nparts, char out[129]);
 
 #endif

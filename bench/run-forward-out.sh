@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# shipper → shipper over the forward output (PackedForward on loopback, require_ack on), end to
+# end: shipper-bench → edge (forward input) → forward output → aggregator (forward input) → null.
+# The figure counts records the aggregator's null output delivered, from the generator's first
+# byte to the poll that saw the last one. Prints:
+#   forward-out/<compression>: N records in T s = R rec/s; edge CPU C1 s, aggregator CPU C2 s
+#
+# Usage: bench/run-forward-out.sh [--records N] [--gzip] [--conns C] [--no-ack]
+# Env:   SHIPPER, SHIPPER_BENCH  binaries (default build/shipper, build/shipper-bench)
+#        STALL_TIMEOUT           seconds without progress before giving up (default 30)
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SHIPPER=${SHIPPER:-$root/build/shipper}
+SHIPPER_BENCH=${SHIPPER_BENCH:-$root/build/shipper-bench}
+STALL_TIMEOUT=${STALL_TIMEOUT:-30}
+records=2000000 comp=none conns=2 ack=true
+while [ $# -gt 0 ]; do
+    case $1 in
+    --records) records=${2:?}; shift 2 ;;
+    --conns) conns=${2:?}; shift 2 ;;
+    --gzip) comp=gzip; shift ;;
+    --no-ack) ack=false; shift ;;
+    *) sed -n '/^# Usage:/,/^#.*STALL_TIMEOUT/p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    esac
+done
+[[ $records =~ ^[0-9]+$ ]] || { echo "run-forward-out.sh: --records must be a plain integer" >&2; exit 2; }
+for bin in "$SHIPPER" "$SHIPPER_BENCH"; do
+    [ -x "$bin" ] || { echo "run-forward-out.sh: $bin not found; build first" >&2; exit 2; }
+done
+
+tmp=$(mktemp -d)
+epid= apid=
+cleanup() {
+    for p in $epid $apid; do kill -KILL "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+in_port=$(free_port) agg_port=$(free_port) ehttp=$(free_port) ahttp=$(free_port)
+"$SHIPPER" --forward "127.0.0.1:$agg_port" --null --http "127.0.0.1:$ahttp" >"$tmp/agg.log" 2>&1 &
+apid=$!
+cat >"$tmp/edge.yaml" <<EOF
+service: {http_listen: 127.0.0.1:$ehttp}
+inputs:
+  - {type: forward, listen: "127.0.0.1:$in_port"}
+outputs:
+  - {type: forward, servers: ["127.0.0.1:$agg_port"], compression: $comp, require_ack: $ack}
+EOF
+"$SHIPPER" -c "$tmp/edge.yaml" >"$tmp/edge.log" 2>&1 &
+epid=$!
+for h in $ehttp $ahttp; do
+    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$h/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+done
+pid=$epid; e0=$(cpu_ticks); pid=$apid; a0=$(cpu_ticks)
+hport=$ahttp
+"$SHIPPER_BENCH" forward --addr "127.0.0.1:$in_port" --mode packed --records "$records" \
+    --conns "$conns" --quiet --stamp-file "$tmp/stamp" >/dev/null
+last=-1 last_change=$(date +%s)
+while :; do
+    n=$(records_done null)
+    t_done=$(date +%s%N)
+    [ "$n" -ge "$records" ] && break
+    if [ "$n" != "$last" ]; then
+        last=$n last_change=$(date +%s)
+    elif [ $(($(date +%s) - last_change)) -ge "$STALL_TIMEOUT" ]; then
+        echo "run-forward-out.sh: $n of $records records arrived, no progress for ${STALL_TIMEOUT}s" >&2
+        tail -5 "$tmp/edge.log" "$tmp/agg.log" >&2
+        exit 1
+    fi
+    sleep 0.01
+done
+pid=$epid; e1=$(cpu_ticks); pid=$apid; a1=$(cpu_ticks)
+read -r t_first _ <"$tmp/stamp"
+awk -v c="$comp" -v n="$records" -v t0="$t_first" -v t1="$t_done" -v e="$((e1 - e0))" \
+    -v a="$((a1 - a0))" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+        t = (t1 - t0) / 1e9
+        printf "forward-out/%s: %d records in %.3f s = %.0f rec/s; edge CPU %.2f s, aggregator CPU %.2f s\n",
+            c, n, t, n / t, e / hz, a / hz
+    }'
