@@ -4,7 +4,9 @@ set -euo pipefail
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev libuv1-dev librdkafka-dev
  libcurl4-openssl-dev libyaml-dev zlib1g-dev libdeflate-dev libssl-dev libjansson-dev
  libcmocka-dev docker.io docker-compose systemd busybox-static kcat curl openssl python3 procps
- iproute2 ca-certificates binutils time"
+ iproute2 ca-certificates binutils time prometheus python3-yaml"
+# prometheus is there for promtool and python3-yaml for the rules (test_operator_kit.sh); on a
+# host that runs systemd, Debian's package also enables a prometheus service (port 9090).
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
