@@ -4,9 +4,7 @@ set -euo pipefail
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev libuv1-dev librdkafka-dev
  libcurl4-openssl-dev libyaml-dev zlib1g-dev libdeflate-dev libssl-dev libjansson-dev
  libcmocka-dev docker.io docker-compose systemd busybox-static kcat curl openssl python3 procps
- iproute2 ca-certificates binutils time prometheus python3-yaml"
-# prometheus is there for promtool and python3-yaml for the rules (test_operator_kit.sh); on a
-# host that runs systemd, Debian's package also enables a prometheus service (port 9090).
+ iproute2 ca-certificates binutils time python3-yaml"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -19,4 +17,16 @@ if [ -n "$missing" ]; then
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi
+# promtool (test_operator_kit.sh) comes with Debian's prometheus server package, which would
+# also start a server on port 9090 of every address: installed without its recommends (the
+# node exporter), and its service stopped and disabled again when this installed it.
+if ! command -v promtool >/dev/null 2>&1; then
+    echo "installing: prometheus (for promtool; its service is disabled)"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    [ -n "$missing" ] || $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    if [ -d /run/systemd/system ]; then
+        $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+    fi
 fi
