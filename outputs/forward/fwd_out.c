@@ -34,6 +34,8 @@ static void sp_fwdout_free(sp_fwdout *fo)
     if (fo->ssl_ctx) SSL_CTX_free(fo->ssl_ctx);
     if (fo->gz) libdeflate_free_compressor(fo->gz);
     sp_buf_free(&fo->frame);
+    while (fo->nspare > 0)
+        sp_buf_free(&fo->spare[--fo->nspare]);
     sp_buf_free(&fo->scratch[0]);
     sp_buf_free(&fo->scratch[1]);
     sp_buf_free(&fo->cipher);
@@ -80,6 +82,7 @@ static void sp_fwdout_send_job(sp_fwdout *fo, sp_fwdout_server *s, sp_fwdout_job
         sp_list_init(&f->link);
         f->job = job;
         f->records = d->chunks[i]->nrecords;
+        if (!fo->frame.base && fo->nspare) fo->frame = fo->spare[--fo->nspare];
         fo->frame.len = 0;
         /* Room for the whole frame at once: no regrowth (and page faults) while encoding. */
         sp_buf_reserve(&fo->frame, d->chunks[i]->data.len + d->chunks[i]->data.len / 4 + 512);

@@ -25,6 +25,8 @@
 
 enum { SP_FWDOUT_COMP_NONE = 0, SP_FWDOUT_COMP_GZIP = 1 };
 
+#define SP_FWDOUT_SPARE 4 /* frame buffers kept for reuse */
+
 typedef struct {
     sp_strlist servers;
     char *shared_key;
@@ -160,6 +162,8 @@ struct sp_fwdout {
     SSL_CTX *ssl_ctx;
     struct libdeflate_compressor *gz;
     sp_buf frame, scratch[2];
+    sp_buf spare[SP_FWDOUT_SPARE]; /* written frames' buffers, for the next frames */
+    int nspare;
     sp_buf cipher;   /* TLS: ciphertext read, before it goes into the connection's BIO */
     sp_list waiting; /* sp_fwdout_job: no server up yet, one connecting */
     char hostname[256];

@@ -21,6 +21,7 @@ typedef struct {
     sp_fwdout_conn *c;
     sp_fwdout_frame_t *f; /* require_ack false: answered when this write completes */
     char *base;
+    size_t cap; /* an encoded frame's buffer (kept for the next frame), or 0 */
 } sp_fwdout_write;
 
 static const char *sp_fwdout_tls_reason(void)
@@ -76,7 +77,13 @@ static void sp_fwdout_write_cb(uv_write_t *req, int status)
 {
     sp_fwdout_write *w = (sp_fwdout_write *)req;
     sp_fwdout_conn *c = w->c;
-    free(w->base);
+    sp_fwdout *fo = c->fo;
+    /* A fresh 1 MiB buffer per frame is an mmap and 256 page faults while it is encoded into:
+     * a few are kept for the next frames. */
+    if (w->cap && fo->nspare < SP_FWDOUT_SPARE)
+        fo->spare[fo->nspare++] = (sp_buf){.base = w->base, .len = 0, .cap = w->cap};
+    else
+        free(w->base);
     if (status == 0 && w->f) {
         w->f->written = 1;
         sp_fwdout_frame_done(c->fo, w->f, 1);
@@ -87,12 +94,14 @@ static void sp_fwdout_write_cb(uv_write_t *req, int status)
 }
 
 /* Writes `base` (taken over) to the socket. */
-static int sp_fwdout_write_raw(sp_fwdout_conn *c, char *base, size_t len, sp_fwdout_frame_t *f)
+static int sp_fwdout_write_raw(sp_fwdout_conn *c, char *base, size_t len, size_t cap,
+                               sp_fwdout_frame_t *f)
 {
     sp_fwdout_write *w = sp_malloc(sizeof *w);
     w->c = c;
     w->f = f;
     w->base = base;
+    w->cap = cap;
     uv_buf_t b = uv_buf_init(base, (unsigned)len);
     int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, sp_fwdout_write_cb);
     if (rc) {
@@ -121,11 +130,12 @@ static int sp_fwdout_tls_flush(sp_fwdout_conn *c, sp_fwdout_frame_t *f)
         free(base);
         return 0;
     }
-    return sp_fwdout_write_raw(c, base, (size_t)got, f);
+    return sp_fwdout_write_raw(c, base, (size_t)got, 0, f);
 }
 
 /* Plaintext out: through TLS when it is on. `data` is taken over when `own`. */
-static int sp_fwdout_send(sp_fwdout_conn *c, char *data, size_t len, int own, sp_fwdout_frame_t *f)
+static int sp_fwdout_send(sp_fwdout_conn *c, char *data, size_t len, int own, size_t cap,
+                          sp_fwdout_frame_t *f)
 {
     if (!c->ssl) {
         char *base = data;
@@ -133,7 +143,7 @@ static int sp_fwdout_send(sp_fwdout_conn *c, char *data, size_t len, int own, sp
             base = sp_malloc(len);
             memcpy(base, data, len);
         }
-        return sp_fwdout_write_raw(c, base, len, f);
+        return sp_fwdout_write_raw(c, base, len, own ? cap : 0, f);
     }
     int rc = SSL_write(c->ssl, data, (int)len);
     if (own) free(data);
@@ -150,12 +160,12 @@ int sp_fwdout_conn_send(sp_fwdout_conn *c, sp_buf *data, sp_fwdout_frame_t *f)
     sp_list_insert_tail(&c->frames, &f->link);
     f->deadline_ms = sp_fwdout_now(c->fo) + c->fo->conf->ack_timeout;
     int noack = !c->fo->conf->require_ack;
-    if (c->ssl) return sp_fwdout_send(c, data->base, data->len, 0, noack ? f : NULL);
+    if (c->ssl) return sp_fwdout_send(c, data->base, data->len, 0, 0, noack ? f : NULL);
     /* Plain: the encoded frame itself is written (no copy); the next one gets a new buffer. */
     char *base = data->base;
-    size_t len = data->len;
+    size_t len = data->len, cap = data->cap;
     *data = (sp_buf){0};
-    return sp_fwdout_send(c, base, len, 1, noack ? f : NULL);
+    return sp_fwdout_send(c, base, len, 1, cap, noack ? f : NULL);
 }
 
 /* ---- closing ---- */
@@ -276,7 +286,7 @@ static int sp_fwdout_helo(sp_fwdout_conn *c, const uint8_t *p, const uint8_t *en
     sp_mp_put_str(&b, user, strlen(user));
     sp_mp_put_str(&b, pwdigest, strlen(pwdigest));
     c->handshake = 2;
-    return sp_fwdout_send(c, b.base, b.len, 1, NULL) ? -2 : 0;
+    return sp_fwdout_send(c, b.base, b.len, 1, 0, NULL) ? -2 : 0;
 }
 
 /* PONG ["PONG", ok, reason, server_hostname, sha512_hex(salt + hostname + nonce + key)]. */
