@@ -24,6 +24,9 @@
 /* One entry's header; the payload follows: the tag, for a piece the 8-byte offset of its records
  * in the chunk, then the records (data_len bytes, nrecords of them). The CRC covers the header
  * (with crc 0) and the payload. */
+/* Replay at startup brings this much back per loop turn, so inputs accept meanwhile. */
+#define SP_REPLAY_SLICE (4u << 20)
+
 typedef struct {
     uint32_t magic;
     uint32_t crc;
@@ -78,11 +81,12 @@ struct sp_spool {
     int sync_failing;  /* an fsync failed: cleared by the next good one */
     int sync_failures; /* in a row */
     int failing, closed;
-    int handles;       /* timer and async, until closed */
-    int over;          /* bytes > limit, as the router last heard */
-    int completing;    /* handing on what an fsync made durable */
-    int hand_on_again; /* ... and a chunk was added that is ready too */
-    sp_buf done;       /* done entries not written yet */
+    int handles;           /* timer, async and replay_idle, until closed */
+    uv_idle_t replay_idle; /* brings chunks back a slice per loop turn (sp_spool_replay_start) */
+    int over;              /* bytes > limit, as the router last heard */
+    int completing;        /* handing on what an fsync made durable */
+    int hand_on_again;     /* ... and a chunk was added that is ready too */
+    sp_buf done;           /* done entries not written yet */
     sp_replay *replay;
     size_t nreplay, replay_pos;
     uint64_t corrupt_entries, corrupt_bytes, write_errors, replayed, fsyncs;
@@ -718,11 +722,13 @@ static int sp_spool_read_entry(sp_spool *s, const sp_replay *e, sp_buf *b, int t
     return 1;
 }
 
-void sp_spool_replay(sp_spool *s)
+/* Brings chunks back, about `budget` bytes of them, and only while memory allows, so a large
+ * spool never exceeds the limit. */
+static void sp_spool_replay_some(sp_spool *s, uint64_t budget)
 {
-    /* Bring chunks back only while memory allows, so a large spool never exceeds the limit. */
     sp_buf b = {0};
-    while (s->replay_pos < s->nreplay && s->r->bytes < s->r->memory_limit / 2) {
+    uint64_t took = 0;
+    while (s->replay_pos < s->nreplay && s->r->bytes < s->r->memory_limit / 2 && took < budget) {
         sp_replay *head = &s->replay[s->replay_pos];
         s->replay_pos += head->n;
         b.len = 0;
@@ -745,16 +751,38 @@ void sp_spool_replay(sp_spool *s)
             continue;
         }
         s->replayed++;
+        took += b.len;
         sp_router_restore(s->r, sp_slice_make(b.base, tag_len), b.base + tag_len, b.len - tag_len,
                           nrecords, head->h.seq, head->lo, head->hi);
     }
     sp_buf_free(&b);
     if (s->replay_pos == s->nreplay && s->replay) {
+        uv_idle_stop(&s->replay_idle);
         free(s->replay);
         s->replay = NULL;
         s->nreplay = s->replay_pos = 0;
         sp__gc(s);
     }
+}
+
+void sp_spool_replay(sp_spool *s)
+{
+    sp_spool_replay_some(s, UINT64_MAX);
+}
+
+static void sp_spool_replay_idle_cb(uv_idle_t *h)
+{
+    sp_spool *s = h->data;
+    sp_spool_replay_some(s, SP_REPLAY_SLICE);
+    /* Memory reached: sp_spool_done brings the next ones as chunks are delivered. */
+    if (s->replay_pos < s->nreplay && s->r->bytes >= s->r->memory_limit / 2)
+        uv_idle_stop(&s->replay_idle);
+}
+
+void sp_spool_replay_start(sp_spool *s)
+{
+    if (s->replay_pos < s->nreplay && !s->closed)
+        uv_idle_start(&s->replay_idle, sp_spool_replay_idle_cb);
 }
 
 int sp_spool_open(sp_spool **out, sp_router *r, const char *dir, uint64_t limit)
@@ -802,7 +830,9 @@ int sp_spool_open(sp_spool **out, sp_router *r, const char *dir, uint64_t limit)
     uv_timer_start(&s->timer, sp__timer_cb, 1000, 1000);
     uv_async_init(r->loop, &s->sync_async, sp__sync_after);
     s->sync_async.data = s;
-    s->handles = 2;
+    uv_idle_init(r->loop, &s->replay_idle);
+    s->replay_idle.data = s;
+    s->handles = 3;
     *out = s;
     return 0;
 }
@@ -884,6 +914,8 @@ void sp_spool_close(sp_spool *s)
         if (!c->tagent) sp_router_drop(s->r, c);
     }
     uv_timer_stop(&s->timer);
+    uv_idle_stop(&s->replay_idle);
+    uv_close((uv_handle_t *)&s->replay_idle, sp__free);
     uv_close((uv_handle_t *)&s->timer, sp__free);
     uv_close((uv_handle_t *)&s->sync_async, sp__free);
 }

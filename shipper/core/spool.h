@@ -30,6 +30,12 @@ int sp_spool_open(sp_spool **out, struct sp_router *r, const char *dir, uint64_t
 /** Hands replayed chunks to the router while memory allows; call again as chunks are freed. */
 void sp_spool_replay(sp_spool *s);
 /**
+ * Starts replaying in the background: a slice (SP_REPLAY_SLICE) per loop turn until half of
+ * memory_limit is back, so inputs start and accept right after the spool is read and checked;
+ * as chunks are delivered, sp_spool_done brings the next ones.
+ */
+void sp_spool_replay_start(sp_spool *s);
+/**
  * Writes what `c` holds that is not on disk yet, and fsyncs it (grouped). A closed chunk is
  * dispatched (sp_router_dispatch) once all of it is durable; an open one stays open, and the
  * router hears (sp_router_durable) as its records become durable. Call again when it closes.
