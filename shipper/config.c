@@ -83,6 +83,12 @@ sp_node *sp_node_get(const sp_node *map, const char *key)
     return NULL;
 }
 
+int sp_node_line(const sp_node *map, const char *key, int fallback)
+{
+    const sp_node *c = sp_node_get(map, key);
+    return c ? c->line : fallback;
+}
+
 /* Recursive descent over libyaml's event stream. */
 static sp_node *sp__yaml_node(yaml_parser_t *p, yaml_event_t *ev, sp_conf_err *err);
 

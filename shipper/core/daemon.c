@@ -97,34 +97,116 @@ static int sp__component(const sp_node *n, const char *section, void *common,
     return 0;
 }
 
-static const sp_input_type *sp__input_type(const char *name)
+/* What the loader needs to know of a registered type, whichever kind it is. */
+typedef struct {
+    const char *name;
+    const sp_conf_field *fields;
+    size_t conf_size;
+    const char *unsupported;
+    const char *const *planned;
+} sp_daemon_type_info;
+
+/* One kind of component (inputs, outputs): its list key, its common settings, its registered
+ * types and how an instance is made once its settings are parsed. */
+typedef struct {
+    const char *list; /* "inputs": the top-level key */
+    const char *one;  /* "input": in messages */
+    size_t max;       /* most instances (0: any number) */
+    const sp_conf_field *common_fields;
+    size_t name_off; /* where the common struct holds `name` */
+    /* Fills `info` for registered type `k` and returns 1; 0 past the last one. */
+    int (*type_at)(size_t k, sp_daemon_type_info *info);
+    /* Adds the instance of type `k` configured by `n` (takes `name` and `conf`), then checks
+     * the common settings and the type's own. 0, or -1 with err set. */
+    int (*add)(sp_daemon *d, const sp_node *n, size_t k, int index, char *name, void *conf,
+               void *common, sp_conf_err *err);
+} sp_daemon_kind;
+
+static int sp_daemon_input_at(size_t k, sp_daemon_type_info *info)
 {
-    for (const sp_input_type *const *t = sp_input_types; *t; t++)
-        if (strcmp((*t)->name, name) == 0) return *t;
-    return NULL;
+    const sp_input_type *t = sp_input_types[k];
+    if (!t) return 0;
+    *info = (sp_daemon_type_info){t->name, t->fields, t->conf_size, t->unsupported, t->planned};
+    return 1;
 }
 
-static const sp_output_type *sp__output_type(const char *name)
+static int sp_daemon_output_at(size_t k, sp_daemon_type_info *info)
 {
-    for (const sp_output_type *const *t = sp_output_types; *t; t++)
-        if (strcmp((*t)->name, name) == 0) return *t;
-    return NULL;
+    const sp_output_type *t = sp_output_types[k];
+    if (!t) return 0;
+    *info = (sp_daemon_type_info){t->name, t->fields, t->conf_size, t->unsupported, NULL};
+    return 1;
 }
 
-/* "unknown type" errors list the registered names (the plugins this binary was built with). */
-static void sp_daemon_unknown_type(sp_conf_err *err, const sp_node *n, int output, const char *tname)
+static int sp_daemon_add_input(sp_daemon *d, const sp_node *n, size_t k, int index, char *name,
+                               void *conf, void *common, sp_conf_err *err)
+{
+    sp_input *in = sp_calloc(1, sizeof *in);
+    d->inputs = sp_realloc(d->inputs, (d->ninputs + 1) * sizeof *d->inputs);
+    d->inputs[d->ninputs++] = in;
+    in->type = sp_input_types[k];
+    in->index = index;
+    in->line = n->line;
+    in->conf = conf;
+    in->name = name;
+    return in->type->check ? in->type->check(in, n, err) : 0;
+}
+
+static int sp_daemon_add_output(sp_daemon *d, const sp_node *n, size_t k, int index, char *name,
+                                void *conf, void *common_, sp_conf_err *err)
+{
+    sp_output_common *common = common_;
+    sp_output *o = sp_calloc(1, sizeof *o);
+    d->outputs = sp_realloc(d->outputs, (d->noutputs + 1) * sizeof *d->outputs);
+    d->outputs[d->noutputs++] = o;
+    o->type = sp_output_types[k];
+    o->index = index;
+    o->line = n->line;
+    o->conf = conf;
+    o->name = name;
+    o->match = strdup(common->match ? common->match : "*");
+    o->retry_max_ms = common->retry_max;
+    o->max_inflight = common->workers > 0 ? (int)common->workers : o->type->default_inflight;
+    if (o->max_inflight < 1) o->max_inflight = 1;
+    if (common->workers < 0 || common->workers > 256) {
+        sp_conf_error(err, n->line, "workers", "must be between 0 and 256");
+        return -1;
+    }
+    return o->type->check ? o->type->check(o, n, err) : 0;
+}
+
+static const sp_daemon_kind sp_daemon_inputs = {"inputs",
+                                                "input",
+                                                0,
+                                                sp__input_common,
+                                                offsetof(sp_input_common, name),
+                                                sp_daemon_input_at,
+                                                sp_daemon_add_input};
+static const sp_daemon_kind sp_daemon_outputs = {"outputs",
+                                                 "output",
+                                                 64,
+                                                 sp__output_common,
+                                                 offsetof(sp_output_common, name),
+                                                 sp_daemon_output_at,
+                                                 sp_daemon_add_output};
+
+/* The registered type called `tname` (its index in `k`), or -1 with an "unknown type" error that
+ * lists the registered names (the plugins this binary was built with). */
+static int sp_daemon_find_type(const sp_daemon_kind *kind, const sp_node *n, const char *tname,
+                               sp_daemon_type_info *info, sp_conf_err *err)
 {
     sp_buf names = {0};
-    if (output)
-        for (const sp_output_type *const *t = sp_output_types; *t; t++)
-            sp_buf_printf(&names, "%s%s", names.len ? ", " : "", (*t)->name);
-    else
-        for (const sp_input_type *const *t = sp_input_types; *t; t++)
-            sp_buf_printf(&names, "%s%s", names.len ? ", " : "", (*t)->name);
+    for (size_t k = 0; kind->type_at(k, info); k++) {
+        if (strcmp(info->name, tname) == 0) {
+            sp_buf_free(&names);
+            return (int)k;
+        }
+        sp_buf_printf(&names, "%s%s", names.len ? ", " : "", info->name);
+    }
     sp_conf_error(err, sp_node_get(n, "type")->line, "type", "unknown %s type \"%s\" (%.*s)",
-                  output ? "output" : "input", tname, (int)names.len,
-                  names.base ? names.base : "");
+                  kind->one, tname, (int)names.len, names.base ? names.base : "");
     sp_buf_free(&names);
+    return -1;
 }
 
 static const char *sp__node_type_str(const sp_node *n)
@@ -142,122 +224,73 @@ static char *sp__name(const char *given, const char *type, size_t index, size_t 
     return strdup(buf);
 }
 
-static int sp__load_inputs(sp_daemon *d, const sp_node *seq, sp_conf_err *err)
+/* Item `i` of a component list: its type, settings and name. */
+static int sp_daemon_load_one(sp_daemon *d, const sp_daemon_kind *kind, const sp_node *seq,
+                              const sp_node *n, size_t i, sp_conf_err *err)
 {
-    if (!seq) {
-        sp_conf_error(err, 1, "inputs", "at least one input is required");
+    char section[32];
+    snprintf(section, sizeof section, "%s[%zu]", kind->list, i);
+    if (kind->max && i >= kind->max) {
+        sp_conf_error(err, n->line, section, "at most %zu %s", kind->max, kind->list);
         return -1;
     }
-    if (seq->type != SP_NODE_SEQ || !seq->child) {
-        sp_conf_error(err, seq->line, "inputs", "must be a list of inputs");
+    const char *tname = sp__node_type_str(n);
+    if (n->type != SP_NODE_MAP || !tname) {
+        sp_conf_error(err, n->line, section, "needs a `type`");
         return -1;
     }
-    size_t i = 0;
-    for (sp_node *n = seq->child; n; n = n->next, i++) {
-        char section[32];
-        snprintf(section, sizeof section, "inputs[%zu]", i);
-        const char *tname = sp__node_type_str(n);
-        if (n->type != SP_NODE_MAP || !tname) {
-            sp_conf_error(err, n->line, section, "needs a `type`");
-            return -1;
-        }
-        const sp_input_type *t = sp__input_type(tname);
-        if (!t) {
-            sp_daemon_unknown_type(err, n, 0, tname);
-            return -1;
-        }
-        if (t->unsupported) {
-            sp_conf_error(err, sp_node_get(n, "type")->line, "type", "%s", t->unsupported);
-            return -1;
-        }
-        for (const char *const *k = t->planned; k && *k; k++) {
-            sp_node *v = sp_node_get(n, *k);
-            if (v) {
-                sp_conf_error(err, v->line, *k, "not supported yet (planned)");
-                return -1;
-            }
-        }
-        sp_input *in = sp_calloc(1, sizeof *in);
-        d->inputs = sp_realloc(d->inputs, (d->ninputs + 1) * sizeof *d->inputs);
-        d->inputs[d->ninputs++] = in;
-        in->type = t;
-        in->index = (int)i;
-        in->line = n->line;
-        in->conf = sp_calloc(1, t->conf_size ? t->conf_size : 1);
-        sp_input_common common = {0};
-        int rc = sp__component(n, section, &common, sp__input_common, in->conf, t->fields, err);
-        size_t same = 0;
-        for (sp_node *m = seq->child; m; m = m->next) {
-            const char *mt = sp__node_type_str(m);
-            if (mt && strcmp(mt, tname) == 0) same++;
-        }
-        in->name = sp__name(common.name, tname, i, same);
-        sp_conf_free(&common, sp__input_common);
-        if (rc) return -1;
-        if (t->check && t->check(in, n, err)) return -1;
+    sp_daemon_type_info t;
+    int k = sp_daemon_find_type(kind, n, tname, &t, err);
+    if (k < 0) return -1;
+    if (t.unsupported) {
+        sp_conf_error(err, sp_node_get(n, "type")->line, "type", "%s", t.unsupported);
+        return -1;
     }
-    return 0;
+    for (const char *const *key = t.planned; key && *key; key++) {
+        sp_node *v = sp_node_get(n, *key);
+        if (v) {
+            sp_conf_error(err, v->line, *key, "not supported yet (planned)");
+            return -1;
+        }
+    }
+    void *conf = sp_calloc(1, t.conf_size ? t.conf_size : 1);
+    union {
+        sp_input_common in;
+        sp_output_common out;
+    } common = {0};
+    if (sp__component(n, section, &common, kind->common_fields, conf, t.fields, err)) {
+        sp_conf_free(&common, kind->common_fields);
+        sp_conf_free(conf, t.fields);
+        free(conf);
+        return -1;
+    }
+    size_t same = 0;
+    for (sp_node *m = seq->child; m; m = m->next) {
+        const char *mt = sp__node_type_str(m);
+        if (mt && strcmp(mt, tname) == 0) same++;
+    }
+    const char *given = *(char **)((char *)&common + kind->name_off);
+    char *name = sp__name(given, tname, i, same);
+    int rc = kind->add(d, n, (size_t)k, (int)i, name, conf, &common, err);
+    sp_conf_free(&common, kind->common_fields);
+    return rc;
 }
 
-static int sp__load_outputs(sp_daemon *d, const sp_node *seq, sp_conf_err *err)
+/* A list of components (`inputs:` or `outputs:`), at least one. */
+static int sp_daemon_load_list(sp_daemon *d, const sp_daemon_kind *kind, const sp_node *seq,
+                               sp_conf_err *err)
 {
     if (!seq) {
-        sp_conf_error(err, 1, "outputs", "at least one output is required");
+        sp_conf_error(err, 1, kind->list, "at least one %s is required", kind->one);
         return -1;
     }
     if (seq->type != SP_NODE_SEQ || !seq->child) {
-        sp_conf_error(err, seq->line, "outputs", "must be a list of outputs");
+        sp_conf_error(err, seq->line, kind->list, "must be a list of %s", kind->list);
         return -1;
     }
     size_t i = 0;
-    for (sp_node *n = seq->child; n; n = n->next, i++) {
-        char section[32];
-        snprintf(section, sizeof section, "outputs[%zu]", i);
-        if (i >= 64) {
-            sp_conf_error(err, n->line, section, "at most 64 outputs");
-            return -1;
-        }
-        const char *tname = sp__node_type_str(n);
-        if (n->type != SP_NODE_MAP || !tname) {
-            sp_conf_error(err, n->line, section, "needs a `type`");
-            return -1;
-        }
-        const sp_output_type *t = sp__output_type(tname);
-        if (!t) {
-            sp_daemon_unknown_type(err, n, 1, tname);
-            return -1;
-        }
-        if (t->unsupported) {
-            sp_conf_error(err, sp_node_get(n, "type")->line, "type", "%s", t->unsupported);
-            return -1;
-        }
-        sp_output *o = sp_calloc(1, sizeof *o);
-        d->outputs = sp_realloc(d->outputs, (d->noutputs + 1) * sizeof *d->outputs);
-        d->outputs[d->noutputs++] = o;
-        o->type = t;
-        o->index = (int)i;
-        o->line = n->line;
-        o->conf = sp_calloc(1, t->conf_size ? t->conf_size : 1);
-        sp_output_common common = {0};
-        int rc = sp__component(n, section, &common, sp__output_common, o->conf, t->fields, err);
-        size_t same = 0;
-        for (sp_node *m = seq->child; m; m = m->next) {
-            const char *mt = sp__node_type_str(m);
-            if (mt && strcmp(mt, tname) == 0) same++;
-        }
-        o->name = sp__name(common.name, tname, i, same);
-        o->match = common.match ? strdup(common.match) : strdup("*");
-        o->retry_max_ms = common.retry_max;
-        o->max_inflight = common.workers > 0 ? (int)common.workers : t->default_inflight;
-        if (o->max_inflight < 1) o->max_inflight = 1;
-        if (common.workers < 0 || common.workers > 256) {
-            sp_conf_error(err, n->line, "workers", "must be between 0 and 256");
-            rc = -1;
-        }
-        sp_conf_free(&common, sp__output_common);
-        if (rc) return -1;
-        if (t->check && t->check(o, n, err)) return -1;
-    }
+    for (sp_node *n = seq->child; n; n = n->next, i++)
+        if (sp_daemon_load_one(d, kind, seq, n, i, err)) return -1;
     return 0;
 }
 
@@ -285,8 +318,7 @@ int sp_daemon_load(sp_daemon *d, const char *text, size_t len, sp_conf_err *err)
                       err))
         goto out;
     if (d->buffer.chunk_size < 1024 || d->buffer.memory_limit < d->buffer.chunk_size) {
-        sp_node *b = sp_node_get(root, "buffer");
-        sp_conf_error(err, b ? b->line : 1, "buffer",
+        sp_conf_error(err, sp_node_line(root, "buffer", 1), "buffer",
                       "chunk_size must be at least 1KiB and memory_limit at least chunk_size");
         goto out;
     }
@@ -295,25 +327,25 @@ int sp_daemon_load(sp_daemon *d, const char *text, size_t len, sp_conf_err *err)
         sp_addr a;
         const char *why;
         if (sp_addr_parse(d->service.http_listen, &a, &why) || a.is_unix) {
-            sp_node *s = sp_node_get(sp_node_get(root, "service"), "http_listen");
-            sp_conf_error(err, s ? s->line : 1, "service.http_listen", "\"%s\": %s",
-                          d->service.http_listen, a.is_unix ? "must be host:port" : why);
+            sp_conf_error(err, sp_node_line(sp_node_get(root, "service"), "http_listen", 1),
+                          "service.http_listen", "\"%s\": %s", d->service.http_listen,
+                          a.is_unix ? "must be host:port" : why);
             goto out;
         }
     }
     if (d->buffer.spool && !d->service.state_dir) {
-        sp_node *b = sp_node_get(sp_node_get(root, "buffer"), "spool");
-        sp_conf_error(err, b ? b->line : 1, "buffer.spool", "needs service.state_dir");
+        sp_conf_error(err, sp_node_line(sp_node_get(root, "buffer"), "spool", 1), "buffer.spool",
+                      "needs service.state_dir");
         goto out;
     }
-    if (sp__load_inputs(d, sp_node_get(root, "inputs"), err)) goto out;
+    if (sp_daemon_load_list(d, &sp_daemon_inputs, sp_node_get(root, "inputs"), err)) goto out;
     for (size_t i = 0; i < d->ninputs; i++)
         if (d->inputs[i]->needs_spool && !d->buffer.spool) {
             sp_conf_error(err, d->inputs[i]->line, d->inputs[i]->name,
                           "ack: durable needs buffer.spool: true (and service.state_dir)");
             goto out;
         }
-    if (sp__load_outputs(d, sp_node_get(root, "outputs"), err)) goto out;
+    if (sp_daemon_load_list(d, &sp_daemon_outputs, sp_node_get(root, "outputs"), err)) goto out;
     rc = 0;
 out:
     sp_node_free(root);
@@ -380,9 +412,9 @@ static void sp__deadline_cb(uv_timer_t *t)
     sp_daemon *d = t->data;
     for (size_t i = 0; i < d->noutputs; i++)
         if (d->outputs[i]->closed != 2)
-            sp_warn("output %s: still busy %d ms after its stop; exiting without waiting for it%s",
-                    d->outputs[i]->name, SP_STOP_DEADLINE_MS,
-                    d->router.spool ? " (its chunks stay in the spool)" : "");
+            sp_out_warn(
+                d->outputs[i], "still busy %d ms after its stop; exiting without waiting for it%s",
+                SP_STOP_DEADLINE_MS, d->router.spool ? " (its chunks stay in the spool)" : "");
     sp_spool_close(d->router.spool);
     fflush(stderr);
     _exit(d->exit_code);
@@ -522,8 +554,7 @@ int sp_daemon_run(sp_daemon *d)
         o->batch_bytes = r->chunk_size;
         o->batch_records = SP_BATCH_RECORDS;
         if (o->retry_max_ms < r->retry_min_ms) o->retry_max_ms = r->retry_min_ms;
-        if ((rc = o->type->start(o)))
-            sp_error("output %s: cannot start: %s", o->name, uv_strerror(rc));
+        if ((rc = o->type->start(o))) sp_out_error(o, "cannot start: %s", uv_strerror(rc));
     }
     sp_router_start(r);
     uv_signal_start(&d->sigterm, sp__signal_cb, SIGTERM);
