@@ -4,7 +4,6 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "meta.h"
 #include "mp.h"
 
 /* 0: copy as is; 1: needs an escape; 2: non-ASCII, validate as UTF-8. */
@@ -269,7 +268,8 @@ static int sp__reserved(sp_slice k)
            SP_SLICE_IS(k, "container") || SP_SLICE_IS(k, "tag");
 }
 
-void sp_json_record(sp_buf *out, const sp_record *r, sp_slice tag)
+void sp_json_document(sp_buf *out, const sp_record *r, sp_slice tag, sp_json_container_fn more,
+                      void *ctx)
 {
     SP_BUF_LIT(out, "{\"@timestamp\":");
     sp_json_timestamp(out, r->sec, r->nsec, r->prec);
@@ -294,7 +294,7 @@ void sp_json_record(sp_buf *out, const sp_record *r, sp_slice tag)
             SP_BUF_LIT(out, "\"name\":");
             sp_json_str(out, r->container_name.base, r->container_name.len);
         }
-        if (r->container_id.base) sp_meta_append_json(r->container_id, out);
+        if (r->container_id.base && more) more(ctx, r->container_id, out);
         sp_buf_putc(out, '}');
     }
     SP_BUF_LIT(out, ",\"tag\":");
