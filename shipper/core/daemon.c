@@ -18,11 +18,11 @@
 /* Records one delivery carries at most, unless the output says otherwise. */
 #define SP_BATCH_RECORDS 10000
 
-static const char *const sp__levels[] = {"error", "warn", "info", "debug", NULL};
+static const char *const sp_daemon_levels[] = {"error", "warn", "info", "debug", NULL};
 
-static const sp_conf_field sp__service_fields[] = {
+static const sp_conf_field sp_daemon_service_fields[] = {
     {"log_level", SP_CONF_ENUM, offsetof(sp_service_conf, log_level), "info",
-     "error | warn | info | debug", sp__levels},
+     "error | warn | info | debug", sp_daemon_levels},
     {"http_listen", SP_CONF_STR, offsetof(sp_service_conf, http_listen), "127.0.0.1:2020",
      "GET /metrics, /healthz, /readyz; \"\" turns it off"},
     {"state_dir", SP_CONF_STR, offsetof(sp_service_conf, state_dir), NULL,
@@ -33,7 +33,7 @@ static const sp_conf_field sp__service_fields[] = {
      "written with the process id once running (after an upgrade: the new process's)"},
     SP_CONF_END};
 
-static const sp_conf_field sp__buffer_fields[] = {
+static const sp_conf_field sp_daemon_buffer_fields[] = {
     {"memory_limit", SP_CONF_SIZE, offsetof(sp_buffer_conf, memory_limit), "256MiB",
      "buffered bytes at which inputs pause (resume at 80%)"},
     {"chunk_size", SP_CONF_SIZE, offsetof(sp_buffer_conf, chunk_size), "1MiB",
@@ -57,7 +57,7 @@ typedef struct {
     int64_t workers;
 } sp_output_common;
 
-static const sp_conf_field sp__output_common[] = {
+static const sp_conf_field sp_daemon_output_common[] = {
     {"type", SP_CONF_STR, offsetof(sp_output_common, type), NULL, "the output type"},
     {"match", SP_CONF_STR, offsetof(sp_output_common, match), "*", "glob on the record's tag"},
     {"name", SP_CONF_STR, offsetof(sp_output_common, name), NULL, "name in metrics"},
@@ -72,18 +72,18 @@ typedef struct {
     char *name;
 } sp_input_common;
 
-static const sp_conf_field sp__input_common[] = {
+static const sp_conf_field sp_daemon_input_common[] = {
     {"type", SP_CONF_STR, offsetof(sp_input_common, type), NULL, "the input type"},
     {"name", SP_CONF_STR, offsetof(sp_input_common, name), NULL, "name in metrics"},
     SP_CONF_END};
 
-static const char *const sp__common_keys[] = {"type",      "match",   "name",
-                                              "retry_max", "workers", NULL};
+static const char *const sp_daemon_common_keys[] = {"type",      "match",   "name",
+                                                    "retry_max", "workers", NULL};
 
 /* Splits a component's map: the common keys go through `common`, the rest through `fields`. */
-static int sp__component(const sp_node *n, const char *section, void *common,
-                         const sp_conf_field *common_fields, void *conf,
-                         const sp_conf_field *fields, sp_conf_err *err)
+static int sp_daemon_component(const sp_node *n, const char *section, void *common,
+                               const sp_conf_field *common_fields, void *conf,
+                               const sp_conf_field *fields, sp_conf_err *err)
 {
     /* Each table sees the other's keys as allowed, so an unknown key is still an error. */
     const char *type_keys[64];
@@ -91,7 +91,7 @@ static int sp__component(const sp_node *n, const char *section, void *common,
     for (const sp_conf_field *f = fields; f->key && k < 63; f++)
         type_keys[k++] = f->key;
     type_keys[k] = NULL;
-    const char *const *allow_common = sp__common_keys;
+    const char *const *allow_common = sp_daemon_common_keys;
     if (sp_conf_apply(conf, fields, n, section, allow_common, err)) return -1;
     if (sp_conf_apply(common, common_fields, n, section, type_keys, err)) return -1;
     return 0;
@@ -178,14 +178,14 @@ static int sp_daemon_add_output(sp_daemon *d, const sp_node *n, size_t k, int in
 static const sp_daemon_kind sp_daemon_inputs = {"inputs",
                                                 "input",
                                                 0,
-                                                sp__input_common,
+                                                sp_daemon_input_common,
                                                 offsetof(sp_input_common, name),
                                                 sp_daemon_input_at,
                                                 sp_daemon_add_input};
 static const sp_daemon_kind sp_daemon_outputs = {"outputs",
                                                  "output",
                                                  64,
-                                                 sp__output_common,
+                                                 sp_daemon_output_common,
                                                  offsetof(sp_output_common, name),
                                                  sp_daemon_output_at,
                                                  sp_daemon_add_output};
@@ -209,13 +209,13 @@ static int sp_daemon_find_type(const sp_daemon_kind *kind, const sp_node *n, con
     return -1;
 }
 
-static const char *sp__node_type_str(const sp_node *n)
+static const char *sp_daemon_node_type_str(const sp_node *n)
 {
     sp_node *t = sp_node_get(n, "type");
     return t && t->type == SP_NODE_SCALAR ? t->value : NULL;
 }
 
-static char *sp__name(const char *given, const char *type, size_t index, size_t same_type)
+static char *sp_daemon_name(const char *given, const char *type, size_t index, size_t same_type)
 {
     if (given) return strdup(given);
     if (same_type <= 1) return strdup(type);
@@ -234,7 +234,7 @@ static int sp_daemon_load_one(sp_daemon *d, const sp_daemon_kind *kind, const sp
         sp_conf_error(err, n->line, section, "at most %zu %s", kind->max, kind->list);
         return -1;
     }
-    const char *tname = sp__node_type_str(n);
+    const char *tname = sp_daemon_node_type_str(n);
     if (n->type != SP_NODE_MAP || !tname) {
         sp_conf_error(err, n->line, section, "needs a `type`");
         return -1;
@@ -258,7 +258,7 @@ static int sp_daemon_load_one(sp_daemon *d, const sp_daemon_kind *kind, const sp
         sp_input_common in;
         sp_output_common out;
     } common = {0};
-    if (sp__component(n, section, &common, kind->common_fields, conf, t.fields, err)) {
+    if (sp_daemon_component(n, section, &common, kind->common_fields, conf, t.fields, err)) {
         sp_conf_free(&common, kind->common_fields);
         sp_conf_free(conf, t.fields);
         free(conf);
@@ -266,11 +266,11 @@ static int sp_daemon_load_one(sp_daemon *d, const sp_daemon_kind *kind, const sp
     }
     size_t same = 0;
     for (sp_node *m = seq->child; m; m = m->next) {
-        const char *mt = sp__node_type_str(m);
+        const char *mt = sp_daemon_node_type_str(m);
         if (mt && strcmp(mt, tname) == 0) same++;
     }
     const char *given = *(char **)((char *)&common + kind->name_off);
-    char *name = sp__name(given, tname, i, same);
+    char *name = sp_daemon_name(given, tname, i, same);
     int rc = kind->add(d, n, (size_t)k, (int)i, name, conf, &common, err);
     sp_conf_free(&common, kind->common_fields);
     return rc;
@@ -311,11 +311,11 @@ int sp_daemon_load(sp_daemon *d, const char *text, size_t len, sp_conf_err *err)
             goto out;
         }
     }
-    if (sp_conf_apply(&d->service, sp__service_fields, sp_node_get(root, "service"), "service",
-                      NULL, err))
+    if (sp_conf_apply(&d->service, sp_daemon_service_fields, sp_node_get(root, "service"),
+                      "service", NULL, err))
         goto out;
-    if (sp_conf_apply(&d->buffer, sp__buffer_fields, sp_node_get(root, "buffer"), "buffer", NULL,
-                      err))
+    if (sp_conf_apply(&d->buffer, sp_daemon_buffer_fields, sp_node_get(root, "buffer"), "buffer",
+                      NULL, err))
         goto out;
     if (d->buffer.chunk_size < 1024 || d->buffer.memory_limit < d->buffer.chunk_size) {
         sp_conf_error(err, sp_node_line(root, "buffer", 1), "buffer",
@@ -355,9 +355,9 @@ out:
 void sp_daemon_print(const sp_daemon *d, sp_buf *out)
 {
     SP_BUF_LIT(out, "service:\n");
-    sp_conf_print(out, &d->service, sp__service_fields, 2, NULL);
+    sp_conf_print(out, &d->service, sp_daemon_service_fields, 2, NULL);
     SP_BUF_LIT(out, "buffer:\n");
-    sp_conf_print(out, &d->buffer, sp__buffer_fields, 2, NULL);
+    sp_conf_print(out, &d->buffer, sp_daemon_buffer_fields, 2, NULL);
     SP_BUF_LIT(out, "inputs:\n");
     for (size_t i = 0; i < d->ninputs; i++) {
         sp_input *in = d->inputs[i];
@@ -377,7 +377,7 @@ void sp_daemon_print(const sp_daemon *d, sp_buf *out)
 
 /* ---- lifecycle ---- */
 
-static void sp__exit_cb(uv_timer_t *t)
+static void sp_daemon_exit_cb(uv_timer_t *t)
 {
     uv_stop(t->loop);
 }
@@ -399,7 +399,7 @@ void sp_daemon_closed_one(sp_daemon *d)
     sp_upgrade_closed(d);
     /* Work stuck on the thread pool (a write to a stdout nobody reads) would keep the loop
      * alive forever: everything that matters is closed and spooled, so stop waiting soon. */
-    uv_timer_start(&d->grace, sp__exit_cb, 1000, 0);
+    uv_timer_start(&d->grace, sp_daemon_exit_cb, 1000, 0);
     uv_unref((uv_handle_t *)&d->grace);
 }
 
@@ -407,7 +407,7 @@ void sp_daemon_closed_one(sp_daemon *d)
  * stuck in a call we cannot interrupt (a write to a stdout nobody reads). Its chunks are not
  * delivered; the spool keeps what it holds for the next start, and we exit without freeing
  * anything the stuck work might still touch. */
-static void sp__deadline_cb(uv_timer_t *t)
+static void sp_daemon_deadline_cb(uv_timer_t *t)
 {
     sp_daemon *d = t->data;
     for (size_t i = 0; i < d->noutputs; i++)
@@ -421,11 +421,11 @@ static void sp__deadline_cb(uv_timer_t *t)
 }
 
 /* Delivery is over (all delivered, or grace ran out): stop the outputs. */
-static void sp__finish(sp_daemon *d)
+void sp_daemon_finish(sp_daemon *d)
 {
     if (d->finishing) return;
     d->finishing = 1;
-    uv_timer_start(&d->grace, sp__deadline_cb, SP_STOP_DEADLINE_MS, 0);
+    uv_timer_start(&d->grace, sp_daemon_deadline_cb, SP_STOP_DEADLINE_MS, 0);
     uint64_t pending = sp_router_pending_records(&d->router);
     if (pending) {
         if (d->router.spool)
@@ -450,21 +450,16 @@ static void sp__finish(sp_daemon *d)
     sp_daemon_closed_one(d);
 }
 
-void sp_daemon_finish(sp_daemon *d)
-{
-    sp__finish(d);
-}
-
-static void sp__drained(sp_router *r)
+static void sp_daemon_drained(sp_router *r)
 {
     sp_daemon *d = r->loop->data;
     sp_info("all records delivered");
-    sp__finish(d);
+    sp_daemon_finish(d);
 }
 
-static void sp__grace_cb(uv_timer_t *t)
+static void sp_daemon_grace_cb(uv_timer_t *t)
 {
-    sp__finish(t->data);
+    sp_daemon_finish(t->data);
 }
 
 void sp_daemon_stop(sp_daemon *d)
@@ -472,7 +467,7 @@ void sp_daemon_stop(sp_daemon *d)
     if (d->stopping) {
         if (!d->finishing) {
             sp_warn("second stop signal: exiting without waiting for delivery");
-            sp__finish(d);
+            sp_daemon_finish(d);
         }
         return;
     }
@@ -482,18 +477,18 @@ void sp_daemon_stop(sp_daemon *d)
             (unsigned long long)d->service.grace_ms);
     for (size_t i = 0; i < d->ninputs; i++)
         if (!d->inputs[i]->closed) d->inputs[i]->type->stop(d->inputs[i]);
-    uv_timer_start(&d->grace, sp__grace_cb, d->service.grace_ms, 0);
-    d->router.on_drained = sp__drained;
+    uv_timer_start(&d->grace, sp_daemon_grace_cb, d->service.grace_ms, 0);
+    d->router.on_drained = sp_daemon_drained;
     sp_router_drain(&d->router);
 }
 
-static void sp__signal_cb(uv_signal_t *s, int signum)
+static void sp_daemon_signal_cb(uv_signal_t *s, int signum)
 {
     sp_info("received %s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
     sp_daemon_stop(s->data);
 }
 
-static int sp__http_handler(void *ctx, const char *path, sp_buf *body, const char **ctype)
+static int sp_daemon_http_handler(void *ctx, const char *path, sp_buf *body, const char **ctype)
 {
     sp_daemon *d = ctx;
     if (strcmp(path, "/metrics") == 0) {
@@ -557,12 +552,12 @@ int sp_daemon_run(sp_daemon *d)
         if ((rc = o->type->start(o))) sp_out_error(o, "cannot start: %s", uv_strerror(rc));
     }
     sp_router_start(r);
-    uv_signal_start(&d->sigterm, sp__signal_cb, SIGTERM);
-    uv_signal_start(&d->sigint, sp__signal_cb, SIGINT);
+    uv_signal_start(&d->sigterm, sp_daemon_signal_cb, SIGTERM);
+    uv_signal_start(&d->sigint, sp_daemon_signal_cb, SIGINT);
     if (rc) {
         d->exit_code = 1;
         sp_daemon_stop(d);
-        sp__finish(d);
+        sp_daemon_finish(d);
     } else if (!sp_upgrade_start(d)) {
         /* (A process started by an upgrade starts its inputs once the old one hands over.) */
         sp_daemon_start_inputs(d, SP_START_ALL);
@@ -600,7 +595,7 @@ int sp_daemon_start_inputs(sp_daemon *d, int which)
         if (!rc && r->paused && in->type->pause) in->type->pause(in); /* the buffer is full */
     }
     if (!rc && !d->ready && d->service.http_listen && *d->service.http_listen) {
-        rc = sp_http_start(&d->loop, d->service.http_listen, sp__http_handler, d, &d->http);
+        rc = sp_http_start(&d->loop, d->service.http_listen, sp_daemon_http_handler, d, &d->http);
         if (rc)
             sp_error("http: cannot listen on %s: %s", d->service.http_listen, uv_strerror(rc));
         else
@@ -610,7 +605,7 @@ int sp_daemon_start_inputs(sp_daemon *d, int which)
     if (rc) {
         d->exit_code = 1;
         sp_daemon_stop(d);
-        sp__finish(d);
+        sp_daemon_finish(d);
     } else if (!d->ready) {
         d->ready = 1;
         sp_upgrade_running(d);
@@ -639,6 +634,6 @@ void sp_daemon_free(sp_daemon *d)
     }
     free(d->inputs);
     free(d->outputs);
-    sp_conf_free(&d->service, sp__service_fields);
-    sp_conf_free(&d->buffer, sp__buffer_fields);
+    sp_conf_free(&d->service, sp_daemon_service_fields);
+    sp_conf_free(&d->buffer, sp_daemon_buffer_fields);
 }

@@ -3,7 +3,8 @@
 #include "spool.h"
 #include "upgrade.h"
 
-extern const double *sp_router_latency_bounds(void);
+/* Defined in router.c; router.h does not declare it yet (its declaration belongs there). */
+const double *sp_router_latency_bounds(void);
 
 void sp_metrics_render(const sp_daemon *d, sp_buf *out)
 {
