@@ -6,6 +6,8 @@
         if ((size_t)(end - q) < (size_t)(n)) return SP_MP_EAGAIN;                                  \
     } while (0)
 
+/* Long (about 220 lines): one case per MessagePack format byte, in the spec's order; it runs
+ * for every value of every record, so it stays one switch without calls between cases. */
 int sp_mp_read(const uint8_t **p, const uint8_t *end, sp_mp_obj *o)
 {
     const uint8_t *q = *p;

@@ -66,6 +66,8 @@ static char *sp_main_read_file(const char *path, size_t *len)
     return b.base;
 }
 
+/* Long (about 150 lines): one flat pass over the flags, each an `else if` of a few lines,
+ * then the config they make; it reads in order top to bottom and runs once. */
 int main(int argc, char **argv)
 {
     const char *file = NULL, *http = NULL, *log_level = NULL, *topic = NULL;
