@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "json.h"
+#include "document.h"
 #include "log.h"
 #include "output.h"
 #include "record.h"
@@ -43,18 +43,8 @@ static void sp__encode_write(uv_work_t *w)
     sp_stdout_job *j = w->data;
     j->out.len = 0;
     j->records = 0;
-    for (uint32_t i = 0; i < j->d->nchunks; i++) {
-        const sp_chunk *c = j->d->chunks[i];
-        sp_slice tag = sp_slice_make(c->tag, c->tag_len);
-        const uint8_t *p = SP_CHUNK_BEGIN(c), *end = SP_CHUNK_END(c);
-        while (p < end) {
-            sp_record r;
-            if (sp_record_read(&p, end, &r)) break; /* chunks are written by us: cannot happen */
-            sp_json_record(&j->out, &r, tag);
-            sp_buf_putc(&j->out, '\n');
-            j->records++;
-        }
-    }
+    for (uint32_t i = 0; i < j->d->nchunks; i++)
+        j->records += sp_document_chunk_lines(&j->out, j->d->chunks[i]);
     const char *b = j->out.base;
     size_t left = j->out.len;
     sp_stdout *s = (sp_stdout *)j;

@@ -25,7 +25,7 @@ void sp_conf_error(sp_conf_err *err, int line, const char *key, const char *fmt,
 
 /* ${VAR} and ${VAR:-default}; an unset VAR without default is an error, so a typo in a
  * variable name is caught instead of becoming an empty setting. */
-static char *sp__expand(const char *s, int line, sp_conf_err *err)
+static char *sp_conf_expand(const char *s, int line, sp_conf_err *err)
 {
     sp_buf b = {0};
     while (*s) {
@@ -83,10 +83,16 @@ sp_node *sp_node_get(const sp_node *map, const char *key)
     return NULL;
 }
 
-/* Recursive descent over libyaml's event stream. */
-static sp_node *sp__yaml_node(yaml_parser_t *p, yaml_event_t *ev, sp_conf_err *err);
+int sp_node_line(const sp_node *map, const char *key, int fallback)
+{
+    const sp_node *c = sp_node_get(map, key);
+    return c ? c->line : fallback;
+}
 
-static int sp__yaml_next(yaml_parser_t *p, yaml_event_t *ev, sp_conf_err *err)
+/* Recursive descent over libyaml's event stream. */
+static sp_node *sp_conf_yaml_node(yaml_parser_t *p, yaml_event_t *ev, sp_conf_err *err);
+
+static int sp_conf_yaml_next(yaml_parser_t *p, yaml_event_t *ev, sp_conf_err *err)
 {
     if (!yaml_parser_parse(p, ev)) {
         sp_conf_error(err, (int)p->problem_mark.line + 1, NULL, "YAML syntax: %s",
@@ -96,14 +102,14 @@ static int sp__yaml_next(yaml_parser_t *p, yaml_event_t *ev, sp_conf_err *err)
     return 0;
 }
 
-static sp_node *sp__yaml_node(yaml_parser_t *p, yaml_event_t *ev, sp_conf_err *err)
+static sp_node *sp_conf_yaml_node(yaml_parser_t *p, yaml_event_t *ev, sp_conf_err *err)
 {
     sp_node *n = sp_calloc(1, sizeof *n);
     n->line = (int)ev->start_mark.line + 1;
     switch (ev->type) {
     case YAML_SCALAR_EVENT:
         n->type = SP_NODE_SCALAR;
-        n->value = sp__expand((const char *)ev->data.scalar.value, n->line, err);
+        n->value = sp_conf_expand((const char *)ev->data.scalar.value, n->line, err);
         yaml_event_delete(ev);
         if (!n->value) goto fail;
         return n;
@@ -119,7 +125,7 @@ static sp_node *sp__yaml_node(yaml_parser_t *p, yaml_event_t *ev, sp_conf_err *e
         sp_node **tail = &n->child;
         for (;;) {
             yaml_event_t e;
-            if (sp__yaml_next(p, &e, err)) goto fail;
+            if (sp_conf_yaml_next(p, &e, err)) goto fail;
             if (e.type == YAML_SEQUENCE_END_EVENT || e.type == YAML_MAPPING_END_EVENT) {
                 yaml_event_delete(&e);
                 return n;
@@ -141,12 +147,12 @@ static sp_node *sp__yaml_node(yaml_parser_t *p, yaml_event_t *ev, sp_conf_err *e
                         free(key);
                         goto fail;
                     }
-                if (sp__yaml_next(p, &e, err)) {
+                if (sp_conf_yaml_next(p, &e, err)) {
                     free(key);
                     goto fail;
                 }
             }
-            sp_node *c = sp__yaml_node(p, &e, err);
+            sp_node *c = sp_conf_yaml_node(p, &e, err);
             if (!c) {
                 free(key);
                 goto fail;
@@ -175,7 +181,7 @@ sp_node *sp_yaml_parse(const char *text, size_t len, sp_conf_err *err)
     yaml_parser_initialize(&p);
     yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
     for (;;) {
-        if (sp__yaml_next(&p, &ev, err)) break;
+        if (sp_conf_yaml_next(&p, &ev, err)) break;
         if (ev.type == YAML_STREAM_END_EVENT || ev.type == YAML_DOCUMENT_END_EVENT) {
             yaml_event_delete(&ev);
             break;
@@ -184,7 +190,7 @@ sp_node *sp_yaml_parse(const char *text, size_t len, sp_conf_err *err)
             yaml_event_delete(&ev);
             continue;
         }
-        root = sp__yaml_node(&p, &ev, err);
+        root = sp_conf_yaml_node(&p, &ev, err);
         break;
     }
     yaml_parser_delete(&p);
@@ -250,7 +256,7 @@ int sp_parse_duration(const char *s, uint64_t *out_ms)
     return -1;
 }
 
-static const char *sp__kind_name(sp_conf_kind k)
+static const char *sp_conf_kind_name(sp_conf_kind k)
 {
     static const char *names[] = {"a string",
                                   "an integer",
@@ -263,8 +269,8 @@ static const char *sp__kind_name(sp_conf_kind k)
     return names[k];
 }
 
-static int sp__set_scalar(void *dst, const sp_conf_field *f, const char *v, int line,
-                          const char *key, sp_conf_err *err)
+static int sp_conf_set_scalar(void *dst, const sp_conf_field *f, const char *v, int line,
+                              const char *key, sp_conf_err *err)
 {
     char *at = (char *)dst + f->offset;
     if (f->unsupported)
@@ -323,11 +329,11 @@ static int sp__set_scalar(void *dst, const sp_conf_field *f, const char *v, int 
     case SP_CONF_MAP:
         break;
     }
-    sp_conf_error(err, line, key, "\"%s\" is not %s", v, sp__kind_name(f->kind));
+    sp_conf_error(err, line, key, "\"%s\" is not %s", v, sp_conf_kind_name(f->kind));
     return -1;
 }
 
-static void sp__free_field(void *dst, const sp_conf_field *f)
+static void sp_conf_free_field(void *dst, const sp_conf_field *f)
 {
     char *at = (char *)dst + f->offset;
     if (f->kind == SP_CONF_STR) {
@@ -354,8 +360,8 @@ static void sp__free_field(void *dst, const sp_conf_field *f)
 int sp_conf_defaults(void *dst, const sp_conf_field *fields, sp_conf_err *err)
 {
     for (const sp_conf_field *f = fields; f->key; f++) {
-        sp__free_field(dst, f);
-        if (f->def && sp__set_scalar(dst, f, f->def, 0, f->key, err)) return -1;
+        sp_conf_free_field(dst, f);
+        if (f->def && sp_conf_set_scalar(dst, f, f->def, 0, f->key, err)) return -1;
     }
     return 0;
 }
@@ -363,7 +369,7 @@ int sp_conf_defaults(void *dst, const sp_conf_field *fields, sp_conf_err *err)
 void sp_conf_free(void *dst, const sp_conf_field *fields)
 {
     for (const sp_conf_field *f = fields; f->key; f++)
-        sp__free_field(dst, f);
+        sp_conf_free_field(dst, f);
 }
 
 int sp_conf_apply(void *dst, const sp_conf_field *fields, const sp_node *n, const char *section,
@@ -408,28 +414,28 @@ int sp_conf_apply(void *dst, const sp_conf_field *fields, const sp_node *n, cons
             continue;
         }
         if (f->kind == SP_CONF_STRLIST) {
-            sp__free_field(dst, f); /* a given list replaces the default */
+            sp_conf_free_field(dst, f); /* a given list replaces the default */
             if (c->type == SP_NODE_SEQ) {
                 for (sp_node *m = c->child; m; m = m->next) {
                     if (m->type != SP_NODE_SCALAR) {
                         sp_conf_error(err, m->line, key, "list items must be strings");
                         return -1;
                     }
-                    if (sp__set_scalar(dst, f, m->value, m->line, key, err)) return -1;
+                    if (sp_conf_set_scalar(dst, f, m->value, m->line, key, err)) return -1;
                 }
                 continue;
             }
         }
         if (c->type != SP_NODE_SCALAR) {
-            sp_conf_error(err, c->line, key, "must be %s", sp__kind_name(f->kind));
+            sp_conf_error(err, c->line, key, "must be %s", sp_conf_kind_name(f->kind));
             return -1;
         }
-        if (sp__set_scalar(dst, f, c->value, c->line, key, err)) return -1;
+        if (sp_conf_set_scalar(dst, f, c->value, c->line, key, err)) return -1;
     }
     return 0;
 }
 
-static void sp__print_str(sp_buf *out, const char *s)
+static void sp_conf_print_str(sp_buf *out, const char *s)
 {
     int plain = *s != '\0';
     for (const char *p = s; *p; p++)
@@ -446,7 +452,7 @@ static void sp__print_str(sp_buf *out, const char *s)
     sp_buf_putc(out, '"');
 }
 
-static void sp__print_size(sp_buf *out, uint64_t v)
+static void sp_conf_print_size(sp_buf *out, uint64_t v)
 {
     static const char *u[] = {"", "KiB", "MiB", "GiB", "TiB"};
     int i = 0;
@@ -455,7 +461,7 @@ static void sp__print_size(sp_buf *out, uint64_t v)
     sp_buf_printf(out, "%llu%s", (unsigned long long)v, u[i]);
 }
 
-static void sp__print_duration(sp_buf *out, uint64_t ms)
+static void sp_conf_print_duration(sp_buf *out, uint64_t ms)
 {
     if (ms % 1000 == 0)
         sp_buf_printf(out, "%llus", (unsigned long long)(ms / 1000));
@@ -484,29 +490,29 @@ void sp_conf_print(sp_buf *out, const void *src, const sp_conf_field *fields, in
         }
         switch (f->kind) {
         case SP_CONF_STR:
-            sp__print_str(out, *(char *const *)at);
+            sp_conf_print_str(out, *(char *const *)at);
             break;
         case SP_CONF_INT:
             sp_buf_printf(out, "%lld", (long long)*(const int64_t *)at);
             break;
         case SP_CONF_SIZE:
-            sp__print_size(out, *(const uint64_t *)at);
+            sp_conf_print_size(out, *(const uint64_t *)at);
             break;
         case SP_CONF_DURATION:
-            sp__print_duration(out, *(const uint64_t *)at);
+            sp_conf_print_duration(out, *(const uint64_t *)at);
             break;
         case SP_CONF_BOOL:
             sp_buf_printf(out, "%s", *(const int *)at ? "true" : "false");
             break;
         case SP_CONF_ENUM:
-            sp__print_str(out, f->choices[*(const int *)at]);
+            sp_conf_print_str(out, f->choices[*(const int *)at]);
             break;
         case SP_CONF_STRLIST: {
             const sp_strlist *l = (const sp_strlist *)at;
             SP_BUF_LIT(out, "[");
             for (size_t i = 0; i < l->n; i++) {
                 if (i) SP_BUF_LIT(out, ", ");
-                sp__print_str(out, l->v[i]);
+                sp_conf_print_str(out, l->v[i]);
             }
             SP_BUF_LIT(out, "]");
             break;
@@ -516,14 +522,14 @@ void sp_conf_print(sp_buf *out, const void *src, const sp_conf_field *fields, in
             SP_BUF_LIT(out, "{");
             for (size_t i = 0; i < l->n; i++) {
                 if (i) SP_BUF_LIT(out, ", ");
-                sp__print_str(out, l->k[i]);
+                sp_conf_print_str(out, l->k[i]);
                 SP_BUF_LIT(out, ": ");
                 /* users: {name: password}; properties: {sasl.password: ...} */
                 if (!strcmp(f->key, "users") || strstr(l->k[i], "password") ||
                     strstr(l->k[i], "secret"))
                     SP_BUF_LIT(out, "\"<redacted>\"");
                 else
-                    sp__print_str(out, l->v[i]);
+                    sp_conf_print_str(out, l->v[i]);
             }
             SP_BUF_LIT(out, "}");
             break;

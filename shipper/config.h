@@ -73,6 +73,9 @@ sp_node *sp_yaml_parse(const char *text, size_t len, sp_conf_err *err);
 void sp_node_free(sp_node *n);
 /** Looks up a member of a map node. */
 sp_node *sp_node_get(const sp_node *map, const char *key);
+/** The line of member `key` of `map` (for an error about it), or `fallback` when it is absent
+ * (or `map` is NULL): `sp_conf_error(err, sp_node_line(n, "listen", in->line), "listen", ...)`. */
+int sp_node_line(const sp_node *map, const char *key, int fallback);
 
 /**
  * Fills `dst` from the map node `n` through `fields`: defaults first, then the values given.

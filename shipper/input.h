@@ -14,6 +14,8 @@
 #include "chunk.h"
 #include "config.h"
 #include "list.h"
+#include "log.h"
+#include "reasons.h"
 #include "record.h"
 
 typedef struct sp_input sp_input;
@@ -50,8 +52,6 @@ typedef struct {
     int (*adopt)(sp_input *in, int fd, const uint8_t *state, size_t len);
 } sp_input_type;
 
-#define SP_INPUT_MAX_REASONS 16
-
 struct sp_input {
     const sp_input_type *type;
     char *name; /* for metrics: the type, or type.N when there are several */
@@ -69,11 +69,17 @@ struct sp_input {
      * instead of closing them, giving each up to this many ms to reach a point where it can. */
     uint64_t handover_ms;
     uint64_t records, bytes;
-    struct {
-        const char *reason;
-        uint64_t n;
-    } errors[SP_INPUT_MAX_REASONS];
+    sp_reasons errors; /* shipper_input_errors_total, by reason (sp_input_error) */
 };
+
+/* Log lines about an input instance: "input <name>: " and the message. */
+#define sp_in_error(in, fmt, ...) sp_error("input %s: " fmt, (in)->name, ##__VA_ARGS__)
+#define sp_in_warn(in, fmt, ...) sp_warn("input %s: " fmt, (in)->name, ##__VA_ARGS__)
+#define sp_in_info(in, fmt, ...) sp_info("input %s: " fmt, (in)->name, ##__VA_ARGS__)
+#define sp_in_debug(in, fmt, ...) sp_debug("input %s: " fmt, (in)->name, ##__VA_ARGS__)
+/* The same through a rate limiter (sp_log_limited). */
+#define sp_in_log_limited(in, rl, level, fmt, ...)                                                 \
+    sp_log_limited(rl, level, "input %s: " fmt, (in)->name, ##__VA_ARGS__)
 
 /** Counts an error by reason (a string literal: "malformed", "too_large", ...). */
 void sp_input_error(sp_input *in, const char *reason);

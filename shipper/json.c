@@ -4,11 +4,10 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "meta.h"
 #include "mp.h"
 
 /* 0: copy as is; 1: needs an escape; 2: non-ASCII, validate as UTF-8. */
-static const uint8_t sp__class[256] = {
+static const uint8_t sp_json_class[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
@@ -21,7 +20,7 @@ static const uint8_t sp__class[256] = {
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 with *bad set to the bytes that form
  * the maximal invalid subpart (replaced by one U+FFFD). */
-static size_t sp__utf8_len(const uint8_t *s, size_t n, size_t *bad)
+static size_t sp_json_utf8_len(const uint8_t *s, size_t n, size_t *bad)
 {
     uint8_t c = s[0];
     size_t need;
@@ -53,7 +52,7 @@ static size_t sp__utf8_len(const uint8_t *s, size_t n, size_t *bad)
 
 /* Nonzero when a byte of `w` is below 0x20, '"', '\\', DEL or 0x80 and above. Borrows may flag a
  * byte after a true one too; the caller rescans the word byte by byte, so that is harmless. */
-static inline uint64_t sp__word_special(uint64_t w)
+static inline uint64_t sp_json_word_special(uint64_t w)
 {
     const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
     uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\'), d = w ^ (ones * 0x7f);
@@ -78,14 +77,14 @@ void sp_json_str(sp_buf *out, const char *str, size_t n)
         while (end - s >= 8) {
             uint64_t w;
             memcpy(&w, s, 8);
-            if (sp__word_special(w)) break;
+            if (sp_json_word_special(w)) break;
             s += 8;
         }
-        while (s < end && sp__class[*s] == 0)
+        while (s < end && sp_json_class[*s] == 0)
             s++;
         if (s > run) sp_buf_append(out, run, (size_t)(s - run));
         if (s == end) break;
-        if (sp__class[*s] == 1) {
+        if (sp_json_class[*s] == 1) {
             sp_buf_reserve(out, 6);
             char *o = out->base + out->len;
             switch (*s) {
@@ -113,7 +112,7 @@ void sp_json_str(sp_buf *out, const char *str, size_t n)
             s++;
             continue;
         }
-        size_t bad = 0, len = sp__utf8_len(s, (size_t)(end - s), &bad);
+        size_t bad = 0, len = sp_json_utf8_len(s, (size_t)(end - s), &bad);
         if (len) {
             sp_buf_append(out, s, len);
             s += len;
@@ -126,7 +125,7 @@ void sp_json_str(sp_buf *out, const char *str, size_t n)
 }
 
 /* Civil date from days since 1970-01-01 (Howard Hinnant's algorithm): no gmtime, no locks. */
-static void sp__civil(int64_t days, int *y, unsigned *m, unsigned *d)
+static void sp_json_civil(int64_t days, int *y, unsigned *m, unsigned *d)
 {
     days += 719468;
     int64_t era = (days >= 0 ? days : days - 146096) / 146097;
@@ -149,7 +148,7 @@ void sp_json_timestamp(sp_buf *out, uint64_t sec, uint32_t nsec, int prec)
     if (sec != cached_sec) {
         int y;
         unsigned mo, d;
-        sp__civil((int64_t)(sec / 86400), &y, &mo, &d);
+        sp_json_civil((int64_t)(sec / 86400), &y, &mo, &d);
         unsigned s = (unsigned)(sec % 86400);
         snprintf(cached, sizeof cached, "%04d-%02u-%02uT%02u:%02u:%02u", y % 10000, mo, d, s / 3600,
                  s / 60 % 60, s % 60);
@@ -178,7 +177,7 @@ void sp_json_timestamp(sp_buf *out, uint64_t sec, uint32_t nsec, int prec)
 /* JSON keys are strings. A number, bool or nil key is written as its text; a container key
  * (legal MessagePack, useless as a field name) as "_key<i>": rendering it as escaped JSON
  * would grow exponentially with nesting. */
-static int sp__json_key(sp_buf *out, const uint8_t **p, const uint8_t *end, uint32_t i)
+static int sp_json_json_key(sp_buf *out, const uint8_t **p, const uint8_t *end, uint32_t i)
 {
     sp_mp_obj k;
     const uint8_t *kp = *p;
@@ -250,7 +249,7 @@ int sp_json_mp(sp_buf *out, const uint8_t **p, const uint8_t *end)
             if (k.type == SP_MP_STR || k.type == SP_MP_BIN) {
                 sp_json_str(out, k.s.base, k.s.len);
                 *p = kp;
-            } else if (sp__json_key(out, p, end, i)) {
+            } else if (sp_json_json_key(out, p, end, i)) {
                 return -1;
             }
             sp_buf_putc(out, ':');
@@ -263,13 +262,14 @@ int sp_json_mp(sp_buf *out, const uint8_t **p, const uint8_t *end)
 }
 
 /* Keys of the document itself; a record field with such a name is written as "_name". */
-static int sp__reserved(sp_slice k)
+static int sp_json_reserved(sp_slice k)
 {
     return SP_SLICE_IS(k, "@timestamp") || SP_SLICE_IS(k, "message") || SP_SLICE_IS(k, "stream") ||
            SP_SLICE_IS(k, "container") || SP_SLICE_IS(k, "tag");
 }
 
-void sp_json_record(sp_buf *out, const sp_record *r, sp_slice tag)
+void sp_json_document(sp_buf *out, const sp_record *r, sp_slice tag, sp_json_container_fn more,
+                      void *ctx)
 {
     SP_BUF_LIT(out, "{\"@timestamp\":");
     sp_json_timestamp(out, r->sec, r->nsec, r->prec);
@@ -294,7 +294,7 @@ void sp_json_record(sp_buf *out, const sp_record *r, sp_slice tag)
             SP_BUF_LIT(out, "\"name\":");
             sp_json_str(out, r->container_name.base, r->container_name.len);
         }
-        if (r->container_id.base) sp_meta_append_json(r->container_id, out);
+        if (r->container_id.base && more) more(ctx, r->container_id, out);
         sp_buf_putc(out, '}');
     }
     SP_BUF_LIT(out, ",\"tag\":");
@@ -305,7 +305,7 @@ void sp_json_record(sp_buf *out, const sp_record *r, sp_slice tag)
         const uint8_t *kp = p;
         sp_buf_putc(out, ',');
         if (sp_mp_read(&kp, end, &k) == 0 && (k.type == SP_MP_STR || k.type == SP_MP_BIN)) {
-            if (sp__reserved(k.s)) {
+            if (sp_json_reserved(k.s)) {
                 sp_buf tmp = {0};
                 sp_buf_putc(&tmp, '_');
                 sp_buf_append(&tmp, k.s.base, k.s.len);
@@ -315,7 +315,7 @@ void sp_json_record(sp_buf *out, const sp_record *r, sp_slice tag)
                 sp_json_str(out, k.s.base, k.s.len);
             }
             p = kp;
-        } else if (sp__json_key(out, &p, end, i)) { /* extras are validated on input */
+        } else if (sp_json_json_key(out, &p, end, i)) { /* extras are validated on input */
             SP_BUF_LIT(out, "\"_invalid\":null");
             break;
         }

@@ -1,5 +1,6 @@
 /*
- * JSON encoding of records into the document (README, "The document"; docs/architecture.md). Output
+ * JSON encoding of records into the document (README, "The document"; docs/architecture.md); pure:
+ * container metadata is merged in by document.c, which calls it. Output
  * is always valid UTF-8: invalid bytes become U+FFFD (one per maximal invalid subpart, as Unicode
  * recommends) and control characters are escaped. Plain ASCII runs are copied with memcpy.
  */
@@ -17,7 +18,18 @@ void sp_json_str(sp_buf *out, const char *s, size_t n);
 int sp_json_mp(sp_buf *out, const uint8_t **p, const uint8_t *end);
 /** Appends "YYYY-MM-DDTHH:MM:SS[.fffffffff]Z" (quoted) with `prec` fraction digits (0..9). */
 void sp_json_timestamp(sp_buf *out, uint64_t sec, uint32_t nsec, int prec);
-/** Appends the whole document for `r` (no trailing newline). Thread-safe. */
+/** Appends members to a document's "container" object (`,"image":{...}`) for container `id`. */
+typedef void (*sp_json_container_fn)(void *ctx, sp_slice id, sp_buf *out);
+/**
+ * Appends the whole document for `r` (no trailing newline); when the record has a container id,
+ * `more(ctx, id, out)` (optional) adds members to its "container" object. Reads no state of its
+ * own: the document with container metadata is document.h's sp_document_record.
+ */
+void sp_json_document(sp_buf *out, const sp_record *r, sp_slice tag, sp_json_container_fn more,
+                      void *ctx);
+
+/* The old name of sp_document_record, defined in document.c and kept until the Elasticsearch and
+ * Kafka outputs call sp_document_record (docs/architecture.md, "The plugin SDK"). */
 void sp_json_record(sp_buf *out, const sp_record *r, sp_slice tag);
 
 #endif

@@ -9,16 +9,16 @@
 
 int sp_log_level = SP_LOG_INFO;
 
-static const char *const sp__level_names[] = {"error", "warn", "info", "debug"};
+static const char *const sp_log_level_names[] = {"error", "warn", "info", "debug"};
 
 int sp_log_level_parse(const char *s)
 {
     for (int i = 0; i < 4; i++)
-        if (strcmp(s, sp__level_names[i]) == 0) return i;
+        if (strcmp(s, sp_log_level_names[i]) == 0) return i;
     return -1;
 }
 
-static void sp__vlog(int level, const char *prefix, const char *fmt, va_list ap)
+static void sp_log_vlog(int level, const char *prefix, const char *fmt, va_list ap)
 {
     char line[2048];
     struct timespec ts;
@@ -27,7 +27,7 @@ static void sp__vlog(int level, const char *prefix, const char *fmt, va_list ap)
     gmtime_r(&ts.tv_sec, &tm);
     int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s ",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     ts.tv_nsec / 1000000, sp__level_names[level]);
+                     ts.tv_nsec / 1000000, sp_log_level_names[level]);
     if (prefix) n += snprintf(line + n, sizeof line - n, "%s", prefix);
     n += vsnprintf(line + n, sizeof line - n, fmt, ap);
     if (n > (int)sizeof line - 2) n = sizeof line - 2;
@@ -41,7 +41,7 @@ void sp_log(int level, const char *fmt, ...)
     if (level > sp_log_level) return;
     va_list ap;
     va_start(ap, fmt);
-    sp__vlog(level, NULL, fmt, ap);
+    sp_log_vlog(level, NULL, fmt, ap);
     va_end(ap);
 }
 
@@ -63,6 +63,6 @@ void sp_log_limited(sp_ratelimit *rl, int level, const char *fmt, ...)
     rl->suppressed = 0;
     va_list ap;
     va_start(ap, fmt);
-    sp__vlog(level, prefix[0] ? prefix : NULL, fmt, ap);
+    sp_log_vlog(level, prefix[0] ? prefix : NULL, fmt, ap);
     va_end(ap);
 }

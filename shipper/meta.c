@@ -43,22 +43,22 @@ typedef struct sp_meta_ent {
     uint64_t checked_ns;
 } sp_meta_ent;
 
-static pthread_rwlock_t sp__lock = PTHREAD_RWLOCK_INITIALIZER;
-static sp_meta_ent *sp__buckets[SP_META_BUCKETS];
-static size_t sp__nentries;
-static char *sp__dirs[SP_META_MAX_DIRS];
-static int sp__ndirs;
+static pthread_rwlock_t sp_meta_lock = PTHREAD_RWLOCK_INITIALIZER;
+static sp_meta_ent *sp_meta_buckets[SP_META_BUCKETS];
+static size_t sp_meta_nentries;
+static char *sp_meta_dirs[SP_META_MAX_DIRS];
+static int sp_meta_ndirs;
 
 /* Bumped by every change, so per-thread caches of lookups know when to look again. */
-static _Atomic uint64_t sp__gen;
+static _Atomic uint64_t sp_meta_gen;
 
-static void sp__wrlock(void)
+static void sp_meta_wrlock(void)
 {
-    pthread_rwlock_wrlock(&sp__lock);
-    sp__gen++;
+    pthread_rwlock_wrlock(&sp_meta_lock);
+    sp_meta_gen++;
 }
 
-static int sp__valid_id(sp_slice id)
+static int sp_meta_valid_id(sp_slice id)
 {
     if (id.len != 64) return 0;
     for (size_t i = 0; i < 64; i++) {
@@ -70,7 +70,7 @@ static int sp__valid_id(sp_slice id)
 
 /* A hash of the 64 id bytes, a word at a time: it runs for every record whose container differs
  * from the previous one, so a byte loop of dependent multiplies is too slow. */
-static uint64_t sp__hash(const char *id)
+static uint64_t sp_meta_hash(const char *id)
 {
     uint64_t h = 0x9e3779b97f4a7c15ULL;
     for (int i = 0; i < 8; i++) {
@@ -82,63 +82,64 @@ static uint64_t sp__hash(const char *id)
     return h;
 }
 
-static size_t sp__bucket(sp_slice id)
+static size_t sp_meta_bucket(sp_slice id)
 {
-    return (size_t)(sp__hash(id.base) % SP_META_BUCKETS);
+    return (size_t)(sp_meta_hash(id.base) % SP_META_BUCKETS);
 }
 
-static sp_meta_ent *sp__find(sp_slice id)
+static sp_meta_ent *sp_meta_find(sp_slice id)
 {
-    for (sp_meta_ent *e = sp__buckets[sp__bucket(id)]; e; e = e->next)
+    for (sp_meta_ent *e = sp_meta_buckets[sp_meta_bucket(id)]; e; e = e->next)
         if (memcmp(e->id, id.base, 64) == 0) return e;
     return NULL;
 }
 
-static void sp__ent_free(sp_meta_ent *e)
+static void sp_meta_ent_free(sp_meta_ent *e)
 {
     free(e->name);
     free(e->json);
     free(e);
 }
 
-static void sp__clear(void)
+static void sp_meta_clear(void)
 {
     for (size_t i = 0; i < SP_META_BUCKETS; i++) {
-        while (sp__buckets[i]) {
-            sp_meta_ent *e = sp__buckets[i];
-            sp__buckets[i] = e->next;
-            sp__ent_free(e);
+        while (sp_meta_buckets[i]) {
+            sp_meta_ent *e = sp_meta_buckets[i];
+            sp_meta_buckets[i] = e->next;
+            sp_meta_ent_free(e);
         }
     }
-    sp__nentries = 0;
+    sp_meta_nentries = 0;
 }
 
 int sp_meta_add_dir(const char *dir)
 {
     if (access(dir, R_OK | X_OK) != 0) return -errno;
-    sp__wrlock();
+    sp_meta_wrlock();
     int dup = 0;
-    for (int i = 0; i < sp__ndirs; i++)
-        dup |= strcmp(sp__dirs[i], dir) == 0;
-    if (!dup && sp__ndirs < SP_META_MAX_DIRS) sp__dirs[sp__ndirs++] = sp_strndup(dir, strlen(dir));
-    pthread_rwlock_unlock(&sp__lock);
+    for (int i = 0; i < sp_meta_ndirs; i++)
+        dup |= strcmp(sp_meta_dirs[i], dir) == 0;
+    if (!dup && sp_meta_ndirs < SP_META_MAX_DIRS)
+        sp_meta_dirs[sp_meta_ndirs++] = sp_strndup(dir, strlen(dir));
+    pthread_rwlock_unlock(&sp_meta_lock);
     return 0;
 }
 
 void sp_meta_reset(void)
 {
-    sp__wrlock();
-    sp__clear();
-    for (int i = 0; i < sp__ndirs; i++)
-        free(sp__dirs[i]);
-    sp__ndirs = 0;
-    pthread_rwlock_unlock(&sp__lock);
+    sp_meta_wrlock();
+    sp_meta_clear();
+    for (int i = 0; i < sp_meta_ndirs; i++)
+        free(sp_meta_dirs[i]);
+    sp_meta_ndirs = 0;
+    pthread_rwlock_unlock(&sp_meta_lock);
 }
 
 /* Fills `e` from config.v2.json; e->found stays 0 when the file is missing or unusable. */
 /* Fills `e` from a container's JSON: config.v2.json and the Engine API's
  * GET /containers/{id}/json share the members we read (Name, Config.Image, Config.Labels). */
-static void sp__load_json(sp_meta_ent *e, json_t *root)
+static void sp_meta_load_json(sp_meta_ent *e, json_t *root)
 {
     if (!json_is_object(root)) {
         json_decref(root);
@@ -178,29 +179,29 @@ static void sp__load_json(sp_meta_ent *e, json_t *root)
     json_decref(root);
 }
 
-static void sp__load(sp_meta_ent *e, const char *path, const struct stat *st)
+static void sp_meta_load(sp_meta_ent *e, const char *path, const struct stat *st)
 {
     e->ino = st->st_ino;
     e->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
     e->size = st->st_size;
     if (st->st_size > SP_META_MAX_FILE) return;
-    sp__load_json(e, json_load_file(path, JSON_DECODE_ANY, NULL));
+    sp_meta_load_json(e, json_load_file(path, JSON_DECODE_ANY, NULL));
 }
 
 /* ---- the Engine API on a Unix socket, for hosts where the directory is not readable ---- */
 
-static char *sp__socket;
+static char *sp_meta_socket;
 
 int sp_meta_set_socket(const char *path)
 {
     if (access(path, R_OK | W_OK)) return -errno;
     curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread uses curl */
-    free(sp__socket);
-    sp__socket = strdup(path);
+    free(sp_meta_socket);
+    sp_meta_socket = strdup(path);
     return 0;
 }
 
-static size_t sp__curl_body(char *p, size_t size, size_t n, void *arg)
+static size_t sp_meta_curl_body(char *p, size_t size, size_t n, void *arg)
 {
     sp_buf *b = arg;
     if (b->len + size * n > SP_META_MAX_FILE) return 0;
@@ -209,7 +210,7 @@ static size_t sp__curl_body(char *p, size_t size, size_t n, void *arg)
 }
 
 /* GET /containers/{id}/json. Blocking (1 s at most): called only from encoder threads. */
-static void sp__load_socket(sp_meta_ent *e, sp_slice id)
+static void sp_meta_load_socket(sp_meta_ent *e, sp_slice id)
 {
     CURL *c = curl_easy_init();
     if (!c) return;
@@ -217,96 +218,96 @@ static void sp__load_socket(sp_meta_ent *e, sp_slice id)
     snprintf(url, sizeof url, "http://localhost/containers/%.64s/json", id.base);
     sp_buf body = {0};
     long status = 0;
-    curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sp__socket);
+    curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sp_meta_socket);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 1000L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sp__curl_body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sp_meta_curl_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
     if (curl_easy_perform(c) == CURLE_OK &&
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK && status == 200)
-        sp__load_json(e, json_loadb(body.base, body.len, 0, NULL));
+        sp_meta_load_json(e, json_loadb(body.base, body.len, 0, NULL));
     curl_easy_cleanup(c);
     sp_buf_free(&body);
 }
 
 /* Makes sure the table has a fresh entry for `id`; called without the lock held. */
-static void sp__refresh(sp_slice id, uint64_t now, int may_block)
+static void sp_meta_refresh(sp_slice id, uint64_t now, int may_block)
 {
     char path[4096];
     struct stat st;
     int have = 0;
-    pthread_rwlock_rdlock(&sp__lock);
-    for (int i = 0; i < sp__ndirs && !have; i++) {
-        snprintf(path, sizeof path, "%s/%.64s/config.v2.json", sp__dirs[i], id.base);
+    pthread_rwlock_rdlock(&sp_meta_lock);
+    for (int i = 0; i < sp_meta_ndirs && !have; i++) {
+        snprintf(path, sizeof path, "%s/%.64s/config.v2.json", sp_meta_dirs[i], id.base);
         have = stat(path, &st) == 0;
     }
-    sp_meta_ent *old = sp__find(id);
+    sp_meta_ent *old = sp_meta_find(id);
     /* A removed container keeps what was known: its last lines are still being shipped. */
     int same =
         old && old->found &&
         (!have || (old->ino == st.st_ino && old->size == st.st_size &&
                    old->mtime_ns == (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec));
-    pthread_rwlock_unlock(&sp__lock);
+    pthread_rwlock_unlock(&sp_meta_lock);
 
     sp_meta_ent *e = NULL;
     if (!same) {
         e = sp_calloc(1, sizeof *e);
         memcpy(e->id, id.base, 64);
         if (have)
-            sp__load(e, path, &st);
-        else if (may_block && sp__socket)
-            sp__load_socket(e, id);
+            sp_meta_load(e, path, &st);
+        else if (may_block && sp_meta_socket)
+            sp_meta_load_socket(e, id);
         e->checked_ns = now;
     }
-    sp__wrlock();
-    old = sp__find(id);
+    sp_meta_wrlock();
+    old = sp_meta_find(id);
     if (e) {
-        if (!old && sp__nentries >= SP_META_MAX_ENTRIES) sp__clear(); /* bounded, crudely */
-        sp_meta_ent **pp = &sp__buckets[sp__bucket(id)];
+        if (!old && sp_meta_nentries >= SP_META_MAX_ENTRIES) sp_meta_clear(); /* bounded, crudely */
+        sp_meta_ent **pp = &sp_meta_buckets[sp_meta_bucket(id)];
         if (old) {
             while (*pp != old)
                 pp = &(*pp)->next;
             *pp = old->next;
-            sp__ent_free(old);
-            sp__nentries--;
-            pp = &sp__buckets[sp__bucket(id)];
+            sp_meta_ent_free(old);
+            sp_meta_nentries--;
+            pp = &sp_meta_buckets[sp_meta_bucket(id)];
         }
         e->next = *pp;
         *pp = e;
-        sp__nentries++;
+        sp_meta_nentries++;
     } else if (old) {
         old->checked_ns = now;
     }
-    pthread_rwlock_unlock(&sp__lock);
+    pthread_rwlock_unlock(&sp_meta_lock);
 }
 
 /* Runs `fn` on the fresh entry of `id` under the read lock; returns its result or 0. */
-static size_t sp__with(sp_slice id, size_t (*fn)(const sp_meta_ent *, void *, size_t), void *a,
-                       size_t n, int recheck_missing)
+static size_t sp_meta_with(sp_slice id, size_t (*fn)(const sp_meta_ent *, void *, size_t), void *a,
+                           size_t n, int recheck_missing)
 {
-    if (!sp__valid_id(id)) return 0;
+    if (!sp_meta_valid_id(id)) return 0;
     uint64_t now = uv_hrtime();
     for (int pass = 0; pass < 2; pass++) {
-        pthread_rwlock_rdlock(&sp__lock);
-        if (sp__ndirs == 0 && !sp__socket) {
-            pthread_rwlock_unlock(&sp__lock);
+        pthread_rwlock_rdlock(&sp_meta_lock);
+        if (sp_meta_ndirs == 0 && !sp_meta_socket) {
+            pthread_rwlock_unlock(&sp_meta_lock);
             return 0;
         }
-        sp_meta_ent *e = sp__find(id);
+        sp_meta_ent *e = sp_meta_find(id);
         if (e && (pass == 1 ||
                   (now - e->checked_ns < SP_META_RECHECK_NS && (e->found || !recheck_missing)))) {
             size_t r = e->found ? fn(e, a, n) : 0;
-            pthread_rwlock_unlock(&sp__lock);
+            pthread_rwlock_unlock(&sp_meta_lock);
             return r;
         }
-        pthread_rwlock_unlock(&sp__lock);
-        if (pass == 0) sp__refresh(id, now, !recheck_missing);
+        pthread_rwlock_unlock(&sp_meta_lock);
+        if (pass == 0) sp_meta_refresh(id, now, !recheck_missing);
     }
     return 0;
 }
 
-static size_t sp__append(const sp_meta_ent *e, void *out, size_t n)
+static size_t sp_meta_append(const sp_meta_ent *e, void *out, size_t n)
 {
     if (!e->json_len) return 0;
     sp_buf_append(out, e->json, e->json_len);
@@ -330,15 +331,16 @@ typedef struct {
 int sp_meta_append_json(sp_slice id, sp_buf *out)
 {
     static __thread sp_meta_tl tl[SP_META_TL_SLOTS];
-    if (id.len != 64) return (int)sp__with(id, sp__append, out, 0, 0);
-    sp_meta_tl *t = &tl[sp__hash(id.base) % SP_META_TL_SLOTS];
-    if (t->valid && memcmp(t->id, id.base, 64) == 0 && t->gen == sp__gen && (++t->uses & 63) != 0) {
+    if (id.len != 64) return (int)sp_meta_with(id, sp_meta_append, out, 0, 0);
+    sp_meta_tl *t = &tl[sp_meta_hash(id.base) % SP_META_TL_SLOTS];
+    if (t->valid && memcmp(t->id, id.base, 64) == 0 && t->gen == sp_meta_gen &&
+        (++t->uses & 63) != 0) {
         if (t->known) sp_buf_append(out, t->json.base, t->json.len);
         return t->known;
     }
-    uint64_t gen = sp__gen;
+    uint64_t gen = sp_meta_gen;
     t->json.len = 0;
-    t->known = (int)sp__with(id, sp__append, &t->json, 0, 0);
+    t->known = (int)sp_meta_with(id, sp_meta_append, &t->json, 0, 0);
     t->valid = 1;
     memcpy(t->id, id.base, 64);
     t->gen = gen;
@@ -363,34 +365,34 @@ static struct {
     unsigned head, n;
     int running;
     char seen[SP_META_PREFETCH_SEEN][64]; /* ids already asked for, direct-mapped */
-} sp__pf;
+} sp_meta_pf;
 
-static void sp__pf_next(uv_loop_t *loop);
+static void sp_meta_pf_next(uv_loop_t *loop);
 
-static void sp__pf_work(uv_work_t *w)
+static void sp_meta_pf_work(uv_work_t *w)
 {
     sp_meta_job *j = (sp_meta_job *)w;
-    sp__refresh(sp_slice_make(j->id, 64), uv_hrtime(), 1);
+    sp_meta_refresh(sp_slice_make(j->id, 64), uv_hrtime(), 1);
 }
 
-static void sp__pf_done(uv_work_t *w, int status)
+static void sp_meta_pf_done(uv_work_t *w, int status)
 {
     (void)status;
     uv_loop_t *loop = w->loop;
     free(w);
-    sp__pf.running--;
-    sp__pf_next(loop);
+    sp_meta_pf.running--;
+    sp_meta_pf_next(loop);
 }
 
-static void sp__pf_next(uv_loop_t *loop)
+static void sp_meta_pf_next(uv_loop_t *loop)
 {
-    while (sp__pf.n && sp__pf.running < SP_META_PREFETCH_JOBS) {
+    while (sp_meta_pf.n && sp_meta_pf.running < SP_META_PREFETCH_JOBS) {
         sp_meta_job *j = sp_malloc(sizeof *j);
-        memcpy(j->id, sp__pf.ids[sp__pf.head], 64);
-        sp__pf.head = (sp__pf.head + 1) % SP_META_PREFETCH_QUEUE;
-        sp__pf.n--;
-        sp__pf.running++;
-        uv_queue_work(loop, &j->work, sp__pf_work, sp__pf_done);
+        memcpy(j->id, sp_meta_pf.ids[sp_meta_pf.head], 64);
+        sp_meta_pf.head = (sp_meta_pf.head + 1) % SP_META_PREFETCH_QUEUE;
+        sp_meta_pf.n--;
+        sp_meta_pf.running++;
+        uv_queue_work(loop, &j->work, sp_meta_pf_work, sp_meta_pf_done);
     }
 }
 
@@ -399,21 +401,21 @@ void sp_meta_prefetch(uv_loop_t *loop, sp_slice id)
     if (id.len != 64) return;
     /* A client that multiplexes containers (a Fluentd forwarder) changes container on most
      * records: containers already asked for are skipped without the lock. */
-    char *seen = sp__pf.seen[sp__hash(id.base) % SP_META_PREFETCH_SEEN];
+    char *seen = sp_meta_pf.seen[sp_meta_hash(id.base) % SP_META_PREFETCH_SEEN];
     if (memcmp(seen, id.base, 64) == 0) return;
-    if (!sp__valid_id(id) || sp__pf.n == SP_META_PREFETCH_QUEUE) return;
+    if (!sp_meta_valid_id(id) || sp_meta_pf.n == SP_META_PREFETCH_QUEUE) return;
     memcpy(seen, id.base, 64);
-    pthread_rwlock_rdlock(&sp__lock);
-    const sp_meta_ent *e = sp__find(id);
-    int skip = (sp__ndirs == 0 && !sp__socket) || (e && e->found);
-    pthread_rwlock_unlock(&sp__lock);
+    pthread_rwlock_rdlock(&sp_meta_lock);
+    const sp_meta_ent *e = sp_meta_find(id);
+    int skip = (sp_meta_ndirs == 0 && !sp_meta_socket) || (e && e->found);
+    pthread_rwlock_unlock(&sp_meta_lock);
     if (skip) return;
-    memcpy(sp__pf.ids[(sp__pf.head + sp__pf.n) % SP_META_PREFETCH_QUEUE], id.base, 64);
-    sp__pf.n++;
-    sp__pf_next(loop);
+    memcpy(sp_meta_pf.ids[(sp_meta_pf.head + sp_meta_pf.n) % SP_META_PREFETCH_QUEUE], id.base, 64);
+    sp_meta_pf.n++;
+    sp_meta_pf_next(loop);
 }
 
-static size_t sp__copy_name(const sp_meta_ent *e, void *buf, size_t cap)
+static size_t sp_meta_copy_name(const sp_meta_ent *e, void *buf, size_t cap)
 {
     if (!e->name || !cap) return 0;
     size_t n = strlen(e->name);
@@ -425,21 +427,21 @@ static size_t sp__copy_name(const sp_meta_ent *e, void *buf, size_t cap)
 
 size_t sp_meta_name(sp_slice id, char *buf, size_t cap)
 {
-    return sp__with(id, sp__copy_name, buf, cap, 1);
+    return sp_meta_with(id, sp_meta_copy_name, buf, cap, 1);
 }
 
 void sp_meta_forget(sp_slice id)
 {
-    if (!sp__valid_id(id)) return;
-    sp__wrlock();
-    sp_meta_ent **pp = &sp__buckets[sp__bucket(id)];
+    if (!sp_meta_valid_id(id)) return;
+    sp_meta_wrlock();
+    sp_meta_ent **pp = &sp_meta_buckets[sp_meta_bucket(id)];
     while (*pp && memcmp((*pp)->id, id.base, 64) != 0)
         pp = &(*pp)->next;
     if (*pp) {
         sp_meta_ent *e = *pp;
         *pp = e->next;
-        sp__ent_free(e);
-        sp__nentries--;
+        sp_meta_ent_free(e);
+        sp_meta_nentries--;
     }
-    pthread_rwlock_unlock(&sp__lock);
+    pthread_rwlock_unlock(&sp_meta_lock);
 }

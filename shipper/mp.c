@@ -6,6 +6,8 @@
         if ((size_t)(end - q) < (size_t)(n)) return SP_MP_EAGAIN;                                  \
     } while (0)
 
+/* Long (about 220 lines): one case per MessagePack format byte, in the spec's order; it runs
+ * for every value of every record, so it stays one switch without calls between cases. */
 int sp_mp_read(const uint8_t **p, const uint8_t *end, sp_mp_obj *o)
 {
     const uint8_t *q = *p;
@@ -254,7 +256,7 @@ int sp_mp_scan_feed(sp_mp_scan *s, const uint8_t *buf, size_t len)
     }
 }
 
-static int sp__skip(const uint8_t **p, const uint8_t *end, int depth)
+static int sp_mp_skip_depth(const uint8_t **p, const uint8_t *end, int depth)
 {
     sp_mp_obj o;
     int rc = sp_mp_read(p, end, &o);
@@ -263,24 +265,24 @@ static int sp__skip(const uint8_t **p, const uint8_t *end, int depth)
     if (depth >= SP_MP_MAX_DEPTH) return SP_MP_EDEPTH;
     uint64_t n = o.type == SP_MP_MAP ? 2 * (uint64_t)o.v.n : o.v.n;
     for (uint64_t i = 0; i < n; i++)
-        if ((rc = sp__skip(p, end, depth + 1))) return rc;
+        if ((rc = sp_mp_skip_depth(p, end, depth + 1))) return rc;
     return SP_MP_OK;
 }
 
 int sp_mp_skip(const uint8_t **p, const uint8_t *end)
 {
     /* Recursion bounded by SP_MP_MAX_DEPTH; cheaper than the scanner for complete buffers. */
-    return sp__skip(p, end, 0);
+    return sp_mp_skip_depth(p, end, 0);
 }
 
 /* ---- writer ---- */
 
-static inline void sp__put1(sp_buf *b, uint8_t c)
+static inline void sp_mp_put1(sp_buf *b, uint8_t c)
 {
     sp_buf_putc(b, (char)c);
 }
 
-static void sp__put_be(sp_buf *b, uint8_t tag, uint64_t v, int bytes)
+static void sp_mp_put_be(sp_buf *b, uint8_t tag, uint64_t v, int bytes)
 {
     sp_buf_reserve(b, 1 + bytes);
     uint8_t *o = (uint8_t *)b->base + b->len;
@@ -292,26 +294,26 @@ static void sp__put_be(sp_buf *b, uint8_t tag, uint64_t v, int bytes)
 
 void sp_mp_put_nil(sp_buf *b)
 {
-    sp__put1(b, 0xc0);
+    sp_mp_put1(b, 0xc0);
 }
 
 void sp_mp_put_bool(sp_buf *b, int v)
 {
-    sp__put1(b, v ? 0xc3 : 0xc2);
+    sp_mp_put1(b, v ? 0xc3 : 0xc2);
 }
 
 void sp_mp_put_uint(sp_buf *b, uint64_t v)
 {
     if (v <= 0x7f)
-        sp__put1(b, (uint8_t)v);
+        sp_mp_put1(b, (uint8_t)v);
     else if (v <= 0xff)
-        sp__put_be(b, 0xcc, v, 1);
+        sp_mp_put_be(b, 0xcc, v, 1);
     else if (v <= 0xffff)
-        sp__put_be(b, 0xcd, v, 2);
+        sp_mp_put_be(b, 0xcd, v, 2);
     else if (v <= 0xffffffffu)
-        sp__put_be(b, 0xce, v, 4);
+        sp_mp_put_be(b, 0xce, v, 4);
     else
-        sp__put_be(b, 0xcf, v, 8);
+        sp_mp_put_be(b, 0xcf, v, 8);
 }
 
 void sp_mp_put_int(sp_buf *b, int64_t v)
@@ -319,15 +321,15 @@ void sp_mp_put_int(sp_buf *b, int64_t v)
     if (v >= 0)
         sp_mp_put_uint(b, (uint64_t)v);
     else if (v >= -32)
-        sp__put1(b, (uint8_t)(int8_t)v);
+        sp_mp_put1(b, (uint8_t)(int8_t)v);
     else if (v >= INT8_MIN)
-        sp__put_be(b, 0xd0, (uint8_t)(int8_t)v, 1);
+        sp_mp_put_be(b, 0xd0, (uint8_t)(int8_t)v, 1);
     else if (v >= INT16_MIN)
-        sp__put_be(b, 0xd1, (uint16_t)(int16_t)v, 2);
+        sp_mp_put_be(b, 0xd1, (uint16_t)(int16_t)v, 2);
     else if (v >= INT32_MIN)
-        sp__put_be(b, 0xd2, (uint32_t)(int32_t)v, 4);
+        sp_mp_put_be(b, 0xd2, (uint32_t)(int32_t)v, 4);
     else
-        sp__put_be(b, 0xd3, (uint64_t)v, 8);
+        sp_mp_put_be(b, 0xd3, (uint64_t)v, 8);
 }
 
 void sp_mp_put_double(sp_buf *b, double v)
@@ -336,10 +338,10 @@ void sp_mp_put_double(sp_buf *b, double v)
         double f;
         uint64_t u;
     } x = {.f = v};
-    sp__put_be(b, 0xcb, x.u, 8);
+    sp_mp_put_be(b, 0xcb, x.u, 8);
 }
 
-static void sp__put_raw(sp_buf *b, const void *s, size_t n)
+static void sp_mp_put_raw(sp_buf *b, const void *s, size_t n)
 {
     sp_buf_append(b, s, n);
 }
@@ -347,51 +349,51 @@ static void sp__put_raw(sp_buf *b, const void *s, size_t n)
 void sp_mp_put_str(sp_buf *b, const void *s, size_t n)
 {
     if (n <= 31)
-        sp__put1(b, (uint8_t)(0xa0 | n));
+        sp_mp_put1(b, (uint8_t)(0xa0 | n));
     else if (n <= 0xff)
-        sp__put_be(b, 0xd9, n, 1);
+        sp_mp_put_be(b, 0xd9, n, 1);
     else if (n <= 0xffff)
-        sp__put_be(b, 0xda, n, 2);
+        sp_mp_put_be(b, 0xda, n, 2);
     else
-        sp__put_be(b, 0xdb, n, 4);
-    sp__put_raw(b, s, n);
+        sp_mp_put_be(b, 0xdb, n, 4);
+    sp_mp_put_raw(b, s, n);
 }
 
 void sp_mp_put_bin(sp_buf *b, const void *s, size_t n)
 {
     if (n <= 0xff)
-        sp__put_be(b, 0xc4, n, 1);
+        sp_mp_put_be(b, 0xc4, n, 1);
     else if (n <= 0xffff)
-        sp__put_be(b, 0xc5, n, 2);
+        sp_mp_put_be(b, 0xc5, n, 2);
     else
-        sp__put_be(b, 0xc6, n, 4);
-    sp__put_raw(b, s, n);
+        sp_mp_put_be(b, 0xc6, n, 4);
+    sp_mp_put_raw(b, s, n);
 }
 
 void sp_mp_put_array(sp_buf *b, uint32_t n)
 {
     if (n <= 15)
-        sp__put1(b, (uint8_t)(0x90 | n));
+        sp_mp_put1(b, (uint8_t)(0x90 | n));
     else if (n <= 0xffff)
-        sp__put_be(b, 0xdc, n, 2);
+        sp_mp_put_be(b, 0xdc, n, 2);
     else
-        sp__put_be(b, 0xdd, n, 4);
+        sp_mp_put_be(b, 0xdd, n, 4);
 }
 
 void sp_mp_put_map(sp_buf *b, uint32_t n)
 {
     if (n <= 15)
-        sp__put1(b, (uint8_t)(0x80 | n));
+        sp_mp_put1(b, (uint8_t)(0x80 | n));
     else if (n <= 0xffff)
-        sp__put_be(b, 0xde, n, 2);
+        sp_mp_put_be(b, 0xde, n, 2);
     else
-        sp__put_be(b, 0xdf, n, 4);
+        sp_mp_put_be(b, 0xdf, n, 4);
 }
 
 size_t sp_mp_put_map32(sp_buf *b)
 {
     size_t at = b->len;
-    sp__put_be(b, 0xdf, 0, 4);
+    sp_mp_put_be(b, 0xdf, 0, 4);
     return at;
 }
 

@@ -13,6 +13,7 @@
 #include "chunk.h"
 #include "config.h"
 #include "list.h"
+#include "log.h"
 
 typedef struct sp_output sp_output;
 struct sp_router;
@@ -92,6 +93,15 @@ struct sp_output {
     uint64_t lat_count;
     double lat_sum;
 };
+
+/* Log lines about an output instance: "output <name>: " and the message. */
+#define sp_out_error(o, fmt, ...) sp_error("output %s: " fmt, (o)->name, ##__VA_ARGS__)
+#define sp_out_warn(o, fmt, ...) sp_warn("output %s: " fmt, (o)->name, ##__VA_ARGS__)
+#define sp_out_info(o, fmt, ...) sp_info("output %s: " fmt, (o)->name, ##__VA_ARGS__)
+#define sp_out_debug(o, fmt, ...) sp_debug("output %s: " fmt, (o)->name, ##__VA_ARGS__)
+/* The same through a rate limiter (sp_log_limited). */
+#define sp_out_log_limited(o, rl, level, fmt, ...)                                                 \
+    sp_log_limited(rl, level, "output %s: " fmt, (o)->name, ##__VA_ARGS__)
 
 /**
  * Answers a delivery. With SP_OUT_DONE, `delivered` + `rejected` should equal the chunk's

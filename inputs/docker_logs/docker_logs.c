@@ -146,8 +146,8 @@ static void sp_dl_scan(sp_dl *s, int startup)
     s->rescan_soon = 0;
     DIR *d = opendir(s->conf->path);
     if (!d) {
-        sp_log_limited(&s->rl, SP_LOG_WARN, "docker_logs: cannot read %s: %s", s->conf->path,
-                       strerror(errno));
+        sp_in_log_limited(s->in, &s->rl, SP_LOG_WARN, "cannot read %s: %s", s->conf->path,
+                          strerror(errno));
         return;
     }
     sp_list *it;
@@ -213,8 +213,8 @@ static size_t sp_dl_pump_cont(sp_dl *s, sp_dl_cont *c)
         ssize_t n = sp_dl_read_slice(s, c, f);
         if (n > 0) return (size_t)n;
         if (n < 0) { /* tried again at the next poll */
-            sp_log_limited(&s->rl, SP_LOG_WARN, "docker_logs: %.12s: read: %s", c->id,
-                           strerror((int)-n));
+            sp_in_log_limited(s->in, &s->rl, SP_LOG_WARN, "%.12s: read: %s", c->id,
+                              strerror((int)-n));
             return 0;
         }
         if (!f->rotated) return 0;
@@ -301,7 +301,7 @@ static int sp_dl_start(sp_input *in)
     sp_list_init(&s->conts);
     s->rbuf = sp_malloc(SP_DL_SLICE + SP_DL_MAX_RAW);
     if (sp_meta_add_dir(conf->path))
-        sp_warn("docker_logs: %s is not readable: no container names or labels", conf->path);
+        sp_in_warn(in, "%s is not readable: no container names or labels", conf->path);
     if (in->state_dir) {
         sp_buf p = {0};
         sp_buf_printf(&p, "%s/%s.offsets", in->state_dir, in->name);
@@ -309,7 +309,7 @@ static int sp_dl_start(sp_input *in)
         s->offsets_path = p.base;
         int rc = sp_offsets_load(s->offsets_path, &s->saved, &s->nsaved);
         if (rc) {
-            sp_error("docker_logs: cannot read %s: %s", s->offsets_path, strerror(-rc));
+            sp_in_error(in, "cannot read %s: %s", s->offsets_path, strerror(-rc));
             return rc;
         }
     }
@@ -324,13 +324,12 @@ static int sp_dl_start(sp_input *in)
     s->handles = 3;
     int rc = uv_fs_event_start(&s->fsev, sp_dl_fsev_cb, conf->path, 0);
     if (rc)
-        sp_warn("docker_logs: cannot watch %s (%s): new containers are found by rescans",
-                conf->path, uv_strerror(rc));
+        sp_in_warn(in, "cannot watch %s (%s): new containers are found by rescans", conf->path,
+                   uv_strerror(rc));
     uint64_t iv = conf->poll_interval ? conf->poll_interval : 1;
     uv_timer_start(&s->poll, sp_dl_poll_cb, iv, iv);
     sp_dl_pump_start(s);
-    sp_info("docker_logs: watching %s (%llu files open)", conf->path,
-            (unsigned long long)s->nfiles);
+    sp_in_info(in, "watching %s (%llu files open)", conf->path, (unsigned long long)s->nfiles);
     return 0;
 }
 

@@ -134,8 +134,8 @@ void sp_dl_file_reap(sp_dl *s, sp_dl_file *f)
 static void sp_dl_file_truncated(sp_dl *s, sp_dl_file *f)
 {
     s->truncations++;
-    sp_log_limited(&s->rl, SP_LOG_WARN, "docker_logs: %.12s: log file shrank; reading it again",
-                   f->cont->id);
+    sp_in_log_limited(s->in, &s->rl, SP_LOG_WARN, "%.12s: log file shrank; reading it again",
+                      f->cont->id);
     f->off = f->line_off = f->committed = 0;
     f->carry.len = 0;
     f->skipping = 0;
@@ -483,16 +483,19 @@ int sp_dl_resume_saved(sp_dl *s, sp_dl_cont *c, const sp_offset *o)
         }
     } else if (alike) {
         /* A compressed file begins like the saved one but may be another: read them all. */
-        sp_warn("docker_logs: %.12s: the file of the saved offset is not certainly among the "
-                "%d rotated files; reading all of them from their start (lines may be shipped "
-                "twice)",
-                c->id, rotated);
+        sp_in_warn(s->in,
+                   "%.12s: the file of the saved offset is not certainly among the "
+                   "%d rotated files; reading all of them from their start (lines may be shipped "
+                   "twice)",
+                   c->id, rotated);
     } else {
         s->lost_files++;
-        sp_warn("docker_logs: %.12s: the file of the saved offset was deleted before shipper "
-                "read it all (rotated away while shipper was down): its unread lines are lost; "
-                "reading the %d rotated files still on disk and the current one from their start",
-                c->id, rotated);
+        sp_in_warn(
+            s->in,
+            "%.12s: the file of the saved offset was deleted before shipper "
+            "read it all (rotated away while shipper was down): its unread lines are lost; "
+            "reading the %d rotated files still on disk and the current one from their start",
+            c->id, rotated);
     }
     for (int i = (at >= 0 ? at : n - 1); i >= 0; i--) {
         if (k[i].fd < 0) continue;

@@ -108,8 +108,8 @@ void sp_dl_save(sp_dl *s)
     }
     int rc = sp_offsets_save(s->offsets_path, v, n);
     if (rc)
-        sp_log_limited(&s->rl, SP_LOG_ERROR, "docker_logs: cannot write %s: %s", s->offsets_path,
-                       strerror(-rc));
+        sp_in_log_limited(s->in, &s->rl, SP_LOG_ERROR, "cannot write %s: %s", s->offsets_path,
+                          strerror(-rc));
     free(v);
     s->state_dirty = 0;
     s->last_save_ms = uv_now(s->in->loop);

@@ -29,8 +29,8 @@ static int sp_fwd_start(sp_input *in)
         s->auth.shared_key = conf->shared_key;
         s->auth.self_hostname = s->hostname;
         s->auth.users = &conf->users;
-        sp_info("forward %s: clients must authenticate (shared_key%s)", conf->listen,
-                conf->users.n ? " and users" : "");
+        sp_in_info(in, "%s: clients must authenticate (shared_key%s)", conf->listen,
+                   conf->users.n ? " and users" : "");
     }
     sp_list_init(&s->conns);
     s->rbuf = sp_malloc(SP_RBUF_SIZE);
@@ -38,11 +38,11 @@ static int sp_fwd_start(sp_input *in)
         char why[512];
         s->tls = sp_fwd_config_tls_ctx(conf, why, sizeof why);
         if (!s->tls) { /* checked at load; the files changed since */
-            sp_error("forward %s: tls: %s", conf->listen, why);
+            sp_in_error(in, "%s: tls: %s", conf->listen, why);
             return -EINVAL;
         }
         s->cbuf = sp_malloc(SP_RBUF_SIZE);
-        sp_info("forward %s: TLS on", conf->listen);
+        sp_in_info(in, "%s: TLS on", conf->listen);
     }
     uv_idle_init(in->loop, &s->spin);
     s->spin.data = s;
@@ -51,13 +51,13 @@ static int sp_fwd_start(sp_input *in)
     sp_list_init(&s->flushq);
     /* On the Docker host the records' container ids can be enriched from Docker's own files. */
     if (conf->metadata_path && *conf->metadata_path && sp_meta_add_dir(conf->metadata_path) == 0)
-        sp_info("forward: container metadata from %s", conf->metadata_path);
+        sp_in_info(in, "container metadata from %s", conf->metadata_path);
     if (conf->docker_socket && *conf->docker_socket) {
         int mrc = sp_meta_set_socket(conf->docker_socket);
         if (mrc)
-            sp_warn("forward: docker_socket %s: %s", conf->docker_socket, strerror(-mrc));
+            sp_in_warn(in, "docker_socket %s: %s", conf->docker_socket, strerror(-mrc));
         else
-            sp_info("forward: container metadata from the Docker API on %s", conf->docker_socket);
+            sp_in_info(in, "container metadata from the Docker API on %s", conf->docker_socket);
     }
     uint64_t t = uv_hrtime() ^ ((uint64_t)getpid() << 32);
     uint8_t h[16];
@@ -74,7 +74,7 @@ static int sp_fwd_start(sp_input *in)
             uv_tcp_init(in->loop, &s->l.tcp);
             rc = uv_tcp_open(&s->l.tcp, fd);
         }
-        if (rc == 0) sp_info("forward %s: using the inherited socket (fd %d)", conf->listen, fd);
+        if (rc == 0) sp_in_info(in, "%s: using the inherited socket (fd %d)", conf->listen, fd);
     } else if (s->addr.is_unix) {
         struct stat st;
         /* A socket left by a previous run would make bind fail: remove it (only a socket). */
@@ -90,11 +90,11 @@ static int sp_fwd_start(sp_input *in)
     s->handles = 1;
     if (rc == 0) rc = uv_listen(&s->l.stream, 1024, sp_fwd_conn_accept_cb);
     if (rc) {
-        sp_error("forward: cannot listen on %s: %s", conf->listen, uv_strerror(rc));
+        sp_in_error(in, "cannot listen on %s: %s", conf->listen, uv_strerror(rc));
         return rc;
     }
     s->listening = 1;
-    sp_info("forward: listening on %s", conf->listen);
+    sp_in_info(in, "listening on %s", conf->listen);
     return 0;
 }
 

@@ -73,8 +73,8 @@ int sp_fwd_config_check(sp_input *in, const sp_node *n, sp_conf_err *err)
     sp_addr a;
     const char *why;
     if (sp_addr_parse(conf->listen, &a, &why)) {
-        sp_node *v = sp_node_get(n, "listen");
-        sp_conf_error(err, v ? v->line : in->line, "listen", "\"%s\": %s", conf->listen, why);
+        sp_conf_error(err, sp_node_line(n, "listen", in->line), "listen", "\"%s\": %s",
+                      conf->listen, why);
         return -1;
     }
     if (conf->ack_spin_us < 0 || conf->ack_spin_us > 10000) {
@@ -82,22 +82,20 @@ int sp_fwd_config_check(sp_input *in, const sp_node *n, sp_conf_err *err)
         return -1;
     }
     if (conf->shared_key && !*conf->shared_key) {
-        sp_node *v = sp_node_get(n, "shared_key");
-        sp_conf_error(err, v ? v->line : in->line, "shared_key", "must not be empty");
+        sp_conf_error(err, sp_node_line(n, "shared_key", in->line), "shared_key",
+                      "must not be empty");
         return -1;
     }
     if ((conf->users.n || conf->self_hostname) && !conf->shared_key) {
         const char *k = conf->users.n ? "users" : "self_hostname";
-        sp_node *v = sp_node_get(n, k);
-        sp_conf_error(err, v ? v->line : in->line, k, "needs shared_key");
+        sp_conf_error(err, sp_node_line(n, k, in->line), k, "needs shared_key");
         return -1;
     }
     if (conf->tls.n) {
         char why[512];
         sp_fwd_tls_ctx *ctx = sp_fwd_config_tls_ctx(conf, why, sizeof why);
         if (!ctx) {
-            sp_node *v = sp_node_get(n, "tls");
-            sp_conf_error(err, v ? v->line : in->line, "tls", "%s", why);
+            sp_conf_error(err, sp_node_line(n, "tls", in->line), "tls", "%s", why);
             return -1;
         }
         sp_fwd_tls_ctx_free(ctx);

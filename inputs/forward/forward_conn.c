@@ -75,10 +75,10 @@ static ssize_t sp_fwd_conn_process(sp_fwd_conn *c, const uint8_t *data, size_t l
             if (rc == 0) continue;
             if (rc == SP_FWD_OTHER_SIGNAL) { /* acked and dropped; closing would loop the client */
                 sp_input_error(s->in, "unsupported_signal");
-                sp_log_limited(&s->rl_signal, SP_LOG_WARN,
-                               "forward %s: dropped a frame of Fluent Bit metrics or traces "
-                               "(fluent_signal != 0): only logs are shipped",
-                               s->conf->listen);
+                sp_in_log_limited(s->in, &s->rl_signal, SP_LOG_WARN,
+                                  "%s: dropped a frame of Fluent Bit metrics or traces "
+                                  "(fluent_signal != 0): only logs are shipped",
+                                  s->conf->listen);
                 continue;
             }
         }
@@ -218,9 +218,9 @@ void sp_fwd_conn_close(sp_fwd_conn *c, const char *reason, const char *detail)
     c->closing = 1;
     if (reason) {
         sp_input_error(s->in, reason);
-        sp_log_limited(&s->rl, SP_LOG_WARN, "forward %s: closing connection %llu: %s%s%s",
-                       s->conf->listen, (unsigned long long)c->serial, reason, detail ? ": " : "",
-                       detail ? detail : "");
+        sp_in_log_limited(s->in, &s->rl, SP_LOG_WARN, "%s: closing connection %llu: %s%s%s",
+                          s->conf->listen, (unsigned long long)c->serial, reason,
+                          detail ? ": " : "", detail ? detail : "");
     }
     /* Lines whose last piece will never come on this connection: ship what there is. */
     size_t held = c->joiner.held;
@@ -276,8 +276,8 @@ void sp_fwd_conn_accept_cb(uv_stream_t *server, int status)
 {
     sp_fwd_server *s = server->data;
     if (status < 0) {
-        sp_log_limited(&s->rl, SP_LOG_WARN, "forward %s: accept: %s", s->conf->listen,
-                       uv_strerror(status));
+        sp_in_log_limited(s->in, &s->rl, SP_LOG_WARN, "%s: accept: %s", s->conf->listen,
+                          uv_strerror(status));
         return;
     }
     sp_fwd_conn *c = sp_fwd_conn_new(s);
@@ -288,8 +288,8 @@ void sp_fwd_conn_accept_cb(uv_stream_t *server, int status)
     }
     if (s->nconns >= s->conf->max_connections) {
         sp_input_error(s->in, "too_many_connections");
-        sp_log_limited(&s->rl, SP_LOG_WARN, "forward %s: max_connections (%lld) reached",
-                       s->conf->listen, (long long)s->conf->max_connections);
+        sp_in_log_limited(s->in, &s->rl, SP_LOG_WARN, "%s: max_connections (%lld) reached",
+                          s->conf->listen, (long long)s->conf->max_connections);
         c->closing = 1;
         uv_close(&c->h.handle, sp_fwd_conn_closed);
         return;

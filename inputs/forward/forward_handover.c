@@ -150,16 +150,18 @@ static void sp_fwd_handover_tick(uv_timer_t *t)
     }
     if (!sp_list_empty(&s->conns)) return;
     uv_timer_stop(t);
-    sp_info("forward %s: %llu connection(s) handed over to the new process", s->conf->listen,
-            (unsigned long long)s->ho_sent);
+    sp_in_info(s->in, "%s: %llu connection(s) handed over to the new process", s->conf->listen,
+               (unsigned long long)s->ho_sent);
     if (s->ho_bye)
-        sp_info("forward %s: closed %llu TLS connection(s) with close_notify after their last "
-                "frame (a TLS session cannot be handed over; clients reconnect)",
-                s->conf->listen, (unsigned long long)s->ho_bye);
+        sp_in_info(s->in,
+                   "%s: closed %llu TLS connection(s) with close_notify after their last "
+                   "frame (a TLS session cannot be handed over; clients reconnect)",
+                   s->conf->listen, (unsigned long long)s->ho_bye);
     if (s->ho_closed)
-        sp_warn("forward %s: closed %llu connection(s) that could not be handed over (an ack "
-                "still unwritten at the deadline, a failed hand-over)",
-                s->conf->listen, (unsigned long long)s->ho_closed);
+        sp_in_warn(s->in,
+                   "%s: closed %llu connection(s) that could not be handed over (an ack "
+                   "still unwritten at the deadline, a failed hand-over)",
+                   s->conf->listen, (unsigned long long)s->ho_closed);
     /* Done: close what is left, as a stop does. */
     s->stopping = 1;
     s->handles += 2;
@@ -173,7 +175,7 @@ void sp_fwd_handover_begin(sp_fwd_server *s)
     sp_input *in = s->in;
     s->handover = 1;
     s->ho_deadline = uv_now(in->loop) + in->handover_ms;
-    sp_info("forward %s: handing connections over (%d open)", s->conf->listen, s->nconns);
+    sp_in_info(s->in, "%s: handing connections over (%d open)", s->conf->listen, s->nconns);
     uv_close(&s->l.handle, sp_fwd_listener_closed); /* our descriptor only: the socket goes on */
     s->listening = 0;
     sp_list *it;
@@ -231,16 +233,16 @@ int sp_fwd_handover_adopt(sp_input *in, int fd, const uint8_t *st, size_t len)
     else if (!s->auth.shared_key && !(flags & SP_FWD_HO_AUTHED))
         why = "it is in the middle of a handshake this listener no longer asks for";
     if (why) {
-        sp_log_limited(&s->rl, SP_LOG_WARN, "forward %s: a connection handed over is closed: %s",
-                       s->conf->listen, why);
+        sp_in_log_limited(s->in, &s->rl, SP_LOG_WARN, "%s: a connection handed over is closed: %s",
+                          s->conf->listen, why);
         close(fd);
         return 1;
     }
     sp_fwd_conn *c = sp_fwd_conn_new(s);
     int rc = s->addr.is_unix ? uv_pipe_open(&c->h.pipe, fd) : uv_tcp_open(&c->h.tcp, fd);
     if (rc) {
-        sp_log_limited(&s->rl, SP_LOG_WARN, "forward %s: a connection handed over: %s",
-                       s->conf->listen, uv_strerror(rc));
+        sp_in_log_limited(s->in, &s->rl, SP_LOG_WARN, "%s: a connection handed over: %s",
+                          s->conf->listen, uv_strerror(rc));
         close(fd);
         c->closing = 1;
         uv_close(&c->h.handle, sp_fwd_conn_closed);

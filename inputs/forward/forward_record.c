@@ -14,6 +14,8 @@ static uint32_t sp_fwd_record_atou(sp_slice s)
     return v;
 }
 
+/* Long (about 100 lines): one pass over a record's map, a branch per key the record knows;
+ * it runs for every record, so the keys are matched in line, not through a table of calls. */
 int sp_fwd_record(const uint8_t *p, const uint8_t *end, sp_record *r, sp_buf *extras,
                   sp_docker_partial *part)
 {

@@ -1,4 +1,4 @@
-/* Configuration assembly and the lifecycle: start, run, graceful stop within `grace`. */
+/* The lifecycle: start, run, graceful stop within `grace` (the configuration: daemon_config.c). */
 #include "daemon.h"
 
 #include <errno.h>
@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "addr.h"
 #include "listenfds.h"
 #include "log.h"
 #include "spool.h"
@@ -18,334 +17,9 @@
 /* Records one delivery carries at most, unless the output says otherwise. */
 #define SP_BATCH_RECORDS 10000
 
-static const char *const sp__levels[] = {"error", "warn", "info", "debug", NULL};
-
-static const sp_conf_field sp__service_fields[] = {
-    {"log_level", SP_CONF_ENUM, offsetof(sp_service_conf, log_level), "info",
-     "error | warn | info | debug", sp__levels},
-    {"http_listen", SP_CONF_STR, offsetof(sp_service_conf, http_listen), "127.0.0.1:2020",
-     "GET /metrics, /healthz, /readyz; \"\" turns it off"},
-    {"state_dir", SP_CONF_STR, offsetof(sp_service_conf, state_dir), NULL,
-     "tail offsets and spool; unset: nothing is written anywhere"},
-    {"grace", SP_CONF_DURATION, offsetof(sp_service_conf, grace_ms), "10s",
-     "on SIGTERM/SIGINT, how long to keep delivering before exiting"},
-    {"pid_file", SP_CONF_STR, offsetof(sp_service_conf, pid_file), NULL,
-     "written with the process id once running (after an upgrade: the new process's)"},
-    SP_CONF_END};
-
-static const sp_conf_field sp__buffer_fields[] = {
-    {"memory_limit", SP_CONF_SIZE, offsetof(sp_buffer_conf, memory_limit), "256MiB",
-     "buffered bytes at which inputs pause (resume at 80%)"},
-    {"chunk_size", SP_CONF_SIZE, offsetof(sp_buffer_conf, chunk_size), "1MiB",
-     "a chunk is closed and shipped at this size"},
-    {"flush_interval", SP_CONF_DURATION, offsetof(sp_buffer_conf, flush_interval), "1s",
-     "a chunk is closed and shipped at this age"},
-    {"spool", SP_CONF_BOOL, offsetof(sp_buffer_conf, spool), "false",
-     "keep chunks on disk under state_dir before they count as accepted; replayed at start"},
-    {"spool_limit", SP_CONF_SIZE, offsetof(sp_buffer_conf, spool_limit), "4GiB",
-     "spooled bytes at which inputs pause"},
-    {"retry_min", SP_CONF_DURATION, offsetof(sp_buffer_conf, retry_min), "500ms",
-     "first retry delay of a failed delivery (doubles up to the output's retry_max)"},
-    SP_CONF_END};
-
-/* Settings every output has, handled here rather than by each output. */
-typedef struct {
-    char *type;
-    char *match;
-    char *name;
-    uint64_t retry_max;
-    int64_t workers;
-} sp_output_common;
-
-static const sp_conf_field sp__output_common[] = {
-    {"type", SP_CONF_STR, offsetof(sp_output_common, type), NULL, "the output type"},
-    {"match", SP_CONF_STR, offsetof(sp_output_common, match), "*", "glob on the record's tag"},
-    {"name", SP_CONF_STR, offsetof(sp_output_common, name), NULL, "name in metrics"},
-    {"retry_max", SP_CONF_DURATION, offsetof(sp_output_common, retry_max), "30s",
-     "longest backoff between retries"},
-    {"workers", SP_CONF_INT, offsetof(sp_output_common, workers), "0",
-     "deliveries in flight at once (0: the output's default)"},
-    SP_CONF_END};
-
-typedef struct {
-    char *type;
-    char *name;
-} sp_input_common;
-
-static const sp_conf_field sp__input_common[] = {
-    {"type", SP_CONF_STR, offsetof(sp_input_common, type), NULL, "the input type"},
-    {"name", SP_CONF_STR, offsetof(sp_input_common, name), NULL, "name in metrics"},
-    SP_CONF_END};
-
-static const char *const sp__common_keys[] = {"type",      "match",   "name",
-                                              "retry_max", "workers", NULL};
-
-/* Splits a component's map: the common keys go through `common`, the rest through `fields`. */
-static int sp__component(const sp_node *n, const char *section, void *common,
-                         const sp_conf_field *common_fields, void *conf,
-                         const sp_conf_field *fields, sp_conf_err *err)
-{
-    /* Each table sees the other's keys as allowed, so an unknown key is still an error. */
-    const char *type_keys[64];
-    size_t k = 0;
-    for (const sp_conf_field *f = fields; f->key && k < 63; f++)
-        type_keys[k++] = f->key;
-    type_keys[k] = NULL;
-    const char *const *allow_common = sp__common_keys;
-    if (sp_conf_apply(conf, fields, n, section, allow_common, err)) return -1;
-    if (sp_conf_apply(common, common_fields, n, section, type_keys, err)) return -1;
-    return 0;
-}
-
-static const sp_input_type *sp__input_type(const char *name)
-{
-    for (const sp_input_type *const *t = sp_input_types; *t; t++)
-        if (strcmp((*t)->name, name) == 0) return *t;
-    return NULL;
-}
-
-static const sp_output_type *sp__output_type(const char *name)
-{
-    for (const sp_output_type *const *t = sp_output_types; *t; t++)
-        if (strcmp((*t)->name, name) == 0) return *t;
-    return NULL;
-}
-
-/* "unknown type" errors list the registered names (the plugins this binary was built with). */
-static void sp_daemon_unknown_type(sp_conf_err *err, const sp_node *n, int output, const char *tname)
-{
-    sp_buf names = {0};
-    if (output)
-        for (const sp_output_type *const *t = sp_output_types; *t; t++)
-            sp_buf_printf(&names, "%s%s", names.len ? ", " : "", (*t)->name);
-    else
-        for (const sp_input_type *const *t = sp_input_types; *t; t++)
-            sp_buf_printf(&names, "%s%s", names.len ? ", " : "", (*t)->name);
-    sp_conf_error(err, sp_node_get(n, "type")->line, "type", "unknown %s type \"%s\" (%.*s)",
-                  output ? "output" : "input", tname, (int)names.len,
-                  names.base ? names.base : "");
-    sp_buf_free(&names);
-}
-
-static const char *sp__node_type_str(const sp_node *n)
-{
-    sp_node *t = sp_node_get(n, "type");
-    return t && t->type == SP_NODE_SCALAR ? t->value : NULL;
-}
-
-static char *sp__name(const char *given, const char *type, size_t index, size_t same_type)
-{
-    if (given) return strdup(given);
-    if (same_type <= 1) return strdup(type);
-    char buf[128];
-    snprintf(buf, sizeof buf, "%s.%zu", type, index);
-    return strdup(buf);
-}
-
-static int sp__load_inputs(sp_daemon *d, const sp_node *seq, sp_conf_err *err)
-{
-    if (!seq) {
-        sp_conf_error(err, 1, "inputs", "at least one input is required");
-        return -1;
-    }
-    if (seq->type != SP_NODE_SEQ || !seq->child) {
-        sp_conf_error(err, seq->line, "inputs", "must be a list of inputs");
-        return -1;
-    }
-    size_t i = 0;
-    for (sp_node *n = seq->child; n; n = n->next, i++) {
-        char section[32];
-        snprintf(section, sizeof section, "inputs[%zu]", i);
-        const char *tname = sp__node_type_str(n);
-        if (n->type != SP_NODE_MAP || !tname) {
-            sp_conf_error(err, n->line, section, "needs a `type`");
-            return -1;
-        }
-        const sp_input_type *t = sp__input_type(tname);
-        if (!t) {
-            sp_daemon_unknown_type(err, n, 0, tname);
-            return -1;
-        }
-        if (t->unsupported) {
-            sp_conf_error(err, sp_node_get(n, "type")->line, "type", "%s", t->unsupported);
-            return -1;
-        }
-        for (const char *const *k = t->planned; k && *k; k++) {
-            sp_node *v = sp_node_get(n, *k);
-            if (v) {
-                sp_conf_error(err, v->line, *k, "not supported yet (planned)");
-                return -1;
-            }
-        }
-        sp_input *in = sp_calloc(1, sizeof *in);
-        d->inputs = sp_realloc(d->inputs, (d->ninputs + 1) * sizeof *d->inputs);
-        d->inputs[d->ninputs++] = in;
-        in->type = t;
-        in->index = (int)i;
-        in->line = n->line;
-        in->conf = sp_calloc(1, t->conf_size ? t->conf_size : 1);
-        sp_input_common common = {0};
-        int rc = sp__component(n, section, &common, sp__input_common, in->conf, t->fields, err);
-        size_t same = 0;
-        for (sp_node *m = seq->child; m; m = m->next) {
-            const char *mt = sp__node_type_str(m);
-            if (mt && strcmp(mt, tname) == 0) same++;
-        }
-        in->name = sp__name(common.name, tname, i, same);
-        sp_conf_free(&common, sp__input_common);
-        if (rc) return -1;
-        if (t->check && t->check(in, n, err)) return -1;
-    }
-    return 0;
-}
-
-static int sp__load_outputs(sp_daemon *d, const sp_node *seq, sp_conf_err *err)
-{
-    if (!seq) {
-        sp_conf_error(err, 1, "outputs", "at least one output is required");
-        return -1;
-    }
-    if (seq->type != SP_NODE_SEQ || !seq->child) {
-        sp_conf_error(err, seq->line, "outputs", "must be a list of outputs");
-        return -1;
-    }
-    size_t i = 0;
-    for (sp_node *n = seq->child; n; n = n->next, i++) {
-        char section[32];
-        snprintf(section, sizeof section, "outputs[%zu]", i);
-        if (i >= 64) {
-            sp_conf_error(err, n->line, section, "at most 64 outputs");
-            return -1;
-        }
-        const char *tname = sp__node_type_str(n);
-        if (n->type != SP_NODE_MAP || !tname) {
-            sp_conf_error(err, n->line, section, "needs a `type`");
-            return -1;
-        }
-        const sp_output_type *t = sp__output_type(tname);
-        if (!t) {
-            sp_daemon_unknown_type(err, n, 1, tname);
-            return -1;
-        }
-        if (t->unsupported) {
-            sp_conf_error(err, sp_node_get(n, "type")->line, "type", "%s", t->unsupported);
-            return -1;
-        }
-        sp_output *o = sp_calloc(1, sizeof *o);
-        d->outputs = sp_realloc(d->outputs, (d->noutputs + 1) * sizeof *d->outputs);
-        d->outputs[d->noutputs++] = o;
-        o->type = t;
-        o->index = (int)i;
-        o->line = n->line;
-        o->conf = sp_calloc(1, t->conf_size ? t->conf_size : 1);
-        sp_output_common common = {0};
-        int rc = sp__component(n, section, &common, sp__output_common, o->conf, t->fields, err);
-        size_t same = 0;
-        for (sp_node *m = seq->child; m; m = m->next) {
-            const char *mt = sp__node_type_str(m);
-            if (mt && strcmp(mt, tname) == 0) same++;
-        }
-        o->name = sp__name(common.name, tname, i, same);
-        o->match = common.match ? strdup(common.match) : strdup("*");
-        o->retry_max_ms = common.retry_max;
-        o->max_inflight = common.workers > 0 ? (int)common.workers : t->default_inflight;
-        if (o->max_inflight < 1) o->max_inflight = 1;
-        if (common.workers < 0 || common.workers > 256) {
-            sp_conf_error(err, n->line, "workers", "must be between 0 and 256");
-            rc = -1;
-        }
-        sp_conf_free(&common, sp__output_common);
-        if (rc) return -1;
-        if (t->check && t->check(o, n, err)) return -1;
-    }
-    return 0;
-}
-
-int sp_daemon_load(sp_daemon *d, const char *text, size_t len, sp_conf_err *err)
-{
-    memset(d, 0, sizeof *d);
-    sp_node *root = sp_yaml_parse(text, len, err);
-    if (!root) return -1;
-    int rc = -1;
-    static const char *const top[] = {"service", "buffer", "inputs", "outputs", NULL};
-    for (sp_node *c = root->child; c; c = c->next) {
-        int ok = 0;
-        for (const char *const *t = top; *t; t++)
-            ok |= strcmp(*t, c->key) == 0;
-        if (!ok) {
-            sp_conf_error(err, c->line, c->key,
-                          "unknown key (expected service, buffer, inputs, outputs)");
-            goto out;
-        }
-    }
-    if (sp_conf_apply(&d->service, sp__service_fields, sp_node_get(root, "service"), "service",
-                      NULL, err))
-        goto out;
-    if (sp_conf_apply(&d->buffer, sp__buffer_fields, sp_node_get(root, "buffer"), "buffer", NULL,
-                      err))
-        goto out;
-    if (d->buffer.chunk_size < 1024 || d->buffer.memory_limit < d->buffer.chunk_size) {
-        sp_node *b = sp_node_get(root, "buffer");
-        sp_conf_error(err, b ? b->line : 1, "buffer",
-                      "chunk_size must be at least 1KiB and memory_limit at least chunk_size");
-        goto out;
-    }
-    if (d->buffer.flush_interval == 0) d->buffer.flush_interval = 1;
-    if (d->service.http_listen && *d->service.http_listen) {
-        sp_addr a;
-        const char *why;
-        if (sp_addr_parse(d->service.http_listen, &a, &why) || a.is_unix) {
-            sp_node *s = sp_node_get(sp_node_get(root, "service"), "http_listen");
-            sp_conf_error(err, s ? s->line : 1, "service.http_listen", "\"%s\": %s",
-                          d->service.http_listen, a.is_unix ? "must be host:port" : why);
-            goto out;
-        }
-    }
-    if (d->buffer.spool && !d->service.state_dir) {
-        sp_node *b = sp_node_get(sp_node_get(root, "buffer"), "spool");
-        sp_conf_error(err, b ? b->line : 1, "buffer.spool", "needs service.state_dir");
-        goto out;
-    }
-    if (sp__load_inputs(d, sp_node_get(root, "inputs"), err)) goto out;
-    for (size_t i = 0; i < d->ninputs; i++)
-        if (d->inputs[i]->needs_spool && !d->buffer.spool) {
-            sp_conf_error(err, d->inputs[i]->line, d->inputs[i]->name,
-                          "ack: durable needs buffer.spool: true (and service.state_dir)");
-            goto out;
-        }
-    if (sp__load_outputs(d, sp_node_get(root, "outputs"), err)) goto out;
-    rc = 0;
-out:
-    sp_node_free(root);
-    return rc;
-}
-
-void sp_daemon_print(const sp_daemon *d, sp_buf *out)
-{
-    SP_BUF_LIT(out, "service:\n");
-    sp_conf_print(out, &d->service, sp__service_fields, 2, NULL);
-    SP_BUF_LIT(out, "buffer:\n");
-    sp_conf_print(out, &d->buffer, sp__buffer_fields, 2, NULL);
-    SP_BUF_LIT(out, "inputs:\n");
-    for (size_t i = 0; i < d->ninputs; i++) {
-        sp_input *in = d->inputs[i];
-        sp_buf_printf(out, "  - type: %s\n    name: %s\n", in->type->name, in->name);
-        sp_conf_print(out, in->conf, in->type->fields, 4, NULL);
-    }
-    SP_BUF_LIT(out, "outputs:\n");
-    for (size_t i = 0; i < d->noutputs; i++) {
-        sp_output *o = d->outputs[i];
-        sp_buf_printf(out, "  - type: %s\n    name: %s\n    match: \"%s\"\n", o->type->name,
-                      o->name, o->match);
-        sp_buf_printf(out, "    retry_max: %llums\n    workers: %d\n",
-                      (unsigned long long)o->retry_max_ms, o->max_inflight);
-        sp_conf_print(out, o->conf, o->type->fields, 4, NULL);
-    }
-}
-
 /* ---- lifecycle ---- */
 
-static void sp__exit_cb(uv_timer_t *t)
+static void sp_daemon_exit_cb(uv_timer_t *t)
 {
     uv_stop(t->loop);
 }
@@ -367,7 +41,7 @@ void sp_daemon_closed_one(sp_daemon *d)
     sp_upgrade_closed(d);
     /* Work stuck on the thread pool (a write to a stdout nobody reads) would keep the loop
      * alive forever: everything that matters is closed and spooled, so stop waiting soon. */
-    uv_timer_start(&d->grace, sp__exit_cb, 1000, 0);
+    uv_timer_start(&d->grace, sp_daemon_exit_cb, 1000, 0);
     uv_unref((uv_handle_t *)&d->grace);
 }
 
@@ -375,25 +49,25 @@ void sp_daemon_closed_one(sp_daemon *d)
  * stuck in a call we cannot interrupt (a write to a stdout nobody reads). Its chunks are not
  * delivered; the spool keeps what it holds for the next start, and we exit without freeing
  * anything the stuck work might still touch. */
-static void sp__deadline_cb(uv_timer_t *t)
+static void sp_daemon_deadline_cb(uv_timer_t *t)
 {
     sp_daemon *d = t->data;
     for (size_t i = 0; i < d->noutputs; i++)
         if (d->outputs[i]->closed != 2)
-            sp_warn("output %s: still busy %d ms after its stop; exiting without waiting for it%s",
-                    d->outputs[i]->name, SP_STOP_DEADLINE_MS,
-                    d->router.spool ? " (its chunks stay in the spool)" : "");
+            sp_out_warn(
+                d->outputs[i], "still busy %d ms after its stop; exiting without waiting for it%s",
+                SP_STOP_DEADLINE_MS, d->router.spool ? " (its chunks stay in the spool)" : "");
     sp_spool_close(d->router.spool);
     fflush(stderr);
     _exit(d->exit_code);
 }
 
 /* Delivery is over (all delivered, or grace ran out): stop the outputs. */
-static void sp__finish(sp_daemon *d)
+void sp_daemon_finish(sp_daemon *d)
 {
     if (d->finishing) return;
     d->finishing = 1;
-    uv_timer_start(&d->grace, sp__deadline_cb, SP_STOP_DEADLINE_MS, 0);
+    uv_timer_start(&d->grace, sp_daemon_deadline_cb, SP_STOP_DEADLINE_MS, 0);
     uint64_t pending = sp_router_pending_records(&d->router);
     if (pending) {
         if (d->router.spool)
@@ -418,21 +92,16 @@ static void sp__finish(sp_daemon *d)
     sp_daemon_closed_one(d);
 }
 
-void sp_daemon_finish(sp_daemon *d)
-{
-    sp__finish(d);
-}
-
-static void sp__drained(sp_router *r)
+static void sp_daemon_drained(sp_router *r)
 {
     sp_daemon *d = r->loop->data;
     sp_info("all records delivered");
-    sp__finish(d);
+    sp_daemon_finish(d);
 }
 
-static void sp__grace_cb(uv_timer_t *t)
+static void sp_daemon_grace_cb(uv_timer_t *t)
 {
-    sp__finish(t->data);
+    sp_daemon_finish(t->data);
 }
 
 void sp_daemon_stop(sp_daemon *d)
@@ -440,7 +109,7 @@ void sp_daemon_stop(sp_daemon *d)
     if (d->stopping) {
         if (!d->finishing) {
             sp_warn("second stop signal: exiting without waiting for delivery");
-            sp__finish(d);
+            sp_daemon_finish(d);
         }
         return;
     }
@@ -450,18 +119,18 @@ void sp_daemon_stop(sp_daemon *d)
             (unsigned long long)d->service.grace_ms);
     for (size_t i = 0; i < d->ninputs; i++)
         if (!d->inputs[i]->closed) d->inputs[i]->type->stop(d->inputs[i]);
-    uv_timer_start(&d->grace, sp__grace_cb, d->service.grace_ms, 0);
-    d->router.on_drained = sp__drained;
+    uv_timer_start(&d->grace, sp_daemon_grace_cb, d->service.grace_ms, 0);
+    d->router.on_drained = sp_daemon_drained;
     sp_router_drain(&d->router);
 }
 
-static void sp__signal_cb(uv_signal_t *s, int signum)
+static void sp_daemon_signal_cb(uv_signal_t *s, int signum)
 {
     sp_info("received %s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
     sp_daemon_stop(s->data);
 }
 
-static int sp__http_handler(void *ctx, const char *path, sp_buf *body, const char **ctype)
+static int sp_daemon_http_handler(void *ctx, const char *path, sp_buf *body, const char **ctype)
 {
     sp_daemon *d = ctx;
     if (strcmp(path, "/metrics") == 0) {
@@ -522,16 +191,15 @@ int sp_daemon_run(sp_daemon *d)
         o->batch_bytes = r->chunk_size;
         o->batch_records = SP_BATCH_RECORDS;
         if (o->retry_max_ms < r->retry_min_ms) o->retry_max_ms = r->retry_min_ms;
-        if ((rc = o->type->start(o)))
-            sp_error("output %s: cannot start: %s", o->name, uv_strerror(rc));
+        if ((rc = o->type->start(o))) sp_out_error(o, "cannot start: %s", uv_strerror(rc));
     }
     sp_router_start(r);
-    uv_signal_start(&d->sigterm, sp__signal_cb, SIGTERM);
-    uv_signal_start(&d->sigint, sp__signal_cb, SIGINT);
+    uv_signal_start(&d->sigterm, sp_daemon_signal_cb, SIGTERM);
+    uv_signal_start(&d->sigint, sp_daemon_signal_cb, SIGINT);
     if (rc) {
         d->exit_code = 1;
         sp_daemon_stop(d);
-        sp__finish(d);
+        sp_daemon_finish(d);
     } else if (!sp_upgrade_start(d)) {
         /* (A process started by an upgrade starts its inputs once the old one hands over.) */
         sp_daemon_start_inputs(d, SP_START_ALL);
@@ -569,7 +237,7 @@ int sp_daemon_start_inputs(sp_daemon *d, int which)
         if (!rc && r->paused && in->type->pause) in->type->pause(in); /* the buffer is full */
     }
     if (!rc && !d->ready && d->service.http_listen && *d->service.http_listen) {
-        rc = sp_http_start(&d->loop, d->service.http_listen, sp__http_handler, d, &d->http);
+        rc = sp_http_start(&d->loop, d->service.http_listen, sp_daemon_http_handler, d, &d->http);
         if (rc)
             sp_error("http: cannot listen on %s: %s", d->service.http_listen, uv_strerror(rc));
         else
@@ -579,7 +247,7 @@ int sp_daemon_start_inputs(sp_daemon *d, int which)
     if (rc) {
         d->exit_code = 1;
         sp_daemon_stop(d);
-        sp__finish(d);
+        sp_daemon_finish(d);
     } else if (!d->ready) {
         d->ready = 1;
         sp_upgrade_running(d);
@@ -587,27 +255,4 @@ int sp_daemon_start_inputs(sp_daemon *d, int which)
                 d->noutputs);
     }
     return rc;
-}
-
-void sp_daemon_free(sp_daemon *d)
-{
-    for (size_t i = 0; i < d->ninputs; i++) {
-        sp_input *in = d->inputs[i];
-        sp_conf_free(in->conf, in->type->fields);
-        free(in->conf);
-        free(in->name);
-        free(in);
-    }
-    for (size_t i = 0; i < d->noutputs; i++) {
-        sp_output *o = d->outputs[i];
-        sp_conf_free(o->conf, o->type->fields);
-        free(o->conf);
-        free(o->name);
-        free(o->match);
-        free(o);
-    }
-    free(d->inputs);
-    free(d->outputs);
-    sp_conf_free(&d->service, sp__service_fields);
-    sp_conf_free(&d->buffer, sp__buffer_fields);
 }

@@ -31,33 +31,33 @@ typedef struct {
     int closing;
 } sp_http_conn;
 
-static void sp__timer_closed(uv_handle_t *h)
+static void sp_http_timer_closed(uv_handle_t *h)
 {
     sp_http_conn *c = h->data;
     sp_buf_free(&c->resp);
     free(c);
 }
 
-static void sp__tcp_closed(uv_handle_t *h)
+static void sp_http_tcp_closed(uv_handle_t *h)
 {
     sp_http_conn *c = h->data;
-    uv_close((uv_handle_t *)&c->timer, sp__timer_closed);
+    uv_close((uv_handle_t *)&c->timer, sp_http_timer_closed);
 }
 
-static void sp__close(sp_http_conn *c)
+static void sp_http_close(sp_http_conn *c)
 {
     if (c->closing) return;
     c->closing = 1;
     uv_timer_stop(&c->timer);
-    uv_close((uv_handle_t *)&c->tcp, sp__tcp_closed);
+    uv_close((uv_handle_t *)&c->tcp, sp_http_tcp_closed);
 }
 
-static void sp__written(uv_write_t *w, int status)
+static void sp_http_written(uv_write_t *w, int status)
 {
-    sp__close(w->data);
+    sp_http_close(w->data);
 }
 
-static void sp__respond(sp_http_conn *c)
+static void sp_http_respond(sp_http_conn *c)
 {
     char method[8], path[256];
     int status;
@@ -86,38 +86,38 @@ static void sp__respond(sp_http_conn *c)
     sp_buf_free(&body);
     uv_buf_t b = uv_buf_init(c->resp.base, (unsigned)c->resp.len);
     c->wreq.data = c;
-    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, sp__written)) sp__close(c);
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, sp_http_written)) sp_http_close(c);
 }
 
-static void sp__alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+static void sp_http_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     sp_http_conn *c = h->data;
     *buf = uv_buf_init(c->req + c->len, (unsigned)(sizeof c->req - 1 - c->len));
 }
 
-static void sp__read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+static void sp_http_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 {
     sp_http_conn *c = st->data;
     if (n < 0) {
-        sp__close(c);
+        sp_http_close(c);
         return;
     }
     c->len += (size_t)n;
     c->req[c->len] = '\0';
     if (strstr(c->req, "\r\n\r\n") || strstr(c->req, "\n\n")) {
         uv_read_stop(st);
-        sp__respond(c);
+        sp_http_respond(c);
     } else if (c->len >= sizeof c->req - 1) {
-        sp__close(c);
+        sp_http_close(c);
     }
 }
 
-static void sp__timeout(uv_timer_t *t)
+static void sp_http_timeout(uv_timer_t *t)
 {
-    sp__close(t->data);
+    sp_http_close(t->data);
 }
 
-static void sp__accept(uv_stream_t *server, int status)
+static void sp_http_accept(uv_stream_t *server, int status)
 {
     if (status < 0) return;
     sp_http *s = server->data;
@@ -127,11 +127,11 @@ static void sp__accept(uv_stream_t *server, int status)
     uv_timer_init(server->loop, &c->timer);
     c->tcp.data = c->timer.data = c;
     if (uv_accept(server, (uv_stream_t *)&c->tcp)) {
-        sp__close(c);
+        sp_http_close(c);
         return;
     }
-    uv_timer_start(&c->timer, sp__timeout, 10000, 0);
-    uv_read_start((uv_stream_t *)&c->tcp, sp__alloc, sp__read);
+    uv_timer_start(&c->timer, sp_http_timeout, 10000, 0);
+    uv_read_start((uv_stream_t *)&c->tcp, sp_http_alloc, sp_http_read);
 }
 
 int sp_http_start(uv_loop_t *loop, const char *addr, sp_http_handler h, void *ctx, sp_http **out)
@@ -147,7 +147,7 @@ int sp_http_start(uv_loop_t *loop, const char *addr, sp_http_handler h, void *ct
     /* Passed by the process this one took over from (an upgrade), or by systemd. */
     int fd = sp_listenfds_take(&a);
     int rc = fd >= 0 ? uv_tcp_open(&s->tcp, fd) : uv_tcp_bind(&s->tcp, (struct sockaddr *)&a.sa, 0);
-    if (!rc) rc = uv_listen((uv_stream_t *)&s->tcp, 64, sp__accept);
+    if (!rc) rc = uv_listen((uv_stream_t *)&s->tcp, 64, sp_http_accept);
     if (rc) {
         uv_close((uv_handle_t *)&s->tcp, (uv_close_cb)free);
         return rc;

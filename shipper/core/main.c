@@ -10,7 +10,7 @@
 #include "log.h"
 #include "upgrade.h"
 
-static const char sp__usage[] =
+static const char sp_main_usage[] =
     "usage: shipper -c shipper.yaml          run with a config file\n"
     "       shipper --check -c shipper.yaml  validate, print the resolved config\n"
     "       shipper --version\n"
@@ -26,16 +26,16 @@ static const char sp__usage[] =
     "Signals: TERM/INT stop after delivering (service.grace); USR2 upgrades in place: the binary\n"
     "at the same path takes over sockets, connections and spool (docs/deploy.md, Upgrades).\n";
 
-static const char sp__default_config[] = "service:\n"
-                                         "  http_listen: 127.0.0.1:2020\n"
-                                         "inputs:\n"
-                                         "  - type: forward\n"
-                                         "    listen: 127.0.0.1:24224\n"
-                                         "outputs:\n"
-                                         "  - type: stdout\n";
+static const char sp_main_default_config[] = "service:\n"
+                                             "  http_listen: 127.0.0.1:2020\n"
+                                             "inputs:\n"
+                                             "  - type: forward\n"
+                                             "    listen: 127.0.0.1:24224\n"
+                                             "outputs:\n"
+                                             "  - type: stdout\n";
 
 /* Quotes a command-line value as a YAML double-quoted scalar. */
-static void sp__yq(sp_buf *b, const char *v)
+static void sp_main_yq(sp_buf *b, const char *v)
 {
     sp_buf_putc(b, '"');
     for (; *v; v++) {
@@ -45,13 +45,13 @@ static void sp__yq(sp_buf *b, const char *v)
     sp_buf_putc(b, '"');
 }
 
-static int sp__bad_flags(const char *msg, const char *arg)
+static int sp_main_bad_flags(const char *msg, const char *arg)
 {
-    fprintf(stderr, "shipper: %s%s%s\n%s", msg, arg ? ": " : "", arg ? arg : "", sp__usage);
+    fprintf(stderr, "shipper: %s%s%s\n%s", msg, arg ? ": " : "", arg ? arg : "", sp_main_usage);
     return 2;
 }
 
-static char *sp__read_file(const char *path, size_t *len)
+static char *sp_main_read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
@@ -66,6 +66,8 @@ static char *sp__read_file(const char *path, size_t *len)
     return b.base;
 }
 
+/* Long (about 150 lines): one flat pass over the flags, each an `else if` of a few lines,
+ * then the config they make; it reads in order top to bottom and runs once. */
 int main(int argc, char **argv)
 {
     const char *file = NULL, *http = NULL, *log_level = NULL, *topic = NULL;
@@ -78,14 +80,14 @@ int main(int argc, char **argv)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define NEEDV()                                                                                    \
     do {                                                                                           \
-        if (!v) return sp__bad_flags("missing value for", a);                                      \
+        if (!v) return sp_main_bad_flags("missing value for", a);                                  \
         i++;                                                                                       \
     } while (0)
         if (!strcmp(a, "--version")) {
             printf("shipper %s\n", SHIPPER_VERSION);
             return 0;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(sp__usage, stdout);
+            fputs(sp_main_usage, stdout);
             return 0;
         } else if (!strcmp(a, "--health")) {
             NEEDV();
@@ -98,25 +100,25 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--forward")) {
             NEEDV();
             SP_BUF_LIT(&in, "  - type: forward\n    listen: ");
-            sp__yq(&in, v);
+            sp_main_yq(&in, v);
             SP_BUF_LIT(&in, "\n");
             quick = 1;
         } else if (!strcmp(a, "--docker-logs")) {
             NEEDV();
             SP_BUF_LIT(&in, "  - type: docker_logs\n    path: ");
-            sp__yq(&in, v);
+            sp_main_yq(&in, v);
             SP_BUF_LIT(&in, "\n");
             quick = 1;
         } else if (!strcmp(a, "--es")) {
             NEEDV();
             SP_BUF_LIT(&out, "  - type: elasticsearch\n    url: ");
-            sp__yq(&out, v);
+            sp_main_yq(&out, v);
             SP_BUF_LIT(&out, "\n");
             outputs++, quick = 1;
         } else if (!strcmp(a, "--kafka")) {
             NEEDV();
             SP_BUF_LIT(&out, "  - type: kafka\n    brokers: ");
-            sp__yq(&out, v);
+            sp_main_yq(&out, v);
             SP_BUF_LIT(&out, "\n");
             outputs++, quick = 1;
         } else if (!strcmp(a, "--topic")) {
@@ -136,20 +138,21 @@ int main(int argc, char **argv)
             NEEDV();
             log_level = v;
         } else {
-            return sp__bad_flags("unknown argument", a);
+            return sp_main_bad_flags("unknown argument", a);
         }
 #undef NEEDV
     }
-    if (file && quick) return sp__bad_flags("use either -c FILE or quick flags, not both", NULL);
+    if (file && quick)
+        return sp_main_bad_flags("use either -c FILE or quick flags, not both", NULL);
     if (topic && !strstr(out.base ? out.base : "", "type: kafka"))
-        return sp__bad_flags("--topic goes with --kafka", NULL);
-    if (outputs > 1) return sp__bad_flags("quick flags take one output", NULL);
+        return sp_main_bad_flags("--topic goes with --kafka", NULL);
+    if (outputs > 1) return sp_main_bad_flags("quick flags take one output", NULL);
 
     char *text;
     size_t len;
     const char *name;
     if (file) {
-        text = sp__read_file(file, &len);
+        text = sp_main_read_file(file, &len);
         if (!text) {
             fprintf(stderr, "shipper: %s: %s\n", file, strerror(errno));
             return 2;
@@ -158,10 +161,10 @@ int main(int argc, char **argv)
     } else if (quick) {
         sp_buf y = {0};
         SP_BUF_LIT(&y, "service:\n  http_listen: ");
-        sp__yq(&y, http ? http : "");
+        sp_main_yq(&y, http ? http : "");
         if (log_level) {
             SP_BUF_LIT(&y, "\n  log_level: ");
-            sp__yq(&y, log_level);
+            sp_main_yq(&y, log_level);
         }
         SP_BUF_LIT(&y, "\n");
         if (in.len) {
@@ -173,20 +176,21 @@ int main(int argc, char **argv)
             sp_buf_append(&y, out.base, out.len);
             if (topic) {
                 SP_BUF_LIT(&y, "    topic: ");
-                sp__yq(&y, topic);
+                sp_main_yq(&y, topic);
                 SP_BUF_LIT(&y, "\n");
             }
         } else {
             SP_BUF_LIT(&y, "  - type: stdout\n");
         }
         if (!in.len)
-            return sp__bad_flags("quick flags need an input (--forward or --docker-logs)", NULL);
+            return sp_main_bad_flags("quick flags need an input (--forward or --docker-logs)",
+                                     NULL);
         sp_buf_putc(&y, '\0');
         text = y.base;
         len = y.len - 1;
         name = "<command line>";
     } else {
-        text = strdup(sp__default_config);
+        text = strdup(sp_main_default_config);
         len = strlen(text);
         name = "<default config>";
     }
@@ -204,7 +208,7 @@ int main(int argc, char **argv)
     }
     if (log_level && !quick) {
         int lv = sp_log_level_parse(log_level);
-        if (lv < 0) return sp__bad_flags("bad --log-level", log_level);
+        if (lv < 0) return sp_main_bad_flags("bad --log-level", log_level);
         d.service.log_level = lv;
     }
     if (check) {

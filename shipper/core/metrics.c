@@ -3,7 +3,8 @@
 #include "spool.h"
 #include "upgrade.h"
 
-extern const double *sp_router_latency_bounds(void);
+/* Defined in router.c; router.h does not declare it yet (its declaration belongs there). */
+const double *sp_router_latency_bounds(void);
 
 void sp_metrics_render(const sp_daemon *d, sp_buf *out)
 {
@@ -18,10 +19,8 @@ void sp_metrics_render(const sp_daemon *d, sp_buf *out)
                       (unsigned long long)d->inputs[i]->bytes);
     SP_BUF_LIT(out, "# TYPE shipper_input_errors_total counter\n");
     for (size_t i = 0; i < d->ninputs; i++)
-        for (int k = 0; k < SP_INPUT_MAX_REASONS && d->inputs[i]->errors[k].reason; k++)
-            sp_buf_printf(out, "shipper_input_errors_total{input=\"%s\",reason=\"%s\"} %llu\n",
-                          d->inputs[i]->name, d->inputs[i]->errors[k].reason,
-                          (unsigned long long)d->inputs[i]->errors[k].n);
+        sp_reasons_render(&d->inputs[i]->errors, out, "shipper_input_errors_total", "input",
+                          d->inputs[i]->name);
     SP_BUF_LIT(out, "# TYPE shipper_output_records_total counter\n");
     for (size_t i = 0; i < d->noutputs; i++) {
         const sp_output *o = d->outputs[i];

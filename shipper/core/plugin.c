@@ -77,13 +77,7 @@ int sp_input_handover(sp_input *in, int fd, const void *state, size_t len)
 
 void sp_input_error(sp_input *in, const char *reason)
 {
-    for (int i = 0; i < SP_INPUT_MAX_REASONS; i++) {
-        if (!in->errors[i].reason) in->errors[i].reason = reason;
-        if (in->errors[i].reason == reason || strcmp(in->errors[i].reason, reason) == 0) {
-            in->errors[i].n++;
-            return;
-        }
-    }
+    sp_reasons_add(&in->errors, reason);
 }
 
 void sp_input_closed(sp_input *in)

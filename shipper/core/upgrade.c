@@ -20,269 +20,56 @@
 #include "daemon.h"
 #include "log.h"
 #include "spool.h"
+#include "upgrade_int.h"
 
 extern char **environ;
 
-enum { SP_UPG_READY = 1, SP_UPG_CONN, SP_UPG_START, SP_UPG_DONE };
-
-#define SP_UPG_VERSION 1
-#define SP_UPG_READY_MS 30000 /* the new process must be ready within this */
-#define SP_UPG_TICK_MS 5      /* the old process checks the hand-over's progress this often */
-#define SP_UPG_SEND_MS 10000  /* a write to the channel may wait this long for room */
-#define SP_UPG_MAX_FDS 64     /* listening sockets passed */
-#define SP_UPG_FDQ 64         /* connection fds received and not yet matched to a message */
-
-typedef struct {
-    uint32_t type;
-    uint32_t len; /* payload bytes after the header */
-} sp_upg_hdr;
-
-/* A connection received before the inputs may start (new process). */
-typedef struct sp_upg_conn {
-    struct sp_upg_conn *next;
-    int fd;
-    char type[32];
-    uint8_t *state;
-    size_t len;
-} sp_upg_conn;
-
-enum {
-    SP_UPG_IDLE,
-    SP_UPG_SPAWNED, /* old: the new process is starting */
-    SP_UPG_HANDING, /* old: handing over, then finishing its own work */
-    SP_UPG_TAKING,  /* new: taking over from the old process */
-};
-
-static struct {
-    char *exe;    /* the binary's path, or NULL: exec argv[0] through PATH */
-    char **argv;  /* main's, unchanged */
-    sp_daemon *d; /* set by sp_upgrade_start */
-    int state;
-    int fd;          /* the channel, or -1 */
-    pid_t child;     /* old: the new process */
-    pid_t parent;    /* new: the old process */
-    int handles;     /* sig and timer are initialised */
-    uv_signal_t sig; /* SIGUSR2: upgrade */
-    uv_signal_t hup; /* SIGHUP: reload the config, by an upgrade to the same binary */
-    uv_timer_t timer;
-    uv_poll_t *poll;  /* watches the channel (allocated: a channel comes and goes) */
-    int conns_done;   /* old: every connection-taking input has handed over and closed */
-    int outputs_held; /* old, with the spool: no delivery starts any more */
-    int start_sent, start_got;
-    uint64_t reap_until;
-    sp_buf rx;
-    int fdq[SP_UPG_FDQ];
-    int nfdq;
-    sp_upg_conn *stash, **stash_tail;
-    uint64_t sent, send_failed; /* old: connections */
-    uint64_t failed, took_over, adopted, refused;
-    int reloading;                                    /* the upgrade in progress is a reload */
-    uint64_t reloads_ok, reloads_failed, reload_time; /* carried to the new process */
-} U = {.fd = -1};
-
-/* ---- the channel ---- */
-
-static void sp_upgrade_channel_close(void)
-{
-    if (U.poll) uv_close((uv_handle_t *)U.poll, (uv_close_cb)free);
-    U.poll = NULL;
-    if (U.fd >= 0) close(U.fd);
-    U.fd = -1;
-    for (int i = 0; i < U.nfdq; i++)
-        close(U.fdq[i]);
-    U.nfdq = 0;
-    sp_buf_free(&U.rx);
-}
-
-/* Writes one message (and at most one fd with its first byte), waiting for room if the other
- * side is slow to read: the messages are few and small, except a connection's unparsed bytes. */
-static int sp_upgrade_write(uint32_t type, int fd, const void *a, size_t alen, const void *b,
-                            size_t blen)
-{
-    if (U.fd < 0) return -EPIPE;
-    if (alen + blen > UINT32_MAX) return -EMSGSIZE;
-    sp_upg_hdr h = {type, (uint32_t)(alen + blen)};
-    struct iovec iov[3] = {{&h, sizeof h}, {(void *)a, alen}, {(void *)b, blen}};
-    int niov = 3, i = 0;
-    char cbuf[CMSG_SPACE(sizeof(int))];
-    uint64_t deadline = uv_hrtime() + (uint64_t)SP_UPG_SEND_MS * 1000000;
-    while (i < niov) {
-        if (iov[i].iov_len == 0) {
-            i++;
-            continue;
-        }
-        struct msghdr m = {.msg_iov = iov + i, .msg_iovlen = (size_t)(niov - i)};
-        if (fd >= 0) {
-            memset(cbuf, 0, sizeof cbuf);
-            m.msg_control = cbuf;
-            m.msg_controllen = sizeof cbuf;
-            struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-            c->cmsg_level = SOL_SOCKET;
-            c->cmsg_type = SCM_RIGHTS;
-            c->cmsg_len = CMSG_LEN(sizeof(int));
-            memcpy(CMSG_DATA(c), &fd, sizeof fd);
-        }
-        ssize_t w = sendmsg(U.fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            if (errno != EAGAIN) return -errno;
-            int64_t left = (int64_t)(deadline - uv_hrtime()) / 1000000;
-            if (left <= 0) return -ETIMEDOUT;
-            struct pollfd p = {U.fd, POLLOUT, 0};
-            poll(&p, 1, (int)left);
-            continue;
-        }
-        fd = -1; /* it went with the first byte */
-        for (size_t n = (size_t)w; n > 0 && i < niov;) {
-            size_t k = n < iov[i].iov_len ? n : iov[i].iov_len;
-            iov[i].iov_base = (char *)iov[i].iov_base + k;
-            iov[i].iov_len -= k;
-            n -= k;
-            if (iov[i].iov_len == 0) i++;
-        }
-    }
-    return 0;
-}
-
-/* A message that could not be written whole leaves the stream unusable: the channel closes. */
-static int sp_upgrade_send(uint32_t type, int fd, const void *a, size_t alen, const void *b,
-                           size_t blen)
-{
-    int rc = sp_upgrade_write(type, fd, a, alen, b, blen);
-    if (rc && U.fd >= 0) {
-        sp_error("upgrade: cannot write to the other process: %s; the upgrade is abandoned",
-                 strerror(-rc));
-        sp_upgrade_channel_close();
-        if (U.state == SP_UPG_HANDING) U.d->exit_code = 1; /* nobody may be serving now */
-    }
-    return rc;
-}
-
-int sp_upgrade_send_conn(const char *type, int fd, const void *state, size_t len)
-{
-    uint8_t head[33];
-    size_t tl = strlen(type);
-    if (tl > 31) return -EINVAL;
-    head[0] = (uint8_t)tl;
-    memcpy(head + 1, type, tl);
-    int rc = U.state == SP_UPG_HANDING ? sp_upgrade_send(SP_UPG_CONN, fd, head, tl + 1, state, len)
-                                       : -EPIPE;
-    if (rc) {
-        U.send_failed++;
-        sp_log(SP_LOG_ERROR, "upgrade: cannot hand a %s connection over: %s; it is closed", type,
-               strerror(-rc));
-    } else {
-        U.sent++;
-    }
-    return rc;
-}
+sp_upgrade_state sp_upg = {.fd = -1};
 
 /* ---- the old process ---- */
 
 static void sp_upgrade_handover(sp_daemon *d);
-static void sp_upgrade_eof(sp_daemon *d, int err);
-static void sp_upgrade_message(sp_daemon *d, uint32_t type, const uint8_t *p, size_t len);
-
-static void sp_upgrade_poll_cb(uv_poll_t *h, int status, int events)
-{
-    sp_daemon *d = U.d;
-    int eof = 0, err = 0;
-    while (!eof) {
-        char buf[65536];
-        char cbuf[CMSG_SPACE(sizeof(int) * 16)];
-        struct iovec iov = {buf, sizeof buf};
-        struct msghdr m = {
-            .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
-        ssize_t r = recvmsg(U.fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0 && errno == EAGAIN) break;
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); r > 0 && c; c = CMSG_NXTHDR(&m, c)) {
-            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-            size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            for (size_t k = 0; k < n; k++) {
-                int fd;
-                memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof fd);
-                if (U.nfdq < SP_UPG_FDQ)
-                    U.fdq[U.nfdq++] = fd;
-                else
-                    close(fd);
-            }
-        }
-        if (r <= 0) {
-            err = r < 0 ? errno : 0;
-            eof = 1; /* after the messages that came before it */
-            break;
-        }
-        sp_buf_append(&U.rx, buf, (size_t)r);
-    }
-    size_t off = 0;
-    while (U.fd >= 0 && U.rx.len - off >= sizeof(sp_upg_hdr)) {
-        sp_upg_hdr h;
-        memcpy(&h, U.rx.base + off, sizeof h);
-        if (U.rx.len - off - sizeof h < h.len) break;
-        off += sizeof h + h.len;
-        sp_upgrade_message(d, h.type, (const uint8_t *)U.rx.base + off - h.len, h.len);
-    }
-    if (U.fd < 0) return; /* closed while handling a message (and rx freed) */
-    if (off) {
-        memmove(U.rx.base, U.rx.base + off, U.rx.len - off);
-        U.rx.len -= off;
-    }
-    if (eof) sp_upgrade_eof(d, err);
-}
-
-static int sp_upgrade_watch(sp_daemon *d)
-{
-    U.poll = sp_calloc(1, sizeof *U.poll);
-    int rc = uv_poll_init(&d->loop, U.poll, U.fd);
-    if (rc) {
-        free(U.poll);
-        U.poll = NULL;
-        return rc;
-    }
-    return uv_poll_start(U.poll, UV_READABLE, sp_upgrade_poll_cb);
-}
 
 /* The new process is gone before it was ready: collect its exit status for the log. */
 static void sp_upgrade_reap_cb(uv_timer_t *t)
 {
     int st;
-    pid_t got = waitpid(U.child, &st, WNOHANG);
-    if (got == 0 && uv_now(t->loop) < U.reap_until) return;
+    pid_t got = waitpid(sp_upg.child, &st, WNOHANG);
+    if (got == 0 && uv_now(t->loop) < sp_upg.reap_until) return;
     uv_timer_stop(t);
-    if (got == U.child && WIFEXITED(st))
+    if (got == sp_upg.child && WIFEXITED(st))
         sp_error("upgrade failed: the new process (pid %d) exited with status %d before it was "
                  "ready (its messages are above); this process goes on",
-                 (int)U.child, WEXITSTATUS(st));
-    else if (got == U.child && WIFSIGNALED(st))
+                 (int)sp_upg.child, WEXITSTATUS(st));
+    else if (got == sp_upg.child && WIFSIGNALED(st))
         sp_error("upgrade failed: the new process (pid %d) was killed by signal %d before it was "
                  "ready; this process goes on",
-                 (int)U.child, WTERMSIG(st));
+                 (int)sp_upg.child, WTERMSIG(st));
     else
         sp_error("upgrade failed: the new process (pid %d) closed its channel before it was "
                  "ready; this process goes on",
-                 (int)U.child);
-    if (got == 0) kill(U.child, SIGKILL);
-    U.child = 0;
-    U.state = SP_UPG_IDLE;
+                 (int)sp_upg.child);
+    if (got == 0) kill(sp_upg.child, SIGKILL);
+    sp_upg.child = 0;
+    sp_upg.state = SP_UPG_IDLE;
 }
 
 static void sp_upgrade_failed(sp_daemon *d)
 {
-    U.failed++;
-    U.reloads_failed += U.reloading;
-    U.reloading = 0;
+    sp_upg.failed++;
+    sp_upg.reloads_failed += sp_upg.reloading;
+    sp_upg.reloading = 0;
     sp_upgrade_channel_close();
-    U.reap_until = uv_now(&d->loop) + 5000;
-    uv_timer_start(&U.timer, sp_upgrade_reap_cb, 0, 20);
+    sp_upg.reap_until = uv_now(&d->loop) + 5000;
+    uv_timer_start(&sp_upg.timer, sp_upgrade_reap_cb, 0, 20);
 }
 
 static void sp_upgrade_ready_timeout(uv_timer_t *t)
 {
     sp_error("upgrade failed: the new process (pid %d) was not ready within %d s; killing it",
-             (int)U.child, SP_UPG_READY_MS / 1000);
-    kill(U.child, SIGKILL);
-    sp_upgrade_failed(U.d);
+             (int)sp_upg.child, SP_UPG_READY_MS / 1000);
+    kill(sp_upg.child, SIGKILL);
+    sp_upgrade_failed(sp_upg.d);
 }
 
 /* In the child, between fork and exec: only async-signal-safe calls. */
@@ -304,10 +91,10 @@ static void sp_upgrade_exec(const int *fds, int n, char *pidval, char **envp)
     while (k > 0)
         *pidval++ = digits[--k];
     *pidval = '\0';
-    if (U.exe)
-        execve(U.exe, U.argv, envp);
+    if (sp_upg.exe)
+        execve(sp_upg.exe, sp_upg.argv, envp);
     else
-        execvpe(U.argv[0], U.argv, envp);
+        execvpe(sp_upg.argv[0], sp_upg.argv, envp);
     _exit(127);
 }
 
@@ -358,8 +145,9 @@ static int sp_upgrade_spawn(sp_daemon *d)
     /* The reload counters go on in the new process: ok, failed, time of the last one. */
     char reloadvar[96];
     snprintf(reloadvar, sizeof reloadvar, "SHIPPER_RELOADS=%llu,%llu,%llu",
-             (unsigned long long)(U.reloads_ok + U.reloading), (unsigned long long)U.reloads_failed,
-             (unsigned long long)(U.reloading ? (uint64_t)time(NULL) : U.reload_time));
+             (unsigned long long)(sp_upg.reloads_ok + sp_upg.reloading),
+             (unsigned long long)sp_upg.reloads_failed,
+             (unsigned long long)(sp_upg.reloading ? (uint64_t)time(NULL) : sp_upg.reload_time));
     envp[k++] = reloadvar;
     envp[k] = NULL;
     fflush(stdout);
@@ -375,68 +163,69 @@ static int sp_upgrade_spawn(sp_daemon *d)
         close(sv[0]);
         return -1;
     }
-    U.fd = sv[0];
-    U.child = pid;
-    U.state = SP_UPG_SPAWNED;
+    sp_upg.fd = sv[0];
+    sp_upg.child = pid;
+    sp_upg.state = SP_UPG_SPAWNED;
     if (sp_upgrade_watch(d)) {
         sp_error("upgrade failed: cannot watch the channel to the new process");
         kill(pid, SIGKILL);
         sp_upgrade_failed(d);
         return 0;
     }
-    uv_timer_start(&U.timer, sp_upgrade_ready_timeout, SP_UPG_READY_MS, 0);
+    uv_timer_start(&sp_upg.timer, sp_upgrade_ready_timeout, SP_UPG_READY_MS, 0);
     sp_info("upgrade: started %s (pid %d) with %d listening socket(s); waiting for it to be ready",
-            U.exe ? U.exe : U.argv[0], (int)pid, n);
+            sp_upg.exe ? sp_upg.exe : sp_upg.argv[0], (int)pid, n);
     return 0;
 }
 
 static void sp_upgrade_sig_cb(uv_signal_t *h, int signum)
 {
-    sp_daemon *d = U.d;
+    sp_daemon *d = sp_upg.d;
     int reload = signum == SIGHUP;
     if (reload)
         sp_info("received SIGHUP: reloading the configuration (an upgrade in place to the same "
                 "binary: connections, spool and offsets carry over)");
     else
         sp_info("received SIGUSR2");
-    int busy = U.state != SP_UPG_IDLE;
-    if (U.state == SP_UPG_TAKING)
-        sp_warn("upgrade: not now: this process is still taking over from pid %d", (int)U.parent);
-    else if (U.state != SP_UPG_IDLE)
-        sp_warn("upgrade: already in progress (new process %d)", (int)U.child);
+    int busy = sp_upg.state != SP_UPG_IDLE;
+    if (sp_upg.state == SP_UPG_TAKING)
+        sp_warn("upgrade: not now: this process is still taking over from pid %d",
+                (int)sp_upg.parent);
+    else if (sp_upg.state != SP_UPG_IDLE)
+        sp_warn("upgrade: already in progress (new process %d)", (int)sp_upg.child);
     else if (d->stopping)
         sp_warn("upgrade: not while stopping");
     else if (getpid() == 1)
         sp_warn("upgrade: not as pid 1 (a container's first process): the container would end "
                 "with this process; replace the container instead");
     else {
-        U.reloading = reload;
+        sp_upg.reloading = reload;
         if (sp_upgrade_spawn(d)) {
-            U.failed++;
-            U.reloads_failed += reload;
-            U.reloading = 0;
+            sp_upg.failed++;
+            sp_upg.reloads_failed += reload;
+            sp_upg.reloading = 0;
         }
         return;
     }
     /* Refused: a reload that did not happen is a failed one. An upgrade already under way
      * reads the config file anyway. */
-    if (reload && !busy) U.reloads_failed++;
+    if (reload && !busy) sp_upg.reloads_failed++;
 }
 
 /* The new process is ready: stop accepting, hand the connections over, then finish. */
 static void sp_upgrade_tick_cb(uv_timer_t *t)
 {
-    sp_daemon *d = U.d;
-    if (!U.conns_done) {
+    sp_daemon *d = sp_upg.d;
+    if (!sp_upg.conns_done) {
         for (size_t i = 0; i < d->ninputs; i++)
             if (d->inputs[i]->handover_ms && !d->inputs[i]->closed) return;
-        U.conns_done = 1;
-        sp_info("upgrade: %llu connection(s) handed over%s", (unsigned long long)U.sent,
+        sp_upg.conns_done = 1;
+        sp_info("upgrade: %llu connection(s) handed over%s", (unsigned long long)sp_upg.sent,
                 d->router.spool ? "; closing the spool for the new process" : "");
         if (!d->router.spool) {
             /* Nothing of ours is in the new process's way: it may start its inputs now, while
              * this process delivers what it holds. */
-            U.start_sent = sp_upgrade_send(SP_UPG_START, -1, NULL, 0, NULL, 0) == 0;
+            sp_upg.start_sent = sp_upgrade_send(SP_UPG_START, -1, NULL, 0, NULL, 0) == 0;
             sp_http_stop(d->http);
             d->http = NULL;
         }
@@ -450,11 +239,11 @@ static void sp_upgrade_tick_cb(uv_timer_t *t)
      * and delivers what this one has not (instead of both writing to it). Deliveries in flight
      * finish first (a chunk abandoned while its output still writes it would be replayed and
      * reach the output twice); no new one starts. */
-    if (!U.outputs_held) {
+    if (!sp_upg.outputs_held) {
         for (size_t i = 0; i < d->ninputs; i++)
             if (!d->inputs[i]->closed) return;
         if (!sp_list_empty(&d->router.open) || !sp_spool_settled(d->router.spool)) return;
-        U.outputs_held = 1;
+        sp_upg.outputs_held = 1;
         for (size_t i = 0; i < d->noutputs; i++) {
             d->outputs[i]->blocked = 1; /* what a retry backoff does: nothing new is sent */
             uv_timer_stop(&d->outputs[i]->retry_timer);
@@ -468,17 +257,17 @@ static void sp_upgrade_tick_cb(uv_timer_t *t)
 
 static void sp_upgrade_handover(sp_daemon *d)
 {
-    uv_timer_stop(&U.timer);
-    U.state = SP_UPG_HANDING;
+    uv_timer_stop(&sp_upg.timer);
+    sp_upg.state = SP_UPG_HANDING;
     d->ready = 0;
-    sp_info("upgrade: the new process (pid %d) is ready; handing over", (int)U.child);
+    sp_info("upgrade: the new process (pid %d) is ready; handing over", (int)sp_upg.child);
     for (size_t i = 0; i < d->ninputs; i++) {
         sp_input *in = d->inputs[i];
         if (!in->started || in->closed || !in->type->adopt) continue;
         in->handover_ms = d->service.grace_ms ? d->service.grace_ms : 1;
         in->type->stop(in);
     }
-    uv_timer_start(&U.timer, sp_upgrade_tick_cb, 0, SP_UPG_TICK_MS);
+    uv_timer_start(&sp_upg.timer, sp_upgrade_tick_cb, 0, SP_UPG_TICK_MS);
 }
 
 /* ---- the new process ---- */
@@ -491,48 +280,48 @@ static void sp_upgrade_adopt(sp_daemon *d, sp_upg_conn *c)
             continue;
         int rc = in->type->adopt(in, c->fd, c->state, c->len);
         if (rc == 0) {
-            U.adopted++;
+            sp_upg.adopted++;
             return;
         }
         if (rc == 1) { /* the input closed it, saying why */
-            U.refused++;
+            sp_upg.refused++;
             return;
         }
         if (rc != -ENOENT) {
             sp_warn("upgrade: a %s connection could not be taken over: %s; closed", c->type,
                     strerror(-rc));
             close(c->fd);
-            U.refused++;
+            sp_upg.refused++;
             return;
         }
     }
     sp_warn("upgrade: a %s connection matches no input of this configuration; closed", c->type);
     close(c->fd);
-    U.refused++;
+    sp_upg.refused++;
 }
 
 /* START (or the old process is gone): inputs that take connections start, and get theirs. */
 static void sp_upgrade_take(sp_daemon *d)
 {
-    U.start_got = 1;
+    sp_upg.start_got = 1;
     int rc = sp_daemon_start_inputs(d, SP_START_CONNS);
-    while (U.stash) {
-        sp_upg_conn *c = U.stash;
-        U.stash = c->next;
+    while (sp_upg.stash) {
+        sp_upg_conn *c = sp_upg.stash;
+        sp_upg.stash = c->next;
         if (rc == 0) {
             sp_upgrade_adopt(d, c);
         } else {
             close(c->fd);
-            U.refused++;
+            sp_upg.refused++;
         }
         free(c->state);
         free(c);
     }
-    U.stash_tail = &U.stash;
+    sp_upg.stash_tail = &sp_upg.stash;
     if (rc == 0) {
-        U.took_over = 1;
-        sp_info("upgrade: took over from pid %d: %llu connection(s)", (int)U.parent,
-                (unsigned long long)U.adopted);
+        sp_upg.took_over = 1;
+        sp_info("upgrade: took over from pid %d: %llu connection(s)", (int)sp_upg.parent,
+                (unsigned long long)sp_upg.adopted);
     }
 }
 
@@ -540,36 +329,36 @@ static void sp_upgrade_take(sp_daemon *d)
 static void sp_upgrade_done(sp_daemon *d)
 {
     sp_upgrade_channel_close();
-    U.state = SP_UPG_IDLE;
+    sp_upg.state = SP_UPG_IDLE;
     if (d->stopping) return;
     sp_daemon_start_inputs(d, SP_START_REST);
-    sp_info("upgrade: complete; the old process (pid %d) is done", (int)U.parent);
+    sp_info("upgrade: complete; the old process (pid %d) is done", (int)sp_upg.parent);
 }
 
-static void sp_upgrade_message(sp_daemon *d, uint32_t type, const uint8_t *p, size_t len)
+void sp_upgrade_message(sp_daemon *d, uint32_t type, const uint8_t *p, size_t len)
 {
-    if (U.state == SP_UPG_SPAWNED && type == SP_UPG_READY) {
+    if (sp_upg.state == SP_UPG_SPAWNED && type == SP_UPG_READY) {
         sp_upgrade_handover(d);
         return;
     }
-    if (U.state == SP_UPG_TAKING && type == SP_UPG_CONN && len >= 1 && p[0] < 32 &&
-        (size_t)p[0] + 1 <= len && U.nfdq > 0) {
+    if (sp_upg.state == SP_UPG_TAKING && type == SP_UPG_CONN && len >= 1 && p[0] < 32 &&
+        (size_t)p[0] + 1 <= len && sp_upg.nfdq > 0) {
         sp_upg_conn *c = sp_calloc(1, sizeof *c);
-        c->fd = U.fdq[0];
-        memmove(U.fdq, U.fdq + 1, (size_t)--U.nfdq * sizeof *U.fdq);
+        c->fd = sp_upg.fdq[0];
+        memmove(sp_upg.fdq, sp_upg.fdq + 1, (size_t)--sp_upg.nfdq * sizeof *sp_upg.fdq);
         memcpy(c->type, p + 1, p[0]);
         c->len = len - 1 - p[0];
         c->state = sp_malloc(c->len ? c->len : 1);
         memcpy(c->state, p + 1 + p[0], c->len);
-        *U.stash_tail = c;
-        U.stash_tail = &c->next;
+        *sp_upg.stash_tail = c;
+        sp_upg.stash_tail = &c->next;
         return;
     }
-    if (U.state == SP_UPG_TAKING && type == SP_UPG_START && !U.start_got) {
+    if (sp_upg.state == SP_UPG_TAKING && type == SP_UPG_START && !sp_upg.start_got) {
         sp_upgrade_take(d);
         return;
     }
-    if (U.state == SP_UPG_TAKING && type == SP_UPG_DONE && U.start_got) {
+    if (sp_upg.state == SP_UPG_TAKING && type == SP_UPG_DONE && sp_upg.start_got) {
         sp_upgrade_done(d);
         return;
     }
@@ -577,29 +366,29 @@ static void sp_upgrade_message(sp_daemon *d, uint32_t type, const uint8_t *p, si
     sp_upgrade_eof(d, EPROTO);
 }
 
-static void sp_upgrade_eof(sp_daemon *d, int err)
+void sp_upgrade_eof(sp_daemon *d, int err)
 {
-    if (U.state == SP_UPG_SPAWNED) {
-        uv_timer_stop(&U.timer);
+    if (sp_upg.state == SP_UPG_SPAWNED) {
+        uv_timer_stop(&sp_upg.timer);
         sp_upgrade_failed(d);
-    } else if (U.state == SP_UPG_HANDING) {
+    } else if (sp_upg.state == SP_UPG_HANDING) {
         sp_error("upgrade: the new process (pid %d) is gone in the middle of the hand-over%s%s; "
                  "connections not handed over yet are closed",
-                 (int)U.child, err ? ": " : "", err ? strerror(err) : "");
+                 (int)sp_upg.child, err ? ": " : "", err ? strerror(err) : "");
         sp_upgrade_channel_close();
         d->exit_code = 1;
-    } else if (U.state == SP_UPG_TAKING) {
-        if (U.start_got || getppid() != U.parent) {
+    } else if (sp_upg.state == SP_UPG_TAKING) {
+        if (sp_upg.start_got || getppid() != sp_upg.parent) {
             /* The old process died (a crash, SIGKILL): what it left is final. */
             sp_warn("upgrade: the old process (pid %d) went away; taking over what there is",
-                    (int)U.parent);
-            if (!U.start_got) sp_upgrade_take(d);
+                    (int)sp_upg.parent);
+            if (!sp_upg.start_got) sp_upgrade_take(d);
             sp_upgrade_done(d);
         } else {
             sp_error("upgrade: the old process (pid %d) gave the upgrade up; exiting",
-                     (int)U.parent);
+                     (int)sp_upg.parent);
             sp_upgrade_channel_close();
-            U.state = SP_UPG_IDLE;
+            sp_upg.state = SP_UPG_IDLE;
             d->exit_code = 1;
             sp_daemon_stop(d);
         }
@@ -612,8 +401,8 @@ static void sp_upgrade_eof(sp_daemon *d, int err)
 
 void sp_upgrade_init(int argc, char **argv)
 {
-    U.argv = argv;
-    U.stash_tail = &U.stash;
+    sp_upg.argv = argv;
+    sp_upg.stash_tail = &sp_upg.stash;
     char path[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
     if (n > 0) {
@@ -622,16 +411,16 @@ void sp_upgrade_init(int argc, char **argv)
         const char *del = " (deleted)";
         size_t dl = strlen(del);
         if ((size_t)n > dl && strcmp(path + n - dl, del) == 0) path[n - dl] = '\0';
-        U.exe = strdup(path);
+        sp_upg.exe = strdup(path);
     } else if (argc > 0 && strchr(argv[0], '/')) {
         char *r = realpath(argv[0], NULL);
-        U.exe = r ? r : strdup(argv[0]);
+        sp_upg.exe = r ? r : strdup(argv[0]);
     }
     const char *rl = getenv("SHIPPER_RELOADS");
     if (rl) {
         unsigned long long ok = 0, bad = 0, at = 0;
         if (sscanf(rl, "%llu,%llu,%llu", &ok, &bad, &at) == 3)
-            U.reloads_ok = ok, U.reloads_failed = bad, U.reload_time = at;
+            sp_upg.reloads_ok = ok, sp_upg.reloads_failed = bad, sp_upg.reload_time = at;
         unsetenv("SHIPPER_RELOADS");
     }
     const char *v = getenv("SHIPPER_UPGRADE_FD");
@@ -641,67 +430,67 @@ void sp_upgrade_init(int argc, char **argv)
     struct stat st;
     if (!*end && fd > 2 && fd < INT_MAX && fstat((int)fd, &st) == 0 && S_ISSOCK(st.st_mode)) {
         fcntl((int)fd, F_SETFD, FD_CLOEXEC);
-        U.fd = (int)fd;
-        U.state = SP_UPG_TAKING;
-        U.parent = getppid();
+        sp_upg.fd = (int)fd;
+        sp_upg.state = SP_UPG_TAKING;
+        sp_upg.parent = getppid();
     }
     unsetenv("SHIPPER_UPGRADE_FD");
 }
 
 int sp_upgrade_start(sp_daemon *d)
 {
-    U.d = d;
-    uv_signal_init(&d->loop, &U.sig);
-    uv_timer_init(&d->loop, &U.timer);
-    uv_signal_init(&d->loop, &U.hup);
-    U.handles = 7;
-    uv_signal_start(&U.sig, sp_upgrade_sig_cb, SIGUSR2);
-    uv_signal_start(&U.hup, sp_upgrade_sig_cb, SIGHUP);
-    if (U.state != SP_UPG_TAKING) return 0;
+    sp_upg.d = d;
+    uv_signal_init(&d->loop, &sp_upg.sig);
+    uv_timer_init(&d->loop, &sp_upg.timer);
+    uv_signal_init(&d->loop, &sp_upg.hup);
+    sp_upg.handles = 7;
+    uv_signal_start(&sp_upg.sig, sp_upgrade_sig_cb, SIGUSR2);
+    uv_signal_start(&sp_upg.hup, sp_upgrade_sig_cb, SIGHUP);
+    if (sp_upg.state != SP_UPG_TAKING) return 0;
     uint32_t ready[2] = {SP_UPG_VERSION, (uint32_t)getpid()};
     int rc = sp_upgrade_send(SP_UPG_READY, -1, ready, sizeof ready, NULL, 0);
     if (rc == 0) rc = sp_upgrade_watch(d);
     if (rc) {
         sp_warn("upgrade: cannot reach the old process (pid %d): %s; starting on my own",
-                (int)U.parent, strerror(rc < 0 ? -rc : rc));
+                (int)sp_upg.parent, strerror(rc < 0 ? -rc : rc));
         sp_upgrade_channel_close();
-        U.state = SP_UPG_IDLE;
+        sp_upg.state = SP_UPG_IDLE;
         return 0;
     }
-    sp_info("upgrade: ready; waiting for pid %d to hand over", (int)U.parent);
+    sp_info("upgrade: ready; waiting for pid %d to hand over", (int)sp_upg.parent);
     return 1;
 }
 
 void sp_upgrade_closed(sp_daemon *d)
 {
-    if (U.state == SP_UPG_SPAWNED) {
-        sp_warn("upgrade: stopping: the new process (pid %d) is stopped too", (int)U.child);
-        kill(U.child, SIGKILL);
-        waitpid(U.child, NULL, 0);
-    } else if (U.state == SP_UPG_HANDING && U.fd >= 0) {
-        int rc = U.start_sent ? 0 : sp_upgrade_send(SP_UPG_START, -1, NULL, 0, NULL, 0);
+    if (sp_upg.state == SP_UPG_SPAWNED) {
+        sp_warn("upgrade: stopping: the new process (pid %d) is stopped too", (int)sp_upg.child);
+        kill(sp_upg.child, SIGKILL);
+        waitpid(sp_upg.child, NULL, 0);
+    } else if (sp_upg.state == SP_UPG_HANDING && sp_upg.fd >= 0) {
+        int rc = sp_upg.start_sent ? 0 : sp_upgrade_send(SP_UPG_START, -1, NULL, 0, NULL, 0);
         if (rc == 0) rc = sp_upgrade_send(SP_UPG_DONE, -1, NULL, 0, NULL, 0);
         if (rc == 0)
-            sp_info("upgrade: done; pid %d has taken over", (int)U.child);
+            sp_info("upgrade: done; pid %d has taken over", (int)sp_upg.child);
         else
             sp_error("upgrade: cannot tell the new process (pid %d) that this one is done: %s",
-                     (int)U.child, strerror(-rc));
+                     (int)sp_upg.child, strerror(-rc));
     }
     sp_upgrade_channel_close();
-    while (U.stash) {
-        sp_upg_conn *c = U.stash;
-        U.stash = c->next;
+    while (sp_upg.stash) {
+        sp_upg_conn *c = sp_upg.stash;
+        sp_upg.stash = c->next;
         close(c->fd);
         free(c->state);
         free(c);
     }
-    U.stash_tail = &U.stash;
-    if (U.handles & 1) uv_close((uv_handle_t *)&U.sig, NULL);
-    if (U.handles & 2) uv_close((uv_handle_t *)&U.timer, NULL);
-    if (U.handles & 4) uv_close((uv_handle_t *)&U.hup, NULL);
-    U.handles = 0;
+    sp_upg.stash_tail = &sp_upg.stash;
+    if (sp_upg.handles & 1) uv_close((uv_handle_t *)&sp_upg.sig, NULL);
+    if (sp_upg.handles & 2) uv_close((uv_handle_t *)&sp_upg.timer, NULL);
+    if (sp_upg.handles & 4) uv_close((uv_handle_t *)&sp_upg.hup, NULL);
+    sp_upg.handles = 0;
     const char *pf = d->service.pid_file;
-    if (pf && *pf && U.state != SP_UPG_HANDING) { /* handed over: the new process writes it */
+    if (pf && *pf && sp_upg.state != SP_UPG_HANDING) { /* handed over: the new process writes it */
         FILE *f = fopen(pf, "r");
         long pid = 0;
         if (f) {
@@ -762,8 +551,9 @@ void sp_upgrade_metrics(sp_buf *out)
                   "shipper_config_reloads_total{result=\"failed\"} %llu\n"
                   "# TYPE shipper_config_last_reload_timestamp_seconds gauge\n"
                   "shipper_config_last_reload_timestamp_seconds %llu\n",
-                  (unsigned long long)U.failed, (unsigned long long)U.took_over,
-                  (unsigned long long)U.sent, (unsigned long long)U.adopted,
-                  (unsigned long long)(U.refused + U.send_failed), (unsigned long long)U.reloads_ok,
-                  (unsigned long long)U.reloads_failed, (unsigned long long)U.reload_time);
+                  (unsigned long long)sp_upg.failed, (unsigned long long)sp_upg.took_over,
+                  (unsigned long long)sp_upg.sent, (unsigned long long)sp_upg.adopted,
+                  (unsigned long long)(sp_upg.refused + sp_upg.send_failed),
+                  (unsigned long long)sp_upg.reloads_ok, (unsigned long long)sp_upg.reloads_failed,
+                  (unsigned long long)sp_upg.reload_time);
 }

@@ -27,7 +27,7 @@ static int entry(void *ctx, const sp_fwd_entry *e)
     sp_record back;
     if (sp_record_read(&p, p + chunk.len, &back)) abort(); /* our own layout must round-trip */
     json.len = 0;
-    sp_json_record(&json, &back, e->tag);
+    sp_json_document(&json, &back, e->tag, NULL, NULL);
     return len;
 }
 

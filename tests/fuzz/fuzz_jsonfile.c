@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             sp_record back;
             if (sp_record_read(&q, q + chunk.len, &back)) abort();
             json.len = 0;
-            sp_json_record(&json, &back, SP_SLICE_LIT("docker.fuzz"));
+            sp_json_document(&json, &back, SP_SLICE_LIT("docker.fuzz"), NULL, NULL);
         }
         p = nl ? nl + 1 : end;
     }

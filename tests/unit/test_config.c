@@ -103,12 +103,59 @@ static void test_errors(void **st)
     expect_error("service:\n  grace: 1s\n  grace: 2s\n", "duplicate key");
 }
 
+/* The one loader of inputs and outputs: each kind keeps its own rules and messages. */
+static void test_component_lists(void **st)
+{
+    const char *ins = "inputs:\n  - type: forward\n";
+    char y[8192];
+    snprintf(y, sizeof y, "%soutputs:\n  - type: nul\n", ins);
+    expect_error(
+        y, "t.yaml:4: type: unknown output type \"nul\" (elasticsearch, kafka, stdout, null)");
+    snprintf(y, sizeof y, "%soutputs:\n  - match: \"*\"\n", ins);
+    expect_error(y, "t.yaml:4: outputs[0]: needs a `type`");
+    snprintf(y, sizeof y, "%soutputs:\n  - type: null\n    workers: 300\n", ins);
+    expect_error(y, "t.yaml:4: workers: must be between 0 and 256");
+    snprintf(y, sizeof y, "%soutputs:\n  - type: null\n    bogus: 1\n", ins);
+    expect_error(y, "t.yaml:5: outputs[0].bogus: unknown key");
+    snprintf(y, sizeof y, "inputs:\n  - type: forward\n    match: x\noutputs:\n  - type: null\n");
+    expect_error(y, "t.yaml:3: inputs[0].match: unknown key");
+    expect_error("inputs: {}\noutputs:\n  - type: null\n",
+                 "t.yaml:1: inputs: must be a list of inputs");
+    expect_error("outputs:\n  - type: null\n", "t.yaml:1: inputs: at least one input is required");
+    int n = snprintf(y, sizeof y, "%soutputs:\n", ins);
+    for (int i = 0; i < 65; i++)
+        n += snprintf(y + n, sizeof y - (size_t)n, "  - type: null\n");
+    expect_error(y, "t.yaml:68: outputs[64]: at most 64 outputs");
+
+    /* Names: the type, type.N when a type repeats, or `name`; common settings apply. */
+    snprintf(y, sizeof y,
+             "inputs:\n  - type: forward\n  - type: forward\n    listen: 127.0.0.1:0\n"
+             "outputs:\n  - type: null\n    match: \"app.*\"\n    workers: 3\n"
+             "  - type: stdout\n    name: out\n");
+    sp_daemon d;
+    sp_conf_err err;
+    assert_int_equal(load(y, &d, &err), 0);
+    assert_int_equal(d.ninputs, 2);
+    assert_string_equal(d.inputs[0]->name, "forward.0");
+    assert_string_equal(d.inputs[1]->name, "forward.1");
+    assert_int_equal(d.inputs[1]->line, 3);
+    assert_int_equal(d.noutputs, 2);
+    assert_string_equal(d.outputs[0]->name, "null");
+    assert_string_equal(d.outputs[0]->match, "app.*");
+    assert_int_equal(d.outputs[0]->max_inflight, 3);
+    assert_string_equal(d.outputs[1]->name, "out");
+    assert_string_equal(d.outputs[1]->match, "*");
+    assert_int_equal(d.outputs[1]->index, 1);
+    sp_daemon_free(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sizes_durations),
         cmocka_unit_test(test_full_config_and_env),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_component_lists),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -139,7 +139,7 @@ static void test_document(void **st)
     r.container_name = SP_SLICE_LIT("web-1");
     r.extras = sp_buf_slice(&extras);
     r.nextras = 3;
-    sp_json_record(&b, &r, SP_SLICE_LIT("docker.web-1"));
+    sp_json_document(&b, &r, SP_SLICE_LIT("docker.web-1"), NULL, NULL);
     sp_buf_putc(&b, '\0');
     assert_string_equal(b.base,
                         "{\"@timestamp\":\"2025-11-29T04:09:33.000001000Z\",\"message\":\"hi "

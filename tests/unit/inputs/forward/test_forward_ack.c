@@ -276,9 +276,7 @@ static int acked(const char *id)
 
 static uint64_t errors(const char *reason)
 {
-    for (int i = 0; i < SP_INPUT_MAX_REASONS && F.in.errors[i].reason; i++)
-        if (!strcmp(F.in.errors[i].reason, reason)) return F.in.errors[i].n;
-    return 0;
+    return sp_reasons_get(&F.in.errors, reason);
 }
 
 /* A Forward-mode frame of n records with a `log` of `size` bytes; with `bad_last`, the last

@@ -35,7 +35,7 @@ static int on_entry(void *ctx, const sp_fwd_entry *e)
     if (e->meta.len) {
         sp_fwd_record_meta(&r, &extras, e->meta);
         sp_buf doc = {0};
-        sp_json_record(&doc, &r, e->tag);
+        sp_json_document(&doc, &r, e->tag, NULL, NULL);
         const char *m = memmem(doc.base, doc.len, "fluent_metadata", 15);
         if (m && m > doc.base) m--; /* the key's quote, or the "_" of a renamed key */
         snprintf(s->meta[i], 64, "%.*s", m ? (int)(doc.base + doc.len - m) : 0, m ? m : "");
