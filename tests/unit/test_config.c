@@ -110,7 +110,7 @@ static void test_component_lists(void **st)
     char y[8192];
     snprintf(y, sizeof y, "%soutputs:\n  - type: nul\n", ins);
     expect_error(
-        y, "t.yaml:4: type: unknown output type \"nul\" (elasticsearch, kafka, stdout, null)");
+        y, "t.yaml:4: type: unknown output type \"nul\" (elasticsearch, kafka, forward, stdout, null)");
     snprintf(y, sizeof y, "%soutputs:\n  - match: \"*\"\n", ins);
     expect_error(y, "t.yaml:4: outputs[0]: needs a `type`");
     snprintf(y, sizeof y, "%soutputs:\n  - type: null\n    workers: 300\n", ins);
