@@ -66,12 +66,14 @@ void sp_metrics_render(const sp_daemon *d, sp_buf *out)
         "# TYPE shipper_buffer_bytes gauge\nshipper_buffer_bytes %llu\n"
         "# TYPE shipper_buffer_limit_bytes gauge\nshipper_buffer_limit_bytes %llu\n"
         "# TYPE shipper_spool_bytes gauge\nshipper_spool_bytes %llu\n"
+        "# TYPE shipper_spool_limit_bytes gauge\nshipper_spool_limit_bytes %llu\n"
         "# TYPE shipper_paused gauge\nshipper_paused %d\n"
         "# TYPE shipper_pauses_total counter\nshipper_pauses_total %llu\n"
         "# TYPE shipper_unmatched_records_total counter\n"
         "shipper_unmatched_records_total %llu\n",
         (unsigned long long)(r->bytes + (uint64_t)(r->extra_bytes > 0 ? r->extra_bytes : 0)),
         (unsigned long long)r->memory_limit,
-        (unsigned long long)(r->spool ? sp_spool_bytes(r->spool) : 0), r->paused,
+        (unsigned long long)(r->spool ? sp_spool_bytes(r->spool) : 0),
+        (unsigned long long)(r->spool ? d->buffer.spool_limit : 0), r->paused,
         (unsigned long long)r->pause_count, (unsigned long long)r->unmatched);
 }
