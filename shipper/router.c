@@ -62,6 +62,11 @@ static void sp__pressure(sp_router *r)
     }
 }
 
+uint64_t sp_router_held(const sp_router *r)
+{
+    return r->bytes + (uint64_t)(r->extra_bytes > 0 ? r->extra_bytes : 0);
+}
+
 void sp_router_hold(sp_router *r, int64_t delta)
 {
     r->extra_bytes += delta;
@@ -333,7 +338,7 @@ void sp_router_commit(sp_router *r, sp_chunk *c, size_t len_before, uint32_t nre
     r->bytes += c->data.len - len_before;
     c->nrecords += nrecords;
     if (c->data.len >= r->chunk_size) sp_router_close_now(r, c);
-    if (r->bytes >= r->memory_limit) sp__pressure(r);
+    if (sp_router_held(r) >= r->memory_limit) sp__pressure(r);
 }
 
 void sp_router_flush(sp_router *r, int all)

@@ -81,8 +81,11 @@ void sp_router_restore(sp_router *r, sp_slice tag, const void *data, size_t len,
 void sp_router_close_chunk(sp_router *r, sp_chunk *c);
 /** The spool made more of `c` durable: answers its durable watchers that it covers now. */
 void sp_router_durable(sp_router *r, sp_chunk *c);
-/** Adjusts bytes held by an input outside chunks (e.g. partial lines being joined). */
+/** Adjusts bytes held outside chunks, counted against memory_limit: by an input (partial lines
+ * being joined) or an output (encoded bodies, responses, a client library's queue). */
 void sp_router_hold(sp_router *r, int64_t delta);
+/** Every byte counted against memory_limit now: chunks plus what sp_router_hold added. */
+uint64_t sp_router_held(const sp_router *r);
 /** Closes every open chunk (all != 0) or only those older than flush_interval. */
 void sp_router_flush(sp_router *r, int all);
 /** Begins shutdown: flush everything; on_drained fires once all outputs are idle. */
