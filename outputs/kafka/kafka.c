@@ -378,9 +378,9 @@ static void sp_kafka_encode_more(sp_kafka *k)
         if (k->active && sp_router_held(r) >= r->memory_limit) return;
         const sp_delivery *d = kd->d;
         size_t need = d->bytes * 3 / 2 + 4096; /* as sp__encode reserves */
-        sp_kafka_hold(k, &kd->held,
-                      sp_kafka_footprint(kd, kd->buf.cap > need ? kd->buf.cap : need, need,
-                                         d->nrecords));
+        sp_kafka_hold(
+            k, &kd->held,
+            sp_kafka_footprint(kd, kd->buf.cap > need ? kd->buf.cap : need, need, d->nrecords));
         kd->started = 1;
         k->active++;
         k->encoding++;

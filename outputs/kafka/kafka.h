@@ -111,7 +111,7 @@ typedef struct sp_kafka {
     sp_list dels;
     struct sp_kdel spare[SP_KAFKA_SPARE]; /* buffers of finished deliveries, for reuse */
     int nspare;
-    int active; /* deliveries whose encoding started, not answered yet */
+    int active;    /* deliveries whose encoding started, not answered yet */
     int qfull;     /* librdkafka's queue is full: wait for reports */
     int retry_due; /* the retry backoff is over */
     uint32_t retry_attempt;
