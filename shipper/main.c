@@ -1,8 +1,5 @@
 /* Command line: a config file, or quick flags that become one. See `shipper --help`. */
 #include <errno.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,15 +72,6 @@ int main(int argc, char **argv)
     int check = 0, outputs = 0, quick = 0;
     sp_buf in = {0}, out = {0};
     sp_listenfds_init(); /* first: fds 3.. may be sockets systemd passed */
-#ifdef __GLIBC__
-    /* glibc raises its mmap threshold to the size of each large block freed (up to 32 MiB), so
-     * chunks, bulk bodies and encoded batches end up in the heaps of the threads that allocated
-     * them, which keep the pages after free: peak RSS went ~10 MiB past what memory_limit
-     * counts. A fixed threshold (glibc's default) gives large blocks back when freed; the big
-     * buffers are reused, not allocated per record (docs/architecture.md, "Who owns what").
-     * MALLOC_MMAP_THRESHOLD_ in the environment still wins. */
-    if (!getenv("MALLOC_MMAP_THRESHOLD_")) mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-#endif
     sp_upgrade_init(argc, argv);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];

@@ -32,7 +32,7 @@ void sp_router_init(sp_router *r, uv_loop_t *loop)
 
 static void sp__pressure(sp_router *r)
 {
-    uint64_t held = r->bytes + (uint64_t)(r->extra_bytes > 0 ? r->extra_bytes : 0);
+    uint64_t held = sp_router_held(r);
     int spool_blocked = r->spool && sp_spool_blocked(r->spool);
     if (!r->paused && (held >= r->memory_limit || spool_blocked)) {
         r->paused = 1;
@@ -64,7 +64,7 @@ static void sp__pressure(sp_router *r)
 
 uint64_t sp_router_held(const sp_router *r)
 {
-    return r->bytes + (uint64_t)(r->extra_bytes > 0 ? r->extra_bytes : 0);
+    return r->bytes + r->cached_bytes + (uint64_t)(r->extra_bytes > 0 ? r->extra_bytes : 0);
 }
 
 void sp_router_hold(sp_router *r, int64_t delta)
@@ -160,6 +160,7 @@ static sp_chunk *sp__chunk_alloc(sp_router *r, sp_tagent *e, sp_slice tag)
         sp_list_remove(l);
         r->nfree--;
         c = sp_list_entry(l, sp_chunk, link);
+        r->cached_bytes -= c->data.cap;
         sp_buf data = c->data;
         memset(c, 0, sizeof *c);
         c->data = data;
@@ -221,10 +222,13 @@ static void sp__chunk_free_(sp_router *r, sp_chunk *c, int delivered)
     r->live_chunks--;
     free(c->tag);
     c->tag = NULL;
-    /* Keep a few chunk buffers: a fresh 1 MiB malloc is an mmap plus page faults every time. */
-    if (r->nfree < SP_FREE_CHUNKS_MAX && c->data.cap <= r->chunk_size * 2) {
+    /* Keep a few chunk buffers: a fresh 1 MiB malloc is an mmap plus page faults every time.
+     * They count against memory_limit, so they get at most 1/16 of it. */
+    if (r->nfree < SP_FREE_CHUNKS_MAX && c->data.cap <= r->chunk_size * 2 &&
+        r->cached_bytes + c->data.cap <= r->memory_limit / 16) {
         sp_list_insert_head(&r->free_chunks, &c->link);
         r->nfree++;
+        r->cached_bytes += c->data.cap;
     } else {
         sp_buf_free(&c->data);
         free(c);
@@ -587,6 +591,7 @@ void sp_router_close(sp_router *r)
     while (!sp_list_empty(&r->free_chunks)) {
         sp_chunk *c = sp_list_entry(r->free_chunks.next, sp_chunk, link);
         sp_list_remove(&c->link);
+        r->cached_bytes -= c->data.cap;
         sp_buf_free(&c->data);
         free(c);
     }

@@ -45,7 +45,8 @@ typedef struct sp_router {
     int nfree;
     /* accounting */
     uint64_t bytes;      /* every live chunk's data */
-    int64_t extra_bytes; /* held by inputs outside chunks (partial lines) */
+    int64_t extra_bytes; /* held outside chunks: partial lines, outputs' buffers */
+    uint64_t cached_bytes; /* buffers of free_chunks, kept for reuse: resident, so counted */
     uint64_t live_chunks;
     int paused;
     uint64_t pause_count;

@@ -363,25 +363,34 @@ static void sp__encoded(uv_work_t *w, int status)
 
 /*
  * Starts encoding deliveries in arrival order while the memory budget has room: a delivery is
- * counted (estimated) before it is encoded, so at most one delivery's worth goes past
- * memory_limit. One delivery may always run, so the output never waits on memory only it could
- * free.
+ * counted (estimated) before it is encoded. Under a full buffer (the inputs paused at
+ * memory_limit, chunks waiting) deliveries still start while those in progress hold less than
+ * 1/SP_KAFKA_MEMORY_FLOOR of the limit, and one may always run: librdkafka keeps enough to make
+ * full requests, and the output never waits on memory only it could free. So the total goes at
+ * most that floor (or one delivery) past memory_limit.
  */
 static void sp_kafka_encode_more(sp_kafka *k)
 {
     sp_router *r = k->o->router;
+    size_t active = 0; /* what the deliveries in progress hold; a handful of them */
     sp_list *it;
     sp_list_foreach(it, &k->dels)
     {
         sp_kdel *kd = sp_list_entry(it, sp_kdel, link);
-        if (kd->started) continue;
-        if (k->active && sp_router_held(r) >= r->memory_limit) return;
+        if (kd->started) {
+            active += kd->held;
+            continue;
+        }
+        if (k->active && sp_router_held(r) >= r->memory_limit &&
+            active >= r->memory_limit / SP_KAFKA_MEMORY_FLOOR)
+            return;
         const sp_delivery *d = kd->d;
         size_t need = d->bytes * 3 / 2 + 4096; /* as sp__encode reserves */
         sp_kafka_hold(
             k, &kd->held,
             sp_kafka_footprint(kd, kd->buf.cap > need ? kd->buf.cap : need, need, d->nrecords));
         kd->started = 1;
+        active += kd->held;
         k->active++;
         k->encoding++;
         kd->work.data = kd;

@@ -85,10 +85,13 @@ typedef struct sp_kdel {
 /* librdkafka's queue may hold 1/SP_KAFKA_MEMORY_SHARE of memory_limit (queue.buffering.max.kbytes,
  * unless `properties` sets it). */
 #define SP_KAFKA_MEMORY_SHARE 4
+/* Deliveries in progress may hold 1/SP_KAFKA_MEMORY_FLOOR of memory_limit even when the buffer is
+ * full (sp_kafka_encode_more). */
+#define SP_KAFKA_MEMORY_FLOOR 16
 /* What librdkafka keeps per message besides the value we own: its message header and, while a
  * produce request is built and in flight, a copy of key and value (counted as the value's size
  * again). Measured: RSS tracks this within a few MiB (test_memory_limit). */
-#define SP_KAFKA_MSG_COST 256
+#define SP_KAFKA_MSG_COST 512
 
 typedef struct sp_kafka {
     sp_output *o;
