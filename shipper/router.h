@@ -46,8 +46,8 @@ typedef struct sp_router {
     /* accounting */
     uint64_t bytes;      /* every live chunk's data */
     int64_t extra_bytes; /* held outside chunks: partial lines, outputs' buffers */
-    uint64_t cached_bytes; /* buffers of free_chunks, kept for reuse: resident, so counted */
     uint64_t live_chunks;
+    uint64_t cached_bytes; /* free_chunks' buffers: resident, so counted */
     int paused;
     uint64_t pause_count;
     sp_ratelimit rl_pause, rl_resume; /* pause/resume lines: one each per 10 s */
