@@ -12,7 +12,8 @@
 #
 # Usage: bench/run-es.sh [--gzip] [--full-items] [--mode message|forward|packed] [--records N]
 #                        [--workers W] [--conns C] [-- more shipper-bench forward options]
-# Env:   SHIPPER, SHIPPER_BENCH, ES_SINK  binaries (default build/...); STALL_TIMEOUT (30)
+# Env:   SHIPPER, SHIPPER_BENCH, ES_SINK  binaries (default build/...); STALL_TIMEOUT (30);
+#        MEMORY_LIMIT  buffer.memory_limit (e.g. 32MiB; default: shipper's)
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -53,6 +54,7 @@ es_port=$(cat "$tmp/sink.port")
 port=$(free_port); hport=$(free_port)
 cat >"$tmp/shipper.yaml" <<YAML
 service: {http_listen: "127.0.0.1:$hport", log_level: warn}
+${MEMORY_LIMIT:+buffer: {memory_limit: $MEMORY_LIMIT\}}
 inputs: [{type: forward, listen: "127.0.0.1:$port"}]
 outputs:
   - {type: elasticsearch, url: "http://127.0.0.1:$es_port", compression: $comp, workers: $workers}

@@ -16,6 +16,7 @@
 # Env:   SHIPPER, SHIPPER_BENCH, KAFKA_MOCK  binaries (default build/...)
 #        SHIPPER_ARGS   extra daemon flags (default none)
 #        STALL_TIMEOUT  seconds without progress before giving up (default 30)
+#        MEMORY_LIMIT   buffer.memory_limit (e.g. 32MiB; default: shipper's)
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -70,7 +71,7 @@ bootstrap=$(cat "$tmp/bs")
 port=$(free_port) hport=$(free_port)
 cat >"$tmp/shipper.yaml" <<YAML
 service: {http_listen: "127.0.0.1:$hport", log_level: warn}
-buffer: {flush_interval: 100ms}   # the last, partly filled chunk must not wait a second
+buffer: {flush_interval: 100ms${MEMORY_LIMIT:+, memory_limit: $MEMORY_LIMIT}}   # the last, partly filled chunk must not wait a second
 inputs: [{type: forward, listen: "127.0.0.1:$port"}]
 outputs:
   - type: kafka

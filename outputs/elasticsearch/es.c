@@ -22,12 +22,18 @@
 #include "es.h"
 #include "log.h"
 #include "output.h"
+#include "router.h"
 
 #define SP_ES_MAX_REASONS 16
 /* Jobs (deliveries with their buffers) at once, per worker, counting those parked while a few
  * of their items wait for a retry. */
 #define SP_ES_JOBS_PER_WORKER 4
 #define SP_ES_FILTER "/_bulk?filter_path=errors,items.*.status,items.*.error"
+/* A job holds a body, its gzip copy and a response: about three bodies. All the workers' jobs
+ * together get at most 1/SP_ES_MEMORY_SHARE of memory_limit, so a body is cut below
+ * bulk_max_bytes when the limit is small (README, buffer.memory_limit). */
+#define SP_ES_MEMORY_SHARE 4
+#define SP_ES_BODY_MIN (64u << 10)
 
 typedef struct sp_es sp_es;
 
@@ -55,6 +61,8 @@ typedef struct {
     sp_buf errs;     /* error texts of dead-letter items */
     uint32_t delivered, rejected, rounds, dl_sent, dl_notok;
     int node;
+    size_t gz_peak; /* the most of `gz` written: what of it is resident */
+    size_t held;    /* its buffers, as counted with sp_router_hold */
 } sp_es_job;
 
 struct sp_es {
@@ -68,6 +76,7 @@ struct sp_es {
     struct curl_slist *headers;
     int dl_fd;
     int stopping, open; /* open: things to close before the output is closed */
+    size_t body_max;    /* bulk_max_bytes, or less under a small memory_limit */
     sp_ratelimit rl_req, rl_item, rl_dl;
     /* metrics */
     uint64_t by_status[600];
@@ -217,6 +226,29 @@ static int sp__check(sp_output *o, const sp_node *n, sp_conf_err *err)
 static void sp__step(sp_es_job *j);
 static void sp__maybe_closed(sp_es *es);
 
+/* Counts what the job's buffers occupy against memory_limit (docs/architecture.md, "Who owns
+ * what"): on the loop thread, after each step that may have grown them. */
+static void sp_es_job_account(sp_es_job *j)
+{
+    size_t now = j->body.cap + j->gz_peak + j->req.resp.cap + j->errs.cap + j->enc.scratch.cap +
+                 (size_t)j->cap * 3 * sizeof(sp_es_item);
+    if (now == j->held) return;
+    int64_t delta = (int64_t)now - (int64_t)j->held;
+    j->held = now;
+    sp_router_hold(j->es->o->router, delta);
+}
+
+/* Gives back a job's large buffers: a job only waiting for an item retry, or one of the extra
+ * jobs made for such waits, holds nothing the budget has to carry. */
+static void sp_es_job_release(sp_es_job *j)
+{
+    sp_buf_free(&j->body);
+    sp_buf_free(&j->gz);
+    sp_buf_free(&j->req.resp);
+    j->gz_peak = 0;
+    sp_es_job_account(j);
+}
+
 static void sp__whole_retry(sp_es_job *j)
 {
     sp_delivery *d = j->d;
@@ -228,6 +260,9 @@ static void sp__finish(sp_es_job *j)
 {
     sp_delivery *d = j->d;
     j->d = NULL;
+    /* Jobs past `workers` exist only while others wait for item retries. */
+    for (int i = j->es->o->max_inflight; i < j->es->njobs; i++)
+        if (j->es->jobs[i] == j) sp_es_job_release(j);
     sp_output_done(d, SP_OUT_DONE, j->delivered, j->rejected);
 }
 
@@ -314,6 +349,8 @@ static void sp__encoded_cb(uv_work_t *w, int status)
     }
     int gz = es->conf->compression == SP_ES_COMP_GZIP && j->gz.len;
     const sp_buf *b = gz ? &j->gz : &j->body;
+    if (j->gz.len > j->gz_peak) j->gz_peak = j->gz.len;
+    sp_es_job_account(j);
     es->bytes_encoded += j->body.len;
     es->bytes_sent += b->len;
     j->node = (int)sp__pick_node(es);
@@ -441,6 +478,7 @@ static void sp__http_done(sp_es_req *q, CURLcode rc, long status)
     sp_es_job *j = (sp_es_job *)((char *)q - offsetof(sp_es_job, req));
     sp_es *es = j->es;
     sp__count_status(es, rc, status);
+    sp_es_job_account(j);
     const char *url = es->nodes[j->node].base;
     if (rc != CURLE_OK) {
         sp_log_limited(&es->rl_req, SP_LOG_WARN, "output %s: %s: %s; retrying", es->o->name, url,
@@ -519,7 +557,10 @@ static void sp__step(sp_es_job *j)
         int busy = 0;
         for (int i = 0; i < j->es->njobs; i++)
             busy += j->es->jobs[i]->d != NULL;
-        if (busy < SP_ES_JOBS_PER_WORKER * j->es->o->max_inflight) sp_output_park(j->d);
+        if (busy < SP_ES_JOBS_PER_WORKER * j->es->o->max_inflight) {
+            sp_es_job_release(j);
+            sp_output_park(j->d);
+        }
     } else {
         sp__finish(j);
     }
@@ -573,7 +614,7 @@ static sp_es_job *sp__job_new(sp_es *es)
     if (c->compression == SP_ES_COMP_GZIP) j->gzc = libdeflate_alloc_compressor(1);
     sp_es_index_init(&j->enc.ix, c->data_stream ? c->data_stream : c->index);
     j->enc.dl_index = c->dead_letter_index;
-    j->enc.max_bytes = c->bulk_max_bytes;
+    j->enc.max_bytes = es->body_max;
     CURL *e = j->req.easy;
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -648,12 +689,21 @@ static int sp__start(sp_output *o)
     es->headers = h;
     es->http = sp_es_http_new(o->loop, o->max_inflight);
     if (!es->http) return -ENOMEM;
+    /* Each worker's job holds about three bodies (body, gzip copy, response). */
+    uint64_t share = o->router->memory_limit / SP_ES_MEMORY_SHARE / 3 / (uint64_t)o->max_inflight;
+    es->body_max = c->bulk_max_bytes;
+    if (es->body_max > share) {
+        es->body_max = share > SP_ES_BODY_MIN ? share : SP_ES_BODY_MIN;
+        sp_info("output %s: bodies of at most %zu bytes (bulk_max_bytes %llu): memory_limit is "
+                "small",
+                o->name, es->body_max, (unsigned long long)c->bulk_max_bytes);
+    }
     for (int i = 0; i < o->max_inflight; i++)
         sp__job_new(es);
     o->data = es;
     /* A delivery takes queued chunks up to about one body: documents are about twice their
      * MessagePack records. */
-    o->batch_bytes = c->bulk_max_bytes / 2;
+    o->batch_bytes = es->body_max / 2;
     sp_info("output %s: elasticsearch %s%s, %d workers%s", o->name, c->url.v[0],
             c->url.n > 1 ? " (and more)" : "", o->max_inflight,
             c->compression == SP_ES_COMP_GZIP ? ", gzip" : "");
@@ -664,6 +714,7 @@ static void sp__free(sp_es *es)
 {
     for (int i = 0; i < es->njobs; i++) {
         sp_es_job *j = es->jobs[i];
+        if (j->held) sp_router_hold(es->o->router, -(int64_t)j->held);
         curl_easy_cleanup(j->req.easy);
         libdeflate_free_compressor(j->gzc);
         sp_buf_free(&j->req.resp);

@@ -23,6 +23,24 @@
 
 static void sp__kpump(sp_kafka *k);
 static void sp__maybe_closed(sp_kafka *k);
+static void sp_kafka_encode_more(sp_kafka *k);
+
+/* Sets what `*held` counts against memory_limit to `now` (docs/architecture.md, "Who owns
+ * what"). */
+static void sp_kafka_hold(sp_kafka *k, size_t *held, size_t now)
+{
+    if (now == *held) return;
+    sp_router_hold(k->o->router, (int64_t)now - (int64_t)*held);
+    *held = now;
+}
+
+/* A delivery's memory once encoded: its documents, its messages, and librdkafka's part of them
+ * (SP_KAFKA_MSG_COST each plus a copy of the values while they are in produce requests). */
+static size_t sp_kafka_footprint(const sp_kdel *kd, size_t doc_cap, size_t doc_len, uint32_t n)
+{
+    uint32_t m = kd->msgs_cap > n ? kd->msgs_cap : n;
+    return doc_cap + (size_t)m * sizeof(sp_kmsg) + (size_t)n * SP_KAFKA_MSG_COST + doc_len;
+}
 
 /* ---- encoding (thread pool) ---- */
 
@@ -36,8 +54,15 @@ static void sp__encode(uv_work_t *w)
         kd->msgs_cap = d->nrecords;
         kd->msgs = sp_malloc((size_t)kd->msgs_cap * sizeof *kd->msgs);
     }
-    /* A document is about twice its MessagePack record: one reservation, rarely a second. */
-    sp_buf_reserve(&kd->buf, d->bytes * 2 + 4096);
+    /* A document is about 1.3 times its MessagePack record: one allocation of just that much
+     * (not rounded up to a power of two: the buffer is counted against memory_limit), rarely a
+     * second. */
+    size_t need = d->bytes * 3 / 2 + 4096;
+    if (kd->buf.cap < need) {
+        sp_buf_free(&kd->buf);
+        kd->buf.base = sp_malloc(need);
+        kd->buf.cap = need;
+    }
     uint32_t n = 0;
     for (uint32_t i = 0; i < d->nchunks; i++) {
         const sp_chunk *c = d->chunks[i];
@@ -220,12 +245,21 @@ static rd_kafka_resp_err_t sp__produce_one(sp_kafka *k, sp_kdel *kd, sp_kmsg *m)
 /* Keeps a few deliveries' buffers: a fresh multi-MiB malloc is an mmap plus page faults. */
 static void sp__kdel_free(sp_kafka *k, sp_kdel *kd)
 {
-    if (k->nspare < SP_KAFKA_SPARE && !k->stopping) {
+    size_t keep = kd->buf.cap + (size_t)kd->msgs_cap * sizeof(sp_kmsg), kept = 0;
+    for (int i = 0; i < k->nspare; i++)
+        kept += k->spare[i].held;
+    /* Kept buffers are memory too: they stay counted, so they get only a small part of the
+     * budget (what stays counted for good must leave room for chunks). */
+    if (k->nspare < SP_KAFKA_SPARE && !k->stopping &&
+        kept + keep <= k->o->router->memory_limit / 16) {
+        sp_kafka_hold(k, &kd->held, keep);
         sp_kdel *sp = &k->spare[k->nspare++];
         sp->buf = kd->buf;
         sp->msgs = kd->msgs;
         sp->msgs_cap = kd->msgs_cap;
+        sp->held = kd->held;
     } else {
+        sp_kafka_hold(k, &kd->held, 0);
         sp_buf_free(&kd->buf);
         free(kd->msgs);
     }
@@ -236,11 +270,12 @@ static void sp__finish(sp_kdel *kd)
 {
     sp_kafka *k = kd->k;
     sp_list_remove(&kd->link);
-    if (kd->held) sp_router_hold(k->o->router, -(int64_t)kd->held);
+    k->active--;
     sp_delivery *d = kd->d;
     uint32_t delivered = kd->delivered, rejected = kd->rejected;
     sp__kdel_free(k, kd);
     sp_output_done(d, SP_OUT_DONE, delivered, rejected);
+    if (!k->stopping) sp_kafka_encode_more(k);
 }
 
 static void sp__check_done(sp_kdel *kd)
@@ -322,9 +357,45 @@ static void sp__encoded(uv_work_t *w, int status)
         return;
     }
     /* The documents are buffered bytes too: they count towards memory_limit. */
-    kd->held = kd->buf.cap + (size_t)kd->n * sizeof(sp_kmsg);
-    sp_router_hold(k->o->router, (int64_t)kd->held);
+    sp_kafka_hold(k, &kd->held, sp_kafka_footprint(kd, kd->buf.cap, kd->buf.len, kd->n));
     sp__kpump(k);
+}
+
+/*
+ * Starts encoding deliveries in arrival order while the memory budget has room: a delivery is
+ * counted (estimated) before it is encoded. Under a full buffer (the inputs paused at
+ * memory_limit, chunks waiting) deliveries still start while those in progress hold less than
+ * 1/SP_KAFKA_MEMORY_FLOOR of the limit, and one may always run: librdkafka keeps enough to make
+ * full requests, and the output never waits on memory only it could free. So the total goes at
+ * most that floor (or one delivery) past memory_limit.
+ */
+static void sp_kafka_encode_more(sp_kafka *k)
+{
+    sp_router *r = k->o->router;
+    size_t active = 0; /* what the deliveries in progress hold; a handful of them */
+    sp_list *it;
+    sp_list_foreach(it, &k->dels)
+    {
+        sp_kdel *kd = sp_list_entry(it, sp_kdel, link);
+        if (kd->started) {
+            active += kd->held;
+            continue;
+        }
+        if (k->active && sp_router_held(r) >= r->memory_limit &&
+            active >= r->memory_limit / SP_KAFKA_MEMORY_FLOOR)
+            return;
+        const sp_delivery *d = kd->d;
+        size_t need = d->bytes * 3 / 2 + 4096; /* as sp__encode reserves */
+        sp_kafka_hold(
+            k, &kd->held,
+            sp_kafka_footprint(kd, kd->buf.cap > need ? kd->buf.cap : need, need, d->nrecords));
+        kd->started = 1;
+        active += kd->held;
+        k->active++;
+        k->encoding++;
+        kd->work.data = kd;
+        uv_queue_work(k->o->loop, &kd->work, sp__encode, sp__encoded);
+    }
 }
 
 void sp_kafka_deliver(sp_output *o, sp_delivery *d)
@@ -337,14 +408,13 @@ void sp_kafka_deliver(sp_output *o, sp_delivery *d)
         kd->buf.len = 0;
         kd->msgs = sp->msgs;
         kd->msgs_cap = sp->msgs_cap;
+        kd->held = sp->held; /* still counted */
     }
     kd->d = d;
     kd->k = k;
     d->odata = kd;
     sp_list_insert_tail(&k->dels, &kd->link);
-    kd->work.data = kd;
-    k->encoding++;
-    uv_queue_work(o->loop, &kd->work, sp__encode, sp__encoded);
+    sp_kafka_encode_more(k);
 }
 
 /* ---- librdkafka callbacks (all on the loop thread, from rd_kafka_poll) ---- */
@@ -443,6 +513,8 @@ static void sp__tick_cb(uv_timer_t *t)
         k->qfull = 0;
         sp__kpump(k);
     }
+    /* Memory freed elsewhere (another output, a spool write) lets waiting deliveries start. */
+    if (!k->stopping) sp_kafka_encode_more(k);
 }
 
 /* ---- lifecycle ---- */
@@ -502,6 +574,9 @@ int sp_kafka_start(sp_output *o)
         for (size_t i = 0; i < c->headers.n; i++)
             rd_kafka_header_add(k->headers, c->headers.k[i], -1, c->headers.v[i], -1);
     }
+    /* librdkafka's queue gets a share of memory_limit; what it holds is counted (encode_more). */
+    c->queue_kbytes = o->router->memory_limit / SP_KAFKA_MEMORY_SHARE / 1024;
+    if (c->queue_kbytes < 1024) c->queue_kbytes = 1024;
     if (pipe2(k->pipefd, O_NONBLOCK | O_CLOEXEC)) return -errno;
     int rc = sp__producer_new(k);
     if (rc) return rc;
@@ -525,11 +600,13 @@ static void sp__maybe_closed(sp_kafka *k)
     while (!sp_list_empty(&k->dels)) {
         sp_kdel *kd = sp_list_entry(k->dels.next, sp_kdel, link);
         sp_list_remove(&kd->link);
+        sp_kafka_hold(k, &kd->held, 0);
         sp_buf_free(&kd->buf);
         free(kd->msgs);
         free(kd);
     }
     for (int i = 0; i < k->nspare; i++) {
+        sp_kafka_hold(k, &k->spare[i].held, 0);
         sp_buf_free(&k->spare[i].buf);
         free(k->spare[i].msgs);
     }

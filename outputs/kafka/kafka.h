@@ -23,6 +23,7 @@ typedef struct {
     sp_kvlist properties;
     uint64_t retry_backoff;
     int unsafe_properties; /* accept properties that weaken "delivered" (docs/kafka.md) */
+    uint64_t queue_kbytes; /* not a key: set from memory_limit at start (0: librdkafka's) */
 } sp_kafka_conf;
 
 /** Where a per-record value (key, topic) comes from. */
@@ -73,6 +74,7 @@ typedef struct sp_kdel {
     uint32_t inflight; /* produced, report pending */
     uint32_t retry;    /* waiting to be produced again */
     uint32_t delivered, rejected;
+    int started; /* its encoding was queued (it is counted in sp_kafka.active) */
     int encoded;
     size_t held; /* bytes accounted with sp_router_hold */
 } sp_kdel;
@@ -80,6 +82,16 @@ typedef struct sp_kdel {
 #define SP_KAFKA_TOPICS 64
 #define SP_KAFKA_REASONS 16
 #define SP_KAFKA_SPARE 4
+/* librdkafka's queue may hold 1/SP_KAFKA_MEMORY_SHARE of memory_limit (queue.buffering.max.kbytes,
+ * unless `properties` sets it). */
+#define SP_KAFKA_MEMORY_SHARE 4
+/* Deliveries in progress may hold 1/SP_KAFKA_MEMORY_FLOOR of memory_limit even when the buffer is
+ * full (sp_kafka_encode_more). */
+#define SP_KAFKA_MEMORY_FLOOR 16
+/* What librdkafka keeps per message besides the value we own: its message header and, while a
+ * produce request is built and in flight, a copy of key and value (counted as the value's size
+ * again). Measured: RSS tracks this within a few MiB (test_memory_limit). */
+#define SP_KAFKA_MSG_COST 512
 
 typedef struct sp_kafka {
     sp_output *o;
@@ -102,6 +114,7 @@ typedef struct sp_kafka {
     sp_list dels;
     struct sp_kdel spare[SP_KAFKA_SPARE]; /* buffers of finished deliveries, for reuse */
     int nspare;
+    int active;    /* deliveries whose encoding started, not answered yet */
     int qfull;     /* librdkafka's queue is full: wait for reports */
     int retry_due; /* the retry backoff is over */
     uint32_t retry_attempt;

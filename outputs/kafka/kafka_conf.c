@@ -88,6 +88,13 @@ rd_kafka_conf_t *sp_kafka_conf_build(const sp_kafka_conf *c, char *errstr, size_
             goto fail;
     if (rd_kafka_conf_set(rc, "bootstrap.servers", c->brokers, errstr, errlen) != RD_KAFKA_CONF_OK)
         goto fail;
+    if (c->queue_kbytes) { /* a share of memory_limit; `properties` may still override it */
+        char v[32];
+        snprintf(v, sizeof v, "%llu", (unsigned long long)c->queue_kbytes);
+        if (rd_kafka_conf_set(rc, "queue.buffering.max.kbytes", v, errstr, errlen) !=
+            RD_KAFKA_CONF_OK)
+            goto fail;
+    }
     for (size_t i = 0; i < c->properties.n; i++) {
         if (rd_kafka_conf_set(rc, c->properties.k[i], c->properties.v[i], errstr, errlen) !=
             RD_KAFKA_CONF_OK) {

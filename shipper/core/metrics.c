@@ -71,7 +71,7 @@ void sp_metrics_render(const sp_daemon *d, sp_buf *out)
         "# TYPE shipper_pauses_total counter\nshipper_pauses_total %llu\n"
         "# TYPE shipper_unmatched_records_total counter\n"
         "shipper_unmatched_records_total %llu\n",
-        (unsigned long long)(r->bytes + (uint64_t)(r->extra_bytes > 0 ? r->extra_bytes : 0)),
+        (unsigned long long)sp_router_held(r),
         (unsigned long long)r->memory_limit,
         (unsigned long long)(r->spool ? sp_spool_bytes(r->spool) : 0),
         (unsigned long long)(r->spool ? d->buffer.spool_limit : 0), r->paused,

@@ -7,8 +7,7 @@
 #include "log.h"
 #include "spool.h"
 
-#define SP_FREE_CHUNKS_MAX 8        /* chunk buffers always kept for reuse */
-#define SP_FREE_CHUNKS_IDLE_MS 5000 /* more are freed after this long unused */
+#define SP_FREE_CHUNKS_MAX 8 /* chunk buffers kept for reuse, at most */
 #define SP_TAG_IDLE_MS 60000
 
 static void sp__pump(sp_output *o);
@@ -33,7 +32,7 @@ void sp_router_init(sp_router *r, uv_loop_t *loop)
 
 static void sp__pressure(sp_router *r)
 {
-    uint64_t held = r->bytes + (uint64_t)(r->extra_bytes > 0 ? r->extra_bytes : 0);
+    uint64_t held = sp_router_held(r);
     int spool_blocked = r->spool && sp_spool_blocked(r->spool);
     if (!r->paused && (held >= r->memory_limit || spool_blocked)) {
         r->paused = 1;
@@ -61,6 +60,11 @@ static void sp__pressure(sp_router *r)
             if (r->inputs[i]->type->resume && !r->inputs[i]->closed)
                 r->inputs[i]->type->resume(r->inputs[i]);
     }
+}
+
+uint64_t sp_router_held(const sp_router *r)
+{
+    return r->bytes + r->cached_bytes + (uint64_t)(r->extra_bytes > 0 ? r->extra_bytes : 0);
 }
 
 void sp_router_hold(sp_router *r, int64_t delta)
@@ -156,8 +160,7 @@ static sp_chunk *sp__chunk_alloc(sp_router *r, sp_tagent *e, sp_slice tag)
         sp_list_remove(l);
         r->nfree--;
         c = sp_list_entry(l, sp_chunk, link);
-        r->free_bytes -= c->data.cap;
-        r->free_used_ms = uv_now(r->loop);
+        r->cached_bytes -= c->data.cap;
         sp_buf data = c->data;
         memset(c, 0, sizeof *c);
         c->data = data;
@@ -219,19 +222,13 @@ static void sp__chunk_free_(sp_router *r, sp_chunk *c, int delivered)
     r->live_chunks--;
     free(c->tag);
     c->tag = NULL;
-    /* Keep released chunk buffers for reuse: a fresh 1 MiB malloc is an mmap plus 256 page
-     * faults, which cost more than the records written into it (on a VM, a third of the CPU
-     * of a flood that keeps the buffer full). Under backpressure the buffer swings between
-     * memory_limit and the 80% where inputs resume (sp__pressure): up to a quarter of
-     * memory_limit is kept, so the swing reuses buffers, and since new chunks take kept
-     * buffers first, live and kept ones together stay about as large as a full buffer. Beyond
-     * a few, they are freed once unused for SP_FREE_CHUNKS_IDLE_MS (sp_router_trim). */
-    if (c->data.cap <= r->chunk_size * 2 &&
-        (r->nfree < SP_FREE_CHUNKS_MAX || r->free_bytes + c->data.cap <= r->memory_limit / 4)) {
+    /* Keep a few chunk buffers: a fresh 1 MiB malloc is an mmap plus page faults every time.
+     * They count against memory_limit, so they get at most 1/16 of it. */
+    if (r->nfree < SP_FREE_CHUNKS_MAX && c->data.cap <= r->chunk_size * 2 &&
+        r->cached_bytes + c->data.cap <= r->memory_limit / 16) {
         sp_list_insert_head(&r->free_chunks, &c->link);
         r->nfree++;
-        r->free_bytes += c->data.cap;
-        r->free_used_ms = uv_now(r->loop);
+        r->cached_bytes += c->data.cap;
     } else {
         sp_buf_free(&c->data);
         free(c);
@@ -345,7 +342,7 @@ void sp_router_commit(sp_router *r, sp_chunk *c, size_t len_before, uint32_t nre
     r->bytes += c->data.len - len_before;
     c->nrecords += nrecords;
     if (c->data.len >= r->chunk_size) sp_router_close_now(r, c);
-    if (r->bytes >= r->memory_limit) sp__pressure(r);
+    if (sp_router_held(r) >= r->memory_limit) sp__pressure(r);
 }
 
 void sp_router_flush(sp_router *r, int all)
@@ -509,27 +506,11 @@ void sp_router_done(sp_delivery *d, int result, uint32_t delivered, uint32_t rej
 
 /* ---- lifecycle ---- */
 
-/* Frees the kept chunk buffers beyond SP_FREE_CHUNKS_MAX once the pool is idle (the oldest
- * released are at the tail). */
-static void sp_router_trim(sp_router *r, uint64_t now)
-{
-    if (r->nfree <= SP_FREE_CHUNKS_MAX || now - r->free_used_ms < SP_FREE_CHUNKS_IDLE_MS) return;
-    while (r->nfree > SP_FREE_CHUNKS_MAX) {
-        sp_chunk *c = sp_list_entry(r->free_chunks.prev, sp_chunk, link);
-        sp_list_remove(&c->link);
-        r->nfree--;
-        r->free_bytes -= c->data.cap;
-        sp_buf_free(&c->data);
-        free(c);
-    }
-}
-
 static void sp__tick_cb(uv_timer_t *t)
 {
     sp_router *r = t->data;
     uint64_t now = uv_now(r->loop);
     sp_router_flush(r, r->stopping);
-    sp_router_trim(r, now);
     for (size_t i = 0; i < r->ninputs; i++)
         if (r->inputs[i]->type->tick && !r->inputs[i]->closed)
             r->inputs[i]->type->tick(r->inputs[i], now);
@@ -600,11 +581,11 @@ void sp_router_close(sp_router *r)
     while (!sp_list_empty(&r->free_chunks)) {
         sp_chunk *c = sp_list_entry(r->free_chunks.next, sp_chunk, link);
         sp_list_remove(&c->link);
+        r->cached_bytes -= c->data.cap;
         sp_buf_free(&c->data);
         free(c);
     }
     r->nfree = 0;
-    r->free_bytes = 0;
     for (size_t i = 0; i < r->tags_cap; i++)
         if (r->tags[i]) free(r->tags[i]->tag), free(r->tags[i]);
     free(r->tags);

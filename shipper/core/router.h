@@ -43,12 +43,11 @@ typedef struct sp_router {
     sp_list open;        /* open chunks, oldest first */
     sp_list free_chunks; /* released chunks whose buffers are kept for reuse, newest first */
     int nfree;
-    uint64_t free_bytes;   /* their buffers' capacity: with `bytes`, within memory_limit */
-    uint64_t free_used_ms; /* when a chunk last came from (or went to) free_chunks */
     /* accounting */
     uint64_t bytes;      /* every live chunk's data */
-    int64_t extra_bytes; /* held by inputs outside chunks (partial lines) */
+    int64_t extra_bytes; /* held outside chunks: partial lines, outputs' buffers */
     uint64_t live_chunks;
+    uint64_t cached_bytes; /* free_chunks' buffers: resident, so counted */
     int paused;
     uint64_t pause_count;
     sp_ratelimit rl_pause, rl_resume; /* pause/resume lines: one each per 10 s */
@@ -86,8 +85,11 @@ void sp_router_durable(sp_router *r, sp_chunk *c);
 /** What sp_output_done and sp_output_park (plugin.c) do: the delivery's answer, queues, retry. */
 void sp_router_done(sp_delivery *d, int result, uint32_t delivered, uint32_t rejected);
 void sp_router_park(sp_delivery *d);
-/** Adjusts bytes held by an input outside chunks (e.g. partial lines being joined). */
+/** Adjusts bytes held outside chunks, counted against memory_limit: by an input (partial lines
+ * being joined) or an output (encoded bodies, responses, a client library's queue). */
 void sp_router_hold(sp_router *r, int64_t delta);
+/** Every byte counted against memory_limit now: chunks plus what sp_router_hold added. */
+uint64_t sp_router_held(const sp_router *r);
 /** Closes every open chunk (all != 0) or only those older than flush_interval. */
 void sp_router_flush(sp_router *r, int all);
 /** Begins shutdown: flush everything; on_drained fires once all outputs are idle. */

@@ -6,9 +6,11 @@
  * items ({"errors":false,"items":[{"create":{"status":201}},...]}) and one without gets every
  * item in full (_index, _id, _version, result, _shards, _seq_no, _primary_term, status);
  * --ignore-filter-path answers in full always, as a proxy or a server that drops the query does.
- * GET /_sink/count answers {"count": N}: items acknowledged so far.
+ * --delay-ms D holds each bulk answer D milliseconds (a slow cluster: the sender's buffer fills).
+ * GET /_sink/count answers {"count": N}: items acknowledged so far (counted when answered).
  *
- *   es_sink [--port P] [--port-file F] [--ignore-filter-path]   (port 0 or omitted: a free one)
+ *   es_sink [--port P] [--port-file F] [--ignore-filter-path] [--delay-ms D]
+ *   (port 0 or omitted: a free one)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,16 +27,23 @@ typedef struct {
     int in_body, gzip, full;
     z_stream z;
     int z_init;
+    uv_timer_t delay; /* --delay-ms: the answer waiting in `pending` */
+    char *pending;
+    size_t pending_len, pending_items;
+    int handles; /* open libuv handles of the connection */
 } conn;
 
 static uint64_t total;
 static int ignore_filter_path;
+static uint64_t delay_ms;
 static uv_loop_t *loop;
 
 static void on_close(uv_handle_t *h)
 {
-    conn *c = (conn *)h;
+    conn *c = h->data;
+    if (--c->handles) return;
     if (c->z_init) inflateEnd(&c->z);
+    free(c->pending);
     free(c->buf);
     free(c);
 }
@@ -59,6 +68,15 @@ static void reply(conn *c, const char *body, size_t n)
     w->data = out;
     uv_buf_t b = uv_buf_init(out, (unsigned)((size_t)hn + n));
     uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, on_written);
+}
+
+static void on_delay(uv_timer_t *t)
+{
+    conn *c = t->data;
+    total += c->pending_items;
+    reply(c, c->pending, c->pending_len);
+    free(c->pending);
+    c->pending = NULL;
 }
 
 static void bulk_done(conn *c)
@@ -86,9 +104,16 @@ static void bulk_done(conn *c)
             p += sizeof filtered - 1;
         }
     }
-    total += items;
     *p++ = ']';
     *p++ = '}';
+    if (delay_ms) {
+        c->pending = b;
+        c->pending_len = (size_t)(p - b);
+        c->pending_items = items;
+        uv_timer_start(&c->delay, on_delay, delay_ms, 0);
+        return;
+    }
+    total += items;
     reply(c, b, (size_t)(p - b));
     free(b);
 }
@@ -175,6 +200,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
     conn *c = (conn *)s;
     if (nread < 0) {
+        uv_close((uv_handle_t *)&c->delay, on_close);
         uv_close((uv_handle_t *)s, on_close);
         return;
     }
@@ -209,7 +235,11 @@ static void on_conn(uv_stream_t *srv, int status)
 {
     conn *c = calloc(1, sizeof *c);
     uv_tcp_init(loop, &c->tcp);
+    uv_timer_init(loop, &c->delay);
+    c->tcp.data = c->delay.data = c;
+    c->handles = 2;
     if (uv_accept(srv, (uv_stream_t *)&c->tcp)) {
+        uv_close((uv_handle_t *)&c->delay, on_close);
         uv_close((uv_handle_t *)&c->tcp, on_close);
         return;
     }
@@ -228,6 +258,8 @@ int main(int argc, char **argv)
             port = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--port-file") && i + 1 < argc)
             port_file = argv[++i];
+        else if (!strcmp(argv[i], "--delay-ms") && i + 1 < argc)
+            delay_ms = strtoull(argv[++i], NULL, 10);
     }
     loop = uv_default_loop();
     uv_tcp_t srv;

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# buffer.memory_limit bounds everything shipper holds for records, on every output path: chunks,
+# partial lines, encoded bulk bodies and their gzip copies, bulk responses, the Kafka output's
+# encoded documents and librdkafka's queue, the spool's buffers. A flood from shipper-bench
+# (Message frames, several connections, the limit many times over) meets an output that is slow
+# on purpose, so the buffer stays full for the whole run:
+#  1. Elasticsearch: build/es_sink answering every item in full (as a proxy or OpenSearch does)
+#     and holding each answer MEM_ES_DELAY ms; with gzip.
+#  2. Kafka: the mock cluster with MEM_KAFKA_RTT ms added to every broker's responses.
+#  3. null with the spool on.
+# Each run asserts peak RSS (VmHWM) <= memory_limit + 24 MiB and that every record arrived
+# (the sink's item count, the topic's high watermarks, the null output's count): backpressure
+# held the senders back, it lost nothing.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/kafka_lib.sh"
+ES_SINK=${ES_SINK:-$BUILD/es_sink}
+LIMIT_MIB=${MEM_LIMIT_MIB:-32}
+SLACK_MIB=24
+N=${MEM_RECORDS:-600000} # ~200-byte logs: about 150 MiB of chunks, the limit several times over
+CONNS=4
+for bin in "$SHIPPER" "$SHIPPER_BENCH" "$ES_SINK" "$KAFKA_MOCK"; do
+    [ -x "$bin" ] || { echo "$bin not built"; exit 1; }
+done
+P=$(free_port); H=$(free_port)
+
+# run_flood NAME OUTPUT_YAML_FILE DONE_METRIC: starts shipper with the limit and that output,
+# floods it with N records and waits until DONE_METRIC counts them all (no progress for 60 s is
+# a failure). Sets HWM_KB.
+run_flood() {
+    local name=$1 outputs=$2 key=$3 extra=${4:-}
+    cat >"$T/$name.yaml" <<YAML
+service:
+  http_listen: 127.0.0.1:$H
+  log_level: info
+  state_dir: $T/state-$name
+buffer:
+  memory_limit: ${LIMIT_MIB}MiB
+  flush_interval: 200ms
+$extra
+inputs:
+  - type: forward
+    listen: 127.0.0.1:$P
+YAML
+    cat "$outputs" >>"$T/$name.yaml"
+    start_shipper "$name" -c "$T/$name.yaml"
+    wait_ready "127.0.0.1:$H" || { cat "$T/$name.err"; exit 1; }
+    timeout 600 "$SHIPPER_BENCH" forward --addr "127.0.0.1:$P" --mode message --records "$N" \
+        --conns $CONNS --containers 8 --size 200 --quiet >"$T/$name.gen" 2>&1 &
+    local gen=$!
+    bg_pid $gen
+    local last=-1 since now v
+    since=$(date +%s)
+    while :; do
+        v=$(metric "127.0.0.1:$H" "$key")
+        [ "${v%.*}" -ge "$N" ] 2>/dev/null && break
+        now=$(date +%s)
+        if [ "$v" != "$last" ]; then last=$v; since=$now
+        elif [ $((now - since)) -ge 60 ]; then
+            fail "$name: $v of $N records delivered, no progress for 60 s"; tail -5 "$T/$name.err"; break
+        fi
+        sleep 0.2
+    done
+    wait $gen; check_eq "$name: the generator sent all $N records" 0 $?
+    check "$name: inputs were paused (the buffer was full: $(metric "127.0.0.1:$H" shipper_pauses_total) pauses)" \
+        [ "$(metric "127.0.0.1:$H" shipper_pauses_total)" -gt 0 ]
+    HWM_KB=$(awk '/^VmHWM:/ { print $2 }' "/proc/$SHIPPER_PID/status")
+    local max_kb=$(((LIMIT_MIB + SLACK_MIB) * 1024))
+    check "$name: peak RSS $((HWM_KB / 1024)) MiB <= memory_limit ${LIMIT_MIB} MiB + ${SLACK_MIB} MiB" \
+        [ "$HWM_KB" -le "$max_kb" ]
+    stop_shipper; check_eq "$name: clean exit" 0 "$SHIPPER_RC"
+}
+
+log "1. Elasticsearch (full items, ${MEM_ES_DELAY:-200} ms per answer, gzip)"
+"$ES_SINK" --port 0 --port-file "$T/sink.port" --ignore-filter-path \
+    --delay-ms "${MEM_ES_DELAY:-200}" >/dev/null 2>&1 &
+bg_pid $!
+for _ in $(seq 50); do [ -s "$T/sink.port" ] && break; sleep 0.05; done
+cat >"$T/es.out.yaml" <<YAML
+outputs:
+  - type: elasticsearch
+    url: http://127.0.0.1:$(cat "$T/sink.port")
+    compression: gzip
+YAML
+run_flood es "$T/es.out.yaml" 'shipper_output_records_total{output="elasticsearch",result="delivered"}'
+check_eq "es: the sink acknowledged every record" "$N" \
+    "$(curl -sf "http://127.0.0.1:$(cat "$T/sink.port")/_sink/count" | sed 's/[^0-9]//g')"
+
+log "2. Kafka (${MEM_KAFKA_RTT:-100} ms broker latency)"
+start_kafka 3 mem:6
+for b in 1 2 3; do kctl rtt $b "${MEM_KAFKA_RTT:-100}" >/dev/null; done
+cat >"$T/kafka.out.yaml" <<YAML
+outputs:
+  - type: kafka
+    brokers: "$BOOTSTRAP"
+    topic: mem
+YAML
+run_flood kafka "$T/kafka.out.yaml" 'shipper_output_records_total{output="kafka",result="delivered"}'
+check_eq "kafka: the topic holds every record" "$N" "$(hwm_total mem)"
+stop_kafka
+
+log "3. null output with the spool on"
+cat >"$T/null.out.yaml" <<YAML
+outputs:
+  - type: "null"
+YAML
+run_flood null "$T/null.out.yaml" 'shipper_output_records_total{output="null",result="delivered"}' \
+    "  spool: true"
+
+finish
