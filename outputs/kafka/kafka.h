@@ -84,7 +84,7 @@ typedef struct sp_kdel {
 #define SP_KAFKA_SPARE 4
 /* librdkafka's queue may hold 1/SP_KAFKA_MEMORY_SHARE of memory_limit (queue.buffering.max.kbytes,
  * unless `properties` sets it). */
-#define SP_KAFKA_MEMORY_SHARE 4
+#define SP_KAFKA_MEMORY_SHARE 8
 /* Deliveries in progress may hold 1/SP_KAFKA_MEMORY_FLOOR of memory_limit even when the buffer is
  * full (sp_kafka_encode_more). */
 #define SP_KAFKA_MEMORY_FLOOR 16
