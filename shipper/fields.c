@@ -88,8 +88,8 @@ int sp_field_text(const sp_record *r, sp_slice tag, sp_slice name, sp_slice *out
     }
     sp_slice v;
     if (sp_extras_find(r, name, &v))
-        return sp_fields_scalar_text((const uint8_t *)v.base, (const uint8_t *)v.base + v.len,
-                                     out, tmp, tmpcap);
+        return sp_fields_scalar_text((const uint8_t *)v.base, (const uint8_t *)v.base + v.len, out,
+                                     tmp, tmpcap);
     /* A dotted path: the first part an extra, the rest members of nested maps. */
     const uint8_t *p = (const uint8_t *)r->extras.base, *end = p + r->extras.len;
     uint32_t n = r->nextras;
@@ -100,8 +100,7 @@ int sp_field_text(const sp_record *r, sp_slice tag, sp_slice name, sp_slice *out
         if (!sp_fields_map_find(p, end, n, part, &v)) return 0;
         p = (const uint8_t *)v.base;
         end = p + v.len;
-        if (!dot)
-            return sp_fields_scalar_text(p, end, out, tmp, tmpcap);
+        if (!dot) return sp_fields_scalar_text(p, end, out, tmp, tmpcap);
         rest = sp_slice_make(dot + 1, rest.len - part.len - 1);
         sp_mp_obj o;
         if (sp_mp_read(&p, end, &o) || o.type != SP_MP_MAP) return 0;

@@ -92,9 +92,9 @@ int sp_extras_find(const sp_record *r, sp_slice key, sp_slice *val);
  * wins, so a document never has a key twice.
  */
 typedef struct {
-    sp_buf out;     /* the new extras (the filter keeps it: the record points into it) */
-    sp_buf index;   /* scratch: pair offsets */
-    sp_buf table;   /* scratch: hash table for duplicate keys */
+    sp_buf out;   /* the new extras (the filter keeps it: the record points into it) */
+    sp_buf index; /* scratch: pair offsets */
+    sp_buf table; /* scratch: hash table for duplicate keys */
     uint32_t n;
 } sp_extras_edit;
 

@@ -158,9 +158,10 @@ static int sp_parse_apply(sp_filter *f, sp_record *r, sp_slice tag)
     }
     p->pairs.len = 0;
     uint32_t n = 0;
-    int rc = c->format == SP_PARSE_JSON     ? sp_parse_json(text.base, text.len, &p->pairs, &n, &p->sc)
-             : c->format == SP_PARSE_LOGFMT ? sp_parse_logfmt(text.base, text.len, &p->pairs, &n, &p->sc)
-                                            : sp_parse_regex(p, text, &n);
+    int rc = c->format == SP_PARSE_JSON ? sp_parse_json(text.base, text.len, &p->pairs, &n, &p->sc)
+             : c->format == SP_PARSE_LOGFMT
+                 ? sp_parse_logfmt(text.base, text.len, &p->pairs, &n, &p->sc)
+                 : sp_parse_regex(p, text, &n);
     if (rc) {
         sp_filter_count(f, "unparsed");
         return SP_FILTER_KEEP;

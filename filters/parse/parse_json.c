@@ -87,17 +87,33 @@ static int sp_pjson_string(sp_pjson *j)
         }
         if (p >= q) break;
         if ((uint8_t)*p < 0x20) return -1; /* a raw control character */
-        p++;                                /* the backslash */
+        p++;                               /* the backslash */
         char c = *p++, e;
         switch (c) {
-        case '"': e = '"'; break;
-        case '\\': e = '\\'; break;
-        case '/': e = '/'; break;
-        case 'b': e = '\b'; break;
-        case 'f': e = '\f'; break;
-        case 'n': e = '\n'; break;
-        case 'r': e = '\r'; break;
-        case 't': e = '\t'; break;
+        case '"':
+            e = '"';
+            break;
+        case '\\':
+            e = '\\';
+            break;
+        case '/':
+            e = '/';
+            break;
+        case 'b':
+            e = '\b';
+            break;
+        case 'f':
+            e = '\f';
+            break;
+        case 'n':
+            e = '\n';
+            break;
+        case 'r':
+            e = '\r';
+            break;
+        case 't':
+            e = '\t';
+            break;
         case 'u': {
             uint32_t cp, lo;
             if (sp_pjson_hex4(p, q, &cp)) return -1;

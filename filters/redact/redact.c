@@ -62,8 +62,8 @@ static void sp_redact_free(sp_filter *f)
     f->data = NULL;
 }
 
-static int sp_redact_add(sp_filter *f, const sp_node *n, const char *key, const char *re,
-                         int luhn, sp_conf_err *err)
+static int sp_redact_add(sp_filter *f, const sp_node *n, const char *key, const char *re, int luhn,
+                         sp_conf_err *err)
 {
     sp_redact *x = f->data;
     int ec;
@@ -73,8 +73,8 @@ static int sp_redact_add(sp_filter *f, const sp_node *n, const char *key, const 
     if (!c) {
         char msg[256];
         pcre2_get_error_message(ec, (PCRE2_UCHAR *)msg, sizeof msg);
-        sp_conf_error(err, sp_node_line(n, key, f->line), key, "\"%s\": %s at offset %zu", re,
-                      msg, (size_t)eo);
+        sp_conf_error(err, sp_node_line(n, key, f->line), key, "\"%s\": %s at offset %zu", re, msg,
+                      (size_t)eo);
         return -1;
     }
     pcre2_jit_compile(c, PCRE2_JIT_COMPLETE);

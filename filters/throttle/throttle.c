@@ -189,7 +189,7 @@ static void sp_throttle_note(sp_throttle_ent *e, const sp_record *r, sp_slice ta
     e->has_id = r->container_id.base && r->container_id.len == 64;
     if (e->has_id) memcpy(e->id, r->container_id.base, 64);
     e->nlen = (uint16_t)(r->container_name.len < SP_THROTTLE_KEY_MAX ? r->container_name.len
-                                                                       : SP_THROTTLE_KEY_MAX);
+                                                                     : SP_THROTTLE_KEY_MAX);
     if (r->container_name.base) memcpy(e->name, r->container_name.base, e->nlen);
 }
 
@@ -323,10 +323,12 @@ static void sp_throttle_metrics(sp_filter *f, sp_buf *out)
         sp_throttle_label(out, e->key, e->klen);
         sp_buf_printf(out, "\"} %llu\n", (unsigned long long)e->dropped);
     }
-    sp_buf_printf(out, "shipper_filter_throttled_total{filter=\"%s\",class=\"other\",key=\"\"} %llu\n",
+    sp_buf_printf(out,
+                  "shipper_filter_throttled_total{filter=\"%s\",class=\"other\",key=\"\"} %llu\n",
                   f->name, (unsigned long long)t->other.dropped);
-    sp_buf_printf(out, "# TYPE shipper_filter_throttle_keys gauge\n"
-                       "shipper_filter_throttle_keys{filter=\"%s\"} %zu\n",
+    sp_buf_printf(out,
+                  "# TYPE shipper_filter_throttle_keys gauge\n"
+                  "shipper_filter_throttle_keys{filter=\"%s\"} %zu\n",
                   f->name, t->n);
 }
 
