@@ -94,6 +94,7 @@ typedef struct {
     size_t log_size;
     uint32_t containers;
     int eventtime;
+    int json; /* the log text is a JSON object: {"level":"info","code":200,"msg":"..."} */
     int ack;
     uint32_t conn; /* connection number, part of the container-independent log text */
 } bench_payload_opts_t;

@@ -318,6 +318,7 @@ void *bench_conn_thread(void *arg)
                                .log_size = (size_t)o->size,
                                .containers = (uint32_t)o->containers,
                                .eventtime = o->eventtime,
+                               .json = o->json,
                                .ack = o->ack,
                                .conn = c->id};
 

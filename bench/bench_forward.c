@@ -96,6 +96,8 @@ static void parse_opts(bench_fwd_opts_t *o, int argc, char **argv)
             o->ack = 1;
         } else if (strcmp(argv[i], "--eventtime") == 0) {
             o->eventtime = 1;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            o->json = 1;
         } else if (strcmp(argv[i], "--quiet") == 0) {
             o->quiet = 1;
         } else {

@@ -13,7 +13,7 @@ static void usage(FILE *f)
     fputs("usage: shipper-bench forward [--addr HOST:PORT|unix:///PATH] "
           "[--mode message|forward|packed|compressed]\n"
           "                             [--records N] [--size BYTES] [--conns C] [--batch B]\n"
-          "                             [--ack] [--window W] [--ack-timeout SEC] [--eventtime]\n"
+          "                             [--ack] [--window W] [--ack-timeout SEC] [--eventtime] [--json]\n"
           "                             [--tag T] [--containers K] [--stamp-file FILE] "
           "[--quiet]\n"
           "       shipper-bench jsonfile --out FILE [--records N] [--size BYTES]\n"

@@ -158,8 +158,21 @@ static void put_record(bench_buf_t *b, bench_enc_t *e)
     bench_mp_cstr(b, "log");
     bench_mp_str_header(b, o->log_size);
     char *text = bench_buf_reserve(b, o->log_size);
-    int head = bench_log_fill(text, o->log_size, o->conn, e->nrec, e->first_seq + e->nrec, 0);
-    if (e->seq_off != NULL && head) e->seq_off[e->nrec] = b->len + BENCH_SEQ_OFFSET;
+    /* --json: the same text as the "msg" of a JSON object, made safe to embed unescaped. */
+    static const char jpre[] = "{\"level\":\"info\",\"code\":200,\"msg\":\"";
+    size_t skip = 0;
+    if (o->json && o->log_size >= sizeof jpre - 1 + 2 + BENCH_HEAD_LEN) {
+        skip = sizeof jpre - 1;
+        memcpy(text, jpre, skip);
+    }
+    size_t tlen = skip ? o->log_size - skip - 2 : o->log_size;
+    int head = bench_log_fill(text + skip, tlen, o->conn, e->nrec, e->first_seq + e->nrec, 0);
+    if (skip) {
+        for (size_t k = skip; k < skip + tlen; k++)
+            if (text[k] == '"' || text[k] == '\\' || (unsigned char)text[k] < 0x20) text[k] = '_';
+        memcpy(text + skip + tlen, "\"}", 2);
+    }
+    if (e->seq_off != NULL && head) e->seq_off[e->nrec] = b->len + skip + BENCH_SEQ_OFFSET;
     b->len += o->log_size;
     e->nrec++;
 }

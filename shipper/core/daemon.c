@@ -198,6 +198,10 @@ int sp_daemon_run(sp_daemon *d)
     r->ninputs = d->ninputs;
     r->outputs = d->outputs;
     r->noutputs = d->noutputs;
+    r->filters = d->filters;
+    r->nfilters = d->nfilters;
+    for (size_t i = 0; i < d->nfilters; i++)
+        d->filters[i]->router = r;
     uv_timer_init(&d->loop, &d->grace);
     d->grace.data = d;
     uv_signal_init(&d->loop, &d->sigterm);

@@ -66,6 +66,18 @@ static const sp_conf_field sp_daemon_input_common[] = {
     {"name", SP_CONF_STR, offsetof(sp_input_common, name), NULL, "name in metrics"},
     SP_CONF_END};
 
+typedef struct {
+    char *type;
+    char *match;
+    char *name;
+} sp_filter_common;
+
+static const sp_conf_field sp_daemon_filter_common[] = {
+    {"type", SP_CONF_STR, offsetof(sp_filter_common, type), NULL, "the filter type"},
+    {"match", SP_CONF_STR, offsetof(sp_filter_common, match), "*", "glob on the record's tag"},
+    {"name", SP_CONF_STR, offsetof(sp_filter_common, name), NULL, "name in metrics"},
+    SP_CONF_END};
+
 static const char *const sp_daemon_common_keys[] = {"type",      "match",   "name",
                                                     "retry_max", "workers", NULL};
 
@@ -109,6 +121,7 @@ typedef struct {
      * the common settings and the type's own. 0, or -1 with err set. */
     int (*add)(sp_daemon *d, const sp_node *n, size_t k, int index, char *name, void *conf,
                void *common, sp_conf_err *err);
+    int optional; /* the list may be absent */
 } sp_daemon_kind;
 
 static int sp_daemon_input_at(size_t k, sp_daemon_type_info *info)
@@ -125,6 +138,30 @@ static int sp_daemon_output_at(size_t k, sp_daemon_type_info *info)
     if (!t) return 0;
     *info = (sp_daemon_type_info){t->name, t->fields, t->conf_size, t->unsupported, NULL};
     return 1;
+}
+
+static int sp_daemon_filter_at(size_t k, sp_daemon_type_info *info)
+{
+    const sp_filter_type *t = sp_filter_types[k];
+    if (!t) return 0;
+    *info = (sp_daemon_type_info){t->name, t->fields, t->conf_size, NULL, t->planned};
+    return 1;
+}
+
+static int sp_daemon_add_filter(sp_daemon *d, const sp_node *n, size_t k, int index, char *name,
+                                void *conf, void *common_, sp_conf_err *err)
+{
+    sp_filter_common *common = common_;
+    sp_filter *f = sp_calloc(1, sizeof *f);
+    d->filters = sp_realloc(d->filters, (d->nfilters + 1) * sizeof *d->filters);
+    d->filters[d->nfilters++] = f;
+    f->type = sp_filter_types[k];
+    f->index = index;
+    f->line = n->line;
+    f->conf = conf;
+    f->name = name;
+    f->match = strdup(common->match ? common->match : "*");
+    return f->type->check ? f->type->check(f, n, err) : 0;
 }
 
 static int sp_daemon_add_input(sp_daemon *d, const sp_node *n, size_t k, int index, char *name,
@@ -178,6 +215,14 @@ static const sp_daemon_kind sp_daemon_outputs = {"outputs",
                                                  offsetof(sp_output_common, name),
                                                  sp_daemon_output_at,
                                                  sp_daemon_add_output};
+static const sp_daemon_kind sp_daemon_filters = {.list = "filters",
+                                                 .one = "filter",
+                                                 .max = 64, /* a mask per tag */
+                                                 .common_fields = sp_daemon_filter_common,
+                                                 .name_off = offsetof(sp_filter_common, name),
+                                                 .type_at = sp_daemon_filter_at,
+                                                 .add = sp_daemon_add_filter,
+                                                 .optional = 1};
 
 /* The registered type called `tname` (its index in `k`), or -1 with an "unknown type" error that
  * lists the registered names (the plugins this binary was built with). */
@@ -246,6 +291,7 @@ static int sp_daemon_load_one(sp_daemon *d, const sp_daemon_kind *kind, const sp
     union {
         sp_input_common in;
         sp_output_common out;
+        sp_filter_common filter;
     } common = {0};
     if (sp_daemon_component(n, section, &common, kind->common_fields, conf, t.fields, err)) {
         sp_conf_free(&common, kind->common_fields);
@@ -269,6 +315,7 @@ static int sp_daemon_load_one(sp_daemon *d, const sp_daemon_kind *kind, const sp
 static int sp_daemon_load_list(sp_daemon *d, const sp_daemon_kind *kind, const sp_node *seq,
                                sp_conf_err *err)
 {
+    if (!seq && kind->optional) return 0;
     if (!seq) {
         sp_conf_error(err, 1, kind->list, "at least one %s is required", kind->one);
         return -1;
@@ -289,14 +336,14 @@ int sp_daemon_load(sp_daemon *d, const char *text, size_t len, sp_conf_err *err)
     sp_node *root = sp_yaml_parse(text, len, err);
     if (!root) return -1;
     int rc = -1;
-    static const char *const top[] = {"service", "buffer", "inputs", "outputs", NULL};
+    static const char *const top[] = {"service", "buffer", "filters", "inputs", "outputs", NULL};
     for (sp_node *c = root->child; c; c = c->next) {
         int ok = 0;
         for (const char *const *t = top; *t; t++)
             ok |= strcmp(*t, c->key) == 0;
         if (!ok) {
             sp_conf_error(err, c->line, c->key,
-                          "unknown key (expected service, buffer, inputs, outputs)");
+                          "unknown key (expected service, buffer, filters, inputs, outputs)");
             goto out;
         }
     }
@@ -327,6 +374,7 @@ int sp_daemon_load(sp_daemon *d, const char *text, size_t len, sp_conf_err *err)
                       "needs service.state_dir");
         goto out;
     }
+    if (sp_daemon_load_list(d, &sp_daemon_filters, sp_node_get(root, "filters"), err)) goto out;
     if (sp_daemon_load_list(d, &sp_daemon_inputs, sp_node_get(root, "inputs"), err)) goto out;
     for (size_t i = 0; i < d->ninputs; i++)
         if (d->inputs[i]->needs_spool && !d->buffer.spool) {
@@ -347,6 +395,13 @@ void sp_daemon_print(const sp_daemon *d, sp_buf *out)
     sp_conf_print(out, &d->service, sp_daemon_service_fields, 2, NULL);
     SP_BUF_LIT(out, "buffer:\n");
     sp_conf_print(out, &d->buffer, sp_daemon_buffer_fields, 2, NULL);
+    if (d->nfilters) SP_BUF_LIT(out, "filters:\n");
+    for (size_t i = 0; i < d->nfilters; i++) {
+        sp_filter *f = d->filters[i];
+        sp_buf_printf(out, "  - type: %s\n    name: %s\n    match: \"%s\"\n", f->type->name,
+                      f->name, f->match);
+        sp_conf_print(out, f->conf, f->type->fields, 4, NULL);
+    }
     SP_BUF_LIT(out, "inputs:\n");
     for (size_t i = 0; i < d->ninputs; i++) {
         sp_input *in = d->inputs[i];
@@ -381,8 +436,18 @@ void sp_daemon_free(sp_daemon *d)
         free(o->match);
         free(o);
     }
+    for (size_t i = 0; i < d->nfilters; i++) {
+        sp_filter *f = d->filters[i];
+        if (f->type->free) f->type->free(f);
+        sp_conf_free(f->conf, f->type->fields);
+        free(f->conf);
+        free(f->name);
+        free(f->match);
+        free(f);
+    }
     free(d->inputs);
     free(d->outputs);
+    free(d->filters);
     sp_conf_free(&d->service, sp_daemon_service_fields);
     sp_conf_free(&d->buffer, sp_daemon_buffer_fields);
 }

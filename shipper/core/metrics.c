@@ -1,5 +1,6 @@
 /* Prometheus text exposition of every counter the daemon keeps. */
 #include "daemon.h"
+#include "filters.h"
 #include "spool.h"
 #include "upgrade.h"
 
@@ -21,6 +22,7 @@ void sp_metrics_render(const sp_daemon *d, sp_buf *out)
     for (size_t i = 0; i < d->ninputs; i++)
         sp_reasons_render(&d->inputs[i]->errors, out, "shipper_input_errors_total", "input",
                           d->inputs[i]->name);
+    sp_filters_metrics(d, out);
     SP_BUF_LIT(out, "# TYPE shipper_output_records_total counter\n");
     for (size_t i = 0; i < d->noutputs; i++) {
         const sp_output *o = d->outputs[i];

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "filters.h"
 #include "listenfds.h"
 #include "router.h"
 #include "upgrade.h"
@@ -15,6 +16,15 @@
 
 void sp_input_batch_add(sp_input *in, sp_input_batch *b, sp_slice tag, const sp_record *r)
 {
+    sp_record filtered;
+    if (in->router->nfilters) { /* the filter stage: the one place records enter the buffer */
+        filtered = *r;
+        if (sp_filters_apply(in->router, 0, tag, &filtered) == SP_FILTER_DROP) {
+            in->records++; /* read, and counted by the filter that dropped it */
+            return;
+        }
+        r = &filtered;
+    }
     if (!b->chunk) {
         b->chunk = sp_router_chunk(in->router, tag);
         b->before = b->chunk->data.len;

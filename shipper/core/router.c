@@ -115,9 +115,18 @@ static sp_tagent *sp__tag(sp_router *r, sp_slice tag)
     e->hash = h;
     for (size_t i = 0; i < r->noutputs; i++)
         if (fnmatch(r->outputs[i]->match, e->tag, 0) == 0) e->outputs |= 1ULL << i;
+    for (size_t i = 0; i < r->nfilters; i++)
+        if (fnmatch(r->filters[i]->match, e->tag, 0) == 0) e->filters |= 1ULL << i;
     r->tags[j] = e;
     if (++r->ntags * 2 > r->tags_cap) sp__tags_grow(r);
     return r->last_tag = e;
+}
+
+uint64_t sp_router_filter_mask(sp_router *r, sp_slice tag)
+{
+    sp_tagent *e = sp__tag(r, tag);
+    e->last_ms = uv_now(r->loop);
+    return e->filters;
 }
 
 /* Forgets tags unused for a while, so a host with container churn doesn't grow the table.
@@ -514,6 +523,8 @@ static void sp__tick_cb(uv_timer_t *t)
     for (size_t i = 0; i < r->ninputs; i++)
         if (r->inputs[i]->type->tick && !r->inputs[i]->closed)
             r->inputs[i]->type->tick(r->inputs[i], now);
+    for (size_t i = 0; i < r->nfilters; i++)
+        if (r->filters[i]->type->tick) r->filters[i]->type->tick(r->filters[i], now);
     sp__tags_expire(r, now);
 }
 

@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "chunk.h"
+#include "filter.h"
 #include "input.h"
 #include "log.h"
 #include "output.h"
@@ -22,6 +23,7 @@ typedef struct sp_tagent {
     uint64_t hash;
     sp_chunk *open;
     uint64_t outputs;
+    uint64_t filters; /* which filters match it */
     uint64_t last_ms;
 } sp_tagent;
 
@@ -31,6 +33,8 @@ typedef struct sp_router {
     size_t ninputs;
     sp_output **outputs;
     size_t noutputs;
+    struct sp_filter **filters; /* the filter stage, in order (filters.c) */
+    size_t nfilters;
     /* settings */
     uint64_t memory_limit;
     uint64_t chunk_size;
@@ -65,6 +69,8 @@ void sp_router_start(sp_router *r);
 
 /** The open chunk for `tag`, created if there is none. Append with sp_record_write to its data. */
 sp_chunk *sp_router_chunk(sp_router *r, sp_slice tag);
+/** The filters (bit i: filters[i]) whose `match` fits `tag`, computed once per tag. */
+uint64_t sp_router_filter_mask(sp_router *r, sp_slice tag);
 /** Accounts records appended to `c` since its data length was `len_before`; may close it. */
 void sp_router_commit(sp_router *r, sp_chunk *c, size_t len_before, uint32_t nrecords);
 /** Hands a closed chunk to its outputs (the spool calls it once the chunk is durable). */

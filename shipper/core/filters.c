@@ -1,0 +1,60 @@
+/*
+ * The filter stage (docs/filters.md): every filter whose `match` fits a record's tag, in the
+ * configured order, where records enter the buffer (sp_input_batch_add). The tag's filters are a
+ * mask computed once per tag by the router; a record no filter matches costs one tag lookup.
+ */
+#include "filters.h"
+
+#include "daemon.h"
+
+int sp_filters_apply(sp_router *rt, size_t from, sp_slice tag, sp_record *r)
+{
+    uint64_t mask = sp_router_filter_mask(rt, tag) >> from;
+    for (size_t i = from; mask; i++, mask >>= 1) {
+        if (!(mask & 1)) continue;
+        sp_filter *f = rt->filters[i];
+        if (f->type->apply(f, r, tag) == SP_FILTER_DROP) {
+            f->dropped++;
+            return SP_FILTER_DROP;
+        }
+        f->kept++;
+    }
+    return SP_FILTER_KEEP;
+}
+
+void sp_filter_count(sp_filter *f, const char *result)
+{
+    sp_reasons_add(&f->results, result);
+}
+
+void sp_filter_emit(sp_filter *f, sp_slice tag, const sp_record *r0)
+{
+    sp_router *rt = f->router;
+    if (!rt || rt->stopping) return;
+    sp_record r = *r0;
+    if (sp_filters_apply(rt, (size_t)f->index + 1, tag, &r) == SP_FILTER_DROP) return;
+    sp_chunk *c = sp_router_chunk(rt, tag);
+    size_t before = c->data.len;
+    sp_record_write(&c->data, &r);
+    sp_router_commit(rt, c, before, 1);
+}
+
+void sp_filters_metrics(const sp_daemon *d, sp_buf *out)
+{
+    if (!d->nfilters) return;
+    SP_BUF_LIT(out, "# TYPE shipper_filter_records_total counter\n");
+    for (size_t i = 0; i < d->nfilters; i++) {
+        const sp_filter *f = d->filters[i];
+        sp_buf_printf(out,
+                      "shipper_filter_records_total{filter=\"%s\",result=\"kept\"} %llu\n"
+                      "shipper_filter_records_total{filter=\"%s\",result=\"dropped\"} %llu\n",
+                      f->name, (unsigned long long)f->kept, f->name,
+                      (unsigned long long)f->dropped);
+        for (int k = 0; k < SP_REASONS_MAX && f->results.slot[k].name[0]; k++)
+            sp_buf_printf(out, "shipper_filter_records_total{filter=\"%s\",result=\"%s\"} %llu\n",
+                          f->name, f->results.slot[k].name,
+                          (unsigned long long)f->results.slot[k].n);
+    }
+    for (size_t i = 0; i < d->nfilters; i++)
+        if (d->filters[i]->type->metrics) d->filters[i]->type->metrics(d->filters[i], out);
+}

@@ -1,0 +1,331 @@
+/* Fields of a record for filters (filter.h): lookup by name, extras rebuilt without allocating
+ * per record, and the glob-or-regex patterns filters test fields with. */
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "filter.h"
+#include "mp.h"
+
+/* ---- lookup ---- */
+
+/* A scalar MessagePack value at `v` as text. */
+static int sp_fields_scalar_text(const uint8_t *p, const uint8_t *end, sp_slice *out, char *tmp,
+                                 size_t tmpcap)
+{
+    sp_mp_obj o;
+    if (sp_mp_read(&p, end, &o)) return 0;
+    int n = -1;
+    switch (o.type) {
+    case SP_MP_STR:
+    case SP_MP_BIN:
+        *out = o.s;
+        return 1;
+    case SP_MP_UINT:
+        n = snprintf(tmp, tmpcap, "%llu", (unsigned long long)o.v.u);
+        break;
+    case SP_MP_INT:
+        n = snprintf(tmp, tmpcap, "%lld", (long long)o.v.i);
+        break;
+    case SP_MP_FLOAT:
+        n = snprintf(tmp, tmpcap, "%.17g", o.v.f);
+        break;
+    case SP_MP_BOOL:
+        n = snprintf(tmp, tmpcap, "%s", o.v.b ? "true" : "false");
+        break;
+    default:
+        return 0;
+    }
+    if (n < 0 || (size_t)n >= tmpcap) return 0;
+    *out = sp_slice_make(tmp, (size_t)n);
+    return 1;
+}
+
+/* Member `key` of the map at *p (raw value in *val). */
+static int sp_fields_map_find(const uint8_t *p, const uint8_t *end, uint32_t n, sp_slice key,
+                              sp_slice *val)
+{
+    int found = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        sp_mp_obj k;
+        if (sp_mp_read(&p, end, &k)) return found;
+        const uint8_t *v = p;
+        if (sp_mp_skip(&p, end)) return found;
+        if ((k.type == SP_MP_STR || k.type == SP_MP_BIN) && sp_slice_eq(k.s, key)) {
+            *val = sp_slice_make(v, (size_t)(p - v));
+            found = 1; /* keep going: the last one wins, as in the document */
+        }
+    }
+    return found;
+}
+
+int sp_extras_find(const sp_record *r, sp_slice key, sp_slice *val)
+{
+    const uint8_t *p = (const uint8_t *)r->extras.base;
+    return sp_fields_map_find(p, p + r->extras.len, r->nextras, key, val);
+}
+
+int sp_field_text(const sp_record *r, sp_slice tag, sp_slice name, sp_slice *out, char *tmp,
+                  size_t tmpcap)
+{
+    const sp_slice *fixed = NULL;
+    if (SP_SLICE_IS(name, "message"))
+        fixed = &r->message;
+    else if (SP_SLICE_IS(name, "stream"))
+        fixed = &r->stream;
+    else if (SP_SLICE_IS(name, "container.id"))
+        fixed = &r->container_id;
+    else if (SP_SLICE_IS(name, "container.name"))
+        fixed = &r->container_name;
+    else if (SP_SLICE_IS(name, "tag"))
+        fixed = &tag;
+    if (fixed) {
+        *out = *fixed;
+        return fixed->base != NULL;
+    }
+    sp_slice v;
+    if (sp_extras_find(r, name, &v))
+        return sp_fields_scalar_text((const uint8_t *)v.base, (const uint8_t *)v.base + v.len, out,
+                                     tmp, tmpcap);
+    /* A dotted path: the first part an extra, the rest members of nested maps. */
+    const uint8_t *p = (const uint8_t *)r->extras.base, *end = p + r->extras.len;
+    uint32_t n = r->nextras;
+    sp_slice rest = name;
+    while (rest.len) {
+        const char *dot = memchr(rest.base, '.', rest.len);
+        sp_slice part = sp_slice_make(rest.base, dot ? (size_t)(dot - rest.base) : rest.len);
+        if (!sp_fields_map_find(p, end, n, part, &v)) return 0;
+        p = (const uint8_t *)v.base;
+        end = p + v.len;
+        if (!dot) return sp_fields_scalar_text(p, end, out, tmp, tmpcap);
+        rest = sp_slice_make(dot + 1, rest.len - part.len - 1);
+        sp_mp_obj o;
+        if (sp_mp_read(&p, end, &o) || o.type != SP_MP_MAP) return 0;
+        n = o.v.n;
+    }
+    return 0;
+}
+
+/* ---- extras rebuilt ---- */
+
+typedef struct {
+    uint32_t off, len;   /* the whole pair in the buffer */
+    uint32_t koff, klen; /* the key's bytes */
+} sp_fields_pair;
+
+static uint64_t sp_fields_hash(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * 1099511628211ULL;
+    return h;
+}
+
+uint32_t sp_extras_dedup(sp_buf *buf, size_t at, uint32_t n, sp_buf *index, sp_buf *table)
+{
+    if (n < 2) return n;
+    index->len = 0;
+    sp_buf_reserve(index, n * sizeof(sp_fields_pair));
+    sp_fields_pair *pr = (sp_fields_pair *)index->base;
+    const uint8_t *base = (const uint8_t *)buf->base;
+    const uint8_t *p = base + at, *end = base + buf->len;
+    uint32_t m = 0;
+    for (; m < n; m++) {
+        const uint8_t *start = p;
+        sp_mp_obj k;
+        if (sp_mp_read(&p, end, &k)) break;
+        pr[m].koff = pr[m].klen = 0;
+        if (k.type == SP_MP_STR || k.type == SP_MP_BIN) {
+            pr[m].koff = (uint32_t)((const uint8_t *)k.s.base - base);
+            pr[m].klen = (uint32_t)k.s.len;
+        } else {
+            pr[m].klen = UINT32_MAX; /* not a string: never a duplicate */
+        }
+        if (sp_mp_skip(&p, end)) break;
+        pr[m].off = (uint32_t)(start - base);
+        pr[m].len = (uint32_t)(p - start);
+    }
+    if (m != n) return n; /* malformed: leave it (cannot happen for our own encodings) */
+    size_t cap = 16;
+    while (cap < (size_t)n * 2)
+        cap *= 2;
+    table->len = 0;
+    sp_buf_reserve(table, cap * sizeof(uint32_t));
+    uint32_t *t = (uint32_t *)table->base;
+    memset(t, 0xff, cap * sizeof(uint32_t));
+    int dup = 0;
+    /* From the last pair back: a key seen already (later) marks this pair dropped. */
+    for (uint32_t i = n; i-- > 0;) {
+        if (pr[i].klen == UINT32_MAX) continue;
+        const char *ks = (const char *)base + pr[i].koff;
+        size_t j = sp_fields_hash(ks, pr[i].klen) & (cap - 1);
+        for (; t[j] != UINT32_MAX; j = (j + 1) & (cap - 1)) {
+            sp_fields_pair *o = &pr[t[j]];
+            if (o->klen == pr[i].klen && memcmp(base + o->koff, ks, o->klen) == 0) break;
+        }
+        if (t[j] != UINT32_MAX) {
+            pr[i].len = 0;
+            dup = 1;
+        } else {
+            t[j] = i;
+        }
+    }
+    if (!dup) return n;
+    size_t w = at;
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!pr[i].len) continue;
+        memmove(buf->base + w, buf->base + pr[i].off, pr[i].len);
+        w += pr[i].len;
+        kept++;
+    }
+    buf->len = w;
+    return kept;
+}
+
+void sp_extras_begin(sp_extras_edit *e)
+{
+    e->out.len = 0;
+    e->n = 0;
+}
+
+void sp_extras_copy(sp_extras_edit *e, const sp_record *r, const sp_slice *skip, size_t nskip)
+{
+    if (!nskip) {
+        sp_buf_append(&e->out, r->extras.base, r->extras.len);
+        e->n += r->nextras;
+        return;
+    }
+    const uint8_t *p = (const uint8_t *)r->extras.base, *end = p + r->extras.len;
+    for (uint32_t i = 0; i < r->nextras; i++) {
+        const uint8_t *start = p;
+        sp_mp_obj k;
+        if (sp_mp_read(&p, end, &k) || sp_mp_skip(&p, end)) return;
+        int drop = 0;
+        if (k.type == SP_MP_STR || k.type == SP_MP_BIN)
+            for (size_t j = 0; j < nskip && !drop; j++)
+                drop = sp_slice_eq(k.s, skip[j]);
+        if (drop) continue;
+        sp_buf_append(&e->out, start, (size_t)(p - start));
+        e->n++;
+    }
+}
+
+void sp_extras_put_raw(sp_extras_edit *e, sp_slice key, sp_slice value)
+{
+    sp_mp_put_str(&e->out, key.base, key.len);
+    sp_buf_append(&e->out, value.base, value.len);
+    e->n++;
+}
+
+void sp_extras_put_str(sp_extras_edit *e, sp_slice key, sp_slice value)
+{
+    sp_mp_put_str(&e->out, key.base, key.len);
+    sp_mp_put_str(&e->out, value.base, value.len);
+    e->n++;
+}
+
+void sp_extras_put_pairs(sp_extras_edit *e, sp_slice pairs, uint32_t n)
+{
+    sp_buf_append(&e->out, pairs.base, pairs.len);
+    e->n += n;
+}
+
+void sp_extras_finish(sp_extras_edit *e, sp_record *r)
+{
+    e->n = sp_extras_dedup(&e->out, 0, e->n, &e->index, &e->table);
+    r->extras = sp_buf_slice(&e->out);
+    if (!r->extras.base) r->extras = sp_slice_make("", 0);
+    r->nextras = e->n;
+}
+
+void sp_extras_edit_free(sp_extras_edit *e)
+{
+    sp_buf_free(&e->out);
+    sp_buf_free(&e->index);
+    sp_buf_free(&e->table);
+}
+
+/* ---- patterns ---- */
+
+struct sp_pattern {
+    char *glob;
+    int simple; /* only '*' and '?': matched on the slice itself */
+    pcre2_code *re;
+    pcre2_match_data *md;
+    sp_buf tmp; /* a NUL-terminated copy for fnmatch */
+};
+
+sp_pattern *sp_pattern_new(const char *text, char *why, size_t whycap)
+{
+    sp_pattern *p = sp_calloc(1, sizeof *p);
+    size_t n = strlen(text);
+    if (n >= 2 && text[0] == '/' && text[n - 1] == '/') {
+        int ec;
+        PCRE2_SIZE eo;
+        p->re = pcre2_compile((PCRE2_SPTR)text + 1, n - 2, PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &ec,
+                              &eo, NULL);
+        if (!p->re) {
+            char msg[256];
+            pcre2_get_error_message(ec, (PCRE2_UCHAR *)msg, sizeof msg);
+            snprintf(why, whycap, "regex %s: %s at offset %zu", text, msg, (size_t)eo);
+            free(p);
+            return NULL;
+        }
+        pcre2_jit_compile(p->re, PCRE2_JIT_COMPLETE); /* falls back to the interpreter */
+        p->md = pcre2_match_data_create_from_pattern(p->re, NULL);
+        return p;
+    }
+    p->glob = strdup(text);
+    p->simple = strpbrk(text, "[\\") == NULL;
+    return p;
+}
+
+/* '*' and '?' on a slice, with the usual backtracking to the last star. */
+static int sp_pattern_glob(const char *g, const char *s, size_t n)
+{
+    const char *star = NULL;
+    size_t i = 0, mark = 0;
+    while (i < n) {
+        if (*g == '?' || (*g && *g != '*' && *g == s[i])) {
+            g++;
+            i++;
+        } else if (*g == '*') {
+            star = g++;
+            mark = i;
+        } else if (star) {
+            g = star + 1;
+            i = ++mark;
+        } else {
+            return 0;
+        }
+    }
+    while (*g == '*')
+        g++;
+    return *g == 0;
+}
+
+int sp_pattern_match(sp_pattern *p, sp_slice s)
+{
+    if (p->re)
+        return pcre2_match(p->re, (PCRE2_SPTR)(s.base ? s.base : ""), s.len, 0, 0, p->md, NULL) >=
+               0;
+    if (p->simple) return sp_pattern_glob(p->glob, s.base, s.len);
+    p->tmp.len = 0;
+    sp_buf_append(&p->tmp, s.base, s.len);
+    sp_buf_putc(&p->tmp, 0);
+    return fnmatch(p->glob, p->tmp.base, 0) == 0;
+}
+
+void sp_pattern_free(sp_pattern *p)
+{
+    if (!p) return;
+    free(p->glob);
+    if (p->md) pcre2_match_data_free(p->md);
+    if (p->re) pcre2_code_free(p->re);
+    sp_buf_free(&p->tmp);
+    free(p);
+}

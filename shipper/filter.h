@@ -1,0 +1,123 @@
+/*
+ * The filter interface: an ordered stage between the inputs and the buffer (docs/filters.md).
+ * Part of the plugin SDK (docs/architecture.md, "The plugin SDK"): a filter sees this header and
+ * the leaf utilities, never the core's own headers. The core runs every filter whose `match`
+ * fits a record's tag, in the configured order, on the loop thread, where records enter the
+ * buffer (sp_input_batch_add); a filter keeps the record, drops it, or rewrites it.
+ *
+ * Rewriting: `r`'s slices (message, stream, extras...) may be pointed at the filter's own
+ * buffers, which must stay valid until the filter's next `apply` (the core copies the record
+ * into the chunk before that). Reuse those buffers: a filter allocates nothing per record in the
+ * common case.
+ */
+#ifndef SP_FILTER_H
+#define SP_FILTER_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "log.h"
+#include "reasons.h"
+#include "record.h"
+
+typedef struct sp_filter sp_filter;
+struct sp_router;
+
+enum { SP_FILTER_KEEP = 0, SP_FILTER_DROP = 1 };
+
+/** What a filter type declares: its settings and its callbacks. */
+typedef struct {
+    const char *name;            /* the `type:` value */
+    const sp_conf_field *fields; /* settings; the struct is `conf_size` bytes */
+    size_t conf_size;
+    const char *const *planned; /* keys rejected as "not supported yet (planned)" */
+    /** Validates the settings and prepares the instance (f->data: compiled patterns, scratch
+     * buffers); 0, or -1 with err set. Runs for --check too. */
+    int (*check)(sp_filter *f, const sp_node *n, sp_conf_err *err);
+    /** One record: SP_FILTER_KEEP (possibly rewritten) or SP_FILTER_DROP. */
+    int (*apply)(sp_filter *f, sp_record *r, sp_slice tag);
+    /** Several times a second on the loop: windows, summaries (sp_filter_emit). Optional. */
+    void (*tick)(sp_filter *f, uint64_t now_ms);
+    /** Appends filter-specific Prometheus lines. Optional. */
+    void (*metrics)(sp_filter *f, sp_buf *out);
+    /** Frees f->data. Optional. */
+    void (*free)(sp_filter *f);
+} sp_filter_type;
+
+struct sp_filter {
+    const sp_filter_type *type;
+    char *name; /* for metrics: the type, or type.N when there are several */
+    int index;  /* its place in `filters:` */
+    int line;
+    char *match; /* glob on the tag */
+    void *conf;
+    void *data;
+    struct sp_router *router; /* set when the daemon runs */
+    uint64_t kept, dropped;   /* counted by the core */
+    sp_reasons results;       /* other outcomes the filter counts (sp_filter_count) */
+};
+
+/* Log lines about a filter instance: "filter <name>: " and the message. */
+#define sp_flt_error(f, fmt, ...) sp_error("filter %s: " fmt, (f)->name, ##__VA_ARGS__)
+#define sp_flt_warn(f, fmt, ...) sp_warn("filter %s: " fmt, (f)->name, ##__VA_ARGS__)
+#define sp_flt_info(f, fmt, ...) sp_info("filter %s: " fmt, (f)->name, ##__VA_ARGS__)
+
+/** Counts one outcome besides kept/dropped ("unparsed", "redacted"): a `result` label of
+ * shipper_filter_records_total. */
+void sp_filter_count(sp_filter *f, const char *result);
+/**
+ * Adds a record the filter makes (throttle's summary) to the buffer: it goes through the
+ * filters after `f`, then into the open chunk of `tag`. From `tick` only (never inside `apply`:
+ * an input's batch may be open then).
+ */
+void sp_filter_emit(sp_filter *f, sp_slice tag, const sp_record *r);
+
+/* ---- fields (shipper/fields.c) ---- */
+
+/**
+ * The value of field `name` of `r` as text in *out: `message`, `stream`, `tag`, `container.id`,
+ * `container.name`, or an extra: a top-level key, else a dotted path into nested maps
+ * (`user.id`). A number or bool is written as text into tmp[0..tmpcap). 1 when present and a
+ * scalar, 0 otherwise.
+ */
+int sp_field_text(const sp_record *r, sp_slice tag, sp_slice name, sp_slice *out, char *tmp,
+                  size_t tmpcap);
+/** The raw MessagePack value of extra `key` (top level) in *val; 1 found (the last one when the
+ * key repeats), 0 not. */
+int sp_extras_find(const sp_record *r, sp_slice key, sp_slice *val);
+
+/**
+ * Rebuilding a record's extras without allocating per record: start, put pairs, finish. Keys
+ * put later replace earlier pairs with the same key (the old extras included): the last one
+ * wins, so a document never has a key twice.
+ */
+typedef struct {
+    sp_buf out;   /* the new extras (the filter keeps it: the record points into it) */
+    sp_buf index; /* scratch: pair offsets */
+    sp_buf table; /* scratch: hash table for duplicate keys */
+    uint32_t n;
+} sp_extras_edit;
+
+void sp_extras_begin(sp_extras_edit *e);
+/** Appends every pair of r's extras except those whose key is in skip[0..nskip). */
+void sp_extras_copy(sp_extras_edit *e, const sp_record *r, const sp_slice *skip, size_t nskip);
+/** Appends a pair: key (a string) and an already encoded value. */
+void sp_extras_put_raw(sp_extras_edit *e, sp_slice key, sp_slice value);
+void sp_extras_put_str(sp_extras_edit *e, sp_slice key, sp_slice value);
+/** Appends pairs already encoded in buf (n of them): a parser's output. */
+void sp_extras_put_pairs(sp_extras_edit *e, sp_slice pairs, uint32_t n);
+/** Drops earlier pairs whose key repeats and points r->extras/nextras at the result. */
+void sp_extras_finish(sp_extras_edit *e, sp_record *r);
+void sp_extras_edit_free(sp_extras_edit *e);
+/** In place: drops all but the last of pairs with the same key in a map's `n` pairs at
+ * buf[at..buf->len); returns the new count. `index`/`table` are scratch. */
+uint32_t sp_extras_dedup(sp_buf *buf, size_t at, uint32_t n, sp_buf *index, sp_buf *table);
+
+/** Glob (fnmatch) or, written /.../, a regex (PCRE2): a pattern a filter tests fields with. */
+typedef struct sp_pattern sp_pattern;
+/** Compiles `text`; NULL with a message in why[0..whycap) when it is not valid. */
+sp_pattern *sp_pattern_new(const char *text, char *why, size_t whycap);
+int sp_pattern_match(sp_pattern *p, sp_slice s);
+void sp_pattern_free(sp_pattern *p);
+
+#endif

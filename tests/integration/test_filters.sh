@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# The filter stage against real Docker containers (fluentd driver into the forward input, and
+# json-file read by docker_logs), documents on the stdout output (docs/filters.md):
+# parse json (fields at the top level, a colliding key prefixed with "_", a line that is not JSON
+# passes unchanged and is counted), parse logfmt from json-file under `into` without the original,
+# parse regex (named groups), modify (add from ${ENV}, rename, remove), select drops a container by
+# name glob, redact masks an e-mail address, a Luhn-valid card number and a bearer token (and
+# leaves a number that fails Luhn alone), throttle drops a burst above rate (counted, and summary
+# records say how many).
+. "$(dirname "$0")/lib.sh"
+need_docker
+
+P="flt$$"
+FP=$(free_port)
+HTTP=127.0.0.1:$(free_port)
+export FLT_ENV=prod-$$
+cat >"$T/cfg.yaml" <<CFG
+service: {http_listen: "$HTTP", grace: 5s}
+buffer: {flush_interval: 200ms}
+filters:
+  - type: select
+    name: quiet
+    exclude: {container.name: "$P-noisy*"}
+  - type: parse
+    name: json
+    match: "*.$P-json*"
+    format: json
+  - type: modify
+    match: "*.$P-json*"
+    add: {env: "\${FLT_ENV}"}
+    rename: {lvl: level}
+    remove: [secret]
+  - type: parse
+    name: kv
+    match: "docker.$P-kv*"
+    format: logfmt
+    into: kv
+    keep_original: false
+  - type: parse
+    name: rx
+    match: "*.$P-rx*"
+    format: regex
+    pattern: '^(?<method>[A-Z]+) (?<path>\S+) (?<status>\d+)$'
+  - type: redact
+    match: "*.$P-pii*"
+    builtins: [email, card, bearer]
+  - type: throttle
+    match: "*.$P-burst*"
+    key: container.id
+    rate: 1/s
+    burst: 50
+    action: drop
+inputs:
+  - type: forward
+    listen: 127.0.0.1:$FP
+  - type: docker_logs
+    path: /var/lib/docker/containers
+    read_from: end
+outputs:
+  - type: stdout
+    match: "*.$P-*"
+CFG
+
+"$SHIPPER" --check -c "$T/cfg.yaml" >"$T/check.out" 2>&1
+check "--check accepts the filters" [ $? = 0 ]
+check "--check prints the filters" grep -q "type: throttle" "$T/check.out"
+
+start_shipper s -c "$T/cfg.yaml"
+wait_ready "$HTTP" || { cat "$T/s.err"; exit 1; }
+
+fwd() { # NAME COMMAND: a container logging through the fluentd driver
+    track_container "$P-$1"
+    docker run -d --name "$P-$1" --network none --log-driver=fluentd \
+        --log-opt "fluentd-address=127.0.0.1:$FP" --log-opt "tag=fwd.{{.Name}}" \
+        "$IMAGE" sh -c "$2" >/dev/null || fail "docker run $1"
+}
+jf() { # NAME COMMAND: a container logging to json-file
+    track_container "$P-$1"
+    docker run -d --name "$P-$1" --network none "$IMAGE" sh -c "$2" >/dev/null ||
+        fail "docker run $1"
+}
+fwd json "echo '{\"lvl\":\"info\",\"msg\":\"hello\",\"user\":{\"id\":7,\"roles\":[\"a\",\"b\"]},\"message\":\"inner\",\"secret\":\"s3\"}'; echo 'not json at all'; echo '{\"a\":1,\"a\":2}'"
+jf kv "echo 'level=warn msg=\"disk full\" code=42 flag'"
+fwd rx "echo 'GET /index.html 200'; echo 'nope'"
+fwd noisy "i=0; while [ \$i -lt 100 ]; do echo noise \$i; i=\$((i+1)); done"
+fwd pii "echo 'mail bob.smith@example.com card 4111 1111 1111 1111 other 1234 5678 9012 3456 auth: Bearer abc.DEF-123'"
+fwd burst "i=0; while [ \$i -lt 500 ]; do echo burst \$i; i=\$((i+1)); done"
+fwd after "echo after-all"
+
+for c in json kv rx noisy pii burst after; do
+    timeout 120 docker wait "$P-$c" >/dev/null || fail "container $c did not finish"
+done
+wait_metric "$HTTP" 'shipper_filter_records_total{filter="quiet",result="dropped"}' 100 30 ||
+    fail "select did not drop the noisy container"
+wait_metric "$HTTP" 'shipper_filter_records_total{filter="throttle",result="dropped"}' 400 30 ||
+    fail "throttle did not drop the burst"
+wait_metric "$HTTP" 'shipper_filter_records_total{filter="json",result="unparsed"}' 1 30 ||
+    fail "parse json did not count the line that is not JSON"
+for _ in $(seq 100); do grep -q '"kv":' "$T/s.out" && grep -q after-all "$T/s.out" && break; sleep 0.2; done
+sleep 1.5 # one throttle window: its summary record
+curl -sf "http://$HTTP/metrics" >"$T/metrics"
+stop_shipper
+check_eq "shipper exit code on SIGTERM" 0 "$SHIPPER_RC"
+grep shipper_filter "$T/metrics"
+
+python3 - "$T/s.out" "$P" "$FLT_ENV" "$T/metrics" <<'PY' || FAILS=$((FAILS + 1))
+import json, sys
+path, p, env, mpath = sys.argv[1:5]
+docs = [json.loads(l) for l in open(path)]
+metrics = {}
+for l in open(mpath):
+    if l.startswith("shipper_filter"):
+        k, v = l.rsplit(" ", 1)
+        metrics[k] = float(v)
+by = {}
+for d in docs:
+    by.setdefault(d.get("container", {}).get("name"), []).append(d)
+bad = 0
+def expect(cond, what):
+    global bad
+    print(("ok: " if cond else "FAIL: ") + what)
+    bad += 0 if cond else 1
+j = by.get(p + "-json", [])
+expect(len(j) == 3, "json container: 3 documents (got %d)" % len(j))
+if len(j) == 3:
+    d = j[0]
+    expect(d.get("level") == "info" and d.get("msg") == "hello", "json fields at the top level, lvl renamed to level: %s" % d)
+    expect(d.get("user") == {"id": 7, "roles": ["a", "b"]}, "nested object and array kept as such")
+    expect(d.get("_message") == "inner" and d["message"].startswith('{"lvl"'), "colliding key message -> _message, original kept")
+    expect("secret" not in d and d.get("env") == env, "modify: secret removed, env added from ${FLT_ENV}")
+    expect(j[1]["message"] == "not json at all" and "msg" not in j[1], "a line that is not JSON passes unchanged")
+    expect(j[2].get("a") == 2 and list(j[2]).count("a") == 1, "duplicate keys: the last one wins")
+k = by.get(p + "-kv", [])
+expect(len(k) == 1 and k[0].get("kv") == {"level": "warn", "msg": "disk full", "code": "42", "flag": True}
+       and "message" not in k[0], "logfmt under kv, original dropped: %s" % k)
+r = by.get(p + "-rx", [])
+expect(len(r) == 2 and r[0].get("method") == "GET" and r[0].get("path") == "/index.html" and r[0].get("status") == "200",
+       "regex named groups: %s" % r[:1])
+expect(len(r) == 2 and "method" not in r[1] and r[1]["message"] == "nope", "regex: a line that does not match passes")
+expect(p + "-noisy" not in by, "select: the noisy container is dropped")
+pii = by.get(p + "-pii", [])
+m = pii[0]["message"] if pii else ""
+expect("bob.smith@example.com" not in m and "4111 1111 1111 1111" not in m and "abc.DEF-123" not in m
+       and m.count("[REDACTED]") == 3 and "1234 5678 9012 3456" in m and "Bearer [REDACTED]" in m, "redact: %s" % m)
+b = by.get(p + "-burst", [])
+kept = [d for d in b if d.get("message", "").startswith("burst ")]
+summ = [d for d in b if "throttle" in d]
+dropped = metrics.get('shipper_filter_records_total{filter="throttle",result="dropped"}', 0)
+expect(50 <= len(kept) <= 60 and len(kept) + dropped == 500, "throttle: burst 50 + 1/s kept (%d), the rest dropped (%d)" % (len(kept), dropped))
+expect([d["message"] for d in kept[:50]] == ["burst %d" % i for i in range(50)], "throttle keeps the first burst in order")
+expect(summ and sum(d["throttle"]["dropped"] for d in summ) == dropped, "summary records count the drops: %s" % [d.get("throttle") for d in summ])
+expect(len(by.get(p + "-after", [])) == 1, "a container no filter matches passes")
+sys.exit(1 if bad else 0)
+PY
+finish

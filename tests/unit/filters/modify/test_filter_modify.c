@@ -1,0 +1,53 @@
+/* modify: remove, rename, copy, add (only when absent), set; message as a field; ${ENV}. */
+#include "../filter_unit.h"
+
+static void test_modify(void **st)
+{
+    setenv("FLT_UNIT_ENV", "prod", 1);
+    assert_int_equal(flt_load("  - type: modify\n    remove: [secret, message]\n"
+                              "    rename: {lvl: level, message: original}\n"
+                              "    copy: {level: severity}\n"
+                              "    add: {env: \"${FLT_UNIT_ENV}\", keep: no, level: dropped}\n"
+                              "    set: {forced: yes}\n"),
+                     0);
+    sp_buf ex = {0};
+    sp_mp_put_str(&ex, "secret", 6);
+    sp_mp_put_str(&ex, "s3", 2);
+    sp_mp_put_str(&ex, "lvl", 3);
+    sp_mp_put_str(&ex, "info", 4);
+    sp_mp_put_str(&ex, "keep", 4);
+    sp_mp_put_uint(&ex, 1);
+    sp_mp_put_str(&ex, "forced", 6);
+    sp_mp_put_str(&ex, "old", 3);
+    sp_record r = flt_rec("text", 4, &ex, 4);
+    assert_int_equal(flt_run(0, &r), SP_FILTER_KEEP);
+    assert_lacks(flt_doc, "secret");
+    assert_lacks(flt_doc, "\"message\"");
+    assert_lacks(flt_doc, "lvl");
+    assert_has(flt_doc, "\"keep\":1");         /* add does not overwrite */
+    assert_has(flt_doc, "\"env\":\"prod\"");   /* ${ENV} */
+    assert_has(flt_doc, "\"level\":\"info\""); /* renamed, and add left it */
+    assert_lacks(flt_doc, "dropped");
+    assert_lacks(flt_doc, "severity"); /* copy reads the record as it came: no `level` yet */
+    assert_has(flt_doc, "\"forced\":\"yes\"");
+    assert_lacks(flt_doc, "old");
+    assert_has(flt_doc, "\"original\":\"text\"");
+    /* Empty record: only what add/set make. */
+    r = flt_rec(NULL, 0, NULL, 0);
+    flt_run(0, &r);
+    assert_has(flt_doc, "\"tag\":\"fwd.web-1\",\"env\":\"prod\",\"keep\":\"no\",\"level\":"
+                        "\"dropped\",\"forced\":\"yes\"}");
+    sp_buf_free(&ex);
+    flt_unload();
+    assert_int_equal(flt_load("  - type: modify\n"), -1);
+    assert_has(flt_err.msg, "needs remove, rename, copy, add or set");
+    unsetenv("FLT_UNIT_ENV_MISSING");
+    assert_int_equal(flt_load("  - type: modify\n    add: {a: \"${FLT_UNIT_ENV_MISSING}\"}\n"), -1);
+    flt_unload();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_modify)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
