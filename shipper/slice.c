@@ -40,6 +40,13 @@ char *sp_strndup(const char *s, size_t n)
     return d;
 }
 
+void sp_buf_reserve_exact(sp_buf *b, size_t extra)
+{
+    if (b->cap - b->len >= extra) return;
+    b->base = sp_realloc(b->base, b->len + extra);
+    b->cap = b->len + extra;
+}
+
 void sp_buf_grow_(sp_buf *b, size_t extra)
 {
     if (b->cap - b->len >= extra) return;

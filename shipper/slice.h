@@ -50,6 +50,13 @@ static inline void sp_buf_reserve(sp_buf *b, size_t extra)
 {
     if (b->cap - b->len < extra) sp_buf_grow_(b, extra);
 }
+/**
+ * Makes room for exactly `extra` more bytes, not rounded up to a power of two: for large
+ * buffers sized once (chunks, frames), so 1.1 MiB does not take a 2 MiB block, which glibc
+ * would map and unmap on every use (the mmap threshold set in core/daemon.c), faulting its
+ * pages in each time.
+ */
+void sp_buf_reserve_exact(sp_buf *b, size_t extra);
 /** Appends bytes. */
 void sp_buf_append(sp_buf *b, const void *p, size_t n);
 /** Appends a printf-formatted string. */

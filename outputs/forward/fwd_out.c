@@ -85,7 +85,7 @@ static void sp_fwdout_send_job(sp_fwdout *fo, sp_fwdout_server *s, sp_fwdout_job
         if (!fo->frame.base && fo->nspare) fo->frame = fo->spare[--fo->nspare];
         fo->frame.len = 0;
         /* Room for the whole frame at once: no regrowth (and page faults) while encoding. */
-        sp_buf_reserve(&fo->frame, d->chunks[i]->data.len + d->chunks[i]->data.len / 4 + 512);
+        sp_buf_reserve_exact(&fo->frame, d->chunks[i]->data.len + d->chunks[i]->data.len / 4 + 512);
         if (!c || s->state != SP_FWDOUT_UP ||
             sp_fwdout_frame(&fo->frame, fo->scratch, d->chunks[i], fo->gz, f->id)) {
             if (c && s->state == SP_FWDOUT_UP)

@@ -176,7 +176,7 @@ static sp_chunk *sp__chunk_alloc(sp_router *r, sp_tagent *e, sp_slice tag)
         c->data.len = 0;
     } else {
         c = sp_calloc(1, sizeof *c);
-        sp_buf_reserve(&c->data, r->chunk_size + r->chunk_size / 8);
+        sp_buf_reserve_exact(&c->data, r->chunk_size + r->chunk_size / 8);
     }
     sp_list_init(&c->watchers);
     sp_list_init(&c->link);
