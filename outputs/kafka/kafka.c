@@ -208,11 +208,10 @@ static rd_kafka_resp_err_t sp__produce_one(sp_kafka *k, sp_kdel *kd, sp_kmsg *m)
                                 RD_KAFKA_V_END);
         if (err) rd_kafka_headers_destroy(h);
     } else {
-        err = rd_kafka_producev(k->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_VALUE(value, m->vlen),
-                                RD_KAFKA_V_KEY(m->key, m->klen), RD_KAFKA_V_OPAQUE(m),
-                                RD_KAFKA_V_TIMESTAMP(m->ts_ms),
-                                RD_KAFKA_V_HEADER("shipper-id", hex, (ssize_t)sizeof hex),
-                                RD_KAFKA_V_END);
+        err = rd_kafka_producev(
+            k->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_VALUE(value, m->vlen),
+            RD_KAFKA_V_KEY(m->key, m->klen), RD_KAFKA_V_OPAQUE(m), RD_KAFKA_V_TIMESTAMP(m->ts_ms),
+            RD_KAFKA_V_HEADER("shipper-id", hex, (ssize_t)sizeof hex), RD_KAFKA_V_END);
     }
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         m->state = SP_KM_INFLIGHT;

@@ -121,7 +121,9 @@ check "409s: records indexed directly and through Kafka (and re-consumed) collap
 check_eq "409s whose source differs from the stored document" 0 "$other"
 
 sum_metric() { local s=0 v; for i in 2 3 4; do v=$(metric "127.0.0.1:${IH[$i]}" "$1"); s=$((s + ${v%.*})); done; echo $s; }
-check_eq "invalid JSON messages counted" 1 "$(sum_metric 'shipper_kafka_input_invalid_total{input="kafka"}')"
+# at least once: a member that took it may lose the partition to a rebalance before its commit
+inv=$(sum_metric 'shipper_kafka_input_invalid_total{input="kafka"}')
+check "invalid JSON message counted ($inv; re-read after a rebalance counts again)" [ "$inv" -ge 1 ]
 
 # Lag 0: every partition's committed offset (reported by its owner) equals its high watermark.
 ok_lag=0
