@@ -77,6 +77,6 @@ check_eq "topic_key: records with route=per-a are in topic per-a" 5 "$(hwm_total
 stop_shipper
 check_eq "shipper exit code" 0 "$SHIPPER_RC"
 timeout 20 kcat -C -b "$BOOTSTRAP" -t per-a -o beginning -e -q -f '%h|%s\n' >"$T/pera.txt" 2>/dev/null
-check "static header and document" grep -q '^source=shipper-test|{.*"message":"routed 0"' "$T/pera.txt"
+check "static header, the record id header and document" grep -q '^source=shipper-test,shipper-id=[0-9a-f]\{32\}|{.*"message":"routed 0"' "$T/pera.txt"
 stop_kafka
 finish

@@ -1,0 +1,459 @@
+/*
+ * The kafka input's JSON reader: a document as the kafka output writes it, back into a record
+ * (docs/kafka.md, "The kafka input"). One pass, no tree: strings are unescaped into a scratch
+ * buffer, other members are converted to MessagePack extras as they are read.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kafka_in_int.h"
+#include "mp.h"
+
+#define SP_KAFKA_IN_DEPTH 32
+
+typedef struct {
+    const char *p, *end;
+    sp_kafka_in_scratch *s;
+    int depth;
+} sp_kafka_in_jp;
+
+static void sp_kafka_in_ws(sp_kafka_in_jp *j)
+{
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+        j->p++;
+}
+
+static int sp_kafka_in_hex4(const char *p, unsigned *out)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static void sp_kafka_in_utf8(sp_buf *b, unsigned cp)
+{
+    char u[4];
+    size_t n;
+    if (cp < 0x80) {
+        u[0] = (char)cp;
+        n = 1;
+    } else if (cp < 0x800) {
+        u[0] = (char)(0xc0 | (cp >> 6));
+        u[1] = (char)(0x80 | (cp & 0x3f));
+        n = 2;
+    } else if (cp < 0x10000) {
+        u[0] = (char)(0xe0 | (cp >> 12));
+        u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        u[2] = (char)(0x80 | (cp & 0x3f));
+        n = 3;
+    } else {
+        u[0] = (char)(0xf0 | (cp >> 18));
+        u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+        u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        u[3] = (char)(0x80 | (cp & 0x3f));
+        n = 4;
+    }
+    sp_buf_append(b, u, n);
+}
+
+/* A string at j->p ('"'): its unescaped bytes appended to `out`. */
+static int sp_kafka_in_str(sp_kafka_in_jp *j, sp_buf *out)
+{
+    if (j->p >= j->end || *j->p != '"') return -1;
+    j->p++;
+    for (;;) {
+        const char *run = j->p;
+        while (j->p < j->end && *j->p != '"' && *j->p != '\\' && (unsigned char)*j->p >= 0x20)
+            j->p++;
+        if (j->p > run) sp_buf_append(out, run, (size_t)(j->p - run));
+        if (j->p >= j->end || (unsigned char)*j->p < 0x20) return -1;
+        if (*j->p == '"') {
+            j->p++;
+            return 0;
+        }
+        if (j->end - j->p < 2) return -1;
+        char c = j->p[1];
+        j->p += 2;
+        switch (c) {
+        case '"':
+            sp_buf_putc(out, '"');
+            break;
+        case '\\':
+            sp_buf_putc(out, '\\');
+            break;
+        case '/':
+            sp_buf_putc(out, '/');
+            break;
+        case 'b':
+            sp_buf_putc(out, '\b');
+            break;
+        case 'f':
+            sp_buf_putc(out, '\f');
+            break;
+        case 'n':
+            sp_buf_putc(out, '\n');
+            break;
+        case 'r':
+            sp_buf_putc(out, '\r');
+            break;
+        case 't':
+            sp_buf_putc(out, '\t');
+            break;
+        case 'u': {
+            unsigned cp, lo;
+            if (j->end - j->p < 4 || sp_kafka_in_hex4(j->p, &cp)) return -1;
+            j->p += 4;
+            if (cp >= 0xd800 && cp < 0xdc00 && j->end - j->p >= 6 && j->p[0] == '\\' &&
+                j->p[1] == 'u' && sp_kafka_in_hex4(j->p + 2, &lo) == 0 && lo >= 0xdc00 &&
+                lo < 0xe000) {
+                j->p += 6;
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+            } else if (cp >= 0xd800 && cp < 0xe000) {
+                cp = 0xfffd; /* a lone surrogate */
+            }
+            sp_kafka_in_utf8(out, cp);
+            break;
+        }
+        default:
+            return -1;
+        }
+    }
+}
+
+/* A string as a MessagePack str: unescaped at the end of the scratch, then copied. */
+static int sp_kafka_in_str_mp(sp_kafka_in_jp *j, sp_buf *out)
+{
+    sp_buf *t = &j->s->str;
+    size_t at = t->len;
+    if (sp_kafka_in_str(j, t)) return -1;
+    sp_mp_put_str(out, t->base + at, t->len - at);
+    t->len = at;
+    return 0;
+}
+
+static int sp_kafka_in_lit(sp_kafka_in_jp *j, const char *lit, size_t n)
+{
+    if ((size_t)(j->end - j->p) < n || memcmp(j->p, lit, n) != 0) return -1;
+    j->p += n;
+    return 0;
+}
+
+static int sp_kafka_in_num(sp_kafka_in_jp *j, sp_buf *out)
+{
+    const char *s = j->p;
+    int real = 0;
+    if (j->p < j->end && *j->p == '-') j->p++;
+    if (j->p >= j->end || *j->p < '0' || *j->p > '9') return -1;
+    while (j->p < j->end) {
+        char c = *j->p;
+        if (c >= '0' && c <= '9')
+            ;
+        else if (c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-')
+            real = 1;
+        else
+            break;
+        j->p++;
+    }
+    char tmp[64];
+    size_t n = (size_t)(j->p - s);
+    if (n >= sizeof tmp) return -1;
+    memcpy(tmp, s, n);
+    tmp[n] = 0;
+    char *e;
+    if (!real) {
+        if (tmp[0] == '-') {
+            long long v = strtoll(tmp, &e, 10);
+            if (*e == 0 && v != (long long)(-9223372036854775807LL - 1)) {
+                sp_mp_put_int(out, v);
+                return 0;
+            }
+        } else {
+            unsigned long long v = strtoull(tmp, &e, 10);
+            if (*e == 0 && v != ~0ULL) {
+                sp_mp_put_uint(out, v);
+                return 0;
+            }
+        }
+    }
+    double d = strtod(tmp, &e);
+    if (*e) return -1;
+    sp_mp_put_double(out, d);
+    return 0;
+}
+
+static int sp_kafka_in_value(sp_kafka_in_jp *j, sp_buf *out)
+{
+    sp_kafka_in_ws(j);
+    if (j->p >= j->end) return -1;
+    switch (*j->p) {
+    case '"':
+        return sp_kafka_in_str_mp(j, out);
+    case 't':
+        return sp_kafka_in_lit(j, "true", 4) ? -1 : (sp_mp_put_bool(out, 1), 0);
+    case 'f':
+        return sp_kafka_in_lit(j, "false", 5) ? -1 : (sp_mp_put_bool(out, 0), 0);
+    case 'n':
+        return sp_kafka_in_lit(j, "null", 4) ? -1 : (sp_mp_put_nil(out), 0);
+    case '{':
+    case '[': {
+        int obj = *j->p == '{';
+        char close = obj ? '}' : ']';
+        if (++j->depth > SP_KAFKA_IN_DEPTH) return -1;
+        j->p++;
+        size_t at = out->len;
+        uint8_t h[5] = {obj ? 0xdf : 0xdd, 0, 0, 0, 0}; /* map32 / array32, count patched */
+        sp_buf_append(out, h, 5);
+        uint32_t n = 0;
+        sp_kafka_in_ws(j);
+        if (j->p < j->end && *j->p == close) {
+            j->p++;
+        } else {
+            for (;;) {
+                if (obj) {
+                    sp_kafka_in_ws(j);
+                    if (sp_kafka_in_str_mp(j, out)) return -1;
+                    sp_kafka_in_ws(j);
+                    if (j->p >= j->end || *j->p != ':') return -1;
+                    j->p++;
+                }
+                if (sp_kafka_in_value(j, out)) return -1;
+                n++;
+                sp_kafka_in_ws(j);
+                if (j->p < j->end && *j->p == ',') {
+                    j->p++;
+                    continue;
+                }
+                if (j->p < j->end && *j->p == close) {
+                    j->p++;
+                    break;
+                }
+                return -1;
+            }
+        }
+        uint8_t *q = (uint8_t *)out->base + at + 1;
+        q[0] = (uint8_t)(n >> 24);
+        q[1] = (uint8_t)(n >> 16);
+        q[2] = (uint8_t)(n >> 8);
+        q[3] = (uint8_t)n;
+        j->depth--;
+        return 0;
+    }
+    default:
+        return sp_kafka_in_num(j, out);
+    }
+}
+
+/* days since 1970-01-01 of a civil date (Howard Hinnant's algorithm) */
+static int64_t sp_kafka_in_days(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static int sp_kafka_in_digits(const char *s, int n, unsigned *out)
+{
+    unsigned v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        v = v * 10 + (unsigned)(s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+int sp_kafka_in_time(const char *s, size_t n, uint64_t *sec, uint32_t *nsec, uint8_t *prec)
+{
+    unsigned Y, M, D, h, m, sc;
+    if (n < 20 || sp_kafka_in_digits(s, 4, &Y) || s[4] != '-' || sp_kafka_in_digits(s + 5, 2, &M) ||
+        s[7] != '-' || sp_kafka_in_digits(s + 8, 2, &D) || (s[10] != 'T' && s[10] != 't') ||
+        sp_kafka_in_digits(s + 11, 2, &h) || s[13] != ':' || sp_kafka_in_digits(s + 14, 2, &m) ||
+        s[16] != ':' || sp_kafka_in_digits(s + 17, 2, &sc))
+        return -1;
+    if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sc > 60) return -1;
+    size_t i = 19;
+    uint32_t ns = 0;
+    uint8_t digits = 0;
+    if (i < n && s[i] == '.') {
+        i++;
+        while (i < n && s[i] >= '0' && s[i] <= '9') {
+            if (digits < 9) {
+                ns = ns * 10 + (uint32_t)(s[i] - '0');
+                digits++;
+            }
+            i++;
+        }
+        if (!digits) return -1;
+        for (uint8_t k = digits; k < 9; k++)
+            ns *= 10;
+    }
+    int64_t off = 0;
+    if (i < n && (s[i] == 'Z' || s[i] == 'z')) {
+        i++;
+    } else if (i + 6 == n && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
+        unsigned oh, om;
+        if (sp_kafka_in_digits(s + i + 1, 2, &oh) || sp_kafka_in_digits(s + i + 4, 2, &om))
+            return -1;
+        off = (int64_t)(oh * 3600 + om * 60) * (s[i] == '+' ? 1 : -1);
+        i += 6;
+    } else {
+        return -1;
+    }
+    if (i != n) return -1;
+    int64_t t = sp_kafka_in_days(Y, M, D) * 86400 + h * 3600 + m * 60 + sc - off;
+    if (t < 0) return -1;
+    *sec = (uint64_t)t;
+    *nsec = ns;
+    *prec = digits;
+    return 0;
+}
+
+typedef struct {
+    size_t off, len;
+    int set;
+} sp_kafka_in_span;
+
+static int sp_kafka_in_field(sp_kafka_in_jp *j, sp_kafka_in_span *f)
+{
+    sp_buf *t = &j->s->str;
+    size_t at = t->len;
+    if (sp_kafka_in_str(j, t)) return -1;
+    f->off = at;
+    f->len = t->len - at;
+    f->set = 1;
+    return 0;
+}
+
+static sp_slice sp_kafka_in_slice(const sp_kafka_in_scratch *s, const sp_kafka_in_span *f)
+{
+    return f->set ? sp_slice_make(s->str.base + f->off, f->len) : sp_slice_make(NULL, 0);
+}
+
+#define SP_KAFKA_IN_KEY(s, k, lit)                                                                 \
+    ((k).len == sizeof(lit) - 1 && memcmp((s)->str.base + (k).off, lit, sizeof(lit) - 1) == 0)
+
+int sp_kafka_in_doc(const char *json, size_t len, sp_kafka_in_scratch *s, sp_record *r,
+                    sp_slice *tag)
+{
+    sp_kafka_in_jp j = {.p = json, .end = json + len, .s = s};
+    s->str.len = 0;
+    s->ext.len = 0;
+    sp_buf_reserve(&s->str, len + 16); /* a base even for empty strings */
+    sp_buf_reserve(&s->ext, 16);
+    sp_kafka_in_span msg = {0}, stream = {0}, cid = {0}, cname = {0}, tg = {0}, ts = {0};
+    uint32_t nextras = 0;
+    sp_kafka_in_ws(&j);
+    if (j.p >= j.end || *j.p != '{') return -1;
+    j.p++;
+    sp_kafka_in_ws(&j);
+    if (j.p < j.end && *j.p == '}') {
+        j.p++;
+    } else {
+        for (;;) {
+            sp_kafka_in_span key;
+            sp_kafka_in_ws(&j);
+            if (sp_kafka_in_field(&j, &key)) return -1;
+            sp_kafka_in_ws(&j);
+            if (j.p >= j.end || *j.p != ':') return -1;
+            j.p++;
+            sp_kafka_in_ws(&j);
+            int is_str = j.p < j.end && *j.p == '"';
+            sp_kafka_in_span *f = NULL;
+            if (is_str && SP_KAFKA_IN_KEY(s, key, "@timestamp"))
+                f = &ts;
+            else if (is_str && SP_KAFKA_IN_KEY(s, key, "message"))
+                f = &msg;
+            else if (is_str && SP_KAFKA_IN_KEY(s, key, "stream"))
+                f = &stream;
+            else if (is_str && SP_KAFKA_IN_KEY(s, key, "tag"))
+                f = &tg;
+            if (f) {
+                if (sp_kafka_in_field(&j, f)) return -1;
+            } else if (j.p < j.end && *j.p == '{' && SP_KAFKA_IN_KEY(s, key, "container")) {
+                j.p++;
+                sp_kafka_in_ws(&j);
+                if (j.p < j.end && *j.p == '}') {
+                    j.p++;
+                } else {
+                    for (;;) {
+                        sp_kafka_in_span ck;
+                        sp_kafka_in_ws(&j);
+                        if (sp_kafka_in_field(&j, &ck)) return -1;
+                        sp_kafka_in_ws(&j);
+                        if (j.p >= j.end || *j.p != ':') return -1;
+                        j.p++;
+                        sp_kafka_in_ws(&j);
+                        int cs = j.p < j.end && *j.p == '"';
+                        if (cs && SP_KAFKA_IN_KEY(s, ck, "id")) {
+                            if (sp_kafka_in_field(&j, &cid)) return -1;
+                        } else if (cs && SP_KAFKA_IN_KEY(s, ck, "name")) {
+                            if (sp_kafka_in_field(&j, &cname)) return -1;
+                        } else { /* image, labels, ...: kept as "container.<key>" */
+                            sp_buf *t = &s->str;
+                            size_t at = t->len;
+                            sp_buf_reserve(t, ck.len + 10); /* the key is read from t below */
+                            SP_BUF_LIT(t, "container.");
+                            sp_buf_append(t, t->base + ck.off, ck.len);
+                            sp_mp_put_str(&s->ext, t->base + at, t->len - at);
+                            t->len = at;
+                            if (sp_kafka_in_value(&j, &s->ext)) return -1;
+                            nextras++;
+                        }
+                        sp_kafka_in_ws(&j);
+                        if (j.p < j.end && *j.p == ',') {
+                            j.p++;
+                            continue;
+                        }
+                        if (j.p < j.end && *j.p == '}') {
+                            j.p++;
+                            break;
+                        }
+                        return -1;
+                    }
+                }
+            } else {
+                sp_mp_put_str(&s->ext, s->str.base + key.off, key.len);
+                if (sp_kafka_in_value(&j, &s->ext)) return -1;
+                nextras++;
+            }
+            sp_kafka_in_ws(&j);
+            if (j.p < j.end && *j.p == ',') {
+                j.p++;
+                continue;
+            }
+            if (j.p < j.end && *j.p == '}') {
+                j.p++;
+                break;
+            }
+            return -1;
+        }
+    }
+    sp_kafka_in_ws(&j);
+    if (j.p != j.end) return -1;
+    if (!ts.set || sp_kafka_in_time(s->str.base + ts.off, ts.len, &r->sec, &r->nsec, &r->prec))
+        r->prec = 0xff; /* no usable @timestamp: the caller uses the message's time */
+    r->message = sp_kafka_in_slice(s, &msg);
+    r->stream = sp_kafka_in_slice(s, &stream);
+    r->container_id = sp_kafka_in_slice(s, &cid);
+    r->container_name = sp_kafka_in_slice(s, &cname);
+    r->flags = 0;
+    r->nextras = nextras;
+    r->extras = sp_slice_make(s->ext.base, s->ext.len);
+    *tag = sp_kafka_in_slice(s, &tg);
+    return 0;
+}
