@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The randomized fault campaign (tests/chaos/chaos.py): 3 minutes of traffic and random faults
+# The randomized fault campaign (tests/chaos/chaos.py): 2 minutes of traffic and random faults
 # with a new seed every run (printed first; replay a failure with the printed command), then
-# every record accounted for. run.sh gives each test 300 s: 180 s of faults, setup, the drain
+# every record accounted for. run.sh gives each test 300 s: 120 s of faults, setup, the drain
 # and the account fit in --budget 285.
 #   CHAOS_SEED=N CHAOS_DURATION=S bash tests/integration/test_chaos.sh   replays / lengthens it
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-args=(--duration "${CHAOS_DURATION:-180}")
+args=(--duration "${CHAOS_DURATION:-120}")
 [ -n "${CHAOS_SEED:-}" ] && args+=(--seed "$CHAOS_SEED")
 [ -z "${CHAOS_DURATION:-}" ] && args+=(--budget 285)
 exec python3 "$ROOT/tests/chaos/chaos.py" "${args[@]}"
