@@ -22,7 +22,6 @@
 #include "es.h"
 #include "log.h"
 #include "output.h"
-#include "router.h"
 
 #define SP_ES_MAX_REASONS 16
 /* Jobs (deliveries with their buffers) at once, per worker, counting those parked while a few
@@ -62,7 +61,7 @@ typedef struct {
     uint32_t delivered, rejected, rounds, dl_sent, dl_notok;
     int node;
     size_t gz_peak; /* the most of `gz` written: what of it is resident */
-    size_t held;    /* its buffers, as counted with sp_router_hold */
+    size_t held;    /* its buffers, as counted with sp_output_hold */
 } sp_es_job;
 
 struct sp_es {
@@ -235,7 +234,7 @@ static void sp_es_job_account(sp_es_job *j)
     if (now == j->held) return;
     int64_t delta = (int64_t)now - (int64_t)j->held;
     j->held = now;
-    sp_router_hold(j->es->o->router, delta);
+    sp_output_hold(j->es->o, delta);
 }
 
 /* Gives back a job's large buffers: a job only waiting for an item retry, or one of the extra
@@ -690,7 +689,7 @@ static int sp__start(sp_output *o)
     es->http = sp_es_http_new(o->loop, o->max_inflight);
     if (!es->http) return -ENOMEM;
     /* Each worker's job holds about three bodies (body, gzip copy, response). */
-    uint64_t share = o->router->memory_limit / SP_ES_MEMORY_SHARE / 3 / (uint64_t)o->max_inflight;
+    uint64_t share = sp_output_memory_limit(o) / SP_ES_MEMORY_SHARE / 3 / (uint64_t)o->max_inflight;
     es->body_max = c->bulk_max_bytes;
     if (es->body_max > share) {
         es->body_max = share > SP_ES_BODY_MIN ? share : SP_ES_BODY_MIN;
@@ -714,7 +713,7 @@ static void sp__free(sp_es *es)
 {
     for (int i = 0; i < es->njobs; i++) {
         sp_es_job *j = es->jobs[i];
-        if (j->held) sp_router_hold(es->o->router, -(int64_t)j->held);
+        if (j->held) sp_output_hold(es->o, -(int64_t)j->held);
         curl_easy_cleanup(j->req.easy);
         libdeflate_free_compressor(j->gzc);
         sp_buf_free(&j->req.resp);

@@ -19,7 +19,6 @@
 
 #include "json.h"
 #include "kafka.h"
-#include "router.h"
 
 static void sp__kpump(sp_kafka *k);
 static void sp__maybe_closed(sp_kafka *k);
@@ -30,7 +29,7 @@ static void sp_kafka_encode_more(sp_kafka *k);
 static void sp_kafka_hold(sp_kafka *k, size_t *held, size_t now)
 {
     if (now == *held) return;
-    sp_router_hold(k->o->router, (int64_t)now - (int64_t)*held);
+    sp_output_hold(k->o, (int64_t)now - (int64_t)*held);
     *held = now;
 }
 
@@ -251,7 +250,7 @@ static void sp__kdel_free(sp_kafka *k, sp_kdel *kd)
     /* Kept buffers are memory too: they stay counted, so they get only a small part of the
      * budget (what stays counted for good must leave room for chunks). */
     if (k->nspare < SP_KAFKA_SPARE && !k->stopping &&
-        kept + keep <= k->o->router->memory_limit / 16) {
+        kept + keep <= sp_output_memory_limit(k->o) / 16) {
         sp_kafka_hold(k, &kd->held, keep);
         sp_kdel *sp = &k->spare[k->nspare++];
         sp->buf = kd->buf;
@@ -371,7 +370,7 @@ static void sp__encoded(uv_work_t *w, int status)
  */
 static void sp_kafka_encode_more(sp_kafka *k)
 {
-    sp_router *r = k->o->router;
+    uint64_t limit = sp_output_memory_limit(k->o);
     size_t active = 0; /* what the deliveries in progress hold; a handful of them */
     sp_list *it;
     sp_list_foreach(it, &k->dels)
@@ -381,8 +380,7 @@ static void sp_kafka_encode_more(sp_kafka *k)
             active += kd->held;
             continue;
         }
-        if (k->active && sp_router_held(r) >= r->memory_limit &&
-            active >= r->memory_limit / SP_KAFKA_MEMORY_FLOOR)
+        if (k->active && sp_output_held(k->o) >= limit && active >= limit / SP_KAFKA_MEMORY_FLOOR)
             return;
         const sp_delivery *d = kd->d;
         size_t need = d->bytes * 3 / 2 + 4096; /* as sp__encode reserves */
@@ -575,7 +573,7 @@ int sp_kafka_start(sp_output *o)
             rd_kafka_header_add(k->headers, c->headers.k[i], -1, c->headers.v[i], -1);
     }
     /* librdkafka's queue gets a share of memory_limit; what it holds is counted (encode_more). */
-    c->queue_kbytes = o->router->memory_limit / SP_KAFKA_MEMORY_SHARE / 1024;
+    c->queue_kbytes = sp_output_memory_limit(o) / SP_KAFKA_MEMORY_SHARE / 1024;
     if (c->queue_kbytes < 1024) c->queue_kbytes = 1024;
     if (pipe2(k->pipefd, O_NONBLOCK | O_CLOEXEC)) return -errno;
     int rc = sp__producer_new(k);

@@ -76,7 +76,7 @@ typedef struct sp_kdel {
     uint32_t delivered, rejected;
     int started; /* its encoding was queued (it is counted in sp_kafka.active) */
     int encoded;
-    size_t held; /* bytes accounted with sp_router_hold */
+    size_t held; /* bytes accounted with sp_output_hold */
 } sp_kdel;
 
 #define SP_KAFKA_TOPICS 64
