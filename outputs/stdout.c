@@ -69,8 +69,8 @@ static void sp__after(uv_work_t *w, int status)
     j->d = NULL;
     s->answering = 1; /* the answer may end the daemon's drain, which stops this output */
     if (status || j->err) {
-        sp_log_limited(&s->rl, SP_LOG_ERROR, "stdout: write failed: %s",
-                       strerror(j->err ? j->err : EIO));
+        sp_out_log_limited(s->o, &s->rl, SP_LOG_ERROR, "write failed: %s",
+                           strerror(j->err ? j->err : EIO));
         sp_output_done(d, SP_OUT_RETRY, 0, 0);
     } else {
         sp_output_done(d, SP_OUT_DONE, j->records, 0);

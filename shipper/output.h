@@ -99,6 +99,8 @@ struct sp_output {
 #define sp_out_warn(o, fmt, ...) sp_warn("output %s: " fmt, (o)->name, ##__VA_ARGS__)
 #define sp_out_info(o, fmt, ...) sp_info("output %s: " fmt, (o)->name, ##__VA_ARGS__)
 #define sp_out_debug(o, fmt, ...) sp_debug("output %s: " fmt, (o)->name, ##__VA_ARGS__)
+/* At a level chosen at run time (e.g. a client library's own log levels). */
+#define sp_out_log(o, level, fmt, ...) sp_log(level, "output %s: " fmt, (o)->name, ##__VA_ARGS__)
 /* The same through a rate limiter (sp_log_limited). */
 #define sp_out_log_limited(o, rl, level, fmt, ...)                                                 \
     sp_log_limited(rl, level, "output %s: " fmt, (o)->name, ##__VA_ARGS__)

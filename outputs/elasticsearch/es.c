@@ -382,9 +382,9 @@ static void sp__item_cb(void *ctx, uint32_t index, int status, const char *type,
     }
     if (it.err) {
         es->dl_failed++;
-        sp_log_limited(&es->rl_dl, SP_LOG_ERROR,
-                       "output %s: dead-letter document rejected (%d %s: %s); it is dropped",
-                       es->o->name, status, type, reason);
+        sp_out_log_limited(es->o, &es->rl_dl, SP_LOG_ERROR,
+                           "dead-letter document rejected (%d %s: %s); it is dropped", status, type,
+                           reason);
         return;
     }
     j->rejected++;
@@ -404,11 +404,11 @@ static void sp__item_cb(void *ctx, uint32_t index, int status, const char *type,
         if (!es->reasons[k].reason[0]) memcpy(es->reasons[k].reason, label, sizeof label);
         es->reasons[k].n++;
     }
-    sp_log_limited(&es->rl_item, SP_LOG_WARN, "output %s: document rejected (%d %s: %s)%s",
-                   es->o->name, status, type, reason,
-                   es->conf->dead_letter_index  ? "; sent to the dead-letter index"
-                   : es->conf->dead_letter_file ? "; written to the dead-letter file"
-                                                : "");
+    sp_out_log_limited(es->o, &es->rl_item, SP_LOG_WARN, "document rejected (%d %s: %s)%s", status,
+                       type, reason,
+                       es->conf->dead_letter_index  ? "; sent to the dead-letter index"
+                       : es->conf->dead_letter_file ? "; written to the dead-letter file"
+                                                    : "");
     if (es->conf->dead_letter_index) {
         j->now[j->nnow++] = (sp_es_item){it.off, (uint32_t)j->errs.len + 1, it.ci};
         sp_buf_append(&j->errs, error, strlen(error) + 1);
@@ -460,10 +460,10 @@ static void sp__too_large(sp_es_job *j)
         return;
     }
     size_t half = j->body.len / 2;
-    sp_log_limited(&es->rl_req, SP_LOG_WARN,
-                   "output %s: %s: HTTP 413 for a bulk of %u documents (%zu bytes); sending "
-                   "bodies of at most %zu bytes (lower bulk_max_bytes)",
-                   es->o->name, es->nodes[j->node].base, j->nsent, j->body.len, half);
+    sp_out_log_limited(es->o, &es->rl_req, SP_LOG_WARN,
+                       "%s: HTTP 413 for a bulk of %u documents (%zu bytes); sending "
+                       "bodies of at most %zu bytes (lower bulk_max_bytes)",
+                       es->nodes[j->node].base, j->nsent, j->body.len, half);
     j->enc.max_bytes = half;
     /* The sent records go first in the queue of records to send without waiting. */
     memmove(j->now + j->nsent, j->now, j->nnow * sizeof *j->now);
@@ -480,8 +480,8 @@ static void sp__http_done(sp_es_req *q, CURLcode rc, long status)
     sp_es_job_account(j);
     const char *url = es->nodes[j->node].base;
     if (rc != CURLE_OK) {
-        sp_log_limited(&es->rl_req, SP_LOG_WARN, "output %s: %s: %s; retrying", es->o->name, url,
-                       q->errbuf[0] ? q->errbuf : curl_easy_strerror(rc));
+        sp_out_log_limited(es->o, &es->rl_req, SP_LOG_WARN, "%s: %s; retrying", url,
+                           q->errbuf[0] ? q->errbuf : curl_easy_strerror(rc));
         sp__node_failed(es, j->node);
         sp__whole_retry(j);
         return;
@@ -491,9 +491,9 @@ static void sp__http_done(sp_es_req *q, CURLcode rc, long status)
         return;
     }
     if (status != 200) {
-        sp_log_limited(&es->rl_req, SP_LOG_WARN, "output %s: %s: HTTP %ld: %.*s; retrying",
-                       es->o->name, url, status, (int)(q->resp.len < 300 ? q->resp.len : 300),
-                       q->resp.base ? q->resp.base : "");
+        sp_out_log_limited(es->o, &es->rl_req, SP_LOG_WARN, "%s: HTTP %ld: %.*s; retrying", url,
+                           status, (int)(q->resp.len < 300 ? q->resp.len : 300),
+                           q->resp.base ? q->resp.base : "");
         if (status == 429 || status >= 500) sp__node_failed(es, j->node);
         sp__whole_retry(j);
         return;
@@ -503,10 +503,10 @@ static void sp__http_done(sp_es_req *q, CURLcode rc, long status)
                                       sp__item_cb, j);
     if (ok < 0) {
         es->err_response++;
-        sp_log_limited(&es->rl_req, SP_LOG_WARN,
-                       "output %s: %s: incomplete or unreadable bulk response (%zu bytes); "
-                       "retrying",
-                       es->o->name, url, q->resp.len);
+        sp_out_log_limited(es->o, &es->rl_req, SP_LOG_WARN,
+                           "%s: incomplete or unreadable bulk response (%zu bytes); "
+                           "retrying",
+                           url, q->resp.len);
         sp__whole_retry(j);
         return;
     }
@@ -548,8 +548,7 @@ static void sp__step(sp_es_job *j)
     } else if (j->nretry) {
         j->rounds++;
         uint64_t ms = sp_backoff_ms(j->rounds, 250, j->es->o->retry_max_ms);
-        sp_debug("output %s: retrying %u items in %llu ms", j->es->o->name, j->nretry,
-                 (unsigned long long)ms);
+        sp_out_debug(j->es->o, "retrying %u items in %llu ms", j->nretry, (unsigned long long)ms);
         uv_timer_start(&j->timer, sp__retry_timer_cb, ms, 0);
         /* The job only waits now: the next delivery need not wait with it (up to a bound on
          * jobs waiting at once, each with its buffers). */
@@ -650,8 +649,7 @@ static int sp__start(sp_output *o)
         es->dl_fd = open(c->dead_letter_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
         if (es->dl_fd < 0) {
             int rc = -errno;
-            sp_error("output %s: dead_letter_file %s: %s", o->name, c->dead_letter_file,
-                     strerror(errno));
+            sp_out_error(o, "dead_letter_file %s: %s", c->dead_letter_file, strerror(errno));
             free(es);
             return rc;
         }
@@ -693,9 +691,10 @@ static int sp__start(sp_output *o)
     es->body_max = c->bulk_max_bytes;
     if (es->body_max > share) {
         es->body_max = share > SP_ES_BODY_MIN ? share : SP_ES_BODY_MIN;
-        sp_info("output %s: bodies of at most %zu bytes (bulk_max_bytes %llu): memory_limit is "
-                "small",
-                o->name, es->body_max, (unsigned long long)c->bulk_max_bytes);
+        sp_out_info(o,
+                    "bodies of at most %zu bytes (bulk_max_bytes %llu): memory_limit is "
+                    "small",
+                    es->body_max, (unsigned long long)c->bulk_max_bytes);
     }
     for (int i = 0; i < o->max_inflight; i++)
         sp__job_new(es);
@@ -703,9 +702,9 @@ static int sp__start(sp_output *o)
     /* A delivery takes queued chunks up to about one body: documents are about twice their
      * MessagePack records. */
     o->batch_bytes = es->body_max / 2;
-    sp_info("output %s: elasticsearch %s%s, %d workers%s", o->name, c->url.v[0],
-            c->url.n > 1 ? " (and more)" : "", o->max_inflight,
-            c->compression == SP_ES_COMP_GZIP ? ", gzip" : "");
+    sp_out_info(o, "elasticsearch %s%s, %d workers%s", c->url.v[0],
+                c->url.n > 1 ? " (and more)" : "", o->max_inflight,
+                c->compression == SP_ES_COMP_GZIP ? ", gzip" : "");
     return 0;
 }
 

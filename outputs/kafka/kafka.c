@@ -145,9 +145,9 @@ static void sp__failed(sp_kafka *k, sp_kdel *kd, sp_kmsg *m, rd_kafka_resp_err_t
     sp_kafka_count_failure(k, err);
     int permanent = sp__permanent(err);
     if (permanent) {
-        sp_log_limited(&k->rl_reject, SP_LOG_WARN, "output %s: topic %s refused a record: %s%s",
-                       k->o->name, sp__topic_name(k, m, tbuf, sizeof tbuf), rd_kafka_err2str(err),
-                       k->dlt && !m->dead ? " (sent to the dead-letter topic)" : "");
+        sp_out_log_limited(k->o, &k->rl_reject, SP_LOG_WARN, "topic %s refused a record: %s%s",
+                           sp__topic_name(k, m, tbuf, sizeof tbuf), rd_kafka_err2str(err),
+                           k->dlt && !m->dead ? " (sent to the dead-letter topic)" : "");
         if (!k->dlt || m->dead) {
             m->state = SP_KM_REJECTED;
             kd->rejected++;
@@ -155,9 +155,9 @@ static void sp__failed(sp_kafka *k, sp_kdel *kd, sp_kmsg *m, rd_kafka_resp_err_t
         }
         m->dead = 1;
     } else {
-        sp_log_limited(&k->rl_retry, SP_LOG_WARN,
-                       "output %s: producing to %s failed: %s; will produce it again", k->o->name,
-                       sp__topic_name(k, m, tbuf, sizeof tbuf), rd_kafka_err2str(err));
+        sp_out_log_limited(k->o, &k->rl_retry, SP_LOG_WARN,
+                           "producing to %s failed: %s; will produce it again",
+                           sp__topic_name(k, m, tbuf, sizeof tbuf), rd_kafka_err2str(err));
     }
     m->state = SP_KM_RETRY;
     kd->retry++;
@@ -439,10 +439,10 @@ static void sp__dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaqu
         }
     } else {
         if (rd_kafka_message_status(msg) == RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED)
-            sp_log_limited(&k->rl_retry, SP_LOG_WARN,
-                           "output %s: a message failed (%s) after it may have been written: "
-                           "producing it again may duplicate it",
-                           k->o->name, rd_kafka_err2str(msg->err));
+            sp_out_log_limited(k->o, &k->rl_retry, SP_LOG_WARN,
+                               "a message failed (%s) after it may have been written: "
+                               "producing it again may duplicate it",
+                               rd_kafka_err2str(msg->err));
         sp__failed(k, kd, m, msg->err);
     }
     sp__check_done(kd);
@@ -454,24 +454,24 @@ static void sp__error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaq
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char buf[512];
         rd_kafka_fatal_error(rk, buf, sizeof buf);
-        sp_error("output %s: the kafka producer failed for good: %s; replacing it, its "
-                 "messages will be produced again",
-                 k->o->name, buf);
+        sp_out_error(k->o,
+                     "the kafka producer failed for good: %s; replacing it, its "
+                     "messages will be produced again",
+                     buf);
         k->fatal = 1;
         return;
     }
-    sp_log_limited(&k->rl_error, SP_LOG_WARN, "output %s: kafka: %s", k->o->name, reason);
+    sp_out_log_limited(k->o, &k->rl_error, SP_LOG_WARN, "kafka: %s", reason);
 }
 
 static void sp__log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     sp_kafka *k = rd_kafka_opaque(rk);
     if (level <= 4) /* syslog warning and worse: broker connection trouble repeats, limit it */
-        sp_log_limited(&k->rl_error, level <= 3 ? SP_LOG_ERROR : SP_LOG_WARN,
-                       "output %s: kafka %s: %s", k->o->name, fac, buf);
+        sp_out_log_limited(k->o, &k->rl_error, level <= 3 ? SP_LOG_ERROR : SP_LOG_WARN,
+                           "kafka %s: %s", fac, buf);
     else
-        sp_log(level == 7 ? SP_LOG_DEBUG : SP_LOG_INFO, "output %s: kafka %s: %s", k->o->name, fac,
-               buf);
+        sp_out_log(k->o, level == 7 ? SP_LOG_DEBUG : SP_LOG_INFO, "kafka %s: %s", fac, buf);
 }
 
 static void sp__recover(sp_kafka *k);
@@ -522,12 +522,11 @@ static void sp__tick_cb(uv_timer_t *t)
 static int sp__producer_new(sp_kafka *k)
 {
     const sp_kafka_conf *c = k->conf;
-    const char *name = k->o->name;
     char errstr[512];
     const char *bad;
     rd_kafka_conf_t *rc = sp_kafka_conf_build(c, errstr, sizeof errstr, &bad);
     if (!rc) {
-        sp_error("output %s: %s", name, errstr);
+        sp_out_error(k->o, "%s", errstr);
         return -EINVAL;
     }
     rd_kafka_conf_set_opaque(rc, k);
@@ -538,7 +537,7 @@ static int sp__producer_new(sp_kafka *k)
     k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, rc, errstr, sizeof errstr);
     if (!k->rk) {
         rd_kafka_conf_destroy(rc);
-        sp_error("output %s: cannot create the kafka producer: %s", name, errstr);
+        sp_out_error(k->o, "cannot create the kafka producer: %s", errstr);
         return -EINVAL;
     }
     rd_kafka_set_log_queue(k->rk, NULL); /* logs too are served by rd_kafka_poll */
@@ -546,7 +545,7 @@ static int sp__producer_new(sp_kafka *k)
     k->rkt = rd_kafka_topic_new(k->rk, c->topic, NULL);
     if (c->dead_letter_topic) k->dlt = rd_kafka_topic_new(k->rk, c->dead_letter_topic, NULL);
     if (!k->rkt || (c->dead_letter_topic && !k->dlt)) {
-        sp_error("output %s: invalid topic name", name);
+        sp_out_error(k->o, "invalid topic name");
         sp__retire(k, 0);
         return -EINVAL;
     }
@@ -585,8 +584,8 @@ int sp_kafka_start(sp_output *o)
     k->handles = 3;
     uv_poll_start(&k->poll, UV_READABLE, sp__poll_cb);
     uv_timer_start(&k->tick, sp__tick_cb, 100, 100);
-    sp_info("output %s: kafka producer for %s, topic %s%s%s", o->name, c->brokers, c->topic,
-            c->topic_key ? ", per record from " : "", c->topic_key ? c->topic_key : "");
+    sp_out_info(o, "kafka producer for %s, topic %s%s%s", c->brokers, c->topic,
+                c->topic_key ? ", per record from " : "", c->topic_key ? c->topic_key : "");
     return 0;
 }
 
@@ -711,7 +710,7 @@ static void sp__recover(sp_kafka *k)
     k->qfull = 0;
     k->restarts++;
     if (sp__producer_new(k) == 0) /* else the tick tries again */
-        sp_warn("output %s: new kafka producer started", k->o->name);
+        sp_out_warn(k->o, "new kafka producer started");
 }
 
 void sp_kafka_stop(sp_output *o)
@@ -723,8 +722,8 @@ void sp_kafka_stop(sp_output *o)
     }
     k->stopping = 1;
     if (k->inflight_msgs)
-        sp_warn("output %s: %llu kafka messages not confirmed at stop are abandoned", o->name,
-                (unsigned long long)k->inflight_msgs);
+        sp_out_warn(o, "%llu kafka messages not confirmed at stop are abandoned",
+                    (unsigned long long)k->inflight_msgs);
     if (k->handles) {
         uv_close((uv_handle_t *)&k->poll, sp__handle_closed);
         uv_close((uv_handle_t *)&k->tick, sp__handle_closed);

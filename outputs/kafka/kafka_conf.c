@@ -243,9 +243,10 @@ static int sp__check(sp_output *o, const sp_node *n, sp_conf_err *err)
             sp_conf_error(err, sp_kafka_prop_line(n, k), key, "\"%s\": %s", v, why);
             rc2 = -1;
         } else if (c->unsafe_properties) {
-            sp_warn("output %s: kafka: unsafe_properties: %s=%s replaces %s, so a record counts "
-                    "delivered on weaker terms (docs/kafka.md)",
-                    o->name, k, v, sp_kafka_guarded[g].says);
+            sp_out_warn(o,
+                        "kafka: unsafe_properties: %s=%s replaces %s, so a record counts "
+                        "delivered on weaker terms (docs/kafka.md)",
+                        k, v, sp_kafka_guarded[g].says);
         } else {
             sp_conf_error(err, sp_kafka_prop_line(n, k), key,
                           "\"%s\" changes what delivered means (shipper needs %s); remove it, or "
