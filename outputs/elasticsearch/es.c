@@ -1,5 +1,5 @@
 /*
- * The elasticsearch output: settings, lifecycle and the life of one delivery.
+ * The elasticsearch output: lifecycle and the life of one delivery.
  *
  * A delivery (one or more chunks) is sent as one or more bulk requests, one at a time: first the
  * records in order, cut at bulk_max_bytes; then, without waiting, dead-letter documents of
@@ -11,6 +11,7 @@
  * curl multi.
  * A whole-request failure hands the delivery back to the core (SP_OUT_RETRY), which backs off
  * and retries all of it: the records' deterministic _ids turn the repeats into 409s.
+ * Settings and their check are in es_conf.c, counters and metrics in es_metrics.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,205 +21,6 @@
 #include <unistd.h>
 
 #include "es.h"
-#include "log.h"
-#include "output.h"
-
-#define SP_ES_MAX_REASONS 16
-/* Jobs (deliveries with their buffers) at once, per worker, counting those parked while a few
- * of their items wait for a retry. */
-#define SP_ES_JOBS_PER_WORKER 4
-#define SP_ES_FILTER "/_bulk?filter_path=errors,items.*.status,items.*.error"
-/* A job holds a body, its gzip copy and a response: about three bodies. All the workers' jobs
- * together get at most 1/SP_ES_MEMORY_SHARE of memory_limit, so a body is cut below
- * bulk_max_bytes when the limit is small (README, buffer.memory_limit). */
-#define SP_ES_MEMORY_SHARE 4
-#define SP_ES_BODY_MIN (64u << 10)
-
-typedef struct sp_es sp_es;
-
-typedef struct {
-    char *url;  /* the bulk endpoint with its query */
-    char *base; /* as configured, for log lines */
-    uint64_t down_until;
-} sp_es_node;
-
-typedef struct {
-    sp_es *es;
-    sp_delivery *d; /* NULL: the job is free */
-    sp_es_req req;
-    uv_work_t work;
-    uv_timer_t timer;                  /* item-retry backoff */
-    int working;                       /* on the thread pool */
-    struct libdeflate_compressor *gzc; /* with compression: gzip */
-    sp_es_enc enc;
-    sp_buf body, gz;
-    sp_es_item *sent, *now, *retry;
-    uint32_t nsent, nnow, nretry, cap;
-    uint32_t cur_ci; /* next fresh record: in this chunk of the delivery, */
-    size_t cursor;   /* at this offset */
-    int from_now;    /* this request sends items of `now` */
-    sp_buf errs;     /* error texts of dead-letter items */
-    uint32_t delivered, rejected, rounds, dl_sent, dl_notok;
-    int node;
-    size_t gz_peak; /* the most of `gz` written: what of it is resident */
-    size_t held;    /* its buffers, as counted with sp_output_hold */
-} sp_es_job;
-
-struct sp_es {
-    sp_output *o;
-    sp_es_conf *conf;
-    sp_es_http *http;
-    sp_es_node *nodes;
-    size_t nnodes, rr;
-    sp_es_job **jobs; /* `workers` of them, more while some wait for an item retry */
-    int njobs;
-    struct curl_slist *headers;
-    int dl_fd;
-    int stopping, open; /* open: things to close before the output is closed */
-    size_t body_max;    /* bulk_max_bytes, or less under a small memory_limit */
-    sp_ratelimit rl_req, rl_item, rl_dl;
-    /* metrics */
-    uint64_t by_status[600];
-    uint64_t err_connect, err_timeout, err_other, err_response;
-    uint64_t items_retried, dl_written, dl_failed;
-    uint64_t bytes_encoded, bytes_sent;
-    struct {
-        char reason[64];
-        uint64_t n;
-    } reasons[SP_ES_MAX_REASONS];
-    uint64_t reasons_other;
-};
-
-static const char *const sp__compressions[] = {"none", "gzip", NULL};
-
-static const sp_conf_field sp__fields[] = {
-    {"url", SP_CONF_STRLIST, offsetof(sp_es_conf, url), "http://127.0.0.1:9200",
-     "node URL, or a list (round robin; a failing node is skipped for node_cooldown)"},
-    {"index", SP_CONF_STR, offsetof(sp_es_conf, index), "logs-%Y.%m.%d",
-     "index name; strftime on the record's UTC time"},
-    {"data_stream", SP_CONF_STR, offsetof(sp_es_conf, data_stream), NULL,
-     "write to this data stream instead of `index`"},
-    {"pipeline", SP_CONF_STR, offsetof(sp_es_conf, pipeline), NULL, "ingest pipeline"},
-    {"user", SP_CONF_STR, offsetof(sp_es_conf, user), NULL, "basic auth user"},
-    {"password", SP_CONF_STR, offsetof(sp_es_conf, password), NULL, "basic auth password"},
-    {"api_key", SP_CONF_STR, offsetof(sp_es_conf, api_key), NULL,
-     "API key (base64 id:key), sent as `Authorization: ApiKey ...`"},
-    {"compression", SP_CONF_ENUM, offsetof(sp_es_conf, compression), "none",
-     "request body compression: none | gzip", sp__compressions},
-    {"bulk_max_bytes", SP_CONF_SIZE, offsetof(sp_es_conf, bulk_max_bytes), "5MiB",
-     "largest bulk body before compression; a larger chunk is sent as several requests"},
-    {"timeout", SP_CONF_DURATION, offsetof(sp_es_conf, timeout), "30s",
-     "one request, connect to last byte"},
-    {"connect_timeout", SP_CONF_DURATION, offsetof(sp_es_conf, connect_timeout), "5s",
-     "TCP and TLS connect"},
-    {"tls_ca_file", SP_CONF_STR, offsetof(sp_es_conf, tls_ca_file), NULL,
-     "PEM CA bundle to verify the server (default: the system's)"},
-    {"tls_cert", SP_CONF_STR, offsetof(sp_es_conf, tls_cert), NULL, "PEM client certificate"},
-    {"tls_key", SP_CONF_STR, offsetof(sp_es_conf, tls_key), NULL, "PEM client key"},
-    {"tls_verify", SP_CONF_BOOL, offsetof(sp_es_conf, tls_verify), "true",
-     "verify the server's certificate and host name"},
-    {"tls", SP_CONF_MAP, offsetof(sp_es_conf, tls), NULL,
-     "the tls_* settings as a map: {ca_file, cert, key, verify}"},
-    {"dead_letter_index", SP_CONF_STR, offsetof(sp_es_conf, dead_letter_index), NULL,
-     "index for rejected documents (wrapped with the error)"},
-    {"dead_letter_file", SP_CONF_STR, offsetof(sp_es_conf, dead_letter_file), NULL,
-     "file that rejected documents are appended to (NDJSON)"},
-    {"node_cooldown", SP_CONF_DURATION, offsetof(sp_es_conf, node_cooldown), "10s",
-     "how long a failing node is skipped when others are configured"},
-    SP_CONF_END};
-
-/* ---- config ---- */
-
-static int sp__check(sp_output *o, const sp_node *n, sp_conf_err *err)
-{
-    sp_es_conf *c = o->conf;
-    sp_node *k;
-#define SP_LINE(key) ((k = sp_node_get(n, key)) ? k->line : o->line)
-    /* tls: {ca_file, cert, key, verify} fills the flat tls_* settings. */
-    for (size_t i = 0; i < c->tls.n; i++) {
-        const char *key = c->tls.k[i], *v = c->tls.v[i];
-        char **dst = !strcmp(key, "ca_file") ? &c->tls_ca_file
-                     : !strcmp(key, "cert")  ? &c->tls_cert
-                     : !strcmp(key, "key")   ? &c->tls_key
-                                             : NULL;
-        if (dst) {
-            free(*dst);
-            *dst = strdup(v);
-        } else if (!strcmp(key, "verify") && (!strcmp(v, "true") || !strcmp(v, "false"))) {
-            c->tls_verify = !strcmp(v, "true");
-        } else {
-            sp_conf_error(err, SP_LINE("tls"), "tls",
-                          "%s: expected ca_file, cert, key or verify (true|false)", key);
-            return -1;
-        }
-    }
-    if (c->url.n == 0) {
-        sp_conf_error(err, SP_LINE("url"), "url", "at least one URL is required");
-        return -1;
-    }
-    for (size_t i = 0; i < c->url.n; i++) {
-        const char *u = c->url.v[i];
-        if (strncmp(u, "http://", 7) && strncmp(u, "https://", 8)) {
-            sp_conf_error(err, SP_LINE("url"), "url", "\"%s\": must start with http:// or https://",
-                          u);
-            return -1;
-        }
-        if (strchr(u, '?') || strchr(u, '#') || !u[strncmp(u, "http://", 7) ? 8 : 7]) {
-            sp_conf_error(err, SP_LINE("url"), "url",
-                          "\"%s\": expected scheme://host[:port][/path]", u);
-            return -1;
-        }
-    }
-    if (c->data_stream && sp_node_get(n, "index")) {
-        sp_conf_error(err, SP_LINE("data_stream"), "data_stream",
-                      "set either `index` or `data_stream`, not both");
-        return -1;
-    }
-    const char *target = c->data_stream ? c->data_stream : c->index;
-    if (!target || !*target || strlen(target) > 200) {
-        sp_conf_error(err, SP_LINE(c->data_stream ? "data_stream" : "index"),
-                      c->data_stream ? "data_stream" : "index", "must be 1 to 200 characters");
-        return -1;
-    }
-    if (c->dead_letter_index && c->dead_letter_file) {
-        sp_conf_error(err, SP_LINE("dead_letter_file"), "dead_letter_file",
-                      "set either `dead_letter_index` or `dead_letter_file`, not both");
-        return -1;
-    }
-    if (c->api_key && (c->user || c->password)) {
-        sp_conf_error(err, SP_LINE("api_key"), "api_key", "use either api_key or user/password");
-        return -1;
-    }
-    if (!c->user != !c->password) {
-        sp_conf_error(err, SP_LINE(c->user ? "user" : "password"), c->user ? "user" : "password",
-                      "user and password go together");
-        return -1;
-    }
-    if (!c->tls_cert != !c->tls_key) {
-        sp_conf_error(err, SP_LINE(c->tls_cert ? "tls_cert" : "tls_key"),
-                      c->tls_cert ? "tls_cert" : "tls_key", "tls_cert and tls_key go together");
-        return -1;
-    }
-    const char *files[] = {"tls_ca_file", c->tls_ca_file, "tls_cert",
-                           c->tls_cert,   "tls_key",      c->tls_key};
-    for (int i = 0; i < 6; i += 2)
-        if (files[i + 1] && access(files[i + 1], R_OK)) {
-            sp_conf_error(err, SP_LINE(files[i]), files[i], "\"%s\": %s", files[i + 1],
-                          strerror(errno));
-            return -1;
-        }
-    if (c->bulk_max_bytes < 1024 || c->bulk_max_bytes > (1u << 30)) {
-        sp_conf_error(err, SP_LINE("bulk_max_bytes"), "bulk_max_bytes",
-                      "must be between 1KiB and 1GiB");
-        return -1;
-    }
-    if (c->timeout < 100 || c->connect_timeout < 100) {
-        sp_conf_error(err, SP_LINE("timeout"), "timeout", "timeouts must be at least 100ms");
-        return -1;
-    }
-#undef SP_LINE
-    return 0;
-}
 
 /* ---- one delivery ---- */
 
@@ -388,22 +190,7 @@ static void sp__item_cb(void *ctx, uint32_t index, int status, const char *type,
         return;
     }
     j->rejected++;
-    /* The reason is a metric label: keep it to characters Prometheus text needs no escape for. */
-    char label[64];
-    snprintf(label, sizeof label, "%s", type);
-    for (char *r = label; *r; r++)
-        if (!(*r == '_' || (*r >= 'a' && *r <= 'z') || (*r >= 'A' && *r <= 'Z') ||
-              (*r >= '0' && *r <= '9')))
-            *r = '_';
-    int k;
-    for (k = 0; k < SP_ES_MAX_REASONS && es->reasons[k].reason[0]; k++)
-        if (!strcmp(es->reasons[k].reason, label)) break;
-    if (k == SP_ES_MAX_REASONS) {
-        es->reasons_other++;
-    } else {
-        if (!es->reasons[k].reason[0]) memcpy(es->reasons[k].reason, label, sizeof label);
-        es->reasons[k].n++;
-    }
+    sp_es_count_rejected(es, type);
     sp_out_log_limited(es->o, &es->rl_item, SP_LOG_WARN, "document rejected (%d %s: %s)%s", status,
                        type, reason,
                        es->conf->dead_letter_index  ? "; sent to the dead-letter index"
@@ -427,18 +214,6 @@ static void sp__item_cb(void *ctx, uint32_t index, int status, const char *type,
         else
             es->dl_failed++;
     }
-}
-
-static void sp__count_status(sp_es *es, CURLcode rc, long status)
-{
-    if (rc == CURLE_OPERATION_TIMEDOUT)
-        es->err_timeout++;
-    else if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
-        es->err_connect++;
-    else if (rc != CURLE_OK)
-        es->err_other++;
-    else if (status > 0 && status < 600)
-        es->by_status[status]++;
 }
 
 /*
@@ -476,7 +251,7 @@ static void sp__http_done(sp_es_req *q, CURLcode rc, long status)
 {
     sp_es_job *j = (sp_es_job *)((char *)q - offsetof(sp_es_job, req));
     sp_es *es = j->es;
-    sp__count_status(es, rc, status);
+    sp_es_count_status(es, rc, status);
     sp_es_job_account(j);
     const char *url = es->nodes[j->node].base;
     if (rc != CURLE_OK) {
@@ -775,55 +550,14 @@ static void sp__stop(sp_output *o)
     sp_es_http_free(es->http, sp__closed_one, es);
 }
 
-/* ---- metrics ---- */
-
-static void sp__metrics(sp_output *o, sp_buf *out)
-{
-    sp_es *es = o->data;
-    if (!es) return;
-    const char *n = o->name;
-    SP_BUF_LIT(out, "# TYPE shipper_es_requests_total counter\n");
-    for (int s = 0; s < 600; s++)
-        if (es->by_status[s])
-            sp_buf_printf(out, "shipper_es_requests_total{output=\"%s\",status=\"%d\"} %llu\n", n,
-                          s, (unsigned long long)es->by_status[s]);
-    sp_buf_printf(out,
-                  "shipper_es_requests_total{output=\"%s\",status=\"connect_error\"} %llu\n"
-                  "shipper_es_requests_total{output=\"%s\",status=\"timeout\"} %llu\n"
-                  "shipper_es_requests_total{output=\"%s\",status=\"error\"} %llu\n"
-                  "shipper_es_requests_total{output=\"%s\",status=\"bad_response\"} %llu\n",
-                  n, (unsigned long long)es->err_connect, n, (unsigned long long)es->err_timeout, n,
-                  (unsigned long long)es->err_other, n, (unsigned long long)es->err_response);
-    sp_buf_printf(out,
-                  "# TYPE shipper_es_items_retried_total counter\n"
-                  "shipper_es_items_retried_total{output=\"%s\"} %llu\n",
-                  n, (unsigned long long)es->items_retried);
-    SP_BUF_LIT(out, "# TYPE shipper_es_rejected_total counter\n");
-    for (int k = 0; k < SP_ES_MAX_REASONS && es->reasons[k].reason[0]; k++)
-        sp_buf_printf(out, "shipper_es_rejected_total{output=\"%s\",reason=\"%s\"} %llu\n", n,
-                      es->reasons[k].reason, (unsigned long long)es->reasons[k].n);
-    if (es->reasons_other)
-        sp_buf_printf(out, "shipper_es_rejected_total{output=\"%s\",reason=\"other\"} %llu\n", n,
-                      (unsigned long long)es->reasons_other);
-    sp_buf_printf(out,
-                  "# TYPE shipper_es_dead_letter_total counter\n"
-                  "shipper_es_dead_letter_total{output=\"%s\",result=\"written\"} %llu\n"
-                  "shipper_es_dead_letter_total{output=\"%s\",result=\"failed\"} %llu\n"
-                  "# TYPE shipper_es_bytes_total counter\n"
-                  "shipper_es_bytes_total{output=\"%s\",stage=\"encoded\"} %llu\n"
-                  "shipper_es_bytes_total{output=\"%s\",stage=\"sent\"} %llu\n",
-                  n, (unsigned long long)es->dl_written, n, (unsigned long long)es->dl_failed, n,
-                  (unsigned long long)es->bytes_encoded, n, (unsigned long long)es->bytes_sent);
-}
-
 const sp_output_type sp_output_elasticsearch = {
     .name = "elasticsearch",
-    .fields = sp__fields,
+    .fields = sp_es_fields,
     .conf_size = sizeof(sp_es_conf),
-    .check = sp__check,
+    .check = sp_es_check,
     .start = sp__start,
     .deliver = sp__deliver,
     .stop = sp__stop,
-    .metrics = sp__metrics,
+    .metrics = sp_es_metrics,
     .default_inflight = 2,
 };

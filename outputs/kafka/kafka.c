@@ -396,7 +396,7 @@ static void sp_kafka_encode_more(sp_kafka *k)
     }
 }
 
-void sp_kafka_deliver(sp_output *o, sp_delivery *d)
+static void sp_kafka_deliver(sp_output *o, sp_delivery *d)
 {
     sp_kafka *k = o->data;
     sp_kdel *kd = sp_calloc(1, sizeof *kd);
@@ -554,7 +554,7 @@ static int sp__producer_new(sp_kafka *k)
     return 0;
 }
 
-int sp_kafka_start(sp_output *o)
+static int sp_kafka_start(sp_output *o)
 {
     sp_kafka_conf *c = o->conf;
     sp_kafka *k = sp_calloc(1, sizeof *k);
@@ -713,7 +713,7 @@ static void sp__recover(sp_kafka *k)
         sp_out_warn(k->o, "new kafka producer started");
 }
 
-void sp_kafka_stop(sp_output *o)
+static void sp_kafka_stop(sp_output *o)
 {
     sp_kafka *k = o->data;
     if (!k) {
@@ -738,3 +738,15 @@ void sp_kafka_stop(sp_output *o)
         sp__maybe_closed(k);
     }
 }
+
+const sp_output_type sp_output_kafka = {
+    .name = "kafka",
+    .fields = sp_kafka_fields,
+    .conf_size = sizeof(sp_kafka_conf),
+    .check = sp_kafka_check,
+    .start = sp_kafka_start,
+    .deliver = sp_kafka_deliver,
+    .stop = sp_kafka_stop,
+    .metrics = sp_kafka_metrics,
+    .default_inflight = 16,
+};

@@ -186,7 +186,7 @@ static int sp_kafka_prop_line(const sp_node *n, const char *key)
     return n->line;
 }
 
-static int sp__check(sp_output *o, const sp_node *n, sp_conf_err *err)
+int sp_kafka_check(sp_output *o, const sp_node *n, sp_conf_err *err)
 {
     sp_kafka_conf *c = o->conf;
     sp_kafka_field f;
@@ -259,7 +259,7 @@ static int sp__check(sp_output *o, const sp_node *n, sp_conf_err *err)
     return rc2;
 }
 
-static const sp_conf_field sp__fields[] = {
+const sp_conf_field sp_kafka_fields[] = {
     {"brokers", SP_CONF_STR, offsetof(sp_kafka_conf, brokers), NULL,
      "bootstrap brokers: host:port[,host:port...]"},
     {"topic", SP_CONF_STR, offsetof(sp_kafka_conf, topic), "docker-logs",
@@ -280,15 +280,3 @@ static const sp_conf_field sp__fields[] = {
     {"unsafe_properties", SP_CONF_BOOL, offsetof(sp_kafka_conf, unsafe_properties), "false",
      "accept properties that change what delivered means (acks, enable.idempotence, ...)"},
     SP_CONF_END};
-
-const sp_output_type sp_output_kafka = {
-    .name = "kafka",
-    .fields = sp__fields,
-    .conf_size = sizeof(sp_kafka_conf),
-    .check = sp__check,
-    .start = sp_kafka_start,
-    .deliver = sp_kafka_deliver,
-    .stop = sp_kafka_stop,
-    .metrics = sp_kafka_metrics,
-    .default_inflight = 16,
-};
