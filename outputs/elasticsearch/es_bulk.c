@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "document.h"
 #include "es.h"
 #include "json.h"
 
@@ -74,7 +75,7 @@ static void sp__action(sp_buf *out, sp_slice index, const uint8_t id[16])
 static void sp__dead_letter_doc(sp_es_enc *e, sp_buf *out, const sp_record *r, const char *error)
 {
     e->scratch.len = 0;
-    sp_json_record(&e->scratch, r, e->tag);
+    sp_document_record(&e->scratch, r, e->tag);
     SP_BUF_LIT(out, "{\"@timestamp\":");
     sp_json_timestamp(out, e->now_sec, e->now_nsec, 3);
     SP_BUF_LIT(out, ",\"original\":");
@@ -104,7 +105,7 @@ static void sp__encode_one(sp_es_enc *e, sp_buf *out, const sp_record *r, uint32
         sp__dead_letter_doc(e, out, r, e->errs + err - 1);
     } else {
         sp__action(out, sp_es_index_name(&e->ix, r->sec), r->id);
-        sp_json_record(out, r, e->tag);
+        sp_document_record(out, r, e->tag);
     }
     sp_buf_putc(out, '\n');
 }

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "json.h"
+#include "document.h"
 #include "kafka.h"
 
 static void sp__kpump(sp_kafka *k);
@@ -73,7 +73,7 @@ static void sp__encode(uv_work_t *w)
             sp_kmsg *m = &kd->msgs[n++];
             m->del = kd;
             m->voff = (uint32_t)kd->buf.len;
-            sp_json_record(&kd->buf, &r, tag);
+            sp_document_record(&kd->buf, &r, tag);
             m->vlen = (uint32_t)(kd->buf.len - m->voff);
             uint64_t sec = r.sec < SP_TIME_MAX_SEC ? r.sec : SP_TIME_MAX_SEC; /* inputs clamp */
             m->ts_ms = (int64_t)(sec * 1000 + r.nsec / 1000000);
