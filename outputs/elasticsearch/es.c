@@ -24,8 +24,8 @@
 
 /* ---- one delivery ---- */
 
-static void sp__step(sp_es_job *j);
-static void sp__maybe_closed(sp_es *es);
+static void sp_es_job_step(sp_es_job *j);
+static void sp_es_maybe_closed(sp_es *es);
 
 /* Counts what the job's buffers occupy against memory_limit (docs/architecture.md, "Who owns
  * what"): on the loop thread, after each step that may have grown them. */
@@ -50,14 +50,14 @@ static void sp_es_job_release(sp_es_job *j)
     sp_es_job_account(j);
 }
 
-static void sp__whole_retry(sp_es_job *j)
+static void sp_es_job_retry_all(sp_es_job *j)
 {
     sp_delivery *d = j->d;
     j->d = NULL;
     sp_output_done(d, SP_OUT_RETRY, 0, 0);
 }
 
-static void sp__finish(sp_es_job *j)
+static void sp_es_job_finish(sp_es_job *j)
 {
     sp_delivery *d = j->d;
     j->d = NULL;
@@ -67,14 +67,14 @@ static void sp__finish(sp_es_job *j)
     sp_output_done(d, SP_OUT_DONE, j->delivered, j->rejected);
 }
 
-static void sp__use_chunk(sp_es_job *j, uint32_t ci)
+static void sp_es_job_use_chunk(sp_es_job *j, uint32_t ci)
 {
     const sp_chunk *c = j->d->chunks[ci];
     j->enc.tag = sp_slice_make(c->tag, c->tag_len);
     j->enc.ci = ci;
 }
 
-static void sp__encode_cb(uv_work_t *w)
+static void sp_es_job_encode_cb(uv_work_t *w)
 {
     sp_es_job *j = w->data;
     const sp_delivery *d = j->d;
@@ -88,7 +88,7 @@ static void sp__encode_cb(uv_work_t *w)
             while (taken + run < j->nnow && j->now[taken + run].ci == ci)
                 run++;
             const sp_chunk *c = d->chunks[ci];
-            sp__use_chunk(j, ci);
+            sp_es_job_use_chunk(j, ci);
             uint32_t k = sp_es_encode_items(&j->enc, &j->body, SP_CHUNK_BEGIN(c), c->data.len,
                                             j->now + taken, run);
             memcpy(j->sent + j->nsent, j->now + taken, k * sizeof *j->sent);
@@ -102,7 +102,7 @@ static void sp__encode_cb(uv_work_t *w)
         /* Fresh records, chunk after chunk, while the body has room. */
         while (j->cur_ci < d->nchunks) {
             const sp_chunk *c = d->chunks[j->cur_ci];
-            sp__use_chunk(j, j->cur_ci);
+            sp_es_job_use_chunk(j, j->cur_ci);
             j->nsent += sp_es_encode_range(&j->enc, &j->body, SP_CHUNK_BEGIN(c), c->data.len,
                                            &j->cursor, j->sent + j->nsent);
             if (j->cursor < c->data.len) break; /* the body is full */
@@ -117,7 +117,7 @@ static void sp__encode_cb(uv_work_t *w)
         j->gz.len = 0; /* cannot happen with a sized buffer; sent uncompressed below */
 }
 
-static size_t sp__pick_node(sp_es *es)
+static size_t sp_es_node_pick(sp_es *es)
 {
     uint64_t now = uv_now(es->o->loop);
     size_t best = es->rr % es->nnodes;
@@ -133,19 +133,19 @@ static size_t sp__pick_node(sp_es *es)
     return best;
 }
 
-static void sp__node_failed(sp_es *es, int node)
+static void sp_es_node_failed(sp_es *es, int node)
 {
     if (es->nnodes > 1) es->nodes[node].down_until = uv_now(es->o->loop) + es->conf->node_cooldown;
 }
 
-static void sp__encoded_cb(uv_work_t *w, int status)
+static void sp_es_job_encoded_cb(uv_work_t *w, int status)
 {
     sp_es_job *j = w->data;
     sp_es *es = j->es;
     j->working = 0;
     if (es->stopping) {
         es->open--;
-        sp__maybe_closed(es);
+        sp_es_maybe_closed(es);
         return;
     }
     int gz = es->conf->compression == SP_ES_COMP_GZIP && j->gz.len;
@@ -154,7 +154,7 @@ static void sp__encoded_cb(uv_work_t *w, int status)
     sp_es_job_account(j);
     es->bytes_encoded += j->body.len;
     es->bytes_sent += b->len;
-    j->node = (int)sp__pick_node(es);
+    j->node = (int)sp_es_node_pick(es);
     CURL *e = j->req.easy;
     curl_easy_setopt(e, CURLOPT_URL, es->nodes[j->node].url);
     /* The first header is Content-Encoding when gzip is on; a body left uncompressed (gzip
@@ -165,12 +165,12 @@ static void sp__encoded_cb(uv_work_t *w, int status)
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)b->len);
     if (sp_es_http_send(es->http, &j->req)) {
         es->err_other++;
-        sp__whole_retry(j);
+        sp_es_job_retry_all(j);
     }
 }
 
-static void sp__item_cb(void *ctx, uint32_t index, int status, const char *type, const char *reason,
-                        const char *error)
+static void sp_es_job_item_cb(void *ctx, uint32_t index, int status, const char *type,
+                              const char *reason, const char *error)
 {
     sp_es_job *j = ctx;
     sp_es *es = j->es;
@@ -206,7 +206,7 @@ static void sp__item_cb(void *ctx, uint32_t index, int status, const char *type,
         const uint8_t *p = SP_CHUNK_BEGIN(c) + it.off;
         sp_record r;
         if (sp_record_read(&p, SP_CHUNK_END(c), &r)) return;
-        sp__use_chunk(j, it.ci);
+        sp_es_job_use_chunk(j, it.ci);
         j->body.len = 0;
         sp_es_dead_letter_line(&j->enc, &j->body, &r, error);
         if (write(es->dl_fd, j->body.base, j->body.len) == (ssize_t)j->body.len)
@@ -223,15 +223,15 @@ static void sp__item_cb(void *ctx, uint32_t index, int status, const char *type,
  * smaller bodies. A single document that is still too large can never be indexed: it is
  * rejected like a mapping error (dead-letter file or index, counted by reason).
  */
-static void sp__too_large(sp_es_job *j)
+static void sp_es_job_too_large(sp_es_job *j)
 {
     sp_es *es = j->es;
     if (j->nsent == 1) {
-        sp__item_cb(j, 0, 413, "request_too_large",
-                    "the document alone is larger than the server accepts",
-                    "{\"type\":\"request_too_large\",\"reason\":\"HTTP 413: the document "
-                    "alone is larger than the server's http.max_content_length\"}");
-        sp__step(j);
+        sp_es_job_item_cb(j, 0, 413, "request_too_large",
+                          "the document alone is larger than the server accepts",
+                          "{\"type\":\"request_too_large\",\"reason\":\"HTTP 413: the document "
+                          "alone is larger than the server's http.max_content_length\"}");
+        sp_es_job_step(j);
         return;
     }
     size_t half = j->body.len / 2;
@@ -244,10 +244,10 @@ static void sp__too_large(sp_es_job *j)
     memmove(j->now + j->nsent, j->now, j->nnow * sizeof *j->now);
     memcpy(j->now, j->sent, j->nsent * sizeof *j->now);
     j->nnow += j->nsent;
-    sp__step(j);
+    sp_es_job_step(j);
 }
 
-static void sp__http_done(sp_es_req *q, CURLcode rc, long status)
+static void sp_es_job_http_done(sp_es_req *q, CURLcode rc, long status)
 {
     sp_es_job *j = (sp_es_job *)((char *)q - offsetof(sp_es_job, req));
     sp_es *es = j->es;
@@ -257,41 +257,41 @@ static void sp__http_done(sp_es_req *q, CURLcode rc, long status)
     if (rc != CURLE_OK) {
         sp_out_log_limited(es->o, &es->rl_req, SP_LOG_WARN, "%s: %s; retrying", url,
                            q->errbuf[0] ? q->errbuf : curl_easy_strerror(rc));
-        sp__node_failed(es, j->node);
-        sp__whole_retry(j);
+        sp_es_node_failed(es, j->node);
+        sp_es_job_retry_all(j);
         return;
     }
     if (status == 413) {
-        sp__too_large(j);
+        sp_es_job_too_large(j);
         return;
     }
     if (status != 200) {
         sp_out_log_limited(es->o, &es->rl_req, SP_LOG_WARN, "%s: HTTP %ld: %.*s; retrying", url,
                            status, (int)(q->resp.len < 300 ? q->resp.len : 300),
                            q->resp.base ? q->resp.base : "");
-        if (status == 429 || status >= 500) sp__node_failed(es, j->node);
-        sp__whole_retry(j);
+        if (status == 429 || status >= 500) sp_es_node_failed(es, j->node);
+        sp_es_job_retry_all(j);
         return;
     }
     j->dl_notok = 0;
     int64_t ok = sp_es_parse_response(q->resp.base ? q->resp.base : "", q->resp.len, j->nsent,
-                                      sp__item_cb, j);
+                                      sp_es_job_item_cb, j);
     if (ok < 0) {
         es->err_response++;
         sp_out_log_limited(es->o, &es->rl_req, SP_LOG_WARN,
                            "%s: incomplete or unreadable bulk response (%zu bytes); "
                            "retrying",
                            url, q->resp.len);
-        sp__whole_retry(j);
+        sp_es_job_retry_all(j);
         return;
     }
     uint32_t dl_ok = j->dl_sent - j->dl_notok;
     es->dl_written += dl_ok;
     j->delivered += (uint32_t)ok - dl_ok;
-    sp__step(j);
+    sp_es_job_step(j);
 }
 
-static void sp__retry_timer_cb(uv_timer_t *t)
+static void sp_es_job_retry_timer_cb(uv_timer_t *t)
 {
     sp_es_job *j = t->data;
     sp_es_item *tmp = j->now;
@@ -299,10 +299,10 @@ static void sp__retry_timer_cb(uv_timer_t *t)
     j->nnow = j->nretry;
     j->retry = tmp;
     j->nretry = 0;
-    sp__step(j);
+    sp_es_job_step(j);
 }
 
-static void sp__queue_encode(sp_es_job *j, int from_now)
+static void sp_es_job_queue_encode(sp_es_job *j, int from_now)
 {
     j->from_now = from_now;
     j->working = 1;
@@ -311,20 +311,20 @@ static void sp__queue_encode(sp_es_job *j, int from_now)
     clock_gettime(CLOCK_REALTIME, &ts);
     j->enc.now_sec = (uint64_t)ts.tv_sec;
     j->enc.now_nsec = (uint32_t)ts.tv_nsec;
-    uv_queue_work(j->es->o->loop, &j->work, sp__encode_cb, sp__encoded_cb);
+    uv_queue_work(j->es->o->loop, &j->work, sp_es_job_encode_cb, sp_es_job_encoded_cb);
 }
 
-static void sp__step(sp_es_job *j)
+static void sp_es_job_step(sp_es_job *j)
 {
     if (j->cur_ci < j->d->nchunks) {
-        sp__queue_encode(j, 0);
+        sp_es_job_queue_encode(j, 0);
     } else if (j->nnow) {
-        sp__queue_encode(j, 1);
+        sp_es_job_queue_encode(j, 1);
     } else if (j->nretry) {
         j->rounds++;
         uint64_t ms = sp_backoff_ms(j->rounds, 250, j->es->o->retry_max_ms);
         sp_out_debug(j->es->o, "retrying %u items in %llu ms", j->nretry, (unsigned long long)ms);
-        uv_timer_start(&j->timer, sp__retry_timer_cb, ms, 0);
+        uv_timer_start(&j->timer, sp_es_job_retry_timer_cb, ms, 0);
         /* The job only waits now: the next delivery need not wait with it (up to a bound on
          * jobs waiting at once, each with its buffers). */
         int busy = 0;
@@ -335,19 +335,19 @@ static void sp__step(sp_es_job *j)
             sp_output_park(j->d);
         }
     } else {
-        sp__finish(j);
+        sp_es_job_finish(j);
     }
 }
 
-static sp_es_job *sp__job_new(sp_es *es);
+static sp_es_job *sp_es_job_new(sp_es *es);
 
-static void sp__deliver(sp_output *o, sp_delivery *d)
+static void sp_es_deliver(sp_output *o, sp_delivery *d)
 {
     sp_es *es = o->data;
     sp_es_job *j = NULL;
     for (int i = 0; i < es->njobs && !j; i++)
         if (!es->jobs[i]->d) j = es->jobs[i];
-    if (!j) j = sp__job_new(es); /* some wait for an item retry (parked) */
+    if (!j) j = sp_es_job_new(es); /* some wait for an item retry (parked) */
     uint32_t n = d->nrecords;
     if (n > j->cap) {
         j->cap = n;
@@ -361,19 +361,19 @@ static void sp__deliver(sp_output *o, sp_delivery *d)
     j->nnow = j->nretry = j->nsent = 0;
     j->delivered = j->rejected = j->rounds = 0;
     j->errs.len = 0;
-    sp__step(j);
+    sp_es_job_step(j);
 }
 
 /* ---- lifecycle ---- */
 
-static size_t sp__write_cb(char *ptr, size_t size, size_t n, void *ud)
+static size_t sp_es_write_cb(char *ptr, size_t size, size_t n, void *ud)
 {
     sp_buf *b = ud;
     sp_buf_append(b, ptr, size * n);
     return size * n;
 }
 
-static sp_es_job *sp__job_new(sp_es *es)
+static sp_es_job *sp_es_job_new(sp_es *es)
 {
     sp_es_conf *c = es->conf;
     sp_es_job *j = sp_calloc(1, sizeof *j);
@@ -381,7 +381,7 @@ static sp_es_job *sp__job_new(sp_es *es)
     es->jobs[es->njobs++] = j;
     j->es = es;
     sp_es_req_init(&j->req);
-    j->req.done = sp__http_done;
+    j->req.done = sp_es_job_http_done;
     uv_timer_init(es->o->loop, &j->timer);
     j->timer.data = j;
     if (c->compression == SP_ES_COMP_GZIP) j->gzc = libdeflate_alloc_compressor(1);
@@ -395,7 +395,7 @@ static sp_es_job *sp__job_new(sp_es *es)
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->timeout);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sp__write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sp_es_write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &j->req.resp);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "shipper/" SHIPPER_VERSION);
     if (c->user) {
@@ -411,7 +411,7 @@ static sp_es_job *sp__job_new(sp_es *es)
     return j;
 }
 
-static int sp__start(sp_output *o)
+static int sp_es_start(sp_output *o)
 {
     static int curl_ready;
     if (!curl_ready && curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK) curl_ready = 1;
@@ -446,7 +446,7 @@ static int sp__start(sp_output *o)
         es->nodes[i].base = sp_strndup(s, n);
     }
     curl_free(pipe);
-    /* Content-Encoding goes first, so sp__encoded_cb can send the list without it. */
+    /* Content-Encoding goes first, so sp_es_job_encoded_cb can send the list without it. */
     struct curl_slist *h = NULL;
     if (c->compression == SP_ES_COMP_GZIP) h = curl_slist_append(h, "Content-Encoding: gzip");
     h = curl_slist_append(h, "Content-Type: application/x-ndjson");
@@ -472,7 +472,7 @@ static int sp__start(sp_output *o)
                     es->body_max, (unsigned long long)c->bulk_max_bytes);
     }
     for (int i = 0; i < o->max_inflight; i++)
-        sp__job_new(es);
+        sp_es_job_new(es);
     o->data = es;
     /* A delivery takes queued chunks up to about one body: documents are about twice their
      * MessagePack records. */
@@ -483,7 +483,7 @@ static int sp__start(sp_output *o)
     return 0;
 }
 
-static void sp__free(sp_es *es)
+static void sp_es_free(sp_es *es)
 {
     for (int i = 0; i < es->njobs; i++) {
         sp_es_job *j = es->jobs[i];
@@ -514,24 +514,24 @@ static void sp__free(sp_es *es)
     sp_output_closed(o);
 }
 
-static void sp__maybe_closed(sp_es *es)
+static void sp_es_maybe_closed(sp_es *es)
 {
-    if (es->open == 0) sp__free(es);
+    if (es->open == 0) sp_es_free(es);
 }
 
-static void sp__closed_one(void *arg)
+static void sp_es_closed_one(void *arg)
 {
     sp_es *es = arg;
     es->open--;
-    sp__maybe_closed(es);
+    sp_es_maybe_closed(es);
 }
 
-static void sp__timer_closed(uv_handle_t *h)
+static void sp_es_job_timer_closed(uv_handle_t *h)
 {
-    sp__closed_one(((sp_es_job *)h->data)->es);
+    sp_es_closed_one(((sp_es_job *)h->data)->es);
 }
 
-static void sp__stop(sp_output *o)
+static void sp_es_stop(sp_output *o)
 {
     sp_es *es = o->data;
     if (!es) {
@@ -545,9 +545,9 @@ static void sp__stop(sp_output *o)
         /* Deliveries in flight are abandoned: the core keeps their chunks. */
         sp_es_http_cancel(es->http, &j->req);
         if (j->working) es->open++;
-        uv_close((uv_handle_t *)&j->timer, sp__timer_closed);
+        uv_close((uv_handle_t *)&j->timer, sp_es_job_timer_closed);
     }
-    sp_es_http_free(es->http, sp__closed_one, es);
+    sp_es_http_free(es->http, sp_es_closed_one, es);
 }
 
 const sp_output_type sp_output_elasticsearch = {
@@ -555,9 +555,9 @@ const sp_output_type sp_output_elasticsearch = {
     .fields = sp_es_fields,
     .conf_size = sizeof(sp_es_conf),
     .check = sp_es_check,
-    .start = sp__start,
-    .deliver = sp__deliver,
-    .stop = sp__stop,
+    .start = sp_es_start,
+    .deliver = sp_es_deliver,
+    .stop = sp_es_stop,
     .metrics = sp_es_metrics,
     .default_inflight = 2,
 };

@@ -20,8 +20,8 @@
 #include "document.h"
 #include "kafka.h"
 
-static void sp__kpump(sp_kafka *k);
-static void sp__maybe_closed(sp_kafka *k);
+static void sp_kafka_pump(sp_kafka *k);
+static void sp_kafka_maybe_closed(sp_kafka *k);
 static void sp_kafka_encode_more(sp_kafka *k);
 
 /* Sets what `*held` counts against memory_limit to `now` (docs/architecture.md, "Who owns
@@ -43,7 +43,7 @@ static size_t sp_kafka_footprint(const sp_kdel *kd, size_t doc_cap, size_t doc_l
 
 /* ---- encoding (thread pool) ---- */
 
-static void sp__encode(uv_work_t *w)
+static void sp_kafka_encode(uv_work_t *w)
 {
     sp_kdel *kd = w->data;
     const sp_kafka *k = kd->k;
@@ -92,7 +92,7 @@ static void sp__encode(uv_work_t *w)
 
 /* ---- producing ---- */
 
-static int sp__permanent(rd_kafka_resp_err_t e)
+static int sp_kafka_permanent(rd_kafka_resp_err_t e)
 {
     switch (e) {
     case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
@@ -113,22 +113,23 @@ static int sp__permanent(rd_kafka_resp_err_t e)
     }
 }
 
-static void sp__retry_cb(uv_timer_t *t)
+static void sp_kafka_retry_cb(uv_timer_t *t)
 {
     sp_kafka *k = t->data;
     k->retry_due = 1;
-    sp__kpump(k);
+    sp_kafka_pump(k);
 }
 
-static void sp__arm_retry(sp_kafka *k)
+static void sp_kafka_arm_retry(sp_kafka *k)
 {
     if (uv_is_active((uv_handle_t *)&k->retry_timer)) return;
     uint64_t min = k->conf->retry_backoff ? k->conf->retry_backoff : 1;
     uint64_t max = k->o->retry_max_ms > min ? k->o->retry_max_ms : min;
-    uv_timer_start(&k->retry_timer, sp__retry_cb, sp_backoff_ms(++k->retry_attempt, min, max), 0);
+    uv_timer_start(&k->retry_timer, sp_kafka_retry_cb, sp_backoff_ms(++k->retry_attempt, min, max),
+                   0);
 }
 
-static const char *sp__topic_name(const sp_kafka *k, const sp_kmsg *m, char *buf, size_t size)
+static const char *sp_kafka_topic_name(const sp_kafka *k, const sp_kmsg *m, char *buf, size_t size)
 {
     if (m->dead) return k->conf->dead_letter_topic;
     if (!m->tname) return k->conf->topic;
@@ -139,14 +140,14 @@ static const char *sp__topic_name(const sp_kafka *k, const sp_kmsg *m, char *buf
 }
 
 /* A message failed (at produce time or in its report): retry it later, or reject it. */
-static void sp__failed(sp_kafka *k, sp_kdel *kd, sp_kmsg *m, rd_kafka_resp_err_t err)
+static void sp_kafka_failed(sp_kafka *k, sp_kdel *kd, sp_kmsg *m, rd_kafka_resp_err_t err)
 {
     char tbuf[256];
     sp_kafka_count_failure(k, err);
-    int permanent = sp__permanent(err);
+    int permanent = sp_kafka_permanent(err);
     if (permanent) {
         sp_out_log_limited(k->o, &k->rl_reject, SP_LOG_WARN, "topic %s refused a record: %s%s",
-                           sp__topic_name(k, m, tbuf, sizeof tbuf), rd_kafka_err2str(err),
+                           sp_kafka_topic_name(k, m, tbuf, sizeof tbuf), rd_kafka_err2str(err),
                            k->dlt && !m->dead ? " (sent to the dead-letter topic)" : "");
         if (!k->dlt || m->dead) {
             m->state = SP_KM_REJECTED;
@@ -157,7 +158,7 @@ static void sp__failed(sp_kafka *k, sp_kdel *kd, sp_kmsg *m, rd_kafka_resp_err_t
     } else {
         sp_out_log_limited(k->o, &k->rl_retry, SP_LOG_WARN,
                            "producing to %s failed: %s; will produce it again",
-                           sp__topic_name(k, m, tbuf, sizeof tbuf), rd_kafka_err2str(err));
+                           sp_kafka_topic_name(k, m, tbuf, sizeof tbuf), rd_kafka_err2str(err));
     }
     m->state = SP_KM_RETRY;
     kd->retry++;
@@ -166,12 +167,12 @@ static void sp__failed(sp_kafka *k, sp_kdel *kd, sp_kmsg *m, rd_kafka_resp_err_t
     if (permanent)
         k->retry_due = 1; /* to the dead-letter topic: at once, no backoff */
     else
-        sp__arm_retry(k);
+        sp_kafka_arm_retry(k);
 }
 
 /* The topic handle of a message: the static one, the dead-letter one, or one named by a record
  * field (a small cache of the recent ones; a chunk's records usually share one). */
-static rd_kafka_topic_t *sp__topic(sp_kafka *k, const sp_kmsg *m)
+static rd_kafka_topic_t *sp_kafka_topic(sp_kafka *k, const sp_kmsg *m)
 {
     if (m->dead) return k->dlt;
     if (!m->tname) return k->rkt;
@@ -206,9 +207,9 @@ static rd_kafka_topic_t *sp__topic(sp_kafka *k, const sp_kmsg *m)
 
 /* Produces one message; only QUEUE_FULL is returned (the caller stops), every other failure is
  * handled here. */
-static rd_kafka_resp_err_t sp__produce_one(sp_kafka *k, sp_kdel *kd, sp_kmsg *m)
+static rd_kafka_resp_err_t sp_kafka_produce_one(sp_kafka *k, sp_kdel *kd, sp_kmsg *m)
 {
-    rd_kafka_topic_t *rkt = sp__topic(k, m);
+    rd_kafka_topic_t *rkt = sp_kafka_topic(k, m);
     void *value = kd->buf.base + m->voff;
     rd_kafka_resp_err_t err;
     if (!rkt) {
@@ -237,12 +238,12 @@ static rd_kafka_resp_err_t sp__produce_one(sp_kafka *k, sp_kdel *kd, sp_kmsg *m)
         k->queue_full++;
         return err;
     }
-    sp__failed(k, kd, m, err);
+    sp_kafka_failed(k, kd, m, err);
     return 0;
 }
 
 /* Keeps a few deliveries' buffers: a fresh multi-MiB malloc is an mmap plus page faults. */
-static void sp__kdel_free(sp_kafka *k, sp_kdel *kd)
+static void sp_kafka_kdel_free(sp_kafka *k, sp_kdel *kd)
 {
     size_t keep = kd->buf.cap + (size_t)kd->msgs_cap * sizeof(sp_kmsg), kept = 0;
     for (int i = 0; i < k->nspare; i++)
@@ -265,28 +266,28 @@ static void sp__kdel_free(sp_kafka *k, sp_kdel *kd)
     free(kd);
 }
 
-static void sp__finish(sp_kdel *kd)
+static void sp_kafka_finish(sp_kdel *kd)
 {
     sp_kafka *k = kd->k;
     sp_list_remove(&kd->link);
     k->active--;
     sp_delivery *d = kd->d;
     uint32_t delivered = kd->delivered, rejected = kd->rejected;
-    sp__kdel_free(k, kd);
+    sp_kafka_kdel_free(k, kd);
     sp_output_done(d, SP_OUT_DONE, delivered, rejected);
     if (!k->stopping) sp_kafka_encode_more(k);
 }
 
-static void sp__check_done(sp_kdel *kd)
+static void sp_kafka_check_done(sp_kdel *kd)
 {
-    if (kd->encoded && kd->next == kd->n && !kd->inflight && !kd->retry) sp__finish(kd);
+    if (kd->encoded && kd->next == kd->n && !kd->inflight && !kd->retry) sp_kafka_finish(kd);
 }
 
 /* Produces what can be produced, deliveries in arrival order, until librdkafka's queue is
  * full. While failed messages wait for their backoff nothing new is produced, and when they are
  * due they go before anything newer: a container's lines stay in order through a failure
  * (except for messages already in librdkafka's hands when it happened). */
-static void sp__kpump_(sp_kafka *k)
+static void sp_kafka_pump_run(sp_kafka *k)
 {
     if (k->fatal || !k->rk) return; /* nothing goes to a producer that is being replaced */
     int due = k->retry_due;
@@ -302,7 +303,7 @@ static void sp__kpump_(sp_kafka *k)
             if (m->state != SP_KM_RETRY) continue;
             kd->retry--;
             k->retry_msgs--;
-            if (sp__produce_one(k, kd, m)) {
+            if (sp_kafka_produce_one(k, kd, m)) {
                 kd->retry++;
                 k->retry_msgs++;
                 k->qfull = 1;
@@ -312,39 +313,39 @@ static void sp__kpump_(sp_kafka *k)
         }
         if (hold) return;
         while (kd->next < kd->n) {
-            if (sp__produce_one(k, kd, &kd->msgs[kd->next])) {
+            if (sp_kafka_produce_one(k, kd, &kd->msgs[kd->next])) {
                 k->qfull = 1;
                 k->retry_due |= due;
                 return;
             }
             kd->next++;
         }
-        sp__check_done(kd); /* may answer the last delivery, and the daemon then stops us */
+        sp_kafka_check_done(kd); /* may answer the last delivery, and the daemon then stops us */
         if (k->stopping) return;
     }
 }
 
-static void sp__retire(sp_kafka *k, int final);
+static void sp_kafka_retire(sp_kafka *k, int final);
 
 /* librdkafka is in use on the loop thread (serving reports or producing): a stop that comes
  * from inside, through the last delivery's answer, destroys the producer only afterwards. */
-static void sp__leave(sp_kafka *k)
+static void sp_kafka_leave(sp_kafka *k)
 {
     if (--k->busy == 0 && k->destroy_pending) {
         k->destroy_pending = 0;
-        sp__retire(k, 1);
+        sp_kafka_retire(k, 1);
     }
 }
 
-static void sp__kpump(sp_kafka *k)
+static void sp_kafka_pump(sp_kafka *k)
 {
     if (k->stopping) return;
     k->busy++;
-    sp__kpump_(k);
-    sp__leave(k);
+    sp_kafka_pump_run(k);
+    sp_kafka_leave(k);
 }
 
-static void sp__encoded(uv_work_t *w, int status)
+static void sp_kafka_encoded(uv_work_t *w, int status)
 {
     (void)status; /* jobs are never cancelled */
     sp_kdel *kd = w->data;
@@ -352,12 +353,12 @@ static void sp__encoded(uv_work_t *w, int status)
     k->encoding--;
     kd->encoded = 1;
     if (k->stopping) {
-        sp__maybe_closed(k);
+        sp_kafka_maybe_closed(k);
         return;
     }
     /* The documents are buffered bytes too: they count towards memory_limit. */
     sp_kafka_hold(k, &kd->held, sp_kafka_footprint(kd, kd->buf.cap, kd->buf.len, kd->n));
-    sp__kpump(k);
+    sp_kafka_pump(k);
 }
 
 /*
@@ -383,7 +384,7 @@ static void sp_kafka_encode_more(sp_kafka *k)
         if (k->active && sp_output_held(k->o) >= limit && active >= limit / SP_KAFKA_MEMORY_FLOOR)
             return;
         const sp_delivery *d = kd->d;
-        size_t need = d->bytes * 3 / 2 + 4096; /* as sp__encode reserves */
+        size_t need = d->bytes * 3 / 2 + 4096; /* as sp_kafka_encode reserves */
         sp_kafka_hold(
             k, &kd->held,
             sp_kafka_footprint(kd, kd->buf.cap > need ? kd->buf.cap : need, need, d->nrecords));
@@ -392,7 +393,7 @@ static void sp_kafka_encode_more(sp_kafka *k)
         k->active++;
         k->encoding++;
         kd->work.data = kd;
-        uv_queue_work(k->o->loop, &kd->work, sp__encode, sp__encoded);
+        uv_queue_work(k->o->loop, &kd->work, sp_kafka_encode, sp_kafka_encoded);
     }
 }
 
@@ -417,7 +418,7 @@ static void sp_kafka_deliver(sp_output *o, sp_delivery *d)
 
 /* ---- librdkafka callbacks (all on the loop thread, from rd_kafka_poll) ---- */
 
-static void sp__dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+static void sp_kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
     (void)rk;
     sp_kafka *k = opaque;
@@ -443,12 +444,12 @@ static void sp__dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaqu
                                "a message failed (%s) after it may have been written: "
                                "producing it again may duplicate it",
                                rd_kafka_err2str(msg->err));
-        sp__failed(k, kd, m, msg->err);
+        sp_kafka_failed(k, kd, m, msg->err);
     }
-    sp__check_done(kd);
+    sp_kafka_check_done(kd);
 }
 
-static void sp__error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+static void sp_kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     sp_kafka *k = opaque;
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
@@ -464,7 +465,7 @@ static void sp__error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaq
     sp_out_log_limited(k->o, &k->rl_error, SP_LOG_WARN, "kafka: %s", reason);
 }
 
-static void sp__log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+static void sp_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     sp_kafka *k = rd_kafka_opaque(rk);
     if (level <= 4) /* syslog warning and worse: broker connection trouble repeats, limit it */
@@ -474,42 +475,43 @@ static void sp__log_cb(const rd_kafka_t *rk, int level, const char *fac, const c
         sp_out_log(k->o, level == 7 ? SP_LOG_DEBUG : SP_LOG_INFO, "kafka %s: %s", fac, buf);
 }
 
-static void sp__recover(sp_kafka *k);
+static void sp_kafka_recover(sp_kafka *k);
 
-static void sp__serve(sp_kafka *k)
+static void sp_kafka_serve(sp_kafka *k)
 {
     if (k->stopping || !k->rk) return;
     k->busy++;
     int was_full = k->qfull;
     rd_kafka_poll(k->rk, 0);
-    if (!k->stopping && k->fatal) sp__recover(k);
-    if (!k->stopping && ((was_full && !k->qfull) || k->retry_due)) sp__kpump(k);
-    sp__leave(k);
+    if (!k->stopping && k->fatal) sp_kafka_recover(k);
+    if (!k->stopping && ((was_full && !k->qfull) || k->retry_due)) sp_kafka_pump(k);
+    sp_kafka_leave(k);
 }
 
-static void sp__poll_cb(uv_poll_t *h, int status, int events)
+static void sp_kafka_poll_cb(uv_poll_t *h, int status, int events)
 {
     (void)status, (void)events;
     sp_kafka *k = h->data;
     char b[64];
     while (read(k->pipefd[0], b, sizeof b) > 0)
         ;
-    sp__serve(k);
+    sp_kafka_serve(k);
 }
 
 /* The safety net: a wake-up lost for any reason costs at most one tick. */
-static int sp__producer_new(sp_kafka *k);
+static int sp_kafka_producer_new(sp_kafka *k);
 
-static void sp__tick_cb(uv_timer_t *t)
+static void sp_kafka_tick_cb(uv_timer_t *t)
 {
     sp_kafka *k = t->data;
     /* A replacement producer that could not be created is tried again each second. */
-    if (!k->rk && !k->stopping && !k->retiring && ++k->ticks % 10 == 0 && sp__producer_new(k) == 0)
-        sp__kpump(k);
-    sp__serve(k);
+    if (!k->rk && !k->stopping && !k->retiring && ++k->ticks % 10 == 0 &&
+        sp_kafka_producer_new(k) == 0)
+        sp_kafka_pump(k);
+    sp_kafka_serve(k);
     if (k->qfull && !k->stopping) {
         k->qfull = 0;
-        sp__kpump(k);
+        sp_kafka_pump(k);
     }
     /* Memory freed elsewhere (another output, a spool write) lets waiting deliveries start. */
     if (!k->stopping) sp_kafka_encode_more(k);
@@ -519,7 +521,7 @@ static void sp__tick_cb(uv_timer_t *t)
 
 /* Creates the producer, its topic handles and its wake-up pipe hook: at start, and again when
  * a fatal error retired the previous one. A producer made only in part is retired at once. */
-static int sp__producer_new(sp_kafka *k)
+static int sp_kafka_producer_new(sp_kafka *k)
 {
     const sp_kafka_conf *c = k->conf;
     char errstr[512];
@@ -530,9 +532,9 @@ static int sp__producer_new(sp_kafka *k)
         return -EINVAL;
     }
     rd_kafka_conf_set_opaque(rc, k);
-    rd_kafka_conf_set_dr_msg_cb(rc, sp__dr_cb);
-    rd_kafka_conf_set_error_cb(rc, sp__error_cb);
-    rd_kafka_conf_set_log_cb(rc, sp__log_cb);
+    rd_kafka_conf_set_dr_msg_cb(rc, sp_kafka_dr_cb);
+    rd_kafka_conf_set_error_cb(rc, sp_kafka_error_cb);
+    rd_kafka_conf_set_log_cb(rc, sp_kafka_log_cb);
     rd_kafka_conf_set_stats_cb(rc, sp_kafka_stats_cb);
     k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, rc, errstr, sizeof errstr);
     if (!k->rk) {
@@ -546,7 +548,7 @@ static int sp__producer_new(sp_kafka *k)
     if (c->dead_letter_topic) k->dlt = rd_kafka_topic_new(k->rk, c->dead_letter_topic, NULL);
     if (!k->rkt || (c->dead_letter_topic && !k->dlt)) {
         sp_out_error(k->o, "invalid topic name");
-        sp__retire(k, 0);
+        sp_kafka_retire(k, 0);
         return -EINVAL;
     }
     /* librdkafka writes a byte when its main queue turns non-empty: the loop wakes up. */
@@ -575,21 +577,21 @@ static int sp_kafka_start(sp_output *o)
     c->queue_kbytes = sp_output_memory_limit(o) / SP_KAFKA_MEMORY_SHARE / 1024;
     if (c->queue_kbytes < 1024) c->queue_kbytes = 1024;
     if (pipe2(k->pipefd, O_NONBLOCK | O_CLOEXEC)) return -errno;
-    int rc = sp__producer_new(k);
+    int rc = sp_kafka_producer_new(k);
     if (rc) return rc;
     uv_poll_init(o->loop, &k->poll, k->pipefd[0]);
     uv_timer_init(o->loop, &k->tick);
     uv_timer_init(o->loop, &k->retry_timer);
     k->poll.data = k->tick.data = k->retry_timer.data = k;
     k->handles = 3;
-    uv_poll_start(&k->poll, UV_READABLE, sp__poll_cb);
-    uv_timer_start(&k->tick, sp__tick_cb, 100, 100);
+    uv_poll_start(&k->poll, UV_READABLE, sp_kafka_poll_cb);
+    uv_timer_start(&k->tick, sp_kafka_tick_cb, 100, 100);
     sp_out_info(o, "kafka producer for %s, topic %s%s%s", c->brokers, c->topic,
                 c->topic_key ? ", per record from " : "", c->topic_key ? c->topic_key : "");
     return 0;
 }
 
-static void sp__maybe_closed(sp_kafka *k)
+static void sp_kafka_maybe_closed(sp_kafka *k)
 {
     if (k->handles || k->encoding || k->retiring || !k->destroyed) return;
     sp_output *o = k->o;
@@ -617,11 +619,11 @@ static void sp__maybe_closed(sp_kafka *k)
     sp_output_closed(o);
 }
 
-static void sp__handle_closed(uv_handle_t *h)
+static void sp_kafka_handle_closed(uv_handle_t *h)
 {
     sp_kafka *k = h->data;
     k->handles--;
-    sp__maybe_closed(k);
+    sp_kafka_maybe_closed(k);
 }
 
 /* A producer on its way out: at stop, or replaced after a fatal error. */
@@ -636,7 +638,7 @@ typedef struct {
 } sp_kgone;
 
 /* rd_kafka_destroy joins librdkafka's threads: on the pool, so the loop never waits for it. */
-static void sp__gone_work(uv_work_t *w)
+static void sp_kafka_gone_work(uv_work_t *w)
 {
     sp_kgone *g = w->data;
     for (int i = 0; i < g->ntopics; i++)
@@ -647,7 +649,7 @@ static void sp__gone_work(uv_work_t *w)
     rd_kafka_destroy(g->rk);
 }
 
-static void sp__gone(uv_work_t *w, int status)
+static void sp_kafka_gone(uv_work_t *w, int status)
 {
     (void)status;
     sp_kgone *g = w->data;
@@ -655,20 +657,20 @@ static void sp__gone(uv_work_t *w, int status)
     k->retiring--;
     if (g->final) k->destroyed = 1;
     free(g);
-    sp__maybe_closed(k);
+    sp_kafka_maybe_closed(k);
 }
 
 /* Takes back every message the producer holds: they come back as failed reports. */
-static void sp__purge(sp_kafka *k)
+static void sp_kafka_purge(sp_kafka *k)
 {
     rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT |
                               RD_KAFKA_PURGE_F_NON_BLOCKING);
 }
 
 /* Detaches the producer and everything made from it, and destroys them off the loop. */
-static void sp__retire(sp_kafka *k, int final)
+static void sp_kafka_retire(sp_kafka *k, int final)
 {
-    sp__purge(k); /* nothing more is served: the destroy must not wait on queued messages */
+    sp_kafka_purge(k); /* nothing more is served: the destroy must not wait on queued messages */
     if (k->mainq) rd_kafka_queue_io_event_enable(k->mainq, -1, NULL, 0);
     sp_kgone *g = sp_calloc(1, sizeof *g);
     g->k = k;
@@ -688,7 +690,7 @@ static void sp__retire(sp_kafka *k, int final)
     k->rkt = k->dlt = NULL;
     k->retiring++;
     g->work.data = g;
-    uv_queue_work(k->o->loop, &g->work, sp__gone_work, sp__gone);
+    uv_queue_work(k->o->loop, &g->work, sp_kafka_gone_work, sp_kafka_gone);
 }
 
 /*
@@ -698,18 +700,18 @@ static void sp__retire(sp_kafka *k, int final)
  * new producer (a new producer id) takes over, in the same order. Messages that may have been
  * written before the error can be duplicated by this, as after any retry past idempotence.
  */
-static void sp__recover(sp_kafka *k)
+static void sp_kafka_recover(sp_kafka *k)
 {
     if (!k->purged) {
-        sp__purge(k);
+        sp_kafka_purge(k);
         k->purged = 1;
     }
     if (k->inflight_msgs) return; /* their reports come through later polls */
-    sp__retire(k, 0);
+    sp_kafka_retire(k, 0);
     k->fatal = k->purged = 0;
     k->qfull = 0;
     k->restarts++;
-    if (sp__producer_new(k) == 0) /* else the tick tries again */
+    if (sp_kafka_producer_new(k) == 0) /* else the tick tries again */
         sp_out_warn(k->o, "new kafka producer started");
 }
 
@@ -725,17 +727,17 @@ static void sp_kafka_stop(sp_output *o)
         sp_out_warn(o, "%llu kafka messages not confirmed at stop are abandoned",
                     (unsigned long long)k->inflight_msgs);
     if (k->handles) {
-        uv_close((uv_handle_t *)&k->poll, sp__handle_closed);
-        uv_close((uv_handle_t *)&k->tick, sp__handle_closed);
-        uv_close((uv_handle_t *)&k->retry_timer, sp__handle_closed);
+        uv_close((uv_handle_t *)&k->poll, sp_kafka_handle_closed);
+        uv_close((uv_handle_t *)&k->tick, sp_kafka_handle_closed);
+        uv_close((uv_handle_t *)&k->retry_timer, sp_kafka_handle_closed);
     }
     if (k->rk && k->busy) {
         k->destroy_pending = 1;
     } else if (k->rk) {
-        sp__retire(k, 1);
+        sp_kafka_retire(k, 1);
     } else {
         k->destroyed = 1;
-        sp__maybe_closed(k);
+        sp_kafka_maybe_closed(k);
     }
 }
 

@@ -66,7 +66,7 @@ sp_slice sp_kafka_field_get(const sp_kafka_field *f, const sp_record *r, sp_slic
 /* Our defaults. Idempotence with acks=all: librdkafka's own retries neither duplicate nor
  * reorder. Statistics every 10 s feed the metrics. Logs go to the main queue, so they are
  * written from the loop thread like every other line. */
-static const char *const sp__defaults[][2] = {
+static const char *const sp_kafka_defaults[][2] = {
     {"enable.idempotence", "true"},
     {"acks", "all"},
     {"linger.ms", "5"},
@@ -82,9 +82,9 @@ rd_kafka_conf_t *sp_kafka_conf_build(const sp_kafka_conf *c, char *errstr, size_
 {
     rd_kafka_conf_t *rc = rd_kafka_conf_new();
     *bad_key = NULL;
-    for (size_t i = 0; i < sizeof sp__defaults / sizeof sp__defaults[0]; i++)
-        if (rd_kafka_conf_set(rc, sp__defaults[i][0], sp__defaults[i][1], errstr, errlen) !=
-            RD_KAFKA_CONF_OK)
+    for (size_t i = 0; i < sizeof sp_kafka_defaults / sizeof sp_kafka_defaults[0]; i++)
+        if (rd_kafka_conf_set(rc, sp_kafka_defaults[i][0], sp_kafka_defaults[i][1], errstr,
+                              errlen) != RD_KAFKA_CONF_OK)
             goto fail;
     if (rd_kafka_conf_set(rc, "bootstrap.servers", c->brokers, errstr, errlen) != RD_KAFKA_CONF_OK)
         goto fail;

@@ -96,6 +96,9 @@ void sp_router_flush(sp_router *r, int all);
 void sp_router_drain(sp_router *r);
 /** Records still queued or in flight across all outputs (for the shutdown report). */
 uint64_t sp_router_pending_records(sp_router *r);
+/** The upper bounds (seconds) of the first 13 buckets of an output's latency histogram
+ * (sp_output.lat_buckets; the 14th is +Inf). */
+const double *sp_router_latency_bounds(void);
 /** Frees a chunk nobody holds (refs 0) as not delivered: the spool's, at shutdown. */
 void sp_router_drop(sp_router *r, sp_chunk *c);
 /** Stops timers and frees chunks still held, as not delivered: open ones, those queued, and
