@@ -67,6 +67,9 @@ void sp_router_start(sp_router *r);
 sp_chunk *sp_router_chunk(sp_router *r, sp_slice tag);
 /** Accounts records appended to `c` since its data length was `len_before`; may close it. */
 void sp_router_commit(sp_router *r, sp_chunk *c, size_t len_before, uint32_t nrecords);
+/** Opens the spool (buffer.spool) as r->spool, with the router as its owner (router_spool.c).
+ * 0 or a negative errno. */
+int sp_router_spool_open(sp_router *r, const char *dir, uint64_t limit);
 /** Hands a closed chunk to its outputs (the spool calls it once the chunk is durable). */
 void sp_router_dispatch(sp_router *r, sp_chunk *c);
 /** Re-creates a chunk read back from the spool (its copies in segments spool_first ..

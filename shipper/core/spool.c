@@ -14,7 +14,6 @@
 #include <libdeflate.h>
 
 #include "log.h"
-#include "router.h"
 
 #define SP_SEG_MAX (64u << 20)
 #define SP_MAGIC_CHUNK 0x31435053u /* "SPC1": a whole chunk */
@@ -56,7 +55,8 @@ typedef struct {
 } sp_replay;
 
 struct sp_spool {
-    sp_router *r;
+    sp_spool_owner owner; /* the router, through callbacks */
+    int opened;           /* sp_spool_open returned it */
     char *dir;
     uint64_t limit;
     uint64_t seg_max; /* a segment is left for a new one at this size */
@@ -291,13 +291,13 @@ static void sp_spool_update_failing(sp_spool *s, int err)
     else if (!failing && s->failing)
         sp_info("spool: writing to %s again", s->dir);
     s->failing = failing;
-    sp_router_hold(s->r, 0); /* re-evaluates pausing */
+    s->owner.blocked_changed(s->owner.ctx); /* re-evaluates pausing */
 }
 
 /* Tells the router when the spool crosses spool_limit (either way): inputs pause over it. */
 static void sp_spool_check_limit(sp_spool *s)
 {
-    if (s->r->spool != s) return; /* still opening: the router asks sp_spool_blocked itself */
+    if (!s->opened) return; /* still opening: the owner asks sp_spool_blocked itself */
     int over = s->bytes > s->limit;
     if (over == s->over) return;
     s->over = over;
@@ -305,7 +305,7 @@ static void sp_spool_check_limit(sp_spool *s)
         sp_warn("spool: %llu bytes in %s, over spool_limit (%llu): inputs paused until "
                 "delivered chunks free some",
                 (unsigned long long)s->bytes, s->dir, (unsigned long long)s->limit);
-    sp_router_hold(s->r, 0);
+    s->owner.blocked_changed(s->owner.ctx);
 }
 
 /* Writes every chunk of the work list that has unwritten data, in order; stops at the first
@@ -380,14 +380,14 @@ static void sp_spool_hand_on(sp_spool *s)
         int moved = c->durable_moved;
         c->durable_moved = 0;
         if (c->tagent || c->durable < c->data.len) {
-            if (moved) sp_router_durable(s->r, c);
+            if (moved) s->owner.durable(s->owner.ctx, c);
             if (c->tagent && c->durable == c->spooled) sp_list_remove(&c->spool_link);
             if (!c->tagent) in_order = 0;
             continue;
         }
         if (!in_order) continue;
         sp_list_remove(&c->spool_link);
-        sp_router_dispatch(s->r, c);
+        s->owner.dispatch(s->owner.ctx, c);
     }
 }
 
@@ -695,7 +695,7 @@ static int sp_spool_load(sp_spool *s)
         sp_spool_live(s, head->lo, head->hi, 1);
         nchunks++;
     }
-    if (s->r->seq < maxseq) s->r->seq = maxseq; /* new chunks must not reuse a spooled seq */
+    s->owner.seq_seen(s->owner.ctx, maxseq); /* new chunks must not reuse a spooled seq */
     sp_spool_gc(s);
     if (nchunks) sp_info("spool: %zu chunk(s) from a previous run will be delivered", nchunks);
     return 0;
@@ -729,7 +729,7 @@ static void sp_spool_replay_some(sp_spool *s, uint64_t budget)
 {
     sp_buf b = {0};
     uint64_t took = 0;
-    while (s->replay_pos < s->nreplay && s->r->bytes < s->r->memory_limit / 2 && took < budget) {
+    while (s->replay_pos < s->nreplay && took < budget && s->owner.replay_room(s->owner.ctx)) {
         sp_replay *head = &s->replay[s->replay_pos];
         s->replay_pos += head->n;
         b.len = 0;
@@ -753,8 +753,8 @@ static void sp_spool_replay_some(sp_spool *s, uint64_t budget)
         }
         s->replayed++;
         took += b.len;
-        sp_router_restore(s->r, sp_slice_make(b.base, tag_len), b.base + tag_len, b.len - tag_len,
-                          nrecords, head->h.seq, head->lo, head->hi);
+        s->owner.restore(s->owner.ctx, sp_slice_make(b.base, tag_len), b.base + tag_len,
+                         b.len - tag_len, nrecords, head->h.seq, head->lo, head->hi);
     }
     sp_buf_free(&b);
     if (s->replay_pos == s->nreplay && s->replay) {
@@ -776,7 +776,7 @@ static void sp_spool_replay_idle_cb(uv_idle_t *h)
     sp_spool *s = h->data;
     sp_spool_replay_some(s, SP_REPLAY_SLICE);
     /* Memory reached: sp_spool_done brings the next ones as chunks are delivered. */
-    if (s->replay_pos < s->nreplay && s->r->bytes >= s->r->memory_limit / 2)
+    if (s->replay_pos < s->nreplay && !s->owner.replay_room(s->owner.ctx))
         uv_idle_stop(&s->replay_idle);
 }
 
@@ -786,14 +786,15 @@ void sp_spool_replay_start(sp_spool *s)
         uv_idle_start(&s->replay_idle, sp_spool_replay_idle_cb);
 }
 
-int sp_spool_open(sp_spool **out, sp_router *r, const char *dir, uint64_t limit)
+int sp_spool_open(sp_spool **out, uv_loop_t *loop, const char *dir, uint64_t limit,
+                  const sp_spool_owner *owner)
 {
     sp_spool *s = sp_calloc(1, sizeof *s);
-    s->r = r;
+    s->owner = *owner;
     s->limit = limit;
     /* Small segments for small limits, so finished ones can be deleted long before the limit. */
     s->seg_max = limit / 8 < SP_SEG_MAX ? limit / 8 : SP_SEG_MAX;
-    if (s->seg_max < 2 * r->chunk_size) s->seg_max = 2 * r->chunk_size;
+    if (s->seg_max < 2 * owner->chunk_size) s->seg_max = 2 * owner->chunk_size;
     s->fd = -1;
     size_t n = strlen(dir) + 8;
     s->dir = sp_malloc(n);
@@ -826,14 +827,15 @@ int sp_spool_open(sp_spool **out, sp_router *r, const char *dir, uint64_t limit)
         sp_error("spool: cannot start its fsync thread: %s", strerror(rc));
         return -rc; /* shipper exits: what was loaded is not worth freeing one by one */
     }
-    uv_timer_init(r->loop, &s->timer);
+    uv_timer_init(loop, &s->timer);
     s->timer.data = s;
     uv_timer_start(&s->timer, sp_spool_timer_cb, 1000, 1000);
-    uv_async_init(r->loop, &s->sync_async, sp_spool_sync_after);
+    uv_async_init(loop, &s->sync_async, sp_spool_sync_after);
     s->sync_async.data = s;
-    uv_idle_init(r->loop, &s->replay_idle);
+    uv_idle_init(loop, &s->replay_idle);
     s->replay_idle.data = s;
     s->handles = 3;
+    s->opened = 1;
     *out = s;
     return 0;
 }
@@ -912,7 +914,7 @@ void sp_spool_close(sp_spool *s)
     while (!sp_list_empty(&s->work)) {
         sp_chunk *c = sp_list_entry(s->work.next, sp_chunk, spool_link);
         sp_list_remove(&c->spool_link);
-        if (!c->tagent) sp_router_drop(s->r, c);
+        if (!c->tagent) s->owner.drop(s->owner.ctx, c);
     }
     uv_timer_stop(&s->timer);
     uv_idle_stop(&s->replay_idle);
