@@ -29,7 +29,7 @@ typedef struct {
     sp_output *o;
 } sp_stdout;
 
-static void sp__free(sp_stdout *s)
+static void sp_stdout_free(sp_stdout *s)
 {
     sp_output *o = s->o;
     sp_buf_free(&s->job.out);
@@ -38,7 +38,7 @@ static void sp__free(sp_stdout *s)
     sp_output_closed(o);
 }
 
-static void sp__encode_write(uv_work_t *w)
+static void sp_stdout_encode_write(uv_work_t *w)
 {
     sp_stdout_job *j = w->data;
     j->out.len = 0;
@@ -61,7 +61,7 @@ static void sp__encode_write(uv_work_t *w)
     }
 }
 
-static void sp__after(uv_work_t *w, int status)
+static void sp_stdout_after(uv_work_t *w, int status)
 {
     sp_stdout_job *j = w->data;
     sp_stdout *s = (sp_stdout *)j;
@@ -69,25 +69,25 @@ static void sp__after(uv_work_t *w, int status)
     j->d = NULL;
     s->answering = 1; /* the answer may end the daemon's drain, which stops this output */
     if (status || j->err) {
-        sp_log_limited(&s->rl, SP_LOG_ERROR, "stdout: write failed: %s",
-                       strerror(j->err ? j->err : EIO));
+        sp_out_log_limited(s->o, &s->rl, SP_LOG_ERROR, "write failed: %s",
+                           strerror(j->err ? j->err : EIO));
         sp_output_done(d, SP_OUT_RETRY, 0, 0);
     } else {
         sp_output_done(d, SP_OUT_DONE, j->records, 0);
     }
     s->answering = 0;
-    if (s->stopping) sp__free(s);
+    if (s->stopping) sp_stdout_free(s);
 }
 
-static void sp__deliver(sp_output *o, sp_delivery *d)
+static void sp_stdout_deliver(sp_output *o, sp_delivery *d)
 {
     sp_stdout *s = o->data;
     s->job.d = d;
     s->job.work.data = &s->job;
-    uv_queue_work(o->loop, &s->job.work, sp__encode_write, sp__after);
+    uv_queue_work(o->loop, &s->job.work, sp_stdout_encode_write, sp_stdout_after);
 }
 
-static int sp__start(sp_output *o)
+static int sp_stdout_start(sp_output *o)
 {
     sp_stdout *s = sp_calloc(1, sizeof *s);
     s->fd = STDOUT_FILENO;
@@ -97,7 +97,7 @@ static int sp__start(sp_output *o)
     return 0;
 }
 
-static void sp__stop(sp_output *o)
+static void sp_stdout_stop(sp_output *o)
 {
     sp_stdout *s = o->data;
     if (!s) {
@@ -107,18 +107,18 @@ static void sp__stop(sp_output *o)
          * ends, and then the output is closed. The daemon does not wait for ever. */
         s->stopping = 1;
     } else {
-        sp__free(s);
+        sp_stdout_free(s);
     }
 }
 
-static const sp_conf_field sp__fields[] = {SP_CONF_END};
+static const sp_conf_field sp_stdout_fields[] = {SP_CONF_END};
 
 const sp_output_type sp_output_stdout = {
     .name = "stdout",
-    .fields = sp__fields,
+    .fields = sp_stdout_fields,
     .conf_size = 0,
-    .start = sp__start,
-    .deliver = sp__deliver,
-    .stop = sp__stop,
+    .start = sp_stdout_start,
+    .deliver = sp_stdout_deliver,
+    .stop = sp_stdout_stop,
     .default_inflight = 1,
 };

@@ -14,11 +14,6 @@ void sp_document_record(sp_buf *out, const sp_record *r, sp_slice tag)
     sp_json_document(out, r, tag, sp_document_container, NULL);
 }
 
-void sp_json_record(sp_buf *out, const sp_record *r, sp_slice tag)
-{
-    sp_document_record(out, r, tag);
-}
-
 uint32_t sp_document_chunk_lines(sp_buf *out, const sp_chunk *c)
 {
     sp_slice tag = sp_slice_make(c->tag, c->tag_len);

@@ -28,8 +28,4 @@ typedef void (*sp_json_container_fn)(void *ctx, sp_slice id, sp_buf *out);
 void sp_json_document(sp_buf *out, const sp_record *r, sp_slice tag, sp_json_container_fn more,
                       void *ctx);
 
-/* The old name of sp_document_record, defined in document.c and kept until the Elasticsearch and
- * Kafka outputs call sp_document_record (docs/architecture.md, "The plugin SDK"). */
-void sp_json_record(sp_buf *out, const sp_record *r, sp_slice tag);
-
 #endif

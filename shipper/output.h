@@ -99,6 +99,8 @@ struct sp_output {
 #define sp_out_warn(o, fmt, ...) sp_warn("output %s: " fmt, (o)->name, ##__VA_ARGS__)
 #define sp_out_info(o, fmt, ...) sp_info("output %s: " fmt, (o)->name, ##__VA_ARGS__)
 #define sp_out_debug(o, fmt, ...) sp_debug("output %s: " fmt, (o)->name, ##__VA_ARGS__)
+/* At a level chosen at run time (e.g. a client library's own log levels). */
+#define sp_out_log(o, level, fmt, ...) sp_log(level, "output %s: " fmt, (o)->name, ##__VA_ARGS__)
 /* The same through a rate limiter (sp_log_limited). */
 #define sp_out_log_limited(o, rl, level, fmt, ...)                                                 \
     sp_log_limited(rl, level, "output %s: " fmt, (o)->name, ##__VA_ARGS__)
@@ -119,6 +121,15 @@ void sp_output_done(sp_delivery *d, int result, uint32_t delivered, uint32_t rej
 void sp_output_park(sp_delivery *d);
 /** The output's handles are all closed (stop is complete). */
 void sp_output_closed(sp_output *o);
+/** Adjusts the bytes the output holds for records outside chunks (encoded bodies, responses, a
+ * client library's queue): they count against buffer.memory_limit like chunks do
+ * (docs/architecture.md, "Who owns what"). Loop thread only. */
+void sp_output_hold(sp_output *o, int64_t delta);
+/** buffer.memory_limit, for outputs that size their buffers by it. */
+uint64_t sp_output_memory_limit(const sp_output *o);
+/** Every byte counted against memory_limit now, over the whole process: chunks and what inputs
+ * and outputs hold. */
+uint64_t sp_output_held(const sp_output *o);
 /** A backoff delay for attempt n (1-based): capped exponential with full jitter. */
 uint64_t sp_backoff_ms(uint32_t attempt, uint64_t min_ms, uint64_t max_ms);
 

@@ -3,7 +3,7 @@
 
 #include "mp.h"
 
-static void sp__put_opt_str(sp_buf *b, sp_slice s)
+static void sp_record_put_opt_str(sp_buf *b, sp_slice s)
 {
     if (s.base)
         sp_mp_put_str(b, s.base, s.len);
@@ -20,16 +20,16 @@ void sp_record_write(sp_buf *out, const sp_record *r)
     sp_mp_put_uint(out, r->nsec);
     sp_mp_put_uint(out, r->prec);
     sp_mp_put_bin(out, r->id, 16);
-    sp__put_opt_str(out, r->message);
-    sp__put_opt_str(out, r->stream);
-    sp__put_opt_str(out, r->container_id);
-    sp__put_opt_str(out, r->container_name);
+    sp_record_put_opt_str(out, r->message);
+    sp_record_put_opt_str(out, r->stream);
+    sp_record_put_opt_str(out, r->container_id);
+    sp_record_put_opt_str(out, r->container_name);
     sp_mp_put_uint(out, r->flags);
     sp_mp_put_map(out, r->nextras);
     sp_buf_append(out, r->extras.base, r->extras.len);
 }
 
-static int sp__get_uint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+static int sp_record_get_uint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
     sp_mp_obj o;
     int rc = sp_mp_read(p, end, &o);
@@ -39,7 +39,7 @@ static int sp__get_uint(const uint8_t **p, const uint8_t *end, uint64_t *v)
     return 0;
 }
 
-static int sp__get_opt_str(const uint8_t **p, const uint8_t *end, sp_slice *s)
+static int sp_record_get_opt_str(const uint8_t **p, const uint8_t *end, sp_slice *s)
 {
     sp_mp_obj o;
     int rc = sp_mp_read(p, end, &o);
@@ -60,19 +60,19 @@ int sp_record_read(const uint8_t **p, const uint8_t *end, sp_record *r)
     int rc;
     if ((rc = sp_mp_read(p, end, &o))) return rc;
     if (o.type != SP_MP_ARRAY || o.v.n != 10) return SP_MP_EINVAL;
-    if ((rc = sp__get_uint(p, end, &r->sec))) return rc;
-    if ((rc = sp__get_uint(p, end, &v))) return rc;
+    if ((rc = sp_record_get_uint(p, end, &r->sec))) return rc;
+    if ((rc = sp_record_get_uint(p, end, &v))) return rc;
     r->nsec = (uint32_t)v;
-    if ((rc = sp__get_uint(p, end, &v))) return rc;
+    if ((rc = sp_record_get_uint(p, end, &v))) return rc;
     r->prec = (uint8_t)v;
     if ((rc = sp_mp_read(p, end, &o))) return rc;
     if (o.type != SP_MP_BIN || o.s.len != 16) return SP_MP_EINVAL;
     memcpy(r->id, o.s.base, 16);
-    if ((rc = sp__get_opt_str(p, end, &r->message))) return rc;
-    if ((rc = sp__get_opt_str(p, end, &r->stream))) return rc;
-    if ((rc = sp__get_opt_str(p, end, &r->container_id))) return rc;
-    if ((rc = sp__get_opt_str(p, end, &r->container_name))) return rc;
-    if ((rc = sp__get_uint(p, end, &v))) return rc;
+    if ((rc = sp_record_get_opt_str(p, end, &r->message))) return rc;
+    if ((rc = sp_record_get_opt_str(p, end, &r->stream))) return rc;
+    if ((rc = sp_record_get_opt_str(p, end, &r->container_id))) return rc;
+    if ((rc = sp_record_get_opt_str(p, end, &r->container_name))) return rc;
+    if ((rc = sp_record_get_uint(p, end, &v))) return rc;
     r->flags = (uint32_t)v;
     if ((rc = sp_mp_read(p, end, &o))) return rc;
     if (o.type != SP_MP_MAP) return SP_MP_EINVAL;
@@ -86,7 +86,7 @@ int sp_record_read(const uint8_t **p, const uint8_t *end, sp_record *r)
 
 /* A multiply-xorshift hash over 8-byte words in two lanes; not cryptographic, but ids only need
  * to be stable and collision-free across honest inputs. */
-static inline uint64_t sp__mix(uint64_t h)
+static inline uint64_t sp_record_mix(uint64_t h)
 {
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
@@ -103,16 +103,16 @@ void sp_hash128(const void *data, size_t n, uint64_t seed, uint8_t out[16])
     while (n >= 8) {
         uint64_t w;
         memcpy(&w, p, 8);
-        a = sp__mix(a ^ w) + b;
-        b = sp__mix(b + w * 0x9e3779b97f4a7c15ULL) ^ a;
+        a = sp_record_mix(a ^ w) + b;
+        b = sp_record_mix(b + w * 0x9e3779b97f4a7c15ULL) ^ a;
         p += 8;
         n -= 8;
     }
     uint64_t w = 0;
     memcpy(&w, p, n);
-    a = sp__mix(a ^ w ^ ((uint64_t)n << 56));
-    b = sp__mix(b ^ a ^ w);
-    a = sp__mix(a + b);
+    a = sp_record_mix(a ^ w ^ ((uint64_t)n << 56));
+    b = sp_record_mix(b ^ a ^ w);
+    a = sp_record_mix(a + b);
     memcpy(out, &a, 8);
     memcpy(out + 8, &b, 8);
 }

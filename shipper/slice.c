@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static void sp__oom(size_t n)
+static void sp_slice_oom(size_t n)
 {
     fprintf(stderr, "shipper: out of memory allocating %zu bytes\n", n);
     abort();
@@ -14,21 +14,21 @@ static void sp__oom(size_t n)
 void *sp_malloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
-    if (!p) sp__oom(n);
+    if (!p) sp_slice_oom(n);
     return p;
 }
 
 void *sp_calloc(size_t n, size_t sz)
 {
     void *p = calloc(n ? n : 1, sz ? sz : 1);
-    if (!p) sp__oom(n * sz);
+    if (!p) sp_slice_oom(n * sz);
     return p;
 }
 
 void *sp_realloc(void *p, size_t n)
 {
     p = realloc(p, n ? n : 1);
-    if (!p) sp__oom(n);
+    if (!p) sp_slice_oom(n);
     return p;
 }
 

@@ -1,5 +1,5 @@
 /*
- * The elasticsearch output: settings, lifecycle and the life of one delivery.
+ * The elasticsearch output: lifecycle and the life of one delivery.
  *
  * A delivery (one or more chunks) is sent as one or more bulk requests, one at a time: first the
  * records in order, cut at bulk_max_bytes; then, without waiting, dead-letter documents of
@@ -11,6 +11,7 @@
  * curl multi.
  * A whole-request failure hands the delivery back to the core (SP_OUT_RETRY), which backs off
  * and retries all of it: the records' deterministic _ids turn the repeats into 409s.
+ * Settings and their check are in es_conf.c, counters and metrics in es_metrics.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,211 +21,11 @@
 #include <unistd.h>
 
 #include "es.h"
-#include "log.h"
-#include "output.h"
-#include "router.h"
-
-#define SP_ES_MAX_REASONS 16
-/* Jobs (deliveries with their buffers) at once, per worker, counting those parked while a few
- * of their items wait for a retry. */
-#define SP_ES_JOBS_PER_WORKER 4
-#define SP_ES_FILTER "/_bulk?filter_path=errors,items.*.status,items.*.error"
-/* A job holds a body, its gzip copy and a response: about three bodies. All the workers' jobs
- * together get at most 1/SP_ES_MEMORY_SHARE of memory_limit, so a body is cut below
- * bulk_max_bytes when the limit is small (README, buffer.memory_limit). */
-#define SP_ES_MEMORY_SHARE 4
-#define SP_ES_BODY_MIN (64u << 10)
-
-typedef struct sp_es sp_es;
-
-typedef struct {
-    char *url;  /* the bulk endpoint with its query */
-    char *base; /* as configured, for log lines */
-    uint64_t down_until;
-} sp_es_node;
-
-typedef struct {
-    sp_es *es;
-    sp_delivery *d; /* NULL: the job is free */
-    sp_es_req req;
-    uv_work_t work;
-    uv_timer_t timer;                  /* item-retry backoff */
-    int working;                       /* on the thread pool */
-    struct libdeflate_compressor *gzc; /* with compression: gzip */
-    sp_es_enc enc;
-    sp_buf body, gz;
-    sp_es_item *sent, *now, *retry;
-    uint32_t nsent, nnow, nretry, cap;
-    uint32_t cur_ci; /* next fresh record: in this chunk of the delivery, */
-    size_t cursor;   /* at this offset */
-    int from_now;    /* this request sends items of `now` */
-    sp_buf errs;     /* error texts of dead-letter items */
-    uint32_t delivered, rejected, rounds, dl_sent, dl_notok;
-    int node;
-    size_t gz_peak; /* the most of `gz` written: what of it is resident */
-    size_t held;    /* its buffers, as counted with sp_router_hold */
-} sp_es_job;
-
-struct sp_es {
-    sp_output *o;
-    sp_es_conf *conf;
-    sp_es_http *http;
-    sp_es_node *nodes;
-    size_t nnodes, rr;
-    sp_es_job **jobs; /* `workers` of them, more while some wait for an item retry */
-    int njobs;
-    struct curl_slist *headers;
-    int dl_fd;
-    int stopping, open; /* open: things to close before the output is closed */
-    size_t body_max;    /* bulk_max_bytes, or less under a small memory_limit */
-    sp_ratelimit rl_req, rl_item, rl_dl;
-    /* metrics */
-    uint64_t by_status[600];
-    uint64_t err_connect, err_timeout, err_other, err_response;
-    uint64_t items_retried, dl_written, dl_failed;
-    uint64_t bytes_encoded, bytes_sent;
-    struct {
-        char reason[64];
-        uint64_t n;
-    } reasons[SP_ES_MAX_REASONS];
-    uint64_t reasons_other;
-};
-
-static const char *const sp__compressions[] = {"none", "gzip", NULL};
-
-static const sp_conf_field sp__fields[] = {
-    {"url", SP_CONF_STRLIST, offsetof(sp_es_conf, url), "http://127.0.0.1:9200",
-     "node URL, or a list (round robin; a failing node is skipped for node_cooldown)"},
-    {"index", SP_CONF_STR, offsetof(sp_es_conf, index), "logs-%Y.%m.%d",
-     "index name; strftime on the record's UTC time"},
-    {"data_stream", SP_CONF_STR, offsetof(sp_es_conf, data_stream), NULL,
-     "write to this data stream instead of `index`"},
-    {"pipeline", SP_CONF_STR, offsetof(sp_es_conf, pipeline), NULL, "ingest pipeline"},
-    {"user", SP_CONF_STR, offsetof(sp_es_conf, user), NULL, "basic auth user"},
-    {"password", SP_CONF_STR, offsetof(sp_es_conf, password), NULL, "basic auth password"},
-    {"api_key", SP_CONF_STR, offsetof(sp_es_conf, api_key), NULL,
-     "API key (base64 id:key), sent as `Authorization: ApiKey ...`"},
-    {"compression", SP_CONF_ENUM, offsetof(sp_es_conf, compression), "none",
-     "request body compression: none | gzip", sp__compressions},
-    {"bulk_max_bytes", SP_CONF_SIZE, offsetof(sp_es_conf, bulk_max_bytes), "5MiB",
-     "largest bulk body before compression; a larger chunk is sent as several requests"},
-    {"timeout", SP_CONF_DURATION, offsetof(sp_es_conf, timeout), "30s",
-     "one request, connect to last byte"},
-    {"connect_timeout", SP_CONF_DURATION, offsetof(sp_es_conf, connect_timeout), "5s",
-     "TCP and TLS connect"},
-    {"tls_ca_file", SP_CONF_STR, offsetof(sp_es_conf, tls_ca_file), NULL,
-     "PEM CA bundle to verify the server (default: the system's)"},
-    {"tls_cert", SP_CONF_STR, offsetof(sp_es_conf, tls_cert), NULL, "PEM client certificate"},
-    {"tls_key", SP_CONF_STR, offsetof(sp_es_conf, tls_key), NULL, "PEM client key"},
-    {"tls_verify", SP_CONF_BOOL, offsetof(sp_es_conf, tls_verify), "true",
-     "verify the server's certificate and host name"},
-    {"tls", SP_CONF_MAP, offsetof(sp_es_conf, tls), NULL,
-     "the tls_* settings as a map: {ca_file, cert, key, verify}"},
-    {"dead_letter_index", SP_CONF_STR, offsetof(sp_es_conf, dead_letter_index), NULL,
-     "index for rejected documents (wrapped with the error)"},
-    {"dead_letter_file", SP_CONF_STR, offsetof(sp_es_conf, dead_letter_file), NULL,
-     "file that rejected documents are appended to (NDJSON)"},
-    {"node_cooldown", SP_CONF_DURATION, offsetof(sp_es_conf, node_cooldown), "10s",
-     "how long a failing node is skipped when others are configured"},
-    SP_CONF_END};
-
-/* ---- config ---- */
-
-static int sp__check(sp_output *o, const sp_node *n, sp_conf_err *err)
-{
-    sp_es_conf *c = o->conf;
-    sp_node *k;
-#define SP_LINE(key) ((k = sp_node_get(n, key)) ? k->line : o->line)
-    /* tls: {ca_file, cert, key, verify} fills the flat tls_* settings. */
-    for (size_t i = 0; i < c->tls.n; i++) {
-        const char *key = c->tls.k[i], *v = c->tls.v[i];
-        char **dst = !strcmp(key, "ca_file") ? &c->tls_ca_file
-                     : !strcmp(key, "cert")  ? &c->tls_cert
-                     : !strcmp(key, "key")   ? &c->tls_key
-                                             : NULL;
-        if (dst) {
-            free(*dst);
-            *dst = strdup(v);
-        } else if (!strcmp(key, "verify") && (!strcmp(v, "true") || !strcmp(v, "false"))) {
-            c->tls_verify = !strcmp(v, "true");
-        } else {
-            sp_conf_error(err, SP_LINE("tls"), "tls",
-                          "%s: expected ca_file, cert, key or verify (true|false)", key);
-            return -1;
-        }
-    }
-    if (c->url.n == 0) {
-        sp_conf_error(err, SP_LINE("url"), "url", "at least one URL is required");
-        return -1;
-    }
-    for (size_t i = 0; i < c->url.n; i++) {
-        const char *u = c->url.v[i];
-        if (strncmp(u, "http://", 7) && strncmp(u, "https://", 8)) {
-            sp_conf_error(err, SP_LINE("url"), "url", "\"%s\": must start with http:// or https://",
-                          u);
-            return -1;
-        }
-        if (strchr(u, '?') || strchr(u, '#') || !u[strncmp(u, "http://", 7) ? 8 : 7]) {
-            sp_conf_error(err, SP_LINE("url"), "url",
-                          "\"%s\": expected scheme://host[:port][/path]", u);
-            return -1;
-        }
-    }
-    if (c->data_stream && sp_node_get(n, "index")) {
-        sp_conf_error(err, SP_LINE("data_stream"), "data_stream",
-                      "set either `index` or `data_stream`, not both");
-        return -1;
-    }
-    const char *target = c->data_stream ? c->data_stream : c->index;
-    if (!target || !*target || strlen(target) > 200) {
-        sp_conf_error(err, SP_LINE(c->data_stream ? "data_stream" : "index"),
-                      c->data_stream ? "data_stream" : "index", "must be 1 to 200 characters");
-        return -1;
-    }
-    if (c->dead_letter_index && c->dead_letter_file) {
-        sp_conf_error(err, SP_LINE("dead_letter_file"), "dead_letter_file",
-                      "set either `dead_letter_index` or `dead_letter_file`, not both");
-        return -1;
-    }
-    if (c->api_key && (c->user || c->password)) {
-        sp_conf_error(err, SP_LINE("api_key"), "api_key", "use either api_key or user/password");
-        return -1;
-    }
-    if (!c->user != !c->password) {
-        sp_conf_error(err, SP_LINE(c->user ? "user" : "password"), c->user ? "user" : "password",
-                      "user and password go together");
-        return -1;
-    }
-    if (!c->tls_cert != !c->tls_key) {
-        sp_conf_error(err, SP_LINE(c->tls_cert ? "tls_cert" : "tls_key"),
-                      c->tls_cert ? "tls_cert" : "tls_key", "tls_cert and tls_key go together");
-        return -1;
-    }
-    const char *files[] = {"tls_ca_file", c->tls_ca_file, "tls_cert",
-                           c->tls_cert,   "tls_key",      c->tls_key};
-    for (int i = 0; i < 6; i += 2)
-        if (files[i + 1] && access(files[i + 1], R_OK)) {
-            sp_conf_error(err, SP_LINE(files[i]), files[i], "\"%s\": %s", files[i + 1],
-                          strerror(errno));
-            return -1;
-        }
-    if (c->bulk_max_bytes < 1024 || c->bulk_max_bytes > (1u << 30)) {
-        sp_conf_error(err, SP_LINE("bulk_max_bytes"), "bulk_max_bytes",
-                      "must be between 1KiB and 1GiB");
-        return -1;
-    }
-    if (c->timeout < 100 || c->connect_timeout < 100) {
-        sp_conf_error(err, SP_LINE("timeout"), "timeout", "timeouts must be at least 100ms");
-        return -1;
-    }
-#undef SP_LINE
-    return 0;
-}
 
 /* ---- one delivery ---- */
 
-static void sp__step(sp_es_job *j);
-static void sp__maybe_closed(sp_es *es);
+static void sp_es_job_step(sp_es_job *j);
+static void sp_es_maybe_closed(sp_es *es);
 
 /* Counts what the job's buffers occupy against memory_limit (docs/architecture.md, "Who owns
  * what"): on the loop thread, after each step that may have grown them. */
@@ -235,7 +36,7 @@ static void sp_es_job_account(sp_es_job *j)
     if (now == j->held) return;
     int64_t delta = (int64_t)now - (int64_t)j->held;
     j->held = now;
-    sp_router_hold(j->es->o->router, delta);
+    sp_output_hold(j->es->o, delta);
 }
 
 /* Gives back a job's large buffers: a job only waiting for an item retry, or one of the extra
@@ -249,14 +50,14 @@ static void sp_es_job_release(sp_es_job *j)
     sp_es_job_account(j);
 }
 
-static void sp__whole_retry(sp_es_job *j)
+static void sp_es_job_retry_all(sp_es_job *j)
 {
     sp_delivery *d = j->d;
     j->d = NULL;
     sp_output_done(d, SP_OUT_RETRY, 0, 0);
 }
 
-static void sp__finish(sp_es_job *j)
+static void sp_es_job_finish(sp_es_job *j)
 {
     sp_delivery *d = j->d;
     j->d = NULL;
@@ -266,14 +67,14 @@ static void sp__finish(sp_es_job *j)
     sp_output_done(d, SP_OUT_DONE, j->delivered, j->rejected);
 }
 
-static void sp__use_chunk(sp_es_job *j, uint32_t ci)
+static void sp_es_job_use_chunk(sp_es_job *j, uint32_t ci)
 {
     const sp_chunk *c = j->d->chunks[ci];
     j->enc.tag = sp_slice_make(c->tag, c->tag_len);
     j->enc.ci = ci;
 }
 
-static void sp__encode_cb(uv_work_t *w)
+static void sp_es_job_encode_cb(uv_work_t *w)
 {
     sp_es_job *j = w->data;
     const sp_delivery *d = j->d;
@@ -287,7 +88,7 @@ static void sp__encode_cb(uv_work_t *w)
             while (taken + run < j->nnow && j->now[taken + run].ci == ci)
                 run++;
             const sp_chunk *c = d->chunks[ci];
-            sp__use_chunk(j, ci);
+            sp_es_job_use_chunk(j, ci);
             uint32_t k = sp_es_encode_items(&j->enc, &j->body, SP_CHUNK_BEGIN(c), c->data.len,
                                             j->now + taken, run);
             memcpy(j->sent + j->nsent, j->now + taken, k * sizeof *j->sent);
@@ -301,7 +102,7 @@ static void sp__encode_cb(uv_work_t *w)
         /* Fresh records, chunk after chunk, while the body has room. */
         while (j->cur_ci < d->nchunks) {
             const sp_chunk *c = d->chunks[j->cur_ci];
-            sp__use_chunk(j, j->cur_ci);
+            sp_es_job_use_chunk(j, j->cur_ci);
             j->nsent += sp_es_encode_range(&j->enc, &j->body, SP_CHUNK_BEGIN(c), c->data.len,
                                            &j->cursor, j->sent + j->nsent);
             if (j->cursor < c->data.len) break; /* the body is full */
@@ -316,7 +117,7 @@ static void sp__encode_cb(uv_work_t *w)
         j->gz.len = 0; /* cannot happen with a sized buffer; sent uncompressed below */
 }
 
-static size_t sp__pick_node(sp_es *es)
+static size_t sp_es_node_pick(sp_es *es)
 {
     uint64_t now = uv_now(es->o->loop);
     size_t best = es->rr % es->nnodes;
@@ -332,19 +133,19 @@ static size_t sp__pick_node(sp_es *es)
     return best;
 }
 
-static void sp__node_failed(sp_es *es, int node)
+static void sp_es_node_failed(sp_es *es, int node)
 {
     if (es->nnodes > 1) es->nodes[node].down_until = uv_now(es->o->loop) + es->conf->node_cooldown;
 }
 
-static void sp__encoded_cb(uv_work_t *w, int status)
+static void sp_es_job_encoded_cb(uv_work_t *w, int status)
 {
     sp_es_job *j = w->data;
     sp_es *es = j->es;
     j->working = 0;
     if (es->stopping) {
         es->open--;
-        sp__maybe_closed(es);
+        sp_es_maybe_closed(es);
         return;
     }
     int gz = es->conf->compression == SP_ES_COMP_GZIP && j->gz.len;
@@ -353,7 +154,7 @@ static void sp__encoded_cb(uv_work_t *w, int status)
     sp_es_job_account(j);
     es->bytes_encoded += j->body.len;
     es->bytes_sent += b->len;
-    j->node = (int)sp__pick_node(es);
+    j->node = (int)sp_es_node_pick(es);
     CURL *e = j->req.easy;
     curl_easy_setopt(e, CURLOPT_URL, es->nodes[j->node].url);
     /* The first header is Content-Encoding when gzip is on; a body left uncompressed (gzip
@@ -364,12 +165,12 @@ static void sp__encoded_cb(uv_work_t *w, int status)
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)b->len);
     if (sp_es_http_send(es->http, &j->req)) {
         es->err_other++;
-        sp__whole_retry(j);
+        sp_es_job_retry_all(j);
     }
 }
 
-static void sp__item_cb(void *ctx, uint32_t index, int status, const char *type, const char *reason,
-                        const char *error)
+static void sp_es_job_item_cb(void *ctx, uint32_t index, int status, const char *type,
+                              const char *reason, const char *error)
 {
     sp_es_job *j = ctx;
     sp_es *es = j->es;
@@ -383,33 +184,18 @@ static void sp__item_cb(void *ctx, uint32_t index, int status, const char *type,
     }
     if (it.err) {
         es->dl_failed++;
-        sp_log_limited(&es->rl_dl, SP_LOG_ERROR,
-                       "output %s: dead-letter document rejected (%d %s: %s); it is dropped",
-                       es->o->name, status, type, reason);
+        sp_out_log_limited(es->o, &es->rl_dl, SP_LOG_ERROR,
+                           "dead-letter document rejected (%d %s: %s); it is dropped", status, type,
+                           reason);
         return;
     }
     j->rejected++;
-    /* The reason is a metric label: keep it to characters Prometheus text needs no escape for. */
-    char label[64];
-    snprintf(label, sizeof label, "%s", type);
-    for (char *r = label; *r; r++)
-        if (!(*r == '_' || (*r >= 'a' && *r <= 'z') || (*r >= 'A' && *r <= 'Z') ||
-              (*r >= '0' && *r <= '9')))
-            *r = '_';
-    int k;
-    for (k = 0; k < SP_ES_MAX_REASONS && es->reasons[k].reason[0]; k++)
-        if (!strcmp(es->reasons[k].reason, label)) break;
-    if (k == SP_ES_MAX_REASONS) {
-        es->reasons_other++;
-    } else {
-        if (!es->reasons[k].reason[0]) memcpy(es->reasons[k].reason, label, sizeof label);
-        es->reasons[k].n++;
-    }
-    sp_log_limited(&es->rl_item, SP_LOG_WARN, "output %s: document rejected (%d %s: %s)%s",
-                   es->o->name, status, type, reason,
-                   es->conf->dead_letter_index  ? "; sent to the dead-letter index"
-                   : es->conf->dead_letter_file ? "; written to the dead-letter file"
-                                                : "");
+    sp_es_count_rejected(es, type);
+    sp_out_log_limited(es->o, &es->rl_item, SP_LOG_WARN, "document rejected (%d %s: %s)%s", status,
+                       type, reason,
+                       es->conf->dead_letter_index  ? "; sent to the dead-letter index"
+                       : es->conf->dead_letter_file ? "; written to the dead-letter file"
+                                                    : "");
     if (es->conf->dead_letter_index) {
         j->now[j->nnow++] = (sp_es_item){it.off, (uint32_t)j->errs.len + 1, it.ci};
         sp_buf_append(&j->errs, error, strlen(error) + 1);
@@ -420,7 +206,7 @@ static void sp__item_cb(void *ctx, uint32_t index, int status, const char *type,
         const uint8_t *p = SP_CHUNK_BEGIN(c) + it.off;
         sp_record r;
         if (sp_record_read(&p, SP_CHUNK_END(c), &r)) return;
-        sp__use_chunk(j, it.ci);
+        sp_es_job_use_chunk(j, it.ci);
         j->body.len = 0;
         sp_es_dead_letter_line(&j->enc, &j->body, &r, error);
         if (write(es->dl_fd, j->body.base, j->body.len) == (ssize_t)j->body.len)
@@ -430,18 +216,6 @@ static void sp__item_cb(void *ctx, uint32_t index, int status, const char *type,
     }
 }
 
-static void sp__count_status(sp_es *es, CURLcode rc, long status)
-{
-    if (rc == CURLE_OPERATION_TIMEDOUT)
-        es->err_timeout++;
-    else if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
-        es->err_connect++;
-    else if (rc != CURLE_OK)
-        es->err_other++;
-    else if (status > 0 && status < 600)
-        es->by_status[status]++;
-}
-
 /*
  * HTTP 413: the server's http.max_content_length is below this body. Retrying the same body
  * would fail forever and hold the buffer, so the job halves its body limit (kept for its later
@@ -449,75 +223,75 @@ static void sp__count_status(sp_es *es, CURLcode rc, long status)
  * smaller bodies. A single document that is still too large can never be indexed: it is
  * rejected like a mapping error (dead-letter file or index, counted by reason).
  */
-static void sp__too_large(sp_es_job *j)
+static void sp_es_job_too_large(sp_es_job *j)
 {
     sp_es *es = j->es;
     if (j->nsent == 1) {
-        sp__item_cb(j, 0, 413, "request_too_large",
-                    "the document alone is larger than the server accepts",
-                    "{\"type\":\"request_too_large\",\"reason\":\"HTTP 413: the document "
-                    "alone is larger than the server's http.max_content_length\"}");
-        sp__step(j);
+        sp_es_job_item_cb(j, 0, 413, "request_too_large",
+                          "the document alone is larger than the server accepts",
+                          "{\"type\":\"request_too_large\",\"reason\":\"HTTP 413: the document "
+                          "alone is larger than the server's http.max_content_length\"}");
+        sp_es_job_step(j);
         return;
     }
     size_t half = j->body.len / 2;
-    sp_log_limited(&es->rl_req, SP_LOG_WARN,
-                   "output %s: %s: HTTP 413 for a bulk of %u documents (%zu bytes); sending "
-                   "bodies of at most %zu bytes (lower bulk_max_bytes)",
-                   es->o->name, es->nodes[j->node].base, j->nsent, j->body.len, half);
+    sp_out_log_limited(es->o, &es->rl_req, SP_LOG_WARN,
+                       "%s: HTTP 413 for a bulk of %u documents (%zu bytes); sending "
+                       "bodies of at most %zu bytes (lower bulk_max_bytes)",
+                       es->nodes[j->node].base, j->nsent, j->body.len, half);
     j->enc.max_bytes = half;
     /* The sent records go first in the queue of records to send without waiting. */
     memmove(j->now + j->nsent, j->now, j->nnow * sizeof *j->now);
     memcpy(j->now, j->sent, j->nsent * sizeof *j->now);
     j->nnow += j->nsent;
-    sp__step(j);
+    sp_es_job_step(j);
 }
 
-static void sp__http_done(sp_es_req *q, CURLcode rc, long status)
+static void sp_es_job_http_done(sp_es_req *q, CURLcode rc, long status)
 {
     sp_es_job *j = (sp_es_job *)((char *)q - offsetof(sp_es_job, req));
     sp_es *es = j->es;
-    sp__count_status(es, rc, status);
+    sp_es_count_status(es, rc, status);
     sp_es_job_account(j);
     const char *url = es->nodes[j->node].base;
     if (rc != CURLE_OK) {
-        sp_log_limited(&es->rl_req, SP_LOG_WARN, "output %s: %s: %s; retrying", es->o->name, url,
-                       q->errbuf[0] ? q->errbuf : curl_easy_strerror(rc));
-        sp__node_failed(es, j->node);
-        sp__whole_retry(j);
+        sp_out_log_limited(es->o, &es->rl_req, SP_LOG_WARN, "%s: %s; retrying", url,
+                           q->errbuf[0] ? q->errbuf : curl_easy_strerror(rc));
+        sp_es_node_failed(es, j->node);
+        sp_es_job_retry_all(j);
         return;
     }
     if (status == 413) {
-        sp__too_large(j);
+        sp_es_job_too_large(j);
         return;
     }
     if (status != 200) {
-        sp_log_limited(&es->rl_req, SP_LOG_WARN, "output %s: %s: HTTP %ld: %.*s; retrying",
-                       es->o->name, url, status, (int)(q->resp.len < 300 ? q->resp.len : 300),
-                       q->resp.base ? q->resp.base : "");
-        if (status == 429 || status >= 500) sp__node_failed(es, j->node);
-        sp__whole_retry(j);
+        sp_out_log_limited(es->o, &es->rl_req, SP_LOG_WARN, "%s: HTTP %ld: %.*s; retrying", url,
+                           status, (int)(q->resp.len < 300 ? q->resp.len : 300),
+                           q->resp.base ? q->resp.base : "");
+        if (status == 429 || status >= 500) sp_es_node_failed(es, j->node);
+        sp_es_job_retry_all(j);
         return;
     }
     j->dl_notok = 0;
     int64_t ok = sp_es_parse_response(q->resp.base ? q->resp.base : "", q->resp.len, j->nsent,
-                                      sp__item_cb, j);
+                                      sp_es_job_item_cb, j);
     if (ok < 0) {
         es->err_response++;
-        sp_log_limited(&es->rl_req, SP_LOG_WARN,
-                       "output %s: %s: incomplete or unreadable bulk response (%zu bytes); "
-                       "retrying",
-                       es->o->name, url, q->resp.len);
-        sp__whole_retry(j);
+        sp_out_log_limited(es->o, &es->rl_req, SP_LOG_WARN,
+                           "%s: incomplete or unreadable bulk response (%zu bytes); "
+                           "retrying",
+                           url, q->resp.len);
+        sp_es_job_retry_all(j);
         return;
     }
     uint32_t dl_ok = j->dl_sent - j->dl_notok;
     es->dl_written += dl_ok;
     j->delivered += (uint32_t)ok - dl_ok;
-    sp__step(j);
+    sp_es_job_step(j);
 }
 
-static void sp__retry_timer_cb(uv_timer_t *t)
+static void sp_es_job_retry_timer_cb(uv_timer_t *t)
 {
     sp_es_job *j = t->data;
     sp_es_item *tmp = j->now;
@@ -525,10 +299,10 @@ static void sp__retry_timer_cb(uv_timer_t *t)
     j->nnow = j->nretry;
     j->retry = tmp;
     j->nretry = 0;
-    sp__step(j);
+    sp_es_job_step(j);
 }
 
-static void sp__queue_encode(sp_es_job *j, int from_now)
+static void sp_es_job_queue_encode(sp_es_job *j, int from_now)
 {
     j->from_now = from_now;
     j->working = 1;
@@ -537,21 +311,20 @@ static void sp__queue_encode(sp_es_job *j, int from_now)
     clock_gettime(CLOCK_REALTIME, &ts);
     j->enc.now_sec = (uint64_t)ts.tv_sec;
     j->enc.now_nsec = (uint32_t)ts.tv_nsec;
-    uv_queue_work(j->es->o->loop, &j->work, sp__encode_cb, sp__encoded_cb);
+    uv_queue_work(j->es->o->loop, &j->work, sp_es_job_encode_cb, sp_es_job_encoded_cb);
 }
 
-static void sp__step(sp_es_job *j)
+static void sp_es_job_step(sp_es_job *j)
 {
     if (j->cur_ci < j->d->nchunks) {
-        sp__queue_encode(j, 0);
+        sp_es_job_queue_encode(j, 0);
     } else if (j->nnow) {
-        sp__queue_encode(j, 1);
+        sp_es_job_queue_encode(j, 1);
     } else if (j->nretry) {
         j->rounds++;
         uint64_t ms = sp_backoff_ms(j->rounds, 250, j->es->o->retry_max_ms);
-        sp_debug("output %s: retrying %u items in %llu ms", j->es->o->name, j->nretry,
-                 (unsigned long long)ms);
-        uv_timer_start(&j->timer, sp__retry_timer_cb, ms, 0);
+        sp_out_debug(j->es->o, "retrying %u items in %llu ms", j->nretry, (unsigned long long)ms);
+        uv_timer_start(&j->timer, sp_es_job_retry_timer_cb, ms, 0);
         /* The job only waits now: the next delivery need not wait with it (up to a bound on
          * jobs waiting at once, each with its buffers). */
         int busy = 0;
@@ -562,19 +335,19 @@ static void sp__step(sp_es_job *j)
             sp_output_park(j->d);
         }
     } else {
-        sp__finish(j);
+        sp_es_job_finish(j);
     }
 }
 
-static sp_es_job *sp__job_new(sp_es *es);
+static sp_es_job *sp_es_job_new(sp_es *es);
 
-static void sp__deliver(sp_output *o, sp_delivery *d)
+static void sp_es_deliver(sp_output *o, sp_delivery *d)
 {
     sp_es *es = o->data;
     sp_es_job *j = NULL;
     for (int i = 0; i < es->njobs && !j; i++)
         if (!es->jobs[i]->d) j = es->jobs[i];
-    if (!j) j = sp__job_new(es); /* some wait for an item retry (parked) */
+    if (!j) j = sp_es_job_new(es); /* some wait for an item retry (parked) */
     uint32_t n = d->nrecords;
     if (n > j->cap) {
         j->cap = n;
@@ -588,19 +361,19 @@ static void sp__deliver(sp_output *o, sp_delivery *d)
     j->nnow = j->nretry = j->nsent = 0;
     j->delivered = j->rejected = j->rounds = 0;
     j->errs.len = 0;
-    sp__step(j);
+    sp_es_job_step(j);
 }
 
 /* ---- lifecycle ---- */
 
-static size_t sp__write_cb(char *ptr, size_t size, size_t n, void *ud)
+static size_t sp_es_write_cb(char *ptr, size_t size, size_t n, void *ud)
 {
     sp_buf *b = ud;
     sp_buf_append(b, ptr, size * n);
     return size * n;
 }
 
-static sp_es_job *sp__job_new(sp_es *es)
+static sp_es_job *sp_es_job_new(sp_es *es)
 {
     sp_es_conf *c = es->conf;
     sp_es_job *j = sp_calloc(1, sizeof *j);
@@ -608,7 +381,7 @@ static sp_es_job *sp__job_new(sp_es *es)
     es->jobs[es->njobs++] = j;
     j->es = es;
     sp_es_req_init(&j->req);
-    j->req.done = sp__http_done;
+    j->req.done = sp_es_job_http_done;
     uv_timer_init(es->o->loop, &j->timer);
     j->timer.data = j;
     if (c->compression == SP_ES_COMP_GZIP) j->gzc = libdeflate_alloc_compressor(1);
@@ -622,7 +395,7 @@ static sp_es_job *sp__job_new(sp_es *es)
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->timeout);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sp__write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sp_es_write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &j->req.resp);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "shipper/" SHIPPER_VERSION);
     if (c->user) {
@@ -638,7 +411,7 @@ static sp_es_job *sp__job_new(sp_es *es)
     return j;
 }
 
-static int sp__start(sp_output *o)
+static int sp_es_start(sp_output *o)
 {
     static int curl_ready;
     if (!curl_ready && curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK) curl_ready = 1;
@@ -651,8 +424,7 @@ static int sp__start(sp_output *o)
         es->dl_fd = open(c->dead_letter_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
         if (es->dl_fd < 0) {
             int rc = -errno;
-            sp_error("output %s: dead_letter_file %s: %s", o->name, c->dead_letter_file,
-                     strerror(errno));
+            sp_out_error(o, "dead_letter_file %s: %s", c->dead_letter_file, strerror(errno));
             free(es);
             return rc;
         }
@@ -674,7 +446,7 @@ static int sp__start(sp_output *o)
         es->nodes[i].base = sp_strndup(s, n);
     }
     curl_free(pipe);
-    /* Content-Encoding goes first, so sp__encoded_cb can send the list without it. */
+    /* Content-Encoding goes first, so sp_es_job_encoded_cb can send the list without it. */
     struct curl_slist *h = NULL;
     if (c->compression == SP_ES_COMP_GZIP) h = curl_slist_append(h, "Content-Encoding: gzip");
     h = curl_slist_append(h, "Content-Type: application/x-ndjson");
@@ -690,31 +462,32 @@ static int sp__start(sp_output *o)
     es->http = sp_es_http_new(o->loop, o->max_inflight);
     if (!es->http) return -ENOMEM;
     /* Each worker's job holds about three bodies (body, gzip copy, response). */
-    uint64_t share = o->router->memory_limit / SP_ES_MEMORY_SHARE / 3 / (uint64_t)o->max_inflight;
+    uint64_t share = sp_output_memory_limit(o) / SP_ES_MEMORY_SHARE / 3 / (uint64_t)o->max_inflight;
     es->body_max = c->bulk_max_bytes;
     if (es->body_max > share) {
         es->body_max = share > SP_ES_BODY_MIN ? share : SP_ES_BODY_MIN;
-        sp_info("output %s: bodies of at most %zu bytes (bulk_max_bytes %llu): memory_limit is "
-                "small",
-                o->name, es->body_max, (unsigned long long)c->bulk_max_bytes);
+        sp_out_info(o,
+                    "bodies of at most %zu bytes (bulk_max_bytes %llu): memory_limit is "
+                    "small",
+                    es->body_max, (unsigned long long)c->bulk_max_bytes);
     }
     for (int i = 0; i < o->max_inflight; i++)
-        sp__job_new(es);
+        sp_es_job_new(es);
     o->data = es;
     /* A delivery takes queued chunks up to about one body: documents are about twice their
      * MessagePack records. */
     o->batch_bytes = es->body_max / 2;
-    sp_info("output %s: elasticsearch %s%s, %d workers%s", o->name, c->url.v[0],
-            c->url.n > 1 ? " (and more)" : "", o->max_inflight,
-            c->compression == SP_ES_COMP_GZIP ? ", gzip" : "");
+    sp_out_info(o, "elasticsearch %s%s, %d workers%s", c->url.v[0],
+                c->url.n > 1 ? " (and more)" : "", o->max_inflight,
+                c->compression == SP_ES_COMP_GZIP ? ", gzip" : "");
     return 0;
 }
 
-static void sp__free(sp_es *es)
+static void sp_es_free(sp_es *es)
 {
     for (int i = 0; i < es->njobs; i++) {
         sp_es_job *j = es->jobs[i];
-        if (j->held) sp_router_hold(es->o->router, -(int64_t)j->held);
+        if (j->held) sp_output_hold(es->o, -(int64_t)j->held);
         curl_easy_cleanup(j->req.easy);
         libdeflate_free_compressor(j->gzc);
         sp_buf_free(&j->req.resp);
@@ -741,24 +514,24 @@ static void sp__free(sp_es *es)
     sp_output_closed(o);
 }
 
-static void sp__maybe_closed(sp_es *es)
+static void sp_es_maybe_closed(sp_es *es)
 {
-    if (es->open == 0) sp__free(es);
+    if (es->open == 0) sp_es_free(es);
 }
 
-static void sp__closed_one(void *arg)
+static void sp_es_closed_one(void *arg)
 {
     sp_es *es = arg;
     es->open--;
-    sp__maybe_closed(es);
+    sp_es_maybe_closed(es);
 }
 
-static void sp__timer_closed(uv_handle_t *h)
+static void sp_es_job_timer_closed(uv_handle_t *h)
 {
-    sp__closed_one(((sp_es_job *)h->data)->es);
+    sp_es_closed_one(((sp_es_job *)h->data)->es);
 }
 
-static void sp__stop(sp_output *o)
+static void sp_es_stop(sp_output *o)
 {
     sp_es *es = o->data;
     if (!es) {
@@ -772,60 +545,19 @@ static void sp__stop(sp_output *o)
         /* Deliveries in flight are abandoned: the core keeps their chunks. */
         sp_es_http_cancel(es->http, &j->req);
         if (j->working) es->open++;
-        uv_close((uv_handle_t *)&j->timer, sp__timer_closed);
+        uv_close((uv_handle_t *)&j->timer, sp_es_job_timer_closed);
     }
-    sp_es_http_free(es->http, sp__closed_one, es);
-}
-
-/* ---- metrics ---- */
-
-static void sp__metrics(sp_output *o, sp_buf *out)
-{
-    sp_es *es = o->data;
-    if (!es) return;
-    const char *n = o->name;
-    SP_BUF_LIT(out, "# TYPE shipper_es_requests_total counter\n");
-    for (int s = 0; s < 600; s++)
-        if (es->by_status[s])
-            sp_buf_printf(out, "shipper_es_requests_total{output=\"%s\",status=\"%d\"} %llu\n", n,
-                          s, (unsigned long long)es->by_status[s]);
-    sp_buf_printf(out,
-                  "shipper_es_requests_total{output=\"%s\",status=\"connect_error\"} %llu\n"
-                  "shipper_es_requests_total{output=\"%s\",status=\"timeout\"} %llu\n"
-                  "shipper_es_requests_total{output=\"%s\",status=\"error\"} %llu\n"
-                  "shipper_es_requests_total{output=\"%s\",status=\"bad_response\"} %llu\n",
-                  n, (unsigned long long)es->err_connect, n, (unsigned long long)es->err_timeout, n,
-                  (unsigned long long)es->err_other, n, (unsigned long long)es->err_response);
-    sp_buf_printf(out,
-                  "# TYPE shipper_es_items_retried_total counter\n"
-                  "shipper_es_items_retried_total{output=\"%s\"} %llu\n",
-                  n, (unsigned long long)es->items_retried);
-    SP_BUF_LIT(out, "# TYPE shipper_es_rejected_total counter\n");
-    for (int k = 0; k < SP_ES_MAX_REASONS && es->reasons[k].reason[0]; k++)
-        sp_buf_printf(out, "shipper_es_rejected_total{output=\"%s\",reason=\"%s\"} %llu\n", n,
-                      es->reasons[k].reason, (unsigned long long)es->reasons[k].n);
-    if (es->reasons_other)
-        sp_buf_printf(out, "shipper_es_rejected_total{output=\"%s\",reason=\"other\"} %llu\n", n,
-                      (unsigned long long)es->reasons_other);
-    sp_buf_printf(out,
-                  "# TYPE shipper_es_dead_letter_total counter\n"
-                  "shipper_es_dead_letter_total{output=\"%s\",result=\"written\"} %llu\n"
-                  "shipper_es_dead_letter_total{output=\"%s\",result=\"failed\"} %llu\n"
-                  "# TYPE shipper_es_bytes_total counter\n"
-                  "shipper_es_bytes_total{output=\"%s\",stage=\"encoded\"} %llu\n"
-                  "shipper_es_bytes_total{output=\"%s\",stage=\"sent\"} %llu\n",
-                  n, (unsigned long long)es->dl_written, n, (unsigned long long)es->dl_failed, n,
-                  (unsigned long long)es->bytes_encoded, n, (unsigned long long)es->bytes_sent);
+    sp_es_http_free(es->http, sp_es_closed_one, es);
 }
 
 const sp_output_type sp_output_elasticsearch = {
     .name = "elasticsearch",
-    .fields = sp__fields,
+    .fields = sp_es_fields,
     .conf_size = sizeof(sp_es_conf),
-    .check = sp__check,
-    .start = sp__start,
-    .deliver = sp__deliver,
-    .stop = sp__stop,
-    .metrics = sp__metrics,
+    .check = sp_es_check,
+    .start = sp_es_start,
+    .deliver = sp_es_deliver,
+    .stop = sp_es_stop,
+    .metrics = sp_es_metrics,
     .default_inflight = 2,
 };

@@ -1,7 +1,8 @@
 /*
- * The elasticsearch output, shared between its files: es.c (settings, lifecycle, the per-delivery
- * state machine), es_bulk.c (bulk bodies and gzip, thread-safe), es_http.c (libcurl multi on the
- * libuv loop) and es_response.c (per-item results of a bulk response).
+ * The elasticsearch output, shared between its files: es.c (lifecycle, the per-delivery state
+ * machine, the descriptor), es_conf.c (settings and their check), es_metrics.c (counters and
+ * metrics), es_bulk.c (bulk bodies and gzip, thread-safe), es_http.c (libcurl multi on the libuv
+ * loop) and es_response.c (per-item results of a bulk response).
  */
 #ifndef SP_ES_H
 #define SP_ES_H
@@ -12,6 +13,7 @@
 #include <libdeflate.h>
 
 #include "config.h"
+#include "output.h"
 #include "record.h"
 #include "slice.h"
 
@@ -153,5 +155,84 @@ int sp_es_http_send(sp_es_http *h, sp_es_req *q);
 void sp_es_http_cancel(sp_es_http *h, sp_es_req *q);
 /** Closes everything; `closed(arg)` is called once all libuv handles are closed. */
 void sp_es_http_free(sp_es_http *h, void (*closed)(void *), void *arg);
+
+/* ---- the output's running state (es.c, es_conf.c, es_metrics.c) ---- */
+
+#define SP_ES_MAX_REASONS 16
+/* Jobs (deliveries with their buffers) at once, per worker, counting those parked while a few
+ * of their items wait for a retry. */
+#define SP_ES_JOBS_PER_WORKER 4
+#define SP_ES_FILTER "/_bulk?filter_path=errors,items.*.status,items.*.error"
+/* A job holds a body, its gzip copy and a response: about three bodies. All the workers' jobs
+ * together get at most 1/SP_ES_MEMORY_SHARE of memory_limit, so a body is cut below
+ * bulk_max_bytes when the limit is small (README, buffer.memory_limit). */
+#define SP_ES_MEMORY_SHARE 4
+#define SP_ES_BODY_MIN (64u << 10)
+
+typedef struct sp_es sp_es;
+
+typedef struct {
+    char *url;  /* the bulk endpoint with its query */
+    char *base; /* as configured, for log lines */
+    uint64_t down_until;
+} sp_es_node;
+
+typedef struct {
+    sp_es *es;
+    sp_delivery *d; /* NULL: the job is free */
+    sp_es_req req;
+    uv_work_t work;
+    uv_timer_t timer;                  /* item-retry backoff */
+    int working;                       /* on the thread pool */
+    struct libdeflate_compressor *gzc; /* with compression: gzip */
+    sp_es_enc enc;
+    sp_buf body, gz;
+    sp_es_item *sent, *now, *retry;
+    uint32_t nsent, nnow, nretry, cap;
+    uint32_t cur_ci; /* next fresh record: in this chunk of the delivery, */
+    size_t cursor;   /* at this offset */
+    int from_now;    /* this request sends items of `now` */
+    sp_buf errs;     /* error texts of dead-letter items */
+    uint32_t delivered, rejected, rounds, dl_sent, dl_notok;
+    int node;
+    size_t gz_peak; /* the most of `gz` written: what of it is resident */
+    size_t held;    /* its buffers, as counted with sp_output_hold */
+} sp_es_job;
+
+struct sp_es {
+    sp_output *o;
+    sp_es_conf *conf;
+    sp_es_http *http;
+    sp_es_node *nodes;
+    size_t nnodes, rr;
+    sp_es_job **jobs; /* `workers` of them, more while some wait for an item retry */
+    int njobs;
+    struct curl_slist *headers;
+    int dl_fd;
+    int stopping, open; /* open: things to close before the output is closed */
+    size_t body_max;    /* bulk_max_bytes, or less under a small memory_limit */
+    sp_ratelimit rl_req, rl_item, rl_dl;
+    /* metrics */
+    uint64_t by_status[600];
+    uint64_t err_connect, err_timeout, err_other, err_response;
+    uint64_t items_retried, dl_written, dl_failed;
+    uint64_t bytes_encoded, bytes_sent;
+    struct {
+        char reason[64];
+        uint64_t n;
+    } reasons[SP_ES_MAX_REASONS];
+    uint64_t reasons_other;
+};
+
+extern const sp_conf_field sp_es_fields[];
+/** Checks the settings beyond their types; fills the flat tls_* ones from `tls:`. */
+int sp_es_check(sp_output *o, const sp_node *n, sp_conf_err *err);
+/** Counts one request's outcome: a curl error or the HTTP status. */
+void sp_es_count_status(sp_es *es, CURLcode rc, long status);
+/** Counts a rejected document by its error type (a metric label; the first 16 types, then
+ * "other"). */
+void sp_es_count_rejected(sp_es *es, const char *type);
+/** Appends the output's Prometheus lines. */
+void sp_es_metrics(sp_output *o, sp_buf *out);
 
 #endif

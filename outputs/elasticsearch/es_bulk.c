@@ -5,11 +5,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "document.h"
 #include "es.h"
 #include "json.h"
 
 /* Conversions that change within a day; a pattern with none of them is cached per day. */
-static const char sp__subday[] = "HIklMpPrRsSTcXxzZ+";
+static const char sp_es_bulk_subday[] = "HIklMpPrRsSTcXxzZ+";
 
 void sp_es_index_init(sp_es_index *ix, const char *fmt)
 {
@@ -20,7 +21,7 @@ void sp_es_index_init(sp_es_index *ix, const char *fmt)
     for (const char *p = fmt; (p = strchr(p, '%')) && p[1]; p += 2) {
         const char *c = p + 1;
         if (*c == 'E' || *c == 'O') c++; /* modifiers */
-        if (*c && strchr(sp__subday, *c)) ix->period = 1;
+        if (*c && strchr(sp_es_bulk_subday, *c)) ix->period = 1;
     }
     ix->key = UINT64_MAX;
     if (ix->literal) {
@@ -59,7 +60,7 @@ void sp_es_id_b64(const uint8_t id[16], char out[22])
     out[o] = a[(id[15] & 3) << 4];
 }
 
-static void sp__action(sp_buf *out, sp_slice index, const uint8_t id[16])
+static void sp_es_bulk_action(sp_buf *out, sp_slice index, const uint8_t id[16])
 {
     SP_BUF_LIT(out, "{\"create\":{\"_index\":");
     sp_json_str(out, index.base, index.len);
@@ -71,10 +72,11 @@ static void sp__action(sp_buf *out, sp_slice index, const uint8_t id[16])
 }
 
 /* The dead-letter document: the original as a JSON string, the error, and where it was going. */
-static void sp__dead_letter_doc(sp_es_enc *e, sp_buf *out, const sp_record *r, const char *error)
+static void sp_es_bulk_dead_letter_doc(sp_es_enc *e, sp_buf *out, const sp_record *r,
+                                       const char *error)
 {
     e->scratch.len = 0;
-    sp_json_record(&e->scratch, r, e->tag);
+    sp_document_record(&e->scratch, r, e->tag);
     SP_BUF_LIT(out, "{\"@timestamp\":");
     sp_json_timestamp(out, e->now_sec, e->now_nsec, 3);
     SP_BUF_LIT(out, ",\"original\":");
@@ -92,19 +94,19 @@ static void sp__dead_letter_doc(sp_es_enc *e, sp_buf *out, const sp_record *r, c
 
 void sp_es_dead_letter_line(sp_es_enc *e, sp_buf *out, const sp_record *r, const char *error)
 {
-    sp__dead_letter_doc(e, out, r, error);
+    sp_es_bulk_dead_letter_doc(e, out, r, error);
     sp_buf_putc(out, '\n');
 }
 
 /* Appends one record's pair: a document, or with `err` its dead-letter document. */
-static void sp__encode_one(sp_es_enc *e, sp_buf *out, const sp_record *r, uint32_t err)
+static void sp_es_bulk_encode_one(sp_es_enc *e, sp_buf *out, const sp_record *r, uint32_t err)
 {
     if (err) {
-        sp__action(out, sp_slice_str(e->dl_index), r->id);
-        sp__dead_letter_doc(e, out, r, e->errs + err - 1);
+        sp_es_bulk_action(out, sp_slice_str(e->dl_index), r->id);
+        sp_es_bulk_dead_letter_doc(e, out, r, e->errs + err - 1);
     } else {
-        sp__action(out, sp_es_index_name(&e->ix, r->sec), r->id);
-        sp_json_record(out, r, e->tag);
+        sp_es_bulk_action(out, sp_es_index_name(&e->ix, r->sec), r->id);
+        sp_document_record(out, r, e->tag);
     }
     sp_buf_putc(out, '\n');
 }
@@ -122,7 +124,7 @@ uint32_t sp_es_encode_range(sp_es_enc *e, sp_buf *out, const uint8_t *chunk, siz
             *off = chunk_len; /* chunks are written by us: cannot happen */
             break;
         }
-        sp__encode_one(e, out, &r, 0);
+        sp_es_bulk_encode_one(e, out, &r, 0);
         if (before > 0 && out->len > e->max_bytes) {
             out->len = before; /* this one starts the next request */
             break;
@@ -142,7 +144,7 @@ uint32_t sp_es_encode_items(sp_es_enc *e, sp_buf *out, const uint8_t *chunk, siz
         const uint8_t *p = chunk + items[i].off;
         sp_record r;
         if (items[i].off >= chunk_len || sp_record_read(&p, chunk + chunk_len, &r)) continue;
-        sp__encode_one(e, out, &r, items[i].err);
+        sp_es_bulk_encode_one(e, out, &r, items[i].err);
         if (before > 0 && out->len > e->max_bytes) {
             out->len = before;
             break;

@@ -27,7 +27,7 @@ typedef struct {
     sp_es_http *h;
 } sp_es_sock;
 
-static void sp__check_done(sp_es_http *h)
+static void sp_es_http_check_done(sp_es_http *h)
 {
     CURLMsg *m;
     int left;
@@ -45,7 +45,7 @@ static void sp__check_done(sp_es_http *h)
     }
 }
 
-static void sp__handle_closed(uv_handle_t *hd)
+static void sp_es_http_handle_closed(uv_handle_t *hd)
 {
     sp_es_http *h = hd->data;
     if (hd != (uv_handle_t *)&h->timer) free(sp_list_entry(hd, sp_es_sock, poll));
@@ -57,7 +57,7 @@ static void sp__handle_closed(uv_handle_t *hd)
     }
 }
 
-static void sp__poll_cb(uv_poll_t *p, int status, int events)
+static void sp_es_http_poll_cb(uv_poll_t *p, int status, int events)
 {
     sp_es_sock *s = p->data;
     sp_es_http *h = s->h;
@@ -67,25 +67,25 @@ static void sp__poll_cb(uv_poll_t *p, int status, int events)
     if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
     int running;
     curl_multi_socket_action(h->multi, s->fd, flags, &running);
-    sp__check_done(h);
+    sp_es_http_check_done(h);
 }
 
-static void sp__sock_close(sp_es_sock *s)
+static void sp_es_http_sock_close(sp_es_sock *s)
 {
     sp_list_remove(&s->link);
     uv_poll_stop(&s->poll);
     s->poll.data = s->h;
-    uv_close((uv_handle_t *)&s->poll, sp__handle_closed);
+    uv_close((uv_handle_t *)&s->poll, sp_es_http_handle_closed);
 }
 
-static int sp__socket_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
+static int sp_es_http_socket_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
 {
     sp_es_http *h = userp;
     sp_es_sock *s = socketp;
     if (what == CURL_POLL_REMOVE) {
         if (s) {
             curl_multi_assign(h->multi, fd, NULL);
-            sp__sock_close(s);
+            sp_es_http_sock_close(s);
         }
         return 0;
     }
@@ -105,25 +105,25 @@ static int sp__socket_cb(CURL *e, curl_socket_t fd, int what, void *userp, void 
     int ev = 0;
     if (what & CURL_POLL_IN) ev |= UV_READABLE;
     if (what & CURL_POLL_OUT) ev |= UV_WRITABLE;
-    uv_poll_start(&s->poll, ev, sp__poll_cb);
+    uv_poll_start(&s->poll, ev, sp_es_http_poll_cb);
     return 0;
 }
 
-static void sp__timer_cb(uv_timer_t *t)
+static void sp_es_http_timer_cb(uv_timer_t *t)
 {
     sp_es_http *h = t->data;
     int running;
     curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    sp__check_done(h);
+    sp_es_http_check_done(h);
 }
 
-static int sp__timer_fn(CURLM *m, long timeout_ms, void *userp)
+static int sp_es_http_timer_fn(CURLM *m, long timeout_ms, void *userp)
 {
     sp_es_http *h = userp;
     if (timeout_ms < 0)
         uv_timer_stop(&h->timer);
     else
-        uv_timer_start(&h->timer, sp__timer_cb, (uint64_t)timeout_ms, 0);
+        uv_timer_start(&h->timer, sp_es_http_timer_cb, (uint64_t)timeout_ms, 0);
     return 0;
 }
 
@@ -140,9 +140,9 @@ sp_es_http *sp_es_http_new(uv_loop_t *loop, long max_conns)
     uv_timer_init(loop, &h->timer);
     h->timer.data = h;
     h->handles = 1;
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, sp__socket_cb);
+    curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, sp_es_http_socket_cb);
     curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
-    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, sp__timer_fn);
+    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, sp_es_http_timer_fn);
     curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
     curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max_conns);
     curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, max_conns * 2);
@@ -181,7 +181,7 @@ void sp_es_http_free(sp_es_http *h, void (*closed)(void *), void *arg)
     curl_multi_cleanup(h->multi); /* may still report sockets removed */
     h->multi = NULL;
     while (!sp_list_empty(&h->socks))
-        sp__sock_close(sp_list_entry(h->socks.next, sp_es_sock, link));
+        sp_es_http_sock_close(sp_list_entry(h->socks.next, sp_es_sock, link));
     uv_timer_stop(&h->timer);
-    uv_close((uv_handle_t *)&h->timer, sp__handle_closed);
+    uv_close((uv_handle_t *)&h->timer, sp_es_http_handle_closed);
 }

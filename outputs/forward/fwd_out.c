@@ -89,9 +89,8 @@ static void sp_fwdout_send_job(sp_fwdout *fo, sp_fwdout_server *s, sp_fwdout_job
         if (!c || s->state != SP_FWDOUT_UP ||
             sp_fwdout_frame(&fo->frame, fo->scratch, d->chunks[i], fo->gz, f->id)) {
             if (c && s->state == SP_FWDOUT_UP)
-                sp_log_limited(&fo->rl, SP_LOG_ERROR,
-                               "forward output %s: chunk %llu could not be encoded", fo->o->name,
-                               (unsigned long long)d->chunks[i]->seq);
+                sp_out_log_limited(fo->o, &fo->rl, SP_LOG_ERROR, "chunk %llu could not be encoded",
+                                   (unsigned long long)d->chunks[i]->seq);
             sp_fwdout_frame_done(fo, f, 0);
             continue;
         }
@@ -159,9 +158,9 @@ void sp_fwdout_server_up(sp_fwdout_server *s)
 {
     sp_fwdout *fo = s->fo;
     s->state = SP_FWDOUT_UP;
-    if (s->attempt) sp_info("forward output %s: %s is up again", fo->o->name, s->spec);
+    if (s->attempt) sp_out_info(fo->o, "%s is up again", s->spec);
     s->attempt = 0;
-    sp_debug("forward output %s: connected to %s", fo->o->name, s->spec);
+    sp_out_debug(fo->o, "connected to %s", s->spec);
     while (!sp_list_empty(&fo->waiting)) {
         sp_fwdout_server *to = sp_fwdout_pick(fo);
         if (!to) break;
@@ -185,9 +184,8 @@ void sp_fwdout_server_down(sp_fwdout_server *s, int reason, const char *fmt, ...
         sp_backoff_ms(s->attempt, fo->conf->reconnect_min,
                       fo->o->retry_max_ms > fo->conf->reconnect_min ? fo->o->retry_max_ms
                                                                     : fo->conf->reconnect_min);
-    sp_log_limited(&s->rl, reason == SP_FWDOUT_E_AUTH ? SP_LOG_ERROR : SP_LOG_WARN,
-                   "forward output %s: server %s: %s; retrying in %llu ms", fo->o->name, s->spec,
-                   msg, (unsigned long long)ms);
+    sp_out_log_limited(fo->o, &s->rl, reason == SP_FWDOUT_E_AUTH ? SP_LOG_ERROR : SP_LOG_WARN,
+                       "server %s: %s; retrying in %llu ms", s->spec, msg, (unsigned long long)ms);
     s->state = SP_FWDOUT_DOWN;
     s->retry_at_ms = sp_fwdout_now(fo) + ms;
     if (s->conn) sp_fwdout_conn_close(s->conn); /* its frames are retried once it is closed */
@@ -263,7 +261,7 @@ static int sp_fwdout_start(sp_output *o)
     if (conf->tls_on) {
         char err[512];
         if (sp_fwdout_tls_ctx(fo, err, sizeof err)) {
-            sp_error("forward output %s: tls: %s", o->name, err);
+            sp_out_error(o, "tls: %s", err);
             free(fo);
             return -EINVAL;
         }
@@ -294,9 +292,9 @@ static int sp_fwdout_start(sp_output *o)
     fo->tick.data = fo;
     fo->handles++;
     uv_timer_start(&fo->tick, sp_fwdout_tick, SP_FWDOUT_TICK_MS, SP_FWDOUT_TICK_MS);
-    sp_info("forward output %s: %d server(s)%s%s%s, require_ack %s", o->name, fo->nservers,
-            conf->tls_on ? ", TLS" : "", conf->shared_key ? ", shared_key" : "",
-            conf->compression ? ", gzip" : "", conf->require_ack ? "on" : "off");
+    sp_out_info(o, "%d server(s)%s%s%s, require_ack %s", fo->nservers, conf->tls_on ? ", TLS" : "",
+                conf->shared_key ? ", shared_key" : "", conf->compression ? ", gzip" : "",
+                conf->require_ack ? "on" : "off");
     for (int i = 0; i < fo->nservers; i++)
         sp_fwdout_server_connect(&fo->servers[i]);
     return 0;

@@ -339,7 +339,7 @@ static void sp_fwdout_ack(sp_fwdout_conn *c, const uint8_t *p, const uint8_t *en
                     return;
                 }
             }
-            sp_debug("forward output: an ack for no chunk of ours: %.*s", (int)v.s.len, v.s.base);
+            sp_out_debug(c->fo->o, "an ack for no chunk of ours: %.*s", (int)v.s.len, v.s.base);
             return;
         }
         if (sp_mp_skip(&p, end)) return;

@@ -17,12 +17,11 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "json.h"
+#include "document.h"
 #include "kafka.h"
-#include "router.h"
 
-static void sp__kpump(sp_kafka *k);
-static void sp__maybe_closed(sp_kafka *k);
+static void sp_kafka_pump(sp_kafka *k);
+static void sp_kafka_maybe_closed(sp_kafka *k);
 static void sp_kafka_encode_more(sp_kafka *k);
 
 /* Sets what `*held` counts against memory_limit to `now` (docs/architecture.md, "Who owns
@@ -30,7 +29,7 @@ static void sp_kafka_encode_more(sp_kafka *k);
 static void sp_kafka_hold(sp_kafka *k, size_t *held, size_t now)
 {
     if (now == *held) return;
-    sp_router_hold(k->o->router, (int64_t)now - (int64_t)*held);
+    sp_output_hold(k->o, (int64_t)now - (int64_t)*held);
     *held = now;
 }
 
@@ -44,7 +43,7 @@ static size_t sp_kafka_footprint(const sp_kdel *kd, size_t doc_cap, size_t doc_l
 
 /* ---- encoding (thread pool) ---- */
 
-static void sp__encode(uv_work_t *w)
+static void sp_kafka_encode(uv_work_t *w)
 {
     sp_kdel *kd = w->data;
     const sp_kafka *k = kd->k;
@@ -74,7 +73,7 @@ static void sp__encode(uv_work_t *w)
             sp_kmsg *m = &kd->msgs[n++];
             m->del = kd;
             m->voff = (uint32_t)kd->buf.len;
-            sp_json_record(&kd->buf, &r, tag);
+            sp_document_record(&kd->buf, &r, tag);
             m->vlen = (uint32_t)(kd->buf.len - m->voff);
             uint64_t sec = r.sec < SP_TIME_MAX_SEC ? r.sec : SP_TIME_MAX_SEC; /* inputs clamp */
             m->ts_ms = (int64_t)(sec * 1000 + r.nsec / 1000000);
@@ -94,7 +93,7 @@ static void sp__encode(uv_work_t *w)
 
 /* ---- producing ---- */
 
-static int sp__permanent(rd_kafka_resp_err_t e)
+static int sp_kafka_permanent(rd_kafka_resp_err_t e)
 {
     switch (e) {
     case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
@@ -115,22 +114,23 @@ static int sp__permanent(rd_kafka_resp_err_t e)
     }
 }
 
-static void sp__retry_cb(uv_timer_t *t)
+static void sp_kafka_retry_cb(uv_timer_t *t)
 {
     sp_kafka *k = t->data;
     k->retry_due = 1;
-    sp__kpump(k);
+    sp_kafka_pump(k);
 }
 
-static void sp__arm_retry(sp_kafka *k)
+static void sp_kafka_arm_retry(sp_kafka *k)
 {
     if (uv_is_active((uv_handle_t *)&k->retry_timer)) return;
     uint64_t min = k->conf->retry_backoff ? k->conf->retry_backoff : 1;
     uint64_t max = k->o->retry_max_ms > min ? k->o->retry_max_ms : min;
-    uv_timer_start(&k->retry_timer, sp__retry_cb, sp_backoff_ms(++k->retry_attempt, min, max), 0);
+    uv_timer_start(&k->retry_timer, sp_kafka_retry_cb, sp_backoff_ms(++k->retry_attempt, min, max),
+                   0);
 }
 
-static const char *sp__topic_name(const sp_kafka *k, const sp_kmsg *m, char *buf, size_t size)
+static const char *sp_kafka_topic_name(const sp_kafka *k, const sp_kmsg *m, char *buf, size_t size)
 {
     if (m->dead) return k->conf->dead_letter_topic;
     if (!m->tname) return k->conf->topic;
@@ -141,15 +141,15 @@ static const char *sp__topic_name(const sp_kafka *k, const sp_kmsg *m, char *buf
 }
 
 /* A message failed (at produce time or in its report): retry it later, or reject it. */
-static void sp__failed(sp_kafka *k, sp_kdel *kd, sp_kmsg *m, rd_kafka_resp_err_t err)
+static void sp_kafka_failed(sp_kafka *k, sp_kdel *kd, sp_kmsg *m, rd_kafka_resp_err_t err)
 {
     char tbuf[256];
     sp_kafka_count_failure(k, err);
-    int permanent = sp__permanent(err);
+    int permanent = sp_kafka_permanent(err);
     if (permanent) {
-        sp_log_limited(&k->rl_reject, SP_LOG_WARN, "output %s: topic %s refused a record: %s%s",
-                       k->o->name, sp__topic_name(k, m, tbuf, sizeof tbuf), rd_kafka_err2str(err),
-                       k->dlt && !m->dead ? " (sent to the dead-letter topic)" : "");
+        sp_out_log_limited(k->o, &k->rl_reject, SP_LOG_WARN, "topic %s refused a record: %s%s",
+                           sp_kafka_topic_name(k, m, tbuf, sizeof tbuf), rd_kafka_err2str(err),
+                           k->dlt && !m->dead ? " (sent to the dead-letter topic)" : "");
         if (!k->dlt || m->dead) {
             m->state = SP_KM_REJECTED;
             kd->rejected++;
@@ -157,9 +157,9 @@ static void sp__failed(sp_kafka *k, sp_kdel *kd, sp_kmsg *m, rd_kafka_resp_err_t
         }
         m->dead = 1;
     } else {
-        sp_log_limited(&k->rl_retry, SP_LOG_WARN,
-                       "output %s: producing to %s failed: %s; will produce it again", k->o->name,
-                       sp__topic_name(k, m, tbuf, sizeof tbuf), rd_kafka_err2str(err));
+        sp_out_log_limited(k->o, &k->rl_retry, SP_LOG_WARN,
+                           "producing to %s failed: %s; will produce it again",
+                           sp_kafka_topic_name(k, m, tbuf, sizeof tbuf), rd_kafka_err2str(err));
     }
     m->state = SP_KM_RETRY;
     kd->retry++;
@@ -168,12 +168,12 @@ static void sp__failed(sp_kafka *k, sp_kdel *kd, sp_kmsg *m, rd_kafka_resp_err_t
     if (permanent)
         k->retry_due = 1; /* to the dead-letter topic: at once, no backoff */
     else
-        sp__arm_retry(k);
+        sp_kafka_arm_retry(k);
 }
 
 /* The topic handle of a message: the static one, the dead-letter one, or one named by a record
  * field (a small cache of the recent ones; a chunk's records usually share one). */
-static rd_kafka_topic_t *sp__topic(sp_kafka *k, const sp_kmsg *m)
+static rd_kafka_topic_t *sp_kafka_topic(sp_kafka *k, const sp_kmsg *m)
 {
     if (m->dead) return k->dlt;
     if (!m->tname) return k->rkt;
@@ -208,9 +208,9 @@ static rd_kafka_topic_t *sp__topic(sp_kafka *k, const sp_kmsg *m)
 
 /* Produces one message; only QUEUE_FULL is returned (the caller stops), every other failure is
  * handled here. */
-static rd_kafka_resp_err_t sp__produce_one(sp_kafka *k, sp_kdel *kd, sp_kmsg *m)
+static rd_kafka_resp_err_t sp_kafka_produce_one(sp_kafka *k, sp_kdel *kd, sp_kmsg *m)
 {
-    rd_kafka_topic_t *rkt = sp__topic(k, m);
+    rd_kafka_topic_t *rkt = sp_kafka_topic(k, m);
     void *value = kd->buf.base + m->voff;
     rd_kafka_resp_err_t err;
     /* The record's id travels in the header `shipper-id` (hex): the kafka input restores it,
@@ -249,12 +249,12 @@ static rd_kafka_resp_err_t sp__produce_one(sp_kafka *k, sp_kdel *kd, sp_kmsg *m)
         k->queue_full++;
         return err;
     }
-    sp__failed(k, kd, m, err);
+    sp_kafka_failed(k, kd, m, err);
     return 0;
 }
 
 /* Keeps a few deliveries' buffers: a fresh multi-MiB malloc is an mmap plus page faults. */
-static void sp__kdel_free(sp_kafka *k, sp_kdel *kd)
+static void sp_kafka_kdel_free(sp_kafka *k, sp_kdel *kd)
 {
     size_t keep = kd->buf.cap + (size_t)kd->msgs_cap * sizeof(sp_kmsg), kept = 0;
     for (int i = 0; i < k->nspare; i++)
@@ -262,7 +262,7 @@ static void sp__kdel_free(sp_kafka *k, sp_kdel *kd)
     /* Kept buffers are memory too: they stay counted, so they get only a small part of the
      * budget (what stays counted for good must leave room for chunks). */
     if (k->nspare < SP_KAFKA_SPARE && !k->stopping &&
-        kept + keep <= k->o->router->memory_limit / 16) {
+        kept + keep <= sp_output_memory_limit(k->o) / 16) {
         sp_kafka_hold(k, &kd->held, keep);
         sp_kdel *sp = &k->spare[k->nspare++];
         sp->buf = kd->buf;
@@ -277,28 +277,28 @@ static void sp__kdel_free(sp_kafka *k, sp_kdel *kd)
     free(kd);
 }
 
-static void sp__finish(sp_kdel *kd)
+static void sp_kafka_finish(sp_kdel *kd)
 {
     sp_kafka *k = kd->k;
     sp_list_remove(&kd->link);
     k->active--;
     sp_delivery *d = kd->d;
     uint32_t delivered = kd->delivered, rejected = kd->rejected;
-    sp__kdel_free(k, kd);
+    sp_kafka_kdel_free(k, kd);
     sp_output_done(d, SP_OUT_DONE, delivered, rejected);
     if (!k->stopping) sp_kafka_encode_more(k);
 }
 
-static void sp__check_done(sp_kdel *kd)
+static void sp_kafka_check_done(sp_kdel *kd)
 {
-    if (kd->encoded && kd->next == kd->n && !kd->inflight && !kd->retry) sp__finish(kd);
+    if (kd->encoded && kd->next == kd->n && !kd->inflight && !kd->retry) sp_kafka_finish(kd);
 }
 
 /* Produces what can be produced, deliveries in arrival order, until librdkafka's queue is
  * full. While failed messages wait for their backoff nothing new is produced, and when they are
  * due they go before anything newer: a container's lines stay in order through a failure
  * (except for messages already in librdkafka's hands when it happened). */
-static void sp__kpump_(sp_kafka *k)
+static void sp_kafka_pump_run(sp_kafka *k)
 {
     if (k->fatal || !k->rk) return; /* nothing goes to a producer that is being replaced */
     int due = k->retry_due;
@@ -314,7 +314,7 @@ static void sp__kpump_(sp_kafka *k)
             if (m->state != SP_KM_RETRY) continue;
             kd->retry--;
             k->retry_msgs--;
-            if (sp__produce_one(k, kd, m)) {
+            if (sp_kafka_produce_one(k, kd, m)) {
                 kd->retry++;
                 k->retry_msgs++;
                 k->qfull = 1;
@@ -324,39 +324,39 @@ static void sp__kpump_(sp_kafka *k)
         }
         if (hold) return;
         while (kd->next < kd->n) {
-            if (sp__produce_one(k, kd, &kd->msgs[kd->next])) {
+            if (sp_kafka_produce_one(k, kd, &kd->msgs[kd->next])) {
                 k->qfull = 1;
                 k->retry_due |= due;
                 return;
             }
             kd->next++;
         }
-        sp__check_done(kd); /* may answer the last delivery, and the daemon then stops us */
+        sp_kafka_check_done(kd); /* may answer the last delivery, and the daemon then stops us */
         if (k->stopping) return;
     }
 }
 
-static void sp__retire(sp_kafka *k, int final);
+static void sp_kafka_retire(sp_kafka *k, int final);
 
 /* librdkafka is in use on the loop thread (serving reports or producing): a stop that comes
  * from inside, through the last delivery's answer, destroys the producer only afterwards. */
-static void sp__leave(sp_kafka *k)
+static void sp_kafka_leave(sp_kafka *k)
 {
     if (--k->busy == 0 && k->destroy_pending) {
         k->destroy_pending = 0;
-        sp__retire(k, 1);
+        sp_kafka_retire(k, 1);
     }
 }
 
-static void sp__kpump(sp_kafka *k)
+static void sp_kafka_pump(sp_kafka *k)
 {
     if (k->stopping) return;
     k->busy++;
-    sp__kpump_(k);
-    sp__leave(k);
+    sp_kafka_pump_run(k);
+    sp_kafka_leave(k);
 }
 
-static void sp__encoded(uv_work_t *w, int status)
+static void sp_kafka_encoded(uv_work_t *w, int status)
 {
     (void)status; /* jobs are never cancelled */
     sp_kdel *kd = w->data;
@@ -364,12 +364,12 @@ static void sp__encoded(uv_work_t *w, int status)
     k->encoding--;
     kd->encoded = 1;
     if (k->stopping) {
-        sp__maybe_closed(k);
+        sp_kafka_maybe_closed(k);
         return;
     }
     /* The documents are buffered bytes too: they count towards memory_limit. */
     sp_kafka_hold(k, &kd->held, sp_kafka_footprint(kd, kd->buf.cap, kd->buf.len, kd->n));
-    sp__kpump(k);
+    sp_kafka_pump(k);
 }
 
 /*
@@ -382,7 +382,7 @@ static void sp__encoded(uv_work_t *w, int status)
  */
 static void sp_kafka_encode_more(sp_kafka *k)
 {
-    sp_router *r = k->o->router;
+    uint64_t limit = sp_output_memory_limit(k->o);
     size_t active = 0; /* what the deliveries in progress hold; a handful of them */
     sp_list *it;
     sp_list_foreach(it, &k->dels)
@@ -392,11 +392,10 @@ static void sp_kafka_encode_more(sp_kafka *k)
             active += kd->held;
             continue;
         }
-        if (k->active && sp_router_held(r) >= r->memory_limit &&
-            active >= r->memory_limit / SP_KAFKA_MEMORY_FLOOR)
+        if (k->active && sp_output_held(k->o) >= limit && active >= limit / SP_KAFKA_MEMORY_FLOOR)
             return;
         const sp_delivery *d = kd->d;
-        size_t need = d->bytes * 3 / 2 + 4096; /* as sp__encode reserves */
+        size_t need = d->bytes * 3 / 2 + 4096; /* as sp_kafka_encode reserves */
         sp_kafka_hold(
             k, &kd->held,
             sp_kafka_footprint(kd, kd->buf.cap > need ? kd->buf.cap : need, need, d->nrecords));
@@ -405,11 +404,11 @@ static void sp_kafka_encode_more(sp_kafka *k)
         k->active++;
         k->encoding++;
         kd->work.data = kd;
-        uv_queue_work(k->o->loop, &kd->work, sp__encode, sp__encoded);
+        uv_queue_work(k->o->loop, &kd->work, sp_kafka_encode, sp_kafka_encoded);
     }
 }
 
-void sp_kafka_deliver(sp_output *o, sp_delivery *d)
+static void sp_kafka_deliver(sp_output *o, sp_delivery *d)
 {
     sp_kafka *k = o->data;
     sp_kdel *kd = sp_calloc(1, sizeof *kd);
@@ -430,7 +429,7 @@ void sp_kafka_deliver(sp_output *o, sp_delivery *d)
 
 /* ---- librdkafka callbacks (all on the loop thread, from rd_kafka_poll) ---- */
 
-static void sp__dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+static void sp_kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
     (void)rk;
     sp_kafka *k = opaque;
@@ -452,77 +451,78 @@ static void sp__dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaqu
         }
     } else {
         if (rd_kafka_message_status(msg) == RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED)
-            sp_log_limited(&k->rl_retry, SP_LOG_WARN,
-                           "output %s: a message failed (%s) after it may have been written: "
-                           "producing it again may duplicate it",
-                           k->o->name, rd_kafka_err2str(msg->err));
-        sp__failed(k, kd, m, msg->err);
+            sp_out_log_limited(k->o, &k->rl_retry, SP_LOG_WARN,
+                               "a message failed (%s) after it may have been written: "
+                               "producing it again may duplicate it",
+                               rd_kafka_err2str(msg->err));
+        sp_kafka_failed(k, kd, m, msg->err);
     }
-    sp__check_done(kd);
+    sp_kafka_check_done(kd);
 }
 
-static void sp__error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+static void sp_kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     sp_kafka *k = opaque;
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char buf[512];
         rd_kafka_fatal_error(rk, buf, sizeof buf);
-        sp_error("output %s: the kafka producer failed for good: %s; replacing it, its "
-                 "messages will be produced again",
-                 k->o->name, buf);
+        sp_out_error(k->o,
+                     "the kafka producer failed for good: %s; replacing it, its "
+                     "messages will be produced again",
+                     buf);
         k->fatal = 1;
         return;
     }
-    sp_log_limited(&k->rl_error, SP_LOG_WARN, "output %s: kafka: %s", k->o->name, reason);
+    sp_out_log_limited(k->o, &k->rl_error, SP_LOG_WARN, "kafka: %s", reason);
 }
 
-static void sp__log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+static void sp_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     sp_kafka *k = rd_kafka_opaque(rk);
     if (level <= 4) /* syslog warning and worse: broker connection trouble repeats, limit it */
-        sp_log_limited(&k->rl_error, level <= 3 ? SP_LOG_ERROR : SP_LOG_WARN,
-                       "output %s: kafka %s: %s", k->o->name, fac, buf);
+        sp_out_log_limited(k->o, &k->rl_error, level <= 3 ? SP_LOG_ERROR : SP_LOG_WARN,
+                           "kafka %s: %s", fac, buf);
     else
-        sp_log(level == 7 ? SP_LOG_DEBUG : SP_LOG_INFO, "output %s: kafka %s: %s", k->o->name, fac,
-               buf);
+        sp_out_log(k->o, level == 7 ? SP_LOG_DEBUG : SP_LOG_INFO, "kafka %s: %s", fac, buf);
 }
 
-static void sp__recover(sp_kafka *k);
+static void sp_kafka_recover(sp_kafka *k);
 
-static void sp__serve(sp_kafka *k)
+static void sp_kafka_serve(sp_kafka *k)
 {
     if (k->stopping || !k->rk) return;
     k->busy++;
     int was_full = k->qfull;
     rd_kafka_poll(k->rk, 0);
-    if (!k->stopping && k->fatal) sp__recover(k);
-    if (!k->stopping && ((was_full && !k->qfull) || k->retry_due)) sp__kpump(k);
-    sp__leave(k);
+    if (!k->stopping && k->fatal) sp_kafka_recover(k);
+    if (!k->stopping && ((was_full && !k->qfull) || k->retry_due)) sp_kafka_pump(k);
+    sp_kafka_leave(k);
 }
 
-static void sp__poll_cb(uv_poll_t *h, int status, int events)
+static void sp_kafka_poll_cb(uv_poll_t *h, int status, int events)
 {
     (void)status, (void)events;
     sp_kafka *k = h->data;
     char b[64];
     while (read(k->pipefd[0], b, sizeof b) > 0)
         ;
-    sp__serve(k);
+    sp_kafka_serve(k);
 }
 
 /* The safety net: a wake-up lost for any reason costs at most one tick. */
-static int sp__producer_new(sp_kafka *k);
+static int sp_kafka_producer_new(sp_kafka *k);
 
-static void sp__tick_cb(uv_timer_t *t)
+static void sp_kafka_tick_cb(uv_timer_t *t)
 {
     sp_kafka *k = t->data;
     /* A replacement producer that could not be created is tried again each second. */
-    if (!k->rk && !k->stopping && !k->retiring && ++k->ticks % 10 == 0 && sp__producer_new(k) == 0)
-        sp__kpump(k);
-    sp__serve(k);
+    if (!k->rk && !k->stopping && !k->retiring && ++k->ticks % 10 == 0 &&
+        sp_kafka_producer_new(k) == 0)
+        sp_kafka_pump(k);
+    sp_kafka_serve(k);
     if (k->qfull && !k->stopping) {
         k->qfull = 0;
-        sp__kpump(k);
+        sp_kafka_pump(k);
     }
     /* Memory freed elsewhere (another output, a spool write) lets waiting deliveries start. */
     if (!k->stopping) sp_kafka_encode_more(k);
@@ -532,26 +532,25 @@ static void sp__tick_cb(uv_timer_t *t)
 
 /* Creates the producer, its topic handles and its wake-up pipe hook: at start, and again when
  * a fatal error retired the previous one. A producer made only in part is retired at once. */
-static int sp__producer_new(sp_kafka *k)
+static int sp_kafka_producer_new(sp_kafka *k)
 {
     const sp_kafka_conf *c = k->conf;
-    const char *name = k->o->name;
     char errstr[512];
     const char *bad;
     rd_kafka_conf_t *rc = sp_kafka_conf_build(c, errstr, sizeof errstr, &bad);
     if (!rc) {
-        sp_error("output %s: %s", name, errstr);
+        sp_out_error(k->o, "%s", errstr);
         return -EINVAL;
     }
     rd_kafka_conf_set_opaque(rc, k);
-    rd_kafka_conf_set_dr_msg_cb(rc, sp__dr_cb);
-    rd_kafka_conf_set_error_cb(rc, sp__error_cb);
-    rd_kafka_conf_set_log_cb(rc, sp__log_cb);
+    rd_kafka_conf_set_dr_msg_cb(rc, sp_kafka_dr_cb);
+    rd_kafka_conf_set_error_cb(rc, sp_kafka_error_cb);
+    rd_kafka_conf_set_log_cb(rc, sp_kafka_log_cb);
     rd_kafka_conf_set_stats_cb(rc, sp_kafka_stats_cb);
     k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, rc, errstr, sizeof errstr);
     if (!k->rk) {
         rd_kafka_conf_destroy(rc);
-        sp_error("output %s: cannot create the kafka producer: %s", name, errstr);
+        sp_out_error(k->o, "cannot create the kafka producer: %s", errstr);
         return -EINVAL;
     }
     rd_kafka_set_log_queue(k->rk, NULL); /* logs too are served by rd_kafka_poll */
@@ -559,8 +558,8 @@ static int sp__producer_new(sp_kafka *k)
     k->rkt = rd_kafka_topic_new(k->rk, c->topic, NULL);
     if (c->dead_letter_topic) k->dlt = rd_kafka_topic_new(k->rk, c->dead_letter_topic, NULL);
     if (!k->rkt || (c->dead_letter_topic && !k->dlt)) {
-        sp_error("output %s: invalid topic name", name);
-        sp__retire(k, 0);
+        sp_out_error(k->o, "invalid topic name");
+        sp_kafka_retire(k, 0);
         return -EINVAL;
     }
     /* librdkafka writes a byte when its main queue turns non-empty: the loop wakes up. */
@@ -568,7 +567,7 @@ static int sp__producer_new(sp_kafka *k)
     return 0;
 }
 
-int sp_kafka_start(sp_output *o)
+static int sp_kafka_start(sp_output *o)
 {
     sp_kafka_conf *c = o->conf;
     sp_kafka *k = sp_calloc(1, sizeof *k);
@@ -586,24 +585,24 @@ int sp_kafka_start(sp_output *o)
             rd_kafka_header_add(k->headers, c->headers.k[i], -1, c->headers.v[i], -1);
     }
     /* librdkafka's queue gets a share of memory_limit; what it holds is counted (encode_more). */
-    c->queue_kbytes = o->router->memory_limit / SP_KAFKA_MEMORY_SHARE / 1024;
+    c->queue_kbytes = sp_output_memory_limit(o) / SP_KAFKA_MEMORY_SHARE / 1024;
     if (c->queue_kbytes < 1024) c->queue_kbytes = 1024;
     if (pipe2(k->pipefd, O_NONBLOCK | O_CLOEXEC)) return -errno;
-    int rc = sp__producer_new(k);
+    int rc = sp_kafka_producer_new(k);
     if (rc) return rc;
     uv_poll_init(o->loop, &k->poll, k->pipefd[0]);
     uv_timer_init(o->loop, &k->tick);
     uv_timer_init(o->loop, &k->retry_timer);
     k->poll.data = k->tick.data = k->retry_timer.data = k;
     k->handles = 3;
-    uv_poll_start(&k->poll, UV_READABLE, sp__poll_cb);
-    uv_timer_start(&k->tick, sp__tick_cb, 100, 100);
-    sp_info("output %s: kafka producer for %s, topic %s%s%s", o->name, c->brokers, c->topic,
-            c->topic_key ? ", per record from " : "", c->topic_key ? c->topic_key : "");
+    uv_poll_start(&k->poll, UV_READABLE, sp_kafka_poll_cb);
+    uv_timer_start(&k->tick, sp_kafka_tick_cb, 100, 100);
+    sp_out_info(o, "kafka producer for %s, topic %s%s%s", c->brokers, c->topic,
+                c->topic_key ? ", per record from " : "", c->topic_key ? c->topic_key : "");
     return 0;
 }
 
-static void sp__maybe_closed(sp_kafka *k)
+static void sp_kafka_maybe_closed(sp_kafka *k)
 {
     if (k->handles || k->encoding || k->retiring || !k->destroyed) return;
     sp_output *o = k->o;
@@ -631,11 +630,11 @@ static void sp__maybe_closed(sp_kafka *k)
     sp_output_closed(o);
 }
 
-static void sp__handle_closed(uv_handle_t *h)
+static void sp_kafka_handle_closed(uv_handle_t *h)
 {
     sp_kafka *k = h->data;
     k->handles--;
-    sp__maybe_closed(k);
+    sp_kafka_maybe_closed(k);
 }
 
 /* A producer on its way out: at stop, or replaced after a fatal error. */
@@ -650,7 +649,7 @@ typedef struct {
 } sp_kgone;
 
 /* rd_kafka_destroy joins librdkafka's threads: on the pool, so the loop never waits for it. */
-static void sp__gone_work(uv_work_t *w)
+static void sp_kafka_gone_work(uv_work_t *w)
 {
     sp_kgone *g = w->data;
     for (int i = 0; i < g->ntopics; i++)
@@ -661,7 +660,7 @@ static void sp__gone_work(uv_work_t *w)
     rd_kafka_destroy(g->rk);
 }
 
-static void sp__gone(uv_work_t *w, int status)
+static void sp_kafka_gone(uv_work_t *w, int status)
 {
     (void)status;
     sp_kgone *g = w->data;
@@ -669,20 +668,20 @@ static void sp__gone(uv_work_t *w, int status)
     k->retiring--;
     if (g->final) k->destroyed = 1;
     free(g);
-    sp__maybe_closed(k);
+    sp_kafka_maybe_closed(k);
 }
 
 /* Takes back every message the producer holds: they come back as failed reports. */
-static void sp__purge(sp_kafka *k)
+static void sp_kafka_purge(sp_kafka *k)
 {
     rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT |
                               RD_KAFKA_PURGE_F_NON_BLOCKING);
 }
 
 /* Detaches the producer and everything made from it, and destroys them off the loop. */
-static void sp__retire(sp_kafka *k, int final)
+static void sp_kafka_retire(sp_kafka *k, int final)
 {
-    sp__purge(k); /* nothing more is served: the destroy must not wait on queued messages */
+    sp_kafka_purge(k); /* nothing more is served: the destroy must not wait on queued messages */
     if (k->mainq) rd_kafka_queue_io_event_enable(k->mainq, -1, NULL, 0);
     sp_kgone *g = sp_calloc(1, sizeof *g);
     g->k = k;
@@ -702,7 +701,7 @@ static void sp__retire(sp_kafka *k, int final)
     k->rkt = k->dlt = NULL;
     k->retiring++;
     g->work.data = g;
-    uv_queue_work(k->o->loop, &g->work, sp__gone_work, sp__gone);
+    uv_queue_work(k->o->loop, &g->work, sp_kafka_gone_work, sp_kafka_gone);
 }
 
 /*
@@ -712,22 +711,22 @@ static void sp__retire(sp_kafka *k, int final)
  * new producer (a new producer id) takes over, in the same order. Messages that may have been
  * written before the error can be duplicated by this, as after any retry past idempotence.
  */
-static void sp__recover(sp_kafka *k)
+static void sp_kafka_recover(sp_kafka *k)
 {
     if (!k->purged) {
-        sp__purge(k);
+        sp_kafka_purge(k);
         k->purged = 1;
     }
     if (k->inflight_msgs) return; /* their reports come through later polls */
-    sp__retire(k, 0);
+    sp_kafka_retire(k, 0);
     k->fatal = k->purged = 0;
     k->qfull = 0;
     k->restarts++;
-    if (sp__producer_new(k) == 0) /* else the tick tries again */
-        sp_warn("output %s: new kafka producer started", k->o->name);
+    if (sp_kafka_producer_new(k) == 0) /* else the tick tries again */
+        sp_out_warn(k->o, "new kafka producer started");
 }
 
-void sp_kafka_stop(sp_output *o)
+static void sp_kafka_stop(sp_output *o)
 {
     sp_kafka *k = o->data;
     if (!k) {
@@ -736,19 +735,31 @@ void sp_kafka_stop(sp_output *o)
     }
     k->stopping = 1;
     if (k->inflight_msgs)
-        sp_warn("output %s: %llu kafka messages not confirmed at stop are abandoned", o->name,
-                (unsigned long long)k->inflight_msgs);
+        sp_out_warn(o, "%llu kafka messages not confirmed at stop are abandoned",
+                    (unsigned long long)k->inflight_msgs);
     if (k->handles) {
-        uv_close((uv_handle_t *)&k->poll, sp__handle_closed);
-        uv_close((uv_handle_t *)&k->tick, sp__handle_closed);
-        uv_close((uv_handle_t *)&k->retry_timer, sp__handle_closed);
+        uv_close((uv_handle_t *)&k->poll, sp_kafka_handle_closed);
+        uv_close((uv_handle_t *)&k->tick, sp_kafka_handle_closed);
+        uv_close((uv_handle_t *)&k->retry_timer, sp_kafka_handle_closed);
     }
     if (k->rk && k->busy) {
         k->destroy_pending = 1;
     } else if (k->rk) {
-        sp__retire(k, 1);
+        sp_kafka_retire(k, 1);
     } else {
         k->destroyed = 1;
-        sp__maybe_closed(k);
+        sp_kafka_maybe_closed(k);
     }
 }
+
+const sp_output_type sp_output_kafka = {
+    .name = "kafka",
+    .fields = sp_kafka_fields,
+    .conf_size = sizeof(sp_kafka_conf),
+    .check = sp_kafka_check,
+    .start = sp_kafka_start,
+    .deliver = sp_kafka_deliver,
+    .stop = sp_kafka_stop,
+    .metrics = sp_kafka_metrics,
+    .default_inflight = 16,
+};

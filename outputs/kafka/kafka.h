@@ -1,7 +1,7 @@
 /*
  * The kafka output's private declarations, shared by its files: kafka.c (the producer, its
- * deliveries and their reports), kafka_conf.c (settings and the librdkafka configuration) and
- * kafka_stats.c (metrics and librdkafka statistics).
+ * deliveries and their reports, the descriptor), kafka_conf.c (settings and the librdkafka
+ * configuration) and kafka_stats.c (metrics and librdkafka statistics).
  */
 #ifndef SP_KAFKA_H
 #define SP_KAFKA_H
@@ -77,7 +77,7 @@ typedef struct sp_kdel {
     uint32_t delivered, rejected;
     int started; /* its encoding was queued (it is counted in sp_kafka.active) */
     int encoded;
-    size_t held; /* bytes accounted with sp_router_hold */
+    size_t held; /* bytes accounted with sp_output_hold */
 } sp_kdel;
 
 #define SP_KAFKA_TOPICS 64
@@ -140,10 +140,10 @@ typedef struct sp_kafka {
     sp_ratelimit rl_reject, rl_retry, rl_error;
 } sp_kafka;
 
-/** The output interface, implemented in kafka.c. */
-int sp_kafka_start(sp_output *o);
-void sp_kafka_deliver(sp_output *o, sp_delivery *d);
-void sp_kafka_stop(sp_output *o);
+/** The settings (kafka_conf.c). */
+extern const sp_conf_field sp_kafka_fields[];
+/** Checks them beyond their types, `properties` against librdkafka (kafka_conf.c). */
+int sp_kafka_check(sp_output *o, const sp_node *n, sp_conf_err *err);
 
 /** Counts a failure by reason (the librdkafka error name). */
 void sp_kafka_count_failure(sp_kafka *k, rd_kafka_resp_err_t err);

@@ -66,7 +66,7 @@ sp_slice sp_kafka_field_get(const sp_kafka_field *f, const sp_record *r, sp_slic
 /* Our defaults. Idempotence with acks=all: librdkafka's own retries neither duplicate nor
  * reorder. Statistics every 10 s feed the metrics. Logs go to the main queue, so they are
  * written from the loop thread like every other line. */
-static const char *const sp__defaults[][2] = {
+static const char *const sp_kafka_defaults[][2] = {
     {"enable.idempotence", "true"},
     {"acks", "all"},
     {"linger.ms", "5"},
@@ -82,9 +82,9 @@ rd_kafka_conf_t *sp_kafka_conf_build(const sp_kafka_conf *c, char *errstr, size_
 {
     rd_kafka_conf_t *rc = rd_kafka_conf_new();
     *bad_key = NULL;
-    for (size_t i = 0; i < sizeof sp__defaults / sizeof sp__defaults[0]; i++)
-        if (rd_kafka_conf_set(rc, sp__defaults[i][0], sp__defaults[i][1], errstr, errlen) !=
-            RD_KAFKA_CONF_OK)
+    for (size_t i = 0; i < sizeof sp_kafka_defaults / sizeof sp_kafka_defaults[0]; i++)
+        if (rd_kafka_conf_set(rc, sp_kafka_defaults[i][0], sp_kafka_defaults[i][1], errstr,
+                              errlen) != RD_KAFKA_CONF_OK)
             goto fail;
     if (rd_kafka_conf_set(rc, "bootstrap.servers", c->brokers, errstr, errlen) != RD_KAFKA_CONF_OK)
         goto fail;
@@ -186,7 +186,7 @@ static int sp_kafka_prop_line(const sp_node *n, const char *key)
     return n->line;
 }
 
-static int sp__check(sp_output *o, const sp_node *n, sp_conf_err *err)
+int sp_kafka_check(sp_output *o, const sp_node *n, sp_conf_err *err)
 {
     sp_kafka_conf *c = o->conf;
     sp_kafka_field f;
@@ -243,9 +243,10 @@ static int sp__check(sp_output *o, const sp_node *n, sp_conf_err *err)
             sp_conf_error(err, sp_kafka_prop_line(n, k), key, "\"%s\": %s", v, why);
             rc2 = -1;
         } else if (c->unsafe_properties) {
-            sp_warn("output %s: kafka: unsafe_properties: %s=%s replaces %s, so a record counts "
-                    "delivered on weaker terms (docs/kafka.md)",
-                    o->name, k, v, sp_kafka_guarded[g].says);
+            sp_out_warn(o,
+                        "kafka: unsafe_properties: %s=%s replaces %s, so a record counts "
+                        "delivered on weaker terms (docs/kafka.md)",
+                        k, v, sp_kafka_guarded[g].says);
         } else {
             sp_conf_error(err, sp_kafka_prop_line(n, k), key,
                           "\"%s\" changes what delivered means (shipper needs %s); remove it, or "
@@ -258,7 +259,7 @@ static int sp__check(sp_output *o, const sp_node *n, sp_conf_err *err)
     return rc2;
 }
 
-static const sp_conf_field sp__fields[] = {
+const sp_conf_field sp_kafka_fields[] = {
     {"brokers", SP_CONF_STR, offsetof(sp_kafka_conf, brokers), NULL,
      "bootstrap brokers: host:port[,host:port...]"},
     {"topic", SP_CONF_STR, offsetof(sp_kafka_conf, topic), "docker-logs",
@@ -279,15 +280,3 @@ static const sp_conf_field sp__fields[] = {
     {"unsafe_properties", SP_CONF_BOOL, offsetof(sp_kafka_conf, unsafe_properties), "false",
      "accept properties that change what delivered means (acks, enable.idempotence, ...)"},
     SP_CONF_END};
-
-const sp_output_type sp_output_kafka = {
-    .name = "kafka",
-    .fields = sp__fields,
-    .conf_size = sizeof(sp_kafka_conf),
-    .check = sp__check,
-    .start = sp_kafka_start,
-    .deliver = sp_kafka_deliver,
-    .stop = sp_kafka_stop,
-    .metrics = sp_kafka_metrics,
-    .default_inflight = 16,
-};

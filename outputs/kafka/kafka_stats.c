@@ -23,7 +23,7 @@ void sp_kafka_count_failure(sp_kafka *k, rd_kafka_resp_err_t err)
 /* The number after the first `"key":` at or after `from` (or the last one in the text, with
  * `last`); -1 when absent. librdkafka writes the client's totals after its "brokers" and
  * "topics" objects, whose partitions repeat some of the names: a total is the last match. */
-static double sp__num(const char *from, const char *end, const char *key, int last)
+static double sp_kafka_stats_num(const char *from, const char *end, const char *key, int last)
 {
     size_t kl = strlen(key);
     double found = -1;
@@ -47,16 +47,16 @@ int sp_kafka_stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
     sp_kafka *k = opaque;
     const char *end = json + len;
     double v;
-    if ((v = sp__num(json, end, "txmsgs", 1)) >= 0) k->st_txmsgs = (uint64_t)v;
-    if ((v = sp__num(json, end, "txmsg_bytes", 1)) >= 0) k->st_txbytes = (uint64_t)v;
-    if ((v = sp__num(json, end, "msg_cnt", 0)) >= 0) k->st_msg_cnt = (uint64_t)v;
+    if ((v = sp_kafka_stats_num(json, end, "txmsgs", 1)) >= 0) k->st_txmsgs = (uint64_t)v;
+    if ((v = sp_kafka_stats_num(json, end, "txmsg_bytes", 1)) >= 0) k->st_txbytes = (uint64_t)v;
+    if ((v = sp_kafka_stats_num(json, end, "msg_cnt", 0)) >= 0) k->st_msg_cnt = (uint64_t)v;
     /* Brokers: the worst average round-trip time among those that answered requests. */
     double worst = 0;
     const char *b = strstr(json, "\"brokers\"");
     for (const char *p = b; p && (p = strstr(p, "\"rtt\"")); p += 5) {
         const char *q = p + 5;
-        double avg = sp__num(q, end, "avg", 0);
-        double cnt = sp__num(q, end, "cnt", 0);
+        double avg = sp_kafka_stats_num(q, end, "avg", 0);
+        double cnt = sp_kafka_stats_num(q, end, "cnt", 0);
         if (cnt > 0 && avg > worst) worst = avg;
     }
     k->st_rtt_avg_us = worst;

@@ -256,7 +256,7 @@ int sp_daemon_start_inputs(sp_daemon *d, int which)
     int rc = 0;
     if (d->stopping) return -ECANCELED;
     if (d->buffer.spool && !r->spool) {
-        rc = sp_spool_open(&r->spool, r, d->service.state_dir, d->buffer.spool_limit);
+        rc = sp_router_spool_open(r, d->service.state_dir, d->buffer.spool_limit);
         if (!rc) sp_spool_replay_start(r->spool);
     }
     for (size_t i = 0; i < d->ninputs && !rc; i++) {

@@ -1,11 +1,9 @@
 /* Prometheus text exposition of every counter the daemon keeps. */
 #include "daemon.h"
 #include "filters.h"
+#include "router.h"
 #include "spool.h"
 #include "upgrade.h"
-
-/* Defined in router.c; router.h does not declare it yet (its declaration belongs there). */
-const double *sp_router_latency_bounds(void);
 
 void sp_metrics_render(const sp_daemon *d, sp_buf *out)
 {

@@ -116,6 +116,21 @@ void sp_output_closed(sp_output *o)
     sp_daemon_closed_one(o->router->loop->data);
 }
 
+void sp_output_hold(sp_output *o, int64_t delta)
+{
+    sp_router_hold(o->router, delta);
+}
+
+uint64_t sp_output_memory_limit(const sp_output *o)
+{
+    return o->router->memory_limit;
+}
+
+uint64_t sp_output_held(const sp_output *o)
+{
+    return sp_router_held(o->router);
+}
+
 uint64_t sp_backoff_ms(uint32_t attempt, uint64_t min_ms, uint64_t max_ms)
 {
     uint64_t cap = min_ms;

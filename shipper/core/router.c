@@ -10,8 +10,8 @@
 #define SP_FREE_CHUNKS_MAX 8 /* chunk buffers kept for reuse, at most */
 #define SP_TAG_IDLE_MS 60000
 
-static void sp__pump(sp_output *o);
-static void sp__check_drained(sp_router *r);
+static void sp_router_pump(sp_output *o);
+static void sp_router_check_drained(sp_router *r);
 
 void sp_router_init(sp_router *r, uv_loop_t *loop)
 {
@@ -30,7 +30,7 @@ void sp_router_init(sp_router *r, uv_loop_t *loop)
 
 /* ---- backpressure ---- */
 
-static void sp__pressure(sp_router *r)
+static void sp_router_pressure(sp_router *r)
 {
     uint64_t held = sp_router_held(r);
     int spool_blocked = r->spool && sp_spool_blocked(r->spool);
@@ -70,12 +70,12 @@ uint64_t sp_router_held(const sp_router *r)
 void sp_router_hold(sp_router *r, int64_t delta)
 {
     r->extra_bytes += delta;
-    sp__pressure(r);
+    sp_router_pressure(r);
 }
 
 /* ---- tags ---- */
 
-static uint64_t sp__hash(const char *s, size_t n)
+static uint64_t sp_router_hash(const char *s, size_t n)
 {
     uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < n; i++)
@@ -83,7 +83,7 @@ static uint64_t sp__hash(const char *s, size_t n)
     return h;
 }
 
-static void sp__tags_grow(sp_router *r)
+static void sp_router_tags_grow(sp_router *r)
 {
     size_t cap = r->tags_cap * 2;
     sp_tagent **t = sp_calloc(cap, sizeof *t);
@@ -100,11 +100,11 @@ static void sp__tags_grow(sp_router *r)
     r->tags_cap = cap;
 }
 
-static sp_tagent *sp__tag(sp_router *r, sp_slice tag)
+static sp_tagent *sp_router_tag(sp_router *r, sp_slice tag)
 {
     sp_tagent *last = r->last_tag;
     if (last && last->len == tag.len && memcmp(last->tag, tag.base, tag.len) == 0) return last;
-    uint64_t h = sp__hash(tag.base, tag.len);
+    uint64_t h = sp_router_hash(tag.base, tag.len);
     size_t j = h & (r->tags_cap - 1);
     for (sp_tagent *e; (e = r->tags[j]); j = (j + 1) & (r->tags_cap - 1))
         if (e->hash == h && e->len == tag.len && memcmp(e->tag, tag.base, tag.len) == 0)
@@ -118,20 +118,20 @@ static sp_tagent *sp__tag(sp_router *r, sp_slice tag)
     for (size_t i = 0; i < r->nfilters; i++)
         if (fnmatch(r->filters[i]->match, e->tag, 0) == 0) e->filters |= 1ULL << i;
     r->tags[j] = e;
-    if (++r->ntags * 2 > r->tags_cap) sp__tags_grow(r);
+    if (++r->ntags * 2 > r->tags_cap) sp_router_tags_grow(r);
     return r->last_tag = e;
 }
 
 uint64_t sp_router_filter_mask(sp_router *r, sp_slice tag)
 {
-    sp_tagent *e = sp__tag(r, tag);
+    sp_tagent *e = sp_router_tag(r, tag);
     e->last_ms = uv_now(r->loop);
     return e->filters;
 }
 
 /* Forgets tags unused for a while, so a host with container churn doesn't grow the table.
  * Rebuilding is simpler than deletion with open addressing, and it runs rarely. */
-static void sp__tags_expire(sp_router *r, uint64_t now)
+static void sp_router_tags_expire(sp_router *r, uint64_t now)
 {
     size_t idle = 0;
     for (size_t i = 0; i < r->tags_cap; i++)
@@ -161,7 +161,7 @@ static void sp__tags_expire(sp_router *r, uint64_t now)
 
 /* ---- chunks ---- */
 
-static sp_chunk *sp__chunk_alloc(sp_router *r, sp_tagent *e, sp_slice tag)
+static sp_chunk *sp_router_chunk_alloc(sp_router *r, sp_tagent *e, sp_slice tag)
 {
     sp_chunk *c;
     if (!sp_list_empty(&r->free_chunks)) {
@@ -193,9 +193,9 @@ static sp_chunk *sp__chunk_alloc(sp_router *r, sp_tagent *e, sp_slice tag)
 
 sp_chunk *sp_router_chunk(sp_router *r, sp_slice tag)
 {
-    sp_tagent *e = sp__tag(r, tag);
+    sp_tagent *e = sp_router_tag(r, tag);
     if (e->open) return e->open;
-    sp_chunk *c = sp__chunk_alloc(r, e, tag);
+    sp_chunk *c = sp_router_chunk_alloc(r, e, tag);
     c->tagent = e;
     e->open = c;
     sp_list_insert_tail(&r->open, &c->link);
@@ -205,7 +205,7 @@ sp_chunk *sp_router_chunk(sp_router *r, sp_slice tag)
 void sp_router_restore(sp_router *r, sp_slice tag, const void *data, size_t len, uint32_t nrecords,
                        uint64_t seq, void *spool_first, void *spool_last)
 {
-    sp_chunk *c = sp__chunk_alloc(r, sp__tag(r, tag), tag);
+    sp_chunk *c = sp_router_chunk_alloc(r, sp_router_tag(r, tag), tag);
     r->seq--; /* the chunk keeps the seq it was spooled with */
     c->seq = seq;
     sp_buf_append(&c->data, data, len);
@@ -218,7 +218,7 @@ void sp_router_restore(sp_router *r, sp_slice tag, const void *data, size_t len,
     sp_router_dispatch(r, c);
 }
 
-static void sp__chunk_free_(sp_router *r, sp_chunk *c, int delivered)
+static void sp_router_chunk_release(sp_router *r, sp_chunk *c, int delivered)
 {
     if (c->spool && delivered && r->spool) sp_spool_done(r->spool, c);
     while (!sp_list_empty(&c->watchers)) {
@@ -242,17 +242,17 @@ static void sp__chunk_free_(sp_router *r, sp_chunk *c, int delivered)
         sp_buf_free(&c->data);
         free(c);
     }
-    sp__pressure(r);
+    sp_router_pressure(r);
 }
 
-static void sp__chunk_free(sp_router *r, sp_chunk *c)
+static void sp_router_chunk_free(sp_router *r, sp_chunk *c)
 {
-    sp__chunk_free_(r, c, !c->undelivered);
+    sp_router_chunk_release(r, c, !c->undelivered);
 }
 
 void sp_router_drop(sp_router *r, sp_chunk *c)
 {
-    sp__chunk_free_(r, c, 0);
+    sp_router_chunk_release(r, c, 0);
 }
 
 static void sp_router_close_now(sp_router *r, sp_chunk *c)
@@ -261,7 +261,7 @@ static void sp_router_close_now(sp_router *r, sp_chunk *c)
     if (c->tagent) c->tagent->open = NULL;
     c->tagent = NULL;
     if (c->nrecords == 0) {
-        sp__chunk_free(r, c);
+        sp_router_chunk_free(r, c);
         return;
     }
     if (r->spool)
@@ -335,15 +335,15 @@ void sp_router_dispatch(sp_router *r, sp_chunk *c)
         c->refs++;
         sp_list_insert_tail(&o->queue, &d->link);
         o->queued_chunks++;
-        sp__pump(o);
+        sp_router_pump(o);
     }
     if (c->outputs == 0) {
         if (r->unmatched == 0)
             sp_warn("records tagged \"%s\" match no output's `match`: they are dropped", c->tag);
         r->unmatched += c->nrecords;
     }
-    if (--c->refs == 0) sp__chunk_free(r, c);
-    sp__check_drained(r);
+    if (--c->refs == 0) sp_router_chunk_free(r, c);
+    sp_router_check_drained(r);
 }
 
 void sp_router_commit(sp_router *r, sp_chunk *c, size_t len_before, uint32_t nrecords)
@@ -351,7 +351,7 @@ void sp_router_commit(sp_router *r, sp_chunk *c, size_t len_before, uint32_t nre
     r->bytes += c->data.len - len_before;
     c->nrecords += nrecords;
     if (c->data.len >= r->chunk_size) sp_router_close_now(r, c);
-    if (sp_router_held(r) >= r->memory_limit) sp__pressure(r);
+    if (sp_router_held(r) >= r->memory_limit) sp_router_pressure(r);
 }
 
 void sp_router_flush(sp_router *r, int all)
@@ -400,7 +400,7 @@ static void sp_router_delivery_free(sp_delivery *d)
     free(d);
 }
 
-static void sp__pump(sp_output *o)
+static void sp_router_pump(sp_output *o)
 {
     if (o->pumping) {
         o->repump = 1;
@@ -422,20 +422,20 @@ static void sp__pump(sp_output *o)
     o->pumping = 0;
 }
 
-static void sp__retry_cb(uv_timer_t *t)
+static void sp_router_retry_cb(uv_timer_t *t)
 {
     sp_output *o = t->data;
     o->blocked = 0;
-    sp__pump(o);
+    sp_router_pump(o);
 }
 
-static const double sp__lat_bounds[13] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                          1,     2.5,  5,     10,   30,  60};
+static const double sp_router_lat_bounds[13] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                                1,     2.5,  5,     10,   30,  60};
 
-static void sp__observe(sp_output *o, double secs)
+static void sp_router_observe(sp_output *o, double secs)
 {
     int i = 0;
-    while (i < 13 && secs > sp__lat_bounds[i])
+    while (i < 13 && secs > sp_router_lat_bounds[i])
         i++;
     o->lat_buckets[i]++;
     o->lat_count++;
@@ -444,10 +444,10 @@ static void sp__observe(sp_output *o, double secs)
 
 const double *sp_router_latency_bounds(void)
 {
-    return sp__lat_bounds;
+    return sp_router_lat_bounds;
 }
 
-static void sp__check_drained(sp_router *r)
+static void sp_router_check_drained(sp_router *r)
 {
     if (!r->stopping || !r->on_drained || !sp_list_empty(&r->open)) return;
     if (r->spool && sp_spool_busy(r->spool)) return;
@@ -465,7 +465,7 @@ void sp_router_park(sp_delivery *d)
     if (d->parked) return;
     d->parked = 1;
     d->out->inflight--;
-    sp__pump(d->out);
+    sp_router_pump(d->out);
 }
 
 void sp_router_done(sp_delivery *d, int result, uint32_t delivered, uint32_t rejected)
@@ -490,7 +490,7 @@ void sp_router_done(sp_delivery *d, int result, uint32_t delivered, uint32_t rej
             sp_debug("output %s: retrying %u chunk(s) from %llu in %llu ms (attempt %u)", o->name,
                      d->nchunks, (unsigned long long)d->chunk->seq, (unsigned long long)ms,
                      d->attempts);
-            uv_timer_start(&o->retry_timer, sp__retry_cb, ms, 0);
+            uv_timer_start(&o->retry_timer, sp_router_retry_cb, ms, 0);
         }
         return;
     } else {
@@ -504,18 +504,18 @@ void sp_router_done(sp_delivery *d, int result, uint32_t delivered, uint32_t rej
         if (undelivered)
             c->undelivered = 1;
         else
-            sp__observe(o, (double)(now - c->opened_ms) / 1000.0);
+            sp_router_observe(o, (double)(now - c->opened_ms) / 1000.0);
         o->queued_chunks--;
-        if (--c->refs == 0) sp__chunk_free(r, c);
+        if (--c->refs == 0) sp_router_chunk_free(r, c);
     }
     sp_router_delivery_free(d);
-    sp__pump(o);
-    sp__check_drained(r);
+    sp_router_pump(o);
+    sp_router_check_drained(r);
 }
 
 /* ---- lifecycle ---- */
 
-static void sp__tick_cb(uv_timer_t *t)
+static void sp_router_tick_cb(uv_timer_t *t)
 {
     sp_router *r = t->data;
     uint64_t now = uv_now(r->loop);
@@ -525,7 +525,7 @@ static void sp__tick_cb(uv_timer_t *t)
             r->inputs[i]->type->tick(r->inputs[i], now);
     for (size_t i = 0; i < r->nfilters; i++)
         if (r->filters[i]->type->tick) r->filters[i]->type->tick(r->filters[i], now);
-    sp__tags_expire(r, now);
+    sp_router_tags_expire(r, now);
 }
 
 void sp_router_start(sp_router *r)
@@ -535,7 +535,7 @@ void sp_router_start(sp_router *r)
     if (period > 250) period = 250;
     if (period < 20) period = 20;
     r->tick.data = r;
-    uv_timer_start(&r->tick, sp__tick_cb, period, period);
+    uv_timer_start(&r->tick, sp_router_tick_cb, period, period);
     for (size_t i = 0; i < r->noutputs; i++) {
         sp_output *o = r->outputs[i];
         sp_list_init(&o->queue);
@@ -550,7 +550,7 @@ void sp_router_drain(sp_router *r)
 {
     r->stopping = 1;
     sp_router_flush(r, 1);
-    sp__check_drained(r);
+    sp_router_check_drained(r);
 }
 
 uint64_t sp_router_pending_records(sp_router *r)
@@ -579,7 +579,7 @@ void sp_router_close(sp_router *r)
                 sp_delivery *d = sp_list_entry(lists[k]->next, sp_delivery, link);
                 sp_list_remove(&d->link);
                 for (uint32_t i = 0; i < d->nchunks; i++)
-                    if (--d->chunks[i]->refs == 0) sp__chunk_free_(r, d->chunks[i], 0);
+                    if (--d->chunks[i]->refs == 0) sp_router_chunk_release(r, d->chunks[i], 0);
                 sp_router_delivery_free(d);
             }
     }
@@ -587,7 +587,7 @@ void sp_router_close(sp_router *r)
         sp_chunk *c = sp_list_entry(r->open.next, sp_chunk, link);
         sp_list_remove(&c->link);
         if (c->tagent) c->tagent->open = NULL;
-        sp__chunk_free_(r, c, 0);
+        sp_router_chunk_release(r, c, 0);
     }
     while (!sp_list_empty(&r->free_chunks)) {
         sp_chunk *c = sp_list_entry(r->free_chunks.next, sp_chunk, link);

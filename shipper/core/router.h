@@ -73,6 +73,9 @@ sp_chunk *sp_router_chunk(sp_router *r, sp_slice tag);
 uint64_t sp_router_filter_mask(sp_router *r, sp_slice tag);
 /** Accounts records appended to `c` since its data length was `len_before`; may close it. */
 void sp_router_commit(sp_router *r, sp_chunk *c, size_t len_before, uint32_t nrecords);
+/** Opens the spool (buffer.spool) as r->spool, with the router as its owner (router_spool.c).
+ * 0 or a negative errno. */
+int sp_router_spool_open(sp_router *r, const char *dir, uint64_t limit);
 /** Hands a closed chunk to its outputs (the spool calls it once the chunk is durable). */
 void sp_router_dispatch(sp_router *r, sp_chunk *c);
 /** Re-creates a chunk read back from the spool (its copies in segments spool_first ..
@@ -102,6 +105,9 @@ void sp_router_flush(sp_router *r, int all);
 void sp_router_drain(sp_router *r);
 /** Records still queued or in flight across all outputs (for the shutdown report). */
 uint64_t sp_router_pending_records(sp_router *r);
+/** The upper bounds (seconds) of the first 13 buckets of an output's latency histogram
+ * (sp_output.lat_buckets; the 14th is +Inf). */
+const double *sp_router_latency_bounds(void);
 /** Frees a chunk nobody holds (refs 0) as not delivered: the spool's, at shutdown. */
 void sp_router_drop(sp_router *r, sp_chunk *c);
 /** Stops timers and frees chunks still held, as not delivered: open ones, those queued, and

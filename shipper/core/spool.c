@@ -14,7 +14,6 @@
 #include <libdeflate.h>
 
 #include "log.h"
-#include "router.h"
 
 #define SP_SEG_MAX (64u << 20)
 #define SP_MAGIC_CHUNK 0x31435053u /* "SPC1": a whole chunk */
@@ -56,7 +55,8 @@ typedef struct {
 } sp_replay;
 
 struct sp_spool {
-    sp_router *r;
+    sp_spool_owner owner; /* the router, through callbacks */
+    int opened;           /* sp_spool_open returned it */
     char *dir;
     uint64_t limit;
     uint64_t seg_max; /* a segment is left for a new one at this size */
@@ -101,7 +101,7 @@ static inline uint32_t sp_spool_crc32(uint32_t crc, const void *p, size_t len)
     return libdeflate_crc32(crc, p, len);
 }
 
-static uint32_t sp__crc(const sp_spool_hdr *h, const void *tag, const void *data)
+static uint32_t sp_spool_entry_crc(const sp_spool_hdr *h, const void *tag, const void *data)
 {
     sp_spool_hdr c = *h;
     c.crc = 0;
@@ -111,7 +111,7 @@ static uint32_t sp__crc(const sp_spool_hdr *h, const void *tag, const void *data
     return (uint32_t)crc;
 }
 
-static void sp__seg_path(const sp_spool *s, uint64_t id, char *out, size_t n)
+static void sp_spool_seg_path(const sp_spool *s, uint64_t id, char *out, size_t n)
 {
     snprintf(out, n, "%s/%016llx.seg", s->dir, (unsigned long long)id);
 }
@@ -135,7 +135,7 @@ static void sp_spool_live(sp_spool *s, sp_seg *lo, sp_seg *hi, int delta)
         g->live += delta;
 }
 
-static int sp__rotate(sp_spool *s)
+static int sp_spool_rotate(sp_spool *s)
 {
     if (s->fd >= 0) {
         /* Chunks written there must be durable before it is left. If they may not be, they
@@ -147,7 +147,7 @@ static int sp__rotate(sp_spool *s)
         if (bad) sp_spool_sync_failed(s, -bad);
     }
     char path[4200];
-    sp__seg_path(s, s->next_id, path, sizeof path);
+    sp_spool_seg_path(s, s->next_id, path, sizeof path);
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0) return -errno;
     int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -162,7 +162,7 @@ static int sp__rotate(sp_spool *s)
 
 /* Deletes segments whose chunks are all done, oldest first: a newer segment may hold the done
  * entries of an older one, so it must outlive it. */
-static void sp__gc(sp_spool *s)
+static void sp_spool_gc(sp_spool *s)
 {
     while (!sp_list_empty(&s->segs)) {
         sp_seg *g = sp_list_entry(s->segs.next, sp_seg, link);
@@ -179,7 +179,7 @@ static void sp__gc(sp_spool *s)
             s->done.len = 0;
         }
         char path[4200];
-        sp__seg_path(s, g->id, path, sizeof path);
+        sp_spool_seg_path(s, g->id, path, sizeof path);
         unlink(path);
         s->bytes -= g->size;
         sp_list_remove(&g->link);
@@ -190,7 +190,7 @@ static void sp__gc(sp_spool *s)
 
 /* ---- writing ---- */
 
-static int sp__writev_all(sp_spool *s, struct iovec *iov, int n, size_t total)
+static int sp_spool_writev_all(sp_spool *s, struct iovec *iov, int n, size_t total)
 {
     ssize_t w = writev(s->fd, iov, n);
     if (w == (ssize_t)total) return 0;
@@ -200,11 +200,11 @@ static int sp__writev_all(sp_spool *s, struct iovec *iov, int n, size_t total)
     return -err;
 }
 
-static int sp__flush_done(sp_spool *s)
+static int sp_spool_flush_done(sp_spool *s)
 {
     if (!s->done.len || s->fd < 0) return 0;
     struct iovec iov = {s->done.base, s->done.len};
-    int rc = sp__writev_all(s, &iov, 1, s->done.len);
+    int rc = sp_spool_writev_all(s, &iov, 1, s->done.len);
     if (rc) return rc;
     s->cur->size += s->done.len;
     s->bytes += s->done.len;
@@ -213,10 +213,10 @@ static int sp__flush_done(sp_spool *s)
 }
 
 /* Writes what of `c` is not in the spool yet as one entry. */
-static int sp__write(sp_spool *s, sp_chunk *c)
+static int sp_spool_write(sp_spool *s, sp_chunk *c)
 {
     if (!s->cur || s->cur->size >= s->seg_max) {
-        int rc = sp__rotate(s);
+        int rc = sp_spool_rotate(s);
         if (rc) return rc;
     }
     /* A closed chunk written at once is one whole entry; an open one (a durable ack waits on
@@ -241,7 +241,7 @@ static int sp__write(sp_spool *s, sp_chunk *c)
     if (!whole) n++;
     iov[n++] = (struct iovec){(void *)data, len};
     size_t total = sizeof h + c->tag_len + (whole ? 0 : sizeof doff) + len;
-    int rc = sp__writev_all(s, iov, n, total);
+    int rc = sp_spool_writev_all(s, iov, n, total);
     if (rc) return rc;
     s->cur->size += total;
     s->bytes += total;
@@ -255,11 +255,11 @@ static int sp__write(sp_spool *s, sp_chunk *c)
     }
     c->spooled = c->data.len;
     c->spooled_records = c->nrecords;
-    sp__flush_done(s); /* on failure, done entries wait for the next write */
+    sp_spool_flush_done(s); /* on failure, done entries wait for the next write */
     return 0;
 }
 
-static void sp__sync_start(sp_spool *s);
+static void sp_spool_sync_start(sp_spool *s);
 
 /* The fsync thread: one fdatasync per request, answered through sync_async. */
 static void *sp_spool_sync_main(void *arg)
@@ -291,13 +291,13 @@ static void sp_spool_update_failing(sp_spool *s, int err)
     else if (!failing && s->failing)
         sp_info("spool: writing to %s again", s->dir);
     s->failing = failing;
-    sp_router_hold(s->r, 0); /* re-evaluates pausing */
+    s->owner.blocked_changed(s->owner.ctx); /* re-evaluates pausing */
 }
 
 /* Tells the router when the spool crosses spool_limit (either way): inputs pause over it. */
 static void sp_spool_check_limit(sp_spool *s)
 {
-    if (s->r->spool != s) return; /* still opening: the router asks sp_spool_blocked itself */
+    if (!s->opened) return; /* still opening: the owner asks sp_spool_blocked itself */
     int over = s->bytes > s->limit;
     if (over == s->over) return;
     s->over = over;
@@ -305,7 +305,7 @@ static void sp_spool_check_limit(sp_spool *s)
         sp_warn("spool: %llu bytes in %s, over spool_limit (%llu): inputs paused until "
                 "delivered chunks free some",
                 (unsigned long long)s->bytes, s->dir, (unsigned long long)s->limit);
-    sp_router_hold(s->r, 0);
+    s->owner.blocked_changed(s->owner.ctx);
 }
 
 /* Writes every chunk of the work list that has unwritten data, in order; stops at the first
@@ -320,7 +320,7 @@ static void sp_spool_write_pass(sp_spool *s)
         {
             sp_chunk *c = sp_list_entry(it, sp_chunk, spool_link);
             if (c->spooled >= c->data.len) continue;
-            int rc = sp__write(s, c);
+            int rc = sp_spool_write(s, c);
             if (rc) {
                 if (!s->write_failing) s->write_errors++;
                 s->write_failing = 1;
@@ -336,7 +336,7 @@ static void sp_spool_write_pass(sp_spool *s)
         s->write_failing = 0;
         sp_spool_update_failing(s, 0);
     }
-    sp__sync_start(s);
+    sp_spool_sync_start(s);
 }
 
 /*
@@ -380,18 +380,18 @@ static void sp_spool_hand_on(sp_spool *s)
         int moved = c->durable_moved;
         c->durable_moved = 0;
         if (c->tagent || c->durable < c->data.len) {
-            if (moved) sp_router_durable(s->r, c);
+            if (moved) s->owner.durable(s->owner.ctx, c);
             if (c->tagent && c->durable == c->spooled) sp_list_remove(&c->spool_link);
             if (!c->tagent) in_order = 0;
             continue;
         }
         if (!in_order) continue;
         sp_list_remove(&c->spool_link);
-        sp_router_dispatch(s->r, c);
+        s->owner.dispatch(s->owner.ctx, c);
     }
 }
 
-static void sp__sync_after(uv_async_t *a)
+static void sp_spool_sync_after(uv_async_t *a)
 {
     sp_spool *s = a->data;
     pthread_mutex_lock(&s->sync_mu);
@@ -439,7 +439,7 @@ static void sp__sync_after(uv_async_t *a)
     if (!s->write_failing) sp_spool_write_pass(s); /* what came meanwhile, then its fsync */
 }
 
-static void sp__sync_start(sp_spool *s)
+static void sp_spool_sync_start(sp_spool *s)
 {
     if (s->sync_running || s->completing || s->fd < 0) return;
     int any = 0;
@@ -480,7 +480,7 @@ void sp_spool_add(sp_spool *s, sp_chunk *c)
             sp_spool_hand_on(s);
         } while (s->hand_on_again);
         s->completing = 0;
-        sp__sync_start(s);
+        sp_spool_sync_start(s);
     }
 }
 
@@ -490,19 +490,19 @@ void sp_spool_done(sp_spool *s, sp_chunk *c)
     c->spool = NULL;
     if (!g) return;
     sp_spool_hdr h = {SP_MAGIC_DONE, 0, c->seq, 0, 0, 0};
-    h.crc = sp__crc(&h, "", "");
+    h.crc = sp_spool_entry_crc(&h, "", "");
     sp_buf_append(&s->done, &h, sizeof h);
     sp_spool_live(s, g, c->spool_last, -1);
-    sp__gc(s);
+    sp_spool_gc(s);
     if (s->replay_pos < s->nreplay) sp_spool_replay(s);
 }
 
-static void sp__timer_cb(uv_timer_t *t)
+static void sp_spool_timer_cb(uv_timer_t *t)
 {
     sp_spool *s = t->data;
     sp_spool_write_pass(s); /* retries failed writes, and rewrites after a failed fsync */
-    if (!s->write_failing && sp__flush_done(s) == 0) sp__gc(s);
-    sp__sync_start(s);
+    if (!s->write_failing && sp_spool_flush_done(s) == 0) sp_spool_gc(s);
+    sp_spool_sync_start(s);
 }
 
 int sp_spool_busy(const sp_spool *s)
@@ -524,15 +524,15 @@ int sp_spool_blocked(const sp_spool *s)
 
 /* ---- replay ---- */
 
-static int sp__cmp_u64(const void *a, const void *b)
+static int sp_spool_cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
 }
 
-static int sp__cmp_id(const void *a, const void *b)
+static int sp_spool_cmp_id(const void *a, const void *b)
 {
-    return sp__cmp_u64(a, b);
+    return sp_spool_cmp_u64(a, b);
 }
 
 /* Replay entries by chunk, then by where their records are in it (the longest first when two
@@ -562,7 +562,7 @@ static uint32_t sp_spool_crc(const sp_spool_hdr *h, const void *pl)
 }
 
 /* Length of the valid entry at m[off..size), or 0 if there is none there. */
-static uint64_t sp__entry_at(const uint8_t *m, uint64_t size, uint64_t off, sp_spool_hdr *h)
+static uint64_t sp_spool_entry_at(const uint8_t *m, uint64_t size, uint64_t off, sp_spool_hdr *h)
 {
     if (size - off < sizeof *h) return 0;
     memcpy(h, m + off, sizeof *h);
@@ -576,14 +576,14 @@ static uint64_t sp__entry_at(const uint8_t *m, uint64_t size, uint64_t off, sp_s
 }
 
 /* The next offset after `off` where a valid entry starts, or `size`. */
-static uint64_t sp__resync(const uint8_t *m, uint64_t size, uint64_t off)
+static uint64_t sp_spool_resync(const uint8_t *m, uint64_t size, uint64_t off)
 {
     for (uint64_t at = off + 1; at + sizeof(sp_spool_hdr) <= size; at++) {
         if (m[at] != 'S' || m[at + 1] != 'P' ||
             (m[at + 2] != 'C' && m[at + 2] != 'D' && m[at + 2] != 'P'))
             continue;
         sp_spool_hdr h;
-        if (sp__entry_at(m, size, at, &h)) return at;
+        if (sp_spool_entry_at(m, size, at, &h)) return at;
     }
     return size;
 }
@@ -591,10 +591,11 @@ static uint64_t sp__resync(const uint8_t *m, uint64_t size, uint64_t off)
 /* Reads one segment: chunk entries become replay candidates, done entries are collected. A
  * corrupt entry (bit rot, a torn write) is skipped up to the next entry whose CRC checks, so
  * one bad chunk costs only itself; a torn tail is cut off. Both are counted and reported. */
-static void sp__scan_seg(sp_spool *s, sp_seg *g, uint64_t **done, size_t *ndone, uint64_t *maxseq)
+static void sp_spool_scan_seg(sp_spool *s, sp_seg *g, uint64_t **done, size_t *ndone,
+                              uint64_t *maxseq)
 {
     char path[4200];
-    sp__seg_path(s, g->id, path, sizeof path);
+    sp_spool_seg_path(s, g->id, path, sizeof path);
     int fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0) return;
     struct stat st;
@@ -603,9 +604,9 @@ static void sp__scan_seg(sp_spool *s, sp_seg *g, uint64_t **done, size_t *ndone,
     if (m == MAP_FAILED) m = NULL, size = 0;
     while (off < size) {
         sp_spool_hdr h;
-        uint64_t len = sp__entry_at(m, size, off, &h);
+        uint64_t len = sp_spool_entry_at(m, size, off, &h);
         if (!len) {
-            uint64_t next = sp__resync(m, size, off);
+            uint64_t next = sp_spool_resync(m, size, off);
             s->corrupt_entries++;
             s->corrupt_bytes += next - off;
             sp_warn("spool: %s: %llu bytes of torn or corrupt data at offset %llu %s", path,
@@ -635,7 +636,7 @@ static void sp__scan_seg(sp_spool *s, sp_seg *g, uint64_t **done, size_t *ndone,
     close(fd);
 }
 
-static int sp__load(sp_spool *s)
+static int sp_spool_load(sp_spool *s)
 {
     DIR *d = opendir(s->dir);
     if (!d) return -errno;
@@ -651,22 +652,22 @@ static int sp__load(sp_spool *s)
         }
     }
     closedir(d);
-    if (nids) qsort(ids, nids, sizeof *ids, sp__cmp_id);
+    if (nids) qsort(ids, nids, sizeof *ids, sp_spool_cmp_id);
     uint64_t *done = NULL, maxseq = 0;
     size_t ndone = 0;
     for (size_t i = 0; i < nids; i++) {
         sp_seg *g = sp_calloc(1, sizeof *g);
         g->id = ids[i];
         sp_list_insert_tail(&s->segs, &g->link);
-        sp__scan_seg(s, g, &done, &ndone, &maxseq);
+        sp_spool_scan_seg(s, g, &done, &ndone, &maxseq);
         s->next_id = ids[i] + 1;
     }
     free(ids);
-    if (ndone) qsort(done, ndone, sizeof *done, sp__cmp_u64);
+    if (ndone) qsort(done, ndone, sizeof *done, sp_spool_cmp_u64);
     size_t keep = 0;
     for (size_t i = 0; i < s->nreplay; i++) {
         uint64_t seq = s->replay[i].h.seq;
-        if (ndone && bsearch(&seq, done, ndone, sizeof *done, sp__cmp_u64)) continue;
+        if (ndone && bsearch(&seq, done, ndone, sizeof *done, sp_spool_cmp_u64)) continue;
         s->replay[keep++] = s->replay[i];
     }
     s->nreplay = keep;
@@ -694,8 +695,8 @@ static int sp__load(sp_spool *s)
         sp_spool_live(s, head->lo, head->hi, 1);
         nchunks++;
     }
-    if (s->r->seq < maxseq) s->r->seq = maxseq; /* new chunks must not reuse a spooled seq */
-    sp__gc(s);
+    s->owner.seq_seen(s->owner.ctx, maxseq); /* new chunks must not reuse a spooled seq */
+    sp_spool_gc(s);
     if (nchunks) sp_info("spool: %zu chunk(s) from a previous run will be delivered", nchunks);
     return 0;
 }
@@ -705,7 +706,7 @@ static int sp__load(sp_spool *s)
 static int sp_spool_read_entry(sp_spool *s, const sp_replay *e, sp_buf *b, int tag)
 {
     char path[4200];
-    sp__seg_path(s, e->seg->id, path, sizeof path);
+    sp_spool_seg_path(s, e->seg->id, path, sizeof path);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 0;
     uint64_t plen = sp_spool_payload_len(&e->h);
@@ -728,7 +729,7 @@ static void sp_spool_replay_some(sp_spool *s, uint64_t budget)
 {
     sp_buf b = {0};
     uint64_t took = 0;
-    while (s->replay_pos < s->nreplay && s->r->bytes < s->r->memory_limit / 2 && took < budget) {
+    while (s->replay_pos < s->nreplay && took < budget && s->owner.replay_room(s->owner.ctx)) {
         sp_replay *head = &s->replay[s->replay_pos];
         s->replay_pos += head->n;
         b.len = 0;
@@ -752,8 +753,8 @@ static void sp_spool_replay_some(sp_spool *s, uint64_t budget)
         }
         s->replayed++;
         took += b.len;
-        sp_router_restore(s->r, sp_slice_make(b.base, tag_len), b.base + tag_len, b.len - tag_len,
-                          nrecords, head->h.seq, head->lo, head->hi);
+        s->owner.restore(s->owner.ctx, sp_slice_make(b.base, tag_len), b.base + tag_len,
+                         b.len - tag_len, nrecords, head->h.seq, head->lo, head->hi);
     }
     sp_buf_free(&b);
     if (s->replay_pos == s->nreplay && s->replay) {
@@ -761,7 +762,7 @@ static void sp_spool_replay_some(sp_spool *s, uint64_t budget)
         free(s->replay);
         s->replay = NULL;
         s->nreplay = s->replay_pos = 0;
-        sp__gc(s);
+        sp_spool_gc(s);
     }
 }
 
@@ -775,7 +776,7 @@ static void sp_spool_replay_idle_cb(uv_idle_t *h)
     sp_spool *s = h->data;
     sp_spool_replay_some(s, SP_REPLAY_SLICE);
     /* Memory reached: sp_spool_done brings the next ones as chunks are delivered. */
-    if (s->replay_pos < s->nreplay && s->r->bytes >= s->r->memory_limit / 2)
+    if (s->replay_pos < s->nreplay && !s->owner.replay_room(s->owner.ctx))
         uv_idle_stop(&s->replay_idle);
 }
 
@@ -785,14 +786,15 @@ void sp_spool_replay_start(sp_spool *s)
         uv_idle_start(&s->replay_idle, sp_spool_replay_idle_cb);
 }
 
-int sp_spool_open(sp_spool **out, sp_router *r, const char *dir, uint64_t limit)
+int sp_spool_open(sp_spool **out, uv_loop_t *loop, const char *dir, uint64_t limit,
+                  const sp_spool_owner *owner)
 {
     sp_spool *s = sp_calloc(1, sizeof *s);
-    s->r = r;
+    s->owner = *owner;
     s->limit = limit;
     /* Small segments for small limits, so finished ones can be deleted long before the limit. */
     s->seg_max = limit / 8 < SP_SEG_MAX ? limit / 8 : SP_SEG_MAX;
-    if (s->seg_max < 2 * r->chunk_size) s->seg_max = 2 * r->chunk_size;
+    if (s->seg_max < 2 * owner->chunk_size) s->seg_max = 2 * owner->chunk_size;
     s->fd = -1;
     size_t n = strlen(dir) + 8;
     s->dir = sp_malloc(n);
@@ -807,7 +809,7 @@ int sp_spool_open(sp_spool **out, sp_router *r, const char *dir, uint64_t limit)
         free(s);
         return err;
     }
-    int rc = sp__load(s);
+    int rc = sp_spool_load(s);
     if (rc) {
         sp_error("spool: cannot read %s: %s", s->dir, strerror(-rc));
         free(s->dir);
@@ -825,14 +827,15 @@ int sp_spool_open(sp_spool **out, sp_router *r, const char *dir, uint64_t limit)
         sp_error("spool: cannot start its fsync thread: %s", strerror(rc));
         return -rc; /* shipper exits: what was loaded is not worth freeing one by one */
     }
-    uv_timer_init(r->loop, &s->timer);
+    uv_timer_init(loop, &s->timer);
     s->timer.data = s;
-    uv_timer_start(&s->timer, sp__timer_cb, 1000, 1000);
-    uv_async_init(r->loop, &s->sync_async, sp__sync_after);
+    uv_timer_start(&s->timer, sp_spool_timer_cb, 1000, 1000);
+    uv_async_init(loop, &s->sync_async, sp_spool_sync_after);
     s->sync_async.data = s;
-    uv_idle_init(r->loop, &s->replay_idle);
+    uv_idle_init(loop, &s->replay_idle);
     s->replay_idle.data = s;
     s->handles = 3;
+    s->opened = 1;
     *out = s;
     return 0;
 }
@@ -860,7 +863,7 @@ uint64_t sp_spool_bytes(const sp_spool *s)
     return s->bytes;
 }
 
-static void sp__free(uv_handle_t *h)
+static void sp_spool_free(uv_handle_t *h)
 {
     sp_spool *s = h->data;
     if (--s->handles) return;
@@ -895,9 +898,9 @@ void sp_spool_close(sp_spool *s)
     sp_list_foreach(it, &s->work)
     {
         sp_chunk *c = sp_list_entry(it, sp_chunk, spool_link);
-        if (c->spooled < c->data.len && sp__write(s, c)) break;
+        if (c->spooled < c->data.len && sp_spool_write(s, c)) break;
     }
-    sp__flush_done(s);
+    sp_spool_flush_done(s);
     if (s->fd >= 0) {
         if (sp_spool_sync_fn(s->fd))
             sp_error("spool: fsync in %s failed at stop: %s; what the last run acked as durable "
@@ -911,11 +914,11 @@ void sp_spool_close(sp_spool *s)
     while (!sp_list_empty(&s->work)) {
         sp_chunk *c = sp_list_entry(s->work.next, sp_chunk, spool_link);
         sp_list_remove(&c->spool_link);
-        if (!c->tagent) sp_router_drop(s->r, c);
+        if (!c->tagent) s->owner.drop(s->owner.ctx, c);
     }
     uv_timer_stop(&s->timer);
     uv_idle_stop(&s->replay_idle);
-    uv_close((uv_handle_t *)&s->replay_idle, sp__free);
-    uv_close((uv_handle_t *)&s->timer, sp__free);
-    uv_close((uv_handle_t *)&s->sync_async, sp__free);
+    uv_close((uv_handle_t *)&s->replay_idle, sp_spool_free);
+    uv_close((uv_handle_t *)&s->timer, sp_spool_free);
+    uv_close((uv_handle_t *)&s->sync_async, sp_spool_free);
 }

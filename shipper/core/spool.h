@@ -23,10 +23,34 @@
 #include "chunk.h"
 
 typedef struct sp_spool sp_spool;
-struct sp_router;
+
+/**
+ * What the spool needs from its owner (the router: router_spool.c; a unit test's fakes), given
+ * at sp_spool_open. Everything is called on the loop thread.
+ */
+typedef struct {
+    void *ctx;           /* passed to every call */
+    uint64_t chunk_size; /* buffer.chunk_size: a segment holds at least two chunks */
+    /** All of the closed chunk `c` is durable: hand it to its outputs. */
+    void (*dispatch)(void *ctx, sp_chunk *c);
+    /** More of the open chunk `c` is durable: answer the durable watchers that it covers now. */
+    void (*durable)(void *ctx, sp_chunk *c);
+    /** A chunk read back by replay (its copies are in segments `first` .. `last`). */
+    void (*restore)(void *ctx, sp_slice tag, const void *data, size_t len, uint32_t nrecords,
+                    uint64_t seq, void *first, void *last);
+    /** At close: a closed chunk the spool held was never dispatched; free it as not delivered. */
+    void (*drop)(void *ctx, sp_chunk *c);
+    /** sp_spool_blocked may have changed (failing, or across spool_limit): pause or resume. */
+    void (*blocked_changed)(void *ctx);
+    /** Nonzero while replay may bring back another chunk (memory allows). */
+    int (*replay_room)(void *ctx);
+    /** The highest seq in the segments, at open: chunks made from now on must get higher ones. */
+    void (*seq_seen)(void *ctx, uint64_t seq);
+} sp_spool_owner;
 
 /** Opens (creating) <dir>/spool and reads what a previous run left. 0 or a negative errno. */
-int sp_spool_open(sp_spool **out, struct sp_router *r, const char *dir, uint64_t limit);
+int sp_spool_open(sp_spool **out, uv_loop_t *loop, const char *dir, uint64_t limit,
+                  const sp_spool_owner *owner);
 /** Hands replayed chunks to the router while memory allows; call again as chunks are freed. */
 void sp_spool_replay(sp_spool *s);
 /**
@@ -37,8 +61,8 @@ void sp_spool_replay(sp_spool *s);
 void sp_spool_replay_start(sp_spool *s);
 /**
  * Writes what `c` holds that is not on disk yet, and fsyncs it (grouped). A closed chunk is
- * dispatched (sp_router_dispatch) once all of it is durable; an open one stays open, and the
- * router hears (sp_router_durable) as its records become durable. Call again when it closes.
+ * dispatched (owner's `dispatch`) once all of it is durable; an open one stays open, and the
+ * owner hears (`durable`) as its records become durable. Call again when it closes.
  */
 void sp_spool_add(sp_spool *s, sp_chunk *c);
 /** Every output has finished with `c`: it will not be replayed. */

@@ -4,7 +4,7 @@
 #include <jansson.h>
 #include <zlib.h>
 
-#include "outputs/elasticsearch/es.h"
+#include "es.h"
 
 static void rec(sp_buf *chunk, uint64_t sec, int i, const char *msg)
 {

@@ -2,7 +2,7 @@
  * classification. */
 #include "unit.h"
 
-#include "outputs/elasticsearch/es.h"
+#include "es.h"
 
 typedef struct {
     int n;

@@ -2,7 +2,7 @@
 #include "unit.h"
 
 #include "mp.h"
-#include "outputs/kafka/kafka.h"
+#include "kafka.h"
 
 static void test_field_parse(void **st)
 {

@@ -192,7 +192,7 @@ static harness *h_new(const char *dir, uint64_t chunk_size, uint64_t spool_limit
     r->outputs = h->outp;
     r->noutputs = 1;
     sp_router_start(r);
-    assert_int_equal(sp_spool_open(&r->spool, r, dir, spool_limit), 0);
+    assert_int_equal(sp_router_spool_open(r, dir, spool_limit), 0);
     sp_spool_replay(r->spool);
     return h;
 }
