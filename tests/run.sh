@@ -7,7 +7,8 @@
 #   tests/run.sh integration [PATTERN]   integration tests whose file name contains PATTERN
 # An integration test exits 0 (pass), 77 (SKIP: it could not run here; its last "SKIP: reason"
 # line says why) or anything else (fail). A skip is not a pass: it is listed and counted apart.
-# The exit status is 0 when nothing failed, skips included.
+# The exit status is 0 when nothing failed, skips included. Tests run two at a time
+# (SUITE_LANES=1: one by one); a test marked `# suite: alone` runs by itself.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -27,6 +28,31 @@ result() { # NAME RC [LOG]: with a LOG, exit code 77 is a skip whose reason is t
         echo "SKIP $1 (${why:-no reason given})"
     else failed=$((failed + 1)); failed_names+=("$1"); echo "FAIL $1"; fi
 }
+
+# A pool of background jobs, at most N at a time (two cores: most integration tests wait on
+# sockets and timers, so two at a time nearly halves the wall time). Results are reported as
+# jobs finish, each with its log.
+#   pool_run MAX NAME LOG CMD...   starts CMD (output to LOG) once fewer than MAX jobs run
+#   pool_drain                     waits for every job
+# A job started with MAX=1 runs alone: nothing else starts until it has finished.
+declare -A pool_name=() pool_log=() pool_start=()
+pool_reap() {
+    local pid rc
+    wait -n -p pid "${!pool_name[@]}"; rc=$?
+    echo "   ($(( $(date +%s) - ${pool_start[$pid]} )) s)"
+    result "${pool_name[$pid]}" $rc "${pool_log[$pid]}"
+    [ $rc -eq 0 ] || [ $rc -eq 77 ] || tail -40 "${pool_log[$pid]}"
+    unset "pool_name[$pid]" "pool_log[$pid]" "pool_start[$pid]"
+}
+pool_run() {
+    local max=$1 name=$2 log=$3; shift 3
+    while [ ${#pool_name[@]} -ge "$max" ]; do pool_reap; done
+    "$@" >"$log" 2>&1 &
+    pool_name[$!]=$name; pool_log[$!]=$log; pool_start[$!]=$(date +%s)
+    if [ "$max" -eq 1 ]; then pool_reap; fi
+}
+pool_drain() { while [ ${#pool_name[@]} -gt 0 ]; do pool_reap; done; }
+LANES=${SUITE_LANES:-2}
 
 build() { # DIR EXTRA-CMAKE-ARGS...
     local dir=$1; shift
@@ -58,11 +84,10 @@ if [ "$what" = all ] || [ "$what" = unit ]; then
             tests/integration/test_spool.sh tests/integration/test_shutdown.sh \
             tests/integration/test_upgrade.sh; do
             [ -f "$t" ] || continue
-            BUILD="$ROOT/build-asan" ASAN_OPTIONS=detect_leaks=1 timeout 300 bash "$t" \
-                >"build-asan/$(basename "$t").log" 2>&1
-            rc=$?; result "$(basename "$t" .sh) (ASan+UBSan)" $rc "build-asan/$(basename "$t").log"
-            [ $rc -eq 0 ] || [ $rc -eq 77 ] || tail -40 "build-asan/$(basename "$t").log"
+            pool_run "$LANES" "$(basename "$t" .sh) (ASan+UBSan)" "build-asan/$(basename "$t").log" \
+                env BUILD="$ROOT/build-asan" ASAN_OPTIONS=detect_leaks=1 timeout 300 bash "$t"
         done
+        pool_drain
     else
         result "build (ASan+UBSan)" 1
     fi
@@ -75,11 +100,11 @@ if [ "$what" = all ] || [ "$what" = unit ]; then
                 name=$(basename "$f")
                 corpus="tests/fuzz/corpus/${name#fuzz_}"
                 mkdir -p "build-fuzz/corpus-$name"
-                "$f" -max_total_time=20 -rss_limit_mb=2048 "build-fuzz/corpus-$name" \
-                    $( [ -d "$corpus" ] && echo "$corpus" ) >"build-fuzz/$name.log" 2>&1
-                rc=$?; result "$name (20 s)" $rc
-                [ $rc -eq 0 ] || tail -30 "build-fuzz/$name.log"
+                pool_run "$LANES" "$name (20 s)" "build-fuzz/$name.log" \
+                    "$f" -max_total_time=20 -rss_limit_mb=2048 "build-fuzz/corpus-$name" \
+                    $( [ -d "$corpus" ] && echo "$corpus" )
             done
+            pool_drain
         else
             result "build (fuzz)" 1
         fi
@@ -91,15 +116,15 @@ if [ "$what" = all ] || [ "$what" = integration ]; then
     (cd tests/rigs/fluent_client && [ -d node_modules ] || npm ci --silent --no-audit --no-fund >/dev/null 2>&1) ||
         echo "warning: npm ci failed in tests/rigs/fluent_client"
     "$ROOT/tests/rigs/dockerd.sh" >/dev/null || echo "warning: dockerd could not be started"
+    # A test whose header says `# suite: alone` (it restarts or floods dockerd, measures memory
+    # or CPU, or is CPU-bound for long) runs with no other test beside it.
     for t in tests/integration/test_*.sh; do
         case "$(basename "$t")" in *"$pattern"*) ;; *) continue ;; esac
-        start=$(date +%s)
-        timeout 300 bash "$t" >"build/$(basename "$t").log" 2>&1
-        rc=$?
-        echo "   ($(( $(date +%s) - start )) s)"
-        result "$(basename "$t" .sh)" $rc "build/$(basename "$t").log"
-        [ $rc -eq 0 ] || [ $rc -eq 77 ] || tail -40 "build/$(basename "$t").log"
+        max=$LANES
+        if grep -q '^# suite: alone' "$t"; then max=1; fi
+        pool_run "$max" "$(basename "$t" .sh)" "build/$(basename "$t").log" timeout 300 bash "$t"
     done
+    pool_drain
 fi
 
 echo

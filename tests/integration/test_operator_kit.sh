@@ -36,18 +36,32 @@ start_kafka 1 logs:1
 C=$T/containers ID=$(printf 'd%.0s' $(seq 64))
 mkdir -p "$C/$ID" "$T/state"
 printf '{"Name":"/kit","Config":{"Image":"img:kit","Labels":{}}}\n' >"$C/$ID/config.v2.json"
-HTTP=127.0.0.1:$(free_port) FWD=$(free_port)
+HTTP=127.0.0.1:$(free_port) FWD=$(free_port) FWD2=$(free_port)
+# Two instances of an input, an output and a filter: each writes its own metrics block, and the
+# body must still have one TYPE line per family (promtool check metrics, below).
 cat >"$T/s.yaml" <<YAML
 service: {http_listen: "$HTTP", state_dir: "$T/state"}
 buffer: {spool: true, flush_interval: 100ms}
+filters:
+  - type: throttle
+    match: "kit*"
+    key: tag
+    rate: 100000/s
+  - type: throttle
+    match: "other*"
+    key: tag
+    rate: 100000/s
 inputs:
   - type: forward
     listen: 127.0.0.1:$FWD
+  - type: forward
+    listen: 127.0.0.1:$FWD2
   - type: docker_logs
     path: $C
     poll_interval: 50ms
 outputs:
   - type: stdout
+  - type: "null"
   - type: "null"
   - type: elasticsearch
     url: ["http://127.0.0.1:$EMU_PORT"]
@@ -64,11 +78,18 @@ python3 "$ROOT/tests/integration/fwd_client.py" send --addr "127.0.0.1:$FWD" --c
 python3 "$ROOT/tests/integration/fwd_client.py" bad --addr "127.0.0.1:$FWD" --kind malformed >/dev/null ||
     fail "malformed frame not closed"
 echo '{"log":"kit line\n","stream":"stdout","time":"2026-11-29T04:09:33.000000001Z"}' >>"$C/$ID/$ID-json.log"
-for o in stdout null elasticsearch kafka; do
+for o in stdout null.1 null.2 elasticsearch kafka; do
     wait_metric "$HTTP" "shipper_output_records_total{output=\"$o\",result=\"delivered\"}" 21 30 ||
         fail "$o did not deliver the 21 records"
 done
 curl -sf "http://$HTTP/metrics" >"$T/metrics.txt" || fail "scrape /metrics"
+# Lint findings (no HELP text) are not errors here; a format error is.
+promtool check metrics <"$T/metrics.txt" >"$T/promtool-metrics.out" 2>&1
+if grep -q "error while linting\|parsing error" "$T/promtool-metrics.out"; then
+    fail "promtool check metrics: $(grep -m1 error "$T/promtool-metrics.out")"
+else
+    ok "promtool parses /metrics (two forward inputs, two null outputs, two throttle filters)"
+fi
 if $NAMES check "$T/metrics.txt" "$DASH" "$RULES" >"$T/names.out" 2>&1; then
     ok "names: $(head -1 "$T/names.out")"
 else
