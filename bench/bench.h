@@ -58,6 +58,19 @@ void bench_die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 
 /* Same, exit 2: a bad command line, like the daemon's exit code for bad flags. */
 void bench_usage_die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 void *bench_xmalloc(size_t n);
+
+/* Progress for runs longer than a second: one line to stderr per second, rewritten in place on
+ * a terminal; off when stderr is not a terminal unless forced (--progress), off with --quiet. */
+typedef struct {
+    int mode; /* 0 off, 1 rewrite the line (terminal), 2 one line each time */
+    const char *what;
+    uint64_t total, t0, last_t, last_n;
+} bench_progress_t;
+void bench_progress_init(bench_progress_t *p, int quiet, int forced, uint64_t total,
+                         const char *what);
+/* Prints when a second has passed since the last line; `done` counts what `what` names. */
+void bench_progress_tick(bench_progress_t *p, uint64_t done);
+void bench_progress_end(bench_progress_t *p);
 void *bench_xcalloc(size_t n, size_t size);
 
 /* ---- log text (bench_payload.c) ---- */

@@ -16,9 +16,10 @@ static void usage(FILE *f)
           "                             [--ack] [--window W] [--ack-timeout SEC] [--eventtime] "
           "[--json]\n"
           "                             [--tag T] [--containers K] [--stamp-file FILE] "
-          "[--quiet]\n"
+          "[--quiet] [--progress]\n"
           "       shipper-bench jsonfile --out FILE [--records N] [--size BYTES]\n"
           "                              [--partial-every K] [--partial-size BYTES] [--append]\n"
+          "                              [--quiet] [--progress]\n"
           "       shipper-bench pingpong [--spin] [--count N] [--size BYTES]\n"
           "Counts accept k/m/g (x1000) suffixes. See bench/README.md.\n",
           f);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 uint64_t bench_now_ns(void)
 {
@@ -88,4 +89,34 @@ void *bench_xcalloc(size_t n, size_t size)
     void *p = calloc(n ? n : 1, size ? size : 1);
     if (p == NULL) bench_die("out of memory (%zu x %zu bytes)", n, size);
     return p;
+}
+
+void bench_progress_init(bench_progress_t *p, int quiet, int forced, uint64_t total,
+                         const char *what)
+{
+    p->mode = quiet ? 0 : isatty(2) ? 1 : forced ? 2 : 0;
+    p->what = what;
+    p->total = total;
+    p->t0 = p->last_t = bench_now_ns();
+    p->last_n = 0;
+}
+
+void bench_progress_tick(bench_progress_t *p, uint64_t done)
+{
+    if (p->mode == 0) return;
+    uint64_t now = bench_now_ns();
+    if (now - p->last_t < 1000000000ull) return;
+    double rate = (double)(done - p->last_n) * 1e9 / (double)(now - p->last_t);
+    fprintf(stderr, "%sshipper-bench: %llu / %llu %s (%.0f%%), %.0f/s, %.0f s%s",
+            p->mode == 1 ? "\r\033[K" : "", (unsigned long long)done, (unsigned long long)p->total,
+            p->what, p->total ? 100.0 * (double)done / (double)p->total : 0.0, rate,
+            (double)(now - p->t0) / 1e9, p->mode == 1 ? "" : "\n");
+    fflush(stderr);
+    p->last_t = now;
+    p->last_n = done;
+}
+
+void bench_progress_end(bench_progress_t *p)
+{
+    if (p->mode == 1 && p->last_n) fputs("\r\033[K", stderr);
 }
