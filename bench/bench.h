@@ -1,8 +1,8 @@
 /* shipper-bench: load generator for the shipper daemon.
  *
- * Shared declarations of the bench_ modules: a growable buffer, a tiny msgpack writer (the bench
- * binary links only libuv, zlib and libm, so it cannot use msgpack-c), the log-line generator and
- * the prebuilt frame blocks that the forward subcommand sends.
+ * Shared declarations of the bench_ modules: a growable buffer, the msgpack writer (msgpack-c's
+ * packer, so the frames are not encoded by the author of shipper's decoder), the log-line
+ * generator and the prebuilt frame blocks that the forward subcommand sends.
  */
 #ifndef BENCH_H
 #define BENCH_H
@@ -25,7 +25,7 @@ char *bench_buf_reserve(bench_buf_t *b, size_t extra);
 void bench_buf_append(bench_buf_t *b, const void *p, size_t n);
 void bench_buf_putc(bench_buf_t *b, char c);
 
-/* ---- msgpack writer and ack reader (bench_msgpack.c) ---- */
+/* ---- msgpack writer (msgpack-c's packer) and ack reader (bench_msgpack.c) ---- */
 
 void bench_mp_array(bench_buf_t *b, uint32_t n);
 void bench_mp_map(bench_buf_t *b, uint32_t n);
@@ -47,7 +47,7 @@ int bench_mp_read_ack(const char *p, size_t len, size_t *used, const char **id, 
 /* Standard base64 with padding; writes 4*ceil(n/3) chars to out (no terminator). */
 void bench_base64(const uint8_t *in, size_t n, char *out);
 
-/* ---- helpers (bench_main.c) ---- */
+/* ---- helpers (bench_util.c) ---- */
 
 uint64_t bench_now_ns(void);  /* monotonic */
 uint64_t bench_wall_ns(void); /* CLOCK_REALTIME, for stamps other processes compare with */
@@ -58,6 +58,19 @@ void bench_die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 
 /* Same, exit 2: a bad command line, like the daemon's exit code for bad flags. */
 void bench_usage_die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 void *bench_xmalloc(size_t n);
+
+/* Progress for runs longer than a second: one line to stderr per second, rewritten in place on
+ * a terminal; off when stderr is not a terminal unless forced (--progress), off with --quiet. */
+typedef struct {
+    int mode; /* 0 off, 1 rewrite the line (terminal), 2 one line each time */
+    const char *what;
+    uint64_t total, t0, last_t, last_n;
+} bench_progress_t;
+void bench_progress_init(bench_progress_t *p, int quiet, int forced, uint64_t total,
+                         const char *what);
+/* Prints when a second has passed since the last line; `done` counts what `what` names. */
+void bench_progress_tick(bench_progress_t *p, uint64_t done);
+void bench_progress_end(bench_progress_t *p);
 void *bench_xcalloc(size_t n, size_t size);
 
 /* ---- log text (bench_payload.c) ---- */

@@ -100,6 +100,8 @@ static void parse_opts(bench_fwd_opts_t *o, int argc, char **argv)
             o->json = 1;
         } else if (strcmp(argv[i], "--quiet") == 0) {
             o->quiet = 1;
+        } else if (strcmp(argv[i], "--progress") == 0) {
+            o->progress = 1;
         } else {
             bench_usage_die("forward: unknown option '%s' (see shipper-bench --help)", argv[i]);
         }
@@ -148,26 +150,19 @@ int bench_forward_main(int argc, char **argv)
     uint64_t mono0 = bench_now_ns(), wall0 = bench_wall_ns();
     pthread_barrier_wait(&run.start);
 
-    /* Progress for a person watching; never when piped, so scripts read one clean line. */
-    int show = !o.quiet && isatty(2);
-    uint64_t last_t = bench_now_ns(), last_n = 0;
+    /* Progress for a person watching; when piped only with --progress, so scripts read one
+     * clean line. */
+    bench_progress_t prog;
+    bench_progress_init(&prog, o.quiet, o.progress, o.records, "records sent");
     size_t joined = 0;
     for (;;) {
         while (joined < nconn && pthread_tryjoin_np(conns[joined].thread, NULL) == 0)
             joined++;
         if (joined == nconn) break;
         usleep(50 * 1000);
-        uint64_t now = bench_now_ns();
-        if (show && now - last_t >= 1000000000ull) {
-            uint64_t n = total_sent(conns, nconn);
-            fprintf(stderr, "\r\033[K%llu / %llu records sent, %.0f rec/s", (unsigned long long)n,
-                    (unsigned long long)o.records,
-                    (double)(n - last_n) * 1e9 / (double)(now - last_t));
-            last_t = now;
-            last_n = n;
-        }
+        bench_progress_tick(&prog, total_sent(conns, nconn));
     }
-    if (show) fputs("\r\033[K", stderr);
+    bench_progress_end(&prog);
 
     int failed = 0;
     uint64_t bytes = 0, t_first = UINT64_MAX, t_last = 0, nlat = 0;

@@ -18,7 +18,7 @@ typedef struct {
     uint64_t window;
     uint64_t containers;
     double ack_timeout;
-    int ack, eventtime, json, quiet;
+    int ack, eventtime, json, quiet, progress;
     const char *tag;
     const char *stamp_file;
 } bench_fwd_opts_t;

@@ -152,7 +152,7 @@ int bench_jsonfile_main(int argc, char **argv)
 {
     const char *path = NULL;
     uint64_t records = 1000000, size = 106, partial_every = 0, partial_size = 40960;
-    int append = 0;
+    int append = 0, quiet = 0, progress = 0;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -168,6 +168,10 @@ int bench_jsonfile_main(int argc, char **argv)
             partial_size = count_arg(a, v, BENCH_PIECE + 1), i++;
         else if (strcmp(a, "--append") == 0)
             append = 1;
+        else if (strcmp(a, "--quiet") == 0)
+            quiet = 1;
+        else if (strcmp(a, "--progress") == 0)
+            progress = 1;
         else
             bench_usage_die("jsonfile: unknown option or missing value '%s' (see --help)", a);
     }
@@ -187,6 +191,8 @@ int bench_jsonfile_main(int argc, char **argv)
      * fewer digits after Go's trimming, as real files have. */
     uint64_t t = bench_wall_ns() / 1000 * 1000;
     char ts[48];
+    bench_progress_t prog;
+    bench_progress_init(&prog, quiet, progress, records, "records written");
 
     for (uint64_t r = 0; r < records; r++, t += 250) {
         size_t tl = format_time(ts, t);
@@ -210,9 +216,13 @@ int bench_jsonfile_main(int argc, char **argv)
                 if (off + piece < n) pieces++;
             }
         }
-        if (out.len >= 1024 * 1024) flush_to(fd, &out, path, &bytes);
+        if (out.len >= 1024 * 1024) {
+            flush_to(fd, &out, path, &bytes);
+            bench_progress_tick(&prog, r + 1); /* a clock read per MiB written */
+        }
     }
     flush_to(fd, &out, path, &bytes);
+    bench_progress_end(&prog);
     if (close(fd) != 0) bench_die("jsonfile: close %s: %s", path, strerror(errno));
     printf("wrote %llu lines (%llu records, %llu partial pieces), %llu bytes to %s\n",
            (unsigned long long)lines, (unsigned long long)records, (unsigned long long)pieces,

@@ -249,9 +249,12 @@ int sp_mp_scan_feed(sp_mp_scan *s, const uint8_t *buf, size_t len)
         if (rc != SP_MP_OK) return rc == SP_MP_EAGAIN ? 0 : rc;
         s->off = (size_t)(q - buf);
         s->remaining[s->depth]--;
-        if ((o.type == SP_MP_ARRAY || o.type == SP_MP_MAP) && o.v.n > 0) {
+        if (o.type == SP_MP_ARRAY || o.type == SP_MP_MAP) {
+            /* An empty container counts as a level too, as in sp_mp_skip and msgpack-c
+             * (docs/msgpack.md "Limits"): the scanner must not pass what the decoder rejects. */
             if (s->depth == SP_MP_MAX_DEPTH) return SP_MP_EDEPTH;
-            s->remaining[++s->depth] = o.type == SP_MP_MAP ? 2 * (uint64_t)o.v.n : o.v.n;
+            if (o.v.n > 0)
+                s->remaining[++s->depth] = o.type == SP_MP_MAP ? 2 * (uint64_t)o.v.n : o.v.n;
         }
     }
 }

@@ -1,5 +1,6 @@
 /* JSON encoding: escapes, UTF-8 repair, timestamps, the document shape. */
 #include "unit.h"
+#include "mp_pack.h"
 
 #include "json.h"
 #include "mp.h"
@@ -118,16 +119,16 @@ static void test_timestamp_clamped(void **st)
 static void test_document(void **st)
 {
     sp_buf extras = {0}, b = {0};
-    sp_mp_put_str(&extras, "app", 3);
-    sp_mp_put_str(&extras, "web", 3);
-    sp_mp_put_str(&extras, "message", 7); /* collides with the document's own key */
-    sp_mp_put_uint(&extras, 7);
-    sp_mp_put_str(&extras, "nested", 6);
-    sp_mp_put_map(&extras, 1);
-    sp_mp_put_str(&extras, "a", 1);
-    sp_mp_put_array(&extras, 2);
-    sp_mp_put_bool(&extras, 1);
-    sp_mp_put_nil(&extras);
+    tp_put_str(&extras, "app", 3);
+    tp_put_str(&extras, "web", 3);
+    tp_put_str(&extras, "message", 7); /* collides with the document's own key */
+    tp_put_uint(&extras, 7);
+    tp_put_str(&extras, "nested", 6);
+    tp_put_map(&extras, 1);
+    tp_put_str(&extras, "a", 1);
+    tp_put_array(&extras, 2);
+    tp_put_bool(&extras, 1);
+    tp_put_nil(&extras);
     sp_record r;
     memset(&r, 0, sizeof r);
     r.sec = 1764389373;
@@ -153,18 +154,18 @@ static void test_document(void **st)
 static void test_non_string_keys(void **st)
 {
     sp_buf in = {0}, out = {0};
-    sp_mp_put_map(&in, 3);
-    sp_mp_put_uint(&in, 7); /* a number key: its text */
-    sp_mp_put_str(&in, "a", 1);
-    sp_mp_put_map(&in, 1); /* a container key: a placeholder, however deep */
+    tp_put_map(&in, 3);
+    tp_put_uint(&in, 7); /* a number key: its text */
+    tp_put_str(&in, "a", 1);
+    tp_put_map(&in, 1); /* a container key: a placeholder, however deep */
     for (int i = 0; i < 30; i++)
-        sp_mp_put_map(&in, 1);
-    sp_mp_put_nil(&in);
+        tp_put_map(&in, 1);
+    tp_put_nil(&in);
     for (int i = 0; i < 31; i++)
-        sp_mp_put_nil(&in);
-    sp_mp_put_nil(&in);
-    sp_mp_put_bool(&in, 1);
-    sp_mp_put_str(&in, "t", 1);
+        tp_put_nil(&in);
+    tp_put_nil(&in);
+    tp_put_bool(&in, 1);
+    tp_put_str(&in, "t", 1);
     const uint8_t *p = (const uint8_t *)in.base;
     assert_int_equal(sp_json_mp(&out, &p, p + in.len), 0);
     sp_buf_putc(&out, '\0');

@@ -1,5 +1,6 @@
 /* modify: remove, rename, copy, add (only when absent), set; message as a field; ${ENV}. */
 #include "../filter_unit.h"
+#include "mp_pack.h"
 
 static void test_modify(void **st)
 {
@@ -11,14 +12,14 @@ static void test_modify(void **st)
                               "    set: {forced: yes}\n"),
                      0);
     sp_buf ex = {0};
-    sp_mp_put_str(&ex, "secret", 6);
-    sp_mp_put_str(&ex, "s3", 2);
-    sp_mp_put_str(&ex, "lvl", 3);
-    sp_mp_put_str(&ex, "info", 4);
-    sp_mp_put_str(&ex, "keep", 4);
-    sp_mp_put_uint(&ex, 1);
-    sp_mp_put_str(&ex, "forced", 6);
-    sp_mp_put_str(&ex, "old", 3);
+    tp_put_str(&ex, "secret", 6);
+    tp_put_str(&ex, "s3", 2);
+    tp_put_str(&ex, "lvl", 3);
+    tp_put_str(&ex, "info", 4);
+    tp_put_str(&ex, "keep", 4);
+    tp_put_uint(&ex, 1);
+    tp_put_str(&ex, "forced", 6);
+    tp_put_str(&ex, "old", 3);
     sp_record r = flt_rec("text", 4, &ex, 4);
     assert_int_equal(flt_run(0, &r), SP_FILTER_KEEP);
     assert_lacks(flt_doc, "secret");

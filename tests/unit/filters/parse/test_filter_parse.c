@@ -1,6 +1,7 @@
 /* parse: json, logfmt and regex; empty, invalid UTF-8, huge, nested, duplicate and colliding
  * keys, into/keep_original, and values that do not parse (passed unchanged, counted). */
 #include "../filter_unit.h"
+#include "mp_pack.h"
 #include "parse_int.h"
 
 static uint64_t unparsed(size_t i)
@@ -56,10 +57,10 @@ static void test_json_duplicates_collisions(void **st)
 {
     assert_int_equal(flt_load("  - type: parse\n"), 0);
     sp_buf ex = {0};
-    sp_mp_put_str(&ex, "a", 1);
-    sp_mp_put_str(&ex, "old", 3);
-    sp_mp_put_str(&ex, "z", 1);
-    sp_mp_put_str(&ex, "kept", 4);
+    tp_put_str(&ex, "a", 1);
+    tp_put_str(&ex, "old", 3);
+    tp_put_str(&ex, "z", 1);
+    tp_put_str(&ex, "kept", 4);
     const char *m = "{\"a\":1,\"b\":{\"x\":1,\"x\":2},\"a\":3,\"message\":\"m\",\"tag\":\"t\","
                     "\"@timestamp\":\"ts\",\"container\":{}}";
     sp_record r = flt_rec(m, strlen(m), &ex, 2);
@@ -108,16 +109,16 @@ static void test_json_other_field(void **st)
     assert_int_equal(flt_load("  - type: parse\n    field: payload\n    keep_original: false\n"),
                      0);
     sp_buf ex = {0};
-    sp_mp_put_str(&ex, "payload", 7);
-    sp_mp_put_str(&ex, "{\"p\":1}", 7);
+    tp_put_str(&ex, "payload", 7);
+    tp_put_str(&ex, "{\"p\":1}", 7);
     sp_record r = flt_rec("msg", 3, &ex, 1);
     flt_run(0, &r);
     assert_has(flt_doc, "\"message\":\"msg\"");
     assert_has(flt_doc, "\"p\":1}");
     assert_lacks(flt_doc, "payload");
     ex.len = 0; /* not a string: unparsed */
-    sp_mp_put_str(&ex, "payload", 7);
-    sp_mp_put_uint(&ex, 5);
+    tp_put_str(&ex, "payload", 7);
+    tp_put_uint(&ex, 5);
     r = flt_rec("msg", 3, &ex, 1);
     flt_run(0, &r);
     assert_has(flt_doc, "\"payload\":5");

@@ -1,6 +1,7 @@
 /* select: include (all must hold), exclude (any drops), globs and /regex/, missing fields,
  * dotted paths, numbers, invalid UTF-8. */
 #include "../filter_unit.h"
+#include "mp_pack.h"
 
 static int run_with(size_t i, const char *msg, const sp_buf *ex, uint32_t n)
 {
@@ -33,20 +34,20 @@ static void test_include(void **st)
                               "user.id: \"7\", code: \"5??\"}\n"),
                      0);
     sp_buf ex = {0};
-    sp_mp_put_str(&ex, "level", 5);
-    sp_mp_put_str(&ex, "warn", 4);
-    sp_mp_put_str(&ex, "user", 4);
-    sp_mp_put_map(&ex, 1);
-    sp_mp_put_str(&ex, "id", 2);
-    sp_mp_put_uint(&ex, 7);
-    sp_mp_put_str(&ex, "code", 4);
-    sp_mp_put_uint(&ex, 503);
+    tp_put_str(&ex, "level", 5);
+    tp_put_str(&ex, "warn", 4);
+    tp_put_str(&ex, "user", 4);
+    tp_put_map(&ex, 1);
+    tp_put_str(&ex, "id", 2);
+    tp_put_uint(&ex, 7);
+    tp_put_str(&ex, "code", 4);
+    tp_put_uint(&ex, 503);
     assert_int_equal(run_with(0, "m", &ex, 3), SP_FILTER_KEEP);
     assert_int_equal(run_with(0, "m", &ex, 2), SP_FILTER_DROP); /* code missing */
     assert_int_equal(run_with(0, "m", NULL, 0), SP_FILTER_DROP);
     ex.len = 0;
-    sp_mp_put_str(&ex, "level", 5);
-    sp_mp_put_str(&ex, "info", 4);
+    tp_put_str(&ex, "level", 5);
+    tp_put_str(&ex, "info", 4);
     assert_int_equal(run_with(0, "m", &ex, 1), SP_FILTER_DROP);
     sp_buf_free(&ex);
     flt_unload();

@@ -1,5 +1,6 @@
 /* throttle: a burst then drops, per key, the bounded key table ("other"), bytes rates, config. */
 #include "../filter_unit.h"
+#include "mp_pack.h"
 
 static void test_throttle(void **st)
 {
@@ -8,8 +9,8 @@ static void test_throttle(void **st)
                      0);
     sp_buf ex[4] = {{0}};
     for (int i = 0; i < 4; i++) {
-        sp_mp_put_str(&ex[i], "k", 1);
-        sp_mp_put_uint(&ex[i], (uint64_t)i);
+        tp_put_str(&ex[i], "k", 1);
+        tp_put_uint(&ex[i], (uint64_t)i);
     }
     /* Keys 0 and 1 have buckets of their own; 2 and 3 share "other". Within the same second,
      * each bucket lets its burst through and drops the rest. */

@@ -9,6 +9,7 @@
  * fail.
  */
 #include "unit.h"
+#include "mp_pack.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -285,23 +286,23 @@ static void forward_frame(sp_buf *b, int n, size_t size, const char *chunk_id, i
 {
     char *pad = malloc(size);
     memset(pad, 'x', size);
-    sp_mp_put_array(b, 3);
-    sp_mp_put_str(b, "t", 1);
-    sp_mp_put_array(b, (uint32_t)n);
+    tp_put_array(b, 3);
+    tp_put_str(b, "t", 1);
+    tp_put_array(b, (uint32_t)n);
     for (int i = 0; i < n; i++) {
-        sp_mp_put_array(b, 2);
-        sp_mp_put_uint(b, 1700000000);
+        tp_put_array(b, 2);
+        tp_put_uint(b, 1700000000);
         if (bad_last && i == n - 1) {
-            sp_mp_put_str(b, "not a map", 9);
+            tp_put_str(b, "not a map", 9);
             continue;
         }
-        sp_mp_put_map(b, 1);
-        sp_mp_put_str(b, "log", 3);
-        sp_mp_put_str(b, pad, size);
+        tp_put_map(b, 1);
+        tp_put_str(b, "log", 3);
+        tp_put_str(b, pad, size);
     }
-    sp_mp_put_map(b, 1);
-    sp_mp_put_str(b, "chunk", 5);
-    sp_mp_put_str(b, chunk_id, strlen(chunk_id));
+    tp_put_map(b, 1);
+    tp_put_str(b, "chunk", 5);
+    tp_put_str(b, chunk_id, strlen(chunk_id));
     free(pad);
 }
 
@@ -310,23 +311,23 @@ static void piece_frame(sp_buf *b, const char *text, int ordinal, int last, cons
 {
     char ord[16];
     snprintf(ord, sizeof ord, "%d", ordinal);
-    sp_mp_put_array(b, 4);
-    sp_mp_put_str(b, "t", 1);
-    sp_mp_put_uint(b, 1700000000);
-    sp_mp_put_map(b, 5);
-    sp_mp_put_str(b, "log", 3);
-    sp_mp_put_str(b, text, strlen(text));
-    sp_mp_put_str(b, "partial_message", 15);
-    sp_mp_put_str(b, "true", 4);
-    sp_mp_put_str(b, "partial_id", 10);
-    sp_mp_put_str(b, "p1", 2);
-    sp_mp_put_str(b, "partial_ordinal", 15);
-    sp_mp_put_str(b, ord, strlen(ord));
-    sp_mp_put_str(b, "partial_last", 12);
-    sp_mp_put_str(b, last ? "true" : "false", last ? 4 : 5);
-    sp_mp_put_map(b, 1);
-    sp_mp_put_str(b, "chunk", 5);
-    sp_mp_put_str(b, chunk_id, strlen(chunk_id));
+    tp_put_array(b, 4);
+    tp_put_str(b, "t", 1);
+    tp_put_uint(b, 1700000000);
+    tp_put_map(b, 5);
+    tp_put_str(b, "log", 3);
+    tp_put_str(b, text, strlen(text));
+    tp_put_str(b, "partial_message", 15);
+    tp_put_str(b, "true", 4);
+    tp_put_str(b, "partial_id", 10);
+    tp_put_str(b, "p1", 2);
+    tp_put_str(b, "partial_ordinal", 15);
+    tp_put_str(b, ord, strlen(ord));
+    tp_put_str(b, "partial_last", 12);
+    tp_put_str(b, last ? "true" : "false", last ? 4 : 5);
+    tp_put_map(b, 1);
+    tp_put_str(b, "chunk", 5);
+    tp_put_str(b, chunk_id, strlen(chunk_id));
 }
 
 /* ---- tests ---- */

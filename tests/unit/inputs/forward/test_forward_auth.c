@@ -1,5 +1,6 @@
 /* The Forward shared-key handshake: HELO's shape, PING checks, PONG's digest. */
 #include "unit.h"
+#include "mp_pack.h"
 
 #include "forward_auth.h"
 #include "mp.h"
@@ -26,13 +27,13 @@ static void ping(sp_buf *b, const sp_fwd_auth *a, const char *key, const char *u
         sp_sha512_hex(up, 3, pd);
     }
     b->len = 0;
-    sp_mp_put_array(b, 6);
-    sp_mp_put_str(b, "PING", 4);
-    sp_mp_put_str(b, "client-1", 8);
-    sp_mp_put_str(b, "saltsalt", 8);
-    sp_mp_put_str(b, d, 128);
-    sp_mp_put_str(b, user, strlen(user));
-    sp_mp_put_str(b, pd, strlen(pd));
+    tp_put_array(b, 6);
+    tp_put_str(b, "PING", 4);
+    tp_put_str(b, "client-1", 8);
+    tp_put_str(b, "saltsalt", 8);
+    tp_put_str(b, d, 128);
+    tp_put_str(b, user, strlen(user));
+    tp_put_str(b, pd, strlen(pd));
 }
 
 /* Reads the PONG: [PONG, ok, reason, host, digest]; returns ok, copies reason and digest. */
@@ -163,23 +164,23 @@ static void test_not_a_ping(void **st)
     sp_fwd_auth_helo(&a, &c, &helo);
     const char *why;
     /* a Message frame where the PING should be: no PONG, an error */
-    sp_mp_put_array(&in, 4);
-    sp_mp_put_str(&in, "tag", 3);
-    sp_mp_put_uint(&in, 1);
-    sp_mp_put_map(&in, 0);
-    sp_mp_put_map(&in, 0);
+    tp_put_array(&in, 4);
+    tp_put_str(&in, "tag", 3);
+    tp_put_uint(&in, 1);
+    tp_put_map(&in, 0);
+    tp_put_map(&in, 0);
     assert_int_equal(sp_fwd_auth_ping(&a, &c, (uint8_t *)in.base, in.len, &out, &why), -1);
     assert_string_equal(why, "not a PING frame");
     assert_int_equal(out.len, 0);
     /* a PING with a number where the digest goes */
     in.len = 0;
-    sp_mp_put_array(&in, 6);
-    sp_mp_put_str(&in, "PING", 4);
-    sp_mp_put_str(&in, "h", 1);
-    sp_mp_put_str(&in, "s", 1);
-    sp_mp_put_uint(&in, 7);
-    sp_mp_put_str(&in, "", 0);
-    sp_mp_put_str(&in, "", 0);
+    tp_put_array(&in, 6);
+    tp_put_str(&in, "PING", 4);
+    tp_put_str(&in, "h", 1);
+    tp_put_str(&in, "s", 1);
+    tp_put_uint(&in, 7);
+    tp_put_str(&in, "", 0);
+    tp_put_str(&in, "", 0);
     assert_int_equal(sp_fwd_auth_ping(&a, &c, (uint8_t *)in.base, in.len, &out, &why), -1);
     assert_int_equal(out.len, 0);
     sp_buf_free(&helo);

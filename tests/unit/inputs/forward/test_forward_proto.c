@@ -1,5 +1,6 @@
 /* Forward protocol decoding: every mode and time form, acks, partial input, bad input. */
 #include "unit.h"
+#include "mp_pack.h"
 
 #include <zlib.h>
 
@@ -72,13 +73,13 @@ static int decode(sp_buf *b, seen *s)
 
 static void put_record(sp_buf *b, const char *log)
 {
-    sp_mp_put_map(b, 3);
-    sp_mp_put_str(b, "log", 3);
-    sp_mp_put_str(b, log, strlen(log));
-    sp_mp_put_str(b, "source", 6);
-    sp_mp_put_str(b, "stdout", 6);
-    sp_mp_put_str(b, "container_name", 14);
-    sp_mp_put_str(b, "/web-1", 6);
+    tp_put_map(b, 3);
+    tp_put_str(b, "log", 3);
+    tp_put_str(b, log, strlen(log));
+    tp_put_str(b, "source", 6);
+    tp_put_str(b, "stdout", 6);
+    tp_put_str(b, "container_name", 14);
+    tp_put_str(b, "/web-1", 6);
 }
 
 static void put_eventtime_fixext8(sp_buf *b, uint32_t sec, uint32_t nsec)
@@ -97,18 +98,18 @@ static void put_eventtime_ext8(sp_buf *b, uint32_t sec, uint32_t nsec)
 
 static void put_chunk_option(sp_buf *b, const char *id)
 {
-    sp_mp_put_map(b, 1);
-    sp_mp_put_str(b, "chunk", 5);
-    sp_mp_put_str(b, id, strlen(id));
+    tp_put_map(b, 1);
+    tp_put_str(b, "chunk", 5);
+    tp_put_str(b, id, strlen(id));
 }
 
 static void test_message_int_time(void **st)
 {
     sp_buf b = {0};
     seen s;
-    sp_mp_put_array(&b, 3);
-    sp_mp_put_str(&b, "docker.web", 10);
-    sp_mp_put_uint(&b, 1764389373);
+    tp_put_array(&b, 3);
+    tp_put_str(&b, "docker.web", 10);
+    tp_put_uint(&b, 1764389373);
     put_record(&b, "hello");
     assert_int_equal(decode(&b, &s), 0);
     assert_int_equal(s.n, 1);
@@ -124,8 +125,8 @@ static void test_message_eventtime_and_ack(void **st)
 {
     sp_buf b = {0};
     seen s;
-    sp_mp_put_array(&b, 4);
-    sp_mp_put_str(&b, "t", 1);
+    tp_put_array(&b, 4);
+    tp_put_str(&b, "t", 1);
     put_eventtime_fixext8(&b, 1764389373, 123456789);
     put_record(&b, "ev");
     put_chunk_option(&b, "abc==");
@@ -138,8 +139,8 @@ static void test_message_eventtime_and_ack(void **st)
     assert_string_equal(s.chunk[0], "abc==");
 
     b.len = 0; /* the ext8 form of EventTime */
-    sp_mp_put_array(&b, 3);
-    sp_mp_put_str(&b, "t", 1);
+    tp_put_array(&b, 3);
+    tp_put_str(&b, "t", 1);
     put_eventtime_ext8(&b, 7, 999999999);
     put_record(&b, "ev8");
     assert_int_equal(decode(&b, &s), 0);
@@ -152,14 +153,14 @@ static void test_forward_mode(void **st)
 {
     sp_buf b = {0};
     seen s;
-    sp_mp_put_array(&b, 3);
-    sp_mp_put_str(&b, "fw", 2);
-    sp_mp_put_array(&b, 3);
+    tp_put_array(&b, 3);
+    tp_put_str(&b, "fw", 2);
+    tp_put_array(&b, 3);
     for (int i = 0; i < 3; i++) {
         char m[8];
         snprintf(m, sizeof m, "m%d", i);
-        sp_mp_put_array(&b, 2);
-        sp_mp_put_uint(&b, 100 + i);
+        tp_put_array(&b, 2);
+        tp_put_uint(&b, 100 + i);
         put_record(&b, m);
     }
     put_chunk_option(&b, "fwd1");
@@ -178,11 +179,11 @@ static void put_entries(sp_buf *e, int n)
     for (int i = 0; i < n; i++) {
         char m[16];
         snprintf(m, sizeof m, "p%d", i);
-        sp_mp_put_array(e, 2);
+        tp_put_array(e, 2);
         if (i % 2)
             put_eventtime_fixext8(e, 200, i);
         else
-            sp_mp_put_uint(e, 200);
+            tp_put_uint(e, 200);
         put_record(e, m);
     }
 }
@@ -193,15 +194,15 @@ static void test_packed_forward_bin_and_str(void **st)
         sp_buf e = {0}, b = {0};
         seen s;
         put_entries(&e, 5);
-        sp_mp_put_array(&b, 3);
-        sp_mp_put_str(&b, "pk", 2);
+        tp_put_array(&b, 3);
+        tp_put_str(&b, "pk", 2);
         if (as_str)
-            sp_mp_put_str(&b, e.base, e.len);
+            tp_put_str(&b, e.base, e.len);
         else
-            sp_mp_put_bin(&b, e.base, e.len);
-        sp_mp_put_map(&b, 1);
-        sp_mp_put_str(&b, "size", 4);
-        sp_mp_put_uint(&b, 5);
+            tp_put_bin(&b, e.base, e.len);
+        tp_put_map(&b, 1);
+        tp_put_str(&b, "size", 4);
+        tp_put_uint(&b, 5);
         assert_int_equal(decode(&b, &s), 0);
         assert_int_equal(s.n, 5);
         assert_string_equal(s.msg[4], "p4");
@@ -234,14 +235,14 @@ static void test_compressed_packed_concatenated(void **st)
     put_entries(&e2, 2);
     gzip_append(&gz, e1.base, e1.len); /* two gzip members, as Fluentd clients may send */
     gzip_append(&gz, e2.base, e2.len);
-    sp_mp_put_array(&b, 3);
-    sp_mp_put_str(&b, "gz", 2);
-    sp_mp_put_bin(&b, gz.base, gz.len);
-    sp_mp_put_map(&b, 2);
-    sp_mp_put_str(&b, "compressed", 10);
-    sp_mp_put_str(&b, "gzip", 4);
-    sp_mp_put_str(&b, "chunk", 5);
-    sp_mp_put_str(&b, "gzc", 3);
+    tp_put_array(&b, 3);
+    tp_put_str(&b, "gz", 2);
+    tp_put_bin(&b, gz.base, gz.len);
+    tp_put_map(&b, 2);
+    tp_put_str(&b, "compressed", 10);
+    tp_put_str(&b, "gzip", 4);
+    tp_put_str(&b, "chunk", 5);
+    tp_put_str(&b, "gzc", 3);
     assert_int_equal(decode(&b, &s), 0);
     assert_int_equal(s.n, 5);
     assert_string_equal(s.msg[3], "p0");
@@ -249,12 +250,12 @@ static void test_compressed_packed_concatenated(void **st)
 
     b.len = 0; /* corrupt gzip is an error, not a crash */
     gz.base[gz.len / 2] ^= 0x55;
-    sp_mp_put_array(&b, 3);
-    sp_mp_put_str(&b, "gz", 2);
-    sp_mp_put_bin(&b, gz.base, gz.len / 2 + 3);
-    sp_mp_put_map(&b, 1);
-    sp_mp_put_str(&b, "compressed", 10);
-    sp_mp_put_str(&b, "gzip", 4);
+    tp_put_array(&b, 3);
+    tp_put_str(&b, "gz", 2);
+    tp_put_bin(&b, gz.base, gz.len / 2 + 3);
+    tp_put_map(&b, 1);
+    tp_put_str(&b, "compressed", 10);
+    tp_put_str(&b, "gzip", 4);
     assert_int_equal(decode(&b, &s), SP_FWD_EGZIP);
     sp_buf_free(&e1);
     sp_buf_free(&e2);
@@ -266,25 +267,25 @@ static void test_heartbeat_and_shapes(void **st)
 {
     sp_buf b = {0};
     seen s;
-    sp_mp_put_nil(&b);
+    tp_put_nil(&b);
     assert_int_equal(decode(&b, &s), 0);
     assert_int_equal(s.n, 0);
 
     b.len = 0; /* a map is not a frame */
-    sp_mp_put_map(&b, 0);
+    tp_put_map(&b, 0);
     assert_int_equal(decode(&b, &s), SP_FWD_ESHAPE);
 
     b.len = 0; /* record not a map */
-    sp_mp_put_array(&b, 3);
-    sp_mp_put_str(&b, "t", 1);
-    sp_mp_put_uint(&b, 1);
-    sp_mp_put_str(&b, "x", 1);
+    tp_put_array(&b, 3);
+    tp_put_str(&b, "t", 1);
+    tp_put_uint(&b, 1);
+    tp_put_str(&b, "x", 1);
     assert_int_equal(decode(&b, &s), SP_FWD_ESHAPE);
 
     b.len = 0; /* tag not a string */
-    sp_mp_put_array(&b, 3);
-    sp_mp_put_uint(&b, 5);
-    sp_mp_put_uint(&b, 1);
+    tp_put_array(&b, 3);
+    tp_put_uint(&b, 5);
+    tp_put_uint(&b, 1);
     put_record(&b, "x");
     assert_int_equal(decode(&b, &s), SP_FWD_ESHAPE);
 
@@ -297,26 +298,26 @@ static void test_heartbeat_and_shapes(void **st)
 static void test_depth_and_size_limits(void **st)
 {
     sp_buf b = {0};
-    sp_mp_put_array(&b, 3);
-    sp_mp_put_str(&b, "t", 1);
-    sp_mp_put_uint(&b, 1);
+    tp_put_array(&b, 3);
+    tp_put_str(&b, "t", 1);
+    tp_put_uint(&b, 1);
     for (int i = 0; i < 100; i++) {
-        sp_mp_put_map(&b, 1);
-        sp_mp_put_str(&b, "k", 1);
+        tp_put_map(&b, 1);
+        tp_put_str(&b, "k", 1);
     }
-    sp_mp_put_nil(&b);
+    tp_put_nil(&b);
     sp_mp_scan sc;
     sp_mp_scan_reset(&sc);
     assert_int_equal(sp_fwd_scan(&sc, (const uint8_t *)b.base, b.len, 1 << 20), SP_FWD_EDEPTH);
 
     b.len = 0; /* a 2 MiB string against a 1 MiB limit: too large before it is complete */
-    sp_mp_put_array(&b, 3);
-    sp_mp_put_str(&b, "t", 1);
-    sp_mp_put_uint(&b, 1);
-    sp_mp_put_map(&b, 1);
-    sp_mp_put_str(&b, "log", 3);
+    tp_put_array(&b, 3);
+    tp_put_str(&b, "t", 1);
+    tp_put_uint(&b, 1);
+    tp_put_map(&b, 1);
+    tp_put_str(&b, "log", 3);
     char *big = calloc(1, 2 << 20);
-    sp_mp_put_str(&b, big, 2 << 20);
+    tp_put_str(&b, big, 2 << 20);
     free(big);
     sp_mp_scan_reset(&sc);
     assert_int_equal(sp_fwd_scan(&sc, (const uint8_t *)b.base, 1 << 20, 1 << 20), SP_FWD_ETOOBIG);
@@ -326,11 +327,11 @@ static void test_depth_and_size_limits(void **st)
 static void test_scan_resumes_byte_by_byte(void **st)
 {
     sp_buf b = {0};
-    sp_mp_put_array(&b, 3);
-    sp_mp_put_str(&b, "fw", 2);
-    sp_mp_put_array(&b, 20);
+    tp_put_array(&b, 3);
+    tp_put_str(&b, "fw", 2);
+    tp_put_array(&b, 20);
     for (int i = 0; i < 20; i++) {
-        sp_mp_put_array(&b, 2);
+        tp_put_array(&b, 2);
         put_eventtime_fixext8(&b, 1, 2);
         put_record(&b, "some longer line of text");
     }
@@ -348,25 +349,25 @@ static void test_scan_resumes_byte_by_byte(void **st)
 static void test_docker_record_fields(void **st)
 {
     sp_buf b = {0};
-    sp_mp_put_map(&b, 9);
-    sp_mp_put_str(&b, "container_id", 12);
-    sp_mp_put_str(&b, "abc", 3);
-    sp_mp_put_str(&b, "container_name", 14);
-    sp_mp_put_str(&b, "/web", 4);
-    sp_mp_put_str(&b, "source", 6);
-    sp_mp_put_str(&b, "stderr", 6);
-    sp_mp_put_str(&b, "log", 3);
-    sp_mp_put_str(&b, "piece", 5);
-    sp_mp_put_str(&b, "partial_message", 15);
-    sp_mp_put_str(&b, "true", 4);
-    sp_mp_put_str(&b, "partial_id", 10);
-    sp_mp_put_str(&b, "pid1", 4);
-    sp_mp_put_str(&b, "partial_ordinal", 15);
-    sp_mp_put_str(&b, "2", 1);
-    sp_mp_put_str(&b, "partial_last", 12);
-    sp_mp_put_str(&b, "false", 5);
-    sp_mp_put_str(&b, "app", 3);
-    sp_mp_put_str(&b, "web", 3);
+    tp_put_map(&b, 9);
+    tp_put_str(&b, "container_id", 12);
+    tp_put_str(&b, "abc", 3);
+    tp_put_str(&b, "container_name", 14);
+    tp_put_str(&b, "/web", 4);
+    tp_put_str(&b, "source", 6);
+    tp_put_str(&b, "stderr", 6);
+    tp_put_str(&b, "log", 3);
+    tp_put_str(&b, "piece", 5);
+    tp_put_str(&b, "partial_message", 15);
+    tp_put_str(&b, "true", 4);
+    tp_put_str(&b, "partial_id", 10);
+    tp_put_str(&b, "pid1", 4);
+    tp_put_str(&b, "partial_ordinal", 15);
+    tp_put_str(&b, "2", 1);
+    tp_put_str(&b, "partial_last", 12);
+    tp_put_str(&b, "false", 5);
+    tp_put_str(&b, "app", 3);
+    tp_put_str(&b, "web", 3);
     sp_record r;
     sp_docker_partial p;
     const uint8_t *q = (const uint8_t *)b.base;
@@ -389,8 +390,8 @@ static void test_try_message_fast_path(void **st)
     seen s;
     memset(&s, 0, sizeof s);
     sp_fwd_handler h = {&s, on_entry, on_ack, &inflate_buf, 1 << 20};
-    sp_mp_put_array(&b, 4);
-    sp_mp_put_str(&b, "docker.web", 10);
+    tp_put_array(&b, 4);
+    tp_put_str(&b, "docker.web", 10);
     put_eventtime_fixext8(&b, 1764389373, 42);
     put_record(&b, "fast");
     put_chunk_option(&b, "c1");
@@ -414,9 +415,9 @@ static void test_try_message_fast_path(void **st)
     assert_int_equal(s.n, 0);
     /* Forward mode is left to the scanner. */
     b.len = 0;
-    sp_mp_put_array(&b, 2);
-    sp_mp_put_str(&b, "t", 1);
-    sp_mp_put_array(&b, 0);
+    tp_put_array(&b, 2);
+    tp_put_str(&b, "t", 1);
+    tp_put_array(&b, 0);
     assert_int_equal(sp_fwd_try_message((const uint8_t *)b.base, b.len, 1 << 20, &h, &n), 0);
     sp_buf_free(&b);
 }
@@ -463,12 +464,12 @@ static void test_fluentbit_ack_and_signal(void **st)
     sp_buf_append(&b, fb_entry, sizeof fb_entry);
     uint8_t m32[] = {0xdf, 0, 0, 0, 3};
     sp_buf_append(&b, m32, sizeof m32);
-    sp_mp_put_str(&b, "chunk", 5);
-    sp_mp_put_str(&b, chunk, 32);
-    sp_mp_put_str(&b, "size", 4);
-    sp_mp_put_uint(&b, 1);
-    sp_mp_put_str(&b, "fluent_signal", 13);
-    sp_mp_put_uint(&b, 0);
+    tp_put_str(&b, "chunk", 5);
+    tp_put_str(&b, chunk, 32);
+    tp_put_str(&b, "size", 4);
+    tp_put_uint(&b, 1);
+    tp_put_str(&b, "fluent_signal", 13);
+    tp_put_uint(&b, 0);
     assert_int_equal(decode(&b, &s), 0);
     assert_int_equal(s.n, 1);
     assert_string_equal(s.msg[0], "hi");
@@ -485,12 +486,12 @@ static void test_fluentbit_ack_and_signal(void **st)
     /* A metrics payload is not an entry array: it must not be read at all. */
     b.len = 0;
     put_fb_head(&b, 3);
-    sp_mp_put_bin(&b, "\xc1\xc1\xc1", 3); /* not MessagePack */
-    sp_mp_put_map(&b, 2);
-    sp_mp_put_str(&b, "fluent_signal", 13);
-    sp_mp_put_uint(&b, 1);
-    sp_mp_put_str(&b, "chunk", 5);
-    sp_mp_put_str(&b, "m1", 2);
+    tp_put_bin(&b, "\xc1\xc1\xc1", 3); /* not MessagePack */
+    tp_put_map(&b, 2);
+    tp_put_str(&b, "fluent_signal", 13);
+    tp_put_uint(&b, 1);
+    tp_put_str(&b, "chunk", 5);
+    tp_put_str(&b, "m1", 2);
     assert_int_equal(decode(&b, &s), SP_FWD_OTHER_SIGNAL);
     assert_string_equal(s.ack, "m1");
     sp_buf_free(&b);
@@ -504,14 +505,14 @@ static void test_fluentbit_gzip(void **st)
         sp_buf_append(&plain, fb_entry, sizeof fb_entry);
     gzip_append(&gz, plain.base, plain.len);
     put_fb_head(&b, 3);
-    sp_mp_put_bin(&b, gz.base, gz.len);
-    sp_mp_put_map(&b, 3);
-    sp_mp_put_str(&b, "size", 4);
-    sp_mp_put_uint(&b, 3);
-    sp_mp_put_str(&b, "compressed", 10);
-    sp_mp_put_str(&b, "gzip", 4);
-    sp_mp_put_str(&b, "fluent_signal", 13);
-    sp_mp_put_uint(&b, 0);
+    tp_put_bin(&b, gz.base, gz.len);
+    tp_put_map(&b, 3);
+    tp_put_str(&b, "size", 4);
+    tp_put_uint(&b, 3);
+    tp_put_str(&b, "compressed", 10);
+    tp_put_str(&b, "gzip", 4);
+    tp_put_str(&b, "fluent_signal", 13);
+    tp_put_uint(&b, 0);
     assert_int_equal(decode(&b, &s), 0);
     assert_int_equal(s.n, 3);
     assert_string_equal(s.msg[2], "hi");
@@ -528,27 +529,27 @@ static void test_fluentbit_metadata_and_int_time(void **st)
     seen s;
     /* Time_as_Integer, and metadata from an OpenTelemetry input: kept in the document. */
     put_fb_head(&b, 2);
-    sp_mp_put_array(&b, 2);
-    sp_mp_put_array(&b, 2); /* entry with metadata */
-    sp_mp_put_array(&b, 2);
-    sp_mp_put_uint(&b, 1764389373);
-    sp_mp_put_map(&b, 1);
-    sp_mp_put_str(&b, "otlp", 4);
-    sp_mp_put_map(&b, 1);
-    sp_mp_put_str(&b, "severity", 8);
-    sp_mp_put_uint(&b, 9);
+    tp_put_array(&b, 2);
+    tp_put_array(&b, 2); /* entry with metadata */
+    tp_put_array(&b, 2);
+    tp_put_uint(&b, 1764389373);
+    tp_put_map(&b, 1);
+    tp_put_str(&b, "otlp", 4);
+    tp_put_map(&b, 1);
+    tp_put_str(&b, "severity", 8);
+    tp_put_uint(&b, 9);
     put_record(&b, "with-meta");
-    sp_mp_put_array(&b, 2); /* the same record with its own "fluent_metadata" key */
-    sp_mp_put_array(&b, 2);
-    sp_mp_put_uint(&b, 1764389374);
-    sp_mp_put_map(&b, 1);
-    sp_mp_put_str(&b, "k", 1);
-    sp_mp_put_str(&b, "v", 1);
-    sp_mp_put_map(&b, 2);
-    sp_mp_put_str(&b, "log", 3);
-    sp_mp_put_str(&b, "own", 3);
-    sp_mp_put_str(&b, "fluent_metadata", 15);
-    sp_mp_put_str(&b, "mine", 4);
+    tp_put_array(&b, 2); /* the same record with its own "fluent_metadata" key */
+    tp_put_array(&b, 2);
+    tp_put_uint(&b, 1764389374);
+    tp_put_map(&b, 1);
+    tp_put_str(&b, "k", 1);
+    tp_put_str(&b, "v", 1);
+    tp_put_map(&b, 2);
+    tp_put_str(&b, "log", 3);
+    tp_put_str(&b, "own", 3);
+    tp_put_str(&b, "fluent_metadata", 15);
+    tp_put_str(&b, "mine", 4);
     assert_int_equal(decode(&b, &s), 0);
     assert_int_equal(s.n, 2);
     assert_string_equal(s.msg[0], "with-meta");
@@ -561,11 +562,11 @@ static void test_fluentbit_metadata_and_int_time(void **st)
 
     /* Message mode with [time, metadata] (Fluent Bit with a dynamic tag). */
     b.len = 0;
-    sp_mp_put_array(&b, 4);
-    sp_mp_put_str(&b, "dyn", 3);
-    sp_mp_put_array(&b, 2);
+    tp_put_array(&b, 4);
+    tp_put_str(&b, "dyn", 3);
+    tp_put_array(&b, 2);
     put_eventtime_fixext8(&b, 1764389373, 5);
-    sp_mp_put_map(&b, 0);
+    tp_put_map(&b, 0);
     put_record(&b, "msg-meta");
     put_chunk_option(&b, "mm");
     assert_int_equal(decode(&b, &s), 0);
@@ -577,20 +578,20 @@ static void test_fluentbit_metadata_and_int_time(void **st)
     /* Wrong shapes inside the time pair are errors. */
     b.len = 0;
     put_fb_head(&b, 2);
-    sp_mp_put_array(&b, 1);
-    sp_mp_put_array(&b, 2);
-    sp_mp_put_array(&b, 2);
-    sp_mp_put_uint(&b, 1);
-    sp_mp_put_str(&b, "notamap", 7);
+    tp_put_array(&b, 1);
+    tp_put_array(&b, 2);
+    tp_put_array(&b, 2);
+    tp_put_uint(&b, 1);
+    tp_put_str(&b, "notamap", 7);
     put_record(&b, "x");
     assert_int_equal(decode(&b, &s), SP_FWD_ESHAPE);
     b.len = 0;
     put_fb_head(&b, 3);
     sp_buf_putc(&b, (char)0x91);
     sp_buf_append(&b, fb_entry, sizeof fb_entry);
-    sp_mp_put_map(&b, 1);
-    sp_mp_put_str(&b, "fluent_signal", 13);
-    sp_mp_put_str(&b, "logs", 4);
+    tp_put_map(&b, 1);
+    tp_put_str(&b, "fluent_signal", 13);
+    tp_put_str(&b, "logs", 4);
     assert_int_equal(decode(&b, &s), SP_FWD_ESHAPE);
     sp_buf_free(&b);
 }

@@ -1,5 +1,6 @@
 /* The kafka output's pure parts: key/topic field selection, failure counting, statistics. */
 #include "unit.h"
+#include "mp_pack.h"
 
 #include "mp.h"
 #include "kafka.h"
@@ -24,10 +25,10 @@ static void test_field_get(void **st)
 {
     (void)st;
     sp_buf ex = {0};
-    sp_mp_put_str(&ex, "n", 1);
-    sp_mp_put_uint(&ex, 7); /* not a string: never a key */
-    sp_mp_put_str(&ex, "app", 3);
-    sp_mp_put_str(&ex, "web", 3);
+    tp_put_str(&ex, "n", 1);
+    tp_put_uint(&ex, 7); /* not a string: never a key */
+    tp_put_str(&ex, "app", 3);
+    tp_put_str(&ex, "web", 3);
     sp_record r = {0};
     r.container_id = SP_SLICE_LIT("abc");
     r.container_name = SP_SLICE_LIT("web-1");
