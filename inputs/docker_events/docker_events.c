@@ -24,7 +24,7 @@ static const sp_conf_field sp_de_fields[] = {
     {"reconnect_max", SP_CONF_DURATION, offsetof(sp_de_conf, reconnect_max), "30s",
      "longest wait between reconnects when the daemon is away (from 1s, doubling)"},
     {"max_queue", SP_CONF_INT, offsetof(sp_de_conf, max_queue), "4096",
-     "events read and not yet appended; when full the stream is not read (dockerd keeps them)"},
+     "events read and not yet appended; when full the stream is closed until there is room"},
     SP_CONF_END};
 
 static int sp_de_check(sp_input *in, const sp_node *n, sp_conf_err *err)
@@ -319,6 +319,8 @@ static void sp_de_metrics(sp_input *in, sp_buf *out)
                       in->name, sp_de_actions[i], (unsigned long long)d->counts[i]);
     sp_buf_printf(out, "shipper_docker_events_reconnects_total{input=\"%s\"} %llu\n", in->name,
                   (unsigned long long)d->reconnects);
+    sp_buf_printf(out, "shipper_docker_events_queue_full_total{input=\"%s\"} %llu\n", in->name,
+                  (unsigned long long)d->queue_full);
 }
 
 const sp_input_type sp_input_docker_events = {

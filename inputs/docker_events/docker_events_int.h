@@ -82,7 +82,7 @@ typedef struct sp_de {
     atomic_int cancel;
     int worker_done;
     sp_de_point seen; /* the worker's own: what it has queued */
-    uint64_t reconnects, stream_errors;
+    uint64_t reconnects, queue_full;
     /* loop side */
     uv_async_t async;
     int paused, stopping, closing, frozen;

@@ -4,8 +4,8 @@
  * a line, parsed here with jansson. Events before the resume point, or at its nanosecond and
  * already taken, are skipped, so a `since` that repeats a second never ships anything twice.
  * When the daemon goes away the stream reconnects with a doubling backoff up to reconnect_max.
- * Parsed events wait in a bounded queue for the loop (uv_async); when it is full the worker
- * stops reading and dockerd keeps the rest.
+ * Parsed events wait in a bounded queue for the loop (uv_async); when it is full the stream is
+ * closed and opened again, from the resume point, once there is room.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -141,24 +141,43 @@ static sp_de_event *sp_de_parse(const char *line, size_t len)
     return e;
 }
 
+/* The stream is given up while the queue is full (the loop is paused): dockerd drops events
+ * for a subscriber that does not take them within 100 ms, but keeps its last 256 and replays
+ * them to `since`, so the stream is opened again once there is room. */
+#define SP_DE_QUEUE_FULL 1
+
 static int sp_de_line(void *arg, const char *line, size_t len)
 {
     sp_de *d = arg;
     sp_de_event *e = sp_de_parse(line, len);
     if (!e) return 0;
+    pthread_mutex_lock(&d->lock);
+    int full = d->queued >= d->conf->max_queue;
+    pthread_mutex_unlock(&d->lock);
+    if (full) {
+        sp_de_event_free(e);
+        return SP_DE_QUEUE_FULL;
+    }
     if (!sp_de_point_take(&d->seen, e->time_nano, e->key)) {
         sp_de_event_free(e);
         return 0;
     }
     pthread_mutex_lock(&d->lock);
-    while (d->queued >= d->conf->max_queue && !atomic_load(&d->cancel))
-        pthread_cond_wait(&d->cond, &d->lock);
     *d->tail = e;
     d->tail = &e->next;
     d->queued++;
     pthread_mutex_unlock(&d->lock);
     uv_async_send(&d->async);
     return 0;
+}
+
+/* Waits until the loop has taken queued events, or until stopped. */
+static void sp_de_wait_room(sp_de *d)
+{
+    pthread_mutex_lock(&d->lock);
+    while (d->queued >= d->conf->max_queue && !atomic_load(&d->cancel))
+        pthread_cond_wait(&d->cond, &d->lock);
+    pthread_mutex_unlock(&d->lock);
 }
 
 /* Waits `ms` or until stopped. */
@@ -192,6 +211,11 @@ void sp_de_worker(void *arg)
         int rc = sp_docker_stream(d->api, path.base, 5000, &d->cancel, sp_de_line, d);
         sp_buf_free(&path);
         if (atomic_load(&d->cancel)) break;
+        if (rc == SP_DE_QUEUE_FULL) {
+            d->queue_full++;
+            sp_de_wait_room(d);
+            continue;
+        }
         if (d->seen.time_nano != before) backoff = 1000; /* it worked for a while */
         d->reconnects++;
         char why[32];
