@@ -3,13 +3,16 @@
 # and destroy become records with the container's name, image and labels and the event's
 # nanosecond time. Then shipper is stopped, a second container lives and dies while it is down,
 # and on restart (resuming from the time in state_dir) each event of both containers has been
-# shipped exactly once. Other containers on the same daemon (other tests) are ignored by name.
+# shipped exactly once. Last, the daemon goes away while shipper runs (a proxy in front of its
+# socket is killed: the stream breaks, reconnects are refused), a container lives and dies
+# meanwhile, the daemon comes back: its events are shipped once, after reconnecting.
+# Other containers on the same daemon (other tests) are ignored by name.
 . "$(dirname "$0")/lib.sh"
 need_docker
 SOCK=${DOCKER_SOCK:-/var/run/docker.sock}
 [ -S "$SOCK" ] || skip "no Docker API socket at $SOCK"
 HTTP=127.0.0.1:$(free_port)
-A=ev-a-$$ B=ev-b-$$
+A=ev-a-$$ B=ev-b-$$ C=ev-c-$$ D=ev-d-$$
 mkdir -p "$T/state"
 cat >"$T/cfg.yaml" <<CFG
 service: {http_listen: "$HTTP", state_dir: "$T/state"}
@@ -62,12 +65,38 @@ log "queue-full reopenings in run 2: $(metric "$HTTP" 'shipper_docker_events_que
 stop_shipper
 check_eq "run 2 exit code" 0 "$SHIPPER_RC"
 
-python3 - "$A" "$B" "$IMAGE" "$T"/run1.out "$T"/run2.out <<'PY' || FAILS=$((FAILS + 1))
+log "run 3: the daemon goes away and comes back while shipper runs"
+PROXY=$T/docker-proxy.sock
+start_proxy() {
+    python3 "$ROOT/tests/rigs/unix_proxy.py" "$PROXY" "$SOCK" &
+    PROXY_PID=$!
+    bg_pid "$PROXY_PID"
+    for _ in $(seq 100); do [ -S "$PROXY" ] && return 0; sleep 0.1; done
+    fail "proxy did not start"
+}
+start_proxy
+sed "s|^    docker_socket: .*|    docker_socket: $PROXY\n    reconnect_max: 2s|" "$T/cfg.yaml" >"$T/cfg3.yaml"
+start_shipper run3 -c "$T/cfg3.yaml"
+wait_ready "$HTTP" || { cat "$T/run3.err"; exit 1; }
+life "$C" 1
+wait_doc "$C" destroy
+kill "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null
+wait_metric "$HTTP" 'shipper_docker_events_reconnects_total{input="docker_events"}' 1 60
+life "$D" 2
+start_proxy
+wait_doc "$D" destroy
+check "reconnects counted" \
+    [ "$(metric "$HTTP" 'shipper_docker_events_reconnects_total{input="docker_events"}')" -ge 1 ]
+stop_shipper
+check_eq "run 3 exit code" 0 "$SHIPPER_RC"
+kill "$PROXY_PID" 2>/dev/null
+
+python3 - "$A" "$B" "$C" "$D" "$IMAGE" "$T"/run1.out "$T"/run2.out "$T"/run3.out <<'PY' || FAILS=$((FAILS + 1))
 import json, re, sys, collections
-a, b, image, files = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+a, b, c, d, image, files = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6:]
 docs = [json.loads(l) for f in files for l in open(f) if l.strip()]
 bad = []
-for name, code in ((a, 3), (b, 0)):
+for name, code in ((a, 3), (b, 0), (c, 1), (d, 2)):
     mine = [d for d in docs if d.get("container", {}).get("name") == name]
     seen = collections.Counter(d["event"]["action"] for d in mine)
     for act in ("create", "start", "die", "destroy"):
@@ -93,7 +122,7 @@ print(next(json.dumps(d) for d in docs if d.get("container", {}).get("name") == 
 for x in bad:
     print("FAIL: " + x)
 if not bad:
-    print("ok: each event of both containers once, with its fields")
+    print("ok: each event of the four containers once, with its fields")
 sys.exit(1 if bad else 0)
 PY
 finish
