@@ -12,7 +12,6 @@
 #include "meta.h"
 
 #include <errno.h>
-#include <curl/curl.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -22,6 +21,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "docker_api.h"
 #include "json.h"
 
 #define SP_META_BUCKETS 1024
@@ -29,6 +29,7 @@
 #define SP_META_MAX_DIRS 8
 #define SP_META_RECHECK_NS (2ULL * 1000 * 1000 * 1000)
 #define SP_META_MAX_FILE (4 << 20) /* a config.v2.json is a few KiB; refuse absurd ones */
+#define SP_META_API_REQUESTS 4     /* Engine API calls at once (prefetch runs two) */
 
 typedef struct sp_meta_ent {
     struct sp_meta_ent *next;
@@ -190,45 +191,27 @@ static void sp_meta_load(sp_meta_ent *e, const char *path, const struct stat *st
 
 /* ---- the Engine API on a Unix socket, for hosts where the directory is not readable ---- */
 
-static char *sp_meta_socket;
+static sp_docker_api *sp_meta_api;
 
 int sp_meta_set_socket(const char *path)
 {
-    if (access(path, R_OK | W_OK)) return -errno;
-    curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread uses curl */
-    free(sp_meta_socket);
-    sp_meta_socket = strdup(path);
+    if (sp_meta_api && strcmp(sp_docker_api_socket(sp_meta_api), path) == 0) return 0;
+    sp_docker_api *a;
+    int rc = sp_docker_api_open(&a, path, SP_META_API_REQUESTS, SP_META_MAX_FILE);
+    if (rc) return rc;
+    /* A reload may name another socket while a lookup still uses the old client: that one is
+     * kept (a few bytes), never freed under it. */
+    sp_meta_api = a;
     return 0;
 }
 
-static size_t sp_meta_curl_body(char *p, size_t size, size_t n, void *arg)
-{
-    sp_buf *b = arg;
-    if (b->len + size * n > SP_META_MAX_FILE) return 0;
-    sp_buf_append(b, p, size * n);
-    return size * n;
-}
-
-/* GET /containers/{id}/json. Blocking (1 s at most): called only from encoder threads. */
+/* GET /containers/{id}/json. Blocking (1 s at most): called only from worker threads. */
 static void sp_meta_load_socket(sp_meta_ent *e, sp_slice id)
 {
-    CURL *c = curl_easy_init();
-    if (!c) return;
-    char url[128];
-    snprintf(url, sizeof url, "http://localhost/containers/%.64s/json", id.base);
-    sp_buf body = {0};
-    long status = 0;
-    curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sp_meta_socket);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 1000L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sp_meta_curl_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
-    if (curl_easy_perform(c) == CURLE_OK &&
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK && status == 200)
-        sp_meta_load_json(e, json_loadb(body.base, body.len, 0, NULL));
-    curl_easy_cleanup(c);
-    sp_buf_free(&body);
+    char path[96];
+    snprintf(path, sizeof path, "/containers/%.64s/json", id.base);
+    json_t *root;
+    if (sp_docker_get_json(sp_meta_api, path, 1000, &root) == 0) sp_meta_load_json(e, root);
 }
 
 /* Makes sure the table has a fresh entry for `id`; called without the lock held. */
@@ -256,7 +239,7 @@ static void sp_meta_refresh(sp_slice id, uint64_t now, int may_block)
         memcpy(e->id, id.base, 64);
         if (have)
             sp_meta_load(e, path, &st);
-        else if (may_block && sp_meta_socket)
+        else if (may_block && sp_meta_api)
             sp_meta_load_socket(e, id);
         e->checked_ns = now;
     }
@@ -290,7 +273,7 @@ static size_t sp_meta_with(sp_slice id, size_t (*fn)(const sp_meta_ent *, void *
     uint64_t now = uv_hrtime();
     for (int pass = 0; pass < 2; pass++) {
         pthread_rwlock_rdlock(&sp_meta_lock);
-        if (sp_meta_ndirs == 0 && !sp_meta_socket) {
+        if (sp_meta_ndirs == 0 && !sp_meta_api) {
             pthread_rwlock_unlock(&sp_meta_lock);
             return 0;
         }
@@ -407,7 +390,7 @@ void sp_meta_prefetch(uv_loop_t *loop, sp_slice id)
     memcpy(seen, id.base, 64);
     pthread_rwlock_rdlock(&sp_meta_lock);
     const sp_meta_ent *e = sp_meta_find(id);
-    int skip = (sp_meta_ndirs == 0 && !sp_meta_socket) || (e && e->found);
+    int skip = (sp_meta_ndirs == 0 && !sp_meta_api) || (e && e->found);
     pthread_rwlock_unlock(&sp_meta_lock);
     if (skip) return;
     memcpy(sp_meta_pf.ids[(sp_meta_pf.head + sp_meta_pf.n) % SP_META_PREFETCH_QUEUE], id.base, 64);
