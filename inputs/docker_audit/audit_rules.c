@@ -173,7 +173,9 @@ static void sp_audit_limits(sp_audit_ctx *c, const json_t *in)
     json_int_t period = sp_audit_int(in, "HostConfig", "CpuPeriod");
     if (cpus <= 0 && quota > 0) cpus = (double)quota / (double)(period > 0 ? period : 100000);
     const char *set = sp_audit_str(in, "HostConfig", "CpusetCpus");
-    json_object_set_new(c->posture, "cpu_limit", json_real(cpus > 0 ? cpus : 0));
+    /* An integer (thousandths of a CPU): a JSON 0 and a later 0.5 would map to long in ES. */
+    json_object_set_new(c->posture, "cpu_limit_millicpus",
+                        json_integer(cpus > 0 ? (json_int_t)(cpus * 1000 + 0.5) : 0));
     if (*set) json_object_set_new(c->posture, "cpuset", json_string(set));
     if (cpus <= 0 && !*set) sp_audit_finding(c, "cpu-unlimited", "no CPU limit (--cpus)");
 }

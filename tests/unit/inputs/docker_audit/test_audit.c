@@ -72,7 +72,7 @@ static void test_bad(void **st)
                         "seccomp-unconfined apparmor-unconfined memory-unlimited pids-unlimited "
                         "bind-writable log-dual-logging ");
     assert_false(json_is_true(json_object_get(p, "compliant")));
-    assert_true(json_real_value(json_object_get(p, "cpu_limit")) == 0.5);
+    assert_int_equal(json_integer_value(json_object_get(p, "cpu_limit_millicpus")), 500);
     assert_string_equal(json_string_value(json_array_get(json_object_get(p, "writable_binds"), 0)),
                         "/data");
     assert_string_equal(json_string_value(json_object_get(p, "seccomp")), "unconfined");
@@ -157,7 +157,7 @@ static void test_variants(void **st)
     json_object_set_new(hc, "CpuQuota", json_integer(50000));
     json_object_set_new(hc, "CpuPeriod", json_integer(100000));
     json_t *p = sp_audit_posture(in, NULL);
-    assert_true(json_real_value(json_object_get(p, "cpu_limit")) == 0.5);
+    assert_int_equal(json_integer_value(json_object_get(p, "cpu_limit_millicpus")), 500);
     assert_int_equal(json_array_size(json_object_get(p, "findings")), 0);
     json_decref(p);
     json_object_set_new(hc, "CpuQuota", json_integer(0));
