@@ -413,6 +413,42 @@ size_t sp_meta_name(sp_slice id, char *buf, size_t cap)
     return sp_meta_with(id, sp_meta_copy_name, buf, cap, 1);
 }
 
+void sp_meta_learn(sp_slice id, const char *name, const char *image, const char *const *labels,
+                   size_t nlabels)
+{
+    if (!sp_meta_valid_id(id)) return;
+    sp_meta_ent *e = sp_calloc(1, sizeof *e);
+    memcpy(e->id, id.base, 64);
+    json_t *root = json_object(), *cfg = json_object(), *lab = json_object();
+    if (name) json_object_set_new(root, "Name", json_string(name));
+    if (image) json_object_set_new(cfg, "Image", json_string(image));
+    for (size_t i = 0; i + 1 < 2 * nlabels; i += 2)
+        json_object_set_new(lab, labels[i], json_string(labels[i + 1]));
+    json_object_set_new(cfg, "Labels", lab);
+    json_object_set_new(root, "Config", cfg);
+    sp_meta_load_json(e, root);
+    e->checked_ns = uv_hrtime();
+    sp_meta_wrlock();
+    sp_meta_ent *old = sp_meta_find(id);
+    if ((old && old->found) || sp_meta_nentries >= SP_META_MAX_ENTRIES) {
+        sp_meta_ent_free(e);
+    } else {
+        sp_meta_ent **pp = &sp_meta_buckets[sp_meta_bucket(id)];
+        if (old) { /* known as unknown: what was learned is better */
+            while (*pp != old)
+                pp = &(*pp)->next;
+            *pp = old->next;
+            sp_meta_ent_free(old);
+            sp_meta_nentries--;
+            pp = &sp_meta_buckets[sp_meta_bucket(id)];
+        }
+        e->next = *pp;
+        *pp = e;
+        sp_meta_nentries++;
+    }
+    pthread_rwlock_unlock(&sp_meta_lock);
+}
+
 void sp_meta_forget(sp_slice id)
 {
     if (!sp_meta_valid_id(id)) return;

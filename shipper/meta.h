@@ -47,6 +47,15 @@ size_t sp_meta_name(sp_slice id, char *buf, size_t cap);
  */
 void sp_meta_prefetch(uv_loop_t *loop, sp_slice id);
 
+/**
+ * Tells the table what an input learned of container `id` elsewhere (docker_events: the event's
+ * Actor.Attributes): its name, image (or NULL) and `nlabels` labels as key, value pairs in
+ * `labels`. Ignored when the table already knows the container from its config or the API, so a
+ * destroyed container's last event still carries its image and labels. Any thread.
+ */
+void sp_meta_learn(sp_slice id, const char *name, const char *image, const char *const *labels,
+                   size_t nlabels);
+
 /** Drops what is cached about a container (it was removed). */
 void sp_meta_forget(sp_slice id);
 
