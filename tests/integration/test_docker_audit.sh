@@ -5,7 +5,8 @@
 #   while it writes /tmp;
 # - a writable-root container writing /etc/app.conf after the baseline gives a drift record for
 #   that path, and its writes under a --tmpfs mount and a volume give none;
-# - a --privileged one and a json-file one get the matching findings.
+# - a --privileged one and a json-file one get the matching findings;
+# - `docker update` of the hardened one gives a second posture record, no scan between does.
 # This sandbox cannot start privileged containers (runc: "unable to apply caps"), so that one is
 # only created and the input runs with `all: true`, which audits created containers too.
 . "$(dirname "$0")/lib.sh"
@@ -69,6 +70,11 @@ wait_metric "127.0.0.1:$H" 'shipper_audit_scans_total{input="docker_audit"}' $((
     fail "scans stalled"
 wait_metric "127.0.0.1:$H" 'shipper_audit_records_total{input="docker_audit",kind="drift"}' 1 60 ||
     fail "no drift record"
+# A posture change (docker update) gives a second posture record.
+posture=$(metric "127.0.0.1:$H" 'shipper_audit_records_total{input="docker_audit",kind="posture"}')
+docker update --pids-limit 32 $GOOD >/dev/null || fail "docker update"
+wait_metric "127.0.0.1:$H" 'shipper_audit_records_total{input="docker_audit",kind="posture"}' $((posture + 1)) 60 ||
+    fail "no posture record after docker update"
 check_eq "drift gauge of the hardened container" 0 "$(metric "127.0.0.1:$H" "$(gauge $GOOD)")"
 check "drift gauge of the writable container" [ "$(metric "127.0.0.1:$H" "$(gauge $DRIFT)")" -ge 2 ]
 check "compliant containers counted" [ "$(metric "127.0.0.1:$H" 'shipper_containers{input="docker_audit",compliant="true"}')" -ge 1 ]
@@ -98,7 +104,8 @@ g = posture(good)
 expect(g.get("compliant") is True, "hardened container compliant (required findings: %s)" % required(good))
 expect(g.get("read_only_rootfs") and g.get("user") == "65532" and g.get("tmpfs") == ["/tmp"]
        and g.get("log_driver") == "fluentd" and g.get("log_local_copy") is False, "its posture fields")
-expect(len([d for d in by.get(good, []) if "audit" in d]) == 1, "one posture record while it does not change")
+gp = [d["audit"] for d in by.get(good, []) if "audit" in d]
+expect([p["pids_limit"] for p in gp] == [64, 32], "a posture record at first sight, one after docker update, none between (pids_limit %s)" % [p["pids_limit"] for p in gp])
 expect(not [d for d in by.get(good, []) if "drift" in d], "no drift while it writes /tmp")
 dr = [d["drift"] for d in by.get(drift, []) if "drift" in d]
 expect({"path": "/etc/app.conf", "kind": "A"} in dr, "drift record for /etc/app.conf (got %s)" % dr)
