@@ -30,6 +30,9 @@ typedef struct {
  */
 json_t *sp_audit_posture(const json_t *inspect, const sp_audit_policy *pol);
 
+/** The rule ids, NULL-terminated (docs/audit.md, "Rules"). */
+extern const char *const sp_audit_rule_ids[];
+
 /** A 64-bit hash of a posture object (its members sorted): a changed posture, a new record. */
 uint64_t sp_audit_posture_hash(const json_t *posture);
 

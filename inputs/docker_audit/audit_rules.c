@@ -11,6 +11,15 @@
 #include "audit_int.h"
 #include "record.h"
 
+const char *const sp_audit_rule_ids[] = {"rootfs-writable",    "user-root",
+                                         "privileged",         "cap-add",
+                                         "cap-drop-not-all",   "no-new-privileges-off",
+                                         "seccomp-unconfined", "apparmor-unconfined",
+                                         "memory-unlimited",   "pids-unlimited",
+                                         "cpu-unlimited",      "bind-writable",
+                                         "ports-published",    "log-local-files",
+                                         "log-dual-logging",   NULL};
+
 typedef struct {
     json_t *posture, *findings;
     const sp_audit_policy *pol;

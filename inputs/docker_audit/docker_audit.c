@@ -38,9 +38,29 @@ static const sp_conf_field sp_audit_fields[] = {
      "rule ids reported as findings that leave `compliant` true"},
     SP_CONF_END};
 
+/* Every entry of `ignore` or `advisory` is a rule id. */
+static int sp_audit_check_rules(sp_input *in, const sp_node *n, const char *key,
+                                const sp_strlist *l, sp_conf_err *err)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        const char *const *r = sp_audit_rule_ids;
+        while (*r && strcmp(*r, l->v[i]) != 0)
+            r++;
+        if (!*r) {
+            sp_conf_error(err, sp_node_line(n, key, in->line), key,
+                          "unknown rule id \"%s\" (docs/audit.md lists them)", l->v[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int sp_audit_check(sp_input *in, const sp_node *n, sp_conf_err *err)
 {
     sp_audit_conf *c = in->conf;
+    if (sp_audit_check_rules(in, n, "ignore", &c->ignore, err) ||
+        sp_audit_check_rules(in, n, "advisory", &c->advisory, err))
+        return -1;
     if (c->concurrency < 1 || c->concurrency > 64)
         sp_conf_error(err, sp_node_line(n, "concurrency", in->line), "concurrency",
                       "must be 1 to 64");

@@ -40,6 +40,10 @@ outputs:
   - type: stdout
 YAML
 "$SHIPPER" --check -c "$T/audit.yaml" >/dev/null || { fail "config rejected"; finish; }
+sed 's/    drift: true/    drift: true\n    advisory: [cpu-unlimted]/' "$T/audit.yaml" >"$T/bad.yaml"
+"$SHIPPER" --check -c "$T/bad.yaml" >/dev/null 2>"$T/bad.err"
+check_eq "an unknown rule id is a config error" 2 $?
+check "the error names the key and the id" grep -q 'advisory.*unknown rule id "cpu-unlimted"' "$T/bad.err"
 start_shipper s -c "$T/audit.yaml"
 wait_ready "127.0.0.1:$H" || exit 1
 

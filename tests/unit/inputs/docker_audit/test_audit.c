@@ -30,6 +30,11 @@ static const char *rules(const json_t *p, char *buf, size_t cap)
     buf[0] = 0;
     json_array_foreach(json_object_get(p, "findings"), i, f)
     {
+        const char *id = json_string_value(json_object_get(f, "rule"));
+        const char *const *r = sp_audit_rule_ids; /* every id is a listed one */
+        while (*r && strcmp(*r, id) != 0)
+            r++;
+        assert_non_null(*r);
         if (strcmp(json_string_value(json_object_get(f, "level")), "required") != 0) continue;
         n += (size_t)snprintf(buf + n, cap - n, "%s ",
                               json_string_value(json_object_get(f, "rule")));
