@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# suite: alone (tests/run.sh runs it with no other test beside it)
 # The randomized fault campaign (tests/chaos/chaos.py): 2 minutes of traffic and random faults
 # with a new seed every run (printed first; replay a failure with the printed command), then
 # every record accounted for. run.sh gives each test 300 s: 120 s of faults, setup, the drain

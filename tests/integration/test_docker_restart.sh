@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# suite: alone (tests/run.sh runs it with no other test beside it)
 # Restarting shipper under real dockerd's fluentd log driver (Docker 20.10): what is lost, what
 # blocks, and what Docker logs. tests/rigs/docker_restart.py runs each cell: a busybox container
 # logs 3,000 numbered 1,000-byte lines at 300/s (--log-driver=fluentd, sub-second precision,

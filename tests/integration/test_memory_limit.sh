@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# suite: alone (tests/run.sh runs it with no other test beside it)
 # buffer.memory_limit bounds everything shipper holds for records, on every output path: chunks,
 # partial lines, encoded bulk bodies and their gzip copies, bulk responses, the Kafka output's
 # encoded documents and librdkafka's queue, the spool's buffers. A flood from shipper-bench

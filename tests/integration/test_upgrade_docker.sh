@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# suite: alone (tests/run.sh runs it with no other test beside it)
 # Upgrades under real Docker: a container logs 20,000 lines through --log-driver=fluentd with
 # fluentd-request-ack=true (Docker waits for each line's ack) while shipper (spool, ack: durable,
 # Elasticsearch emulator) is upgraded five times through SIGUSR2. Docker's connection is handed
