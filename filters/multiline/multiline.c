@@ -69,6 +69,7 @@ typedef struct {
     sp_ml_group *bucket[SP_ML_BUCKETS];
     sp_ml_group *free_groups;
     size_t npending, nfree;
+    int drained; /* after drain nothing is held: no tick would emit it */
     uint64_t groups[SP_ML_NREASONS];
     sp_extras_edit edit; /* a cut group's extras */
     sp_buf keybuf;       /* the record's group key */
@@ -288,7 +289,7 @@ static int sp_ml_apply(sp_filter *f, sp_record *r, sp_slice tag)
         sp_ml_release(m, p);
         p = sp_ml_find(m, h, key); /* the end of the chain again */
     }
-    int lang = sp_ml_rules_start(&m->rules, r->message);
+    int lang = m->drained ? 0 : sp_ml_rules_start(&m->rules, r->message);
     if (!lang) return SP_FILTER_KEEP;
     if (m->npending >= (size_t)c->max_groups) {
         sp_filter_count(f, "unjoined");
@@ -338,6 +339,7 @@ static void sp_ml_tick(sp_filter *f, uint64_t now_ms)
 static void sp_ml_drain(sp_filter *f)
 {
     sp_ml_flush(f, 1);
+    ((sp_ml *)f->data)->drained = 1;
 }
 
 static void sp_ml_metrics(sp_filter *f, sp_buf *out)

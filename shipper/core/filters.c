@@ -35,7 +35,7 @@ void sp_filter_count(sp_filter *f, const char *result)
 void sp_filter_emit(sp_filter *f, sp_slice tag, const sp_record *r0)
 {
     sp_router *rt = f->router;
-    if (!rt || rt->stopping) return;
+    if (!rt || (rt->stopping && !rt->emit_batch)) return; /* an input's record still goes in */
     sp_record r = *r0;
     if (sp_filters_apply(rt, (size_t)f->index + 1, tag, &r) == SP_FILTER_DROP) return;
     if (rt->emit_batch) { /* inside apply: into the input's open batch, ahead of its record */

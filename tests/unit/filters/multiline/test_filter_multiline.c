@@ -158,6 +158,9 @@ static void test_interleave(void **st)
     }
     for (int i = 0; i < 4; i++)
         assert_int_equal(seen[i], 1);
+    /* after drain (shutdown) nothing is held any more: no tick would emit it */
+    const char *late = "java.lang.IllegalStateException: late";
+    assert_int_equal(feed_line(late, strlen(late), 'a', "stdout", NULL), SP_FILTER_KEEP);
     flt_unload();
     reset();
 }
