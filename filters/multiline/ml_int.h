@@ -3,9 +3,6 @@
 #ifndef SP_ML_INT_H
 #define SP_ML_INT_H
 
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
-
 #include "filter.h"
 
 enum { SP_ML_AUTO, SP_ML_JAVA, SP_ML_PYTHON, SP_ML_GO, SP_ML_NODEJS, SP_ML_CUSTOM };
@@ -15,13 +12,13 @@ enum { SP_ML_AUTO, SP_ML_JAVA, SP_ML_PYTHON, SP_ML_GO, SP_ML_NODEJS, SP_ML_CUSTO
 /* A transition: in `state`, a line matching `re` continues the group and moves to `next`. */
 typedef struct {
     uint8_t lang, state, next;
-    pcre2_code *re;
+    sp_pattern *re;
 } sp_ml_rule;
 
 /* A language's start pattern: a line matching it opens a group in state 1. */
 typedef struct {
     uint8_t lang;
-    pcre2_code *re;
+    sp_pattern *re;
 } sp_ml_start;
 
 typedef struct {
@@ -29,7 +26,6 @@ typedef struct {
     size_t nstart;
     sp_ml_rule rule[SP_ML_MAX_RULES];
     size_t nrule;
-    pcre2_match_data *md;
 } sp_ml_rules;
 
 /** Compiles the rules of `mode` (custom: `start` and `cont`); 0, or -1 with why. */

@@ -2,9 +2,9 @@
  * multiline's rules (docs/filters.md, "multiline"): per language, a start pattern and
  * transitions (state, pattern, next state), as Fluent Bit's built-in multiline parsers and
  * Google's detect-exceptions plugin describe stack traces. Written for shipper; patterns are
- * PCRE2, compiled once, JIT where available.
+ * PCRE2 (sp_pattern, written /.../), compiled once, JIT where available.
  */
-#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ml_int.h"
@@ -56,20 +56,17 @@ static const struct {
     {SP_ML_NODEJS, 1, 1, "^\\s*\\}$"},
 };
 
-static pcre2_code *sp_ml_compile(const char *re, char *why, size_t whycap)
+/* A regex as sp_pattern (shipper/filter.h) takes it: written /.../. */
+static sp_pattern *sp_ml_compile(const char *re, char *why, size_t whycap)
 {
-    int ec;
-    PCRE2_SIZE off;
-    pcre2_code *c = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED,
-                                  PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &ec, &off, NULL);
-    if (!c) {
-        char msg[128];
-        pcre2_get_error_message(ec, (PCRE2_UCHAR *)msg, sizeof msg);
-        snprintf(why, whycap, "\"%s\": %s at offset %zu", re, msg, (size_t)off);
-        return NULL;
-    }
-    pcre2_jit_compile(c, PCRE2_JIT_COMPLETE);
-    return c;
+    size_t n = strlen(re);
+    char *text = sp_calloc(1, n + 3);
+    text[0] = '/';
+    memcpy(text + 1, re, n);
+    text[n + 1] = '/';
+    sp_pattern *p = sp_pattern_new(text, why, whycap);
+    free(text);
+    return p;
 }
 
 int sp_ml_rules_init(sp_ml_rules *rs, int mode, const char *start, const char *cont, char *why,
@@ -97,30 +94,22 @@ int sp_ml_rules_init(sp_ml_rules *rs, int mode, const char *start, const char *c
             if (!(r->re = sp_ml_compile(sp_ml_builtin[i].re, why, whycap))) return -1;
         }
     }
-    rs->md = pcre2_match_data_create(4, NULL);
     return 0;
 }
 
 void sp_ml_rules_free(sp_ml_rules *rs)
 {
     for (size_t i = 0; i < rs->nstart; i++)
-        pcre2_code_free(rs->start[i].re);
+        if (rs->start[i].re) sp_pattern_free(rs->start[i].re);
     for (size_t i = 0; i < rs->nrule; i++)
-        pcre2_code_free(rs->rule[i].re);
-    pcre2_match_data_free(rs->md);
+        if (rs->rule[i].re) sp_pattern_free(rs->rule[i].re);
     memset(rs, 0, sizeof *rs);
-}
-
-static int sp_ml_match(sp_ml_rules *rs, pcre2_code *re, sp_slice line)
-{
-    return pcre2_match(re, (PCRE2_SPTR)(line.base ? line.base : ""), line.len, 0, 0, rs->md,
-                       NULL) >= 0;
 }
 
 int sp_ml_rules_start(sp_ml_rules *rs, sp_slice line)
 {
     for (size_t i = 0; i < rs->nstart; i++)
-        if (sp_ml_match(rs, rs->start[i].re, line)) return rs->start[i].lang;
+        if (sp_pattern_match(rs->start[i].re, line)) return rs->start[i].lang;
     return 0;
 }
 
@@ -129,7 +118,7 @@ int sp_ml_rules_continue(sp_ml_rules *rs, int lang, uint8_t *state, sp_slice lin
     for (size_t i = 0; i < rs->nrule; i++) {
         sp_ml_rule *r = &rs->rule[i];
         if (r->lang != lang || r->state != *state) continue;
-        if (sp_ml_match(rs, r->re, line)) {
+        if (sp_pattern_match(r->re, line)) {
             *state = r->next;
             return 1;
         }
