@@ -23,7 +23,9 @@
 typedef struct sp_filter sp_filter;
 struct sp_router;
 
-enum { SP_FILTER_KEEP = 0, SP_FILTER_DROP = 1 };
+/* KEEP: on to the next filter; DROP: gone (counted as dropped); HOLD: the filter keeps the record
+ * to emit it later, joined with others (multiline), through sp_filter_emit (counted as held). */
+enum { SP_FILTER_KEEP = 0, SP_FILTER_DROP = 1, SP_FILTER_HOLD = 2 };
 
 /** What a filter type declares: its settings and its callbacks. */
 typedef struct {
@@ -38,6 +40,9 @@ typedef struct {
     int (*apply)(sp_filter *f, sp_record *r, sp_slice tag);
     /** Several times a second on the loop: windows, summaries (sp_filter_emit). Optional. */
     void (*tick)(sp_filter *f, uint64_t now_ms);
+    /** At shutdown, before the buffer's last flush: emit what the filter holds (sp_filter_emit).
+     * Optional. */
+    void (*drain)(sp_filter *f);
     /** Appends filter-specific Prometheus lines. Optional. */
     void (*metrics)(sp_filter *f, sp_buf *out);
     /** Frees f->data. Optional. */
@@ -54,6 +59,7 @@ struct sp_filter {
     void *data;
     struct sp_router *router; /* set when the daemon runs */
     uint64_t kept, dropped;   /* counted by the core */
+    uint64_t held;            /* SP_FILTER_HOLD answers, counted by the core */
     sp_reasons results;       /* other outcomes the filter counts (sp_filter_count) */
 };
 
@@ -66,9 +72,10 @@ struct sp_filter {
  * shipper_filter_records_total. */
 void sp_filter_count(sp_filter *f, const char *result);
 /**
- * Adds a record the filter makes (throttle's summary) to the buffer: it goes through the
- * filters after `f`, then into the open chunk of `tag`. From `tick` only (never inside `apply`:
- * an input's batch may be open then).
+ * Adds a record the filter makes (throttle's summary, a multiline group) to the buffer: it goes
+ * through the filters after `f`, then into the open chunk of `tag`. From `tick` and `drain`, or
+ * inside `apply`, where it goes into the input's open batch ahead of the record being filtered
+ * (`tag` must then be the record's tag).
  */
 void sp_filter_emit(sp_filter *f, sp_slice tag, const sp_record *r);
 

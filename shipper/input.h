@@ -108,7 +108,7 @@ void sp_input_append(sp_input *in, sp_slice tag, const sp_record *r, sp_input_wa
  * lines so): sp_input_batch_add each record, then sp_input_batch_commit. A batch commits once
  * its chunk is full (sp_input_batch_full) and before the input returns to the loop.
  */
-typedef struct {
+typedef struct sp_input_batch {
     sp_chunk *chunk; /* NULL: nothing appended since the last commit */
     size_t before;   /* the chunk's length before the batch */
     uint32_t nrecords;

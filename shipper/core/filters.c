@@ -13,9 +13,14 @@ int sp_filters_apply(sp_router *rt, size_t from, sp_slice tag, sp_record *r)
     for (size_t i = from; mask; i++, mask >>= 1) {
         if (!(mask & 1)) continue;
         sp_filter *f = rt->filters[i];
-        if (f->type->apply(f, r, tag) == SP_FILTER_DROP) {
+        int v = f->type->apply(f, r, tag);
+        if (v == SP_FILTER_DROP) {
             f->dropped++;
             return SP_FILTER_DROP;
+        }
+        if (v == SP_FILTER_HOLD) {
+            f->held++;
+            return SP_FILTER_DROP; /* not in the buffer now: the filter emits it later */
         }
         f->kept++;
     }
@@ -30,13 +35,23 @@ void sp_filter_count(sp_filter *f, const char *result)
 void sp_filter_emit(sp_filter *f, sp_slice tag, const sp_record *r0)
 {
     sp_router *rt = f->router;
-    if (!rt || rt->stopping) return;
+    if (!rt || (rt->stopping && !rt->emit_batch)) return; /* an input's record still goes in */
     sp_record r = *r0;
     if (sp_filters_apply(rt, (size_t)f->index + 1, tag, &r) == SP_FILTER_DROP) return;
+    if (rt->emit_batch) { /* inside apply: into the input's open batch, ahead of its record */
+        sp_input_batch_write(rt->emit_in, rt->emit_batch, tag, &r);
+        return;
+    }
     sp_chunk *c = sp_router_chunk(rt, tag);
     size_t before = c->data.len;
     sp_record_write(&c->data, &r);
     sp_router_commit(rt, c, before, 1);
+}
+
+void sp_filters_drain(sp_router *rt)
+{
+    for (size_t i = 0; i < rt->nfilters; i++)
+        if (rt->filters[i]->type->drain) rt->filters[i]->type->drain(rt->filters[i]);
 }
 
 void sp_filters_metrics(const sp_daemon *d, sp_buf *out)
@@ -50,6 +65,9 @@ void sp_filters_metrics(const sp_daemon *d, sp_buf *out)
                       "shipper_filter_records_total{filter=\"%s\",result=\"dropped\"} %llu\n",
                       f->name, (unsigned long long)f->kept, f->name,
                       (unsigned long long)f->dropped);
+        if (f->held)
+            sp_buf_printf(out, "shipper_filter_records_total{filter=\"%s\",result=\"held\"} %llu\n",
+                          f->name, (unsigned long long)f->held);
         for (int k = 0; k < SP_REASONS_MAX && f->results.slot[k].name[0]; k++)
             sp_buf_printf(out, "shipper_filter_records_total{filter=\"%s\",result=\"%s\"} %llu\n",
                           f->name, f->results.slot[k].name,

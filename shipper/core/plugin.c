@@ -14,17 +14,8 @@
 
 /* ---- inputs ---- */
 
-void sp_input_batch_add(sp_input *in, sp_input_batch *b, sp_slice tag, const sp_record *r)
+void sp_input_batch_write(sp_input *in, sp_input_batch *b, sp_slice tag, const sp_record *r)
 {
-    sp_record filtered;
-    if (in->router->nfilters) { /* the filter stage: the one place records enter the buffer */
-        filtered = *r;
-        if (sp_filters_apply(in->router, 0, tag, &filtered) == SP_FILTER_DROP) {
-            in->records++; /* read, and counted by the filter that dropped it */
-            return;
-        }
-        r = &filtered;
-    }
     if (!b->chunk) {
         b->chunk = sp_router_chunk(in->router, tag);
         b->before = b->chunk->data.len;
@@ -32,7 +23,25 @@ void sp_input_batch_add(sp_input *in, sp_input_batch *b, sp_slice tag, const sp_
     }
     sp_record_write(&b->chunk->data, r);
     b->nrecords++;
+}
+
+void sp_input_batch_add(sp_input *in, sp_input_batch *b, sp_slice tag, const sp_record *r)
+{
+    sp_router *rt = in->router;
     in->records++;
+    if (rt->nfilters) { /* the filter stage: the one place records enter the buffer */
+        sp_record filtered = *r;
+        /* a filter may emit a record it held (a multiline group) into this batch first */
+        rt->emit_in = in;
+        rt->emit_batch = b;
+        int v = sp_filters_apply(rt, 0, tag, &filtered);
+        rt->emit_in = NULL;
+        rt->emit_batch = NULL;
+        if (v == SP_FILTER_DROP) return; /* counted by the filter that dropped or held it */
+        sp_input_batch_write(in, b, tag, &filtered);
+        return;
+    }
+    sp_input_batch_write(in, b, tag, r);
 }
 
 int sp_input_batch_full(const sp_input *in, const sp_input_batch *b)

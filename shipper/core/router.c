@@ -4,6 +4,7 @@
 #include <fnmatch.h>
 #include <stdlib.h>
 
+#include "filters.h"
 #include "log.h"
 #include "spool.h"
 
@@ -548,6 +549,7 @@ void sp_router_start(sp_router *r)
 
 void sp_router_drain(sp_router *r)
 {
+    sp_filters_drain(r); /* pending multiline groups, while the router still takes records */
     r->stopping = 1;
     sp_router_flush(r, 1);
     sp_router_check_drained(r);

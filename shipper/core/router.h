@@ -35,6 +35,9 @@ typedef struct sp_router {
     size_t noutputs;
     struct sp_filter **filters; /* the filter stage, in order (filters.c) */
     size_t nfilters;
+    /* while an input's record runs through the filters: its batch, where sp_filter_emit writes */
+    struct sp_input *emit_in;
+    struct sp_input_batch *emit_batch;
     /* settings */
     uint64_t memory_limit;
     uint64_t chunk_size;
