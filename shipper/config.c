@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <yaml.h>
 
 void sp_conf_error(sp_conf_err *err, int line, const char *key, const char *fmt, ...)
@@ -537,4 +538,37 @@ void sp_conf_print(sp_buf *out, const void *src, const sp_conf_field *fields, in
         }
         SP_BUF_LIT(out, "\n");
     }
+}
+
+/* The line of key `key` in the "tls" map of `n`, else of "tls", else `fallback`. */
+static int sp_conf_tls_line(const sp_node *n, const char *key, int fallback)
+{
+    const sp_node *map = sp_node_get(n, "tls");
+    return sp_node_line(map, key, sp_node_line(n, "tls", fallback));
+}
+
+int sp_conf_tls_map(const sp_kvlist *tls, const sp_conf_tls *t, const sp_node *n, int fallback_line,
+                    sp_conf_err *err)
+{
+    for (size_t i = 0; i < tls->n; i++) {
+        const char *key = tls->k[i], *v = tls->v[i];
+        char **dst = !strcmp(key, "ca_file")       ? t->ca_file
+                     : !strcmp(key, "cert")        ? t->cert
+                     : !strcmp(key, "key")         ? t->key
+                     : !strcmp(key, "server_name") ? t->server_name
+                                                   : NULL;
+        if (dst) {
+            free(*dst);
+            *dst = strdup(v);
+        } else if (!strcmp(key, "verify") && t->verify &&
+                   (!strcmp(v, "true") || !strcmp(v, "false"))) {
+            *t->verify = !strcmp(v, "true");
+        } else {
+            sp_conf_error(err, sp_conf_tls_line(n, key, fallback_line), "tls",
+                          "%s: expected ca_file, cert, key%s or verify (true|false)", key,
+                          t->server_name ? ", server_name" : "");
+            return -1;
+        }
+    }
+    return 0;
 }

@@ -100,4 +100,23 @@ int sp_parse_duration(const char *s, uint64_t *out_ms);
 void sp_conf_error(sp_conf_err *err, int line, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/** Where the keys of a `tls:` map land: the plugin's flat tls_* settings. A NULL target is a key
+ * the plugin does not take (Elasticsearch has no server_name). */
+typedef struct {
+    char **ca_file;
+    char **cert;
+    char **key;
+    char **server_name;
+    int *verify;
+} sp_conf_tls;
+
+/**
+ * Fills the targets of `t` from the map `tls` (the SP_CONF_MAP setting "tls" of the map node `n`):
+ * strings are copied over what the flat key set, verify must be true or false. An unknown key or
+ * a bad verify is "file:line: tls: KEY: expected ca_file, cert, ..." at the key's line (the line
+ * of "tls", else `fallback_line`). Returns 0 or -1 with err set (docs/architecture.md, "Config").
+ */
+int sp_conf_tls_map(const sp_kvlist *tls, const sp_conf_tls *t, const sp_node *n, int fallback_line,
+                    sp_conf_err *err);
+
 #endif

@@ -13,6 +13,46 @@
 #include "forward_int.h"
 #include "meta.h"
 
+/* Binds (or takes the inherited socket of) `listen` and starts accepting. */
+static int sp_fwd_listen(sp_fwd_server *s)
+{
+    sp_input *in = s->in;
+    sp_forward_conf *conf = s->conf;
+    const char *why;
+    if (sp_addr_parse(conf->listen, &s->addr, &why)) return -EINVAL;
+    int rc, fd = sp_input_inherited_fd(in, &s->addr);
+    if (fd >= 0) { /* already bound and listening: systemd socket activation */
+        if (s->addr.is_unix) {
+            uv_pipe_init(in->loop, &s->l.pipe, 0);
+            rc = uv_pipe_open(&s->l.pipe, fd);
+        } else {
+            uv_tcp_init(in->loop, &s->l.tcp);
+            rc = uv_tcp_open(&s->l.tcp, fd);
+        }
+        if (rc == 0) sp_in_info(in, "%s: using the inherited socket (fd %d)", conf->listen, fd);
+    } else if (s->addr.is_unix) {
+        struct stat st;
+        /* A socket left by a previous run would make bind fail: remove it (only a socket). */
+        if (lstat(s->addr.path, &st) == 0 && S_ISSOCK(st.st_mode)) unlink(s->addr.path);
+        uv_pipe_init(in->loop, &s->l.pipe, 0);
+        rc = uv_pipe_bind(&s->l.pipe, s->addr.path);
+        if (rc == 0) chmod(s->addr.path, 0660);
+    } else {
+        uv_tcp_init(in->loop, &s->l.tcp);
+        rc = uv_tcp_bind(&s->l.tcp, (const struct sockaddr *)&s->addr.sa, 0);
+    }
+    s->l.handle.data = s;
+    s->handles = 1;
+    if (rc == 0) rc = uv_listen(&s->l.stream, 1024, sp_fwd_conn_accept_cb);
+    if (rc) {
+        sp_in_error(in, "cannot listen on %s: %s", conf->listen, uv_strerror(rc));
+        return rc;
+    }
+    s->listening = 1;
+    sp_in_info(in, "listening on %s", conf->listen);
+    return 0;
+}
+
 static int sp_fwd_start(sp_input *in)
 {
     sp_forward_conf *conf = in->conf;
@@ -63,39 +103,7 @@ static int sp_fwd_start(sp_input *in)
     uint8_t h[16];
     sp_hash128(&t, sizeof t, 7, h);
     memcpy(&s->nonce, h, sizeof s->nonce);
-    const char *why;
-    if (sp_addr_parse(conf->listen, &s->addr, &why)) return -EINVAL;
-    int rc, fd = sp_input_inherited_fd(in, &s->addr);
-    if (fd >= 0) { /* already bound and listening: systemd socket activation */
-        if (s->addr.is_unix) {
-            uv_pipe_init(in->loop, &s->l.pipe, 0);
-            rc = uv_pipe_open(&s->l.pipe, fd);
-        } else {
-            uv_tcp_init(in->loop, &s->l.tcp);
-            rc = uv_tcp_open(&s->l.tcp, fd);
-        }
-        if (rc == 0) sp_in_info(in, "%s: using the inherited socket (fd %d)", conf->listen, fd);
-    } else if (s->addr.is_unix) {
-        struct stat st;
-        /* A socket left by a previous run would make bind fail: remove it (only a socket). */
-        if (lstat(s->addr.path, &st) == 0 && S_ISSOCK(st.st_mode)) unlink(s->addr.path);
-        uv_pipe_init(in->loop, &s->l.pipe, 0);
-        rc = uv_pipe_bind(&s->l.pipe, s->addr.path);
-        if (rc == 0) chmod(s->addr.path, 0660);
-    } else {
-        uv_tcp_init(in->loop, &s->l.tcp);
-        rc = uv_tcp_bind(&s->l.tcp, (const struct sockaddr *)&s->addr.sa, 0);
-    }
-    s->l.handle.data = s;
-    s->handles = 1;
-    if (rc == 0) rc = uv_listen(&s->l.stream, 1024, sp_fwd_conn_accept_cb);
-    if (rc) {
-        sp_in_error(in, "cannot listen on %s: %s", conf->listen, uv_strerror(rc));
-        return rc;
-    }
-    s->listening = 1;
-    sp_in_info(in, "listening on %s", conf->listen);
-    return 0;
+    return sp_fwd_listen(s);
 }
 
 static void sp_fwd_pause(sp_input *in)

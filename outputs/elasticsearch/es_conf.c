@@ -49,23 +49,8 @@ int sp_es_check(sp_output *o, const sp_node *n, sp_conf_err *err)
     sp_es_conf *c = o->conf;
 #define SP_LINE(key) sp_node_line(n, key, o->line)
     /* tls: {ca_file, cert, key, verify} fills the flat tls_* settings. */
-    for (size_t i = 0; i < c->tls.n; i++) {
-        const char *key = c->tls.k[i], *v = c->tls.v[i];
-        char **dst = !strcmp(key, "ca_file") ? &c->tls_ca_file
-                     : !strcmp(key, "cert")  ? &c->tls_cert
-                     : !strcmp(key, "key")   ? &c->tls_key
-                                             : NULL;
-        if (dst) {
-            free(*dst);
-            *dst = strdup(v);
-        } else if (!strcmp(key, "verify") && (!strcmp(v, "true") || !strcmp(v, "false"))) {
-            c->tls_verify = !strcmp(v, "true");
-        } else {
-            sp_conf_error(err, SP_LINE("tls"), "tls",
-                          "%s: expected ca_file, cert, key or verify (true|false)", key);
-            return -1;
-        }
-    }
+    sp_conf_tls tls = {&c->tls_ca_file, &c->tls_cert, &c->tls_key, NULL, &c->tls_verify};
+    if (sp_conf_tls_map(&c->tls, &tls, n, o->line, err)) return -1;
     if (c->url.n == 0) {
         sp_conf_error(err, SP_LINE("url"), "url", "at least one URL is required");
         return -1;

@@ -90,25 +90,9 @@ int sp_fwdout_check(sp_output *o, const sp_node *n, sp_conf_err *err)
     sp_fwdout_conf *c = o->conf;
     sp_node *k;
 #define SP_LINE(key) ((k = sp_node_get(n, key)) ? k->line : o->line)
-    for (size_t i = 0; i < c->tls.n; i++) {
-        const char *key = c->tls.k[i], *v = c->tls.v[i];
-        char **dst = !strcmp(key, "ca_file")       ? &c->tls_ca_file
-                     : !strcmp(key, "cert")        ? &c->tls_cert
-                     : !strcmp(key, "key")         ? &c->tls_key
-                     : !strcmp(key, "server_name") ? &c->tls_server_name
-                                                   : NULL;
-        if (dst) {
-            free(*dst);
-            *dst = strdup(v);
-        } else if (!strcmp(key, "verify") && (!strcmp(v, "true") || !strcmp(v, "false"))) {
-            c->tls_verify = !strcmp(v, "true");
-        } else {
-            sp_conf_error(err, SP_LINE("tls"), "tls",
-                          "%s: expected ca_file, cert, key, server_name or verify (true|false)",
-                          key);
-            return -1;
-        }
-    }
+    sp_conf_tls tls = {&c->tls_ca_file, &c->tls_cert, &c->tls_key, &c->tls_server_name,
+                       &c->tls_verify};
+    if (sp_conf_tls_map(&c->tls, &tls, n, o->line, err)) return -1;
     c->tls_on = sp_node_get(n, "tls") || c->tls_ca_file || c->tls_cert || c->tls_server_name ||
                 sp_node_get(n, "tls_verify");
     if (c->servers.n == 0) {

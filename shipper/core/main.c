@@ -66,152 +66,179 @@ static char *sp_main_read_file(const char *path, size_t *len)
     return b.base;
 }
 
-/* Long (about 150 lines): one flat pass over the flags, each an `else if` of a few lines,
- * then the config they make; it reads in order top to bottom and runs once. */
-int main(int argc, char **argv)
+/* What the command line asked for: a file, or quick flags that become a config. */
+typedef struct {
+    const char *file, *http, *log_level, *topic;
+    int check, outputs, quick;
+    sp_buf in, out; /* the quick flags' inputs and outputs, as YAML list items */
+} sp_main_args;
+
+/* The quick flags that add an input or an output: the YAML they add, then the value quoted. */
+static const struct {
+    const char *flag, *yaml;
+    int value, output;
+} sp_main_quick[] = {
+    {"--forward", "  - type: forward\n    listen: ", 1, 0},
+    {"--docker-logs", "  - type: docker_logs\n    path: ", 1, 0},
+    {"--es", "  - type: elasticsearch\n    url: ", 1, 1},
+    {"--kafka", "  - type: kafka\n    brokers: ", 1, 1},
+    {"--stdout", "  - type: stdout\n", 0, 1},
+    {"--null", "  - type: null\n", 0, 1},
+};
+
+/* One quick flag of the table at argv[*i]: 1 when it was one (its value taken), 0 when not, -1
+ * (after the message) when its value is missing. */
+static int sp_main_quick_flag(sp_main_args *g, int argc, char **argv, int *i)
 {
-    const char *file = NULL, *http = NULL, *log_level = NULL, *topic = NULL;
-    int check = 0, outputs = 0, quick = 0;
-    sp_buf in = {0}, out = {0};
-    sp_listenfds_init(); /* first: fds 3.. may be sockets systemd passed */
-    sp_upgrade_init(argc, argv);
+    const char *a = argv[*i];
+    for (size_t k = 0; k < sizeof sp_main_quick / sizeof *sp_main_quick; k++) {
+        if (strcmp(a, sp_main_quick[k].flag)) continue;
+        sp_buf *b = sp_main_quick[k].output ? &g->out : &g->in;
+        sp_buf_append(b, sp_main_quick[k].yaml, strlen(sp_main_quick[k].yaml));
+        if (sp_main_quick[k].value) {
+            if (*i + 1 >= argc) {
+                sp_main_bad_flags("missing value for", a);
+                return -1;
+            }
+            sp_main_yq(b, argv[++*i]);
+            SP_BUF_LIT(b, "\n");
+        }
+        g->outputs += sp_main_quick[k].output;
+        g->quick = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* Reads the flags into `g`: -1 to go on, else the exit code (--version, --help, --health, a bad
+ * flag). */
+static int sp_main_parse(sp_main_args *g, int argc, char **argv)
+{
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEEDV()                                                                                    \
-    do {                                                                                           \
-        if (!v) return sp_main_bad_flags("missing value for", a);                                  \
-        i++;                                                                                       \
-    } while (0)
+        int q = sp_main_quick_flag(g, argc, argv, &i);
+        if (q < 0) return 2;
+        if (q) continue;
         if (!strcmp(a, "--version")) {
             printf("shipper %s\n", SHIPPER_VERSION);
             return 0;
-        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+        }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(sp_main_usage, stdout);
             return 0;
-        } else if (!strcmp(a, "--health")) {
-            NEEDV();
-            return sp_http_probe(v);
-        } else if (!strcmp(a, "-c") || !strcmp(a, "--config")) {
-            NEEDV();
-            file = v;
-        } else if (!strcmp(a, "--check")) {
-            check = 1;
-        } else if (!strcmp(a, "--forward")) {
-            NEEDV();
-            SP_BUF_LIT(&in, "  - type: forward\n    listen: ");
-            sp_main_yq(&in, v);
-            SP_BUF_LIT(&in, "\n");
-            quick = 1;
-        } else if (!strcmp(a, "--docker-logs")) {
-            NEEDV();
-            SP_BUF_LIT(&in, "  - type: docker_logs\n    path: ");
-            sp_main_yq(&in, v);
-            SP_BUF_LIT(&in, "\n");
-            quick = 1;
-        } else if (!strcmp(a, "--es")) {
-            NEEDV();
-            SP_BUF_LIT(&out, "  - type: elasticsearch\n    url: ");
-            sp_main_yq(&out, v);
-            SP_BUF_LIT(&out, "\n");
-            outputs++, quick = 1;
-        } else if (!strcmp(a, "--kafka")) {
-            NEEDV();
-            SP_BUF_LIT(&out, "  - type: kafka\n    brokers: ");
-            sp_main_yq(&out, v);
-            SP_BUF_LIT(&out, "\n");
-            outputs++, quick = 1;
-        } else if (!strcmp(a, "--topic")) {
-            NEEDV();
-            topic = v;
-        } else if (!strcmp(a, "--stdout")) {
-            SP_BUF_LIT(&out, "  - type: stdout\n");
-            outputs++, quick = 1;
-        } else if (!strcmp(a, "--null")) {
-            SP_BUF_LIT(&out, "  - type: null\n");
-            outputs++, quick = 1;
-        } else if (!strcmp(a, "--http")) {
-            NEEDV();
-            http = v;
-            quick = 1;
-        } else if (!strcmp(a, "--log-level")) {
-            NEEDV();
-            log_level = v;
-        } else {
-            return sp_main_bad_flags("unknown argument", a);
         }
-#undef NEEDV
+        if (!strcmp(a, "--check")) {
+            g->check = 1;
+            continue;
+        }
+        if (!strcmp(a, "--health")) {
+            if (!v) return sp_main_bad_flags("missing value for", a);
+            return sp_http_probe(v);
+        }
+        const char **dst = !strcmp(a, "-c") || !strcmp(a, "--config") ? &g->file
+                           : !strcmp(a, "--topic")                    ? &g->topic
+                           : !strcmp(a, "--http")                     ? &g->http
+                           : !strcmp(a, "--log-level")                ? &g->log_level
+                                                                      : NULL;
+        if (!dst) return sp_main_bad_flags("unknown argument", a);
+        if (!v) return sp_main_bad_flags("missing value for", a);
+        i++;
+        *dst = v;
+        if (dst == &g->http) g->quick = 1;
     }
-    if (file && quick)
+    if (g->file && g->quick)
         return sp_main_bad_flags("use either -c FILE or quick flags, not both", NULL);
-    if (topic && !strstr(out.base ? out.base : "", "type: kafka"))
+    if (g->topic && !strstr(g->out.base ? g->out.base : "", "type: kafka"))
         return sp_main_bad_flags("--topic goes with --kafka", NULL);
-    if (outputs > 1) return sp_main_bad_flags("quick flags take one output", NULL);
+    if (g->outputs > 1) return sp_main_bad_flags("quick flags take one output", NULL);
+    return -1;
+}
 
-    char *text;
+/* The config the quick flags make, NUL-terminated; NULL (after the message) without an input. */
+static char *sp_main_quick_config(const sp_main_args *g, size_t *len)
+{
+    sp_buf y = {0};
+    SP_BUF_LIT(&y, "service:\n  http_listen: ");
+    sp_main_yq(&y, g->http ? g->http : "");
+    if (g->log_level) {
+        SP_BUF_LIT(&y, "\n  log_level: ");
+        sp_main_yq(&y, g->log_level);
+    }
+    SP_BUF_LIT(&y, "\n");
+    if (g->in.len) {
+        SP_BUF_LIT(&y, "inputs:\n");
+        sp_buf_append(&y, g->in.base, g->in.len);
+    }
+    SP_BUF_LIT(&y, "outputs:\n");
+    if (g->out.len) {
+        sp_buf_append(&y, g->out.base, g->out.len);
+        if (g->topic) {
+            SP_BUF_LIT(&y, "    topic: ");
+            sp_main_yq(&y, g->topic);
+            SP_BUF_LIT(&y, "\n");
+        }
+    } else {
+        SP_BUF_LIT(&y, "  - type: stdout\n");
+    }
+    if (!g->in.len) {
+        sp_buf_free(&y);
+        sp_main_bad_flags("quick flags need an input (--forward or --docker-logs)", NULL);
+        return NULL;
+    }
+    sp_buf_putc(&y, '\0');
+    *len = y.len - 1;
+    return y.base;
+}
+
+/* The config text and the name errors give it: the file, the quick flags' or the default. NULL
+ * (after the message) when there is none. */
+static char *sp_main_config_text(const sp_main_args *g, size_t *len, const char **name)
+{
+    if (g->file) {
+        *name = g->file;
+        char *text = sp_main_read_file(g->file, len);
+        if (!text) fprintf(stderr, "shipper: %s: %s\n", g->file, strerror(errno));
+        return text;
+    }
+    if (g->quick) {
+        *name = "<command line>";
+        return sp_main_quick_config(g, len);
+    }
+    *name = "<default config>";
+    *len = strlen(sp_main_default_config);
+    return strdup(sp_main_default_config);
+}
+
+int main(int argc, char **argv)
+{
+    sp_main_args g = {0};
+    sp_listenfds_init(); /* first: fds 3.. may be sockets systemd passed */
+    sp_upgrade_init(argc, argv);
+    int rc = sp_main_parse(&g, argc, argv);
+    if (rc >= 0) return rc;
     size_t len;
     const char *name;
-    if (file) {
-        text = sp_main_read_file(file, &len);
-        if (!text) {
-            fprintf(stderr, "shipper: %s: %s\n", file, strerror(errno));
-            return 2;
-        }
-        name = file;
-    } else if (quick) {
-        sp_buf y = {0};
-        SP_BUF_LIT(&y, "service:\n  http_listen: ");
-        sp_main_yq(&y, http ? http : "");
-        if (log_level) {
-            SP_BUF_LIT(&y, "\n  log_level: ");
-            sp_main_yq(&y, log_level);
-        }
-        SP_BUF_LIT(&y, "\n");
-        if (in.len) {
-            SP_BUF_LIT(&y, "inputs:\n");
-            sp_buf_append(&y, in.base, in.len);
-        }
-        SP_BUF_LIT(&y, "outputs:\n");
-        if (out.len) {
-            sp_buf_append(&y, out.base, out.len);
-            if (topic) {
-                SP_BUF_LIT(&y, "    topic: ");
-                sp_main_yq(&y, topic);
-                SP_BUF_LIT(&y, "\n");
-            }
-        } else {
-            SP_BUF_LIT(&y, "  - type: stdout\n");
-        }
-        if (!in.len)
-            return sp_main_bad_flags("quick flags need an input (--forward or --docker-logs)",
-                                     NULL);
-        sp_buf_putc(&y, '\0');
-        text = y.base;
-        len = y.len - 1;
-        name = "<command line>";
-    } else {
-        text = strdup(sp_main_default_config);
-        len = strlen(text);
-        name = "<default config>";
-    }
-    sp_buf_free(&in);
-    sp_buf_free(&out);
+    char *text = sp_main_config_text(&g, &len, &name);
+    sp_buf_free(&g.in);
+    sp_buf_free(&g.out);
+    if (!text) return 2;
 
     sp_daemon d;
     sp_conf_err err = {.file = name};
-    int rc = sp_daemon_load(&d, text, len, &err);
+    rc = sp_daemon_load(&d, text, len, &err);
     free(text);
     if (rc) {
         fprintf(stderr, "shipper: %s\n", err.msg);
         sp_daemon_free(&d);
         return 2;
     }
-    if (log_level && !quick) {
-        int lv = sp_log_level_parse(log_level);
-        if (lv < 0) return sp_main_bad_flags("bad --log-level", log_level);
+    if (g.log_level && !g.quick) {
+        int lv = sp_log_level_parse(g.log_level);
+        if (lv < 0) return sp_main_bad_flags("bad --log-level", g.log_level);
         d.service.log_level = lv;
     }
-    if (check) {
+    if (g.check) {
         sp_buf b = {0};
         sp_daemon_print(&d, &b);
         fwrite(b.base, 1, b.len, stdout);

@@ -10,41 +10,8 @@
 """
 import argparse, base64, os, socket, struct, sys, time
 
-
-def pack(o):
-    if o is None:
-        return b"\xc0"
-    if o is True:
-        return b"\xc3"
-    if o is False:
-        return b"\xc2"
-    if isinstance(o, int):
-        if 0 <= o < 128:
-            return bytes([o])
-        if 0 <= o < 2**32:
-            return b"\xce" + struct.pack(">I", o)
-        return b"\xcf" + struct.pack(">Q", o)
-    if isinstance(o, str):
-        o = o.encode()
-        n = len(o)
-        if n < 32:
-            return bytes([0xA0 | n]) + o
-        if n < 256:
-            return b"\xd9" + bytes([n]) + o
-        if n < 65536:
-            return b"\xda" + struct.pack(">H", n) + o
-        return b"\xdb" + struct.pack(">I", n) + o
-    if isinstance(o, bytes):
-        return b"\xc6" + struct.pack(">I", len(o)) + o
-    if isinstance(o, (list, tuple)):
-        n = len(o)
-        h = bytes([0x90 | n]) if n < 16 else b"\xdd" + struct.pack(">I", n)
-        return h + b"".join(pack(x) for x in o)
-    if isinstance(o, dict):
-        n = len(o)
-        h = bytes([0x80 | n]) if n < 16 else b"\xdf" + struct.pack(">I", n)
-        return h + b"".join(pack(k) + pack(v) for k, v in o.items())
-    raise TypeError(o)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "rigs"))
+from msgpack_lite import pack  # noqa: E402  (the shared MessagePack writer)
 
 
 def connect(addr):

@@ -86,9 +86,83 @@ stop_shipper() {
 
 # Docker: dockerd running and the busybox image present.
 need_docker() { "$ROOT/tests/rigs/dockerd.sh" >/dev/null || { echo "docker unavailable"; exit 1; }; IMAGE=shipper-test-busybox; }
+# need_fluent_bit: a real Fluent Bit (2.1+) in $FB, from FLUENT_BIT; the test skips without it.
+need_fluent_bit() {
+    FB=${FLUENT_BIT:-}
+    if [ -z "$FB" ] || [ ! -x "$FB" ]; then
+        skip "set FLUENT_BIT=/path/to/fluent-bit (2.1+) to run this test"
+    fi
+    "$FB" --version | head -1
+}
 # need_fluent_client: the independent Forward client (@fluent-org/logger) in $CLIENT, installed.
 need_fluent_client() {
     CLIENT="$ROOT/tests/rigs/fluent_client"
     [ -d "$CLIENT/node_modules" ] || (cd "$CLIENT" && npm ci --silent --no-audit --no-fund >/dev/null 2>&1) ||
         { echo "npm ci failed in $CLIENT"; exit 1; }
+}
+
+# localhost_cert: a self-signed certificate for localhost and 127.0.0.1 in $T/cert.pem, its key in
+# $T/key.pem; exits the test when openssl fails.
+localhost_cert() {
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/key.pem" -out "$T/cert.pem" -days 2 \
+        -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null ||
+        { echo "openssl failed"; exit 1; }
+}
+
+# fluentbit_target: shipper as Fluent Bit's forward target, with the four listeners the six
+# Fluent Bit modes use (test_forward_fluentbit*.sh): PLAIN (ack: delivered), KEY (shared_key
+# fb-key, self_hostname shipper-test), TLS ($T/cert.pem), ALL (tls, shared key, user fluent:bit,
+# ack: delivered); stdout output, metrics on $M. Sets those ports and M; needs localhost_cert.
+fluentbit_target() {
+    PLAIN=$(free_port); KEY=$(free_port); TLS=$(free_port); ALL=$(free_port); H=$(free_port)
+    M="127.0.0.1:$H"
+    cat >"$T/s.yaml" <<YAML
+service: {http_listen: "$M"}
+buffer: {flush_interval: 200ms}
+inputs:
+  - {type: forward, listen: "127.0.0.1:$PLAIN", ack: delivered}
+  - {type: forward, listen: "127.0.0.1:$KEY", shared_key: fb-key, self_hostname: shipper-test}
+  - type: forward
+    listen: 127.0.0.1:$TLS
+    tls: {cert: $T/cert.pem, key: $T/key.pem}
+  - type: forward
+    listen: 127.0.0.1:$ALL
+    tls: {cert: $T/cert.pem, key: $T/key.pem}
+    shared_key: fb-key
+    users: {fluent: bit}
+    ack: delivered
+outputs:
+  - type: stdout
+YAML
+    start_shipper s -c "$T/s.yaml"
+    wait_ready "$M" || exit 1
+}
+
+# durable_spool_conf STATE_DIR GRACE: prints a config with a forward input on 127.0.0.1:$P
+# (ack: durable), the spool on in STATE_DIR, 64KiB chunks, a stdout output and metrics on
+# 127.0.0.1:$H (test_spool.sh, test_shutdown.sh).
+durable_spool_conf() {
+    cat <<YAML
+service:
+  http_listen: 127.0.0.1:$H
+  state_dir: $1
+  grace: $2
+buffer:
+  spool: true
+  chunk_size: 64KiB
+  flush_interval: 200ms
+inputs:
+  - type: forward
+    listen: 127.0.0.1:$P
+    ack: durable
+outputs:
+  - type: stdout
+YAML
+}
+
+# count_lost ACKED FILES...: how many of the seqs 0..ACKED-1 appear in none of FILES (the outputs).
+count_lost() {
+    local acked=$1; shift
+    cat "$@" | grep -o '"seq":[0-9]*' | cut -d: -f2 | sort -un |
+        awk -v n="$acked" '$1 < n { seen++ } END { print n - seen }'
 }

@@ -9,29 +9,8 @@
 # kept under fluent_metadata. (test_forward_fluentbit_binary.sh drives a real Fluent Bit.)
 . "$(dirname "$0")/lib.sh"
 cd "$T" || exit 1
-openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 2 -subj "/CN=localhost" \
-    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null || { echo "openssl failed"; exit 1; }
-PLAIN=$(free_port); KEY=$(free_port); TLS=$(free_port); ALL=$(free_port); H=$(free_port); M="127.0.0.1:$H"
-cat >"$T/s.yaml" <<YAML
-service: {http_listen: "$M"}
-buffer: {flush_interval: 200ms}
-inputs:
-  - {type: forward, listen: "127.0.0.1:$PLAIN", ack: delivered}
-  - {type: forward, listen: "127.0.0.1:$KEY", shared_key: fb-key, self_hostname: shipper-test}
-  - type: forward
-    listen: 127.0.0.1:$TLS
-    tls: {cert: $T/cert.pem, key: $T/key.pem}
-  - type: forward
-    listen: 127.0.0.1:$ALL
-    tls: {cert: $T/cert.pem, key: $T/key.pem}
-    shared_key: fb-key
-    users: {fluent: bit}
-    ack: delivered
-outputs:
-  - type: stdout
-YAML
-start_shipper s -c "$T/s.yaml"
-wait_ready "$M" || exit 1
+localhost_cert
+fluentbit_target
 fb() { timeout 60 python3 "$ROOT/tests/rigs/fluentbit_client.py" --chunks 20 --records 50 "$@"; }
 TLSOPT=(--tls --ca "$T/cert.pem" --servername localhost)
 

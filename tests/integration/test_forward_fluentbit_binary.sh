@@ -7,37 +7,12 @@
 # counted as unsupported_signal, and the connection stays open.
 # Without FLUENT_BIT this test reports SKIP (exit 77).
 . "$(dirname "$0")/lib.sh"
-FB=${FLUENT_BIT:-}
-if [ -z "$FB" ] || [ ! -x "$FB" ]; then
-    skip "set FLUENT_BIT=/path/to/fluent-bit (2.1+) to run this test"
-fi
-"$FB" --version | head -1
+need_fluent_bit
 cd "$T" || exit 1
-openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 2 -subj "/CN=localhost" \
-    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null || { echo "openssl failed"; exit 1; }
+localhost_cert
 N=2000
 seq 0 $((N - 1)) | sed 's/^/seq=/' >"$T/lines.log"
-PLAIN=$(free_port); KEY=$(free_port); TLS=$(free_port); ALL=$(free_port); H=$(free_port); M="127.0.0.1:$H"
-cat >"$T/s.yaml" <<YAML
-service: {http_listen: "$M"}
-buffer: {flush_interval: 200ms}
-inputs:
-  - {type: forward, listen: "127.0.0.1:$PLAIN", ack: delivered}
-  - {type: forward, listen: "127.0.0.1:$KEY", shared_key: fb-key, self_hostname: shipper-test}
-  - type: forward
-    listen: 127.0.0.1:$TLS
-    tls: {cert: $T/cert.pem, key: $T/key.pem}
-  - type: forward
-    listen: 127.0.0.1:$ALL
-    tls: {cert: $T/cert.pem, key: $T/key.pem}
-    shared_key: fb-key
-    users: {fluent: bit}
-    ack: delivered
-outputs:
-  - type: stdout
-YAML
-start_shipper s -c "$T/s.yaml"
-wait_ready "$M" || exit 1
+fluentbit_target
 TLSOPT="tls on
     tls.verify on
     tls.ca_file $T/cert.pem

@@ -15,8 +15,7 @@
 cd "$T"
 FWD="python3 $ROOT/tests/integration/fwd_client.py"
 
-openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 2 -subj "/CN=localhost" \
-    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null || { echo "openssl failed"; exit 1; }
+localhost_cert
 openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -days 2 -subj "/CN=other" \
     2>/dev/null || { echo "openssl failed"; exit 1; }
 

@@ -5,11 +5,7 @@
 # Fluent Bit prints what it gets as JSON lines; every record arrives once per output, and the
 # shipper's per-server ack counters match the chunks it sent.
 . "$(dirname "$0")/lib.sh"
-FB=${FLUENT_BIT:-}
-if [ -z "$FB" ] || [ ! -x "$FB" ]; then
-    skip "set FLUENT_BIT=/path/to/fluent-bit (2.1+) to run this test"
-fi
-"$FB" --version | head -1
+need_fluent_bit
 cd "$T" || exit 1
 N=3000
 P1=$(free_port); P2=$(free_port); P3=$(free_port); P4=$(free_port)

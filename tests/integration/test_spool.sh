@@ -6,29 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 FC="python3 $ROOT/tests/integration/fwd_client.py"
 P=$(free_port); H=$(free_port)
-conf() { # STATE_DIR [EXTRA-OUTPUT-YAML]
-    cat <<YAML
-service:
-  http_listen: 127.0.0.1:$H
-  state_dir: $1
-  grace: 2s
-buffer:
-  spool: true
-  chunk_size: 64KiB
-  flush_interval: 200ms
-inputs:
-  - type: forward
-    listen: 127.0.0.1:$P
-    ack: durable
-outputs:
-  - type: stdout
-YAML
-}
-count_lost() { # ACKED FILES... : acked seqs missing from the union of outputs
-    local acked=$1; shift
-    cat "$@" | grep -o '"seq":[0-9]*' | cut -d: -f2 | sort -un |
-        awk -v n="$acked" '$1 < n { seen++ } END { print n - seen }'
-}
+conf() { durable_spool_conf "$1" 2s; } # STATE_DIR
 
 log "1. SIGKILL mid-flood with ack: durable, then restart"
 conf "$T/state" >"$T/a.yaml"
