@@ -218,6 +218,7 @@ static void sp_meta_load_socket(sp_meta_ent *e, sp_slice id)
     snprintf(url, sizeof url, "http://localhost/containers/%.64s/json", id.base);
     sp_buf body = {0};
     long status = 0;
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http");
     curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sp_meta_socket);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 1000L);
