@@ -1,5 +1,5 @@
 /* The manual pages shipper(1) and shipper.yaml(5), written as roff from the same field tables
- * that parse the config and that `--check` prints (docs/architecture.md, "Configuration"), so
+ * that parse the config and that `--check` prints (docs/architecture.md, "Manual pages"), so
  * the reference cannot drift from the code. CMake runs `shipper --man 1|5` at build time. */
 #include <stdio.h>
 #include <string.h>
