@@ -92,10 +92,45 @@ copy_path() {
     done
 }
 
-# Every library the dynamic loader resolves (ldd lists the whole closure), and the loader.
-LIBS=$(ldd "$SHIPPER" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u)
+# Stubs (docs/deploy.md, "Image size"): Debian's libcurl links librtmp (rtmp://) and OpenLDAP
+# (ldap://), which bring GnuTLS, nettle, GMP, p11-kit and libtasn1: 5 MiB that shipper never
+# runs (it restricts libcurl to http and https, CURLOPT_PROTOCOLS_STR). Each is replaced by a
+# library of the same SONAME that defines, under the same symbol versions, only the functions
+# libcurl imports from it, each failing (-1); it needs nothing else. SHIPPER_IMAGE_STUBS=""
+# keeps the real libraries.
+STUBS=${SHIPPER_IMAGE_STUBS-librtmp.so.1 libldap-2.5.so.0 liblber-2.5.so.0}
+STUBDIR=$(mktemp -d "${TMPDIR:-/tmp}/shipper-stubs.XXXXXX")
+trap 'rm -rf "$STUBDIR"; [ -n "$ROOTFS_ONLY" ] || rm -rf "$DIR"' EXIT
+CURL_LIB=$(ldd "$SHIPPER" | awk '$1 ~ /^libcurl/ { print $3 }')
+stub_lib() { # SONAME: builds $STUBDIR/SONAME from the real library's symbols that libcurl imports
+    local so=$1 real
+    real=$(ldd "$SHIPPER" | awk -v so="$so" '$1 == so { print $3 }')
+    [ -n "$real" ] && [ -n "$CURL_LIB" ] || return 0
+    objdump -T "$CURL_LIB" | awk '/\*UND\*/ { print $NF }' | sort -u >"$STUBDIR/imports"
+    objdump -T "$real" | awk '/ DF \.text/ { print $NF, $(NF - 1) }' | sort -u |
+        join - "$STUBDIR/imports" >"$STUBDIR/$so.syms"
+    awk '{ printf "long %s(void) { return -1; }\n", $1 }' "$STUBDIR/$so.syms" >"$STUBDIR/$so.c"
+    awk '$2 != "Base" { v[$2] = v[$2] " " $1 ";" }
+         END { for (k in v) printf "%s {\n  global:%s\n  local: *;\n};\n", k, v[k] }' \
+        "$STUBDIR/$so.syms" >"$STUBDIR/$so.map"
+    local vs=()
+    [ -s "$STUBDIR/$so.map" ] && vs=(-Wl,--version-script="$STUBDIR/$so.map")
+    ${CC:-cc} -shared -fPIC -O2 -nostdlib -s -o "$STUBDIR/$so" "$STUBDIR/$so.c" \
+        -Wl,-soname,"$so" "${vs[@]}"
+}
+for so in $STUBS; do stub_lib "$so"; done
+
+# Every library the dynamic loader resolves (ldd lists the whole closure, with the stubs in
+# place of the libraries they replace), and the loader.
+LDD=$(LD_LIBRARY_PATH=$STUBDIR ldd "$SHIPPER")
+LIBS=$(awk -v s="$STUBDIR/" '$2 == "=>" && $3 ~ /^\// && index($3, s) != 1 { print $3 }
+    $1 ~ /^\// { print $1 }' <<<"$LDD" | sort -u)
 [ -n "$LIBS" ] || { say "ldd found no libraries in $SHIPPER (static binary?)"; }
 for lib in $LIBS; do copy_path "$lib"; done
+# A stub goes where the real library's file is (through /lib -> usr/lib on merged /usr).
+STUBBED=$(awk -v s="$STUBDIR/" 'index($3, s) == 1 { print $1 }' <<<"$LDD")
+LIBDIR=$(dirname "$(readlink -f "$CURL_LIB")")
+for so in $STUBBED; do install -m 0644 "$STUBDIR/$so" "$DIR$LIBDIR/$so"; done
 
 cp /etc/ssl/certs/ca-certificates.crt "$DIR/etc/ssl/certs/ca-certificates.crt" || {
     say "no /etc/ssl/certs/ca-certificates.crt (apt-get install -y ca-certificates)"
@@ -166,3 +201,4 @@ fi
 SIZE=$(docker image inspect -f '{{.Size}}' "$NAME")
 echo "image $NAME: $SIZE bytes ($((SIZE / 1024)) KiB), $(echo "$LIBS" | wc -l) libraries:"
 for lib in $LIBS; do printf '  %-48s %6s KiB\n' "$lib" "$(($(stat -L -c %s "$lib") / 1024))"; done
+for so in $STUBBED; do printf '  %-48s %6s KiB (stub)\n' "$LIBDIR/$so" "$(($(stat -c %s "$STUBDIR/$so") / 1024))"; done

@@ -135,6 +135,8 @@ static CURL *sp_docker_easy(sp_docker_api *a, const char *path)
     sp_buf url = {0};
     SP_BUF_LIT(&url, "http://localhost");
     sp_buf_append(&url, path, strlen(path) + 1);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR,
+                     "http"); /* nothing else reachable (docs/deploy.md, "Size") */
     curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, a->socket);
     curl_easy_setopt(c, CURLOPT_URL, url.base); /* curl copies it */
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);

@@ -153,6 +153,9 @@ void sp_es_req_init(sp_es_req *q)
 {
     memset(q, 0, sizeof *q);
     q->easy = curl_easy_init();
+    /* Only http and https, redirects included: the image's libcurl has no working rtmp or ldap
+     * (docs/deploy.md, "Image size"). */
+    if (q->easy) curl_easy_setopt(q->easy, CURLOPT_PROTOCOLS_STR, "http,https");
 }
 
 int sp_es_http_send(sp_es_http *h, sp_es_req *q)

@@ -133,9 +133,32 @@ static void sp_daemon_signal_cb(uv_signal_t *s, int signum)
     sp_daemon_stop(s->data);
 }
 
-static int sp_daemon_http_handler(void *ctx, const char *path, sp_buf *body, const char **ctype)
+/* POST /reload: the SIGHUP path (upgrade.c), when service.http_reload allows it. */
+static int sp_daemon_http_post(sp_daemon *d, const char *path, sp_buf *body)
+{
+    if (strcmp(path, "/reload") != 0) {
+        SP_BUF_LIT(body, "only POST /reload\n");
+        return 405;
+    }
+    if (!d->service.http_reload) {
+        SP_BUF_LIT(body, "off: set service.http_reload: true to allow POST /reload\n");
+        return 403;
+    }
+    sp_info("POST /reload: reloading as on SIGHUP");
+    kill(getpid(), SIGHUP);
+    SP_BUF_LIT(body, "reloading\n");
+    return 202;
+}
+
+static int sp_daemon_http_handler(void *ctx, const char *method, const char *path, sp_buf *body,
+                                  const char **ctype)
 {
     sp_daemon *d = ctx;
+    if (strcmp(method, "POST") == 0) return sp_daemon_http_post(d, path, body);
+    if (strcmp(path, "/reload") == 0) {
+        SP_BUF_LIT(body, "POST /reload\n");
+        return 405;
+    }
     if (strcmp(path, "/metrics") == 0) {
         *ctype = "text/plain; version=0.0.4; charset=utf-8";
         sp_metrics_render(d, body);

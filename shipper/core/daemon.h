@@ -2,6 +2,8 @@
 #ifndef SP_DAEMON_H
 #define SP_DAEMON_H
 
+#include <stdio.h>
+
 #include <uv.h>
 
 #include "config.h"
@@ -17,6 +19,7 @@ typedef struct {
     char *state_dir;
     uint64_t grace_ms;
     char *pid_file;
+    int http_reload;
 } sp_service_conf;
 
 typedef struct {
@@ -54,6 +57,12 @@ typedef struct sp_daemon {
 int sp_daemon_load(sp_daemon *d, const char *text, size_t len, sp_conf_err *err);
 /** Appends the resolved configuration as YAML (for --check). */
 void sp_daemon_print(const sp_daemon *d, sp_buf *out);
+/** The settings table of "service", "buffer", or the keys every "input", "filter" or "output"
+ * has; NULL for another name. The man pages are made from these (manpage.c). */
+const sp_conf_field *sp_daemon_table(const char *which);
+/** Writes the manual page shipper(1) (`section` "1") or shipper.yaml(5) ("5") as roff to `out`;
+ * 0, or 2 for another section. */
+int sp_man_print(const char *section, FILE *out);
 /** Runs until stopped; returns the process exit code. */
 int sp_daemon_run(sp_daemon *d);
 void sp_daemon_free(sp_daemon *d);
@@ -75,7 +84,8 @@ enum {
  */
 int sp_daemon_start_inputs(sp_daemon *d, int which);
 
-/** One input or output has closed (sp_input_closed, sp_output_closed): the last one ends the run. */
+/** One input or output has closed (sp_input_closed, sp_output_closed): the last one ends the run.
+ */
 void sp_daemon_closed_one(sp_daemon *d);
 
 /** Appends Prometheus text for every metric. */

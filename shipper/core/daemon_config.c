@@ -20,6 +20,8 @@ static const sp_conf_field sp_daemon_service_fields[] = {
      "on SIGTERM/SIGINT, how long to keep delivering before exiting"},
     {"pid_file", SP_CONF_STR, offsetof(sp_service_conf, pid_file), NULL,
      "written with the process id once running (after an upgrade: the new process's)"},
+    {"http_reload", SP_CONF_BOOL, offsetof(sp_service_conf, http_reload), "false",
+     "POST /reload on http_listen reloads the config as SIGHUP does"},
     SP_CONF_END};
 
 static const sp_conf_field sp_daemon_buffer_fields[] = {
@@ -80,6 +82,21 @@ static const sp_conf_field sp_daemon_filter_common[] = {
 
 static const char *const sp_daemon_common_keys[] = {"type",      "match",   "name",
                                                     "retry_max", "workers", NULL};
+
+const sp_conf_field *sp_daemon_table(const char *which)
+{
+    static const struct {
+        const char *name;
+        const sp_conf_field *fields;
+    } tables[] = {{"service", sp_daemon_service_fields},
+                  {"buffer", sp_daemon_buffer_fields},
+                  {"input", sp_daemon_input_common},
+                  {"filter", sp_daemon_filter_common},
+                  {"output", sp_daemon_output_common}};
+    for (size_t i = 0; i < sizeof tables / sizeof *tables; i++)
+        if (strcmp(tables[i].name, which) == 0) return tables[i].fields;
+    return NULL;
+}
 
 /* Splits a component's map: the common keys go through `common`, the rest through `fields`. */
 static int sp_daemon_component(const sp_node *n, const char *section, void *common,

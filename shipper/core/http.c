@@ -66,16 +66,19 @@ static void sp_http_respond(sp_http_conn *c)
     if (sscanf(c->req, "%7s %255s", method, path) != 2) {
         status = 400;
         SP_BUF_LIT(&body, "bad request\n");
-    } else if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+    } else if (strcmp(method, "GET") && strcmp(method, "HEAD") && strcmp(method, "POST")) {
         status = 405;
-        SP_BUF_LIT(&body, "only GET\n");
+        SP_BUF_LIT(&body, "only GET and POST\n");
     } else {
         char *q = strchr(path, '?');
         if (q) *q = '\0';
-        status = c->srv->handler(c->srv->ctx, path, &body, &ctype);
+        status = c->srv->handler(c->srv->ctx, method, path, &body, &ctype);
     }
     const char *reason = status == 200   ? "OK"
+                         : status == 202 ? "Accepted"
+                         : status == 403 ? "Forbidden"
                          : status == 404 ? "Not Found"
+                         : status == 405 ? "Method Not Allowed"
                          : status == 503 ? "Service Unavailable"
                                          : "Error";
     sp_buf_printf(&c->resp,

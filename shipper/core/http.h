@@ -1,4 +1,5 @@
-/* A minimal HTTP/1.1 server for /metrics, /healthz and /readyz (GET only, Connection: close). */
+/* A minimal HTTP/1.1 server for /metrics, /healthz, /readyz and POST /reload (Connection: close).
+ */
 #ifndef SP_HTTP_H
 #define SP_HTTP_H
 
@@ -6,8 +7,10 @@
 
 #include "slice.h"
 
-/** Fills `body` for `path` and returns the status code; sets *ctype (a static string). */
-typedef int (*sp_http_handler)(void *ctx, const char *path, sp_buf *body, const char **ctype);
+/** Fills `body` for `method` (GET, HEAD or POST) `path` and returns the status code; sets *ctype
+ * (a static string). */
+typedef int (*sp_http_handler)(void *ctx, const char *method, const char *path, sp_buf *body,
+                               const char **ctype);
 
 typedef struct sp_http sp_http;
 

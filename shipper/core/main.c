@@ -1,5 +1,6 @@
 /* Command line: a config file, or quick flags that become one. See `shipper --help`. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,8 @@ static const char sp_main_usage[] =
     "usage: shipper -c shipper.yaml          run with a config file\n"
     "       shipper --check -c shipper.yaml  validate, print the resolved config\n"
     "       shipper --version\n"
+    "       shipper --reload PIDFILE         SIGHUP to the pid in PIDFILE (reload its config)\n"
+    "       shipper --man 1|5                print the manual page shipper(1) or shipper.yaml(5)\n"
     "       shipper --health URL             exit 0 if URL answers 200 (container health check)\n"
     "       shipper [quick flags]            no file needed:\n"
     "   --forward ADDR        forward input (repeatable): host:port, [v6]:port, unix:///path\n"
@@ -23,8 +26,9 @@ static const char sp_main_usage[] =
     "   --log-level LEVEL     error | warn | info | debug\n"
     "With no file and no flags: forward on 127.0.0.1:24224 to stdout, metrics on 127.0.0.1:2020.\n"
     "Exit codes: 0 clean stop, 1 runtime failure, 2 bad config or flags.\n"
-    "Signals: TERM/INT stop after delivering (service.grace); USR2 upgrades in place: the binary\n"
-    "at the same path takes over sockets, connections and spool (docs/deploy.md, Upgrades).\n";
+    "Signals: TERM/INT stop after delivering (service.grace); HUP reloads the config file; USR2\n"
+    "upgrades in place: the binary at the same path takes over sockets, connections and spool\n"
+    "(docs/deploy.md, Upgrades).\n";
 
 static const char sp_main_default_config[] = "service:\n"
                                              "  http_listen: 127.0.0.1:2020\n"
@@ -110,6 +114,24 @@ static int sp_main_quick_flag(sp_main_args *g, int argc, char **argv, int *i)
     return 0;
 }
 
+/* --reload PIDFILE: the same SIGHUP an operator would send (README, "Reload"). */
+static int sp_main_reload(const char *pidfile)
+{
+    FILE *f = fopen(pidfile, "r");
+    long pid = 0;
+    if (!f || fscanf(f, "%ld", &pid) != 1 || pid <= 1) {
+        fprintf(stderr, "shipper: %s: %s\n", pidfile, f ? "no process id in it" : strerror(errno));
+        if (f) fclose(f);
+        return 1;
+    }
+    fclose(f);
+    if (kill((pid_t)pid, SIGHUP)) {
+        fprintf(stderr, "shipper: pid %ld (%s): %s\n", pid, pidfile, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
 /* Reads the flags into `g`: -1 to go on, else the exit code (--version, --help, --health, a bad
  * flag). */
 static int sp_main_parse(sp_main_args *g, int argc, char **argv)
@@ -135,6 +157,10 @@ static int sp_main_parse(sp_main_args *g, int argc, char **argv)
         if (!strcmp(a, "--health")) {
             if (!v) return sp_main_bad_flags("missing value for", a);
             return sp_http_probe(v);
+        }
+        if (!strcmp(a, "--reload") || !strcmp(a, "--man")) {
+            if (!v) return sp_main_bad_flags("missing value for", a);
+            return !strcmp(a, "--reload") ? sp_main_reload(v) : sp_man_print(v, stdout);
         }
         const char **dst = !strcmp(a, "-c") || !strcmp(a, "--config") ? &g->file
                            : !strcmp(a, "--topic")                    ? &g->topic
