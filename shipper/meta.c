@@ -205,6 +205,23 @@ int sp_meta_set_socket(const char *path)
     return 0;
 }
 
+/* Puts `e` in the table in place of `old` (NULL: none). The write lock is held. */
+static void sp_meta_replace(sp_slice id, sp_meta_ent *old, sp_meta_ent *e)
+{
+    sp_meta_ent **pp = &sp_meta_buckets[sp_meta_bucket(id)];
+    if (old) {
+        while (*pp != old)
+            pp = &(*pp)->next;
+        *pp = old->next;
+        sp_meta_ent_free(old);
+        sp_meta_nentries--;
+        pp = &sp_meta_buckets[sp_meta_bucket(id)];
+    }
+    e->next = *pp;
+    *pp = e;
+    sp_meta_nentries++;
+}
+
 /* GET /containers/{id}/json. Blocking (1 s at most): called only from worker threads. */
 static void sp_meta_load_socket(sp_meta_ent *e, sp_slice id)
 {
@@ -247,18 +264,7 @@ static void sp_meta_refresh(sp_slice id, uint64_t now, int may_block)
     old = sp_meta_find(id);
     if (e) {
         if (!old && sp_meta_nentries >= SP_META_MAX_ENTRIES) sp_meta_clear(); /* bounded, crudely */
-        sp_meta_ent **pp = &sp_meta_buckets[sp_meta_bucket(id)];
-        if (old) {
-            while (*pp != old)
-                pp = &(*pp)->next;
-            *pp = old->next;
-            sp_meta_ent_free(old);
-            sp_meta_nentries--;
-            pp = &sp_meta_buckets[sp_meta_bucket(id)];
-        }
-        e->next = *pp;
-        *pp = e;
-        sp_meta_nentries++;
+        sp_meta_replace(id, old, e);
     } else if (old) {
         old->checked_ns = now;
     }
@@ -433,18 +439,7 @@ void sp_meta_learn(sp_slice id, const char *name, const char *image, const char 
     if ((old && old->found) || sp_meta_nentries >= SP_META_MAX_ENTRIES) {
         sp_meta_ent_free(e);
     } else {
-        sp_meta_ent **pp = &sp_meta_buckets[sp_meta_bucket(id)];
-        if (old) { /* known as unknown: what was learned is better */
-            while (*pp != old)
-                pp = &(*pp)->next;
-            *pp = old->next;
-            sp_meta_ent_free(old);
-            sp_meta_nentries--;
-            pp = &sp_meta_buckets[sp_meta_bucket(id)];
-        }
-        e->next = *pp;
-        *pp = e;
-        sp_meta_nentries++;
+        sp_meta_replace(id, old, e); /* known as unknown: what was learned is better */
     }
     pthread_rwlock_unlock(&sp_meta_lock);
 }
