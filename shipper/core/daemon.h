@@ -26,6 +26,8 @@ typedef struct {
     int spool;
     uint64_t spool_limit;
     uint64_t retry_min;
+    int fair;           /* fair backpressure (fair.c) */
+    uint64_t fair_mark; /* 0: half of memory_limit */
 } sp_buffer_conf;
 
 typedef struct sp_daemon {
@@ -75,7 +77,8 @@ enum {
  */
 int sp_daemon_start_inputs(sp_daemon *d, int which);
 
-/** One input or output has closed (sp_input_closed, sp_output_closed): the last one ends the run. */
+/** One input or output has closed (sp_input_closed, sp_output_closed): the last one ends the run.
+ */
 void sp_daemon_closed_one(sp_daemon *d);
 
 /** Appends Prometheus text for every metric. */

@@ -20,6 +20,14 @@ void sp_metrics_render(const sp_daemon *d, sp_buf *out)
     for (size_t i = 0; i < d->ninputs; i++)
         sp_reasons_render(&d->inputs[i]->errors, out, "shipper_input_errors_total", "input",
                           d->inputs[i]->name);
+    SP_BUF_LIT(out, "# TYPE shipper_sources_paused gauge\n");
+    for (size_t i = 0; i < d->ninputs; i++)
+        sp_buf_printf(out, "shipper_sources_paused{input=\"%s\"} %llu\n", d->inputs[i]->name,
+                      (unsigned long long)d->inputs[i]->sources_paused);
+    SP_BUF_LIT(out, "# TYPE shipper_source_pauses_total counter\n");
+    for (size_t i = 0; i < d->ninputs; i++)
+        sp_buf_printf(out, "shipper_source_pauses_total{input=\"%s\"} %llu\n", d->inputs[i]->name,
+                      (unsigned long long)d->inputs[i]->source_pauses);
     sp_filters_metrics(d, out);
     SP_BUF_LIT(out, "# TYPE shipper_output_records_total counter\n");
     for (size_t i = 0; i < d->noutputs; i++) {
@@ -61,19 +69,17 @@ void sp_metrics_render(const sp_daemon *d, sp_buf *out)
         if (d->outputs[i]->type->metrics) d->outputs[i]->type->metrics(d->outputs[i], out);
     for (size_t i = 0; i < d->ninputs; i++)
         if (d->inputs[i]->type->metrics) d->inputs[i]->type->metrics(d->inputs[i], out);
-    sp_buf_printf(
-        out,
-        "# TYPE shipper_buffer_bytes gauge\nshipper_buffer_bytes %llu\n"
-        "# TYPE shipper_buffer_limit_bytes gauge\nshipper_buffer_limit_bytes %llu\n"
-        "# TYPE shipper_spool_bytes gauge\nshipper_spool_bytes %llu\n"
-        "# TYPE shipper_spool_limit_bytes gauge\nshipper_spool_limit_bytes %llu\n"
-        "# TYPE shipper_paused gauge\nshipper_paused %d\n"
-        "# TYPE shipper_pauses_total counter\nshipper_pauses_total %llu\n"
-        "# TYPE shipper_unmatched_records_total counter\n"
-        "shipper_unmatched_records_total %llu\n",
-        (unsigned long long)sp_router_held(r),
-        (unsigned long long)r->memory_limit,
-        (unsigned long long)(r->spool ? sp_spool_bytes(r->spool) : 0),
-        (unsigned long long)(r->spool ? d->buffer.spool_limit : 0), r->paused,
-        (unsigned long long)r->pause_count, (unsigned long long)r->unmatched);
+    sp_buf_printf(out,
+                  "# TYPE shipper_buffer_bytes gauge\nshipper_buffer_bytes %llu\n"
+                  "# TYPE shipper_buffer_limit_bytes gauge\nshipper_buffer_limit_bytes %llu\n"
+                  "# TYPE shipper_spool_bytes gauge\nshipper_spool_bytes %llu\n"
+                  "# TYPE shipper_spool_limit_bytes gauge\nshipper_spool_limit_bytes %llu\n"
+                  "# TYPE shipper_paused gauge\nshipper_paused %d\n"
+                  "# TYPE shipper_pauses_total counter\nshipper_pauses_total %llu\n"
+                  "# TYPE shipper_unmatched_records_total counter\n"
+                  "shipper_unmatched_records_total %llu\n",
+                  (unsigned long long)sp_router_held(r), (unsigned long long)r->memory_limit,
+                  (unsigned long long)(r->spool ? sp_spool_bytes(r->spool) : 0),
+                  (unsigned long long)(r->spool ? d->buffer.spool_limit : 0), r->paused,
+                  (unsigned long long)r->pause_count, (unsigned long long)r->unmatched);
 }
