@@ -54,15 +54,16 @@ void sp_fair_check(sp_fair *f, uint64_t held)
         return;
     }
     if (held < f->high) return;
-    /* The fair share: the mean intake of the sources that took anything in lately (paused ones
-     * keep the intake they had when paused, so they stay counted as the big ones). */
+    /* The fair share: the recent intake over every source, busy or idle (an idle connection is
+     * owed its share as much as a busy one: a container that starts writing while the buffer is
+     * full must find room). Paused ones keep the intake they had when paused, so they stay
+     * counted as the big ones. */
     uint64_t total = 0, n = 0;
     sp_source *big = NULL;
     sp_list *it;
     sp_list_foreach(it, &f->sources)
     {
         sp_source *s = sp_list_entry(it, sp_source, link);
-        if (!s->recent) continue;
         total += s->recent;
         n++;
         if (!s->paused && (!big || s->recent > big->recent)) big = s;

@@ -24,8 +24,8 @@ void sp_fair_init(sp_fair *f);
 /** Sets the marks: `mark` bytes (0: half of memory_limit), resume at 80% of it. */
 void sp_fair_set(sp_fair *f, int on, uint64_t mark, uint64_t memory_limit);
 /** The rule, for `held` bytes counted against memory_limit: at or above the high mark, pauses
- * the largest running source whose recent intake is above the fair share (the mean over the
- * sources that took anything in); at or below the low mark, resumes every source it paused. */
+ * the largest running source whose recent intake is above the fair share (the mean over every
+ * registered source); at or below the low mark, resumes every source it paused. */
 void sp_fair_check(sp_fair *f, uint64_t held);
 /** Once a second or so: halves the recent intake of every running source. */
 void sp_fair_tick(sp_fair *f, uint64_t now_ms);

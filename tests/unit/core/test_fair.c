@@ -115,20 +115,36 @@ static void test_largest_first(void **state)
 }
 
 /* Equal sources share equally: none is above its share, so none pauses before the hard limit
- * (the router's global pause). A lone source likewise. Idle ones don't dilute the share. */
+ * (the router's global pause). A lone source likewise. */
 static void test_equal_and_alone(void **state)
 {
     sp_fair f;
-    fake_src a, b, idle;
+    fake_src a, b;
     setup(&f, 1);
     add(&f, &a, 10 * MIB);
     add(&f, &b, 10 * MIB);
-    add(&f, &idle, 0);
     sp_fair_check(&f, 7 * MIB);
     assert_int_equal(f.npaused, 0);
     sp_fair_remove(&f, &b.src);
     sp_fair_check(&f, 7 * MIB);
     assert_int_equal(f.npaused, 0);
+}
+
+/* An idle source (a container that has not written yet, a connection never read because the
+ * buffer was full when it came) is owed its share: a lone flood is above its share as soon as
+ * another source is registered, and pauses at the mark. */
+static void test_idle_source_counts(void **state)
+{
+    sp_fair f;
+    fake_src flood, idle;
+    setup(&f, 1);
+    add(&f, &flood, 10 * MIB);
+    sp_fair_check(&f, 5 * MIB);
+    assert_int_equal(f.npaused, 0);
+    add(&f, &idle, 0);
+    sp_fair_check(&f, 5 * MIB);
+    assert_true(flood.src.paused);
+    assert_false(idle.src.paused);
 }
 
 /* Resume: not between the marks, all at the low mark; a removed paused source is uncounted. */
@@ -181,6 +197,7 @@ int main(void)
         cmocka_unit_test(test_flood_pauses_quiet_flows),
         cmocka_unit_test(test_largest_first),
         cmocka_unit_test(test_equal_and_alone),
+        cmocka_unit_test(test_idle_source_counts),
         cmocka_unit_test(test_resume_at_low_mark),
         cmocka_unit_test(test_decay),
     };
