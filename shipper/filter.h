@@ -21,6 +21,7 @@
 #include "record.h"
 
 typedef struct sp_filter sp_filter;
+typedef struct sp_source sp_source;
 struct sp_router;
 
 enum { SP_FILTER_KEEP = 0, SP_FILTER_DROP = 1 };
@@ -71,6 +72,13 @@ void sp_filter_count(sp_filter *f, const char *result);
  * an input's batch may be open then).
  */
 void sp_filter_emit(sp_filter *f, sp_slice tag, const sp_record *r);
+
+/** The source (input.h) of the record being filtered now, or NULL (an input without sources,
+ * a record a filter made). Only valid inside `apply`. */
+sp_source *sp_filter_source(const sp_filter *f);
+/** Pauses source `s` alone for `ms` milliseconds (throttle `action: slow`); calling it again
+ * while it is held moves the end. The router resumes it at its tick after that. */
+void sp_source_slow(sp_source *s, uint64_t ms);
 
 /* ---- fields (shipper/fields.c) ---- */
 

@@ -73,6 +73,9 @@ struct sp_input {
     sp_reasons errors; /* shipper_input_errors_total, by reason (sp_input_error) */
     /* Fair backpressure: shipper_sources_paused and shipper_source_pauses_total. */
     uint64_t sources_paused, source_pauses;
+    /* The source whose records the input appends now, or NULL: set around a read or a slice so
+     * the filter stage knows it (throttle `action: slow`). */
+    sp_source *source;
 };
 
 /* Log lines about an input instance: "input <name>: " and the message. */
@@ -147,14 +150,17 @@ int sp_input_spool_on(const sp_input *in);
  * closes it) until resume(s), and must not restart it on its own while s->paused is set.
  */
 struct sp_source {
-    sp_list link;    /* the router's list of sources */
-    sp_input *in;    /* its input (for the metrics) */
-    uint64_t recent; /* bytes taken in recently: halved every second, frozen while paused */
-    int paused;      /* set by the router: do not read this source */
-    int registered;  /* between sp_source_add and sp_source_remove */
+    sp_list link;        /* the router's list of sources */
+    sp_input *in;        /* its input (for the metrics) */
+    uint64_t recent;     /* bytes taken in recently: halved every second, frozen while paused */
+    int paused;          /* set by the router (SP_SOURCE_FAIR | SP_SOURCE_SLOW): do not read it */
+    int registered;      /* between sp_source_add and sp_source_remove */
+    uint64_t slow_until; /* SP_SOURCE_SLOW: throttle `action: slow` holds it until then (ms) */
     void (*pause)(sp_source *s);
     void (*resume)(sp_source *s);
 };
+
+enum { SP_SOURCE_FAIR = 1, SP_SOURCE_SLOW = 2 }; /* why a source is paused */
 
 /** Registers `s` (zeroed or removed before) with its pause and resume callbacks. */
 void sp_source_add(sp_input *in, sp_source *s, void (*pause)(sp_source *s),

@@ -166,9 +166,11 @@ void sp_fwd_conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     s->in->bytes += (uint64_t)nread;
     sp_source_count(&c->src, (uint64_t)nread);
     if (uv_is_active((uv_handle_t *)&s->spin)) s->spin_hit = 1;
-    if (c->tls ? sp_fwd_conn_tls_in(c, buf->base, (size_t)nread)
-               : sp_fwd_conn_consume(c, buf->base, (size_t)nread))
-        return;
+    s->in->source = &c->src; /* the filter stage's throttle `action: slow` */
+    int rc = c->tls ? sp_fwd_conn_tls_in(c, buf->base, (size_t)nread)
+                    : sp_fwd_conn_consume(c, buf->base, (size_t)nread);
+    s->in->source = NULL;
+    if (rc) return;
     /* A client waiting for this ack sends its next frame within microseconds: polling for it
      * beats a sleep and a wake-up, which cost more than the work itself. */
     if (c->acks.len && s->conf->ack_spin_us) sp_fwd_ack_spin_start(s);

@@ -27,7 +27,11 @@ void sp_fair_set(sp_fair *f, int on, uint64_t mark, uint64_t memory_limit);
  * the largest running source whose recent intake is above the fair share (the mean over every
  * registered source); at or below the low mark, resumes every source it paused. */
 void sp_fair_check(sp_fair *f, uint64_t held);
-/** Once a second or so: halves the recent intake of every running source. */
+/** Throttle `action: slow`: holds `s` until `until_ms` (the loop's clock); sp_fair_tick
+ * resumes it after that (unless the rule holds it too). */
+void sp_fair_slow(sp_fair *f, sp_source *s, uint64_t until_ms);
+/** At the router's tick: resumes slowed sources whose time is up; once a second halves the
+ * recent intake of every running source. */
 void sp_fair_tick(sp_fair *f, uint64_t now_ms);
 /** Resumes every source the rule paused (fair off, shutdown). */
 void sp_fair_release(sp_fair *f);

@@ -22,6 +22,18 @@ int sp_filters_apply(sp_router *rt, size_t from, sp_slice tag, sp_record *r)
     return SP_FILTER_KEEP;
 }
 
+sp_source *sp_filter_source(const sp_filter *f)
+{
+    return f->router ? f->router->cur_source : NULL;
+}
+
+void sp_source_slow(sp_source *s, uint64_t ms)
+{
+    if (!s->registered) return;
+    sp_router *rt = s->in->router;
+    sp_fair_slow(&rt->fair, s, uv_now(rt->loop) + ms);
+}
+
 void sp_filter_count(sp_filter *f, const char *result)
 {
     sp_reasons_add(&f->results, result);
@@ -32,6 +44,7 @@ void sp_filter_emit(sp_filter *f, sp_slice tag, const sp_record *r0)
     sp_router *rt = f->router;
     if (!rt || rt->stopping) return;
     sp_record r = *r0;
+    rt->cur_source = NULL; /* a record the filter made: no source to slow */
     if (sp_filters_apply(rt, (size_t)f->index + 1, tag, &r) == SP_FILTER_DROP) return;
     sp_chunk *c = sp_router_chunk(rt, tag);
     size_t before = c->data.len;

@@ -19,6 +19,7 @@ void sp_input_batch_add(sp_input *in, sp_input_batch *b, sp_slice tag, const sp_
     sp_record filtered;
     if (in->router->nfilters) { /* the filter stage: the one place records enter the buffer */
         filtered = *r;
+        in->router->cur_source = in->source;
         if (sp_filters_apply(in->router, 0, tag, &filtered) == SP_FILTER_DROP) {
             in->records++; /* read, and counted by the filter that dropped it */
             return;

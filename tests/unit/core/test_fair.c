@@ -189,6 +189,42 @@ static void test_decay(void **state)
     assert_int_equal(a.src.recent, 256);
 }
 
+/* Throttle's slow and the rule together: a source held for both reasons is told once, and
+ * resumes only when neither holds it. */
+static void test_slow_and_fair(void **state)
+{
+    sp_fair f;
+    fake_src flood, quiet;
+    setup(&f, 1);
+    add(&f, &flood, 100 * MIB);
+    add(&f, &quiet, 1000);
+    sp_fair_slow(&f, &flood.src, 500);
+    assert_int_equal(flood.src.paused, SP_SOURCE_SLOW);
+    assert_int_equal(f.npaused, 0); /* not the rule's */
+    sp_fair_check(&f, 5 * MIB);     /* the rule takes it too: not told again */
+    assert_int_equal(flood.src.paused, SP_SOURCE_SLOW | SP_SOURCE_FAIR);
+    assert_int_equal(flood.pauses, 1);
+    assert_int_equal(fake_in.sources_paused, 1);
+    sp_fair_tick(&f, 600); /* slow is over, the rule still holds it */
+    assert_int_equal(flood.src.paused, SP_SOURCE_FAIR);
+    assert_int_equal(flood.resumes, 0);
+    sp_fair_check(&f, 0);
+    assert_int_equal(flood.resumes, 1);
+    assert_int_equal(fake_in.sources_paused, 0);
+    /* the other way round: the rule lets go first, slow still holds */
+    sp_fair_check(&f, 5 * MIB);
+    sp_fair_slow(&f, &flood.src, 2000);
+    sp_fair_check(&f, 0);
+    assert_int_equal(flood.src.paused, SP_SOURCE_SLOW);
+    assert_int_equal(flood.resumes, 1);
+    sp_fair_tick(&f, 1999);
+    assert_int_equal(flood.resumes, 1);
+    sp_fair_tick(&f, 2000);
+    assert_int_equal(flood.resumes, 2);
+    assert_int_equal(flood.src.paused, 0);
+    assert_int_equal(quiet.pauses, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -200,6 +236,7 @@ int main(void)
         cmocka_unit_test(test_idle_source_counts),
         cmocka_unit_test(test_resume_at_low_mark),
         cmocka_unit_test(test_decay),
+        cmocka_unit_test(test_slow_and_fair),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
