@@ -196,11 +196,13 @@ static void sp_throttle_note(sp_throttle_ent *e, const sp_record *r, sp_slice ta
 
 /* action: slow. The record is kept (it is read already) and paid for: the bucket goes into debt,
  * and the source stays paused until the debt is paid back at the rate. Records of the same read
- * still in hand pass and deepen the debt; nothing is lost. */
+ * still in hand pass and deepen the debt; nothing is lost. The debt is bounded by 10 s of rate
+ * (or a burst, when larger), so one pause lasts at most that. */
 static int sp_throttle_slow(sp_filter *f, sp_throttle *t, sp_throttle_ent *e, double cost)
 {
     e->tokens -= cost;
-    if (e->tokens < -t->burst) e->tokens = -t->burst; /* at most a burst of debt */
+    double most = t->rate * 10 > t->burst ? t->rate * 10 : t->burst;
+    if (e->tokens < -most) e->tokens = -most;
     sp_source *src = sp_filter_source(f);
     if (!src) {
         sp_filter_count(f, "unslowed"); /* no source to pause: kept */
