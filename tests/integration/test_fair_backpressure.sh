@@ -33,7 +33,7 @@ service:
 buffer:
   memory_limit: 8MiB
   chunk_size: 64KiB
-  flush_interval: 40ms
+  flush_interval: 20ms
   fair: $fair
 inputs:
   - type: forward
