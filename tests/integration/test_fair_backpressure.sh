@@ -56,10 +56,15 @@ YAML
     wait_ready "127.0.0.1:$H" || { fail "$name: shipper not ready"; return; }
     local flood=fair-flood-$name-$$ quiet=fair-quiet-$name-$$
     track_container "$flood"; track_container "$quiet"
-    # The quiet one first (its connection is a source before the flood comes), then the flood.
+    # The quiet one first, then the flood. Docker's fluentd driver connects at the first line, so
+    # the flood waits until a quiet line has arrived: the quiet connection is a source by then.
+    # (A container that connects while the buffer is at memory_limit waits for the inputs'
+    # resume like everything else: the hard limit stops all.)
     docker run -d --name "$quiet" --network none --log-driver=fluentd \
         --log-opt "fluentd-address=127.0.0.1:$P" --log-opt tag=quiet \
         "$IMAGE" sh -c "i=0; while [ \$i -lt $NQ ]; do read up x </proc/uptime; echo \"q \$i \$up\"; usleep 10000; i=\$((i+1)); done" >/dev/null
+    for _ in $(seq 300); do grep -q '"q ' "$T/$name.stamped" 2>/dev/null && break; sleep 0.1; done
+    grep -q '"q ' "$T/$name.stamped" || fail "$name: no quiet line arrived"
     docker run -d --name "$flood" --network none --log-driver=fluentd \
         --log-opt "fluentd-address=127.0.0.1:$P" --log-opt tag=flood \
         "$IMAGE" sh -c 'yes "flood flood flood flood flood flood flood flood flood flood"' >/dev/null
