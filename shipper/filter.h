@@ -21,6 +21,7 @@
 #include "record.h"
 
 typedef struct sp_filter sp_filter;
+typedef struct sp_source sp_source;
 struct sp_router;
 
 /* KEEP: on to the next filter; DROP: gone (counted as dropped); HOLD: the filter keeps the record
@@ -78,6 +79,13 @@ void sp_filter_count(sp_filter *f, const char *result);
  * (`tag` must then be the record's tag).
  */
 void sp_filter_emit(sp_filter *f, sp_slice tag, const sp_record *r);
+
+/** The source (input.h) of the record being filtered now, or NULL (an input without sources,
+ * a record a filter made). Only valid inside `apply`. */
+sp_source *sp_filter_source(const sp_filter *f);
+/** Pauses source `s` alone for `ms` milliseconds (throttle `action: slow`); calling it again
+ * while it is held moves the end. The router resumes it at its tick after that. */
+void sp_source_slow(sp_source *s, uint64_t ms);
 
 /* ---- fields (shipper/fields.c) ---- */
 

@@ -19,6 +19,7 @@
 #include "record.h"
 
 typedef struct sp_input sp_input;
+typedef struct sp_source sp_source;
 struct sp_router;
 
 /** What an input type declares: its settings and its callbacks. */
@@ -70,6 +71,11 @@ struct sp_input {
     uint64_t handover_ms;
     uint64_t records, bytes;
     sp_reasons errors; /* shipper_input_errors_total, by reason (sp_input_error) */
+    /* Fair backpressure: shipper_sources_paused and shipper_source_pauses_total. */
+    uint64_t sources_paused, source_pauses;
+    /* The source whose records the input appends now, or NULL: set around a read or a slice so
+     * the filter stage knows it (throttle `action: slow`). */
+    sp_source *source;
 };
 
 /* Log lines about an input instance: "input <name>: " and the message. */
@@ -133,6 +139,39 @@ void sp_input_flush_chunk(sp_input *in, sp_chunk *c);
 void sp_input_hold(sp_input *in, int64_t delta);
 /** buffer.spool is on: chunks are durable once written and fsynced, before their delivery. */
 int sp_input_spool_on(const sp_input *in);
+
+/* ---- sources: fair backpressure (docs/architecture.md, "Fair backpressure") ---- */
+
+/**
+ * One stream of records the router can pause alone: a Forward connection, a json-file
+ * container. The input embeds it, registers it with sp_source_add and counts what it reads with
+ * sp_source_count (per read or batch, not per record). Above buffer.fair_mark the router pauses
+ * the largest sources first (pause(s), s->paused = 1): the input stops reading that one (never
+ * closes it) until resume(s), and must not restart it on its own while s->paused is set.
+ */
+struct sp_source {
+    sp_list link;        /* the router's list of sources */
+    sp_input *in;        /* its input (for the metrics) */
+    uint64_t recent;     /* bytes taken in recently: halved every second, frozen while paused */
+    int paused;          /* set by the router (SP_SOURCE_FAIR | SP_SOURCE_SLOW): do not read it */
+    int registered;      /* between sp_source_add and sp_source_remove */
+    uint64_t slow_until; /* SP_SOURCE_SLOW: throttle `action: slow` holds it until then (ms) */
+    void (*pause)(sp_source *s);
+    void (*resume)(sp_source *s);
+};
+
+enum { SP_SOURCE_FAIR = 1, SP_SOURCE_SLOW = 2 }; /* why a source is paused */
+
+/** Registers `s` (zeroed or removed before) with its pause and resume callbacks. */
+void sp_source_add(sp_input *in, sp_source *s, void (*pause)(sp_source *s),
+                   void (*resume)(sp_source *s));
+/** Unregisters `s` (its connection closed, its file gone); nothing when it is not registered. */
+void sp_source_remove(sp_source *s);
+/** Counts `bytes` taken in from `s`: a read, a frame, a batch. */
+static inline void sp_source_count(sp_source *s, uint64_t bytes)
+{
+    s->recent += bytes;
+}
 
 /* ---- restarts and upgrades (docs/deploy.md) ---- */
 

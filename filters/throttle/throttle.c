@@ -3,8 +3,9 @@
  * (docs/filters.md). Above the rate, `action: drop` drops the record, counted per key; at the
  * end of each window a key that lost records gets one summary record saying how many. Follows
  * Fluent Bit's throttle filter (rate per window) and Vector's throttle transform (key_field,
- * per-key buckets). `action: slow` (backpressure on that source only) is planned: it needs the
- * per-source accounting of fair backpressure.
+ * per-key buckets). `action: slow` keeps the record and pauses its source (a Forward
+ * connection, a json-file container: sp_filter_source) alone until the bucket has refilled
+ * (docs/architecture.md, "Fair backpressure"); a record without a source passes, counted.
  *
  * The key table is bounded (max_keys); keys beyond it share one bucket, the "other" class. Keys
  * idle for a minute are forgotten.
@@ -18,7 +19,6 @@
 
 enum { SP_THROTTLE_DROP, SP_THROTTLE_SLOW };
 static const char *const sp_throttle_actions[] = {"drop", "slow", NULL};
-static const char *const sp_throttle_unsupported[] = {"slow", NULL};
 
 typedef struct {
     char *key;
@@ -37,7 +37,8 @@ static const sp_conf_field sp_throttle_fields[] = {
     {"burst", SP_CONF_STR, offsetof(sp_throttle_conf, burst), NULL,
      "the bucket's size: records, or bytes with a bytes rate (default: one second of rate)"},
     {"action", SP_CONF_ENUM, offsetof(sp_throttle_conf, action), "drop",
-     "drop (counted, summarised) | slow (planned)", sp_throttle_actions, sp_throttle_unsupported},
+     "drop (counted, summarised) | slow (pause the record's source until under the rate)",
+     sp_throttle_actions},
     {"window", SP_CONF_STR, offsetof(sp_throttle_conf, window), "1s",
      "how often a key that lost records gets its summary record"},
     {"max_keys", SP_CONF_INT, offsetof(sp_throttle_conf, max_keys), "10000",
@@ -193,6 +194,26 @@ static void sp_throttle_note(sp_throttle_ent *e, const sp_record *r, sp_slice ta
     if (r->container_name.base) memcpy(e->name, r->container_name.base, e->nlen);
 }
 
+/* action: slow. The record is kept (it is read already) and paid for: the bucket goes into debt,
+ * and the source stays paused until the debt is paid back at the rate. Records of the same read
+ * still in hand pass and deepen the debt; nothing is lost. The debt is bounded by 10 s of rate
+ * (or a burst, when larger), so one pause lasts at most that. */
+static int sp_throttle_slow(sp_filter *f, sp_throttle *t, sp_throttle_ent *e, double cost)
+{
+    e->tokens -= cost;
+    double most = t->rate * 10 > t->burst ? t->rate * 10 : t->burst;
+    if (e->tokens < -most) e->tokens = -most;
+    sp_source *src = sp_filter_source(f);
+    if (!src) {
+        sp_filter_count(f, "unslowed"); /* no source to pause: kept */
+        return SP_FILTER_KEEP;
+    }
+    uint64_t ms = (uint64_t)(-e->tokens * 1000.0 / t->rate) + 1;
+    sp_source_slow(src, ms);
+    sp_filter_count(f, "slowed");
+    return SP_FILTER_KEEP;
+}
+
 static int sp_throttle_apply(sp_filter *f, sp_record *r, sp_slice tag)
 {
     sp_throttle *t = f->data;
@@ -215,6 +236,8 @@ static int sp_throttle_apply(sp_filter *f, sp_record *r, sp_slice tag)
         e->tokens -= cost;
         return SP_FILTER_KEEP;
     }
+    if (((sp_throttle_conf *)f->conf)->action == SP_THROTTLE_SLOW)
+        return sp_throttle_slow(f, t, e, cost);
     if (!e->window_dropped) sp_throttle_note(e, r, tag);
     e->window_dropped++;
     e->dropped++;

@@ -84,11 +84,21 @@ static void sp_dl_cont_ev_cb(uv_fs_event_t *h, const char *name, int events, int
     sp_dl_pump_start(s);
 }
 
+/* Fair backpressure (docs/architecture.md, "Fair backpressure"): a paused container's files are
+ * skipped by the pump (they stay open); resumed, the pump picks them up again. */
+static void sp_dl_src_pause(sp_source *src) {}
+
+static void sp_dl_src_resume(sp_source *src)
+{
+    sp_dl_pump_start(sp_list_entry(src, sp_dl_cont, src)->s);
+}
+
 static sp_dl_cont *sp_dl_cont_add(sp_dl *s, const char *id, int startup)
 {
     sp_dl_cont *c = sp_calloc(1, sizeof *c);
     memcpy(c->id, id, 64);
     c->s = s;
+    sp_source_add(s->in, &c->src, sp_dl_src_pause, sp_dl_src_resume);
     c->found_ms = uv_now(s->in->loop);
     sp_list_init(&c->files);
     sp_list_insert_tail(&s->conts, &c->link);
@@ -130,6 +140,7 @@ static void sp_dl_cont_free(sp_dl *s, sp_dl_cont *c)
         sp_buf_free(&c->join[i].attrs);
     }
     sp_list_remove(&c->link);
+    sp_source_remove(&c->src);
     free(c->tag);
     c->tag = NULL;
     if (c->ev_on) {
@@ -199,6 +210,7 @@ static void sp_dl_pump_stop(sp_dl *s)
 /* Reads one slice of the container's oldest unfinished file; returns bytes read. */
 static size_t sp_dl_pump_cont(sp_dl *s, sp_dl_cont *c)
 {
+    if (c->src.paused) return 0; /* fair backpressure: its turn is skipped until resumed */
     /* Docker writes config.v2.json around the time it makes the directory: lines are not
      * tagged before the name is known, unless it stays unknown (unreadable config) for 2 s. */
     if (!c->named && uv_now(s->in->loop) - c->found_ms < SP_DL_RESCAN_MS) {
@@ -237,7 +249,10 @@ static void sp_dl_pump_cb(uv_idle_t *h)
     sp_list_foreach(it, &s->conts) n++;
     for (size_t i = 0; i < n && !s->paused && !s->stopping && total < SP_DL_BUDGET; i++) {
         sp_dl_cont *c = sp_list_entry(s->conts.next, sp_dl_cont, link);
+        s->in->source = &c->src; /* the filter stage's throttle `action: slow` */
         size_t got = sp_dl_pump_cont(s, c);
+        s->in->source = NULL;
+        sp_source_count(&c->src, got);
         sp_list_remove(&c->link);
         sp_list_insert_tail(&s->conts, &c->link);
         total += got;

@@ -84,6 +84,7 @@ typedef struct {
 typedef struct sp_dl_cont {
     sp_list link;
     struct sp_dl *s;
+    sp_source src; /* fair backpressure: the router may pause this container's files alone */
     char id[65];
     char *tag;
     size_t tag_len, prefix_len;

@@ -131,7 +131,7 @@ static void sp_fwd_resume(sp_input *in)
     {
         sp_fwd_conn *c = sp_list_entry(it, sp_fwd_conn, link);
         c->last_ms = now; /* time spent paused is not the client's idleness */
-        if (!c->reading && !c->closing && c->write_bytes <= (1 << 20)) {
+        if (!c->reading && sp_fwd_conn_may_read(c)) {
             c->reading = 1;
             sp_fwd_conn_start_reading(c);
         }

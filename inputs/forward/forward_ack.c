@@ -228,7 +228,7 @@ static void sp_fwd_ack_write_cb(uv_write_t *req, int status)
     c->write_bytes -= w->len;
     free(w);
     /* A client that doesn't read its acks was paused (below); let it go on once they drain. */
-    if (!c->closing && !c->reading && !c->srv->paused && c->write_bytes == 0 && status == 0) {
+    if (!c->reading && sp_fwd_conn_may_read(c) && c->write_bytes == 0 && status == 0) {
         c->reading = 1;
         sp_fwd_conn_start_reading(c);
     }

@@ -41,5 +41,4 @@ int sp_fwd_auth_helo(sp_fwd_auth *a, const sp_fwd_auth_conf *conf, sp_buf *out);
 int sp_fwd_auth_ping(const sp_fwd_auth *a, const sp_fwd_auth_conf *conf, const uint8_t *frame,
                      size_t len, sp_buf *out, const char **reason);
 
-
 #endif

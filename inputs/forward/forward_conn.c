@@ -164,10 +164,13 @@ void sp_fwd_conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     c->now_ms = uv_now(st->loop);
     c->last_ms = c->now_ms;
     s->in->bytes += (uint64_t)nread;
+    sp_source_count(&c->src, (uint64_t)nread);
     if (uv_is_active((uv_handle_t *)&s->spin)) s->spin_hit = 1;
-    if (c->tls ? sp_fwd_conn_tls_in(c, buf->base, (size_t)nread)
-               : sp_fwd_conn_consume(c, buf->base, (size_t)nread))
-        return;
+    s->in->source = &c->src; /* the filter stage's throttle `action: slow` */
+    int rc = c->tls ? sp_fwd_conn_tls_in(c, buf->base, (size_t)nread)
+                    : sp_fwd_conn_consume(c, buf->base, (size_t)nread);
+    s->in->source = NULL;
+    if (rc) return;
     /* A client waiting for this ack sends its next frame within microseconds: polling for it
      * beats a sleep and a wake-up, which cost more than the work itself. */
     if (c->acks.len && s->conf->ack_spin_us) sp_fwd_ack_spin_start(s);
@@ -237,6 +240,7 @@ void sp_fwd_conn_close(sp_fwd_conn *c, const char *reason, const char *detail)
     }
     sp_list_remove(&c->flush_link);
     sp_list_remove(&c->link);
+    sp_source_remove(&c->src);
     s->nconns--;
     s->pend_total -= c->pend_counted;
     c->pend_counted = 0;
@@ -260,6 +264,31 @@ sp_fwd_conn *sp_fwd_conn_new(sp_fwd_server *s)
     return c;
 }
 
+/* Fair backpressure (docs/architecture.md, "Fair backpressure"): the router pauses this
+ * connection alone; it stays open, and reads again once resumed (unless the whole input is
+ * paused, or the client does not read its acks). */
+static void sp_fwd_conn_src_pause(sp_source *src)
+{
+    sp_fwd_conn *c = sp_list_entry(src, sp_fwd_conn, src);
+    if (c->reading) uv_read_stop(&c->h.stream);
+    c->reading = 0;
+}
+
+static void sp_fwd_conn_src_resume(sp_source *src)
+{
+    sp_fwd_conn *c = sp_list_entry(src, sp_fwd_conn, src);
+    if (!c->reading && sp_fwd_conn_may_read(c)) {
+        c->last_ms = uv_now(c->srv->in->loop); /* paused is not idle */
+        c->reading = 1;
+        sp_fwd_conn_start_reading(c);
+    }
+}
+
+int sp_fwd_conn_may_read(const sp_fwd_conn *c)
+{
+    return !c->closing && !c->srv->paused && !c->src.paused && c->write_bytes <= (1 << 20);
+}
+
 /* An open connection (accepted, or taken over from the previous process) joins the server. */
 void sp_fwd_conn_open(sp_fwd_server *s, sp_fwd_conn *c)
 {
@@ -269,6 +298,7 @@ void sp_fwd_conn_open(sp_fwd_server *s, sp_fwd_conn *c)
     sp_joiner_init(&c->joiner, s->conf->max_line_size, s->conf->partial_timeout, sp_fwd_ack_joined,
                    c);
     sp_list_insert_tail(&s->conns, &c->link);
+    sp_source_add(s->in, &c->src, sp_fwd_conn_src_pause, sp_fwd_conn_src_resume);
     s->nconns++;
 }
 
@@ -308,7 +338,7 @@ void sp_fwd_conn_accept_cb(uv_stream_t *server, int status)
         }
         sp_fwd_ack_flush(c);
     }
-    if (!s->paused) {
+    if (sp_fwd_conn_may_read(c)) {
         c->reading = 1;
         sp_fwd_conn_start_reading(c);
     }

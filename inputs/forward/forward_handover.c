@@ -261,7 +261,7 @@ int sp_fwd_handover_adopt(sp_input *in, int fd, const uint8_t *st, size_t len)
         s->pend_total += c->pend.cap;
         c->pend_counted = c->pend.cap;
     }
-    if (!s->paused) {
+    if (sp_fwd_conn_may_read(c)) {
         c->reading = 1;
         sp_fwd_conn_start_reading(c);
     }

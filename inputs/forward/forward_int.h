@@ -94,6 +94,7 @@ typedef struct {
         uv_handle_t handle;
     } h;
     sp_fwd_server *srv;
+    sp_source src; /* fair backpressure: the router may pause this connection alone */
     sp_list link;
     sp_buf pend;         /* an incomplete frame, from its first byte */
     size_t pend_counted; /* pend.cap as counted in the server's pend_total */
@@ -165,6 +166,9 @@ void sp_fwd_conn_close(sp_fwd_conn *c, const char *reason, const char *detail);
 void sp_fwd_conn_closed(uv_handle_t *h);
 /** Reads the connection (or, during an upgrade, only as far as it can be handed over from). */
 void sp_fwd_conn_start_reading(sp_fwd_conn *c);
+/** Nothing stops `c` from reading: not closing, neither the input nor the connection paused
+ * (fair backpressure), its client reads its acks. */
+int sp_fwd_conn_may_read(const sp_fwd_conn *c);
 void sp_fwd_conn_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf);
 void sp_fwd_conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 /** The last handle of a stopping server is closed: frees it all, tells the core. */

@@ -213,6 +213,7 @@ int sp_daemon_run(sp_daemon *d)
     sp_router *r = &d->router;
     sp_router_init(r, &d->loop);
     r->memory_limit = d->buffer.memory_limit;
+    sp_fair_set(&r->fair, d->buffer.fair, d->buffer.fair_mark, r->memory_limit);
     sp_daemon_malloc(r->memory_limit);
     r->chunk_size = d->buffer.chunk_size;
     r->flush_interval_ms = d->buffer.flush_interval;

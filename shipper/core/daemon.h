@@ -29,6 +29,8 @@ typedef struct {
     int spool;
     uint64_t spool_limit;
     uint64_t retry_min;
+    int fair;           /* fair backpressure (fair.c) */
+    uint64_t fair_mark; /* 0: half of memory_limit */
 } sp_buffer_conf;
 
 typedef struct sp_daemon {

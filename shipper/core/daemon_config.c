@@ -37,6 +37,10 @@ static const sp_conf_field sp_daemon_buffer_fields[] = {
      "spooled bytes at which inputs pause"},
     {"retry_min", SP_CONF_DURATION, offsetof(sp_buffer_conf, retry_min), "500ms",
      "first retry delay of a failed delivery (doubles up to the output's retry_max)"},
+    {"fair", SP_CONF_BOOL, offsetof(sp_buffer_conf, fair), "true",
+     "above fair_mark, pause the sources taking in more than their share first"},
+    {"fair_mark", SP_CONF_SIZE, offsetof(sp_buffer_conf, fair_mark), "0",
+     "buffered bytes at which fair backpressure starts (0: half of memory_limit; resume at 80%)"},
     SP_CONF_END};
 
 /* Settings every output has, handled here rather than by each output. */

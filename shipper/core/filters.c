@@ -27,6 +27,18 @@ int sp_filters_apply(sp_router *rt, size_t from, sp_slice tag, sp_record *r)
     return SP_FILTER_KEEP;
 }
 
+sp_source *sp_filter_source(const sp_filter *f)
+{
+    return f->router ? f->router->cur_source : NULL;
+}
+
+void sp_source_slow(sp_source *s, uint64_t ms)
+{
+    if (!s->registered) return;
+    sp_router *rt = s->in->router;
+    sp_fair_slow(&rt->fair, s, uv_now(rt->loop) + ms);
+}
+
 void sp_filter_count(sp_filter *f, const char *result)
 {
     sp_reasons_add(&f->results, result);
@@ -37,7 +49,11 @@ void sp_filter_emit(sp_filter *f, sp_slice tag, const sp_record *r0)
     sp_router *rt = f->router;
     if (!rt || (rt->stopping && !rt->emit_batch)) return; /* an input's record still goes in */
     sp_record r = *r0;
-    if (sp_filters_apply(rt, (size_t)f->index + 1, tag, &r) == SP_FILTER_DROP) return;
+    sp_source *src = rt->cur_source; /* the record being filtered keeps its own */
+    rt->cur_source = NULL;           /* a record the filter made: no source to slow */
+    int v = sp_filters_apply(rt, (size_t)f->index + 1, tag, &r);
+    rt->cur_source = src;
+    if (v == SP_FILTER_DROP) return;
     if (rt->emit_batch) { /* inside apply: into the input's open batch, ahead of its record */
         sp_input_batch_write(rt->emit_in, rt->emit_batch, tag, &r);
         return;

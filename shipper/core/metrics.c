@@ -107,6 +107,14 @@ void sp_metrics_render(const sp_daemon *d, sp_buf *out)
     for (size_t i = 0; i < d->ninputs; i++)
         sp_reasons_render(&d->inputs[i]->errors, out, "shipper_input_errors_total", "input",
                           d->inputs[i]->name);
+    SP_BUF_LIT(out, "# TYPE shipper_sources_paused gauge\n");
+    for (size_t i = 0; i < d->ninputs; i++)
+        sp_buf_printf(out, "shipper_sources_paused{input=\"%s\"} %llu\n", d->inputs[i]->name,
+                      (unsigned long long)d->inputs[i]->sources_paused);
+    SP_BUF_LIT(out, "# TYPE shipper_source_pauses_total counter\n");
+    for (size_t i = 0; i < d->ninputs; i++)
+        sp_buf_printf(out, "shipper_source_pauses_total{input=\"%s\"} %llu\n", d->inputs[i]->name,
+                      (unsigned long long)d->inputs[i]->source_pauses);
     sp_filters_metrics(d, out);
     SP_BUF_LIT(out, "# TYPE shipper_output_records_total counter\n");
     for (size_t i = 0; i < d->noutputs; i++) {

@@ -34,6 +34,7 @@ void sp_input_batch_add(sp_input *in, sp_input_batch *b, sp_slice tag, const sp_
         /* a filter may emit a record it held (a multiline group) into this batch first */
         rt->emit_in = in;
         rt->emit_batch = b;
+        rt->cur_source = in->source; /* throttle's action: slow pauses this source */
         int v = sp_filters_apply(rt, 0, tag, &filtered);
         rt->emit_in = NULL;
         rt->emit_batch = NULL;
@@ -77,6 +78,26 @@ void sp_input_flush_chunk(sp_input *in, sp_chunk *c)
 void sp_input_hold(sp_input *in, int64_t delta)
 {
     sp_router_hold(in->router, delta);
+}
+
+void sp_source_add(sp_input *in, sp_source *s, void (*pause)(sp_source *s),
+                   void (*resume)(sp_source *s))
+{
+    if (s->registered) return;
+    s->in = in;
+    s->recent = 0;
+    s->paused = 0;
+    s->registered = 1;
+    s->pause = pause;
+    s->resume = resume;
+    sp_fair_add(&in->router->fair, s);
+}
+
+void sp_source_remove(sp_source *s)
+{
+    if (!s->registered) return;
+    s->registered = 0;
+    sp_fair_remove(&s->in->router->fair, s);
 }
 
 int sp_input_spool_on(const sp_input *in)

@@ -26,6 +26,7 @@ void sp_router_init(sp_router *r, uv_loop_t *loop)
     r->tags = sp_calloc(r->tags_cap, sizeof *r->tags);
     sp_list_init(&r->open);
     sp_list_init(&r->free_chunks);
+    sp_fair_init(&r->fair);
     uv_timer_init(loop, &r->tick);
 }
 
@@ -35,6 +36,7 @@ static void sp_router_pressure(sp_router *r)
 {
     uint64_t held = sp_router_held(r);
     int spool_blocked = r->spool && sp_spool_blocked(r->spool);
+    if (r->fair.on) sp_fair_check(&r->fair, held); /* pause the big sources first */
     if (!r->paused && (held >= r->memory_limit || spool_blocked)) {
         r->paused = 1;
         r->pause_count++;
@@ -352,7 +354,8 @@ void sp_router_commit(sp_router *r, sp_chunk *c, size_t len_before, uint32_t nre
     r->bytes += c->data.len - len_before;
     c->nrecords += nrecords;
     if (c->data.len >= r->chunk_size) sp_router_close_now(r, c);
-    if (sp_router_held(r) >= r->memory_limit) sp_router_pressure(r);
+    uint64_t held = sp_router_held(r);
+    if (held >= r->fair.high || held >= r->memory_limit) sp_router_pressure(r);
 }
 
 void sp_router_flush(sp_router *r, int all)
@@ -521,6 +524,7 @@ static void sp_router_tick_cb(uv_timer_t *t)
     sp_router *r = t->data;
     uint64_t now = uv_now(r->loop);
     sp_router_flush(r, r->stopping);
+    sp_fair_tick(&r->fair, now);
     for (size_t i = 0; i < r->ninputs; i++)
         if (r->inputs[i]->type->tick && !r->inputs[i]->closed)
             r->inputs[i]->type->tick(r->inputs[i], now);

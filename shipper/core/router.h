@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "chunk.h"
+#include "fair.h"
 #include "filter.h"
 #include "input.h"
 #include "log.h"
@@ -57,6 +58,8 @@ typedef struct sp_router {
     uint64_t cached_bytes; /* free_chunks' buffers: resident, so counted */
     int paused;
     uint64_t pause_count;
+    sp_fair fair;                     /* which sources pause above buffer.fair_mark (fair.c) */
+    sp_source *cur_source;            /* the source of the record in the filter stage now */
     sp_ratelimit rl_pause, rl_resume; /* pause/resume lines: one each per 10 s */
     uint64_t seq;
     uint64_t unmatched;     /* records no output matched */

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# suite: alone (tests/run.sh runs it with no other test beside it)
 # docker_logs (json-file) against the real dockerd: fast logging under rotation (plain and
 # compress=true), 20 containers at once, a restart of shipper mid-stream (state_dir offsets: no
 # gap, no duplicate), `docker rm -f` while being read, metadata (name, image, labels), attrs from

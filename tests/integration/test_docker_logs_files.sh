@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# suite: alone (tests/run.sh runs it with no other test beside it)
 # docker_logs on a fake containers directory (no Docker needed): read_from end for files present
 # at startup, new containers read whole, corrupt lines counted and skipped, truncation detected,
 # unlink-and-recreate (max-file=1), partial lines joined, and a restart that resumes exactly.
