@@ -8,7 +8,8 @@
 # An integration test exits 0 (pass), 77 (SKIP: it could not run here; its last "SKIP: reason"
 # line says why) or anything else (fail). A skip is not a pass: it is listed and counted apart.
 # The exit status is 0 when nothing failed, skips included. Tests run two at a time
-# (SUITE_LANES=1: one by one); a test marked `# suite: alone` runs by itself.
+# (SUITE_LANES=1: one by one); a test marked `# suite: alone` runs by itself, and one marked
+# `# suite: asan` also runs against the ASan+UBSan build.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -74,15 +75,9 @@ if [ "$what" = all ] || [ "$what" = unit ]; then
     if build build-asan -DSANITIZE=ON; then
         (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
             ctest --output-on-failure -j"$JOBS"); result "unit (ASan+UBSan)" $?
-        # The protocol tests, the spool and shutdown: the daemon built with sanitizers, driven
-        # by real clients.
-        for t in tests/integration/test_forward_protocol.sh tests/integration/test_forward_auth.sh \
-            tests/integration/test_forward_tls.sh tests/integration/test_forward_fluentbit.sh \
-            tests/integration/test_forward_ack_delivered.sh \
-            tests/integration/test_forward_output.sh \
-            tests/integration/test_bad_input.sh \
-            tests/integration/test_spool.sh tests/integration/test_shutdown.sh \
-            tests/integration/test_upgrade.sh; do
+        # The daemon built with sanitizers, driven by real clients: every integration test whose
+        # header says `# suite: asan` (the protocol tests, the spool, shutdown, upgrades).
+        for t in $(grep -l '^# suite: asan' tests/integration/test_*.sh); do
             [ -f "$t" ] || continue
             pool_run "$LANES" "$(basename "$t" .sh) (ASan+UBSan)" "build-asan/$(basename "$t").log" \
                 env BUILD="$ROOT/build-asan" ASAN_OPTIONS=detect_leaks=1 timeout 300 bash "$t"

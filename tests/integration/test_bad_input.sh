@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# suite: asan (tests/run.sh also runs it against the ASan+UBSan build)
 # Bad input closes only the connection that sent it, is counted by reason, and a concurrent good
 # client loses nothing. Also: idle and slow connections time out; max_connections is enforced.
 . "$(dirname "$0")/lib.sh"

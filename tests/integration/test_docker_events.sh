@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# suite: asan (tests/run.sh also runs it against the ASan+UBSan build)
 # docker_events against the real dockerd: a container's create, start, die (with its exit code)
 # and destroy become records with the container's name, image and labels and the event's
 # nanosecond time. Then shipper is stopped, a second container lives and dies while it is down,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# suite: asan (tests/run.sh also runs it against the ASan+UBSan build)
 # ack: delivered waits for every chunk a frame touched. A Forward-mode frame of 3 records of
 # 600 B with chunk_size 1KiB spans two chunks (records 0-1, then record 2); the Elasticsearch
 # emulator holds the bulk request that carries record 0 for a second and then answers 503, so

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# suite: asan (tests/run.sh also runs it against the ASan+UBSan build)
 # shared_key (and users): the Forward handshake, driven by an independent client
 # (@fluent-org/logger through tests/rigs/fluent_client/send.js). The right key and password get
 # their records in and acked; a wrong key, a wrong password or no handshake at all is told why

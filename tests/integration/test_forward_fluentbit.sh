@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# suite: asan (tests/run.sh also runs it against the ASan+UBSan build)
 # Fluent Bit 2.1+ as a forwarder: tests/rigs/fluentbit_client.py writes what Fluent Bit's
 # out_forward writes, byte for byte ([[time, metadata], record] entries, options with
 # fluent_signal, header/entries/options in separate writes, the handshake with a str salt and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# suite: asan (tests/run.sh also runs it against the ASan+UBSan build)
 # A second, independent Forward client (npm @fluent-org/logger) in every mode with acks, plus our
 # own client for EventTime and Forward mode: every record arrives once, acks come back.
 . "$(dirname "$0")/lib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# suite: asan (tests/run.sh also runs it against the ASan+UBSan build)
 # tls: {cert, key} on the forward input, with shared_key on top, driven by an independent client
 # (@fluent-org/logger through tests/rigs/fluent_client/send.js) that verifies the server's
 # certificate against the test CA. Every mode gets its records in and acked; a record larger

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# suite: asan (tests/run.sh also runs it against the ASan+UBSan build)
 # In-place upgrade (SIGUSR2): the running process starts the binary at the same path with the
 # same arguments and hands it the listening sockets and the open Forward connections (with the
 # bytes of a frame they were in the middle of), the spool and the json-file offsets; it exits 0
