@@ -604,11 +604,16 @@ static rd_kafka_conf_t *sp_kafka_in_conf_build(const sp_kafka_in_conf *c, char *
 {
     rd_kafka_conf_t *rc = rd_kafka_conf_new();
     const char *ours[][2] = {
-        {"bootstrap.servers", c->brokers},       {"group.id", c->group_id},
+        {"bootstrap.servers", c->brokers},
+        {"group.id", c->group_id},
         {"enable.auto.commit", "false"},       /* offsets are committed by us, explicitly */
         {"enable.auto.offset.store", "false"}, /* ... and only past delivered records */
         {"auto.offset.reset", "earliest"},     /* a partition never committed: from its start */
         {"queued.max.messages.kbytes", "16384"},
+        /* A fetch response under the daemon's 2 MiB mmap threshold (daemon.c) comes from the
+         * heap and is reused; librdkafka's 50 MB default was an mmap and its page faults for
+         * every response: 25-45% of the input's CPU (bench/run-kafka-in.sh, paired runs). */
+        {"fetch.max.bytes", "1900000"},
     };
     *bad = NULL;
     for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++)
