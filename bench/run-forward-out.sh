@@ -8,6 +8,7 @@
 # Usage: bench/run-forward-out.sh [--records N] [--gzip] [--conns C] [--no-ack]
 # Env:   SHIPPER, SHIPPER_BENCH  binaries (default build/shipper, build/shipper-bench)
 #        STALL_TIMEOUT           seconds without progress before giving up (default 30)
+#        PERF_EDGE               a file: `perf record -g` the edge shipper into it for the run
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -35,7 +36,7 @@ epid= apid=
 cleanup() {
     for p in $epid $apid; do kill -KILL "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    rm -rf "$tmp"
+    [ -n "${KEEP_TMP:-}" ] && echo "kept $tmp" >&2 || rm -rf "$tmp"
 }
 trap cleanup EXIT
 
@@ -54,7 +55,12 @@ epid=$!
 for h in $ehttp $ahttp; do
     for _ in $(seq 100); do curl -sf "http://127.0.0.1:$h/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 done
-pid=$epid; e0=$(cpu_ticks); pid=$apid; a0=$(cpu_ticks)
+perfpid=
+if [ -n "${PERF_EDGE:-}" ]; then
+    perf record ${PERF_ARGS:--g} -o "$PERF_EDGE" -p "$epid" >/dev/null 2>&1 &
+    perfpid=$!
+fi
+pid=$epid; e0=$(cpu_ticks); f0=$(minor_faults); pid=$apid; a0=$(cpu_ticks)
 hport=$ahttp
 "$SHIPPER_BENCH" forward --addr "127.0.0.1:$in_port" --mode packed --records "$records" \
     --conns "$conns" --quiet --stamp-file "$tmp/stamp" >/dev/null
@@ -72,11 +78,12 @@ while :; do
     fi
     sleep 0.01
 done
-pid=$epid; e1=$(cpu_ticks); pid=$apid; a1=$(cpu_ticks)
+pid=$epid; e1=$(cpu_ticks); f1=$(minor_faults); pid=$apid; a1=$(cpu_ticks)
+[ -z "$perfpid" ] || { kill -INT "$perfpid"; wait "$perfpid" || true; }
 read -r t_first _ <"$tmp/stamp"
 awk -v c="$comp" -v n="$records" -v t0="$t_first" -v t1="$t_done" -v e="$((e1 - e0))" \
-    -v a="$((a1 - a0))" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+    -v a="$((a1 - a0))" -v hz="$(getconf CLK_TCK)" -v pf="$((f1 - f0))" 'BEGIN {
         t = (t1 - t0) / 1e9
-        printf "forward-out/%s: %d records in %.3f s = %.0f rec/s; edge CPU %.2f s, aggregator CPU %.2f s\n",
-            c, n, t, n / t, e / hz, a / hz
+        printf "forward-out/%s: %d records in %.3f s = %.0f rec/s; edge CPU %.2f s, aggregator CPU %.2f s; edge page faults %.0f k\n",
+            c, n, t, n / t, e / hz, a / hz, pf / 1e3
     }'

@@ -3,6 +3,7 @@
  * (docs/kafka.md, "The kafka input"). One pass, no tree: strings are unescaped into a scratch
  * buffer, other members are converted to MessagePack extras as they are read.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,22 +24,37 @@ static void sp_kafka_in_ws(sp_kafka_in_jp *j)
         j->p++;
 }
 
-static int sp_kafka_in_hex4(const char *p, unsigned *out)
+static int sp_kafka_in_nibble(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* `n` hex digits at p into *out: 0 or -1. */
+static int sp_kafka_in_hex(const char *p, int n, unsigned *out)
 {
     unsigned v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            v |= (unsigned)(c - 'A' + 10);
-        else
-            return -1;
+    for (int i = 0; i < n; i++) {
+        int d = sp_kafka_in_nibble(p[i]);
+        if (d < 0) return -1;
+        v = v << 4 | (unsigned)d;
     }
     *out = v;
+    return 0;
+}
+
+int sp_kafka_in_hexid(const void *hex, size_t n, uint8_t id[16])
+{
+    uint8_t tmp[16];
+    unsigned b;
+    if (!hex || n != 32) return -1;
+    for (int i = 0; i < 16; i++) {
+        if (sp_kafka_in_hex((const char *)hex + 2 * i, 2, &b)) return -1;
+        tmp[i] = (uint8_t)b;
+    }
+    memcpy(id, tmp, 16);
     return 0;
 }
 
@@ -86,49 +102,23 @@ static int sp_kafka_in_str(sp_kafka_in_jp *j, sp_buf *out)
         if (j->end - j->p < 2) return -1;
         char c = j->p[1];
         j->p += 2;
-        switch (c) {
-        case '"':
-            sp_buf_putc(out, '"');
-            break;
-        case '\\':
-            sp_buf_putc(out, '\\');
-            break;
-        case '/':
-            sp_buf_putc(out, '/');
-            break;
-        case 'b':
-            sp_buf_putc(out, '\b');
-            break;
-        case 'f':
-            sp_buf_putc(out, '\f');
-            break;
-        case 'n':
-            sp_buf_putc(out, '\n');
-            break;
-        case 'r':
-            sp_buf_putc(out, '\r');
-            break;
-        case 't':
-            sp_buf_putc(out, '\t');
-            break;
-        case 'u': {
-            unsigned cp, lo;
-            if (j->end - j->p < 4 || sp_kafka_in_hex4(j->p, &cp)) return -1;
-            j->p += 4;
-            if (cp >= 0xd800 && cp < 0xdc00 && j->end - j->p >= 6 && j->p[0] == '\\' &&
-                j->p[1] == 'u' && sp_kafka_in_hex4(j->p + 2, &lo) == 0 && lo >= 0xdc00 &&
-                lo < 0xe000) {
-                j->p += 6;
-                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-            } else if (cp >= 0xd800 && cp < 0xe000) {
-                cp = 0xfffd; /* a lone surrogate */
-            }
-            sp_kafka_in_utf8(out, cp);
-            break;
+        const char *e = c && c != 'u' ? strchr("\"\\/bfnrt", c) : NULL;
+        if (e) {
+            sp_buf_putc(out, "\"\\/\b\f\n\r\t"[e - "\"\\/bfnrt"]);
+            continue;
         }
-        default:
-            return -1;
+        unsigned cp, lo;
+        if (c != 'u' || j->end - j->p < 4 || sp_kafka_in_hex(j->p, 4, &cp)) return -1;
+        j->p += 4;
+        if (cp >= 0xd800 && cp < 0xdc00 && j->end - j->p >= 6 && j->p[0] == '\\' &&
+            j->p[1] == 'u' && sp_kafka_in_hex(j->p + 2, 4, &lo) == 0 && lo >= 0xdc00 &&
+            lo < 0xe000) {
+            j->p += 6;
+            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+        } else if (cp >= 0xd800 && cp < 0xe000) {
+            cp = 0xfffd; /* a lone surrogate */
         }
+        sp_kafka_in_utf8(out, cp);
     }
 }
 
@@ -193,6 +183,70 @@ static int sp_kafka_in_num(sp_kafka_in_jp *j, sp_buf *out)
     return 0;
 }
 
+typedef struct {
+    size_t off, len;
+    int set;
+} sp_kafka_in_span;
+
+/* Called for each member of an object (key unescaped in the scratch, j->p at its value) or each
+ * item of an array (key NULL). 0 or -1. */
+typedef int (*sp_kafka_in_item_fn)(sp_kafka_in_jp *j, const sp_kafka_in_span *key, void *ctx);
+
+/* The members or items of the object or array at j->p: `fn` for each, the count in *n. Every
+ * reader of a container goes through here (values, the document, its `container`). */
+static int sp_kafka_in_each(sp_kafka_in_jp *j, sp_kafka_in_item_fn fn, void *ctx, uint32_t *n)
+{
+    int obj = *j->p == '{';
+    char close = obj ? '}' : ']';
+    sp_buf *t = &j->s->str;
+    if (++j->depth > SP_KAFKA_IN_DEPTH) return -1;
+    j->p++;
+    *n = 0;
+    sp_kafka_in_ws(j);
+    if (j->p < j->end && *j->p == close) {
+        j->p++;
+        j->depth--;
+        return 0;
+    }
+    for (;;) {
+        sp_kafka_in_span key = {t->len, 0, 1};
+        sp_kafka_in_ws(j);
+        if (obj) {
+            if (sp_kafka_in_str(j, t)) return -1;
+            key.len = t->len - key.off;
+            sp_kafka_in_ws(j);
+            if (j->p >= j->end || *j->p != ':') return -1;
+            j->p++;
+            sp_kafka_in_ws(j);
+        }
+        if (j->p >= j->end || fn(j, obj ? &key : NULL, ctx)) return -1;
+        (*n)++;
+        sp_kafka_in_ws(j);
+        if (j->p < j->end && *j->p == ',') {
+            j->p++;
+            continue;
+        }
+        if (j->p < j->end && *j->p == close) break;
+        return -1;
+    }
+    j->p++;
+    j->depth--;
+    return 0;
+}
+
+static int sp_kafka_in_value(sp_kafka_in_jp *j, sp_buf *out);
+
+/* A member of a nested value: its key and value as MessagePack. */
+static int sp_kafka_in_value_item(sp_kafka_in_jp *j, const sp_kafka_in_span *key, void *ctx)
+{
+    sp_buf *out = ctx;
+    if (key) {
+        sp_mp_put_str(out, j->s->str.base + key->off, key->len);
+        j->s->str.len = key->off; /* the key is copied: its scratch is free again */
+    }
+    return sp_kafka_in_value(j, out);
+}
+
 static int sp_kafka_in_value(sp_kafka_in_jp *j, sp_buf *out)
 {
     sp_kafka_in_ws(j);
@@ -208,46 +262,16 @@ static int sp_kafka_in_value(sp_kafka_in_jp *j, sp_buf *out)
         return sp_kafka_in_lit(j, "null", 4) ? -1 : (sp_mp_put_nil(out), 0);
     case '{':
     case '[': {
-        int obj = *j->p == '{';
-        char close = obj ? '}' : ']';
-        if (++j->depth > SP_KAFKA_IN_DEPTH) return -1;
-        j->p++;
         size_t at = out->len;
-        uint8_t h[5] = {obj ? 0xdf : 0xdd, 0, 0, 0, 0}; /* map32 / array32, count patched */
+        uint8_t h[5] = {*j->p == '{' ? 0xdf : 0xdd, 0, 0, 0, 0}; /* map32 / array32 */
+        uint32_t n;
         sp_buf_append(out, h, 5);
-        uint32_t n = 0;
-        sp_kafka_in_ws(j);
-        if (j->p < j->end && *j->p == close) {
-            j->p++;
-        } else {
-            for (;;) {
-                if (obj) {
-                    sp_kafka_in_ws(j);
-                    if (sp_kafka_in_str_mp(j, out)) return -1;
-                    sp_kafka_in_ws(j);
-                    if (j->p >= j->end || *j->p != ':') return -1;
-                    j->p++;
-                }
-                if (sp_kafka_in_value(j, out)) return -1;
-                n++;
-                sp_kafka_in_ws(j);
-                if (j->p < j->end && *j->p == ',') {
-                    j->p++;
-                    continue;
-                }
-                if (j->p < j->end && *j->p == close) {
-                    j->p++;
-                    break;
-                }
-                return -1;
-            }
-        }
-        uint8_t *q = (uint8_t *)out->base + at + 1;
+        if (sp_kafka_in_each(j, sp_kafka_in_value_item, out, &n)) return -1;
+        uint8_t *q = (uint8_t *)out->base + at + 1; /* the count, now known */
         q[0] = (uint8_t)(n >> 24);
         q[1] = (uint8_t)(n >> 16);
         q[2] = (uint8_t)(n >> 8);
         q[3] = (uint8_t)n;
-        j->depth--;
         return 0;
     }
     default:
@@ -323,20 +347,82 @@ int sp_kafka_in_time(const char *s, size_t n, uint64_t *sec, uint32_t *nsec, uin
     return 0;
 }
 
+/* The members of a document the reader keeps as record fields; the rest become extras. */
 typedef struct {
-    size_t off, len;
-    int set;
-} sp_kafka_in_span;
+    sp_kafka_in_span ts, msg, stream, tag, cid, cname;
+    uint32_t nextras;
+} sp_kafka_in_fields;
 
-static int sp_kafka_in_field(sp_kafka_in_jp *j, sp_kafka_in_span *f)
+typedef struct {
+    const char *key;
+    size_t off; /* of its span in sp_kafka_in_fields */
+} sp_kafka_in_known;
+
+static const sp_kafka_in_known sp_kafka_in_top[] = {
+    {"@timestamp", offsetof(sp_kafka_in_fields, ts)},
+    {"message", offsetof(sp_kafka_in_fields, msg)},
+    {"stream", offsetof(sp_kafka_in_fields, stream)},
+    {"tag", offsetof(sp_kafka_in_fields, tag)},
+    {NULL, 0},
+};
+
+static const sp_kafka_in_known sp_kafka_in_cont[] = {
+    {"id", offsetof(sp_kafka_in_fields, cid)},
+    {"name", offsetof(sp_kafka_in_fields, cname)},
+    {NULL, 0},
+};
+
+static int sp_kafka_in_is(const sp_kafka_in_jp *j, const sp_kafka_in_span *k, const char *lit)
 {
+    size_t n = strlen(lit);
+    return k->len == n && memcmp(j->s->str.base + k->off, lit, n) == 0;
+}
+
+/* A member at the level `known` describes: a string one of those keys names is kept as the span
+ * (the key's scratch reused: the value's unescaped bytes follow it); any other one becomes an
+ * extra named `prefix` + key. */
+static int sp_kafka_in_member(sp_kafka_in_jp *j, const sp_kafka_in_span *key, void *ctx,
+                              const sp_kafka_in_known *known, const char *prefix)
+{
+    sp_kafka_in_fields *f = ctx;
     sp_buf *t = &j->s->str;
-    size_t at = t->len;
-    if (sp_kafka_in_str(j, t)) return -1;
-    f->off = at;
-    f->len = t->len - at;
-    f->set = 1;
-    return 0;
+    if (*j->p == '"') {
+        for (const sp_kafka_in_known *k = known; k->key; k++) {
+            if (!sp_kafka_in_is(j, key, k->key)) continue;
+            sp_kafka_in_span *sp = (sp_kafka_in_span *)((char *)f + k->off);
+            sp->off = t->len;
+            if (sp_kafka_in_str(j, t)) return -1;
+            sp->len = t->len - sp->off;
+            sp->set = 1;
+            return 0;
+        }
+    }
+    size_t pl = strlen(prefix);
+    if (pl) { /* "container.<key>": built after the key, then the key's bytes are free again */
+        size_t at = t->len;
+        sp_buf_reserve(t, pl + key->len);
+        sp_buf_append(t, prefix, pl);
+        sp_buf_append(t, t->base + key->off, key->len);
+        sp_mp_put_str(&j->s->ext, t->base + at, t->len - at);
+    } else {
+        sp_mp_put_str(&j->s->ext, t->base + key->off, key->len);
+    }
+    t->len = key->off;
+    f->nextras++;
+    return sp_kafka_in_value(j, &j->s->ext);
+}
+
+static int sp_kafka_in_cont_item(sp_kafka_in_jp *j, const sp_kafka_in_span *key, void *ctx)
+{
+    return sp_kafka_in_member(j, key, ctx, sp_kafka_in_cont, "container.");
+}
+
+static int sp_kafka_in_top_item(sp_kafka_in_jp *j, const sp_kafka_in_span *key, void *ctx)
+{
+    uint32_t n;
+    if (*j->p == '{' && sp_kafka_in_is(j, key, "container"))
+        return sp_kafka_in_each(j, sp_kafka_in_cont_item, ctx, &n);
+    return sp_kafka_in_member(j, key, ctx, sp_kafka_in_top, "");
 }
 
 static sp_slice sp_kafka_in_slice(const sp_kafka_in_scratch *s, const sp_kafka_in_span *f)
@@ -344,116 +430,48 @@ static sp_slice sp_kafka_in_slice(const sp_kafka_in_scratch *s, const sp_kafka_i
     return f->set ? sp_slice_make(s->str.base + f->off, f->len) : sp_slice_make(NULL, 0);
 }
 
-#define SP_KAFKA_IN_KEY(s, k, lit)                                                                 \
-    ((k).len == sizeof(lit) - 1 && memcmp((s)->str.base + (k).off, lit, sizeof(lit) - 1) == 0)
-
 int sp_kafka_in_doc(const char *json, size_t len, sp_kafka_in_scratch *s, sp_record *r,
                     sp_slice *tag)
 {
     sp_kafka_in_jp j = {.p = json, .end = json + len, .s = s};
+    sp_kafka_in_fields f = {0};
+    uint32_t n;
     s->str.len = 0;
     s->ext.len = 0;
     sp_buf_reserve(&s->str, len + 16); /* a base even for empty strings */
     sp_buf_reserve(&s->ext, 16);
-    sp_kafka_in_span msg = {0}, stream = {0}, cid = {0}, cname = {0}, tg = {0}, ts = {0};
-    uint32_t nextras = 0;
     sp_kafka_in_ws(&j);
-    if (j.p >= j.end || *j.p != '{') return -1;
-    j.p++;
-    sp_kafka_in_ws(&j);
-    if (j.p < j.end && *j.p == '}') {
-        j.p++;
-    } else {
-        for (;;) {
-            sp_kafka_in_span key;
-            sp_kafka_in_ws(&j);
-            if (sp_kafka_in_field(&j, &key)) return -1;
-            sp_kafka_in_ws(&j);
-            if (j.p >= j.end || *j.p != ':') return -1;
-            j.p++;
-            sp_kafka_in_ws(&j);
-            int is_str = j.p < j.end && *j.p == '"';
-            sp_kafka_in_span *f = NULL;
-            if (is_str && SP_KAFKA_IN_KEY(s, key, "@timestamp"))
-                f = &ts;
-            else if (is_str && SP_KAFKA_IN_KEY(s, key, "message"))
-                f = &msg;
-            else if (is_str && SP_KAFKA_IN_KEY(s, key, "stream"))
-                f = &stream;
-            else if (is_str && SP_KAFKA_IN_KEY(s, key, "tag"))
-                f = &tg;
-            if (f) {
-                if (sp_kafka_in_field(&j, f)) return -1;
-            } else if (j.p < j.end && *j.p == '{' && SP_KAFKA_IN_KEY(s, key, "container")) {
-                j.p++;
-                sp_kafka_in_ws(&j);
-                if (j.p < j.end && *j.p == '}') {
-                    j.p++;
-                } else {
-                    for (;;) {
-                        sp_kafka_in_span ck;
-                        sp_kafka_in_ws(&j);
-                        if (sp_kafka_in_field(&j, &ck)) return -1;
-                        sp_kafka_in_ws(&j);
-                        if (j.p >= j.end || *j.p != ':') return -1;
-                        j.p++;
-                        sp_kafka_in_ws(&j);
-                        int cs = j.p < j.end && *j.p == '"';
-                        if (cs && SP_KAFKA_IN_KEY(s, ck, "id")) {
-                            if (sp_kafka_in_field(&j, &cid)) return -1;
-                        } else if (cs && SP_KAFKA_IN_KEY(s, ck, "name")) {
-                            if (sp_kafka_in_field(&j, &cname)) return -1;
-                        } else { /* image, labels, ...: kept as "container.<key>" */
-                            sp_buf *t = &s->str;
-                            size_t at = t->len;
-                            sp_buf_reserve(t, ck.len + 10); /* the key is read from t below */
-                            SP_BUF_LIT(t, "container.");
-                            sp_buf_append(t, t->base + ck.off, ck.len);
-                            sp_mp_put_str(&s->ext, t->base + at, t->len - at);
-                            t->len = at;
-                            if (sp_kafka_in_value(&j, &s->ext)) return -1;
-                            nextras++;
-                        }
-                        sp_kafka_in_ws(&j);
-                        if (j.p < j.end && *j.p == ',') {
-                            j.p++;
-                            continue;
-                        }
-                        if (j.p < j.end && *j.p == '}') {
-                            j.p++;
-                            break;
-                        }
-                        return -1;
-                    }
-                }
-            } else {
-                sp_mp_put_str(&s->ext, s->str.base + key.off, key.len);
-                if (sp_kafka_in_value(&j, &s->ext)) return -1;
-                nextras++;
-            }
-            sp_kafka_in_ws(&j);
-            if (j.p < j.end && *j.p == ',') {
-                j.p++;
-                continue;
-            }
-            if (j.p < j.end && *j.p == '}') {
-                j.p++;
-                break;
-            }
-            return -1;
-        }
-    }
+    if (j.p >= j.end || *j.p != '{' || sp_kafka_in_each(&j, sp_kafka_in_top_item, &f, &n))
+        return -1;
     sp_kafka_in_ws(&j);
     if (j.p != j.end) return -1;
-    if (!ts.set || sp_kafka_in_time(s->str.base + ts.off, ts.len, &r->sec, &r->nsec, &r->prec))
+    if (!f.ts.set ||
+        sp_kafka_in_time(s->str.base + f.ts.off, f.ts.len, &r->sec, &r->nsec, &r->prec))
         r->prec = 0xff; /* no usable @timestamp: the caller uses the message's time */
-    r->message = sp_kafka_in_slice(s, &msg);
-    r->stream = sp_kafka_in_slice(s, &stream);
-    r->container_id = sp_kafka_in_slice(s, &cid);
-    r->container_name = sp_kafka_in_slice(s, &cname);
+    r->message = sp_kafka_in_slice(s, &f.msg);
+    r->stream = sp_kafka_in_slice(s, &f.stream);
+    r->container_id = sp_kafka_in_slice(s, &f.cid);
+    r->container_name = sp_kafka_in_slice(s, &f.cname);
     r->flags = 0;
-    r->nextras = nextras;
+    r->nextras = f.nextras;
     r->extras = sp_slice_make(s->ext.base, s->ext.len);
-    *tag = sp_kafka_in_slice(s, &tg);
+    *tag = sp_kafka_in_slice(s, &f.tag);
     return 0;
+}
+
+int sp_kafka_in_decode(int format, const void *value, size_t len, sp_kafka_in_scratch *s,
+                       sp_record *r, sp_slice *tag)
+{
+    /* MessagePack of "kafka_invalid_json": true */
+    static const char flag[] = "\xb2kafka_invalid_json\xc3";
+    if (format == SP_KAFKA_IN_JSON && sp_kafka_in_doc(value, len, s, r, tag) == 0)
+        return SP_KAFKA_IN_DOC;
+    memset(r, 0, sizeof *r);
+    *tag = sp_slice_make(NULL, 0);
+    r->prec = 0xff;
+    r->message = sp_slice_make(value ? (const char *)value : "", len);
+    if (format != SP_KAFKA_IN_JSON) return SP_KAFKA_IN_LINE;
+    r->nextras = 1;
+    r->extras = sp_slice_make(flag, sizeof flag - 1);
+    return SP_KAFKA_IN_INVALID;
 }

@@ -73,6 +73,20 @@ typedef struct {
 int sp_kafka_in_doc(const char *json, size_t len, sp_kafka_in_scratch *s, sp_record *r,
                     sp_slice *tag);
 
+enum { SP_KAFKA_IN_DOC, SP_KAFKA_IN_LINE, SP_KAFKA_IN_INVALID };
+
+/**
+ * A message's value into `r` by `format` (SP_KAFKA_IN_JSON or _RAW): SP_KAFKA_IN_DOC, a document
+ * (sp_kafka_in_doc); SP_KAFKA_IN_LINE, raw: the value as message; SP_KAFKA_IN_INVALID, json but
+ * not a document: the value as message with the extra `kafka_invalid_json: true`. The time is
+ * left to the caller when r->prec is 0xff. Never fails.
+ */
+int sp_kafka_in_decode(int format, const void *value, size_t len, sp_kafka_in_scratch *s,
+                       sp_record *r, sp_slice *tag);
+
+/** The `shipper-id` header's value (32 hex digits) into `id`: 0, or -1 leaving `id` as it was. */
+int sp_kafka_in_hexid(const void *hex, size_t n, uint8_t id[16]);
+
 /** Parses RFC 3339 ("2026-11-29T04:09:33.123Z", offsets allowed). 0 or -1. */
 int sp_kafka_in_time(const char *s, size_t n, uint64_t *sec, uint32_t *nsec, uint8_t *prec);
 

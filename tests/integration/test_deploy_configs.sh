@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # deploy/: the example files are accepted by the tools that read them, and the compose setup
 # really works end to end on the local dockerd.
-#   - shipper --check accepts deploy/image.yaml, deploy/shipper.yaml, deploy/sidecar.yaml
+#   - shipper --check accepts deploy/image.yaml, deploy/shipper.yaml, deploy/sidecar.yaml and the
+#     Kafka topology's deploy/kafka-edge.yaml, deploy/kafka-indexer.yaml
 #   - systemd-analyze verify accepts deploy/shipper.service (ExecStart pointed at the build),
 #     with no warning at all (it exits 0 on ignored lines, so its output must be empty)
-#   - docker-compose config accepts deploy/docker-compose.yml
+#   - docker-compose config accepts deploy/docker-compose.yml and deploy/kafka-topology.yml (two
+#     edges, three indexers of one group, all on the host network, read-only)
 #   - docker-compose up shipper app: the read-only app's 1,000 lines arrive through the
 #     hardened sidecar (free ports, the image's default config), which turns healthy,
 #     runs under seccomp.json with no capabilities and writes nothing (docker diff)
@@ -12,7 +14,7 @@
 #     wait 100ms, no max-retries), and its log-opts, given to `docker run`, deliver to shipper too
 . "$(dirname "$0")/lib.sh"
 
-for f in image shipper sidecar; do
+for f in image shipper sidecar kafka-edge kafka-indexer; do
     if "$SHIPPER" --check -c "$ROOT/deploy/$f.yaml" >"$T/$f.check" 2>&1; then
         ok "shipper --check deploy/$f.yaml"
     else
@@ -64,6 +66,13 @@ command -v docker-compose >/dev/null || { fail "docker-compose not installed (te
 docker-compose -f "$ROOT/deploy/docker-compose.yml" config >"$T/compose.out" 2>&1
 check_eq "docker-compose config accepts deploy/docker-compose.yml" 0 "$?"
 grep -q "read_only: true" "$T/compose.out" || fail "compose: read_only"
+KAFKA_BROKERS=127.0.0.1:1 docker-compose -f "$ROOT/deploy/kafka-topology.yml" config >"$T/kcompose.out" 2>&1
+check_eq "docker-compose config accepts deploy/kafka-topology.yml" 0 "$?"
+check_eq "kafka topology: services" "edge-a edge-b indexer-1 indexer-2 indexer-3" \
+    "$(KAFKA_BROKERS=127.0.0.1:1 docker-compose -f "$ROOT/deploy/kafka-topology.yml" config --services | sort | tr '\n' ' ' | sed 's/ $//')"
+check_eq "kafka topology: every service on the host network, read-only" "5 5" \
+    "$(grep -c 'network_mode: host' "$T/kcompose.out") $(grep -c 'read_only: true' "$T/kcompose.out")"
+check "kafka topology: the brokers reach every service" [ "$(grep -c 'KAFKA_BROKERS: 127.0.0.1:1' "$T/kcompose.out")" = 5 ]
 
 need_docker
 NAME=shipper:deploy-compose-$$
@@ -109,4 +118,5 @@ docker run -d --name "$D" --network none --read-only --log-driver fluentd $opts 
 timeout 60 docker wait "$D" >/dev/null
 wait_metric "$H" "$KEY" 1100 30 || fail "daemon.json: 100 records not delivered"
 check_eq "daemon.json tag reaches the document" 100 "$(docker logs "$S" 2>/dev/null | grep -c "\"tag\":\"docker.$D\"")"
+
 finish

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Kafka mock cluster → shipper kafka input → elasticsearch output (build/es_sink) throughput, one
+# indexer instance (docs/topologies.md sizes the indexer tier with it).
+#
+# Fills a topic of the mock cluster (3 brokers) first, the way an edge tier would: shipper-bench →
+# shipper (forward input → kafka output, the documents and `shipper-id` headers the kafka input
+# reads), unkeyed and spread evenly over the partitions: librdkafka's mock keeps only the last
+# ~5 MB of a partition, so --records N needs about N * 330 B / 5 MB partitions (a record lost to
+# that shows as "no progress"). Then starts the indexer (kafka input in group `bench` → elasticsearch output, or null
+# with --sink null) and waits until its output has counted every record delivered. The figure
+# runs from the first record the indexer delivered (the group join is not counted) to the last:
+#   kafka-in/<sink>: N records in T s = R rec/s; indexer CPU C s = X CPU-s per million; peak RSS Y MB
+# CPU is the indexer's own over the same span (all its threads, librdkafka's included); the mock
+# cluster and the sink run on the same machine and are not counted.
+#
+# Usage: bench/run-kafka-in.sh [--records N] [--partitions P] [--sink es|null]
+#                              [--property KEY=VALUE]...  (librdkafka consumer properties)
+# Env:   SHIPPER, SHIPPER_BENCH, KAFKA_MOCK, ES_SINK  binaries (default build/...)
+#        STALL_TIMEOUT  seconds without progress before giving up (default 60)
+#        PERF_INDEXER   a file: `perf record ${PERF_ARGS:--g}` the indexer into it for the run
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SHIPPER=${SHIPPER:-$root/build/shipper}
+SHIPPER_BENCH=${SHIPPER_BENCH:-$root/build/shipper-bench}
+KAFKA_MOCK=${KAFKA_MOCK:-$root/build/kafka_mock}
+ES_SINK=${ES_SINK:-$root/build/es_sink}
+STALL_TIMEOUT=${STALL_TIMEOUT:-60}
+
+records=1000000 partitions=128 sink=es props=""
+while [ $# -gt 0 ]; do
+    case $1 in
+    --records) records=${2:?}; shift 2 ;;
+    --partitions) partitions=${2:?}; shift 2 ;;
+    --sink) sink=${2:?}; shift 2 ;;
+    --property) props="$props, ${2%%=*}: \"${2#*=}\""; shift 2 ;;
+    *) sed -n '/^# Usage:/,/^#.*STALL_TIMEOUT/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    esac
+done
+[[ $records =~ ^[0-9]+$ ]] || { echo "run-kafka-in.sh: --records must be a plain integer" >&2; exit 2; }
+case $sink in es | null) ;; *) echo "run-kafka-in.sh: --sink es|null" >&2; exit 2 ;; esac
+for bin in "$SHIPPER" "$SHIPPER_BENCH" "$KAFKA_MOCK" "$ES_SINK"; do
+    [ -x "$bin" ] || { echo "run-kafka-in.sh: $bin not found; build first" >&2; exit 2; }
+done
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    [ -n "${KEEP_TMP:-}" ] && echo "kept $tmp" >&2 || rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+"$KAFKA_MOCK" --brokers 3 --topic "bench:$partitions" --bootstrap-file "$tmp/bs" \
+    --control "$tmp/ctl" --reply "$tmp/reply" >"$tmp/mock.log" 2>&1 &
+mpid=$!; pids+=("$mpid")
+for _ in $(seq 100); do [ -s "$tmp/bs" ] && break; sleep 0.1; done
+bootstrap=$(cat "$tmp/bs")
+
+# wait_done OUTPUT: polls until that output counted $records delivered; t_first/n_first/c_first
+# (indexer CPU ticks) at the first poll that saw a record, t_done and c_done at the last.
+wait_done() {
+    local last=-1 last_change n
+    last_change=$(date +%s)
+    t_first= n_first=0 c_first=0
+    while :; do
+        n=$(records_done "$1" | head -1)
+        if [ -z "$t_first" ] && [ "$n" -gt 0 ]; then
+            t_first=$(date +%s%N) n_first=$n c_first=$(cpu_ticks) m_first=$(cpu_ticks "$mpid")
+        fi
+        [ "$n" -ge "$records" ] && break
+        if [ "$n" != "$last" ]; then
+            last=$n last_change=$(date +%s)
+        elif [ $(($(date +%s) - last_change)) -ge "$STALL_TIMEOUT" ]; then
+            echo "run-kafka-in.sh: $1: $n of $records delivered, no progress for ${STALL_TIMEOUT}s" >&2
+            curl -sf "http://127.0.0.1:$hport/metrics" >"$tmp/stall.metrics" || true
+            tail -n 5 "$tmp"/*.log >&2
+            exit 1
+        fi
+        sleep 0.01
+    done
+    t_done=$(date +%s%N) c_done=$(cpu_ticks) m_done=$(cpu_ticks "$mpid")
+}
+
+# 1. The edge: fills the topic.
+port=$(free_port) hport=$(free_port)
+cat >"$tmp/edge.yaml" <<YAML
+service: {http_listen: "127.0.0.1:$hport", log_level: warn}
+buffer: {flush_interval: 100ms}
+inputs: [{type: forward, listen: "127.0.0.1:$port"}]
+outputs:
+  - {type: kafka, brokers: "$bootstrap", topic: bench, key: none,
+     properties: {linger.ms: "20", sticky.partitioning.linger.ms: "0"}}
+YAML
+"$SHIPPER" -c "$tmp/edge.yaml" >"$tmp/edge.log" 2>&1 &
+pid=$!; pids+=("$pid")
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$hport/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+"$SHIPPER_BENCH" forward --addr "127.0.0.1:$port" --mode packed --records "$records" --quiet \
+    >/dev/null 2>"$tmp/gen.err" || { cat "$tmp/gen.err" >&2; exit 1; }
+wait_done kafka
+kill -TERM "$pid"; wait "$pid" || true
+
+# 2. The indexer.
+hport=$(free_port)
+if [ "$sink" = es ]; then
+    "$ES_SINK" --port 0 --port-file "$tmp/sink.port" >/dev/null 2>&1 &
+    pids+=($!)
+    for _ in $(seq 50); do [ -s "$tmp/sink.port" ] && break; sleep 0.05; done
+    out="{type: elasticsearch, url: \"http://127.0.0.1:$(cat "$tmp/sink.port")\"}" oname=elasticsearch
+else
+    out="{type: null}" oname=null
+fi
+cat >"$tmp/indexer.yaml" <<YAML
+service: {http_listen: "127.0.0.1:$hport", log_level: warn}
+inputs:
+  - {type: kafka, brokers: "$bootstrap", topics: [bench], group_id: bench,
+     properties: {auto.offset.reset: earliest$props}}
+outputs: [$out]
+YAML
+"$SHIPPER" -c "$tmp/indexer.yaml" >"$tmp/indexer.log" 2>&1 &
+pid=$!; pids+=("$pid")
+perfpid=
+if [ -n "${PERF_INDEXER:-}" ]; then
+    perf record ${PERF_ARGS:--g} -o "$PERF_INDEXER" -p "$pid" >/dev/null 2>&1 &
+    perfpid=$!
+fi
+wait_done "$oname"
+[ -z "$perfpid" ] || { kill -INT "$perfpid"; wait "$perfpid" || true; }
+hwm_kb=$(peak_rss_kb)
+awk -v label="$sink" -v n="$records" -v n0="$n_first" -v t0="$t_first" -v t1="$t_done" \
+    -v ticks="$((c_done - c_first))" -v mticks="$((m_done - m_first))" -v hz="$(getconf CLK_TCK)" -v kb="$hwm_kb" 'BEGIN {
+        t = (t1 - t0) / 1e9; m = n - n0; cpu = ticks / hz
+        printf "kafka-in/%s: %d records in %.3f s = %.0f rec/s; indexer CPU %.2f s = %.2f CPU-s per million; peak RSS %.1f MB; mock cluster CPU %.2f s\n",
+            label, m, t, m / t, cpu, cpu / (m / 1e6), kb / 1024, mticks / hz
+    }'
