@@ -139,6 +139,7 @@ typedef struct {
     uv_async_t async;
     uv_timer_t timer;
     sp_audit_cont *conts;
+    uint64_t scan_start_ns, scan_ns; /* the last completed scan's duration */
     uint64_t scans, ncompliant, nnoncompliant, posture_records, drift_records;
     int ready; /* one scan has completed: the gauges are meaningful */
     sp_ratelimit rl;

@@ -228,6 +228,7 @@ int sp_daemon_run(sp_daemon *d)
         d->filters[i]->router = r;
     uv_timer_init(&d->loop, &d->grace);
     d->grace.data = d;
+    sp_looplag_start(&d->lag, &d->loop);
     uv_signal_init(&d->loop, &d->sigterm);
     uv_signal_init(&d->loop, &d->sigint);
     d->sigterm.data = d->sigint.data = d;
@@ -268,6 +269,7 @@ int sp_daemon_run(sp_daemon *d)
         _exit(d->exit_code);
     }
     uv_close((uv_handle_t *)&d->grace, NULL);
+    sp_looplag_close(&d->lag);
     uv_run(&d->loop, UV_RUN_DEFAULT);
     uv_loop_close(&d->loop);
     if (!d->exit_code) sp_info("stopped");
