@@ -228,7 +228,6 @@ int sp_daemon_run(sp_daemon *d)
         d->filters[i]->router = r;
     uv_timer_init(&d->loop, &d->grace);
     d->grace.data = d;
-    sp_looplag_start(&d->lag, &d->loop);
     uv_signal_init(&d->loop, &d->sigterm);
     uv_signal_init(&d->loop, &d->sigint);
     d->sigterm.data = d->sigint.data = d;
@@ -261,6 +260,7 @@ int sp_daemon_run(sp_daemon *d)
         /* (A process started by an upgrade starts its inputs once the old one hands over.) */
         sp_daemon_start_inputs(d, SP_START_ALL);
     }
+    sp_looplag_start(&d->lag, &d->loop); /* the loop's lag, not the start-up's */
     uv_run(&d->loop, UV_RUN_DEFAULT);
     if (uv_loop_alive(&d->loop)) {
         /* A thread is blocked in a system call we cannot interrupt; exit without joining it. */
