@@ -117,10 +117,11 @@ typedef struct sp_audit_job {
     struct sp_audit_job *next;
     int kind;
     sp_audit_cont *c;
-    int rc;          /* 0, an HTTP status or a negative errno */
-    json_t *ids;     /* LIST: [id, ...] */
-    json_t *posture; /* CONTAINER: the audit object */
-    json_t *fresh;   /* CONTAINER: new drift, [{path, kind}] */
+    int rc;                /* 0, an HTTP status or a negative errno */
+    json_t *ids;           /* LIST: [id, ...] */
+    json_t *posture;       /* CONTAINER: the audit object */
+    uint64_t posture_hash; /* its hash, made by the worker (never 0 with a posture) */
+    json_t *fresh;         /* CONTAINER: new drift, [{path, kind}] */
     char name[256];
     const char *reason; /* the error counted for rc (input errors, by reason) */
 } sp_audit_job;

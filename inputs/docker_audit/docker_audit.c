@@ -174,8 +174,7 @@ static void sp_audit_on_container(sp_audit *s, sp_audit_job *j)
     c->busy = 0;
     if (j->name[0]) snprintf(c->name, sizeof c->name, "%s", j->name);
     if (j->posture) {
-        uint64_t h = sp_audit_posture_hash(j->posture);
-        h = h ? h : 1;
+        uint64_t h = j->posture_hash;
         if (h != c->posture_hash) sp_audit_emit_posture(s, c, j->posture, h);
         c->posture_hash = h;
         c->compliant = json_is_true(json_object_get(j->posture, "compliant"));
