@@ -117,10 +117,11 @@ typedef struct sp_audit_job {
     struct sp_audit_job *next;
     int kind;
     sp_audit_cont *c;
-    int rc;          /* 0, an HTTP status or a negative errno */
-    json_t *ids;     /* LIST: [id, ...] */
-    json_t *posture; /* CONTAINER: the audit object */
-    json_t *fresh;   /* CONTAINER: new drift, [{path, kind}] */
+    int rc;                /* 0, an HTTP status or a negative errno */
+    json_t *ids;           /* LIST: [id, ...] */
+    json_t *posture;       /* CONTAINER: the audit object */
+    uint64_t posture_hash; /* its hash, made by the worker (never 0 with a posture) */
+    json_t *fresh;         /* CONTAINER: new drift, [{path, kind}] */
     char name[256];
     const char *reason; /* the error counted for rc (input errors, by reason) */
 } sp_audit_job;
@@ -139,6 +140,7 @@ typedef struct {
     uv_async_t async;
     uv_timer_t timer;
     sp_audit_cont *conts;
+    uint64_t scan_start_ns, scan_ns; /* the last completed scan's duration */
     uint64_t scans, ncompliant, nnoncompliant, posture_records, drift_records;
     int ready; /* one scan has completed: the gauges are meaningful */
     sp_ratelimit rl;

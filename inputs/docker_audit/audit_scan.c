@@ -89,6 +89,10 @@ static void sp_audit_do_container(sp_audit *s, sp_audit_job *j)
     const char *name = json_string_value(json_object_get(inspect, "Name"));
     if (name) snprintf(j->name, sizeof j->name, "%s", name[0] == '/' ? name + 1 : name);
     j->posture = sp_audit_posture(inspect, &s->policy);
+    if (j->posture) { /* serialised here, off the loop */
+        uint64_t h = sp_audit_posture_hash(j->posture);
+        j->posture_hash = h ? h : 1;
+    }
     json_t *state = json_object_get(json_object_get(inspect, "State"), "Running");
     if (s->conf->drift && json_is_true(state)) sp_audit_do_drift(s, j, inspect);
     json_decref(inspect);

@@ -91,6 +91,7 @@ static void sp_audit_scan_done(sp_audit *s)
     s->scanning = 0;
     s->ready = 1;
     s->scans++;
+    s->scan_ns = uv_hrtime() - s->scan_start_ns;
 }
 
 static void sp_audit_timer_cb(uv_timer_t *t)
@@ -110,6 +111,7 @@ static void sp_audit_timer_cb(uv_timer_t *t)
     if (!j) return;
     j->kind = SP_AUDIT_LIST;
     s->scanning = 1;
+    s->scan_start_ns = uv_hrtime();
     sp_audit_post(s, j);
 }
 
@@ -172,8 +174,7 @@ static void sp_audit_on_container(sp_audit *s, sp_audit_job *j)
     c->busy = 0;
     if (j->name[0]) snprintf(c->name, sizeof c->name, "%s", j->name);
     if (j->posture) {
-        uint64_t h = sp_audit_posture_hash(j->posture);
-        h = h ? h : 1;
+        uint64_t h = j->posture_hash;
         if (h != c->posture_hash) sp_audit_emit_posture(s, c, j->posture, h);
         c->posture_hash = h;
         c->compliant = json_is_true(json_object_get(j->posture, "compliant"));
@@ -341,6 +342,10 @@ static void sp_audit_metrics(sp_input *in, sp_buf *out)
                           n, c->id, c->name, c->drift_paths);
     sp_buf_printf(out, "shipper_audit_scans_total{input=\"%s\"} %llu\n", n,
                   (unsigned long long)s->scans);
+    sp_buf_printf(
+        out,
+        "# TYPE shipper_audit_scan_seconds gauge\nshipper_audit_scan_seconds{input=\"%s\"} %.3f\n",
+        n, (double)s->scan_ns / 1e9);
     sp_buf_printf(out, "shipper_audit_records_total{input=\"%s\",kind=\"posture\"} %llu\n", n,
                   (unsigned long long)s->posture_records);
     sp_buf_printf(out, "shipper_audit_records_total{input=\"%s\",kind=\"drift\"} %llu\n", n,

@@ -260,6 +260,7 @@ int sp_daemon_run(sp_daemon *d)
         /* (A process started by an upgrade starts its inputs once the old one hands over.) */
         sp_daemon_start_inputs(d, SP_START_ALL);
     }
+    sp_looplag_start(&d->lag, &d->loop); /* the loop's lag, not the start-up's */
     uv_run(&d->loop, UV_RUN_DEFAULT);
     if (uv_loop_alive(&d->loop)) {
         /* A thread is blocked in a system call we cannot interrupt; exit without joining it. */
@@ -268,6 +269,7 @@ int sp_daemon_run(sp_daemon *d)
         _exit(d->exit_code);
     }
     uv_close((uv_handle_t *)&d->grace, NULL);
+    sp_looplag_close(&d->lag);
     uv_run(&d->loop, UV_RUN_DEFAULT);
     uv_loop_close(&d->loop);
     if (!d->exit_code) sp_info("stopped");

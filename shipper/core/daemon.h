@@ -9,6 +9,7 @@
 #include "config.h"
 #include "filter.h"
 #include "http.h"
+#include "looplag.h"
 #include "input.h"
 #include "output.h"
 #include "router.h"
@@ -47,6 +48,7 @@ typedef struct sp_daemon {
     sp_http *http;
     uv_signal_t sigterm, sigint;
     uv_timer_t grace;
+    sp_looplag lag; /* looplag.c */
     int ready;
     int stopping;
     int finishing;

@@ -169,6 +169,6 @@ void sp_metrics_render(const sp_daemon *d, sp_buf *out)
                   (unsigned long long)(r->spool ? sp_spool_bytes(r->spool) : 0),
                   (unsigned long long)(r->spool ? d->buffer.spool_limit : 0), r->paused,
                   (unsigned long long)r->pause_count, (unsigned long long)r->unmatched);
-    /* Plugins with several instances each wrote their own TYPE lines. */
-    sp_metrics_group(out, from);
+    sp_looplag_metrics(&d->lag, out);
+    sp_metrics_group(out, from); /* plugins of several instances each wrote TYPE lines */
 }

@@ -83,6 +83,8 @@ check_eq "drift gauge of the hardened container" 0 "$(metric "127.0.0.1:$H" "$(g
 check "drift gauge of the writable container" [ "$(metric "127.0.0.1:$H" "$(gauge $DRIFT)")" -ge 2 ]
 check "compliant containers counted" [ "$(metric "127.0.0.1:$H" 'shipper_containers{input="docker_audit",compliant="true"}')" -ge 1 ]
 check "non-compliant containers counted" [ "$(metric "127.0.0.1:$H" 'shipper_containers{input="docker_audit",compliant="false"}')" -ge 3 ]
+check "last scan's duration exported" curl -sf "http://127.0.0.1:$H/metrics" -o "$T/m.txt"
+check "shipper_audit_scan_seconds set" grep -q '^shipper_audit_scan_seconds{input="docker_audit"} [0-9.]*[1-9]' "$T/m.txt"
 stop_shipper
 check_eq "shipper exit code on SIGTERM" 0 "$SHIPPER_RC"
 docker rm -fv $DRIFT >/dev/null 2>&1 # with its anonymous volume

@@ -90,6 +90,9 @@ if grep -q "error while linting\|parsing error" "$T/promtool-metrics.out"; then
 else
     ok "promtool parses /metrics (two forward inputs, two null outputs, two throttle filters)"
 fi
+# The loop-lag timer (shipper/core/looplag.c) has fired by now: the gauge and the histogram.
+check "loop lag gauge exported" grep -q '^shipper_loop_lag_seconds_max [0-9.]*$' "$T/metrics.txt"
+check "loop lag histogram counted" grep -q '^shipper_loop_lag_seconds_count [1-9]' "$T/metrics.txt"
 if $NAMES check "$T/metrics.txt" "$DASH" "$RULES" >"$T/names.out" 2>&1; then
     ok "names: $(head -1 "$T/names.out")"
 else
