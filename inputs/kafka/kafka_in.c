@@ -334,18 +334,12 @@ static void sp_kafka_in_metrics(sp_input *in, sp_buf *out)
     sp_kafka_in *k = in->data;
     if (!k) return;
     const char *n = in->name;
-    sp_buf_printf(out, "shipper_kafka_input_consumed_total{input=\"%s\"} %llu\n", n,
-                  (unsigned long long)k->consumed);
-    sp_buf_printf(out, "shipper_kafka_input_committed_total{input=\"%s\"} %llu\n", n,
-                  (unsigned long long)k->committed);
-    sp_buf_printf(out, "shipper_kafka_input_commit_errors_total{input=\"%s\"} %llu\n", n,
-                  (unsigned long long)k->commit_errors);
-    sp_buf_printf(out, "shipper_kafka_input_rebalances_total{input=\"%s\"} %llu\n", n,
-                  (unsigned long long)k->rebalances);
-    sp_buf_printf(out, "shipper_kafka_input_invalid_total{input=\"%s\"} %llu\n", n,
-                  (unsigned long long)k->invalid);
-    sp_buf_printf(out, "shipper_kafka_input_pauses_total{input=\"%s\"} %llu\n", n,
-                  (unsigned long long)k->pauses);
+    sp_buf_metric(out, "shipper_kafka_input_consumed_total", "input", n, k->consumed);
+    sp_buf_metric(out, "shipper_kafka_input_committed_total", "input", n, k->committed);
+    sp_buf_metric(out, "shipper_kafka_input_commit_errors_total", "input", n, k->commit_errors);
+    sp_buf_metric(out, "shipper_kafka_input_rebalances_total", "input", n, k->rebalances);
+    sp_buf_metric(out, "shipper_kafka_input_invalid_total", "input", n, k->invalid);
+    sp_buf_metric(out, "shipper_kafka_input_pauses_total", "input", n, k->pauses);
     sp_buf_printf(out, "shipper_kafka_input_paused{input=\"%s\"} %d\n", n, k->paused);
     int assigned = 0;
     int64_t lag = 0;
