@@ -28,4 +28,26 @@ typedef void (*sp_json_container_fn)(void *ctx, sp_slice id, sp_buf *out);
 void sp_json_document(sp_buf *out, const sp_record *r, sp_slice tag, sp_json_container_fn more,
                       void *ctx);
 
+/** Writes code point `cp` (at most U+10FFFF) as 1 to 4 UTF-8 bytes at `o`; returns the end. Shared
+ * by the JSON readers that unescape \uXXXX (inline: they run it per escape). */
+static inline char *sp_json_utf8(char *o, uint32_t cp)
+{
+    if (cp < 0x80) {
+        *o++ = (char)cp;
+    } else if (cp < 0x800) {
+        *o++ = (char)(0xc0 | (cp >> 6));
+        *o++ = (char)(0x80 | (cp & 0x3f));
+    } else if (cp < 0x10000) {
+        *o++ = (char)(0xe0 | (cp >> 12));
+        *o++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+        *o++ = (char)(0x80 | (cp & 0x3f));
+    } else {
+        *o++ = (char)(0xf0 | (cp >> 18));
+        *o++ = (char)(0x80 | ((cp >> 12) & 0x3f));
+        *o++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+        *o++ = (char)(0x80 | (cp & 0x3f));
+    }
+    return o;
+}
+
 #endif

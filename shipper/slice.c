@@ -79,6 +79,11 @@ void sp_buf_printf(sp_buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+void sp_buf_metric(sp_buf *b, const char *metric, const char *label, const char *name, uint64_t v)
+{
+    sp_buf_printf(b, "%s{%s=\"%s\"} %llu\n", metric, label, name, (unsigned long long)v);
+}
+
 void sp_buf_free(sp_buf *b)
 {
     free(b->base);

@@ -61,6 +61,8 @@ void sp_buf_reserve_exact(sp_buf *b, size_t extra);
 void sp_buf_append(sp_buf *b, const void *p, size_t n);
 /** Appends a printf-formatted string. */
 void sp_buf_printf(sp_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** Appends one Prometheus line `metric{label="name"} v` (a plugin's counters and gauges). */
+void sp_buf_metric(sp_buf *b, const char *metric, const char *label, const char *name, uint64_t v);
 /** Frees the storage; the buffer is empty again. */
 void sp_buf_free(sp_buf *b);
 

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "filter.h"
+#include "json.h"
 #include "mp.h"
 #include "parse_int.h"
 
@@ -18,32 +19,6 @@ static void sp_pjson_ws(sp_pjson *j)
         j->p++;
 }
 
-static void sp_pjson_utf8(sp_buf *b, uint32_t cp)
-{
-    char u[4];
-    size_t n;
-    if (cp < 0x80) {
-        u[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xc0 | cp >> 6);
-        u[1] = (char)(0x80 | (cp & 0x3f));
-        n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (char)(0xe0 | cp >> 12);
-        u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        u[2] = (char)(0x80 | (cp & 0x3f));
-        n = 3;
-    } else {
-        u[0] = (char)(0xf0 | cp >> 18);
-        u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-        u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        u[3] = (char)(0x80 | (cp & 0x3f));
-        n = 4;
-    }
-    sp_buf_append(b, u, n);
-}
-
 static int sp_pjson_hex4(const char *p, const char *end, uint32_t *v)
 {
     if (end - p < 4) return -1;
@@ -57,6 +32,61 @@ static int sp_pjson_hex4(const char *p, const char *end, uint32_t *v)
         if (d < 0) return -1;
         *v = *v << 4 | (uint32_t)d;
     }
+    return 0;
+}
+
+/* One escape at *pp (just past its backslash), unescaped into `b` (room reserved by
+ * sp_pjson_string); advances *pp. -1 on a bad escape. */
+static int sp_pjson_escape(sp_buf *b, const char **pp, const char *q)
+{
+    const char *p = *pp;
+    char c = *p++, e;
+    switch (c) {
+    case '"':
+        e = '"';
+        break;
+    case '\\':
+        e = '\\';
+        break;
+    case '/':
+        e = '/';
+        break;
+    case 'b':
+        e = '\b';
+        break;
+    case 'f':
+        e = '\f';
+        break;
+    case 'n':
+        e = '\n';
+        break;
+    case 'r':
+        e = '\r';
+        break;
+    case 't':
+        e = '\t';
+        break;
+    case 'u': {
+        uint32_t cp, lo;
+        if (sp_pjson_hex4(p, q, &cp)) return -1;
+        p += 4;
+        if (cp >= 0xd800 && cp < 0xdc00 && q - p >= 6 && p[0] == '\\' && p[1] == 'u' &&
+            sp_pjson_hex4(p + 2, q, &lo) == 0 && lo >= 0xdc00 && lo < 0xe000) {
+            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+            p += 6;
+        } else if (cp >= 0xd800 && cp < 0xe000) {
+            cp = 0xfffd; /* a lone surrogate */
+        }
+        /* \u escapes may write up to 3 bytes for 6 raw ones (4 for 12): still within raw */
+        b->len = (size_t)(sp_json_utf8(b->base + b->len, cp) - b->base);
+        *pp = p;
+        return 0;
+    }
+    default:
+        return -1;
+    }
+    b->base[b->len++] = e;
+    *pp = p;
     return 0;
 }
 
@@ -88,51 +118,7 @@ static int sp_pjson_string(sp_pjson *j)
         if (p >= q) break;
         if ((uint8_t)*p < 0x20) return -1; /* a raw control character */
         p++;                               /* the backslash */
-        char c = *p++, e;
-        switch (c) {
-        case '"':
-            e = '"';
-            break;
-        case '\\':
-            e = '\\';
-            break;
-        case '/':
-            e = '/';
-            break;
-        case 'b':
-            e = '\b';
-            break;
-        case 'f':
-            e = '\f';
-            break;
-        case 'n':
-            e = '\n';
-            break;
-        case 'r':
-            e = '\r';
-            break;
-        case 't':
-            e = '\t';
-            break;
-        case 'u': {
-            uint32_t cp, lo;
-            if (sp_pjson_hex4(p, q, &cp)) return -1;
-            p += 4;
-            if (cp >= 0xd800 && cp < 0xdc00 && q - p >= 6 && p[0] == '\\' && p[1] == 'u' &&
-                sp_pjson_hex4(p + 2, q, &lo) == 0 && lo >= 0xdc00 && lo < 0xe000) {
-                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                p += 6;
-            } else if (cp >= 0xd800 && cp < 0xe000) {
-                cp = 0xfffd; /* a lone surrogate */
-            }
-            /* \u escapes may write up to 3 bytes for 6 raw ones (4 for 12): still within raw */
-            sp_pjson_utf8(b, cp);
-            continue;
-        }
-        default:
-            return -1;
-        }
-        b->base[b->len++] = e;
+        if (sp_pjson_escape(b, &p, q)) return -1;
     }
     size_t n = b->len - hdr - hlen;
     uint8_t *h = (uint8_t *)b->base + hdr;

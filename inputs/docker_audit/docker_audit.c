@@ -340,8 +340,7 @@ static void sp_audit_metrics(sp_input *in, sp_buf *out)
                           "shipper_container_drift_paths{input=\"%s\",container_id=\"%.12s\","
                           "container_name=\"%s\"} %zu\n",
                           n, c->id, c->name, c->drift_paths);
-    sp_buf_printf(out, "shipper_audit_scans_total{input=\"%s\"} %llu\n", n,
-                  (unsigned long long)s->scans);
+    sp_buf_metric(out, "shipper_audit_scans_total", "input", n, s->scans);
     sp_buf_printf(
         out,
         "# TYPE shipper_audit_scan_seconds gauge\nshipper_audit_scan_seconds{input=\"%s\"} %.3f\n",

@@ -317,10 +317,8 @@ static void sp_de_metrics(sp_input *in, sp_buf *out)
     for (int i = 0; i < SP_DE_NACTIONS; i++)
         sp_buf_printf(out, "shipper_docker_events_total{input=\"%s\",action=\"%s\"} %llu\n",
                       in->name, sp_de_actions[i], (unsigned long long)d->counts[i]);
-    sp_buf_printf(out, "shipper_docker_events_reconnects_total{input=\"%s\"} %llu\n", in->name,
-                  (unsigned long long)d->reconnects);
-    sp_buf_printf(out, "shipper_docker_events_queue_full_total{input=\"%s\"} %llu\n", in->name,
-                  (unsigned long long)d->queue_full);
+    sp_buf_metric(out, "shipper_docker_events_reconnects_total", "input", in->name, d->reconnects);
+    sp_buf_metric(out, "shipper_docker_events_queue_full_total", "input", in->name, d->queue_full);
 }
 
 const sp_input_type sp_input_docker_events = {

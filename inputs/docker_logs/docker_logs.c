@@ -461,21 +461,14 @@ static void sp_dl_metrics(sp_input *in, sp_buf *out)
     sp_dl *s = in->data;
     if (!s) return;
     const char *n = in->name;
-    sp_buf_printf(out, "shipper_tail_files{input=\"%s\"} %llu\n", n, (unsigned long long)s->nfiles);
-    sp_buf_printf(out, "shipper_tail_bytes_total{input=\"%s\"} %llu\n", n,
-                  (unsigned long long)s->bytes_read);
-    sp_buf_printf(out, "shipper_tail_lines_total{input=\"%s\"} %llu\n", n,
-                  (unsigned long long)s->lines);
-    sp_buf_printf(out, "shipper_tail_rotations_total{input=\"%s\"} %llu\n", n,
-                  (unsigned long long)s->rotations);
-    sp_buf_printf(out, "shipper_tail_truncations_total{input=\"%s\"} %llu\n", n,
-                  (unsigned long long)s->truncations);
-    sp_buf_printf(out, "shipper_tail_split_lines_total{input=\"%s\"} %llu\n", n,
-                  (unsigned long long)s->splits);
-    sp_buf_printf(out, "shipper_tail_incomplete_lines_total{input=\"%s\"} %llu\n", n,
-                  (unsigned long long)s->incomplete);
-    sp_buf_printf(out, "shipper_tail_lost_files_total{input=\"%s\"} %llu\n", n,
-                  (unsigned long long)s->lost_files);
+    sp_buf_metric(out, "shipper_tail_files", "input", n, s->nfiles);
+    sp_buf_metric(out, "shipper_tail_bytes_total", "input", n, s->bytes_read);
+    sp_buf_metric(out, "shipper_tail_lines_total", "input", n, s->lines);
+    sp_buf_metric(out, "shipper_tail_rotations_total", "input", n, s->rotations);
+    sp_buf_metric(out, "shipper_tail_truncations_total", "input", n, s->truncations);
+    sp_buf_metric(out, "shipper_tail_split_lines_total", "input", n, s->splits);
+    sp_buf_metric(out, "shipper_tail_incomplete_lines_total", "input", n, s->incomplete);
+    sp_buf_metric(out, "shipper_tail_lost_files_total", "input", n, s->lost_files);
 }
 
 const sp_input_type sp_input_docker_logs = {

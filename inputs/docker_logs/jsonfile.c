@@ -5,6 +5,7 @@
  * common log value "text\n" is also returned in place (the escaped newline is just dropped),
  * so most lines are parsed without copying the message.
  */
+#include "json.h"
 #include "jsonfile.h"
 
 #include "mp.h"
@@ -40,26 +41,6 @@ static int sp_jsonfile_hex4(const char *p, uint32_t *v)
     }
     *v = x;
     return 0;
-}
-
-static char *sp_jsonfile_utf8(char *o, uint32_t cp)
-{
-    if (cp < 0x80) {
-        *o++ = (char)cp;
-    } else if (cp < 0x800) {
-        *o++ = (char)(0xc0 | (cp >> 6));
-        *o++ = (char)(0x80 | (cp & 0x3f));
-    } else if (cp < 0x10000) {
-        *o++ = (char)(0xe0 | (cp >> 12));
-        *o++ = (char)(0x80 | ((cp >> 6) & 0x3f));
-        *o++ = (char)(0x80 | (cp & 0x3f));
-    } else {
-        *o++ = (char)(0xf0 | (cp >> 18));
-        *o++ = (char)(0x80 | ((cp >> 12) & 0x3f));
-        *o++ = (char)(0x80 | ((cp >> 6) & 0x3f));
-        *o++ = (char)(0x80 | (cp & 0x3f));
-    }
-    return o;
 }
 
 /* One escape at j->p (just past the backslash) written to o; advances. NULL on a bad escape. */
@@ -112,7 +93,7 @@ static char *sp_jsonfile_escape(sp_jsonfile_cur *j, char *o)
     } else if (cp >= 0xdc00 && cp <= 0xdfff) {
         cp = 0xfffd;
     }
-    return sp_jsonfile_utf8(o, cp);
+    return sp_json_utf8(o, cp);
 }
 
 /*

@@ -1,5 +1,5 @@
 /*
- * The kafka input: an indexer in a consumer group (docs/kafka.md, "The kafka input").
+ * The kafka input: an indexer in a consumer group (docs/kafka_input.md).
  *
  * One librdkafka high-level consumer per input. Its queue (the main queue is redirected to it,
  * so rebalances and commit results come the same way) wakes the loop through a pipe watched by
@@ -13,6 +13,10 @@
  * commit never passes an undelivered record. Commits carry explicit offsets
  * (enable.auto.commit and enable.auto.offset.store are off). Blocking calls (a commit that must
  * finish before a rebalance goes on, fetching committed offsets, closing) run on the thread pool.
+ *
+ * This file: the settings, partitions, start, pause and stop, metrics and the descriptor.
+ * Rebalances and messages: kafka_in_group.c; entries, commits and pool jobs: kafka_in_commit.c;
+ * documents: kafka_in_doc.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -47,37 +51,7 @@ static const sp_conf_field sp_kafka_in_fields[] = {
      "before what is delivered is committed and the partitions are given up"},
     SP_CONF_END};
 
-#define SP_KAFKA_IN_BATCH 256
-#define SP_KAFKA_IN_BUDGET 8192 /* messages per loop iteration, then other handles run */
-
-typedef struct sp_kafka_in {
-    sp_input *in;
-    const sp_kafka_in_conf *conf;
-    rd_kafka_t *rk;
-    rd_kafka_queue_t *q;
-    int pipefd[2];
-    uv_poll_t poll;
-    uv_idle_t more;
-    uv_timer_t commit_timer, drain_timer;
-    int handles;
-    sp_list parts;
-    sp_kafka_in_part *hit;
-    sp_kafka_in_scratch scratch;
-    /* a revoke waiting for deliveries (or stop) */
-    rd_kafka_topic_partition_list_t *revoking;
-    int revoke_coop;
-    uint64_t drain_deadline;
-    int stopping, closing, works, closed_handles;
-    int paused;
-    uint64_t nent; /* entries not freed */
-    struct sp_kafka_in_job_s *last_job;
-    /* counters */
-    uint64_t consumed, committed, commit_errors, rebalances, invalid, pauses, errors;
-    sp_ratelimit rl;
-} sp_kafka_in;
-
-static sp_kafka_in_part *sp_kafka_in_part_get(sp_kafka_in *k, const char *topic, int32_t p,
-                                              int create)
+sp_kafka_in_part *sp_kafka_in_part_get(sp_kafka_in *k, const char *topic, int32_t p, int create)
 {
     if (k->hit && k->hit->partition == p && strcmp(k->hit->topic, topic) == 0) return k->hit;
     sp_list *it;
@@ -121,480 +95,9 @@ static void sp_kafka_in_free(sp_kafka_in *k)
 }
 
 /* Freed once stopped, its handles closed, no pool job running and no watcher left. */
-static void sp_kafka_in_maybe_free(sp_kafka_in *k)
+void sp_kafka_in_maybe_free(sp_kafka_in *k)
 {
     if (k->closed_handles && !k->works && !k->nent) sp_kafka_in_free(k);
-}
-
-/* ---- entries and commits ---- */
-
-static void sp_kafka_in_ent_free(sp_kafka_in *k, sp_kafka_in_ent *e)
-{
-    if (e->part) {
-        sp_list_remove(&e->link);
-        if (e->part->last == e) e->part->last = NULL;
-    }
-    free(e);
-    k->nent--;
-}
-
-static void sp_kafka_in_fired(sp_chunk_watch *w, sp_chunk *c, int delivered)
-{
-    sp_kafka_in_ent *e = (sp_kafka_in_ent *)w;
-    sp_kafka_in *k = e->k;
-    e->fired = 1;
-    e->delivered = delivered;
-    if (!e->part) {
-        sp_kafka_in_ent_free(k, e);
-        sp_kafka_in_maybe_free(k);
-    }
-}
-
-/* The watcher for the record at part->cur in chunk `c`: none when an entry of this partition
- * is on `c` already (its first offset is lower, which covers this record). */
-static sp_chunk_watch *sp_kafka_in_watch(void *ctx, sp_chunk *c)
-{
-    sp_kafka_in_part *x = ctx;
-    sp_kafka_in_ent *e = x->last;
-    if (e && e->chunk == c && e->seq == c->seq && !e->fired) return NULL;
-    sp_list *it;
-    for (it = x->pending.prev; it != &x->pending; it = it->prev) {
-        e = sp_list_entry(it, sp_kafka_in_ent, link);
-        if (e->chunk == c && e->seq == c->seq && !e->fired) {
-            x->last = e;
-            return NULL;
-        }
-    }
-    e = sp_calloc(1, sizeof *e);
-    e->w.cb = sp_kafka_in_fired;
-    e->part = x;
-    e->k = x->k;
-    e->chunk = c;
-    e->seq = c->seq;
-    e->first = x->cur;
-    sp_list_insert_tail(&x->pending, &e->link);
-    x->last = e;
-    x->k->nent++;
-    return &e->w;
-}
-
-/* The offset partition `x` may be committed up to: entries delivered at its head are dropped;
- * the oldest one left bounds it. -1: nothing consumed since it was assigned. */
-static int64_t sp_kafka_in_committable(sp_kafka_in *k, sp_kafka_in_part *x)
-{
-    while (!sp_list_empty(&x->pending)) {
-        sp_kafka_in_ent *e = sp_list_entry(x->pending.next, sp_kafka_in_ent, link);
-        if (!e->fired || !e->delivered) return e->first;
-        sp_kafka_in_ent_free(k, e);
-    }
-    return x->next;
-}
-
-/* The offsets to commit now, of assigned partitions (only revoking ones when `revoking_only`);
- * NULL when none moved. */
-static rd_kafka_topic_partition_list_t *sp_kafka_in_collect(sp_kafka_in *k, int revoking_only)
-{
-    rd_kafka_topic_partition_list_t *l = NULL;
-    sp_list *it;
-    sp_list_foreach(it, &k->parts)
-    {
-        sp_kafka_in_part *x = sp_list_entry(it, sp_kafka_in_part, link);
-        if (!x->assigned || (revoking_only && !x->revoking)) continue;
-        int64_t off = sp_kafka_in_committable(k, x);
-        if (off < 0 || off <= x->sent) continue;
-        if (!l) l = rd_kafka_topic_partition_list_new(8);
-        rd_kafka_topic_partition_list_add(l, x->topic, x->partition)->offset = off;
-        x->sent = off;
-    }
-    return l;
-}
-
-/* Results of commits: from the consumer's queue (async commits) or a pool job (sync ones). */
-static void sp_kafka_in_commit_result(sp_kafka_in *k, rd_kafka_resp_err_t err,
-                                      const rd_kafka_topic_partition_list_t *l)
-{
-    for (int i = 0; l && i < l->cnt; i++) {
-        const rd_kafka_topic_partition_t *t = &l->elems[i];
-        sp_kafka_in_part *x = sp_kafka_in_part_get(k, t->topic, t->partition, 0);
-        if (!x) continue;
-        if (!err && !t->err) {
-            if (t->offset > x->committed) x->committed = t->offset;
-            k->committed++;
-        } else {
-            k->commit_errors++;
-            sp_log_limited(&k->rl, SP_LOG_WARN, "input %s: committing %s[%d] at %lld failed: %s",
-                           k->in->name, t->topic, (int)t->partition, (long long)t->offset,
-                           rd_kafka_err2str(err ? err : t->err));
-            if (x->sent == t->offset) x->sent = x->committed; /* again at the next interval */
-        }
-    }
-}
-
-static void sp_kafka_in_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                                  rd_kafka_topic_partition_list_t *l, void *opaque)
-{
-    sp_kafka_in *k = opaque;
-    if (k->closing || err == RD_KAFKA_RESP_ERR__NO_OFFSET) return; /* pool thread: not ours */
-    sp_kafka_in_commit_result(k, err, l);
-}
-
-static void sp_kafka_in_commit_timer(uv_timer_t *t)
-{
-    sp_kafka_in *k = t->data;
-    if (k->closing || k->stopping) return;
-    rd_kafka_topic_partition_list_t *l = sp_kafka_in_collect(k, 0);
-    if (!l) return;
-    rd_kafka_resp_err_t err = rd_kafka_commit(k->rk, l, 1);
-    if (err) sp_kafka_in_commit_result(k, err, l);
-    rd_kafka_topic_partition_list_destroy(l);
-}
-
-/* ---- pool jobs ---- */
-
-enum { SP_KAFKA_IN_JOB_COMMITTED, SP_KAFKA_IN_JOB_REVOKE, SP_KAFKA_IN_JOB_CLOSE };
-
-typedef struct sp_kafka_in_job_s {
-    uv_work_t w;
-    sp_kafka_in *k;
-    int kind;
-    rd_kafka_topic_partition_list_t *l; /* offsets to commit, or partitions to look up */
-    rd_kafka_resp_err_t err;
-    int tries;
-} sp_kafka_in_job_t;
-
-static void sp_kafka_in_job_run(uv_work_t *w)
-{
-    sp_kafka_in_job_t *j = w->data;
-    sp_kafka_in *k = j->k;
-    switch (j->kind) {
-    case SP_KAFKA_IN_JOB_COMMITTED:
-        j->err = rd_kafka_committed(k->rk, j->l, 10000);
-        break;
-    case SP_KAFKA_IN_JOB_REVOKE:
-        if (j->l) j->err = rd_kafka_commit(k->rk, j->l, 0);
-        break;
-    case SP_KAFKA_IN_JOB_CLOSE:
-        if (j->l) j->err = rd_kafka_commit(k->rk, j->l, 0);
-        if (k->revoking) { /* a revoke waiting for our answer: give the partitions up first */
-            if (k->revoke_coop)
-                rd_kafka_incremental_unassign(k->rk, k->revoking);
-            else
-                rd_kafka_assign(k->rk, NULL);
-        }
-        rd_kafka_consumer_close(k->rk);
-        rd_kafka_queue_destroy(k->q);
-        rd_kafka_destroy(k->rk);
-        break;
-    }
-}
-
-static void sp_kafka_in_close_handles(sp_kafka_in *k);
-static void sp_kafka_in_unassign_done(sp_kafka_in *k);
-static void sp_kafka_in_job(sp_kafka_in *k, int kind, rd_kafka_topic_partition_list_t *l);
-
-static void sp_kafka_in_job_done(uv_work_t *w, int status)
-{
-    sp_kafka_in_job_t *j = w->data;
-    sp_kafka_in *k = j->k;
-    k->works--;
-    switch (j->kind) {
-    case SP_KAFKA_IN_JOB_COMMITTED: {
-        /* Known committed offsets make the lag and committed_offset metrics right before this
-         * member commits anything itself. During a rebalance the coordinator may refuse: the
-         * partitions still assigned with none are asked again (a few times). */
-        rd_kafka_topic_partition_list_t *again = NULL;
-        for (int i = 0; !k->closing && i < j->l->cnt; i++) {
-            const rd_kafka_topic_partition_t *t = &j->l->elems[i];
-            sp_kafka_in_part *x = sp_kafka_in_part_get(k, t->topic, t->partition, 0);
-            if (!x || !x->assigned) continue;
-            if (j->err || t->err) {
-                if (x->committed < 0 && j->tries < 5) {
-                    if (!again) again = rd_kafka_topic_partition_list_new(j->l->cnt);
-                    rd_kafka_topic_partition_list_add(again, t->topic, t->partition);
-                }
-                continue;
-            }
-            if (t->offset < 0) continue;
-            if (t->offset > x->committed) x->committed = t->offset;
-            if (t->offset > x->sent) x->sent = t->offset;
-        }
-        if (again) {
-            sp_kafka_in_job(k, SP_KAFKA_IN_JOB_COMMITTED, again);
-            k->last_job->tries = j->tries + 1;
-        }
-        break;
-    }
-    case SP_KAFKA_IN_JOB_REVOKE:
-        if (j->l) sp_kafka_in_commit_result(k, j->err, j->l);
-        if (!k->closing) sp_kafka_in_unassign_done(k);
-        break;
-    case SP_KAFKA_IN_JOB_CLOSE:
-        k->rk = NULL;
-        if (j->l) sp_kafka_in_commit_result(k, j->err, j->l);
-        if (k->revoking) rd_kafka_topic_partition_list_destroy(k->revoking);
-        k->revoking = NULL;
-        sp_kafka_in_close_handles(k);
-        break;
-    }
-    if (j->l) rd_kafka_topic_partition_list_destroy(j->l);
-    free(j);
-    sp_kafka_in_maybe_free(k);
-}
-
-static void sp_kafka_in_job(sp_kafka_in *k, int kind, rd_kafka_topic_partition_list_t *l)
-{
-    sp_kafka_in_job_t *j = sp_calloc(1, sizeof *j);
-    j->w.data = j;
-    j->k = k;
-    j->kind = kind;
-    j->l = l;
-    k->works++;
-    k->last_job = j;
-    uv_queue_work(k->in->loop, &j->w, sp_kafka_in_job_run, sp_kafka_in_job_done);
-}
-
-/* ---- rebalances ---- */
-
-/* Entries of a partition given up are left to their watchers (freed when they fire). */
-static void sp_kafka_in_orphan(sp_kafka_in *k, sp_kafka_in_part *x)
-{
-    while (!sp_list_empty(&x->pending)) {
-        sp_kafka_in_ent *e = sp_list_entry(x->pending.next, sp_kafka_in_ent, link);
-        sp_list_remove(&e->link);
-        e->part = NULL;
-        if (e->fired) {
-            free(e);
-            k->nent--;
-        }
-    }
-    x->last = NULL;
-    x->assigned = x->revoking = 0;
-    x->next = x->sent = x->committed = -1;
-}
-
-/* The revoke's commit is done (or was not needed): give the partitions up. */
-static void sp_kafka_in_unassign_done(sp_kafka_in *k)
-{
-    rd_kafka_topic_partition_list_t *l = k->revoking;
-    if (!l) return;
-    for (int i = 0; i < l->cnt; i++) {
-        sp_kafka_in_part *x = sp_kafka_in_part_get(k, l->elems[i].topic, l->elems[i].partition, 0);
-        if (x) sp_kafka_in_orphan(k, x);
-    }
-    rd_kafka_error_t *e = NULL;
-    if (k->revoke_coop)
-        e = rd_kafka_incremental_unassign(k->rk, l);
-    else
-        rd_kafka_assign(k->rk, NULL);
-    if (e) rd_kafka_error_destroy(e);
-    rd_kafka_topic_partition_list_destroy(l);
-    k->revoking = NULL;
-}
-
-static int sp_kafka_in_inflight(sp_kafka_in *k, int revoking_only)
-{
-    sp_list *it, *ei;
-    sp_list_foreach(it, &k->parts)
-    {
-        sp_kafka_in_part *x = sp_list_entry(it, sp_kafka_in_part, link);
-        if (!x->assigned || (revoking_only && !x->revoking)) continue;
-        sp_list_foreach(ei, &x->pending)
-        {
-            if (!sp_list_entry(ei, sp_kafka_in_ent, link)->fired) return 1;
-        }
-    }
-    return 0;
-}
-
-static void sp_kafka_in_final(sp_kafka_in *k);
-
-/* While a revoke (or stop) waits: once nothing of those partitions is in flight, or at the
- * deadline, commit what is delivered and go on. */
-static void sp_kafka_in_drain_check(uv_timer_t *t)
-{
-    sp_kafka_in *k = t->data;
-    int late = uv_now(k->in->loop) >= k->drain_deadline;
-    if (k->stopping) {
-        if (!late && sp_kafka_in_inflight(k, 0)) return;
-        uv_timer_stop(t);
-        sp_kafka_in_final(k);
-        return;
-    }
-    if (!k->revoking) {
-        uv_timer_stop(t);
-        return;
-    }
-    if (!late && sp_kafka_in_inflight(k, 1)) return;
-    uv_timer_stop(t);
-    if (late)
-        sp_warn("input %s: revoked partitions still had records in flight after %llu ms; they "
-                "will be consumed again by their new owner",
-                k->in->name, (unsigned long long)k->conf->revoke_timeout);
-    sp_kafka_in_job(k, SP_KAFKA_IN_JOB_REVOKE, sp_kafka_in_collect(k, 1));
-}
-
-static void sp_kafka_in_set_paused(sp_kafka_in *k, rd_kafka_topic_partition_list_t *l, int pause)
-{
-    if (!l || !l->cnt) return;
-    if (pause)
-        rd_kafka_pause_partitions(k->rk, l);
-    else
-        rd_kafka_resume_partitions(k->rk, l);
-}
-
-static void sp_kafka_in_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                                     rd_kafka_topic_partition_list_t *l, void *opaque)
-{
-    sp_kafka_in *k = opaque;
-    int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
-    if (k->closing) { /* from rd_kafka_consumer_close on the pool thread */
-        if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-            if (coop) {
-                rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, l);
-                if (e) rd_kafka_error_destroy(e);
-            } else {
-                rd_kafka_assign(rk, NULL);
-            }
-        }
-        return;
-    }
-    k->rebalances++;
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        for (int i = 0; i < l->cnt; i++) {
-            sp_kafka_in_part *x =
-                sp_kafka_in_part_get(k, l->elems[i].topic, l->elems[i].partition, 1);
-            x->assigned = 1;
-            x->revoking = 0;
-            x->next = x->sent = x->committed = -1;
-        }
-        sp_info("input %s: %d partition(s) assigned", k->in->name, l->cnt);
-        if (coop) {
-            rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, l);
-            if (e) rd_kafka_error_destroy(e);
-        } else {
-            rd_kafka_assign(rk, l);
-        }
-        /* A partition keeps librdkafka's pause across a revoke (ours, in it): set it anew. */
-        sp_kafka_in_set_paused(k, l, k->paused || k->stopping);
-        sp_kafka_in_job(k, SP_KAFKA_IN_JOB_COMMITTED, rd_kafka_topic_partition_list_copy(l));
-    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-        sp_info("input %s: %d partition(s) revoked", k->in->name, l->cnt);
-        for (int i = 0; i < l->cnt; i++) {
-            sp_kafka_in_part *x =
-                sp_kafka_in_part_get(k, l->elems[i].topic, l->elems[i].partition, 0);
-            if (x && x->assigned) x->revoking = 1;
-        }
-        sp_kafka_in_set_paused(k, l, 1); /* nothing more is fetched for them */
-        if (k->revoking) rd_kafka_topic_partition_list_destroy(k->revoking);
-        k->revoking = rd_kafka_topic_partition_list_copy(l);
-        k->revoke_coop = coop;
-        if (!k->stopping) {
-            k->drain_deadline = uv_now(k->in->loop) + k->conf->revoke_timeout;
-            uv_timer_start(&k->drain_timer, sp_kafka_in_drain_check, 0, 20);
-        }
-    } else {
-        sp_warn("input %s: rebalance error: %s", k->in->name, rd_kafka_err2str(err));
-        rd_kafka_assign(rk, NULL);
-    }
-}
-
-/* ---- messages ---- */
-
-static void sp_kafka_in_id(const rd_kafka_message_t *m, sp_kafka_in_part *x, uint8_t id[16])
-{
-    rd_kafka_headers_t *h = NULL;
-    const void *v;
-    size_t n;
-    if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        rd_kafka_header_get_last(h, "shipper-id", &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        sp_kafka_in_hexid(v, n, id) == 0)
-        return;
-    /* No id came with it: where it is in Kafka, so its new owner gives it the same one. */
-    char key[300];
-    int kl =
-        snprintf(key, sizeof key, "%s/%d/%lld", x->topic, (int)x->partition, (long long)m->offset);
-    sp_hash128(key, (size_t)(kl < (int)sizeof key ? kl : (int)sizeof key - 1), 0x6b61666b61ULL, id);
-}
-
-static void sp_kafka_in_message(sp_kafka_in *k, rd_kafka_message_t *m)
-{
-    if (m->err) {
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return;
-        k->errors++;
-        sp_input_error(k->in, "consume");
-        sp_log_limited(&k->rl, SP_LOG_WARN, "input %s: %s", k->in->name,
-                       rd_kafka_message_errstr(m));
-        return;
-    }
-    sp_kafka_in_part *x = sp_kafka_in_part_get(k, rd_kafka_topic_name(m->rkt), m->partition, 0);
-    if (!x || !x->assigned || x->revoking) return; /* its new owner consumes it */
-    k->consumed++;
-    k->in->bytes += m->len;
-    sp_record r;
-    sp_slice tag = {0};
-    if (sp_kafka_in_decode(k->conf->format, m->payload, m->len, &k->scratch, &r, &tag) ==
-        SP_KAFKA_IN_INVALID) {
-        k->invalid++;
-        sp_input_error(k->in, "invalid_json");
-        sp_log_limited(&k->rl, SP_LOG_WARN,
-                       "input %s: %s[%d] offset %lld is not a JSON document; shipped as raw "
-                       "message (kafka_invalid_json)",
-                       k->in->name, x->topic, (int)x->partition, (long long)m->offset);
-    }
-    if (r.prec == 0xff) { /* the message's timestamp, else now */
-        int64_t ms = rd_kafka_message_timestamp(m, NULL);
-        if (ms < 0) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-        }
-        r.sec = (uint64_t)(ms / 1000);
-        r.nsec = (uint32_t)(ms % 1000) * 1000000;
-        r.prec = 3;
-    }
-    if (r.sec > SP_TIME_MAX_SEC) r.sec = SP_TIME_MAX_SEC;
-    sp_kafka_in_id(m, x, r.id);
-    if (!tag.len) tag = sp_slice_make(x->tag, x->tag_len);
-    x->cur = m->offset;
-    sp_input_append(k->in, tag, &r, sp_kafka_in_watch, x);
-    x->next = m->offset + 1;
-}
-
-static void sp_kafka_in_drain(sp_kafka_in *k);
-
-static void sp_kafka_in_more_cb(uv_idle_t *h)
-{
-    sp_kafka_in_drain(h->data);
-}
-
-static void sp_kafka_in_drain(sp_kafka_in *k)
-{
-    if (k->closing || !k->rk) return;
-    rd_kafka_message_t *msgs[SP_KAFKA_IN_BATCH];
-    size_t budget = SP_KAFKA_IN_BUDGET;
-    ssize_t n = 0;
-    while (budget > 0) {
-        n = rd_kafka_consume_batch_queue(k->q, 0, msgs, SP_KAFKA_IN_BATCH);
-        if (n <= 0) break;
-        for (ssize_t i = 0; i < n; i++) {
-            if (!k->stopping) sp_kafka_in_message(k, msgs[i]);
-            rd_kafka_message_destroy(msgs[i]);
-        }
-        budget = (size_t)n < budget ? budget - (size_t)n : 0;
-    }
-    if (budget == 0 && !k->stopping)
-        uv_idle_start(&k->more, sp_kafka_in_more_cb); /* the rest after other handles ran */
-    else
-        uv_idle_stop(&k->more);
-}
-
-static void sp_kafka_in_poll_cb(uv_poll_t *h, int status, int events)
-{
-    sp_kafka_in *k = h->data;
-    char buf[256];
-    while (read(k->pipefd[0], buf, sizeof buf) > 0)
-        ;
-    sp_kafka_in_drain(k);
 }
 
 /* ---- start, pause, stop ---- */
@@ -784,7 +287,7 @@ static void sp_kafka_in_handle_closed(uv_handle_t *h)
     sp_input_closed(in);
 }
 
-static void sp_kafka_in_close_handles(sp_kafka_in *k)
+void sp_kafka_in_close_handles(sp_kafka_in *k)
 {
     /* Entries still in chunks are freed by their watchers. */
     sp_list *it;
@@ -800,7 +303,7 @@ static void sp_kafka_in_close_handles(sp_kafka_in *k)
 
 /* Stopping, once in-flight records are delivered (or revoke_timeout passed): commit what is
  * delivered, leave the group and close, on the thread pool (these calls block). */
-static void sp_kafka_in_final(sp_kafka_in *k)
+void sp_kafka_in_final(sp_kafka_in *k)
 {
     rd_kafka_topic_partition_list_t *l = sp_kafka_in_collect(k, 0);
     k->closing = 1;
@@ -831,18 +334,12 @@ static void sp_kafka_in_metrics(sp_input *in, sp_buf *out)
     sp_kafka_in *k = in->data;
     if (!k) return;
     const char *n = in->name;
-    sp_buf_printf(out, "shipper_kafka_input_consumed_total{input=\"%s\"} %llu\n", n,
-                  (unsigned long long)k->consumed);
-    sp_buf_printf(out, "shipper_kafka_input_committed_total{input=\"%s\"} %llu\n", n,
-                  (unsigned long long)k->committed);
-    sp_buf_printf(out, "shipper_kafka_input_commit_errors_total{input=\"%s\"} %llu\n", n,
-                  (unsigned long long)k->commit_errors);
-    sp_buf_printf(out, "shipper_kafka_input_rebalances_total{input=\"%s\"} %llu\n", n,
-                  (unsigned long long)k->rebalances);
-    sp_buf_printf(out, "shipper_kafka_input_invalid_total{input=\"%s\"} %llu\n", n,
-                  (unsigned long long)k->invalid);
-    sp_buf_printf(out, "shipper_kafka_input_pauses_total{input=\"%s\"} %llu\n", n,
-                  (unsigned long long)k->pauses);
+    sp_buf_metric(out, "shipper_kafka_input_consumed_total", "input", n, k->consumed);
+    sp_buf_metric(out, "shipper_kafka_input_committed_total", "input", n, k->committed);
+    sp_buf_metric(out, "shipper_kafka_input_commit_errors_total", "input", n, k->commit_errors);
+    sp_buf_metric(out, "shipper_kafka_input_rebalances_total", "input", n, k->rebalances);
+    sp_buf_metric(out, "shipper_kafka_input_invalid_total", "input", n, k->invalid);
+    sp_buf_metric(out, "shipper_kafka_input_pauses_total", "input", n, k->pauses);
     sp_buf_printf(out, "shipper_kafka_input_paused{input=\"%s\"} %d\n", n, k->paused);
     int assigned = 0;
     int64_t lag = 0;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
 #include "kafka_in_int.h"
 #include "mp.h"
 
@@ -58,32 +59,6 @@ int sp_kafka_in_hexid(const void *hex, size_t n, uint8_t id[16])
     return 0;
 }
 
-static void sp_kafka_in_utf8(sp_buf *b, unsigned cp)
-{
-    char u[4];
-    size_t n;
-    if (cp < 0x80) {
-        u[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xc0 | (cp >> 6));
-        u[1] = (char)(0x80 | (cp & 0x3f));
-        n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (char)(0xe0 | (cp >> 12));
-        u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        u[2] = (char)(0x80 | (cp & 0x3f));
-        n = 3;
-    } else {
-        u[0] = (char)(0xf0 | (cp >> 18));
-        u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-        u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        u[3] = (char)(0x80 | (cp & 0x3f));
-        n = 4;
-    }
-    sp_buf_append(b, u, n);
-}
-
 /* A string at j->p ('"'): its unescaped bytes appended to `out`. */
 static int sp_kafka_in_str(sp_kafka_in_jp *j, sp_buf *out)
 {
@@ -118,7 +93,8 @@ static int sp_kafka_in_str(sp_kafka_in_jp *j, sp_buf *out)
         } else if (cp >= 0xd800 && cp < 0xe000) {
             cp = 0xfffd; /* a lone surrogate */
         }
-        sp_kafka_in_utf8(out, cp);
+        char u[4];
+        sp_buf_append(out, u, (size_t)(sp_json_utf8(u, cp) - u));
     }
 }
 

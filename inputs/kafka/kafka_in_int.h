@@ -1,7 +1,8 @@
 /*
- * The kafka input's shared declarations: kafka_in.c (the consumer, rebalances, commits, the
- * descriptor) and kafka_in_doc.c (a document the kafka output wrote, back into a record).
- * docs/kafka.md, "The kafka input".
+ * The kafka input's shared declarations: kafka_in.c (settings, lifecycle, metrics, the
+ * descriptor), kafka_in_group.c (rebalances, messages), kafka_in_commit.c (entries, commits,
+ * pool jobs) and kafka_in_doc.c (a document the kafka output wrote, back into a record).
+ * docs/kafka_input.md.
  */
 #ifndef SP_KAFKA_IN_INT_H
 #define SP_KAFKA_IN_INT_H
@@ -63,6 +64,77 @@ typedef struct {
     sp_buf str; /* unescaped strings */
     sp_buf ext; /* extras, MessagePack */
 } sp_kafka_in_scratch;
+
+#define SP_KAFKA_IN_BATCH 256
+#define SP_KAFKA_IN_BUDGET 8192 /* messages per loop iteration, then other handles run */
+
+typedef struct sp_kafka_in {
+    sp_input *in;
+    const sp_kafka_in_conf *conf;
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *q;
+    int pipefd[2];
+    uv_poll_t poll;
+    uv_idle_t more;
+    uv_timer_t commit_timer, drain_timer;
+    int handles;
+    sp_list parts;
+    sp_kafka_in_part *hit;
+    sp_kafka_in_scratch scratch;
+    /* a revoke waiting for deliveries (or stop) */
+    rd_kafka_topic_partition_list_t *revoking;
+    int revoke_coop;
+    uint64_t drain_deadline;
+    int stopping, closing, works, closed_handles;
+    int paused;
+    uint64_t nent; /* entries not freed */
+    struct sp_kafka_in_job_s *last_job;
+    /* counters */
+    uint64_t consumed, committed, commit_errors, rebalances, invalid, pauses, errors;
+    sp_ratelimit rl;
+} sp_kafka_in;
+
+enum { SP_KAFKA_IN_JOB_COMMITTED, SP_KAFKA_IN_JOB_REVOKE, SP_KAFKA_IN_JOB_CLOSE };
+
+/* kafka_in.c */
+/** The partition `topic`[p], made (with `create`) when unknown; NULL otherwise. */
+sp_kafka_in_part *sp_kafka_in_part_get(sp_kafka_in *k, const char *topic, int32_t p, int create);
+/** Frees the input once stopped, its handles closed, no pool job running and no watcher left. */
+void sp_kafka_in_maybe_free(sp_kafka_in *k);
+/** Closes the handles after the consumer is closed. */
+void sp_kafka_in_close_handles(sp_kafka_in *k);
+/** Stopping, in-flight records delivered or late: commit, leave the group, close. */
+void sp_kafka_in_final(sp_kafka_in *k);
+
+/* kafka_in_commit.c */
+/** The watcher for the record at part->cur in chunk `c` (sp_input_append's callback). */
+sp_chunk_watch *sp_kafka_in_watch(void *ctx, sp_chunk *c);
+/** The offsets to commit now (only revoking partitions' with `revoking_only`); NULL: none. */
+rd_kafka_topic_partition_list_t *sp_kafka_in_collect(sp_kafka_in *k, int revoking_only);
+/** librdkafka's offset commit callback (async commits). */
+void sp_kafka_in_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                           rd_kafka_topic_partition_list_t *l, void *opaque);
+/** The commit_interval timer. */
+void sp_kafka_in_commit_timer(uv_timer_t *t);
+/** Runs a blocking job (SP_KAFKA_IN_JOB_*) on the thread pool; it owns `l`. */
+void sp_kafka_in_job(sp_kafka_in *k, int kind, rd_kafka_topic_partition_list_t *l);
+
+/* kafka_in_group.c */
+/** Leaves a partition's entries to their watchers and forgets its offsets. */
+void sp_kafka_in_orphan(sp_kafka_in *k, sp_kafka_in_part *x);
+/** The revoke's commit is done (or was not needed): gives the partitions up. */
+void sp_kafka_in_unassign_done(sp_kafka_in *k);
+/** The drain timer of a revoke or a stop. */
+void sp_kafka_in_drain_check(uv_timer_t *t);
+/** Pauses or resumes fetching the partitions in `l`. */
+void sp_kafka_in_set_paused(sp_kafka_in *k, rd_kafka_topic_partition_list_t *l, int pause);
+/** librdkafka's rebalance callback. */
+void sp_kafka_in_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                              rd_kafka_topic_partition_list_t *l, void *opaque);
+/** Takes the messages waiting in the consumer's queue, a budget a loop iteration. */
+void sp_kafka_in_drain(sp_kafka_in *k);
+/** The consumer queue's wake-up pipe. */
+void sp_kafka_in_poll_cb(uv_poll_t *h, int status, int events);
 
 /**
  * Parses a document the kafka output wrote (README, "The document") into `r`: @timestamp,

@@ -55,7 +55,7 @@ typedef struct {
     const char *tname; /* into the chunk; NULL: the static topic */
     uint32_t klen, tlen;
     uint32_t voff, vlen;
-    int64_t ts_ms; /* the record's time: the message's timestamp */
+    int64_t ts_ms;  /* the record's time: the message's timestamp */
     uint8_t id[16]; /* the record's id: the `shipper-id` header, in hex (docs/kafka.md) */
     uint8_t state;
     uint8_t dead; /* rejected once: now going to the dead-letter topic */
@@ -151,5 +151,26 @@ void sp_kafka_count_failure(sp_kafka *k, rd_kafka_resp_err_t err);
 int sp_kafka_stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque);
 /** Appends the output's Prometheus lines. */
 void sp_kafka_metrics(sp_output *o, sp_buf *out);
+
+/* Producing (kafka_send.c). */
+/** Sets what `*held` counts against memory_limit to `now` (docs/architecture.md, "Who owns
+ * what"). */
+void sp_kafka_hold(sp_kafka *k, size_t *held, size_t now);
+/** Produces what can be produced, in arrival order, unless the output is stopping. */
+void sp_kafka_pump(sp_kafka *k);
+/** Ends a use of librdkafka on the loop thread; a stop that came meanwhile retires it now. */
+void sp_kafka_leave(sp_kafka *k);
+/** Starts encoding waiting deliveries while the memory budget has room. */
+void sp_kafka_encode_more(sp_kafka *k);
+/** The output's deliver entry. */
+void sp_kafka_deliver(sp_output *o, sp_delivery *d);
+/** librdkafka's delivery report callback (on the loop thread, from rd_kafka_poll). */
+void sp_kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque);
+
+/* Lifecycle (kafka.c). */
+/** Detaches the producer and destroys it off the loop; `final` at the output's stop. */
+void sp_kafka_retire(sp_kafka *k, int final);
+/** Frees the output once its handles, encodings and producers are all gone. */
+void sp_kafka_maybe_closed(sp_kafka *k);
 
 #endif

@@ -97,24 +97,24 @@ void sp_metrics_render(const sp_daemon *d, sp_buf *out)
     size_t from = out->len;
     SP_BUF_LIT(out, "# TYPE shipper_input_records_total counter\n");
     for (size_t i = 0; i < d->ninputs; i++)
-        sp_buf_printf(out, "shipper_input_records_total{input=\"%s\"} %llu\n", d->inputs[i]->name,
-                      (unsigned long long)d->inputs[i]->records);
+        sp_buf_metric(out, "shipper_input_records_total", "input", d->inputs[i]->name,
+                      d->inputs[i]->records);
     SP_BUF_LIT(out, "# TYPE shipper_input_bytes_total counter\n");
     for (size_t i = 0; i < d->ninputs; i++)
-        sp_buf_printf(out, "shipper_input_bytes_total{input=\"%s\"} %llu\n", d->inputs[i]->name,
-                      (unsigned long long)d->inputs[i]->bytes);
+        sp_buf_metric(out, "shipper_input_bytes_total", "input", d->inputs[i]->name,
+                      d->inputs[i]->bytes);
     SP_BUF_LIT(out, "# TYPE shipper_input_errors_total counter\n");
     for (size_t i = 0; i < d->ninputs; i++)
         sp_reasons_render(&d->inputs[i]->errors, out, "shipper_input_errors_total", "input",
                           d->inputs[i]->name);
     SP_BUF_LIT(out, "# TYPE shipper_sources_paused gauge\n");
     for (size_t i = 0; i < d->ninputs; i++)
-        sp_buf_printf(out, "shipper_sources_paused{input=\"%s\"} %llu\n", d->inputs[i]->name,
-                      (unsigned long long)d->inputs[i]->sources_paused);
+        sp_buf_metric(out, "shipper_sources_paused", "input", d->inputs[i]->name,
+                      d->inputs[i]->sources_paused);
     SP_BUF_LIT(out, "# TYPE shipper_source_pauses_total counter\n");
     for (size_t i = 0; i < d->ninputs; i++)
-        sp_buf_printf(out, "shipper_source_pauses_total{input=\"%s\"} %llu\n", d->inputs[i]->name,
-                      (unsigned long long)d->inputs[i]->source_pauses);
+        sp_buf_metric(out, "shipper_source_pauses_total", "input", d->inputs[i]->name,
+                      d->inputs[i]->source_pauses);
     sp_filters_metrics(d, out);
     SP_BUF_LIT(out, "# TYPE shipper_output_records_total counter\n");
     for (size_t i = 0; i < d->noutputs; i++) {
@@ -147,8 +147,7 @@ void sp_metrics_render(const sp_daemon *d, sp_buf *out)
     SP_BUF_LIT(out, "# TYPE shipper_output_queued_chunks gauge\n");
     for (size_t i = 0; i < d->noutputs; i++) {
         const sp_output *o = d->outputs[i];
-        sp_buf_printf(out, "shipper_output_queued_chunks{output=\"%s\"} %llu\n", o->name,
-                      (unsigned long long)o->queued_chunks);
+        sp_buf_metric(out, "shipper_output_queued_chunks", "output", o->name, o->queued_chunks);
     }
     if (r->spool) sp_spool_metrics(r->spool, out);
     sp_upgrade_metrics(out);

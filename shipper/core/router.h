@@ -119,5 +119,9 @@ void sp_router_drop(sp_router *r, sp_chunk *c);
 /** Stops timers and frees chunks still held, as not delivered: open ones, those queued, and
  * those in flight that a stopped output abandoned. Every output must be closed. */
 void sp_router_close(sp_router *r);
+/** The entry of `tag`, made (with its output and filter masks) when new (router_tags.c). */
+sp_tagent *sp_router_tag(sp_router *r, sp_slice tag);
+/** Forgets tags unused for a minute, when enough of them are (router_tags.c). */
+void sp_router_tags_expire(sp_router *r, uint64_t now);
 
 #endif

@@ -1,0 +1,230 @@
+/*
+ * The kafka input's offsets (docs/kafka_input.md): entries (the records of one
+ * partition in one chunk) and their watchers, what may be committed, commits and their
+ * results, and the blocking calls run on the thread pool (commits before a revoke, fetching
+ * committed offsets, closing). The design is in kafka_in.c's opening comment.
+ */
+#include <stdlib.h>
+
+#include "kafka_in_int.h"
+
+/* ---- entries and commits ---- */
+
+static void sp_kafka_in_ent_free(sp_kafka_in *k, sp_kafka_in_ent *e)
+{
+    if (e->part) {
+        sp_list_remove(&e->link);
+        if (e->part->last == e) e->part->last = NULL;
+    }
+    free(e);
+    k->nent--;
+}
+
+static void sp_kafka_in_fired(sp_chunk_watch *w, sp_chunk *c, int delivered)
+{
+    sp_kafka_in_ent *e = (sp_kafka_in_ent *)w;
+    sp_kafka_in *k = e->k;
+    e->fired = 1;
+    e->delivered = delivered;
+    if (!e->part) {
+        sp_kafka_in_ent_free(k, e);
+        sp_kafka_in_maybe_free(k);
+    }
+}
+
+/* The watcher for the record at part->cur in chunk `c`: none when an entry of this partition
+ * is on `c` already (its first offset is lower, which covers this record). */
+sp_chunk_watch *sp_kafka_in_watch(void *ctx, sp_chunk *c)
+{
+    sp_kafka_in_part *x = ctx;
+    sp_kafka_in_ent *e = x->last;
+    if (e && e->chunk == c && e->seq == c->seq && !e->fired) return NULL;
+    sp_list *it;
+    for (it = x->pending.prev; it != &x->pending; it = it->prev) {
+        e = sp_list_entry(it, sp_kafka_in_ent, link);
+        if (e->chunk == c && e->seq == c->seq && !e->fired) {
+            x->last = e;
+            return NULL;
+        }
+    }
+    e = sp_calloc(1, sizeof *e);
+    e->w.cb = sp_kafka_in_fired;
+    e->part = x;
+    e->k = x->k;
+    e->chunk = c;
+    e->seq = c->seq;
+    e->first = x->cur;
+    sp_list_insert_tail(&x->pending, &e->link);
+    x->last = e;
+    x->k->nent++;
+    return &e->w;
+}
+
+/* The offset partition `x` may be committed up to: entries delivered at its head are dropped;
+ * the oldest one left bounds it. -1: nothing consumed since it was assigned. */
+static int64_t sp_kafka_in_committable(sp_kafka_in *k, sp_kafka_in_part *x)
+{
+    while (!sp_list_empty(&x->pending)) {
+        sp_kafka_in_ent *e = sp_list_entry(x->pending.next, sp_kafka_in_ent, link);
+        if (!e->fired || !e->delivered) return e->first;
+        sp_kafka_in_ent_free(k, e);
+    }
+    return x->next;
+}
+
+/* The offsets to commit now, of assigned partitions (only revoking ones when `revoking_only`);
+ * NULL when none moved. */
+rd_kafka_topic_partition_list_t *sp_kafka_in_collect(sp_kafka_in *k, int revoking_only)
+{
+    rd_kafka_topic_partition_list_t *l = NULL;
+    sp_list *it;
+    sp_list_foreach(it, &k->parts)
+    {
+        sp_kafka_in_part *x = sp_list_entry(it, sp_kafka_in_part, link);
+        if (!x->assigned || (revoking_only && !x->revoking)) continue;
+        int64_t off = sp_kafka_in_committable(k, x);
+        if (off < 0 || off <= x->sent) continue;
+        if (!l) l = rd_kafka_topic_partition_list_new(8);
+        rd_kafka_topic_partition_list_add(l, x->topic, x->partition)->offset = off;
+        x->sent = off;
+    }
+    return l;
+}
+
+/* Results of commits: from the consumer's queue (async commits) or a pool job (sync ones). */
+static void sp_kafka_in_commit_result(sp_kafka_in *k, rd_kafka_resp_err_t err,
+                                      const rd_kafka_topic_partition_list_t *l)
+{
+    for (int i = 0; l && i < l->cnt; i++) {
+        const rd_kafka_topic_partition_t *t = &l->elems[i];
+        sp_kafka_in_part *x = sp_kafka_in_part_get(k, t->topic, t->partition, 0);
+        if (!x) continue;
+        if (!err && !t->err) {
+            if (t->offset > x->committed) x->committed = t->offset;
+            k->committed++;
+        } else {
+            k->commit_errors++;
+            sp_log_limited(&k->rl, SP_LOG_WARN, "input %s: committing %s[%d] at %lld failed: %s",
+                           k->in->name, t->topic, (int)t->partition, (long long)t->offset,
+                           rd_kafka_err2str(err ? err : t->err));
+            if (x->sent == t->offset) x->sent = x->committed; /* again at the next interval */
+        }
+    }
+}
+
+void sp_kafka_in_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                           rd_kafka_topic_partition_list_t *l, void *opaque)
+{
+    sp_kafka_in *k = opaque;
+    if (k->closing || err == RD_KAFKA_RESP_ERR__NO_OFFSET) return; /* pool thread: not ours */
+    sp_kafka_in_commit_result(k, err, l);
+}
+
+void sp_kafka_in_commit_timer(uv_timer_t *t)
+{
+    sp_kafka_in *k = t->data;
+    if (k->closing || k->stopping) return;
+    rd_kafka_topic_partition_list_t *l = sp_kafka_in_collect(k, 0);
+    if (!l) return;
+    rd_kafka_resp_err_t err = rd_kafka_commit(k->rk, l, 1);
+    if (err) sp_kafka_in_commit_result(k, err, l);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* ---- pool jobs ---- */
+
+typedef struct sp_kafka_in_job_s {
+    uv_work_t w;
+    sp_kafka_in *k;
+    int kind;
+    rd_kafka_topic_partition_list_t *l; /* offsets to commit, or partitions to look up */
+    rd_kafka_resp_err_t err;
+    int tries;
+} sp_kafka_in_job_t;
+
+static void sp_kafka_in_job_run(uv_work_t *w)
+{
+    sp_kafka_in_job_t *j = w->data;
+    sp_kafka_in *k = j->k;
+    switch (j->kind) {
+    case SP_KAFKA_IN_JOB_COMMITTED:
+        j->err = rd_kafka_committed(k->rk, j->l, 10000);
+        break;
+    case SP_KAFKA_IN_JOB_REVOKE:
+        if (j->l) j->err = rd_kafka_commit(k->rk, j->l, 0);
+        break;
+    case SP_KAFKA_IN_JOB_CLOSE:
+        if (j->l) j->err = rd_kafka_commit(k->rk, j->l, 0);
+        if (k->revoking) { /* a revoke waiting for our answer: give the partitions up first */
+            if (k->revoke_coop)
+                rd_kafka_incremental_unassign(k->rk, k->revoking);
+            else
+                rd_kafka_assign(k->rk, NULL);
+        }
+        rd_kafka_consumer_close(k->rk);
+        rd_kafka_queue_destroy(k->q);
+        rd_kafka_destroy(k->rk);
+        break;
+    }
+}
+
+static void sp_kafka_in_job_done(uv_work_t *w, int status)
+{
+    sp_kafka_in_job_t *j = w->data;
+    sp_kafka_in *k = j->k;
+    k->works--;
+    switch (j->kind) {
+    case SP_KAFKA_IN_JOB_COMMITTED: {
+        /* Known committed offsets make the lag and committed_offset metrics right before this
+         * member commits anything itself. During a rebalance the coordinator may refuse: the
+         * partitions still assigned with none are asked again (a few times). */
+        rd_kafka_topic_partition_list_t *again = NULL;
+        for (int i = 0; !k->closing && i < j->l->cnt; i++) {
+            const rd_kafka_topic_partition_t *t = &j->l->elems[i];
+            sp_kafka_in_part *x = sp_kafka_in_part_get(k, t->topic, t->partition, 0);
+            if (!x || !x->assigned) continue;
+            if (j->err || t->err) {
+                if (x->committed < 0 && j->tries < 5) {
+                    if (!again) again = rd_kafka_topic_partition_list_new(j->l->cnt);
+                    rd_kafka_topic_partition_list_add(again, t->topic, t->partition);
+                }
+                continue;
+            }
+            if (t->offset < 0) continue;
+            if (t->offset > x->committed) x->committed = t->offset;
+            if (t->offset > x->sent) x->sent = t->offset;
+        }
+        if (again) {
+            sp_kafka_in_job(k, SP_KAFKA_IN_JOB_COMMITTED, again);
+            k->last_job->tries = j->tries + 1;
+        }
+        break;
+    }
+    case SP_KAFKA_IN_JOB_REVOKE:
+        if (j->l) sp_kafka_in_commit_result(k, j->err, j->l);
+        if (!k->closing) sp_kafka_in_unassign_done(k);
+        break;
+    case SP_KAFKA_IN_JOB_CLOSE:
+        k->rk = NULL;
+        if (j->l) sp_kafka_in_commit_result(k, j->err, j->l);
+        if (k->revoking) rd_kafka_topic_partition_list_destroy(k->revoking);
+        k->revoking = NULL;
+        sp_kafka_in_close_handles(k);
+        break;
+    }
+    if (j->l) rd_kafka_topic_partition_list_destroy(j->l);
+    free(j);
+    sp_kafka_in_maybe_free(k);
+}
+
+void sp_kafka_in_job(sp_kafka_in *k, int kind, rd_kafka_topic_partition_list_t *l)
+{
+    sp_kafka_in_job_t *j = sp_calloc(1, sizeof *j);
+    j->w.data = j;
+    j->k = k;
+    j->kind = kind;
+    j->l = l;
+    k->works++;
+    k->last_job = j;
+    uv_queue_work(k->in->loop, &j->w, sp_kafka_in_job_run, sp_kafka_in_job_done);
+}

@@ -1,0 +1,252 @@
+/*
+ * The kafka input's consumer (docs/kafka_input.md): rebalances (assign, revoke
+ * once in-flight records are delivered) and messages, taken from the consumer's queue in
+ * batches and appended as records. The design is in kafka_in.c's opening comment.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kafka_in_int.h"
+#include "mp.h"
+
+/* ---- rebalances ---- */
+
+/* Entries of a partition given up are left to their watchers (freed when they fire). */
+void sp_kafka_in_orphan(sp_kafka_in *k, sp_kafka_in_part *x)
+{
+    while (!sp_list_empty(&x->pending)) {
+        sp_kafka_in_ent *e = sp_list_entry(x->pending.next, sp_kafka_in_ent, link);
+        sp_list_remove(&e->link);
+        e->part = NULL;
+        if (e->fired) {
+            free(e);
+            k->nent--;
+        }
+    }
+    x->last = NULL;
+    x->assigned = x->revoking = 0;
+    x->next = x->sent = x->committed = -1;
+}
+
+/* The revoke's commit is done (or was not needed): give the partitions up. */
+void sp_kafka_in_unassign_done(sp_kafka_in *k)
+{
+    rd_kafka_topic_partition_list_t *l = k->revoking;
+    if (!l) return;
+    for (int i = 0; i < l->cnt; i++) {
+        sp_kafka_in_part *x = sp_kafka_in_part_get(k, l->elems[i].topic, l->elems[i].partition, 0);
+        if (x) sp_kafka_in_orphan(k, x);
+    }
+    rd_kafka_error_t *e = NULL;
+    if (k->revoke_coop)
+        e = rd_kafka_incremental_unassign(k->rk, l);
+    else
+        rd_kafka_assign(k->rk, NULL);
+    if (e) rd_kafka_error_destroy(e);
+    rd_kafka_topic_partition_list_destroy(l);
+    k->revoking = NULL;
+}
+
+static int sp_kafka_in_inflight(sp_kafka_in *k, int revoking_only)
+{
+    sp_list *it, *ei;
+    sp_list_foreach(it, &k->parts)
+    {
+        sp_kafka_in_part *x = sp_list_entry(it, sp_kafka_in_part, link);
+        if (!x->assigned || (revoking_only && !x->revoking)) continue;
+        sp_list_foreach(ei, &x->pending)
+        {
+            if (!sp_list_entry(ei, sp_kafka_in_ent, link)->fired) return 1;
+        }
+    }
+    return 0;
+}
+
+/* While a revoke (or stop) waits: once nothing of those partitions is in flight, or at the
+ * deadline, commit what is delivered and go on. */
+void sp_kafka_in_drain_check(uv_timer_t *t)
+{
+    sp_kafka_in *k = t->data;
+    int late = uv_now(k->in->loop) >= k->drain_deadline;
+    if (k->stopping) {
+        if (!late && sp_kafka_in_inflight(k, 0)) return;
+        uv_timer_stop(t);
+        sp_kafka_in_final(k);
+        return;
+    }
+    if (!k->revoking) {
+        uv_timer_stop(t);
+        return;
+    }
+    if (!late && sp_kafka_in_inflight(k, 1)) return;
+    uv_timer_stop(t);
+    if (late)
+        sp_warn("input %s: revoked partitions still had records in flight after %llu ms; they "
+                "will be consumed again by their new owner",
+                k->in->name, (unsigned long long)k->conf->revoke_timeout);
+    sp_kafka_in_job(k, SP_KAFKA_IN_JOB_REVOKE, sp_kafka_in_collect(k, 1));
+}
+
+void sp_kafka_in_set_paused(sp_kafka_in *k, rd_kafka_topic_partition_list_t *l, int pause)
+{
+    if (!l || !l->cnt) return;
+    if (pause)
+        rd_kafka_pause_partitions(k->rk, l);
+    else
+        rd_kafka_resume_partitions(k->rk, l);
+}
+
+void sp_kafka_in_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                              rd_kafka_topic_partition_list_t *l, void *opaque)
+{
+    sp_kafka_in *k = opaque;
+    int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    if (k->closing) { /* from rd_kafka_consumer_close on the pool thread */
+        if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+            if (coop) {
+                rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, l);
+                if (e) rd_kafka_error_destroy(e);
+            } else {
+                rd_kafka_assign(rk, NULL);
+            }
+        }
+        return;
+    }
+    k->rebalances++;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        for (int i = 0; i < l->cnt; i++) {
+            sp_kafka_in_part *x =
+                sp_kafka_in_part_get(k, l->elems[i].topic, l->elems[i].partition, 1);
+            x->assigned = 1;
+            x->revoking = 0;
+            x->next = x->sent = x->committed = -1;
+        }
+        sp_info("input %s: %d partition(s) assigned", k->in->name, l->cnt);
+        if (coop) {
+            rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, l);
+            if (e) rd_kafka_error_destroy(e);
+        } else {
+            rd_kafka_assign(rk, l);
+        }
+        /* A partition keeps librdkafka's pause across a revoke (ours, in it): set it anew. */
+        sp_kafka_in_set_paused(k, l, k->paused || k->stopping);
+        sp_kafka_in_job(k, SP_KAFKA_IN_JOB_COMMITTED, rd_kafka_topic_partition_list_copy(l));
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        sp_info("input %s: %d partition(s) revoked", k->in->name, l->cnt);
+        for (int i = 0; i < l->cnt; i++) {
+            sp_kafka_in_part *x =
+                sp_kafka_in_part_get(k, l->elems[i].topic, l->elems[i].partition, 0);
+            if (x && x->assigned) x->revoking = 1;
+        }
+        sp_kafka_in_set_paused(k, l, 1); /* nothing more is fetched for them */
+        if (k->revoking) rd_kafka_topic_partition_list_destroy(k->revoking);
+        k->revoking = rd_kafka_topic_partition_list_copy(l);
+        k->revoke_coop = coop;
+        if (!k->stopping) {
+            k->drain_deadline = uv_now(k->in->loop) + k->conf->revoke_timeout;
+            uv_timer_start(&k->drain_timer, sp_kafka_in_drain_check, 0, 20);
+        }
+    } else {
+        sp_warn("input %s: rebalance error: %s", k->in->name, rd_kafka_err2str(err));
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+/* ---- messages ---- */
+
+static void sp_kafka_in_id(const rd_kafka_message_t *m, sp_kafka_in_part *x, uint8_t id[16])
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *v;
+    size_t n;
+    if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        rd_kafka_header_get_last(h, "shipper-id", &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        sp_kafka_in_hexid(v, n, id) == 0)
+        return;
+    /* No id came with it: where it is in Kafka, so its new owner gives it the same one. */
+    char key[300];
+    int kl =
+        snprintf(key, sizeof key, "%s/%d/%lld", x->topic, (int)x->partition, (long long)m->offset);
+    sp_hash128(key, (size_t)(kl < (int)sizeof key ? kl : (int)sizeof key - 1), 0x6b61666b61ULL, id);
+}
+
+static void sp_kafka_in_message(sp_kafka_in *k, rd_kafka_message_t *m)
+{
+    if (m->err) {
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return;
+        k->errors++;
+        sp_input_error(k->in, "consume");
+        sp_log_limited(&k->rl, SP_LOG_WARN, "input %s: %s", k->in->name,
+                       rd_kafka_message_errstr(m));
+        return;
+    }
+    sp_kafka_in_part *x = sp_kafka_in_part_get(k, rd_kafka_topic_name(m->rkt), m->partition, 0);
+    if (!x || !x->assigned || x->revoking) return; /* its new owner consumes it */
+    k->consumed++;
+    k->in->bytes += m->len;
+    sp_record r;
+    sp_slice tag = {0};
+    if (sp_kafka_in_decode(k->conf->format, m->payload, m->len, &k->scratch, &r, &tag) ==
+        SP_KAFKA_IN_INVALID) {
+        k->invalid++;
+        sp_input_error(k->in, "invalid_json");
+        sp_log_limited(&k->rl, SP_LOG_WARN,
+                       "input %s: %s[%d] offset %lld is not a JSON document; shipped as raw "
+                       "message (kafka_invalid_json)",
+                       k->in->name, x->topic, (int)x->partition, (long long)m->offset);
+    }
+    if (r.prec == 0xff) { /* the message's timestamp, else now */
+        int64_t ms = rd_kafka_message_timestamp(m, NULL);
+        if (ms < 0) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        }
+        r.sec = (uint64_t)(ms / 1000);
+        r.nsec = (uint32_t)(ms % 1000) * 1000000;
+        r.prec = 3;
+    }
+    if (r.sec > SP_TIME_MAX_SEC) r.sec = SP_TIME_MAX_SEC;
+    sp_kafka_in_id(m, x, r.id);
+    if (!tag.len) tag = sp_slice_make(x->tag, x->tag_len);
+    x->cur = m->offset;
+    sp_input_append(k->in, tag, &r, sp_kafka_in_watch, x);
+    x->next = m->offset + 1;
+}
+
+static void sp_kafka_in_more_cb(uv_idle_t *h)
+{
+    sp_kafka_in_drain(h->data);
+}
+
+void sp_kafka_in_drain(sp_kafka_in *k)
+{
+    if (k->closing || !k->rk) return;
+    rd_kafka_message_t *msgs[SP_KAFKA_IN_BATCH];
+    size_t budget = SP_KAFKA_IN_BUDGET;
+    ssize_t n = 0;
+    while (budget > 0) {
+        n = rd_kafka_consume_batch_queue(k->q, 0, msgs, SP_KAFKA_IN_BATCH);
+        if (n <= 0) break;
+        for (ssize_t i = 0; i < n; i++) {
+            if (!k->stopping) sp_kafka_in_message(k, msgs[i]);
+            rd_kafka_message_destroy(msgs[i]);
+        }
+        budget = (size_t)n < budget ? budget - (size_t)n : 0;
+    }
+    if (budget == 0 && !k->stopping)
+        uv_idle_start(&k->more, sp_kafka_in_more_cb); /* the rest after other handles ran */
+    else
+        uv_idle_stop(&k->more);
+}
+
+void sp_kafka_in_poll_cb(uv_poll_t *h, int status, int events)
+{
+    sp_kafka_in *k = h->data;
+    char buf[256];
+    while (read(k->pipefd[0], buf, sizeof buf) > 0)
+        ;
+    sp_kafka_in_drain(k);
+}
