@@ -305,6 +305,13 @@ void sp_kafka_in_close_handles(sp_kafka_in *k)
  * delivered, leave the group and close, on the thread pool (these calls block). */
 void sp_kafka_in_final(sp_kafka_in *k)
 {
+    /* CLOSE destroys the handle, so it waits until no other pool job runs (a committed-offsets
+     * lookup may block for seconds): one still using the handle crashed the process. */
+    if (k->works) {
+        k->close_wanted = 1;
+        return;
+    }
+    k->close_wanted = 0;
     rd_kafka_topic_partition_list_t *l = sp_kafka_in_collect(k, 0);
     k->closing = 1;
     sp_kafka_in_job(k, SP_KAFKA_IN_JOB_CLOSE, l);

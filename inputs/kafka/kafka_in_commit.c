@@ -214,6 +214,7 @@ static void sp_kafka_in_job_done(uv_work_t *w, int status)
     }
     if (j->l) rd_kafka_topic_partition_list_destroy(j->l);
     free(j);
+    if (k->close_wanted && !k->works) sp_kafka_in_final(k); /* the last job before CLOSE */
     sp_kafka_in_maybe_free(k);
 }
 

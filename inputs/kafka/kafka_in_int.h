@@ -86,6 +86,7 @@ typedef struct sp_kafka_in {
     int revoke_coop;
     uint64_t drain_deadline;
     int stopping, closing, works, closed_handles;
+    int close_wanted; /* stopping is done but a pool job still runs: CLOSE waits for it */
     int paused;
     uint64_t nent; /* entries not freed */
     struct sp_kafka_in_job_s *last_job;
