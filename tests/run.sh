@@ -66,6 +66,10 @@ build() { # DIR EXTRA-CMAKE-ARGS...
 echo "== build (Release)"
 mkdir -p build
 build build || exit 1
+# The Node Forward client, before any test can use it (tests run side by side).
+(cd tests/rigs/fluent_client && flock .npm.lock sh -c \
+    '[ -f node_modules/@fluent-org/logger/package.json ] || npm ci --silent --no-audit --no-fund >/dev/null 2>&1') ||
+    echo "warning: npm ci failed in tests/rigs/fluent_client"
 
 if [ "$what" = all ] || [ "$what" = unit ]; then
     echo "== unit tests (Release)"
@@ -108,8 +112,6 @@ fi
 
 if [ "$what" = all ] || [ "$what" = integration ]; then
     echo "== integration tests"
-    (cd tests/rigs/fluent_client && [ -d node_modules ] || npm ci --silent --no-audit --no-fund >/dev/null 2>&1) ||
-        echo "warning: npm ci failed in tests/rigs/fluent_client"
     "$ROOT/tests/rigs/dockerd.sh" >/dev/null || echo "warning: dockerd could not be started"
     # A test whose header says `# suite: alone` (it restarts or floods dockerd, measures memory
     # or CPU, or is CPU-bound for long) runs with no other test beside it.

@@ -97,7 +97,11 @@ need_fluent_bit() {
 # need_fluent_client: the independent Forward client (@fluent-org/logger) in $CLIENT, installed.
 need_fluent_client() {
     CLIENT="$ROOT/tests/rigs/fluent_client"
-    [ -d "$CLIENT/node_modules" ] || (cd "$CLIENT" && npm ci --silent --no-audit --no-fund >/dev/null 2>&1) ||
+    # Under a lock, and "installed" only once the module is there: tests run side by side, and a
+    # second one must not start while the first one's npm ci is still filling node_modules.
+    (cd "$CLIENT" && flock .npm.lock sh -c \
+        '[ -f node_modules/@fluent-org/logger/package.json ] || npm ci --silent --no-audit --no-fund >/dev/null 2>&1') &&
+        [ -f "$CLIENT/node_modules/@fluent-org/logger/package.json" ] ||
         { echo "npm ci failed in $CLIENT"; exit 1; }
 }
 
