@@ -41,6 +41,12 @@ int sp_docker_api_open(sp_docker_api **out, const char *socket_path, int max_req
                        size_t max_body)
 {
     if (access(socket_path, R_OK | W_OK)) return -errno;
+    return sp_docker_api_new(out, socket_path, max_requests, max_body);
+}
+
+int sp_docker_api_new(sp_docker_api **out, const char *socket_path, int max_requests,
+                      size_t max_body)
+{
     pthread_once(&sp_docker_curl_once, sp_docker_curl_init); /* before any thread uses curl */
     sp_docker_api *a = sp_calloc(1, sizeof *a);
     a->socket = sp_strndup(socket_path, strlen(socket_path));

@@ -32,6 +32,11 @@ typedef struct sp_docker_api sp_docker_api;
  */
 int sp_docker_api_open(sp_docker_api **out, const char *socket_path, int max_requests,
                        size_t max_body);
+
+/** As sp_docker_api_open without the access check: for a socket that may appear later (dockerd
+ * not started yet); requests fail until it does. */
+int sp_docker_api_new(sp_docker_api **out, const char *socket_path, int max_requests,
+                      size_t max_body);
 /** Closes a client; no call may be running on it. NULL is fine. */
 void sp_docker_api_close(sp_docker_api *a);
 /** The socket path the client was opened with. */

@@ -198,6 +198,8 @@ int sp_meta_set_socket(const char *path)
     if (sp_meta_api && strcmp(sp_docker_api_socket(sp_meta_api), path) == 0) return 0;
     sp_docker_api *a;
     int rc = sp_docker_api_open(&a, path, SP_META_API_REQUESTS, SP_META_MAX_FILE);
+    if (rc == -ENOENT) /* dockerd not started yet: lookups fail until the socket appears */
+        rc = sp_docker_api_new(&a, path, SP_META_API_REQUESTS, SP_META_MAX_FILE);
     if (rc) return rc;
     /* A reload may name another socket while a lookup still uses the old client: that one is
      * kept (a few bytes), never freed under it. */

@@ -232,6 +232,11 @@ static int sp_de_start(sp_input *in)
     d->in = in;
     d->conf = c;
     int rc = sp_docker_api_open(&d->api, c->docker_socket, 1, 0);
+    if (rc == -ENOENT) { /* dockerd not started yet: the stream connects with backoff */
+        sp_in_warn(in, "docker_socket %s: %s (connecting with backoff until it appears)",
+                   c->docker_socket, strerror(-rc));
+        rc = sp_docker_api_new(&d->api, c->docker_socket, 1, 0);
+    }
     if (rc) {
         sp_in_error(in, "docker_socket %s: %s", c->docker_socket, strerror(-rc));
         free(d);

@@ -6,14 +6,15 @@
 # and on restart (resuming from the time in state_dir) each event of both containers has been
 # shipped exactly once. Last, the daemon goes away while shipper runs (a proxy in front of its
 # socket is killed: the stream breaks, reconnects are refused), a container lives and dies
-# meanwhile, the daemon comes back: its events are shipped once, after reconnecting.
+# meanwhile, the daemon comes back: its events are shipped once, after reconnecting. And shipper
+# started before the daemon (its socket missing) warns, runs, and ships once the socket appears.
 # Other containers on the same daemon (other tests) are ignored by name.
 . "$(dirname "$0")/lib.sh"
 need_docker
 SOCK=${DOCKER_SOCK:-/var/run/docker.sock}
 [ -S "$SOCK" ] || skip "no Docker API socket at $SOCK"
 HTTP=127.0.0.1:$(free_port)
-A=ev-a-$$ B=ev-b-$$ C=ev-c-$$ D=ev-d-$$
+A=ev-a-$$ B=ev-b-$$ C=ev-c-$$ D=ev-d-$$ E=ev-e-$$
 mkdir -p "$T/state"
 cat >"$T/cfg.yaml" <<CFG
 service: {http_listen: "$HTTP", state_dir: "$T/state"}
@@ -91,13 +92,26 @@ check "reconnects counted" \
 stop_shipper
 check_eq "run 3 exit code" 0 "$SHIPPER_RC"
 kill "$PROXY_PID" 2>/dev/null
+wait "$PROXY_PID" 2>/dev/null
 
-python3 - "$A" "$B" "$C" "$D" "$IMAGE" "$T"/run1.out "$T"/run2.out "$T"/run3.out <<'PY' || FAILS=$((FAILS + 1))
+log "run 4: shipper starts before the daemon's socket exists (dockerd started after it)"
+rm -f "$PROXY"
+start_shipper run4 -c "$T/cfg3.yaml"
+wait_ready "$HTTP" || { cat "$T/run4.err"; fail "shipper did not start while the socket was missing"; finish; }
+check "the missing socket is a warning" grep -q "connecting with backoff until it appears" "$T/run4.err"
+start_proxy
+life "$E" 4
+wait_doc "$E" destroy
+stop_shipper
+check_eq "run 4 exit code" 0 "$SHIPPER_RC"
+kill "$PROXY_PID" 2>/dev/null
+
+python3 - "$A" "$B" "$C" "$D" "$E" "$IMAGE" "$T"/run1.out "$T"/run2.out "$T"/run3.out "$T"/run4.out <<'PY' || FAILS=$((FAILS + 1))
 import json, re, sys, collections
-a, b, c, d, image, files = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6:]
+a, b, c, d, e, image, files = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7:]
 docs = [json.loads(l) for f in files for l in open(f) if l.strip()]
 bad = []
-for name, code in ((a, 3), (b, 0), (c, 1), (d, 2)):
+for name, code in ((a, 3), (b, 0), (c, 1), (d, 2), (e, 4)):
     mine = [d for d in docs if d.get("container", {}).get("name") == name]
     seen = collections.Counter(d["event"]["action"] for d in mine)
     for act in ("create", "start", "die", "destroy"):
@@ -123,7 +137,7 @@ print(next(json.dumps(d) for d in docs if d.get("container", {}).get("name") == 
 for x in bad:
     print("FAIL: " + x)
 if not bad:
-    print("ok: each event of the four containers once, with its fields")
+    print("ok: each event of the five containers once, with its fields")
 sys.exit(1 if bad else 0)
 PY
 finish
