@@ -12,8 +12,8 @@
 . "$(dirname "$0")/lib.sh"
 need_docker
 
-# The shared test image's / is mode 0700 (a mktemp dir), which a non-root --user cannot enter:
-# an image of its own with / at 0755.
+# The shared test image's / was mode 0700 (a mktemp dir; fixed in dockerd.sh, but a machine may
+# keep an image built before), which a non-root --user cannot enter: an image of its own.
 AIMG=shipper-audit-busybox
 if ! docker image inspect "$AIMG" >/dev/null 2>&1; then
     d="$T/img"; mkdir -p "$d/bin" "$d/etc" "$d/tmp"; chmod 755 "$d"; chmod 1777 "$d/tmp"

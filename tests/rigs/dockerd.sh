@@ -112,7 +112,7 @@ shipper_dockerd_ensure() (
         dir=$(mktemp -d "$tmp/shipper-busybox.XXXXXX") || exit 1
         trap 'rm -rf "$dir"' EXIT
         mkdir -p "$dir/bin" "$dir/etc" "$dir/tmp" "$dir/proc" "$dir/sys" "$dir/dev"
-        chmod 1777 "$dir/tmp"
+        chmod 755 "$dir"; chmod 1777 "$dir/tmp" # / enterable by a non-root --user
         cp "$bb" "$dir/bin/busybox"
         local applet
         for applet in $("$bb" --list); do
