@@ -13,9 +13,14 @@
 # CPU is the indexer's own over the same span (all its threads, librdkafka's included); the mock
 # cluster and the sink run on the same machine and are not counted.
 #
-# Usage: bench/run-kafka-in.sh [--records N] [--partitions P] [--sink es|null]
+# --floor kcat consumes the same topic from the same mock with `kcat -C` (no group, to the end of
+# every partition, values to /dev/null) instead of the indexer: what the mock cluster itself can
+# serve, the floor the indexer's figure is compared with:
+#   kcat-floor: N records in T s = R rec/s; kcat CPU C s; mock cluster CPU M s
+#
+# Usage: bench/run-kafka-in.sh [--records N] [--partitions P] [--sink es|null] [--floor kcat]
 #                              [--property KEY=VALUE]...  (librdkafka consumer properties)
-# Env:   SHIPPER, SHIPPER_BENCH, KAFKA_MOCK, ES_SINK  binaries (default build/...)
+# Env:   SHIPPER, SHIPPER_BENCH, KAFKA_MOCK, ES_SINK  binaries (default build/...); KCAT (kcat)
 #        STALL_TIMEOUT  seconds without progress before giving up (default 60)
 #        PERF_INDEXER   a file: `perf record ${PERF_ARGS:--g}` the indexer into it for the run
 set -euo pipefail
@@ -28,21 +33,27 @@ KAFKA_MOCK=${KAFKA_MOCK:-$root/build/kafka_mock}
 ES_SINK=${ES_SINK:-$root/build/es_sink}
 STALL_TIMEOUT=${STALL_TIMEOUT:-60}
 
-records=1000000 partitions=128 sink=es props=""
+records=1000000 partitions=128 sink=es props="" floor="" kx=()
 while [ $# -gt 0 ]; do
     case $1 in
     --records) records=${2:?}; shift 2 ;;
     --partitions) partitions=${2:?}; shift 2 ;;
     --sink) sink=${2:?}; shift 2 ;;
-    --property) props="$props, ${2%%=*}: \"${2#*=}\""; shift 2 ;;
+    --floor) floor=${2:?}; shift 2 ;;
+    --property) props="$props, ${2%%=*}: \"${2#*=}\"" kx+=(-X "$2"); shift 2 ;;
     *) sed -n '/^# Usage:/,/^#.*STALL_TIMEOUT/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     esac
 done
 [[ $records =~ ^[0-9]+$ ]] || { echo "run-kafka-in.sh: --records must be a plain integer" >&2; exit 2; }
 case $sink in es | null) ;; *) echo "run-kafka-in.sh: --sink es|null" >&2; exit 2 ;; esac
+case $floor in "" | kcat) ;; *) echo "run-kafka-in.sh: --floor kcat" >&2; exit 2 ;; esac
 for bin in "$SHIPPER" "$SHIPPER_BENCH" "$KAFKA_MOCK" "$ES_SINK"; do
     [ -x "$bin" ] || { echo "run-kafka-in.sh: $bin not found; build first" >&2; exit 2; }
 done
+
+# sched_ns PID: on-CPU and run-queue-wait nanoseconds summed over its threads (schedstat); the
+# wait shows how much of a run went to other processes on a loaded machine.
+sched_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ r += $1; w += $2 } END { printf "%.0f %.0f\n", r, w }'; }
 
 tmp=$(mktemp -d)
 pids=()
@@ -79,7 +90,7 @@ wait_done() {
             tail -n 5 "$tmp"/*.log >&2
             exit 1
         fi
-        sleep 0.01
+        sleep "${POLL_INTERVAL:-0.01}"
     done
     t_done=$(date +%s%N) c_done=$(cpu_ticks) m_done=$(cpu_ticks "$mpid")
 }
@@ -102,7 +113,28 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$hport/readyz" >/dev/null 2>&
 wait_done kafka
 kill -TERM "$pid"; wait "$pid" || true
 
-# 2. The indexer.
+# 2. The floor: kcat reads every partition to its end (-e), the same librdkafka underneath.
+if [ "$floor" = kcat ]; then
+    m0=$(cpu_ticks "$mpid") t0=$(date +%s%N) ms0=$(sched_ns "$mpid")
+    ${KCAT:-kcat} -C -b "$bootstrap" -t bench -o beginning -e -q -f '%o\n' "${kx[@]}" >"$tmp/kcat.out" 2>"$tmp/kcat.err" &
+    kpid=$!; pids+=("$kpid")
+    kc=0 ks="0 0"
+    while kill -0 "$kpid" 2>/dev/null; do
+        kc=$(cpu_ticks "$kpid" 2>/dev/null || echo "$kc") ks=$(sched_ns "$kpid" || echo "$ks")
+        sleep 0.05
+    done
+    wait "$kpid" || { cat "$tmp/kcat.err" >&2; exit 1; }
+    t1=$(date +%s%N) m1=$(cpu_ticks "$mpid") n=$(wc -l <"$tmp/kcat.out") ms1=$(sched_ns "$mpid")
+    echo "mock sched $ms0 -> $ms1" >&2
+    awk -v n="$n" -v t0="$t0" -v t1="$t1" -v kc="$kc" -v mt="$((m1 - m0))" -v hz="$(getconf CLK_TCK)" \
+        -v ks="$ks" -v ms0="$ms0" -v ms1="$ms1" -v load="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {
+        t = (t1 - t0) / 1e9; split(ks, k); split(ms0, a); split(ms1, b)
+        printf "kcat-floor: %d records in %.3f s = %.0f rec/s; kcat CPU %.2f s (run-queue wait %.2f s); mock cluster CPU %.2f s (wait %.2f s); load %s\n",
+            n, t, n / t, kc / hz, k[2] / 1e9, mt / hz, (b[2] - a[2]) / 1e9, load }'
+    exit 0
+fi
+
+# 3. The indexer.
 hport=$(free_port)
 if [ "$sink" = es ]; then
     "$ES_SINK" --port 0 --port-file "$tmp/sink.port" >/dev/null 2>&1 &
