@@ -9,19 +9,25 @@
 # that shows as "no progress"). Then starts the indexer (kafka input in group `bench` → elasticsearch output, or null
 # with --sink null) and waits until its output has counted every record delivered. The figure
 # runs from the first record the indexer delivered (the group join is not counted) to the last:
-#   kafka-in/<sink>: N records in T s = R rec/s; indexer CPU C s = X CPU-s per million; peak RSS Y MB
+#   kafka-in/<sink>: N records in T s = R rec/s; indexer CPU C s = X CPU-s per million; peak RSS Y MB;
+#   mock cluster CPU M s (run-queue wait W s); load L
 # CPU is the indexer's own over the same span (all its threads, librdkafka's included); the mock
-# cluster and the sink run on the same machine and are not counted.
+# cluster and the sink run on the same machine and are not counted. The mock's run-queue wait
+# (schedstat) is how long its threads were ready but another process had the CPU: on a loaded
+# machine the mock (one thread serving the 3 brokers) is what waits; L is the 1-min load average.
 #
-# --floor kcat consumes the same topic from the same mock with `kcat -C` (no group, to the end of
-# every partition, values to /dev/null) instead of the indexer: what the mock cluster itself can
-# serve, the floor the indexer's figure is compared with:
-#   kcat-floor: N records in T s = R rec/s; kcat CPU C s; mock cluster CPU M s
+# --floor kcat consumes the same topic from the same mock with `kcat -C` (no group, every
+# partition to its end, only offsets written) instead of the indexer: what the mock cluster serves
+# to a bare librdkafka consumer, the floor the indexer's figure is compared with (timed from
+# kcat's start, its metadata and offset lookups included; --property applies to it as -X):
+#   kcat-floor: N records in T s = R rec/s; kcat CPU C s (run-queue wait); mock cluster CPU M s (wait W s); load L
 #
 # Usage: bench/run-kafka-in.sh [--records N] [--partitions P] [--sink es|null] [--floor kcat]
 #                              [--property KEY=VALUE]...  (librdkafka consumer properties)
 # Env:   SHIPPER, SHIPPER_BENCH, KAFKA_MOCK, ES_SINK  binaries (default build/...); KCAT (kcat)
 #        STALL_TIMEOUT  seconds without progress before giving up (default 60)
+#        POLL_INTERVAL  seconds between /metrics polls (default 0.05; each poll costs the indexer
+#                       CPU: at 0.01 about 0.2 CPU-s per million more, paired runs)
 #        PERF_INDEXER   a file: `perf record ${PERF_ARGS:--g}` the indexer into it for the run
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -80,6 +86,7 @@ wait_done() {
         n=$(records_done "$1" | head -1)
         if [ -z "$t_first" ] && [ "$n" -gt 0 ]; then
             t_first=$(date +%s%N) n_first=$n c_first=$(cpu_ticks) m_first=$(cpu_ticks "$mpid")
+            s_first=$(sched_ns "$mpid")
         fi
         [ "$n" -ge "$records" ] && break
         if [ "$n" != "$last" ]; then
@@ -90,9 +97,9 @@ wait_done() {
             tail -n 5 "$tmp"/*.log >&2
             exit 1
         fi
-        sleep "${POLL_INTERVAL:-0.01}"
+        sleep "${POLL_INTERVAL:-0.05}"
     done
-    t_done=$(date +%s%N) c_done=$(cpu_ticks) m_done=$(cpu_ticks "$mpid")
+    t_done=$(date +%s%N) c_done=$(cpu_ticks) m_done=$(cpu_ticks "$mpid") s_done=$(sched_ns "$mpid")
 }
 
 # 1. The edge: fills the topic.
@@ -120,12 +127,12 @@ if [ "$floor" = kcat ]; then
     kpid=$!; pids+=("$kpid")
     kc=0 ks="0 0"
     while kill -0 "$kpid" 2>/dev/null; do
-        kc=$(cpu_ticks "$kpid" 2>/dev/null || echo "$kc") ks=$(sched_ns "$kpid" || echo "$ks")
+        v=$(cpu_ticks "$kpid" 2>/dev/null) && kc=$v
+        v=$(sched_ns "$kpid") && [ "${v% *}" != 0 ] && ks=$v
         sleep 0.05
     done
     wait "$kpid" || { cat "$tmp/kcat.err" >&2; exit 1; }
     t1=$(date +%s%N) m1=$(cpu_ticks "$mpid") n=$(wc -l <"$tmp/kcat.out") ms1=$(sched_ns "$mpid")
-    echo "mock sched $ms0 -> $ms1" >&2
     awk -v n="$n" -v t0="$t0" -v t1="$t1" -v kc="$kc" -v mt="$((m1 - m0))" -v hz="$(getconf CLK_TCK)" \
         -v ks="$ks" -v ms0="$ms0" -v ms1="$ms1" -v load="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {
         t = (t1 - t0) / 1e9; split(ks, k); split(ms0, a); split(ms1, b)
@@ -162,8 +169,9 @@ wait_done "$oname"
 [ -z "$perfpid" ] || { kill -INT "$perfpid"; wait "$perfpid" || true; }
 hwm_kb=$(peak_rss_kb)
 awk -v label="$sink" -v n="$records" -v n0="$n_first" -v t0="$t_first" -v t1="$t_done" \
-    -v ticks="$((c_done - c_first))" -v mticks="$((m_done - m_first))" -v hz="$(getconf CLK_TCK)" -v kb="$hwm_kb" 'BEGIN {
-        t = (t1 - t0) / 1e9; m = n - n0; cpu = ticks / hz
-        printf "kafka-in/%s: %d records in %.3f s = %.0f rec/s; indexer CPU %.2f s = %.2f CPU-s per million; peak RSS %.1f MB; mock cluster CPU %.2f s\n",
-            label, m, t, m / t, cpu, cpu / (m / 1e6), kb / 1024, mticks / hz
+    -v ticks="$((c_done - c_first))" -v mticks="$((m_done - m_first))" -v hz="$(getconf CLK_TCK)" -v kb="$hwm_kb" \
+    -v s0="$s_first" -v s1="$s_done" -v load="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {
+        t = (t1 - t0) / 1e9; m = n - n0; cpu = ticks / hz; split(s0, a); split(s1, b)
+        printf "kafka-in/%s: %d records in %.3f s = %.0f rec/s; indexer CPU %.2f s = %.2f CPU-s per million; peak RSS %.1f MB; mock cluster CPU %.2f s (run-queue wait %.2f s); load %s\n",
+            label, m, t, m / t, cpu, cpu / (m / 1e6), kb / 1024, mticks / hz, (b[2] - a[2]) / 1e9, load
     }'

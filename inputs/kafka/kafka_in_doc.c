@@ -8,6 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include "json.h"
 #include "kafka_in_int.h"
 #include "mp.h"
@@ -66,9 +70,21 @@ int sp_kafka_in_hexid(const void *hex, size_t n, uint8_t id[16])
 #define SP_KAFKA_IN_LESS(w, n) (((w)-SP_KAFKA_IN_ONES * (n)) & ~(w)&SP_KAFKA_IN_HIGH)
 
 /* The first byte at or after p that a string's plain run stops at ('"', '\\' or a control
- * character), or `end`: eight bytes a step (most of a message is plain text). */
+ * character), or `end`: sixteen bytes a step with SSE2, else eight (most of a message is plain
+ * text; this scan was the reader's largest cost). */
 static const char *sp_kafka_in_plain(const char *p, const char *end)
 {
+#ifdef __SSE2__
+    const __m128i q = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\'), c = _mm_set1_epi8(0x1f);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(v, c), v); /* v <= 0x1f, unsigned */
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_cmpeq_epi8(v, bs)), ctl);
+        int m = _mm_movemask_epi8(hit);
+        if (m) return p + __builtin_ctz((unsigned)m);
+        p += 16;
+    }
+#endif
     while (end - p >= 8) {
         uint64_t w;
         memcpy(&w, p, 8);
