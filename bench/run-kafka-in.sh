@@ -10,11 +10,12 @@
 # with --sink null) and waits until its output has counted every record delivered. The figure
 # runs from the first record the indexer delivered (the group join is not counted) to the last:
 #   kafka-in/<sink>: N records in T s = R rec/s; indexer CPU C s = X CPU-s per million; peak RSS Y MB;
-#   mock cluster CPU M s (run-queue wait W s); load L
+#   mock cluster CPU M s (run-queue wait W s); pauses P; load L
 # CPU is the indexer's own over the same span (all its threads, librdkafka's included); the mock
 # cluster and the sink run on the same machine and are not counted. The mock's run-queue wait
 # (schedstat) is how long its threads were ready but another process had the CPU: on a loaded
-# machine the mock (one thread serving the 3 brokers) is what waits; L is the 1-min load average.
+# machine the mock (one thread serving the 3 brokers) is what waits. P: the input's backpressure
+# pauses (shipper_kafka_input_pauses_total); L: the 1-minute load average.
 #
 # --floor kcat consumes the same topic from the same mock with `kcat -C` (no group, every
 # partition to its end, only offsets written) instead of the indexer: what the mock cluster serves
@@ -83,7 +84,9 @@ wait_done() {
     last_change=$(date +%s)
     t_first= n_first=0 c_first=0
     while :; do
-        n=$(records_done "$1" | head -1)
+        # records_done may print a second line (curl failed): not `| head -1`, whose early exit
+        # was a SIGPIPE that pipefail and set -e turned into a silent exit 141 under load.
+        n=$(records_done "$1") n=${n%%$'\n'*}
         if [ -z "$t_first" ] && [ "$n" -gt 0 ]; then
             t_first=$(date +%s%N) n_first=$n c_first=$(cpu_ticks) m_first=$(cpu_ticks "$mpid")
             s_first=$(sched_ns "$mpid")
@@ -168,10 +171,12 @@ fi
 wait_done "$oname"
 [ -z "$perfpid" ] || { kill -INT "$perfpid"; wait "$perfpid" || true; }
 hwm_kb=$(peak_rss_kb)
+pauses=$(curl -sf --max-time 5 "http://127.0.0.1:$hport/metrics" |
+    awk '/^shipper_kafka_input_pauses_total/ { p += $NF } END { print p + 0 }' || echo "?")
 awk -v label="$sink" -v n="$records" -v n0="$n_first" -v t0="$t_first" -v t1="$t_done" \
     -v ticks="$((c_done - c_first))" -v mticks="$((m_done - m_first))" -v hz="$(getconf CLK_TCK)" -v kb="$hwm_kb" \
-    -v s0="$s_first" -v s1="$s_done" -v load="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {
+    -v s0="$s_first" -v s1="$s_done" -v load="$(cut -d' ' -f1 /proc/loadavg)" -v pauses="$pauses" 'BEGIN {
         t = (t1 - t0) / 1e9; m = n - n0; cpu = ticks / hz; split(s0, a); split(s1, b)
-        printf "kafka-in/%s: %d records in %.3f s = %.0f rec/s; indexer CPU %.2f s = %.2f CPU-s per million; peak RSS %.1f MB; mock cluster CPU %.2f s (run-queue wait %.2f s); load %s\n",
-            label, m, t, m / t, cpu, cpu / (m / 1e6), kb / 1024, mticks / hz, (b[2] - a[2]) / 1e9, load
+        printf "kafka-in/%s: %d records in %.3f s = %.0f rec/s; indexer CPU %.2f s = %.2f CPU-s per million; peak RSS %.1f MB; mock cluster CPU %.2f s (run-queue wait %.2f s); pauses %s; load %s\n",
+            label, m, t, m / t, cpu, cpu / (m / 1e6), kb / 1024, mticks / hz, (b[2] - a[2]) / 1e9, pauses, load
     }'
