@@ -203,12 +203,67 @@ static void test_invalid(void **st)
     sp_buf_free(&s.ext);
 }
 
+/* `n` bytes of valid UTF-8 ("\xc3\xa9" every third unit, letters otherwise) at m; the count. */
+static size_t test_text(char *m, size_t n)
+{
+    size_t i = 0;
+    for (size_t u = 0; i < n; u++) {
+        if (u % 3 == 2 && i + 2 <= n) {
+            m[i++] = (char)0xc3;
+            m[i++] = (char)0xa9;
+        } else {
+            m[i++] = (char)('a' + (int)(u % 26));
+        }
+    }
+    return i;
+}
+
+/* Long messages with the byte a plain run stops at ('"', '\\', a control character, an escape)
+ * at every position around an 8-byte step (the reader scans eight bytes at a time), and bytes
+ * >= 0x80 near it: the message comes back exactly; a raw control character fails the document. */
+static void test_alignment(void **st)
+{
+    (void)st;
+    static const char specials[] = {'"', '\\', '\n', '\x01', '\x1f', '/'};
+    sp_kafka_in_scratch s = {0};
+    for (size_t at = 0; at < 24; at++)
+        for (size_t after = 0; after < 20; after++)
+            for (size_t k = 0; k < sizeof specials; k++) {
+                char msg[64];
+                size_t len = test_text(msg, at);
+                msg[len++] = specials[k];
+                len += test_text(msg + len, after);
+                sp_record r0 = {0}, r1;
+                r0.sec = 1796184573;
+                r0.prec = 3;
+                r0.message = sp_slice_make(msg, len);
+                char *d = test_doc(&r0, "t");
+                sp_slice tag;
+                assert_int_equal(sp_kafka_in_doc(d, strlen(d), &s, &r1, &tag), 0);
+                assert_int_equal(r1.message.len, len);
+                assert_memory_equal(r1.message.base, msg, len);
+                free(d);
+            }
+    /* a raw control character inside a string, at every offset: not a document */
+    for (size_t at = 0; at < 48; at++) {
+        char d[96];
+        int n = snprintf(d, sizeof d, "{\"message\":\"%.*s%c%.*s\"}", (int)(at % 24),
+                         "abcdefghijklmnopqrstuvwxyz", 'Z', 12, "abcdefghijkl");
+        d[12 + at % 24] = at < 24 ? '\x02' : '\x1f';
+        sp_record r;
+        sp_slice tag;
+        assert_int_equal(sp_kafka_in_doc(d, (size_t)n, &s, &r, &tag), -1);
+    }
+    sp_buf_free(&s.str);
+    sp_buf_free(&s.ext);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip), cmocka_unit_test(test_members),
         cmocka_unit_test(test_hexid),     cmocka_unit_test(test_raw),
-        cmocka_unit_test(test_invalid),
+        cmocka_unit_test(test_invalid),   cmocka_unit_test(test_alignment),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
