@@ -90,7 +90,6 @@ static void sp_kafka_tick_cb(uv_timer_t *t)
     }
     /* Memory freed elsewhere (another output, a spool write) lets waiting deliveries start. */
     if (!k->stopping) sp_kafka_encode_more(k);
-    if (++k->hticks % 10 == 0) sp_kafka_hdr_trim(k, 0); /* header lists unused for a second */
 }
 
 /* ---- lifecycle ---- */
@@ -152,7 +151,6 @@ static int sp_kafka_start(sp_output *o)
     /* librdkafka's queue gets a share of memory_limit; what it holds is counted (encode_more). */
     c->queue_kbytes = sp_output_memory_limit(o) / SP_KAFKA_MEMORY_SHARE / 1024;
     if (c->queue_kbytes < 1024) c->queue_kbytes = 1024;
-    sp_kafka_hdr_init(k);
     if (pipe2(k->pipefd, O_NONBLOCK | O_CLOEXEC)) return -errno;
     int rc = sp_kafka_producer_new(k);
     if (rc) return rc;
@@ -188,7 +186,6 @@ void sp_kafka_maybe_closed(sp_kafka *k)
     }
     for (int i = 0; i < k->ntopics; i++)
         free(k->topics[i].name);
-    sp_kafka_hdr_trim(k, 1);
     if (k->headers) rd_kafka_headers_destroy(k->headers);
     for (int i = 0; i < 2; i++)
         if (k->pipefd[i] >= 0) close(k->pipefd[i]);

@@ -57,7 +57,6 @@ typedef struct {
     uint32_t voff, vlen;
     int64_t ts_ms;  /* the record's time: the message's timestamp */
     uint8_t id[16]; /* the record's id: the `shipper-id` header, in hex (docs/kafka.md) */
-    char *hid;      /* while produced: where its header list holds that hex (kafka_hdr.c) */
     uint8_t state;
     uint8_t dead; /* rejected once: now going to the dead-letter topic */
 } sp_kmsg;
@@ -94,16 +93,6 @@ typedef struct sp_kdel {
  * produce request is built and in flight, a copy of key and value (counted as the value's size
  * again). Measured: RSS tracks this within a few MiB (test_memory_limit). */
 #define SP_KAFKA_MSG_COST 512
-/* The `shipper-id` header's value: the record's 16-byte id in hex (docs/kafka.md). */
-#define SP_KAFKA_ID_LEN 32
-/* Header lists kept for reuse when fewer are in flight (kafka_hdr.c). */
-#define SP_KAFKA_HDR_KEEP 4096
-
-/** A header list out of librdkafka's hands, and where its `shipper-id` value is (kafka_hdr.c). */
-typedef struct {
-    rd_kafka_headers_t *h;
-    char *id;
-} sp_khdr;
 
 typedef struct sp_kafka {
     sp_output *o;
@@ -118,12 +107,7 @@ typedef struct sp_kafka {
         rd_kafka_topic_t *rkt;
     } topics[SP_KAFKA_TOPICS]; /* topics chosen by topic_key, most recent ones */
     int ntopics, topic_next, topic_last;
-    rd_kafka_headers_t *headers; /* the static `headers` */
-    sp_khdr *hfree;              /* header lists to reuse (kafka_hdr.c) */
-    size_t hnfree, hcap;
-    size_t hlow; /* the pool's low-water mark since the last trim */
-    uint32_t hticks;
-    int hreuse; /* librdkafka lets a header's value be rewritten in place (checked at start) */
+    rd_kafka_headers_t *headers;
     sp_kafka_field keyf, topicf;
     int pipefd[2];
     uv_poll_t poll;
@@ -182,19 +166,6 @@ void sp_kafka_encode_more(sp_kafka *k);
 void sp_kafka_deliver(sp_output *o, sp_delivery *d);
 /** librdkafka's delivery report callback (on the loop thread, from rd_kafka_poll). */
 void sp_kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque);
-
-/* Header lists (kafka_hdr.c). */
-/** Checks at start that header values can be rewritten in place (sets k->hreuse). */
-void sp_kafka_hdr_init(sp_kafka *k);
-/** A header list for a message: the static headers and `shipper-id` set to `id`
- * (SP_KAFKA_ID_LEN hex digits); reused when one was given back. */
-rd_kafka_headers_t *sp_kafka_hdr_take(sp_kafka *k, const char *id, char **idp);
-/** Takes back a list librdkafka no longer owns (a report detached it, or produce failed); `id`
- * is what take set in *idp (NULL: the list is freed). */
-void sp_kafka_hdr_give(sp_kafka *k, rd_kafka_headers_t *h, char *id);
-/** Frees the lists that stayed unused since the last trim, beyond SP_KAFKA_HDR_KEEP (all of
- * them and the pool when `all`). */
-void sp_kafka_hdr_trim(sp_kafka *k, int all);
 
 /* Lifecycle (kafka.c). */
 /** Detaches the producer and destroys it off the loop; `final` at the output's stop. */

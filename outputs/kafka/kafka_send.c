@@ -202,22 +202,27 @@ static rd_kafka_resp_err_t sp_kafka_produce_one(sp_kafka *k, sp_kdel *kd, sp_kms
     /* The record's id travels in the header `shipper-id` (hex): the kafka input restores it,
      * so Elasticsearch gets the same _id by either path (docs/kafka.md). */
     static const char hexd[] = "0123456789abcdef";
-    char hex[SP_KAFKA_ID_LEN];
+    char hex[32];
     for (int i = 0; i < 16; i++) {
         hex[2 * i] = hexd[m->id[i] >> 4];
         hex[2 * i + 1] = hexd[m->id[i] & 15];
     }
     if (!rkt) {
         err = RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION;
-    } else {
-        /* librdkafka owns a message's header list until its report gives it back
-         * (kafka_hdr.c): a list of ours is reused, not allocated per message. */
-        rd_kafka_headers_t *h = sp_kafka_hdr_take(k, hex, &m->hid);
+    } else if (k->headers) {
+        /* librdkafka takes ownership of a message's headers: each message needs its copy. */
+        rd_kafka_headers_t *h = rd_kafka_headers_copy(k->headers);
+        rd_kafka_header_add(h, "shipper-id", 10, hex, sizeof hex);
         err = rd_kafka_producev(k->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_VALUE(value, m->vlen),
                                 RD_KAFKA_V_KEY(m->key, m->klen), RD_KAFKA_V_OPAQUE(m),
                                 RD_KAFKA_V_TIMESTAMP(m->ts_ms), RD_KAFKA_V_HEADERS(h),
                                 RD_KAFKA_V_END);
-        if (err) sp_kafka_hdr_give(k, h, m->hid); /* still ours */
+        if (err) rd_kafka_headers_destroy(h);
+    } else {
+        err = rd_kafka_producev(
+            k->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_VALUE(value, m->vlen),
+            RD_KAFKA_V_KEY(m->key, m->klen), RD_KAFKA_V_OPAQUE(m), RD_KAFKA_V_TIMESTAMP(m->ts_ms),
+            RD_KAFKA_V_HEADER("shipper-id", hex, (ssize_t)sizeof hex), RD_KAFKA_V_END);
     }
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         m->state = SP_KM_INFLIGHT;
@@ -414,11 +419,6 @@ void sp_kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
     sp_kafka *k = opaque;
     sp_kmsg *m = msg->_private;
     sp_kdel *kd = m->del;
-    rd_kafka_headers_t *h;
-    /* The message is destroyed after this callback; its header list is ours again (the
-     * report's message is librdkafka's to modify: detaching only clears its pointer). */
-    if (k->hreuse && rd_kafka_message_detach_headers((rd_kafka_message_t *)msg, &h) == 0)
-        sp_kafka_hdr_give(k, h, m->hid);
     kd->inflight--;
     k->inflight_msgs--;
     k->qfull = 0; /* a report frees room in librdkafka's queue */
