@@ -7,7 +7,8 @@
 # (acks=all, idempotent). Then checks the topic's high watermarks equal the records sent. Prints:
 #   kafka/<compression>: N records in T s = R rec/s; shipper CPU C s = X CPU-s per million; peak RSS Y MB
 # CPU is shipper's own (utime+stime from /proc/PID/stat, all its threads including librdkafka's);
-# the mock cluster runs on the same machine and its CPU is not counted.
+# the mock cluster runs on the same machine and its CPU is not counted. A second line splits it by
+# thread: the event loop, libuv's pool (encoding) and librdkafka's threads (rdk:*), in CPU-s/M.
 #
 # Usage: bench/run-kafka.sh [--records N] [--compression none|lz4|zstd|gzip|snappy]
 #                           [--conns C] [--containers K] [--partitions P]
@@ -51,6 +52,21 @@ for bin in "$SHIPPER" "$SHIPPER_BENCH" "$KAFKA_MOCK"; do
     [ -x "$bin" ] || { echo "run-kafka.sh: $bin not found; build first" >&2; exit 2; }
 done
 
+# thread_ticks: "LOOP POOL RDK" clock ticks of shipper's threads (see the header).
+thread_ticks() {
+    local f stat rest tid comm loop=0 pool=0 rdk=0
+    for f in /proc/"$pid"/task/*/stat; do
+        read -r stat 2>/dev/null <"$f" || continue
+        tid=${stat%% *} comm=${stat#*(} comm=${comm%%)*} rest=${stat##*) }
+        # shellcheck disable=SC2086 # split into fields on purpose
+        set -- $rest
+        if [ "$tid" = "$pid" ]; then loop=$((loop + ${12} + ${13}))
+        elif [[ $comm == rdk:* ]]; then rdk=$((rdk + ${12} + ${13}))
+        else pool=$((pool + ${12} + ${13})); fi
+    done
+    echo "$loop $pool $rdk"
+}
+
 tmp=$(mktemp -d)
 pid= mpid=
 cleanup() {
@@ -88,7 +104,7 @@ for _ in $(seq 100); do
 done
 
 
-ticks0=$(cpu_ticks); faults0=$(minor_faults)
+ticks0=$(cpu_ticks); faults0=$(minor_faults); read -r l0 p0 r0 <<<"$(thread_ticks)"
 "$SHIPPER_BENCH" forward --addr "127.0.0.1:$port" --mode message --records "$records" \
     --conns "$conns" --containers "$containers" --quiet --stamp-file "$tmp/stamp" \
     ${gen_args[@]+"${gen_args[@]}"} >"$tmp/gen.out" 2>"$tmp/gen.err" ||
@@ -108,7 +124,7 @@ while :; do
     fi
     sleep 0.01
 done
-ticks1=$(cpu_ticks); faults1=$(minor_faults)
+ticks1=$(cpu_ticks); faults1=$(minor_faults); read -r l1 p1 r1 <<<"$(thread_ticks)"
 hwm_kb=$(peak_rss_kb)
 read -r t_first _ <"$tmp/stamp"
 kill -TERM "$pid"; wait "$pid" || true; pid=
@@ -126,3 +142,5 @@ awk -v label="$compression" -v n="$records" -v t0="$t_first" -v t1="$t_done" \
         printf "kafka/%s: %d records in %.3f s = %.0f rec/s; shipper CPU %.2f s = %.2f CPU-s per million; peak RSS %.1f MB; page faults %.0f k\n",
             label, n, t, n / t, cpu, cpu / (n / 1e6), kb / 1024, pf / 1e3
     }'
+awk -v n="$records" -v hz="$(getconf CLK_TCK)" -v l=$((l1 - l0)) -v p=$((p1 - p0)) -v r=$((r1 - r0)) \
+    'BEGIN { m = n / 1e6 * hz; printf "  CPU-s per million by thread: event loop %.2f, thread pool %.2f, librdkafka %.2f\n", l / m, p / m, r / m }'
