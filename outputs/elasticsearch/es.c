@@ -32,8 +32,7 @@ static void sp_es_maybe_closed(sp_es *es);
 static void sp_es_job_account(sp_es_job *j)
 {
     size_t now = j->body.cap + j->gz_peak + j->req.resp.cap + j->errs.cap + j->enc.scratch.cap +
-                 (size_t)j->cap * 3 * sizeof(sp_es_item) + SP_ES_CURL_RECV_BUF +
-                 SP_ES_CURL_SEND_BUF;
+                 (size_t)j->cap * 3 * sizeof(sp_es_item);
     if (now == j->held) return;
     int64_t delta = (int64_t)now - (int64_t)j->held;
     j->held = now;
@@ -420,11 +419,6 @@ static sp_es_job *sp_es_job_new(sp_es *es)
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->timeout);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout);
-    /* Larger than curl's 16 KiB / 64 KiB: a 5 MiB body and a full-items response of a few MiB
-     * go in tens of send/recv calls instead of hundreds (docs/elasticsearch.md, "Performance");
-     * counted in the job's held bytes. */
-    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)SP_ES_CURL_RECV_BUF);
-    curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, (long)SP_ES_CURL_SEND_BUF);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sp_es_write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &j->req.resp);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "shipper/" SHIPPER_VERSION);

@@ -189,9 +189,6 @@ void sp_es_http_free(sp_es_http *h, void (*closed)(void *), void *arg);
  * bulk_max_bytes when the limit is small (README, buffer.memory_limit). */
 #define SP_ES_MEMORY_SHARE 4
 #define SP_ES_BODY_MIN (64u << 10)
-/* libcurl's receive and upload buffers of each job's handle. */
-#define SP_ES_CURL_RECV_BUF (256u << 10)
-#define SP_ES_CURL_SEND_BUF (512u << 10)
 
 typedef struct sp_es sp_es;
 
