@@ -247,6 +247,41 @@ static void sp_es_job_too_large(sp_es_job *j)
     sp_es_job_step(j);
 }
 
+static void sp_es_job_scan_cb(uv_work_t *w)
+{
+    sp_es_job *j = w->data;
+    sp_es_req *q = &j->req;
+    j->scanned =
+        sp_es_scan_response(q->resp.base ? q->resp.base : "", q->resp.len, j->nsent, &j->fails);
+}
+
+static void sp_es_job_scanned_cb(uv_work_t *w, int status)
+{
+    sp_es_job *j = w->data;
+    sp_es *es = j->es;
+    j->working = 0;
+    if (es->stopping) {
+        es->open--;
+        sp_es_maybe_closed(es);
+        return;
+    }
+    if (j->scanned < 0) {
+        es->err_response++;
+        sp_out_log_limited(es->o, &es->rl_req, SP_LOG_WARN,
+                           "%s: incomplete or unreadable bulk response (%zu bytes); "
+                           "retrying",
+                           es->nodes[j->node].base, j->req.resp.len);
+        sp_es_job_retry_all(j);
+        return;
+    }
+    j->dl_notok = 0;
+    sp_es_report_failures(&j->fails, sp_es_job_item_cb, j);
+    uint32_t dl_ok = j->dl_sent - j->dl_notok;
+    es->dl_written += dl_ok;
+    j->delivered += (uint32_t)j->scanned - dl_ok;
+    sp_es_job_step(j);
+}
+
 static void sp_es_job_http_done(sp_es_req *q, CURLcode rc, long status)
 {
     sp_es_job *j = (sp_es_job *)((char *)q - offsetof(sp_es_job, req));
@@ -273,22 +308,11 @@ static void sp_es_job_http_done(sp_es_req *q, CURLcode rc, long status)
         sp_es_job_retry_all(j);
         return;
     }
-    j->dl_notok = 0;
-    int64_t ok = sp_es_parse_response(q->resp.base ? q->resp.base : "", q->resp.len, j->nsent,
-                                      sp_es_job_item_cb, j);
-    if (ok < 0) {
-        es->err_response++;
-        sp_out_log_limited(es->o, &es->rl_req, SP_LOG_WARN,
-                           "%s: incomplete or unreadable bulk response (%zu bytes); "
-                           "retrying",
-                           url, q->resp.len);
-        sp_es_job_retry_all(j);
-        return;
-    }
-    uint32_t dl_ok = j->dl_sent - j->dl_notok;
-    es->dl_written += dl_ok;
-    j->delivered += (uint32_t)ok - dl_ok;
-    sp_es_job_step(j);
+    /* A full-items response is a few MiB: it is read on the thread pool, not on the loop
+     * (docs/elasticsearch.md, "Performance"). */
+    j->working = 1;
+    j->work.data = j;
+    uv_queue_work(es->o->loop, &j->work, sp_es_job_scan_cb, sp_es_job_scanned_cb);
 }
 
 static void sp_es_job_retry_timer_cb(uv_timer_t *t)
@@ -498,6 +522,7 @@ static void sp_es_free(sp_es *es)
         free(j->sent);
         free(j->now);
         free(j->retry);
+        free(j->fails.v);
         free(j);
     }
     for (size_t i = 0; i < es->nnodes; i++) {

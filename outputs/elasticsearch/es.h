@@ -123,6 +123,27 @@ int sp_es_item_class(int status);
 typedef void (*sp_es_item_cb)(void *ctx, uint32_t index, int status, const char *type,
                               const char *reason, const char *error);
 
+/** A failed item: its index, status and the bytes of its error object (NULL when absent). */
+typedef struct {
+    uint32_t index;
+    int status;
+    const char *err, *err_end;
+} sp_es_failed;
+
+/** The failed items of one response, pointing into its body; reused across responses. */
+typedef struct {
+    sp_es_failed *v;
+    uint32_t n, cap;
+} sp_es_failures;
+
+/**
+ * The first half of sp_es_parse_response, safe on the thread pool (it calls nothing and logs
+ * nothing): returns the number of delivered items or -1, and notes the others in `f`.
+ */
+int64_t sp_es_scan_response(const char *body, size_t len, uint32_t nitems, sp_es_failures *f);
+/** The second half, on the loop: `cb` for each failed item noted by sp_es_scan_response. */
+void sp_es_report_failures(const sp_es_failures *f, sp_es_item_cb cb, void *ctx);
+
 /**
  * Reads a bulk response (filter_path=errors,items.*.status,items.*.error) for `nitems` items.
  * Returns the number of delivered items, calling `cb` for the others; -1 when the body is not a
@@ -189,10 +210,12 @@ typedef struct {
     sp_buf body, gz;
     sp_es_item *sent, *now, *retry;
     uint32_t nsent, nnow, nretry, cap;
-    uint32_t cur_ci; /* next fresh record: in this chunk of the delivery, */
-    size_t cursor;   /* at this offset */
-    int from_now;    /* this request sends items of `now` */
-    sp_buf errs;     /* error texts of dead-letter items */
+    uint32_t cur_ci;      /* next fresh record: in this chunk of the delivery, */
+    size_t cursor;        /* at this offset */
+    int from_now;         /* this request sends items of `now` */
+    sp_es_failures fails; /* of the last response, scanned on the thread pool */
+    int64_t scanned;      /* its delivered items, or -1 */
+    sp_buf errs;          /* error texts of dead-letter items */
     uint32_t delivered, rejected, rounds, dl_sent, dl_notok;
     int node;
     size_t gz_peak; /* the most of `gz` written: what of it is resident */

@@ -26,21 +26,16 @@ typedef struct {
     const char *p, *end;
 } sp_es_scan;
 
-/* A failed item: its index, status and the bytes of its error object (NULL when absent). */
-typedef struct {
-    uint32_t index;
-    int status;
-    const char *err, *err_end;
-} sp_es_failed;
-
-static void sp_es_scan_ws(sp_es_scan *s)
+static inline void sp_es_scan_ws(sp_es_scan *s)
 {
-    while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
+    /* Elasticsearch writes no white space: one test in the common case. */
+    while (s->p < s->end && (unsigned char)*s->p <= ' ' &&
+           (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
         s->p++;
 }
 
 /* Consumes `c` after white space; 0 or -1. */
-static int sp_es_scan_char(sp_es_scan *s, char c)
+static inline int sp_es_scan_char(sp_es_scan *s, char c)
 {
     sp_es_scan_ws(s);
     if (s->p >= s->end || *s->p != c) return -1;
@@ -48,25 +43,26 @@ static int sp_es_scan_char(sp_es_scan *s, char c)
     return 0;
 }
 
-/* A string: [*str, *str_end) is its raw content (escapes left as they are). 0 or -1. */
-static int sp_es_scan_string(sp_es_scan *s, const char **str, const char **str_end)
+/*
+ * A string: [*str, *str_end) is its raw content (escapes left as they are). 0 or -1. Keys and
+ * values of a bulk response are short: a byte loop beats a memchr call per string (the loop's
+ * hottest code on full items, docs/elasticsearch.md "Performance"); an escape skips its next byte.
+ */
+static inline int sp_es_scan_string(sp_es_scan *s, const char **str, const char **str_end)
 {
     if (sp_es_scan_char(s, '"')) return -1;
-    const char *q = s->p;
+    const char *q = s->p, *end = s->end;
     for (;;) {
-        const char *e = memchr(q, '"', (size_t)(s->end - q));
-        if (!e) return -1;
-        size_t bs = 0; /* an odd run of backslashes escapes the quote */
-        while (e - bs > s->p && e[-1 - (ptrdiff_t)bs] == '\\')
-            bs++;
-        if (bs % 2 == 0) {
-            if (str) *str = s->p;
-            if (str_end) *str_end = e;
-            s->p = e + 1;
-            return 0;
-        }
-        q = e + 1;
+        while (q < end && *q != '"' && *q != '\\')
+            q++;
+        if (q >= end) return -1;
+        if (*q == '"') break;
+        q += 2; /* a backslash and the byte it escapes */
     }
+    if (str) *str = s->p;
+    if (str_end) *str_end = q;
+    s->p = q + 1;
+    return 0;
 }
 
 static int sp_es_scan_value(sp_es_scan *s, int depth);
@@ -173,9 +169,9 @@ static int sp_es_scan_item(sp_es_scan *s, int *status, const char **err, const c
     return sp_es_scan_char(s, '}'); /* exactly one operation per item */
 }
 
-/* "items": [...]: statuses counted, failed items noted in `failed` (grown as needed). */
+/* "items": [...]: statuses counted, failed items noted in `f` (grown as needed). */
 static int sp_es_scan_items(sp_es_scan *s, uint32_t nitems, uint32_t *n, uint32_t *ok,
-                            sp_es_failed **failed, uint32_t *nfailed, uint32_t *capfailed)
+                            sp_es_failures *f)
 {
     if (sp_es_scan_char(s, '[')) return -1;
     sp_es_scan_ws(s);
@@ -190,13 +186,14 @@ static int sp_es_scan_items(sp_es_scan *s, uint32_t nitems, uint32_t *n, uint32_
         if (sp_es_item_class(status) == SP_ES_ITEM_OK) {
             (*ok)++;
         } else {
-            if (*nfailed == *capfailed) {
-                *capfailed = *capfailed ? *capfailed * 2 : 16;
-                sp_es_failed *f = realloc(*failed, *capfailed * sizeof **failed);
-                if (!f) return -1;
-                *failed = f;
+            if (f->n == f->cap) {
+                uint32_t cap = f->cap ? f->cap * 2 : 16;
+                sp_es_failed *v = realloc(f->v, cap * sizeof *v);
+                if (!v) return -1;
+                f->v = v;
+                f->cap = cap;
             }
-            (*failed)[(*nfailed)++] = (sp_es_failed){*n, status, err, err_end};
+            f->v[f->n++] = (sp_es_failed){*n, status, err, err_end};
         }
         (*n)++;
         sp_es_scan_ws(s);
@@ -226,20 +223,18 @@ static void sp_es_report(const sp_es_failed *f, sp_es_item_cb cb, void *ctx)
     json_decref(err);
 }
 
-int64_t sp_es_parse_response(const char *body, size_t len, uint32_t nitems, sp_es_item_cb cb,
-                             void *ctx)
+int64_t sp_es_scan_response(const char *body, size_t len, uint32_t nitems, sp_es_failures *f)
 {
     sp_es_scan s = {body, body + len};
-    sp_es_failed *failed = NULL;
-    uint32_t n = 0, ok = 0, nfailed = 0, capfailed = 0;
+    uint32_t n = 0, ok = 0;
     int errors = -1, items = 0;
-    int64_t rc = -1;
-    if (sp_es_scan_char(&s, '{')) goto out;
+    f->n = 0;
+    if (sp_es_scan_char(&s, '{')) return -1;
     sp_es_scan_ws(&s);
-    if (s.p < s.end && *s.p == '}') goto out; /* neither errors nor items */
+    if (s.p < s.end && *s.p == '}') return -1; /* neither errors nor items */
     for (;;) {
         const char *k, *k_end;
-        if (sp_es_scan_string(&s, &k, &k_end) || sp_es_scan_char(&s, ':')) goto out;
+        if (sp_es_scan_string(&s, &k, &k_end) || sp_es_scan_char(&s, ':')) return -1;
         sp_es_scan_ws(&s);
         if (sp_es_scan_key_is(k, k_end, "errors")) {
             if (s.end - s.p >= 4 && memcmp(s.p, "true", 4) == 0)
@@ -247,25 +242,35 @@ int64_t sp_es_parse_response(const char *body, size_t len, uint32_t nitems, sp_e
             else if (s.end - s.p >= 5 && memcmp(s.p, "false", 5) == 0)
                 errors = 0, s.p += 5;
             else
-                goto out;
+                return -1;
         } else if (sp_es_scan_key_is(k, k_end, "items")) {
-            if (items++ || sp_es_scan_items(&s, nitems, &n, &ok, &failed, &nfailed, &capfailed))
-                goto out;
+            if (items++ || sp_es_scan_items(&s, nitems, &n, &ok, f)) return -1;
         } else if (sp_es_scan_value(&s, 1)) {
-            goto out;
+            return -1;
         }
         sp_es_scan_ws(&s);
-        if (s.p >= s.end) goto out;
+        if (s.p >= s.end) return -1;
         if (*s.p == '}') break;
-        if (*s.p++ != ',') goto out;
+        if (*s.p++ != ',') return -1;
     }
     s.p++;
     sp_es_scan_ws(&s);
-    if (s.p != s.end || errors < 0 || n != nitems || (nitems > 0 && !items)) goto out;
-    for (uint32_t i = 0; i < nfailed; i++)
-        sp_es_report(&failed[i], cb, ctx);
-    rc = ok;
-out:
-    free(failed);
-    return rc;
+    if (s.p != s.end || errors < 0 || n != nitems || (nitems > 0 && !items)) return -1;
+    return ok;
+}
+
+void sp_es_report_failures(const sp_es_failures *f, sp_es_item_cb cb, void *ctx)
+{
+    for (uint32_t i = 0; i < f->n; i++)
+        sp_es_report(&f->v[i], cb, ctx);
+}
+
+int64_t sp_es_parse_response(const char *body, size_t len, uint32_t nitems, sp_es_item_cb cb,
+                             void *ctx)
+{
+    sp_es_failures f = {0};
+    int64_t ok = sp_es_scan_response(body, len, nitems, &f);
+    if (ok >= 0) sp_es_report_failures(&f, cb, ctx);
+    free(f.v);
+    return ok;
 }

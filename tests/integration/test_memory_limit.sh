@@ -6,7 +6,7 @@
 # (Message frames, several connections, the limit many times over) meets an output that is slow
 # on purpose, so the buffer stays full for the whole run:
 #  1. Elasticsearch: build/es_sink answering every item in full (as a proxy or OpenSearch does)
-#     and holding each answer MEM_ES_DELAY ms; with gzip.
+#     and holding each answer MEM_ES_DELAY ms; with gzip, then uncompressed.
 #  2. Kafka: the mock cluster with MEM_KAFKA_RTT ms added to every broker's responses.
 #  3. null with the spool on.
 # Each run asserts peak RSS (VmHWM) <= memory_limit + 24 MiB and that every record arrived
@@ -85,6 +85,15 @@ YAML
 run_flood es "$T/es.out.yaml" 'shipper_output_records_total{output="elasticsearch",result="delivered"}'
 check_eq "es: the sink acknowledged every record" "$N" \
     "$(curl -sf "http://127.0.0.1:$(cat "$T/sink.port")/_sink/count" | sed 's/[^0-9]//g')"
+
+log "1b. Elasticsearch (full items, uncompressed: the largest responses per body)"
+sink_count0=$(curl -sf "http://127.0.0.1:$(cat "$T/sink.port")/_sink/count" | sed 's/[^0-9]//g')
+sed '/compression: gzip/d' "$T/es.out.yaml" >"$T/es-plain.out.yaml"
+N_ALL=$N; N=$((N / 2)) # still the limit several times over; keeps the suite short
+run_flood es-plain "$T/es-plain.out.yaml" 'shipper_output_records_total{output="elasticsearch",result="delivered"}'
+check_eq "es-plain: the sink acknowledged every record" "$N" \
+    "$(($(curl -sf "http://127.0.0.1:$(cat "$T/sink.port")/_sink/count" | sed 's/[^0-9]//g') - sink_count0))"
+N=$N_ALL
 
 log "2. Kafka (${MEM_KAFKA_RTT:-100} ms broker latency)"
 start_kafka 3 mem:6

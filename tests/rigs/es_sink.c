@@ -48,57 +48,94 @@ static void on_close(uv_handle_t *h)
     free(c);
 }
 
+typedef struct {
+    uv_write_t w;
+    char head[128];
+    char *body;
+} reply_req;
+
 static void on_written(uv_write_t *w, int status)
 {
-    free(w->data);
-    free(w);
+    reply_req *r = (reply_req *)w;
+    free(r->body);
+    free(r);
+}
+
+/* Sends `body` (malloc'ed; freed once written) after its head, without copying it. */
+static void reply_owned(conn *c, char *body, size_t n)
+{
+    reply_req *r = malloc(sizeof *r);
+    int hn = snprintf(r->head, sizeof r->head,
+                      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\n\r\n",
+                      n);
+    r->body = body;
+    uv_buf_t b[2] = {uv_buf_init(r->head, (unsigned)hn), uv_buf_init(body, (unsigned)n)};
+    uv_write(&r->w, (uv_stream_t *)&c->tcp, b, 2, on_written);
 }
 
 static void reply(conn *c, const char *body, size_t n)
 {
-    char head[128];
-    int hn = snprintf(head, sizeof head,
-                      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                      "Content-Length: %zu\r\n\r\n",
-                      n);
-    char *out = malloc((size_t)hn + n);
-    memcpy(out, head, (size_t)hn);
-    memcpy(out + hn, body, n);
-    uv_write_t *w = malloc(sizeof *w);
-    w->data = out;
-    uv_buf_t b = uv_buf_init(out, (unsigned)((size_t)hn + n));
-    uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, on_written);
+    char *copy = malloc(n + 1);
+    memcpy(copy, body, n);
+    reply_owned(c, copy, n);
 }
 
 static void on_delay(uv_timer_t *t)
 {
     conn *c = t->data;
     total += c->pending_items;
-    reply(c, c->pending, c->pending_len);
-    free(c->pending);
+    reply_owned(c, c->pending, c->pending_len);
     c->pending = NULL;
 }
 
+/* Adds one to a 20-digit decimal number written in ASCII. */
+static void dec_inc(char d[20])
+{
+    for (int i = 19; i >= 0; i--) {
+        if (d[i] != '9') {
+            d[i]++;
+            return;
+        }
+        d[i] = '0';
+    }
+}
+
+/*
+ * Items are copied from a template with only the counter written in (a sprintf per item cost the
+ * sink about a third of a CPU-second per million items: it shares the cores with shipper).
+ */
 static void bulk_done(conn *c)
 {
     size_t items = c->newlines / 2;
     static const char filtered[] = "{\"create\":{\"status\":201}}";
     /* An item as Elasticsearch 8 writes it without filter_path (ids are 20 characters). */
-    static const char full_fmt[] =
-        "{\"create\":{\"_index\":\"logs-2026.11.30\",\"_id\":\"%020llu\",\"_version\":1,"
-        "\"result\":\"created\",\"_shards\":{\"total\":2,\"successful\":1,\"failed\":0},"
-        "\"_seq_no\":%llu,\"_primary_term\":1,\"status\":201}}";
-    size_t item_max = c->full ? sizeof full_fmt + 40 : sizeof filtered;
+    static const char full_a[] = "{\"create\":{\"_index\":\"logs-2026.11.30\",\"_id\":\"";
+    static const char full_b[] =
+        "\",\"_version\":1,\"result\":\"created\",\"_shards\":{\"total\":2,"
+        "\"successful\":1,\"failed\":0},\"_seq_no\":";
+    static const char full_c[] = ",\"_primary_term\":1,\"status\":201}}";
+    size_t item_max =
+        c->full ? sizeof full_a + sizeof full_b + sizeof full_c + 40 : sizeof filtered;
     size_t n = 64 + items * item_max;
     char *b = malloc(n), *p = b;
+    char num[21];
+    snprintf(num, sizeof num, "%020llu", (unsigned long long)total);
     p += sprintf(
         p, c->full ? "{\"took\":%d,\"errors\":false,\"items\":[" : "{\"errors\":false,\"items\":[",
         (int)(items / 1000) + 1);
     for (size_t i = 0; i < items; i++) {
         if (i) *p++ = ',';
         if (c->full) {
-            p += sprintf(p, full_fmt, (unsigned long long)(total + i),
-                         (unsigned long long)(total + i));
+            int z = 0; /* _seq_no without the leading zeros */
+            while (z < 19 && num[z] == '0')
+                z++;
+            memcpy(p, full_a, sizeof full_a - 1), p += sizeof full_a - 1;
+            memcpy(p, num, 20), p += 20;
+            memcpy(p, full_b, sizeof full_b - 1), p += sizeof full_b - 1;
+            memcpy(p, num + z, (size_t)(20 - z)), p += 20 - z;
+            memcpy(p, full_c, sizeof full_c - 1), p += sizeof full_c - 1;
+            dec_inc(num);
         } else {
             memcpy(p, filtered, sizeof filtered - 1);
             p += sizeof filtered - 1;
@@ -114,8 +151,7 @@ static void bulk_done(conn *c)
         return;
     }
     total += items;
-    reply(c, b, (size_t)(p - b));
-    free(b);
+    reply_owned(c, b, (size_t)(p - b));
 }
 
 static size_t count_nl(const char *p, size_t n)

@@ -162,12 +162,43 @@ static void test_large_full_response(void **st)
     sp_buf_free(&b);
 }
 
+/* The pool half notes failed items (and reuses its array), the loop half reports them; strings
+ * with escaped quotes and backslashes are skipped whole by the byte loop. */
+static void test_scan_then_report(void **st)
+{
+    static const char body[] = "{\"took\":3,\"errors\":true,\"items\":["
+                               "{\"create\":{\"_id\":\"a\\\"b\\\\\",\"status\":201}},"
+                               "{\"create\":{\"_id\":\"c\",\"status\":400,\"error\":{\"type\":"
+                               "\"mapper_parsing_exception\","
+                               "\"reason\":\"x \\\"y\\\" }\"}}},"
+                               "{\"create\":{\"status\":429}}]}";
+    sp_es_failures f = {0};
+    for (int round = 0; round < 2; round++) {
+        seen s = {0};
+        assert_int_equal(sp_es_scan_response(body, sizeof body - 1, 3, &f), 1);
+        assert_int_equal(f.n, 2);
+        assert_int_equal(s.n, 0);
+        sp_es_report_failures(&f, cb, &s);
+        assert_int_equal(s.n, 2);
+        assert_int_equal(s.idx[0], 1);
+        assert_string_equal(s.type[0], "mapper_parsing_exception");
+        assert_int_equal(s.idx[1], 2);
+        assert_int_equal(s.status[1], 429);
+    }
+    assert_int_equal(sp_es_scan_response(body, sizeof body - 2, 3, &f), -1);
+    free(f.v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_classes),    cmocka_unit_test(test_all_ok),
-        cmocka_unit_test(test_mixed),      cmocka_unit_test(test_bad_bodies),
-        cmocka_unit_test(test_full_items), cmocka_unit_test(test_large_full_response),
+        cmocka_unit_test(test_classes),
+        cmocka_unit_test(test_all_ok),
+        cmocka_unit_test(test_mixed),
+        cmocka_unit_test(test_bad_bodies),
+        cmocka_unit_test(test_full_items),
+        cmocka_unit_test(test_large_full_response),
+        cmocka_unit_test(test_scan_then_report),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
