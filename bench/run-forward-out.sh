@@ -2,10 +2,13 @@
 # shipper → shipper over the forward output (PackedForward on loopback, require_ack on), end to
 # end: shipper-bench → edge (forward input) → forward output → aggregator (forward input) → null.
 # The figure counts records the aggregator's null output delivered, from the generator's first
-# byte to the poll that saw the last one. Prints:
+# byte to the poll that saw the last one. Both shippers run with `buffer.flush_interval` FLUSH
+# (--flush, default 100ms): the last, partly filled chunk waits for it on each hop (up to 1.25x
+# it: the flush timer ticks at a quarter of it), and with the 1 s default that tail was 1.5-2.5 s
+# of a 3-4 s run. `--flush 1s` measures with the default. Prints:
 #   forward-out/<compression>: N records in T s = R rec/s; edge CPU C1 s, aggregator CPU C2 s
 #
-# Usage: bench/run-forward-out.sh [--records N] [--gzip] [--conns C] [--no-ack]
+# Usage: bench/run-forward-out.sh [--records N] [--gzip] [--conns C] [--no-ack] [--flush D]
 # Env:   SHIPPER, SHIPPER_BENCH  binaries (default build/shipper, build/shipper-bench)
 #        STALL_TIMEOUT           seconds without progress before giving up (default 30)
 #        PERF_EDGE               a file: `perf record -g` the edge shipper into it for the run
@@ -16,13 +19,14 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SHIPPER=${SHIPPER:-$root/build/shipper}
 SHIPPER_BENCH=${SHIPPER_BENCH:-$root/build/shipper-bench}
 STALL_TIMEOUT=${STALL_TIMEOUT:-30}
-records=2000000 comp=none conns=2 ack=true
+records=2000000 comp=none conns=2 ack=true flush=100ms
 while [ $# -gt 0 ]; do
     case $1 in
     --records) records=${2:?}; shift 2 ;;
     --conns) conns=${2:?}; shift 2 ;;
     --gzip) comp=gzip; shift ;;
     --no-ack) ack=false; shift ;;
+    --flush) flush=${2:?}; shift 2 ;;
     *) sed -n '/^# Usage:/,/^#.*STALL_TIMEOUT/p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     esac
 done
@@ -41,10 +45,19 @@ cleanup() {
 trap cleanup EXIT
 
 in_port=$(free_port) agg_port=$(free_port) ehttp=$(free_port) ahttp=$(free_port)
-"$SHIPPER" --forward "127.0.0.1:$agg_port" --null --http "127.0.0.1:$ahttp" >"$tmp/agg.log" 2>&1 &
+cat >"$tmp/agg.yaml" <<EOF
+service: {http_listen: 127.0.0.1:$ahttp}
+buffer: {flush_interval: $flush}
+inputs:
+  - {type: forward, listen: "127.0.0.1:$agg_port"}
+outputs:
+  - {type: "null", name: "null"}
+EOF
+"$SHIPPER" -c "$tmp/agg.yaml" >"$tmp/agg.log" 2>&1 &
 apid=$!
 cat >"$tmp/edge.yaml" <<EOF
 service: {http_listen: 127.0.0.1:$ehttp}
+buffer: {flush_interval: $flush}
 inputs:
   - {type: forward, listen: "127.0.0.1:$in_port"}
 outputs:
@@ -81,9 +94,9 @@ done
 pid=$epid; e1=$(cpu_ticks); f1=$(minor_faults); pid=$apid; a1=$(cpu_ticks)
 [ -z "$perfpid" ] || { kill -INT "$perfpid"; wait "$perfpid" || true; }
 read -r t_first _ <"$tmp/stamp"
-awk -v c="$comp" -v n="$records" -v t0="$t_first" -v t1="$t_done" -v e="$((e1 - e0))" \
+awk -v c="$comp" -v ack="$ack" -v n="$records" -v t0="$t_first" -v t1="$t_done" -v e="$((e1 - e0))" \
     -v a="$((a1 - a0))" -v hz="$(getconf CLK_TCK)" -v pf="$((f1 - f0))" 'BEGIN {
         t = (t1 - t0) / 1e9
-        printf "forward-out/%s: %d records in %.3f s = %.0f rec/s; edge CPU %.2f s, aggregator CPU %.2f s; edge page faults %.0f k\n",
-            c, n, t, n / t, e / hz, a / hz, pf / 1e3
+        printf "forward-out/%s%s: %d records in %.3f s = %.0f rec/s; edge CPU %.2f s, aggregator CPU %.2f s; edge page faults %.0f k\n",
+            c, ack == "true" ? "" : "/no-ack", n, t, n / t, e / hz, a / hz, pf / 1e3
     }'
