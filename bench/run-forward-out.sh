@@ -6,7 +6,9 @@
 # (--flush, default 100ms): the last, partly filled chunk waits for it on each hop (up to 1.25x
 # it: the flush timer ticks at a quarter of it), and with the 1 s default that tail was 1.5-2.5 s
 # of a 3-4 s run. `--flush 1s` measures with the default. Prints:
-#   forward-out/<compression>: N records in T s = R rec/s; edge CPU C1 s, aggregator CPU C2 s
+#   forward-out/<compression>: N records in T s = R rec/s; edge CPU C1 s (its loop thread L s),
+#   aggregator CPU C2 s; edge page faults. L is the edge's critical path: its event loop (inputs,
+#   router, writes) runs on one core; on a quiet machine throughput is about N / L.
 #
 # Usage: bench/run-forward-out.sh [--records N] [--gzip] [--conns C] [--no-ack] [--flush D]
 # Env:   SHIPPER, SHIPPER_BENCH  binaries (default build/shipper, build/shipper-bench)
@@ -73,7 +75,7 @@ if [ -n "${PERF_EDGE:-}" ]; then
     perf record ${PERF_ARGS:--g} -o "$PERF_EDGE" -p "$epid" >/dev/null 2>&1 &
     perfpid=$!
 fi
-pid=$epid; e0=$(cpu_ticks); f0=$(minor_faults); pid=$apid; a0=$(cpu_ticks)
+pid=$epid; e0=$(cpu_ticks); f0=$(minor_faults); l0=$(cpu_ticks "$epid/task/$epid"); pid=$apid; a0=$(cpu_ticks)
 hport=$ahttp
 "$SHIPPER_BENCH" forward --addr "127.0.0.1:$in_port" --mode packed --records "$records" \
     --conns "$conns" --quiet --stamp-file "$tmp/stamp" >/dev/null
@@ -91,12 +93,12 @@ while :; do
     fi
     sleep 0.01
 done
-pid=$epid; e1=$(cpu_ticks); f1=$(minor_faults); pid=$apid; a1=$(cpu_ticks)
+pid=$epid; e1=$(cpu_ticks); f1=$(minor_faults); l1=$(cpu_ticks "$epid/task/$epid"); pid=$apid; a1=$(cpu_ticks)
 [ -z "$perfpid" ] || { kill -INT "$perfpid"; wait "$perfpid" || true; }
 read -r t_first _ <"$tmp/stamp"
 awk -v c="$comp" -v ack="$ack" -v n="$records" -v t0="$t_first" -v t1="$t_done" -v e="$((e1 - e0))" \
-    -v a="$((a1 - a0))" -v hz="$(getconf CLK_TCK)" -v pf="$((f1 - f0))" 'BEGIN {
+    -v a="$((a1 - a0))" -v l="$((l1 - l0))" -v hz="$(getconf CLK_TCK)" -v pf="$((f1 - f0))" 'BEGIN {
         t = (t1 - t0) / 1e9
-        printf "forward-out/%s%s: %d records in %.3f s = %.0f rec/s; edge CPU %.2f s, aggregator CPU %.2f s; edge page faults %.0f k\n",
-            c, ack == "true" ? "" : "/no-ack", n, t, n / t, e / hz, a / hz, pf / 1e3
+        printf "forward-out/%s%s: %d records in %.3f s = %.0f rec/s; edge CPU %.2f s (its loop thread %.2f s), aggregator CPU %.2f s; edge page faults %.0f k\n",
+            c, ack == "true" ? "" : "/no-ack", n, t, n / t, e / hz, l / hz, a / hz, pf / 1e3
     }'

@@ -22,9 +22,6 @@ static void sp_fwdout_enc_work(uv_work_t *w)
         e->rc = -1;
         return;
     }
-    e->out.len = 0;
-    /* Room for the whole frame at once: no regrowth (and page faults) while encoding. */
-    sp_buf_reserve_exact(&e->out, c->data.len + c->data.len / 4 + 512);
     e->rc = sp_fwdout_frame(&e->out, e->scratch, c, e->gz, e->f->id);
 }
 
@@ -142,6 +139,11 @@ void sp_fwdout_enc_submit(sp_fwdout *fo, sp_fwdout_server *s, sp_fwdout_frame_t 
     e->rc = 0;
     e->state = SP_FWDOUT_ENC_QUEUED;
     if (!e->out.base && fo->nspare) e->out = fo->spare[--fo->nspare];
+    /* Room for the whole frame at once (no regrowth while encoding), taken here on the loop: a
+     * buffer a pool thread allocated would come from (and go back to) that thread's heap, which
+     * glibc trims, so every frame faulted its pages in again (twice the page faults). */
+    e->out.len = 0;
+    sp_buf_reserve_exact(&e->out, c->data.len + c->data.len / 4 + 512);
     sp_list_insert_tail(&fo->encoding, &e->link);
     if (!fo->conf->encode_threads) { /* on the loop, now */
         e->state = SP_FWDOUT_ENC_WORKING;
