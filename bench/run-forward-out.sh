@@ -11,6 +11,7 @@
 #   router, writes) runs on one core; on a quiet machine throughput is about N / L.
 #
 # Usage: bench/run-forward-out.sh [--records N] [--gzip] [--conns C] [--no-ack] [--flush D]
+#                                [--encode-threads N]  (the forward output's encode_threads)
 # Env:   SHIPPER, SHIPPER_BENCH  binaries (default build/shipper, build/shipper-bench)
 #        STALL_TIMEOUT           seconds without progress before giving up (default 30)
 #        PERF_EDGE               a file: `perf record -g` the edge shipper into it for the run
@@ -21,7 +22,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SHIPPER=${SHIPPER:-$root/build/shipper}
 SHIPPER_BENCH=${SHIPPER_BENCH:-$root/build/shipper-bench}
 STALL_TIMEOUT=${STALL_TIMEOUT:-30}
-records=2000000 comp=none conns=2 ack=true flush=100ms
+records=2000000 comp=none conns=2 ack=true flush=100ms enc=
 while [ $# -gt 0 ]; do
     case $1 in
     --records) records=${2:?}; shift 2 ;;
@@ -29,6 +30,7 @@ while [ $# -gt 0 ]; do
     --gzip) comp=gzip; shift ;;
     --no-ack) ack=false; shift ;;
     --flush) flush=${2:?}; shift 2 ;;
+    --encode-threads) enc=", encode_threads: ${2:?}"; shift 2 ;;
     *) sed -n '/^# Usage:/,/^#.*STALL_TIMEOUT/p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     esac
 done
@@ -63,7 +65,7 @@ buffer: {flush_interval: $flush}
 inputs:
   - {type: forward, listen: "127.0.0.1:$in_port"}
 outputs:
-  - {type: forward, servers: ["127.0.0.1:$agg_port"], compression: $comp, require_ack: $ack}
+  - {type: forward, servers: ["127.0.0.1:$agg_port"], compression: $comp, require_ack: $ack$enc}
 EOF
 "$SHIPPER" -c "$tmp/edge.yaml" >"$tmp/edge.log" 2>&1 &
 epid=$!

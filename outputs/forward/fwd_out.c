@@ -37,6 +37,7 @@ static void sp_fwdout_free(sp_fwdout *fo)
         sp_list_remove(&e->link);
         sp_fwdout_enc_free(e);
     }
+    sp_fwdout_slots_free(fo);
     while (fo->nspare > 0)
         sp_buf_free(&fo->spare[--fo->nspare]);
     sp_buf_free(&fo->cipher);
@@ -244,12 +245,15 @@ static int sp_fwdout_start(sp_output *o)
     sp_list_init(&fo->waiting);
     sp_list_init(&fo->encoding);
     sp_list_init(&fo->idle);
+    fo->slots =
+        sp_calloc(conf->encode_threads ? (size_t)conf->encode_threads : 1, sizeof *fo->slots);
     if (gethostname(fo->hostname, sizeof fo->hostname - 1) || !fo->hostname[0])
         strcpy(fo->hostname, "localhost");
     if (conf->tls_on) {
         char err[512];
         if (sp_fwdout_tls_ctx(fo, err, sizeof err)) {
             sp_out_error(o, "tls: %s", err);
+            free(fo->slots);
             free(fo);
             return -EINVAL;
         }

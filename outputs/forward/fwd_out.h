@@ -117,8 +117,15 @@ enum {
 };
 extern const char *const sp_fwdout_error_names[SP_FWDOUT_E_COUNT];
 
-/** One chunk being encoded into its frame, on libuv's thread pool (fwd_out_enc.c); kept for
- * the next chunk with its buffers and compressor. */
+/** An encoder's working memory: one per `encode_threads`, kept for the output's life. */
+typedef struct {
+    sp_buf scratch[2];
+    struct libdeflate_compressor *gz;
+    int busy;
+} sp_fwdout_slot;
+
+/** One chunk handed over to be encoded into its frame, on libuv's thread pool (fwd_out_enc.c);
+ * a few are kept for the next chunks with their frame buffer. */
 typedef struct {
     uv_work_t work;
     sp_list link; /* sp_fwdout.encoding (hand-over order) or .idle */
@@ -126,8 +133,8 @@ typedef struct {
     sp_fwdout_server *srv; /* where the frame goes */
     sp_fwdout_frame_t *f;
     const sp_chunk *chunk;
-    sp_buf out, scratch[2];
-    struct libdeflate_compressor *gz;
+    sp_buf out;
+    sp_fwdout_slot *slot; /* while encoding */
     int state;
     int rc;
 } sp_fwdout_enc;
@@ -182,6 +189,7 @@ struct sp_fwdout {
     sp_list idle;     /* sp_fwdout_enc kept for reuse */
     int nidle;
     int64_t encoding_now;          /* encoders on the thread pool */
+    sp_fwdout_slot *slots;         /* encode_threads of them (one with 0) */
     sp_buf spare[SP_FWDOUT_SPARE]; /* written frames' buffers, for the next frames */
     int nspare;
     sp_buf cipher;   /* TLS: ciphertext read, before it goes into the connection's BIO */
@@ -209,6 +217,8 @@ void sp_fwdout_unref(sp_fwdout *fo);
 void sp_fwdout_enc_submit(sp_fwdout *fo, sp_fwdout_server *s, sp_fwdout_frame_t *f,
                           const sp_chunk *c);
 void sp_fwdout_enc_free(sp_fwdout_enc *e);
+/** The slots' memory (at the output's end). */
+void sp_fwdout_slots_free(sp_fwdout *fo);
 
 /* fwd_out_conn.c */
 int sp_fwdout_tls_ctx(sp_fwdout *fo, char *err, size_t errlen);

@@ -15,14 +15,14 @@ enum { SP_FWDOUT_ENC_QUEUED = 0, SP_FWDOUT_ENC_WORKING, SP_FWDOUT_ENC_DONE };
 static void sp_fwdout_enc_work(uv_work_t *w)
 {
     sp_fwdout_enc *e = w->data;
-    const sp_chunk *c = e->chunk;
-    if (e->fo->conf->compression == SP_FWDOUT_COMP_GZIP && !e->gz)
-        e->gz = libdeflate_alloc_compressor((int)e->fo->conf->gzip_level);
-    if (e->fo->conf->compression == SP_FWDOUT_COMP_GZIP && !e->gz) {
+    sp_fwdout_slot *sl = e->slot;
+    if (e->fo->conf->compression == SP_FWDOUT_COMP_GZIP && !sl->gz)
+        sl->gz = libdeflate_alloc_compressor((int)e->fo->conf->gzip_level);
+    if (e->fo->conf->compression == SP_FWDOUT_COMP_GZIP && !sl->gz) {
         e->rc = -1;
         return;
     }
-    e->rc = sp_fwdout_frame(&e->out, e->scratch, c, e->gz, e->f->id);
+    e->rc = sp_fwdout_frame(&e->out, sl->scratch, e->chunk, sl->gz, e->f->id);
 }
 
 /* The encoder back to the idle list (a few kept with their buffers), or freed. */
@@ -41,10 +41,28 @@ static void sp_fwdout_enc_release(sp_fwdout *fo, sp_fwdout_enc *e)
 void sp_fwdout_enc_free(sp_fwdout_enc *e)
 {
     sp_buf_free(&e->out);
-    sp_buf_free(&e->scratch[0]);
-    sp_buf_free(&e->scratch[1]);
-    if (e->gz) libdeflate_free_compressor(e->gz);
     free(e);
+}
+
+void sp_fwdout_slots_free(sp_fwdout *fo)
+{
+    int64_t n = fo->conf->encode_threads ? fo->conf->encode_threads : 1;
+    for (int64_t i = 0; fo->slots && i < n; i++) {
+        sp_buf_free(&fo->slots[i].scratch[0]);
+        sp_buf_free(&fo->slots[i].scratch[1]);
+        if (fo->slots[i].gz) libdeflate_free_compressor(fo->slots[i].gz);
+    }
+    free(fo->slots);
+}
+
+/* A free slot for an encoder (there is one while encoding_now < encode_threads). */
+static sp_fwdout_slot *sp_fwdout_slot_take(sp_fwdout *fo)
+{
+    for (int64_t i = 0;; i++)
+        if (!fo->slots[i].busy) {
+            fo->slots[i].busy = 1;
+            return &fo->slots[i];
+        }
 }
 
 /* The encoded frame of `e` to its server's connection, or the frame failed. */
@@ -74,6 +92,8 @@ static void sp_fwdout_enc_done(uv_work_t *w, int status)
     sp_fwdout_enc *e = w->data;
     sp_fwdout *fo = e->fo;
     if (status < 0) e->rc = -1;
+    e->slot->busy = 0;
+    e->slot = NULL;
     e->state = SP_FWDOUT_ENC_DONE;
     fo->encoding_now--;
     fo->handles++; /* held: answers below may re-enter deliver (or stop) */
@@ -114,6 +134,7 @@ static void sp_fwdout_enc_pump(sp_fwdout *fo)
         sp_fwdout_enc *e = sp_list_entry(it, sp_fwdout_enc, link);
         if (e->state != SP_FWDOUT_ENC_QUEUED) continue;
         e->state = SP_FWDOUT_ENC_WORKING;
+        e->slot = sp_fwdout_slot_take(fo);
         fo->encoding_now++;
         fo->handles++;
         uv_queue_work(fo->o->loop, &e->work, sp_fwdout_enc_work, sp_fwdout_enc_done);
@@ -147,6 +168,7 @@ void sp_fwdout_enc_submit(sp_fwdout *fo, sp_fwdout_server *s, sp_fwdout_frame_t 
     sp_list_insert_tail(&fo->encoding, &e->link);
     if (!fo->conf->encode_threads) { /* on the loop, now */
         e->state = SP_FWDOUT_ENC_WORKING;
+        e->slot = sp_fwdout_slot_take(fo);
         fo->encoding_now++;
         sp_fwdout_enc_work(&e->work);
         sp_fwdout_enc_done(&e->work, 0);
