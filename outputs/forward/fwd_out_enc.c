@@ -123,6 +123,22 @@ static void sp_fwdout_enc_drain(sp_fwdout *fo)
     }
 }
 
+/* Loop thread: `e` gets a slot and its frame buffer, sized for the whole frame (no regrowth
+ * while encoding). Taken here, on the loop and only when the encoding starts: a buffer a pool
+ * thread allocated comes from (and goes back to) that thread's heap, and buffers reserved for
+ * every queued chunk outnumber the kept ones; either way glibc gave the memory back and every
+ * frame faulted its pages in again (up to twice the page faults). */
+static void sp_fwdout_enc_start(sp_fwdout *fo, sp_fwdout_enc *e)
+{
+    const sp_chunk *c = e->chunk;
+    if (!e->out.base && fo->nspare) e->out = fo->spare[--fo->nspare];
+    e->out.len = 0;
+    sp_buf_reserve_exact(&e->out, c->data.len + c->data.len / 4 + 512);
+    e->state = SP_FWDOUT_ENC_WORKING;
+    e->slot = sp_fwdout_slot_take(fo);
+    fo->encoding_now++;
+}
+
 /* Starts encoders on queued chunks, up to encode_threads at once. */
 static void sp_fwdout_enc_pump(sp_fwdout *fo)
 {
@@ -133,9 +149,7 @@ static void sp_fwdout_enc_pump(sp_fwdout *fo)
         if (fo->encoding_now >= fo->conf->encode_threads) return;
         sp_fwdout_enc *e = sp_list_entry(it, sp_fwdout_enc, link);
         if (e->state != SP_FWDOUT_ENC_QUEUED) continue;
-        e->state = SP_FWDOUT_ENC_WORKING;
-        e->slot = sp_fwdout_slot_take(fo);
-        fo->encoding_now++;
+        sp_fwdout_enc_start(fo, e);
         fo->handles++;
         uv_queue_work(fo->o->loop, &e->work, sp_fwdout_enc_work, sp_fwdout_enc_done);
     }
@@ -159,17 +173,9 @@ void sp_fwdout_enc_submit(sp_fwdout *fo, sp_fwdout_server *s, sp_fwdout_frame_t 
     e->chunk = c;
     e->rc = 0;
     e->state = SP_FWDOUT_ENC_QUEUED;
-    if (!e->out.base && fo->nspare) e->out = fo->spare[--fo->nspare];
-    /* Room for the whole frame at once (no regrowth while encoding), taken here on the loop: a
-     * buffer a pool thread allocated would come from (and go back to) that thread's heap, which
-     * glibc trims, so every frame faulted its pages in again (twice the page faults). */
-    e->out.len = 0;
-    sp_buf_reserve_exact(&e->out, c->data.len + c->data.len / 4 + 512);
     sp_list_insert_tail(&fo->encoding, &e->link);
     if (!fo->conf->encode_threads) { /* on the loop, now */
-        e->state = SP_FWDOUT_ENC_WORKING;
-        e->slot = sp_fwdout_slot_take(fo);
-        fo->encoding_now++;
+        sp_fwdout_enc_start(fo, e);
         sp_fwdout_enc_work(&e->work);
         sp_fwdout_enc_done(&e->work, 0);
         return;
