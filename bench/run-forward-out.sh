@@ -2,10 +2,16 @@
 # shipper → shipper over the forward output (PackedForward on loopback, require_ack on), end to
 # end: shipper-bench → edge (forward input) → forward output → aggregator (forward input) → null.
 # The figure counts records the aggregator's null output delivered, from the generator's first
-# byte to the poll that saw the last one. Prints:
-#   forward-out/<compression>: N records in T s = R rec/s; edge CPU C1 s, aggregator CPU C2 s
+# byte to the poll that saw the last one. Both shippers run with `buffer.flush_interval` FLUSH
+# (--flush, default 100ms): the last, partly filled chunk waits for it on each hop (up to 1.25x
+# it: the flush timer ticks at a quarter of it), and with the 1 s default that tail was 1.5-2.5 s
+# of a 3-4 s run. `--flush 1s` measures with the default. Prints:
+#   forward-out/<compression>: N records in T s = R rec/s; edge CPU C1 s (its loop thread L s),
+#   aggregator CPU C2 s; edge page faults. L is the edge's critical path: its event loop (inputs,
+#   router, writes) runs on one core; on a quiet machine throughput is about N / L.
 #
-# Usage: bench/run-forward-out.sh [--records N] [--gzip] [--conns C] [--no-ack]
+# Usage: bench/run-forward-out.sh [--records N] [--gzip] [--conns C] [--no-ack] [--flush D]
+#                                [--encode-threads N]  (the forward output's encode_threads)
 # Env:   SHIPPER, SHIPPER_BENCH  binaries (default build/shipper, build/shipper-bench)
 #        STALL_TIMEOUT           seconds without progress before giving up (default 30)
 #        PERF_EDGE               a file: `perf record -g` the edge shipper into it for the run
@@ -16,13 +22,15 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SHIPPER=${SHIPPER:-$root/build/shipper}
 SHIPPER_BENCH=${SHIPPER_BENCH:-$root/build/shipper-bench}
 STALL_TIMEOUT=${STALL_TIMEOUT:-30}
-records=2000000 comp=none conns=2 ack=true
+records=2000000 comp=none conns=2 ack=true flush=100ms enc=
 while [ $# -gt 0 ]; do
     case $1 in
     --records) records=${2:?}; shift 2 ;;
     --conns) conns=${2:?}; shift 2 ;;
     --gzip) comp=gzip; shift ;;
     --no-ack) ack=false; shift ;;
+    --flush) flush=${2:?}; shift 2 ;;
+    --encode-threads) enc=", encode_threads: ${2:?}"; shift 2 ;;
     *) sed -n '/^# Usage:/,/^#.*STALL_TIMEOUT/p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     esac
 done
@@ -41,14 +49,23 @@ cleanup() {
 trap cleanup EXIT
 
 in_port=$(free_port) agg_port=$(free_port) ehttp=$(free_port) ahttp=$(free_port)
-"$SHIPPER" --forward "127.0.0.1:$agg_port" --null --http "127.0.0.1:$ahttp" >"$tmp/agg.log" 2>&1 &
+cat >"$tmp/agg.yaml" <<EOF
+service: {http_listen: 127.0.0.1:$ahttp}
+buffer: {flush_interval: $flush}
+inputs:
+  - {type: forward, listen: "127.0.0.1:$agg_port"}
+outputs:
+  - {type: "null", name: "null"}
+EOF
+"$SHIPPER" -c "$tmp/agg.yaml" >"$tmp/agg.log" 2>&1 &
 apid=$!
 cat >"$tmp/edge.yaml" <<EOF
 service: {http_listen: 127.0.0.1:$ehttp}
+buffer: {flush_interval: $flush}
 inputs:
   - {type: forward, listen: "127.0.0.1:$in_port"}
 outputs:
-  - {type: forward, servers: ["127.0.0.1:$agg_port"], compression: $comp, require_ack: $ack}
+  - {type: forward, servers: ["127.0.0.1:$agg_port"], compression: $comp, require_ack: $ack$enc}
 EOF
 "$SHIPPER" -c "$tmp/edge.yaml" >"$tmp/edge.log" 2>&1 &
 epid=$!
@@ -60,7 +77,7 @@ if [ -n "${PERF_EDGE:-}" ]; then
     perf record ${PERF_ARGS:--g} -o "$PERF_EDGE" -p "$epid" >/dev/null 2>&1 &
     perfpid=$!
 fi
-pid=$epid; e0=$(cpu_ticks); f0=$(minor_faults); pid=$apid; a0=$(cpu_ticks)
+pid=$epid; e0=$(cpu_ticks); f0=$(minor_faults); l0=$(cpu_ticks "$epid/task/$epid"); pid=$apid; a0=$(cpu_ticks)
 hport=$ahttp
 "$SHIPPER_BENCH" forward --addr "127.0.0.1:$in_port" --mode packed --records "$records" \
     --conns "$conns" --quiet --stamp-file "$tmp/stamp" >/dev/null
@@ -78,12 +95,12 @@ while :; do
     fi
     sleep 0.01
 done
-pid=$epid; e1=$(cpu_ticks); f1=$(minor_faults); pid=$apid; a1=$(cpu_ticks)
+pid=$epid; e1=$(cpu_ticks); f1=$(minor_faults); l1=$(cpu_ticks "$epid/task/$epid"); pid=$apid; a1=$(cpu_ticks)
 [ -z "$perfpid" ] || { kill -INT "$perfpid"; wait "$perfpid" || true; }
 read -r t_first _ <"$tmp/stamp"
-awk -v c="$comp" -v n="$records" -v t0="$t_first" -v t1="$t_done" -v e="$((e1 - e0))" \
-    -v a="$((a1 - a0))" -v hz="$(getconf CLK_TCK)" -v pf="$((f1 - f0))" 'BEGIN {
+awk -v c="$comp" -v ack="$ack" -v n="$records" -v t0="$t_first" -v t1="$t_done" -v e="$((e1 - e0))" \
+    -v a="$((a1 - a0))" -v l="$((l1 - l0))" -v hz="$(getconf CLK_TCK)" -v pf="$((f1 - f0))" 'BEGIN {
         t = (t1 - t0) / 1e9
-        printf "forward-out/%s: %d records in %.3f s = %.0f rec/s; edge CPU %.2f s, aggregator CPU %.2f s; edge page faults %.0f k\n",
-            c, n, t, n / t, e / hz, a / hz, pf / 1e3
+        printf "forward-out/%s%s: %d records in %.3f s = %.0f rec/s; edge CPU %.2f s (its loop thread %.2f s), aggregator CPU %.2f s; edge page faults %.0f k\n",
+            c, ack == "true" ? "" : "/no-ack", n, t, n / t, e / hz, l / hz, a / hz, pf / 1e3
     }'

@@ -32,12 +32,14 @@ static void sp_fwdout_free(sp_fwdout *fo)
         free(fo->servers[i].spec);
     free(fo->servers);
     if (fo->ssl_ctx) SSL_CTX_free(fo->ssl_ctx);
-    if (fo->gz) libdeflate_free_compressor(fo->gz);
-    sp_buf_free(&fo->frame);
+    while (!sp_list_empty(&fo->idle)) {
+        sp_fwdout_enc *e = sp_list_entry(fo->idle.next, sp_fwdout_enc, link);
+        sp_list_remove(&e->link);
+        sp_fwdout_enc_free(e);
+    }
+    sp_fwdout_slots_free(fo);
     while (fo->nspare > 0)
         sp_buf_free(&fo->spare[--fo->nspare]);
-    sp_buf_free(&fo->scratch[0]);
-    sp_buf_free(&fo->scratch[1]);
     sp_buf_free(&fo->cipher);
     free(fo);
     o->data = NULL;
@@ -71,32 +73,17 @@ void sp_fwdout_frame_done(sp_fwdout *fo, sp_fwdout_frame_t *f, int ok)
     if (--job->outstanding == 0) sp_fwdout_job_answer(job);
 }
 
-/* Sends every chunk of the job to `s` (up), one frame each. */
+/* Sends every chunk of the job to `s` (up), one frame each, encoded off the loop. */
 static void sp_fwdout_send_job(sp_fwdout *fo, sp_fwdout_server *s, sp_fwdout_job *job)
 {
     sp_delivery *d = job->d;
-    job->outstanding = d->nchunks + 1; /* +1: held until every frame is sent */
+    job->outstanding = d->nchunks + 1; /* +1: held until every frame is handed over */
     for (uint32_t i = 0; i < d->nchunks; i++) {
-        sp_fwdout_conn *c = s->conn;
         sp_fwdout_frame_t *f = sp_calloc(1, sizeof *f);
         sp_list_init(&f->link);
         f->job = job;
         f->records = d->chunks[i]->nrecords;
-        if (!fo->frame.base && fo->nspare) fo->frame = fo->spare[--fo->nspare];
-        fo->frame.len = 0;
-        /* Room for the whole frame at once: no regrowth (and page faults) while encoding. */
-        sp_buf_reserve_exact(&fo->frame, d->chunks[i]->data.len + d->chunks[i]->data.len / 4 + 512);
-        if (!c || s->state != SP_FWDOUT_UP ||
-            sp_fwdout_frame(&fo->frame, fo->scratch, d->chunks[i], fo->gz, f->id)) {
-            if (c && s->state == SP_FWDOUT_UP)
-                sp_out_log_limited(fo->o, &fo->rl, SP_LOG_ERROR, "chunk %llu could not be encoded",
-                                   (unsigned long long)d->chunks[i]->seq);
-            sp_fwdout_frame_done(fo, f, 0);
-            continue;
-        }
-        s->chunks++;
-        s->records += f->records;
-        sp_fwdout_conn_send(c, &fo->frame, f);
+        sp_fwdout_enc_submit(fo, s, f, d->chunks[i]);
     }
     if (--job->outstanding == 0) sp_fwdout_job_answer(job);
 }
@@ -256,22 +243,19 @@ static int sp_fwdout_start(sp_output *o)
     fo->o = o;
     fo->conf = conf;
     sp_list_init(&fo->waiting);
+    sp_list_init(&fo->encoding);
+    sp_list_init(&fo->idle);
+    fo->slots =
+        sp_calloc(conf->encode_threads ? (size_t)conf->encode_threads : 1, sizeof *fo->slots);
     if (gethostname(fo->hostname, sizeof fo->hostname - 1) || !fo->hostname[0])
         strcpy(fo->hostname, "localhost");
     if (conf->tls_on) {
         char err[512];
         if (sp_fwdout_tls_ctx(fo, err, sizeof err)) {
             sp_out_error(o, "tls: %s", err);
+            free(fo->slots);
             free(fo);
             return -EINVAL;
-        }
-    }
-    if (conf->compression == SP_FWDOUT_COMP_GZIP) {
-        fo->gz = libdeflate_alloc_compressor((int)conf->gzip_level);
-        if (!fo->gz) {
-            if (fo->ssl_ctx) SSL_CTX_free(fo->ssl_ctx);
-            free(fo);
-            return -ENOMEM;
         }
     }
     fo->nservers = (int)conf->servers.n;

@@ -45,6 +45,7 @@ typedef struct {
     uint64_t connect_timeout;
     uint64_t reconnect_min;
     int64_t gzip_level;
+    int64_t encode_threads;
     /* resolved by check, not in the field table */
     int tls_on;
 } sp_fwdout_conf;
@@ -72,6 +73,8 @@ int sp_fwdout_frame(sp_buf *out, sp_buf scratch[2], const sp_chunk *c,
                     struct libdeflate_compressor *gz, char id[SP_FWDOUT_ID_LEN + 1]);
 
 /* ---- instance, servers, connections ---- */
+
+#define SP_FWDOUT_ENCODE_THREADS_MAX 64
 
 typedef struct sp_fwdout sp_fwdout;
 typedef struct sp_fwdout_server sp_fwdout_server;
@@ -113,6 +116,28 @@ enum {
     SP_FWDOUT_E_COUNT,
 };
 extern const char *const sp_fwdout_error_names[SP_FWDOUT_E_COUNT];
+
+/** An encoder's working memory: one per `encode_threads`, kept for the output's life. */
+typedef struct {
+    sp_buf scratch[2];
+    struct libdeflate_compressor *gz;
+    int busy;
+} sp_fwdout_slot;
+
+/** One chunk handed over to be encoded into its frame, on libuv's thread pool (fwd_out_enc.c);
+ * a few are kept for the next chunks with their frame buffer. */
+typedef struct {
+    uv_work_t work;
+    sp_list link; /* sp_fwdout.encoding (hand-over order) or .idle */
+    sp_fwdout *fo;
+    sp_fwdout_server *srv; /* where the frame goes */
+    sp_fwdout_frame_t *f;
+    const sp_chunk *chunk;
+    sp_buf out;
+    sp_fwdout_slot *slot; /* while encoding */
+    int state;
+    int rc;
+} sp_fwdout_enc;
 
 struct sp_fwdout_server {
     sp_fwdout *fo;
@@ -160,8 +185,11 @@ struct sp_fwdout {
     int handles; /* open handles and requests; closed when 0 after stop */
     int stopping;
     SSL_CTX *ssl_ctx;
-    struct libdeflate_compressor *gz;
-    sp_buf frame, scratch[2];
+    sp_list encoding; /* sp_fwdout_enc, in the order their chunks were handed over */
+    sp_list idle;     /* sp_fwdout_enc kept for reuse */
+    int nidle;
+    int64_t encoding_now;          /* encoders on the thread pool */
+    sp_fwdout_slot *slots;         /* encode_threads of them (one with 0) */
     sp_buf spare[SP_FWDOUT_SPARE]; /* written frames' buffers, for the next frames */
     int nspare;
     sp_buf cipher;   /* TLS: ciphertext read, before it goes into the connection's BIO */
@@ -182,6 +210,15 @@ void sp_fwdout_server_down(sp_fwdout_server *s, int reason, const char *fmt, ...
 void sp_fwdout_frame_done(sp_fwdout *fo, sp_fwdout_frame_t *f, int ok);
 /** A handle or request of the output has finished closing. */
 void sp_fwdout_unref(sp_fwdout *fo);
+
+/* fwd_out_enc.c */
+/** Encodes chunk `c` for frame `f` (on the thread pool), then sends it to `s` in hand-over
+ * order; the frame fails if `s` is no longer up by then. */
+void sp_fwdout_enc_submit(sp_fwdout *fo, sp_fwdout_server *s, sp_fwdout_frame_t *f,
+                          const sp_chunk *c);
+void sp_fwdout_enc_free(sp_fwdout_enc *e);
+/** The slots' memory (at the output's end). */
+void sp_fwdout_slots_free(sp_fwdout *fo);
 
 /* fwd_out_conn.c */
 int sp_fwdout_tls_ctx(sp_fwdout *fo, char *err, size_t errlen);

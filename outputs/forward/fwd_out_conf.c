@@ -42,6 +42,8 @@ const sp_conf_field sp_fwdout_fields[] = {
      "first reconnect backoff of a server (then doubling, up to retry_max, with jitter)"},
     {"gzip_level", SP_CONF_INT, offsetof(sp_fwdout_conf, gzip_level), "1",
      "1 (fastest) .. 9 (smallest)"},
+    {"encode_threads", SP_CONF_INT, offsetof(sp_fwdout_conf, encode_threads), "2",
+     "chunks encoded into frames at once on libuv's thread pool (0: on the event loop)"},
     SP_CONF_END};
 
 int sp_fwdout_split_addr(const char *s, char *host, size_t hostcap, int *port, const char **why)
@@ -155,6 +157,11 @@ int sp_fwdout_check(sp_output *o, const sp_node *n, sp_conf_err *err)
     }
     if (c->gzip_level < 1 || c->gzip_level > 9) {
         sp_conf_error(err, SP_LINE("gzip_level"), "gzip_level", "must be between 1 and 9");
+        return -1;
+    }
+    if (c->encode_threads < 0 || c->encode_threads > SP_FWDOUT_ENCODE_THREADS_MAX) {
+        sp_conf_error(err, SP_LINE("encode_threads"), "encode_threads", "must be between 0 and %d",
+                      SP_FWDOUT_ENCODE_THREADS_MAX);
         return -1;
     }
 #undef SP_LINE
