@@ -124,6 +124,21 @@ static uint64_t sp_fields_hash(const char *s, size_t n)
     return h;
 }
 
+/* The pairs kept (len not 0) moved together from `at`; their count. */
+static uint32_t sp_fields_compact(sp_buf *buf, size_t at, const sp_fields_pair *pr, uint32_t n)
+{
+    size_t w = at;
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!pr[i].len) continue;
+        memmove(buf->base + w, buf->base + pr[i].off, pr[i].len);
+        w += pr[i].len;
+        kept++;
+    }
+    buf->len = w;
+    return kept;
+}
+
 uint32_t sp_extras_dedup(sp_buf *buf, size_t at, uint32_t n, sp_buf *index, sp_buf *table)
 {
     if (n < 2) return n;
@@ -149,6 +164,17 @@ uint32_t sp_extras_dedup(sp_buf *buf, size_t at, uint32_t n, sp_buf *index, sp_b
         pr[m].len = (uint32_t)(p - start);
     }
     if (m != n) return n; /* malformed: leave it (cannot happen for our own encodings) */
+    int dup = 0;
+    if (n <= 8) { /* a few pairs: compared pairwise, no table to clear */
+        for (uint32_t i = 1; i < n; i++)
+            for (uint32_t j = 0; j < i; j++)
+                if (pr[j].klen != UINT32_MAX && pr[j].klen == pr[i].klen &&
+                    memcmp(base + pr[j].koff, base + pr[i].koff, pr[i].klen) == 0) {
+                    dup |= pr[j].len != 0;
+                    pr[j].len = 0; /* the later one stays */
+                }
+        return dup ? sp_fields_compact(buf, at, pr, n) : n;
+    }
     size_t cap = 16;
     while (cap < (size_t)n * 2)
         cap *= 2;
@@ -156,7 +182,6 @@ uint32_t sp_extras_dedup(sp_buf *buf, size_t at, uint32_t n, sp_buf *index, sp_b
     sp_buf_reserve(table, cap * sizeof(uint32_t));
     uint32_t *t = (uint32_t *)table->base;
     memset(t, 0xff, cap * sizeof(uint32_t));
-    int dup = 0;
     /* From the last pair back: a key seen already (later) marks this pair dropped. */
     for (uint32_t i = n; i-- > 0;) {
         if (pr[i].klen == UINT32_MAX) continue;
@@ -173,17 +198,7 @@ uint32_t sp_extras_dedup(sp_buf *buf, size_t at, uint32_t n, sp_buf *index, sp_b
             t[j] = i;
         }
     }
-    if (!dup) return n;
-    size_t w = at;
-    uint32_t kept = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        if (!pr[i].len) continue;
-        memmove(buf->base + w, buf->base + pr[i].off, pr[i].len);
-        w += pr[i].len;
-        kept++;
-    }
-    buf->len = w;
-    return kept;
+    return dup ? sp_fields_compact(buf, at, pr, n) : n;
 }
 
 void sp_extras_begin(sp_extras_edit *e)

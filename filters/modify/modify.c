@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "filter.h"
+#include "mp.h"
 
 typedef struct {
     sp_strlist remove;
@@ -30,8 +31,45 @@ static const sp_conf_field sp_modify_fields[] = {
 typedef struct {
     sp_slice *skip; /* removed and renamed keys */
     size_t nskip;
+    sp_slice *src;      /* the fields rename and copy read: rename's, then copy's */
+    uint8_t *src_msg;   /* src[i] is `message` */
+    sp_slice *val;      /* per record: src[i]'s raw value in the extras (base NULL: absent) */
+    uint8_t *add_seen;  /* per record: add key i is in the extras */
+    uint8_t *add_gone;  /* add key i is removed or renamed away */
+    uint8_t *add_renam; /* [i * rename.n + j]: rename j writes add key i */
+    int rm_message;
     sp_extras_edit e;
 } sp_modify;
+
+static int sp_modify_prepare(sp_modify *m, const sp_modify_conf *c)
+{
+    size_t nsrc = c->rename.n + c->copy.n;
+    m->skip = sp_calloc(c->remove.n + c->rename.n + 1, sizeof *m->skip);
+    m->src = sp_calloc(nsrc + 1, sizeof *m->src);
+    m->src_msg = sp_calloc(nsrc + 1, 1);
+    m->val = sp_calloc(nsrc + 1, sizeof *m->val);
+    m->add_seen = sp_calloc(c->add.n + 1, 1);
+    m->add_gone = sp_calloc(c->add.n + 1, 1);
+    m->add_renam = sp_calloc(c->add.n * c->rename.n + 1, 1);
+    for (size_t i = 0; i < c->remove.n; i++) {
+        m->skip[m->nskip++] = sp_slice_str(c->remove.v[i]);
+        m->rm_message |= strcmp(c->remove.v[i], "message") == 0;
+    }
+    for (size_t i = 0; i < c->rename.n; i++)
+        m->skip[m->nskip++] = sp_slice_str(c->rename.k[i]);
+    for (size_t i = 0; i < nsrc; i++) {
+        const char *k = i < c->rename.n ? c->rename.k[i] : c->copy.k[i - c->rename.n];
+        m->src[i] = sp_slice_str(k);
+        m->src_msg[i] = strcmp(k, "message") == 0;
+    }
+    for (size_t i = 0; i < c->add.n; i++) {
+        for (size_t j = 0; j < m->nskip; j++)
+            m->add_gone[i] |= sp_slice_eq(m->skip[j], sp_slice_str(c->add.k[i]));
+        for (size_t j = 0; j < c->rename.n; j++)
+            m->add_renam[i * c->rename.n + j] = strcmp(c->rename.v[j], c->add.k[i]) == 0;
+    }
+    return 0;
+}
 
 static int sp_modify_check(sp_filter *f, const sp_node *n, sp_conf_err *err)
 {
@@ -42,11 +80,7 @@ static int sp_modify_check(sp_filter *f, const sp_node *n, sp_conf_err *err)
     }
     sp_modify *m = sp_calloc(1, sizeof *m);
     f->data = m;
-    m->skip = sp_calloc(c->remove.n + c->rename.n + 1, sizeof *m->skip);
-    for (size_t i = 0; i < c->remove.n; i++)
-        m->skip[m->nskip++] = sp_slice_str(c->remove.v[i]);
-    for (size_t i = 0; i < c->rename.n; i++)
-        m->skip[m->nskip++] = sp_slice_str(c->rename.k[i]);
+    sp_modify_prepare(m, c);
     const sp_kvlist *lists[] = {&c->rename, &c->copy, &c->add, &c->set};
     for (size_t l = 0; l < 4; l++)
         for (size_t i = 0; i < lists[l]->n; i++)
@@ -62,23 +96,57 @@ static void sp_modify_free(sp_filter *f)
     sp_modify *m = f->data;
     if (!m) return;
     free(m->skip);
+    free(m->src);
+    free(m->src_msg);
+    free(m->val);
+    free(m->add_seen);
+    free(m->add_gone);
+    free(m->add_renam);
     sp_extras_edit_free(&m->e);
     free(m);
     f->data = NULL;
 }
 
-/* Puts field `from` of the original record under `to`; 1 when it was there. */
-static int sp_modify_move(sp_extras_edit *e, const sp_record *orig, const char *from,
-                          const char *to)
+/* One pass over the record's extras: the pairs not removed or renamed copied to the output, the
+ * values rename and copy read noted (the last of a repeated key), and which add keys are there. */
+static void sp_modify_scan(sp_modify *m, const sp_modify_conf *c, const sp_record *r)
 {
-    sp_slice v, k = sp_slice_str(from);
-    if (SP_SLICE_IS(k, "message")) {
+    size_t nsrc = c->rename.n + c->copy.n;
+    memset(m->val, 0, nsrc * sizeof *m->val);
+    memset(m->add_seen, 0, c->add.n);
+    const uint8_t *p = (const uint8_t *)r->extras.base, *end = p + r->extras.len;
+    for (uint32_t i = 0; i < r->nextras; i++) {
+        const uint8_t *start = p, *v;
+        sp_mp_obj k;
+        if (sp_mp_read(&p, end, &k)) return;
+        v = p;
+        if (sp_mp_skip(&p, end)) return;
+        int drop = 0;
+        if (k.type == SP_MP_STR || k.type == SP_MP_BIN) {
+            for (size_t j = 0; j < nsrc; j++)
+                if (!m->src_msg[j] && sp_slice_eq(k.s, m->src[j]))
+                    m->val[j] = sp_slice_make(v, (size_t)(p - v));
+            for (size_t j = 0; j < c->add.n; j++)
+                m->add_seen[j] |= sp_slice_eq(k.s, sp_slice_str(c->add.k[j]));
+            for (size_t j = 0; j < m->nskip && !drop; j++)
+                drop = sp_slice_eq(k.s, m->skip[j]);
+        }
+        if (drop) continue;
+        sp_buf_append(&m->e.out, start, (size_t)(p - start));
+        m->e.n++;
+    }
+}
+
+/* Puts source i (rename's or copy's) under `to`; 1 when it was there. */
+static int sp_modify_move(sp_modify *m, const sp_record *orig, size_t i, const char *to)
+{
+    if (m->src_msg[i]) {
         if (!orig->message.base) return 0;
-        sp_extras_put_str(e, sp_slice_str(to), orig->message);
+        sp_extras_put_str(&m->e, sp_slice_str(to), orig->message);
         return 1;
     }
-    if (!sp_extras_find(orig, k, &v)) return 0;
-    sp_extras_put_raw(e, sp_slice_str(to), v);
+    if (!m->val[i].base) return 0;
+    sp_extras_put_raw(&m->e, sp_slice_str(to), m->val[i]);
     return 1;
 }
 
@@ -88,33 +156,26 @@ static int sp_modify_apply(sp_filter *f, sp_record *r, sp_slice tag)
     sp_modify *m = f->data;
     sp_record orig = *r;
     sp_extras_begin(&m->e);
-    sp_extras_copy(&m->e, &orig, m->skip, m->nskip);
-    for (size_t i = 0; i < c->remove.n; i++)
-        if (strcmp(c->remove.v[i], "message") == 0) r->message = SP_SLICE_NULL;
+    sp_modify_scan(m, c, &orig);
+    if (m->rm_message) r->message = SP_SLICE_NULL;
     for (size_t i = 0; i < c->rename.n; i++)
-        if (sp_modify_move(&m->e, &orig, c->rename.k[i], c->rename.v[i]) &&
-            strcmp(c->rename.k[i], "message") == 0)
+        if (sp_modify_move(m, &orig, i, c->rename.v[i]) && m->src_msg[i])
             r->message = SP_SLICE_NULL;
     for (size_t i = 0; i < c->copy.n; i++)
-        sp_modify_move(&m->e, &orig, c->copy.k[i], c->copy.v[i]);
+        sp_modify_move(m, &orig, c->rename.n + i, c->copy.v[i]);
     for (size_t i = 0; i < c->add.n; i++) {
-        sp_slice k = sp_slice_str(c->add.k[i]), v;
-        int present = sp_extras_find(&orig, k, &v);
-        for (size_t j = 0; j < m->nskip && present; j++)
-            if (sp_slice_eq(m->skip[j], k)) present = 0; /* removed or renamed away above */
+        int present = m->add_seen[i] && !m->add_gone[i]; /* not removed or renamed away */
         for (size_t j = 0; j < c->rename.n && !present; j++)
-            present = strcmp(c->rename.v[j], c->add.k[i]) == 0 &&
-                      (strcmp(c->rename.k[j], "message") == 0
-                           ? orig.message.base != NULL
-                           : sp_extras_find(&orig, sp_slice_str(c->rename.k[j]), &v));
-        if (!present) sp_extras_put_str(&m->e, k, sp_slice_str(c->add.v[i]));
+            present = m->add_renam[i * c->rename.n + j] &&
+                      (m->src_msg[j] ? orig.message.base != NULL : m->val[j].base != NULL);
+        if (!present)
+            sp_extras_put_str(&m->e, sp_slice_str(c->add.k[i]), sp_slice_str(c->add.v[i]));
     }
     for (size_t i = 0; i < c->set.n; i++)
         sp_extras_put_str(&m->e, sp_slice_str(c->set.k[i]), sp_slice_str(c->set.v[i]));
     sp_extras_finish(&m->e, r);
     return SP_FILTER_KEEP;
 }
-
 const sp_filter_type sp_filter_modify = {.name = "modify",
                                          .fields = sp_modify_fields,
                                          .conf_size = sizeof(sp_modify_conf),

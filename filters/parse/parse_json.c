@@ -348,7 +348,9 @@ static int sp_pjson_members(sp_pjson *j, int depth, uint32_t *n)
         sp_pjson_key k = {.off = j->out->len};
         if (j->p >= j->end || *j->p != '"' || sp_pjson_string(j, &k.koff)) return -1;
         k.klen = (uint32_t)(j->out->len - k.koff);
-        sp_buf_append(ix, &k, sizeof k);
+        sp_buf_reserve(ix, sizeof k);
+        memcpy(ix->base + ix->len, &k, sizeof k);
+        ix->len += sizeof k;
         sp_pjson_ws(j);
         if (j->p >= j->end || *j->p++ != ':') return -1;
         if (sp_pjson_value(j, depth + 1)) return -1;
