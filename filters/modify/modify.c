@@ -37,9 +37,16 @@ typedef struct {
     uint8_t *add_seen;  /* per record: add key i is in the extras */
     uint8_t *add_gone;  /* add key i is removed or renamed away */
     uint8_t *add_renam; /* [i * rename.n + j]: rename j writes add key i */
+    sp_slice *to;       /* the keys rename and copy write (as src) */
+    sp_slice *addk, *addv, *setk, *setv;
     int rm_message;
+    int wdup; /* two of the keys written (to, addk, setk) are the same */
     sp_extras_edit e;
 } sp_modify;
+
+/* Kept keys remembered per record to tell whether the output can hold a key twice; more than
+ * this many: sp_extras_finish's dedup decides. */
+#define SP_MODIFY_TRACK 16
 
 static int sp_modify_prepare(sp_modify *m, const sp_modify_conf *c)
 {
@@ -51,6 +58,32 @@ static int sp_modify_prepare(sp_modify *m, const sp_modify_conf *c)
     m->add_seen = sp_calloc(c->add.n + 1, 1);
     m->add_gone = sp_calloc(c->add.n + 1, 1);
     m->add_renam = sp_calloc(c->add.n * c->rename.n + 1, 1);
+    m->to = sp_calloc(nsrc + 1, sizeof *m->to);
+    m->addk = sp_calloc(c->add.n + 1, sizeof *m->addk);
+    m->addv = sp_calloc(c->add.n + 1, sizeof *m->addv);
+    m->setk = sp_calloc(c->set.n + 1, sizeof *m->setk);
+    m->setv = sp_calloc(c->set.n + 1, sizeof *m->setv);
+    for (size_t i = 0; i < c->add.n; i++) {
+        m->addk[i] = sp_slice_str(c->add.k[i]);
+        m->addv[i] = sp_slice_str(c->add.v[i]);
+    }
+    for (size_t i = 0; i < c->set.n; i++) {
+        m->setk[i] = sp_slice_str(c->set.k[i]);
+        m->setv[i] = sp_slice_str(c->set.v[i]);
+    }
+    /* every key written, to see whether two are the same */
+    size_t nw = nsrc + c->add.n + c->set.n;
+    sp_slice *w = sp_calloc(nw + 1, sizeof *w);
+    for (size_t i = 0; i < nw; i++)
+        w[i] = i < nsrc
+                   ? sp_slice_str(i < c->rename.n ? c->rename.v[i] : c->copy.v[i - c->rename.n])
+               : i < nsrc + c->add.n ? m->addk[i - nsrc]
+                                     : m->setk[i - nsrc - c->add.n];
+    for (size_t i = 0; i < nw; i++)
+        for (size_t j = 0; j < i; j++)
+            m->wdup |= sp_slice_eq(w[i], w[j]);
+    memcpy(m->to, w, nsrc * sizeof *w);
+    free(w);
     for (size_t i = 0; i < c->remove.n; i++) {
         m->skip[m->nskip++] = sp_slice_str(c->remove.v[i]);
         m->rm_message |= strcmp(c->remove.v[i], "message") == 0;
@@ -102,51 +135,79 @@ static void sp_modify_free(sp_filter *f)
     free(m->add_seen);
     free(m->add_gone);
     free(m->add_renam);
+    free(m->to);
+    free(m->addk);
+    free(m->addv);
+    free(m->setk);
+    free(m->setv);
     sp_extras_edit_free(&m->e);
     free(m);
     f->data = NULL;
 }
 
-/* One pass over the record's extras: the pairs not removed or renamed copied to the output, the
- * values rename and copy read noted (the last of a repeated key), and which add keys are there. */
-static void sp_modify_scan(sp_modify *m, const sp_modify_conf *c, const sp_record *r)
+/* Whether kept key k may appear twice in the output: equal to an earlier kept key or to a key
+ * the filter writes (kept[], *nkept: the kept keys so far). */
+static int sp_modify_clash(const sp_modify *m, const sp_modify_conf *c, sp_slice k, sp_slice *kept,
+                           size_t *nkept)
 {
-    size_t nsrc = c->rename.n + c->copy.n;
+    if (*nkept >= SP_MODIFY_TRACK) return 1;
+    for (size_t j = 0; j < *nkept; j++)
+        if (sp_slice_eq(k, kept[j])) return 1;
+    kept[(*nkept)++] = k;
+    for (size_t j = 0; j < c->rename.n + c->copy.n; j++)
+        if (sp_slice_eq(k, m->to[j])) return 1;
+    for (size_t j = 0; j < c->add.n; j++)
+        if (sp_slice_eq(k, m->addk[j])) return 1;
+    for (size_t j = 0; j < c->set.n; j++)
+        if (sp_slice_eq(k, m->setk[j])) return 1;
+    return 0;
+}
+
+/* One pass over the record's extras: the pairs not removed or renamed copied to the output, the
+ * values rename and copy read noted (the last of a repeated key), and which add keys are there.
+ * 1 when the output may hold a key twice (then sp_extras_finish removes the earlier ones). */
+static int sp_modify_scan(sp_modify *m, const sp_modify_conf *c, const sp_record *r)
+{
+    size_t nsrc = c->rename.n + c->copy.n, nkept = 0;
+    sp_slice kept[SP_MODIFY_TRACK];
+    int clash = m->wdup;
     memset(m->val, 0, nsrc * sizeof *m->val);
     memset(m->add_seen, 0, c->add.n);
     const uint8_t *p = (const uint8_t *)r->extras.base, *end = p + r->extras.len;
     for (uint32_t i = 0; i < r->nextras; i++) {
         const uint8_t *start = p, *v;
         sp_mp_obj k;
-        if (sp_mp_read(&p, end, &k)) return;
+        if (sp_mp_read(&p, end, &k)) return 1;
         v = p;
-        if (sp_mp_skip(&p, end)) return;
+        if (sp_mp_skip(&p, end)) return 1;
         int drop = 0;
         if (k.type == SP_MP_STR || k.type == SP_MP_BIN) {
             for (size_t j = 0; j < nsrc; j++)
                 if (!m->src_msg[j] && sp_slice_eq(k.s, m->src[j]))
                     m->val[j] = sp_slice_make(v, (size_t)(p - v));
             for (size_t j = 0; j < c->add.n; j++)
-                m->add_seen[j] |= sp_slice_eq(k.s, sp_slice_str(c->add.k[j]));
+                m->add_seen[j] |= sp_slice_eq(k.s, m->addk[j]);
             for (size_t j = 0; j < m->nskip && !drop; j++)
                 drop = sp_slice_eq(k.s, m->skip[j]);
+            if (!drop && !clash) clash = sp_modify_clash(m, c, k.s, kept, &nkept);
         }
         if (drop) continue;
         sp_buf_append(&m->e.out, start, (size_t)(p - start));
         m->e.n++;
     }
+    return clash;
 }
 
-/* Puts source i (rename's or copy's) under `to`; 1 when it was there. */
-static int sp_modify_move(sp_modify *m, const sp_record *orig, size_t i, const char *to)
+/* Puts source i (rename's or copy's) under m->to[i]; 1 when it was there. */
+static int sp_modify_move(sp_modify *m, const sp_record *orig, size_t i)
 {
     if (m->src_msg[i]) {
         if (!orig->message.base) return 0;
-        sp_extras_put_str(&m->e, sp_slice_str(to), orig->message);
+        sp_extras_put_str(&m->e, m->to[i], orig->message);
         return 1;
     }
     if (!m->val[i].base) return 0;
-    sp_extras_put_raw(&m->e, sp_slice_str(to), m->val[i]);
+    sp_extras_put_raw(&m->e, m->to[i], m->val[i]);
     return 1;
 }
 
@@ -156,26 +217,30 @@ static int sp_modify_apply(sp_filter *f, sp_record *r, sp_slice tag)
     sp_modify *m = f->data;
     sp_record orig = *r;
     sp_extras_begin(&m->e);
-    sp_modify_scan(m, c, &orig);
+    int clash = sp_modify_scan(m, c, &orig);
     if (m->rm_message) r->message = SP_SLICE_NULL;
     for (size_t i = 0; i < c->rename.n; i++)
-        if (sp_modify_move(m, &orig, i, c->rename.v[i]) && m->src_msg[i])
-            r->message = SP_SLICE_NULL;
+        if (sp_modify_move(m, &orig, i) && m->src_msg[i]) r->message = SP_SLICE_NULL;
     for (size_t i = 0; i < c->copy.n; i++)
-        sp_modify_move(m, &orig, c->rename.n + i, c->copy.v[i]);
+        sp_modify_move(m, &orig, c->rename.n + i);
     for (size_t i = 0; i < c->add.n; i++) {
         int present = m->add_seen[i] && !m->add_gone[i]; /* not removed or renamed away */
         for (size_t j = 0; j < c->rename.n && !present; j++)
             present = m->add_renam[i * c->rename.n + j] &&
                       (m->src_msg[j] ? orig.message.base != NULL : m->val[j].base != NULL);
-        if (!present)
-            sp_extras_put_str(&m->e, sp_slice_str(c->add.k[i]), sp_slice_str(c->add.v[i]));
+        if (!present) sp_extras_put_str(&m->e, m->addk[i], m->addv[i]);
     }
     for (size_t i = 0; i < c->set.n; i++)
-        sp_extras_put_str(&m->e, sp_slice_str(c->set.k[i]), sp_slice_str(c->set.v[i]));
-    sp_extras_finish(&m->e, r);
+        sp_extras_put_str(&m->e, m->setk[i], m->setv[i]);
+    if (clash) {
+        sp_extras_finish(&m->e, r);
+    } else { /* every key once: nothing for sp_extras_finish's dedup to find */
+        r->extras = m->e.out.len ? sp_buf_slice(&m->e.out) : sp_slice_make("", 0);
+        r->nextras = m->e.n;
+    }
     return SP_FILTER_KEEP;
 }
+
 const sp_filter_type sp_filter_modify = {.name = "modify",
                                          .fields = sp_modify_fields,
                                          .conf_size = sizeof(sp_modify_conf),

@@ -66,6 +66,23 @@ static void test_modify_collisions(void **st)
                             "\"c\":\"3\",\"d\":\"new\"}");
         assert_int_equal(r.nextras, 6);
     }
+    flt_unload();
+    /* No key in common: the pairs as they are; a key the record repeats still written once. */
+    assert_int_equal(flt_load("  - type: modify\n    rename: {a: x}\n    set: {z: new}\n"), 0);
+    ex.len = 0;
+    const char *kv2[] = {"q", "1", "a", "2", "w", "3"};
+    for (size_t i = 0; i < sizeof kv2 / sizeof kv2[0]; i++)
+        tp_put_str(&ex, kv2[i], strlen(kv2[i]));
+    sp_record r = flt_rec("m", 1, &ex, 3);
+    flt_run(0, &r);
+    assert_has(flt_doc, "\"tag\":\"fwd.web-1\",\"q\":\"1\",\"w\":\"3\",\"x\":\"2\",\"z\":\"new\"}");
+    assert_int_equal(r.nextras, 4);
+    tp_put_str(&ex, "q", 1);
+    tp_put_str(&ex, "4", 1);
+    r = flt_rec("m", 1, &ex, 4);
+    flt_run(0, &r);
+    assert_has(flt_doc, "\"tag\":\"fwd.web-1\",\"w\":\"3\",\"q\":\"4\",\"x\":\"2\",\"z\":\"new\"}");
+    assert_int_equal(r.nextras, 4);
     sp_buf_free(&ex);
     flt_unload();
 }
