@@ -7,7 +7,6 @@
 #include <stdlib.h>
 
 #include "filter.h"
-#include "mp.h"
 
 typedef struct {
     sp_strlist remove;
@@ -175,21 +174,18 @@ static int sp_modify_scan(sp_modify *m, const sp_modify_conf *c, const sp_record
     memset(m->add_seen, 0, c->add.n);
     const uint8_t *p = (const uint8_t *)r->extras.base, *end = p + r->extras.len;
     for (uint32_t i = 0; i < r->nextras; i++) {
-        const uint8_t *start = p, *v;
-        sp_mp_obj k;
-        if (sp_mp_read(&p, end, &k)) return 1;
-        v = p;
-        if (sp_mp_skip(&p, end)) return 1;
+        const uint8_t *start = p;
+        sp_slice k, v;
+        if (sp_extras_next(&p, end, &k, &v)) return 1;
         int drop = 0;
-        if (k.type == SP_MP_STR || k.type == SP_MP_BIN) {
+        if (k.base) {
             for (size_t j = 0; j < nsrc; j++)
-                if (!m->src_msg[j] && sp_slice_eq(k.s, m->src[j]))
-                    m->val[j] = sp_slice_make(v, (size_t)(p - v));
+                if (!m->src_msg[j] && sp_slice_eq(k, m->src[j])) m->val[j] = v;
             for (size_t j = 0; j < c->add.n; j++)
-                m->add_seen[j] |= sp_slice_eq(k.s, m->addk[j]);
+                m->add_seen[j] |= sp_slice_eq(k, m->addk[j]);
             for (size_t j = 0; j < m->nskip && !drop; j++)
-                drop = sp_slice_eq(k.s, m->skip[j]);
-            if (!drop && !clash) clash = sp_modify_clash(m, c, k.s, kept, &nkept);
+                drop = sp_slice_eq(k, m->skip[j]);
+            if (!drop && !clash) clash = sp_modify_clash(m, c, k, kept, &nkept);
         }
         if (drop) continue;
         sp_buf_append(&m->e.out, start, (size_t)(p - start));
