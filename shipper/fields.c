@@ -44,18 +44,71 @@ static int sp_fields_scalar_text(const uint8_t *p, const uint8_t *end, sp_slice 
     return 1;
 }
 
+/* The length of a str8/16/32 or bin8/16/32 header at q (c its first byte) plus its payload, or 0
+ * when c is neither. */
+static size_t sp_fields_strlen(uint8_t c, const uint8_t *q, const uint8_t *end, size_t *hlen)
+{
+    size_t h = c == 0xd9 || c == 0xc4   ? 2
+               : c == 0xda || c == 0xc5 ? 3
+               : c == 0xdb || c == 0xc6 ? 5
+                                        : 0;
+    if (!h || (size_t)(end - q) < h) return 0;
+    size_t n = h == 2 ? q[1] : h == 3 ? sp_be16(q + 1) : sp_be32(q + 1);
+    *hlen = h;
+    return h + n;
+}
+
+int sp_extras_next(const uint8_t **p, const uint8_t *end, sp_slice *key, sp_slice *val)
+{
+    const uint8_t *q = *p;
+    size_t n, h = 1;
+    if (q >= end) return -1;
+    uint8_t c = *q;
+    if ((c & 0xe0) == 0xa0) { /* fixstr: most keys */
+        n = c & 0x1f;
+        if ((size_t)(end - q) < 1 + n) return -1;
+        *key = sp_slice_make(q + 1, n);
+        q += 1 + n;
+    } else if ((n = sp_fields_strlen(c, q, end, &h))) {
+        if ((size_t)(end - q) < n) return -1;
+        *key = sp_slice_make(q + h, n - h);
+        q += n;
+    } else {
+        sp_mp_obj k;
+        if (sp_mp_read(&q, end, &k)) return -1;
+        *key = k.type == SP_MP_STR || k.type == SP_MP_BIN ? k.s : SP_SLICE_NULL;
+    }
+    const uint8_t *v = q;
+    if (q >= end) return -1;
+    c = *q;
+    if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
+        n = 1;
+    else if ((c & 0xe0) == 0xa0)
+        n = 1 + (c & 0x1f);
+    else if (c >= 0xcc && c <= 0xd3) /* uint8..64, int8..64 */
+        n = 1 + ((size_t)1 << ((c - 0xcc) & 3));
+    else if (c == 0xca || c == 0xcb)
+        n = c == 0xca ? 5 : 9;
+    else if (!(n = sp_fields_strlen(c, q, end, &h))) {
+        if (sp_mp_skip(&q, end)) return -1; /* containers, ext */
+        n = (size_t)(q - v);
+    }
+    if ((size_t)(end - v) < n) return -1;
+    *val = sp_slice_make(v, n);
+    *p = v + n;
+    return 0;
+}
+
 /* Member `key` of the map at *p (raw value in *val). */
 static int sp_fields_map_find(const uint8_t *p, const uint8_t *end, uint32_t n, sp_slice key,
                               sp_slice *val)
 {
     int found = 0;
     for (uint32_t i = 0; i < n; i++) {
-        sp_mp_obj k;
-        if (sp_mp_read(&p, end, &k)) return found;
-        const uint8_t *v = p;
-        if (sp_mp_skip(&p, end)) return found;
-        if ((k.type == SP_MP_STR || k.type == SP_MP_BIN) && sp_slice_eq(k.s, key)) {
-            *val = sp_slice_make(v, (size_t)(p - v));
+        sp_slice k, v;
+        if (sp_extras_next(&p, end, &k, &v)) return found;
+        if (k.base && sp_slice_eq(k, key)) {
+            *val = v;
             found = 1; /* keep going: the last one wins, as in the document */
         }
     }
@@ -124,6 +177,21 @@ static uint64_t sp_fields_hash(const char *s, size_t n)
     return h;
 }
 
+/* The pairs kept (len not 0) moved together from `at`; their count. */
+static uint32_t sp_fields_compact(sp_buf *buf, size_t at, const sp_fields_pair *pr, uint32_t n)
+{
+    size_t w = at;
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!pr[i].len) continue;
+        memmove(buf->base + w, buf->base + pr[i].off, pr[i].len);
+        w += pr[i].len;
+        kept++;
+    }
+    buf->len = w;
+    return kept;
+}
+
 uint32_t sp_extras_dedup(sp_buf *buf, size_t at, uint32_t n, sp_buf *index, sp_buf *table)
 {
     if (n < 2) return n;
@@ -135,20 +203,30 @@ uint32_t sp_extras_dedup(sp_buf *buf, size_t at, uint32_t n, sp_buf *index, sp_b
     uint32_t m = 0;
     for (; m < n; m++) {
         const uint8_t *start = p;
-        sp_mp_obj k;
-        if (sp_mp_read(&p, end, &k)) break;
+        sp_slice k, v;
+        if (sp_extras_next(&p, end, &k, &v)) break;
         pr[m].koff = pr[m].klen = 0;
-        if (k.type == SP_MP_STR || k.type == SP_MP_BIN) {
-            pr[m].koff = (uint32_t)((const uint8_t *)k.s.base - base);
-            pr[m].klen = (uint32_t)k.s.len;
+        if (k.base) {
+            pr[m].koff = (uint32_t)((const uint8_t *)k.base - base);
+            pr[m].klen = (uint32_t)k.len;
         } else {
             pr[m].klen = UINT32_MAX; /* not a string: never a duplicate */
         }
-        if (sp_mp_skip(&p, end)) break;
         pr[m].off = (uint32_t)(start - base);
         pr[m].len = (uint32_t)(p - start);
     }
     if (m != n) return n; /* malformed: leave it (cannot happen for our own encodings) */
+    int dup = 0;
+    if (n <= 8) { /* a few pairs: compared pairwise, no table to clear */
+        for (uint32_t i = 1; i < n; i++)
+            for (uint32_t j = 0; j < i; j++)
+                if (pr[j].klen != UINT32_MAX && pr[j].klen == pr[i].klen &&
+                    memcmp(base + pr[j].koff, base + pr[i].koff, pr[i].klen) == 0) {
+                    dup |= pr[j].len != 0;
+                    pr[j].len = 0; /* the later one stays */
+                }
+        return dup ? sp_fields_compact(buf, at, pr, n) : n;
+    }
     size_t cap = 16;
     while (cap < (size_t)n * 2)
         cap *= 2;
@@ -156,7 +234,6 @@ uint32_t sp_extras_dedup(sp_buf *buf, size_t at, uint32_t n, sp_buf *index, sp_b
     sp_buf_reserve(table, cap * sizeof(uint32_t));
     uint32_t *t = (uint32_t *)table->base;
     memset(t, 0xff, cap * sizeof(uint32_t));
-    int dup = 0;
     /* From the last pair back: a key seen already (later) marks this pair dropped. */
     for (uint32_t i = n; i-- > 0;) {
         if (pr[i].klen == UINT32_MAX) continue;
@@ -173,17 +250,7 @@ uint32_t sp_extras_dedup(sp_buf *buf, size_t at, uint32_t n, sp_buf *index, sp_b
             t[j] = i;
         }
     }
-    if (!dup) return n;
-    size_t w = at;
-    uint32_t kept = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        if (!pr[i].len) continue;
-        memmove(buf->base + w, buf->base + pr[i].off, pr[i].len);
-        w += pr[i].len;
-        kept++;
-    }
-    buf->len = w;
-    return kept;
+    return dup ? sp_fields_compact(buf, at, pr, n) : n;
 }
 
 void sp_extras_begin(sp_extras_edit *e)
@@ -202,12 +269,12 @@ void sp_extras_copy(sp_extras_edit *e, const sp_record *r, const sp_slice *skip,
     const uint8_t *p = (const uint8_t *)r->extras.base, *end = p + r->extras.len;
     for (uint32_t i = 0; i < r->nextras; i++) {
         const uint8_t *start = p;
-        sp_mp_obj k;
-        if (sp_mp_read(&p, end, &k) || sp_mp_skip(&p, end)) return;
+        sp_slice k, v;
+        if (sp_extras_next(&p, end, &k, &v)) return;
         int drop = 0;
-        if (k.type == SP_MP_STR || k.type == SP_MP_BIN)
+        if (k.base)
             for (size_t j = 0; j < nskip && !drop; j++)
-                drop = sp_slice_eq(k.s, skip[j]);
+                drop = sp_slice_eq(k, skip[j]);
         if (drop) continue;
         sp_buf_append(&e->out, start, (size_t)(p - start));
         e->n++;

@@ -97,6 +97,10 @@ void sp_source_slow(sp_source *s, uint64_t ms);
  */
 int sp_field_text(const sp_record *r, sp_slice tag, sp_slice name, sp_slice *out, char *tmp,
                   size_t tmpcap);
+/** The pair of extras (or of any map) at *p, advancing past it: its key (base NULL when the key
+ * is not a str or bin) and its value's raw MessagePack bytes. 0, or -1 when the bytes end or are
+ * not MessagePack. Scalars inline; containers through sp_mp_skip. */
+int sp_extras_next(const uint8_t **p, const uint8_t *end, sp_slice *key, sp_slice *val);
 /** The raw MessagePack value of extra `key` (top level) in *val; 1 found (the last one when the
  * key repeats), 0 not. */
 int sp_extras_find(const sp_record *r, sp_slice key, sp_slice *val);

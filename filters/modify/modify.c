@@ -30,8 +30,78 @@ static const sp_conf_field sp_modify_fields[] = {
 typedef struct {
     sp_slice *skip; /* removed and renamed keys */
     size_t nskip;
+    sp_slice *src;      /* the fields rename and copy read: rename's, then copy's */
+    uint8_t *src_msg;   /* src[i] is `message` */
+    sp_slice *val;      /* per record: src[i]'s raw value in the extras (base NULL: absent) */
+    uint8_t *add_seen;  /* per record: add key i is in the extras */
+    uint8_t *add_gone;  /* add key i is removed or renamed away */
+    uint8_t *add_renam; /* [i * rename.n + j]: rename j writes add key i */
+    sp_slice *to;       /* the keys rename and copy write (as src) */
+    sp_slice *addk, *addv, *setk, *setv;
+    int rm_message;
+    int wdup; /* two of the keys written (to, addk, setk) are the same */
     sp_extras_edit e;
 } sp_modify;
+
+/* Kept keys remembered per record to tell whether the output can hold a key twice; more than
+ * this many: sp_extras_finish's dedup decides. */
+#define SP_MODIFY_TRACK 16
+
+static int sp_modify_prepare(sp_modify *m, const sp_modify_conf *c)
+{
+    size_t nsrc = c->rename.n + c->copy.n;
+    m->skip = sp_calloc(c->remove.n + c->rename.n + 1, sizeof *m->skip);
+    m->src = sp_calloc(nsrc + 1, sizeof *m->src);
+    m->src_msg = sp_calloc(nsrc + 1, 1);
+    m->val = sp_calloc(nsrc + 1, sizeof *m->val);
+    m->add_seen = sp_calloc(c->add.n + 1, 1);
+    m->add_gone = sp_calloc(c->add.n + 1, 1);
+    m->add_renam = sp_calloc(c->add.n * c->rename.n + 1, 1);
+    m->to = sp_calloc(nsrc + 1, sizeof *m->to);
+    m->addk = sp_calloc(c->add.n + 1, sizeof *m->addk);
+    m->addv = sp_calloc(c->add.n + 1, sizeof *m->addv);
+    m->setk = sp_calloc(c->set.n + 1, sizeof *m->setk);
+    m->setv = sp_calloc(c->set.n + 1, sizeof *m->setv);
+    for (size_t i = 0; i < c->add.n; i++) {
+        m->addk[i] = sp_slice_str(c->add.k[i]);
+        m->addv[i] = sp_slice_str(c->add.v[i]);
+    }
+    for (size_t i = 0; i < c->set.n; i++) {
+        m->setk[i] = sp_slice_str(c->set.k[i]);
+        m->setv[i] = sp_slice_str(c->set.v[i]);
+    }
+    /* every key written, to see whether two are the same */
+    size_t nw = nsrc + c->add.n + c->set.n;
+    sp_slice *w = sp_calloc(nw + 1, sizeof *w);
+    for (size_t i = 0; i < nw; i++)
+        w[i] = i < nsrc
+                   ? sp_slice_str(i < c->rename.n ? c->rename.v[i] : c->copy.v[i - c->rename.n])
+               : i < nsrc + c->add.n ? m->addk[i - nsrc]
+                                     : m->setk[i - nsrc - c->add.n];
+    for (size_t i = 0; i < nw; i++)
+        for (size_t j = 0; j < i; j++)
+            m->wdup |= sp_slice_eq(w[i], w[j]);
+    memcpy(m->to, w, nsrc * sizeof *w);
+    free(w);
+    for (size_t i = 0; i < c->remove.n; i++) {
+        m->skip[m->nskip++] = sp_slice_str(c->remove.v[i]);
+        m->rm_message |= strcmp(c->remove.v[i], "message") == 0;
+    }
+    for (size_t i = 0; i < c->rename.n; i++)
+        m->skip[m->nskip++] = sp_slice_str(c->rename.k[i]);
+    for (size_t i = 0; i < nsrc; i++) {
+        const char *k = i < c->rename.n ? c->rename.k[i] : c->copy.k[i - c->rename.n];
+        m->src[i] = sp_slice_str(k);
+        m->src_msg[i] = strcmp(k, "message") == 0;
+    }
+    for (size_t i = 0; i < c->add.n; i++) {
+        for (size_t j = 0; j < m->nskip; j++)
+            m->add_gone[i] |= sp_slice_eq(m->skip[j], sp_slice_str(c->add.k[i]));
+        for (size_t j = 0; j < c->rename.n; j++)
+            m->add_renam[i * c->rename.n + j] = strcmp(c->rename.v[j], c->add.k[i]) == 0;
+    }
+    return 0;
+}
 
 static int sp_modify_check(sp_filter *f, const sp_node *n, sp_conf_err *err)
 {
@@ -42,11 +112,7 @@ static int sp_modify_check(sp_filter *f, const sp_node *n, sp_conf_err *err)
     }
     sp_modify *m = sp_calloc(1, sizeof *m);
     f->data = m;
-    m->skip = sp_calloc(c->remove.n + c->rename.n + 1, sizeof *m->skip);
-    for (size_t i = 0; i < c->remove.n; i++)
-        m->skip[m->nskip++] = sp_slice_str(c->remove.v[i]);
-    for (size_t i = 0; i < c->rename.n; i++)
-        m->skip[m->nskip++] = sp_slice_str(c->rename.k[i]);
+    sp_modify_prepare(m, c);
     const sp_kvlist *lists[] = {&c->rename, &c->copy, &c->add, &c->set};
     for (size_t l = 0; l < 4; l++)
         for (size_t i = 0; i < lists[l]->n; i++)
@@ -62,23 +128,82 @@ static void sp_modify_free(sp_filter *f)
     sp_modify *m = f->data;
     if (!m) return;
     free(m->skip);
+    free(m->src);
+    free(m->src_msg);
+    free(m->val);
+    free(m->add_seen);
+    free(m->add_gone);
+    free(m->add_renam);
+    free(m->to);
+    free(m->addk);
+    free(m->addv);
+    free(m->setk);
+    free(m->setv);
     sp_extras_edit_free(&m->e);
     free(m);
     f->data = NULL;
 }
 
-/* Puts field `from` of the original record under `to`; 1 when it was there. */
-static int sp_modify_move(sp_extras_edit *e, const sp_record *orig, const char *from,
-                          const char *to)
+/* Whether kept key k may appear twice in the output: equal to an earlier kept key or to a key
+ * the filter writes (kept[], *nkept: the kept keys so far). */
+static int sp_modify_clash(const sp_modify *m, const sp_modify_conf *c, sp_slice k, sp_slice *kept,
+                           size_t *nkept)
 {
-    sp_slice v, k = sp_slice_str(from);
-    if (SP_SLICE_IS(k, "message")) {
+    if (*nkept >= SP_MODIFY_TRACK) return 1;
+    for (size_t j = 0; j < *nkept; j++)
+        if (sp_slice_eq(k, kept[j])) return 1;
+    kept[(*nkept)++] = k;
+    for (size_t j = 0; j < c->rename.n + c->copy.n; j++)
+        if (sp_slice_eq(k, m->to[j])) return 1;
+    for (size_t j = 0; j < c->add.n; j++)
+        if (sp_slice_eq(k, m->addk[j])) return 1;
+    for (size_t j = 0; j < c->set.n; j++)
+        if (sp_slice_eq(k, m->setk[j])) return 1;
+    return 0;
+}
+
+/* One pass over the record's extras: the pairs not removed or renamed copied to the output, the
+ * values rename and copy read noted (the last of a repeated key), and which add keys are there.
+ * 1 when the output may hold a key twice (then sp_extras_finish removes the earlier ones). */
+static int sp_modify_scan(sp_modify *m, const sp_modify_conf *c, const sp_record *r)
+{
+    size_t nsrc = c->rename.n + c->copy.n, nkept = 0;
+    sp_slice kept[SP_MODIFY_TRACK];
+    int clash = m->wdup;
+    memset(m->val, 0, nsrc * sizeof *m->val);
+    memset(m->add_seen, 0, c->add.n);
+    const uint8_t *p = (const uint8_t *)r->extras.base, *end = p + r->extras.len;
+    for (uint32_t i = 0; i < r->nextras; i++) {
+        const uint8_t *start = p;
+        sp_slice k, v;
+        if (sp_extras_next(&p, end, &k, &v)) return 1;
+        int drop = 0;
+        if (k.base) {
+            for (size_t j = 0; j < nsrc; j++)
+                if (!m->src_msg[j] && sp_slice_eq(k, m->src[j])) m->val[j] = v;
+            for (size_t j = 0; j < c->add.n; j++)
+                m->add_seen[j] |= sp_slice_eq(k, m->addk[j]);
+            for (size_t j = 0; j < m->nskip && !drop; j++)
+                drop = sp_slice_eq(k, m->skip[j]);
+            if (!drop && !clash) clash = sp_modify_clash(m, c, k, kept, &nkept);
+        }
+        if (drop) continue;
+        sp_buf_append(&m->e.out, start, (size_t)(p - start));
+        m->e.n++;
+    }
+    return clash;
+}
+
+/* Puts source i (rename's or copy's) under m->to[i]; 1 when it was there. */
+static int sp_modify_move(sp_modify *m, const sp_record *orig, size_t i)
+{
+    if (m->src_msg[i]) {
         if (!orig->message.base) return 0;
-        sp_extras_put_str(e, sp_slice_str(to), orig->message);
+        sp_extras_put_str(&m->e, m->to[i], orig->message);
         return 1;
     }
-    if (!sp_extras_find(orig, k, &v)) return 0;
-    sp_extras_put_raw(e, sp_slice_str(to), v);
+    if (!m->val[i].base) return 0;
+    sp_extras_put_raw(&m->e, m->to[i], m->val[i]);
     return 1;
 }
 
@@ -88,30 +213,27 @@ static int sp_modify_apply(sp_filter *f, sp_record *r, sp_slice tag)
     sp_modify *m = f->data;
     sp_record orig = *r;
     sp_extras_begin(&m->e);
-    sp_extras_copy(&m->e, &orig, m->skip, m->nskip);
-    for (size_t i = 0; i < c->remove.n; i++)
-        if (strcmp(c->remove.v[i], "message") == 0) r->message = SP_SLICE_NULL;
+    int clash = sp_modify_scan(m, c, &orig);
+    if (m->rm_message) r->message = SP_SLICE_NULL;
     for (size_t i = 0; i < c->rename.n; i++)
-        if (sp_modify_move(&m->e, &orig, c->rename.k[i], c->rename.v[i]) &&
-            strcmp(c->rename.k[i], "message") == 0)
-            r->message = SP_SLICE_NULL;
+        if (sp_modify_move(m, &orig, i) && m->src_msg[i]) r->message = SP_SLICE_NULL;
     for (size_t i = 0; i < c->copy.n; i++)
-        sp_modify_move(&m->e, &orig, c->copy.k[i], c->copy.v[i]);
+        sp_modify_move(m, &orig, c->rename.n + i);
     for (size_t i = 0; i < c->add.n; i++) {
-        sp_slice k = sp_slice_str(c->add.k[i]), v;
-        int present = sp_extras_find(&orig, k, &v);
-        for (size_t j = 0; j < m->nskip && present; j++)
-            if (sp_slice_eq(m->skip[j], k)) present = 0; /* removed or renamed away above */
+        int present = m->add_seen[i] && !m->add_gone[i]; /* not removed or renamed away */
         for (size_t j = 0; j < c->rename.n && !present; j++)
-            present = strcmp(c->rename.v[j], c->add.k[i]) == 0 &&
-                      (strcmp(c->rename.k[j], "message") == 0
-                           ? orig.message.base != NULL
-                           : sp_extras_find(&orig, sp_slice_str(c->rename.k[j]), &v));
-        if (!present) sp_extras_put_str(&m->e, k, sp_slice_str(c->add.v[i]));
+            present = m->add_renam[i * c->rename.n + j] &&
+                      (m->src_msg[j] ? orig.message.base != NULL : m->val[j].base != NULL);
+        if (!present) sp_extras_put_str(&m->e, m->addk[i], m->addv[i]);
     }
     for (size_t i = 0; i < c->set.n; i++)
-        sp_extras_put_str(&m->e, sp_slice_str(c->set.k[i]), sp_slice_str(c->set.v[i]));
-    sp_extras_finish(&m->e, r);
+        sp_extras_put_str(&m->e, m->setk[i], m->setv[i]);
+    if (clash) {
+        sp_extras_finish(&m->e, r);
+    } else { /* every key once: nothing for sp_extras_finish's dedup to find */
+        r->extras = m->e.out.len ? sp_buf_slice(&m->e.out) : sp_slice_make("", 0);
+        r->nextras = m->e.n;
+    }
     return SP_FILTER_KEEP;
 }
 

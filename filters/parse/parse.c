@@ -166,6 +166,12 @@ static int sp_parse_apply(sp_filter *f, sp_record *r, sp_slice tag)
         sp_filter_count(f, "unparsed");
         return SP_FILTER_KEEP;
     }
+    if (!*c->into && !r->nextras) { /* no fields to merge with: the pairs are the extras */
+        r->extras = n ? sp_buf_slice(&p->pairs) : sp_slice_make("", 0);
+        r->nextras = n;
+        if (!c->keep_original && p->is_message) r->message = SP_SLICE_NULL;
+        return SP_FILTER_KEEP;
+    }
     sp_extras_begin(&p->e);
     int drop_field = !c->keep_original && !p->is_message;
     sp_extras_copy(&p->e, r, &p->field, drop_field ? 1 : 0);

@@ -10,7 +10,8 @@
 /** Nesting limit of parsed JSON (deeper: not parsed). */
 #define SP_PARSE_JSON_DEPTH 32
 
-/** Scratch the decoders reuse: `index` and `table` for duplicate keys. */
+/** Scratch the decoders reuse for duplicate keys: `index` (json: a stack of the open objects'
+ * members; logfmt, regex: sp_extras_dedup's pairs) and `table` (a hash table). */
 typedef struct {
     sp_buf index, table;
 } sp_parse_scratch;

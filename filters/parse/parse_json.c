@@ -1,6 +1,12 @@
 /* JSON -> MessagePack for the parse filter: a recursive-descent scanner that writes as it reads
- * (strings unescaped in place into the output, containers' counts patched at their end). */
+ * (strings found 16 bytes a step and unescaped in place into the output, containers' counts
+ * patched at their end, repeated keys found from the members' offsets noted on the way; docs/
+ * filters.md, "parse"). */
 #include <stdlib.h>
+#include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "filter.h"
 #include "json.h"
@@ -90,39 +96,45 @@ static int sp_pjson_escape(sp_buf *b, const char **pp, const char *q)
     return 0;
 }
 
-/* A string at j->p (on its opening quote) -> a MessagePack str. Its unescaped length is at most
- * the raw one, so the header is sized for that and its length patched. */
-static int sp_pjson_string(sp_pjson *j)
+/* The first byte of [p, end) that is '"', '\\' or a control character (< 0x20), or end: 16
+ * bytes a step with SSE2 (every x86-64), 8 with plain 64-bit words elsewhere. */
+static const char *sp_pjson_special(const char *p, const char *end)
 {
-    const char *s = ++j->p;
-    const char *q = s;
-    while (q < j->end && *q != '"') { /* the raw end, for the header's size */
-        if (*q == '\\') q++;
-        q++;
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+    const __m128i ctl = _mm_set1_epi8(0x1f);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                                 _mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl)); /* v <= 0x1f */
+        unsigned bits = (unsigned)_mm_movemask_epi8(m);
+        if (bits) return p + __builtin_ctz(bits);
+        p += 16;
     }
-    if (q >= j->end) return -1;
-    size_t raw = (size_t)(q - s);
-    sp_buf *b = j->out;
-    size_t hdr = b->len, hlen = raw < 256 ? 2 : raw < 65536 ? 3 : 5;
-    sp_buf_reserve(b, hlen + raw);
-    b->len += hlen;
-    const char *p = s;
-    while (p < q) {
-        const char *run = p;
-        while (p < q && *p != '\\' && (uint8_t)*p >= 0x20)
-            p++;
-        if (p > run) {
-            memcpy(b->base + b->len, run, (size_t)(p - run));
-            b->len += (size_t)(p - run);
-        }
-        if (p >= q) break;
-        if ((uint8_t)*p < 0x20) return -1; /* a raw control character */
-        p++;                               /* the backslash */
-        if (sp_pjson_escape(b, &p, q)) return -1;
+#else
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    while (end - p >= 8) {
+        uint64_t w, q, b;
+        memcpy(&w, p, 8);
+        q = w ^ (ones * '"');
+        b = w ^ (ones * '\\');
+        /* a byte of q or b zero, or a byte of w below 0x20 (exact for "any") */
+        if ((((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w)) & highs) break;
+        p += 8;
     }
-    size_t n = b->len - hdr - hlen;
-    uint8_t *h = (uint8_t *)b->base + hdr;
-    if (hlen == 2) {
+#endif
+    while (p < end && *p != '"' && *p != '\\' && (uint8_t)*p >= 0x20)
+        p++;
+    return p;
+}
+
+/* A MessagePack str header for `n` bytes at b->base + at (room for `hlen` bytes there). */
+static void sp_pjson_str_header(sp_buf *b, size_t at, size_t hlen, size_t n)
+{
+    uint8_t *h = (uint8_t *)b->base + at;
+    if (hlen == 1) {
+        h[0] = (uint8_t)(0xa0 | n);
+    } else if (hlen == 2) {
         h[0] = 0xd9;
         h[1] = (uint8_t)n;
     } else if (hlen == 3) {
@@ -136,7 +148,61 @@ static int sp_pjson_string(sp_pjson *j)
         h[3] = (uint8_t)(n >> 8);
         h[4] = (uint8_t)n;
     }
+}
+
+/* A string with escapes, s .. its closing quote: its raw end first, for the header's size (the
+ * unescaped length is at most the raw one: the header is sized for that and patched), then
+ * runs copied and escapes unescaped. */
+static int sp_pjson_escaped(sp_pjson *j, const char *s, size_t *koff)
+{
+    const char *q = s;
+    for (;;) {
+        q = sp_pjson_special(q, j->end);
+        if (q >= j->end || (uint8_t)*q < 0x20) return -1;
+        if (*q == '"') break;
+        if (j->end - q < 2) return -1;
+        q += 2; /* the backslash and the byte it escapes */
+    }
+    size_t raw = (size_t)(q - s);
+    sp_buf *b = j->out;
+    size_t hdr = b->len, hlen = raw < 256 ? 2 : raw < 65536 ? 3 : 5;
+    sp_buf_reserve(b, hlen + raw);
+    b->len += hlen;
+    const char *p = s;
+    while (p < q) {
+        const char *run = p;
+        p = sp_pjson_special(p, q);
+        if (p > run) {
+            memcpy(b->base + b->len, run, (size_t)(p - run));
+            b->len += (size_t)(p - run);
+        }
+        if (p >= q) break;
+        if (*p != '\\') return -1; /* a raw control character */
+        p++;
+        if (sp_pjson_escape(b, &p, q)) return -1;
+    }
+    *koff = hdr + hlen;
+    sp_pjson_str_header(b, hdr, hlen, b->len - hdr - hlen);
     j->p = q + 1;
+    return 0;
+}
+
+/* A string at j->p (on its opening quote) -> a MessagePack str; *koff where its bytes start in
+ * the output. Without escapes (the common case) one scan and one copy. */
+static int sp_pjson_string(sp_pjson *j, size_t *koff)
+{
+    const char *s = ++j->p;
+    const char *e = sp_pjson_special(s, j->end);
+    if (e >= j->end || *e != '"')
+        return e < j->end && *e == '\\' ? sp_pjson_escaped(j, s, koff) : -1;
+    size_t n = (size_t)(e - s), hlen = n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5;
+    sp_buf *b = j->out;
+    sp_buf_reserve(b, hlen + n);
+    sp_pjson_str_header(b, b->len, hlen, n);
+    memcpy(b->base + b->len + hlen, s, n);
+    *koff = b->len + hlen;
+    b->len += hlen + n;
+    j->p = e + 1;
     return 0;
 }
 
@@ -198,10 +264,81 @@ static int sp_pjson_lit(sp_pjson *j, const char *lit, size_t n)
 
 static int sp_pjson_value(sp_pjson *j, int depth);
 
+/* A member of an object being read, on the scratch stack sc->index (a nested object's members
+ * go above its parent's and are popped at its end): where its pair and key are in the output. */
+typedef struct {
+    size_t off, koff;
+    uint32_t klen, drop;
+} sp_pjson_key;
+
+static uint64_t sp_pjson_hash(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* Marks the earlier of repeated keys among k[0..n) dropped; 1 when any was. Pairwise for a few
+ * members, a hash table (sc->table) for more. */
+static int sp_pjson_mark(sp_pjson *j, sp_pjson_key *k, uint32_t n)
+{
+    const char *o = j->out->base;
+    int dup = 0;
+    if (n <= 8) {
+        for (uint32_t i = 1; i < n; i++)
+            for (uint32_t m = 0; m < i; m++)
+                if (k[m].klen == k[i].klen && memcmp(o + k[m].koff, o + k[i].koff, k[i].klen) == 0)
+                    k[m].drop = dup = 1;
+        return dup;
+    }
+    size_t cap = 16;
+    while (cap < (size_t)n * 2)
+        cap *= 2;
+    sp_buf *tb = &j->sc->table;
+    tb->len = 0;
+    sp_buf_reserve(tb, cap * sizeof(uint32_t));
+    uint32_t *t = (uint32_t *)(void *)tb->base;
+    memset(t, 0xff, cap * sizeof(uint32_t));
+    for (uint32_t i = n; i-- > 0;) { /* from the last: a key seen already (later) drops this one */
+        size_t h = sp_pjson_hash(o + k[i].koff, k[i].klen) & (cap - 1);
+        for (; t[h] != UINT32_MAX; h = (h + 1) & (cap - 1)) {
+            sp_pjson_key *s = &k[t[h]];
+            if (s->klen == k[i].klen && memcmp(o + s->koff, o + k[i].koff, s->klen) == 0) break;
+        }
+        if (t[h] != UINT32_MAX)
+            k[i].drop = dup = 1;
+        else
+            t[h] = i;
+    }
+    return dup;
+}
+
+/* A repeated key keeps its last value, in its last place: the earlier pairs are cut out of the
+ * output (k[i]'s pair ends where k[i + 1]'s starts, the last at the output's end). */
+static uint32_t sp_pjson_dedup(sp_pjson *j, size_t base, uint32_t n)
+{
+    sp_pjson_key *k = (sp_pjson_key *)(void *)(j->sc->index.base + base);
+    if (n < 2 || !sp_pjson_mark(j, k, n)) return n;
+    sp_buf *b = j->out;
+    size_t w = k[0].off, end = b->len;
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        size_t to = i + 1 < n ? k[i + 1].off : end;
+        if (k[i].drop) continue;
+        memmove(b->base + w, b->base + k[i].off, to - k[i].off);
+        w += to - k[i].off;
+        kept++;
+    }
+    b->len = w;
+    return kept;
+}
+
 /* The members of an object (j->p after its '{') appended as pairs; *n their count. */
 static int sp_pjson_members(sp_pjson *j, int depth, uint32_t *n)
 {
-    size_t at = j->out->len;
+    sp_buf *ix = &j->sc->index;
+    size_t base = ix->len;
     *n = 0;
     sp_pjson_ws(j);
     if (j->p < j->end && *j->p == '}') {
@@ -210,7 +347,12 @@ static int sp_pjson_members(sp_pjson *j, int depth, uint32_t *n)
     }
     for (;;) {
         sp_pjson_ws(j);
-        if (j->p >= j->end || *j->p != '"' || sp_pjson_string(j)) return -1;
+        sp_pjson_key k = {.off = j->out->len};
+        if (j->p >= j->end || *j->p != '"' || sp_pjson_string(j, &k.koff)) return -1;
+        k.klen = (uint32_t)(j->out->len - k.koff);
+        sp_buf_reserve(ix, sizeof k);
+        memcpy(ix->base + ix->len, &k, sizeof k);
+        ix->len += sizeof k;
         sp_pjson_ws(j);
         if (j->p >= j->end || *j->p++ != ':') return -1;
         if (sp_pjson_value(j, depth + 1)) return -1;
@@ -221,7 +363,8 @@ static int sp_pjson_members(sp_pjson *j, int depth, uint32_t *n)
         if (c == '}') break;
         if (c != ',') return -1;
     }
-    *n = sp_extras_dedup(j->out, at, *n, &j->sc->index, &j->sc->table);
+    *n = sp_pjson_dedup(j, base, *n);
+    ix->len = base;
     return 0;
 }
 
@@ -241,8 +384,10 @@ static int sp_pjson_value(sp_pjson *j, int depth)
     sp_pjson_ws(j);
     if (j->p >= j->end) return -1;
     switch (*j->p) {
-    case '"':
-        return sp_pjson_string(j);
+    case '"': {
+        size_t koff;
+        return sp_pjson_string(j, &koff);
+    }
     case '{': {
         j->p++;
         size_t at = j->out->len;
@@ -298,6 +443,7 @@ int sp_parse_json(const char *s, size_t len, sp_buf *out, uint32_t *n, sp_parse_
     sp_pjson j = {s, s + len, out, sc};
     size_t before = out->len;
     *n = 0;
+    sc->index.len = 0;
     sp_pjson_ws(&j);
     if (j.p >= j.end || *j.p != '{') return -1;
     j.p++;

@@ -47,8 +47,49 @@ static void test_modify(void **st)
     flt_unload();
 }
 
+/* Keys that collide: a renamed, copied, added or set key replaces the record's own field of
+ * that name (once); a key the record repeats is read at its last value and written once. */
+static void test_modify_collisions(void **st)
+{
+    assert_int_equal(flt_load("  - type: modify\n    rename: {a: x, s: t}\n    copy: {b: c}\n"
+                              "    add: {b: no}\n    set: {d: new}\n"),
+                     0);
+    sp_buf ex = {0};
+    const char *kv[] = {"a", "1", "t",  "old", "s", "2", "c",  "oldc", "b",
+                        "3", "d", "d1", "a",   "4", "d", "d2", "e",    "5"};
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
+        tp_put_str(&ex, kv[i], strlen(kv[i]));
+    for (int round = 0; round < 2; round++) { /* the second with the filter's buffers in use */
+        sp_record r = flt_rec("m", 1, &ex, 9);
+        assert_int_equal(flt_run(0, &r), SP_FILTER_KEEP);
+        assert_has(flt_doc, "\"tag\":\"fwd.web-1\",\"b\":\"3\",\"e\":\"5\",\"x\":\"4\",\"t\":\"2\","
+                            "\"c\":\"3\",\"d\":\"new\"}");
+        assert_int_equal(r.nextras, 6);
+    }
+    flt_unload();
+    /* No key in common: the pairs as they are; a key the record repeats still written once. */
+    assert_int_equal(flt_load("  - type: modify\n    rename: {a: x}\n    set: {z: new}\n"), 0);
+    ex.len = 0;
+    const char *kv2[] = {"q", "1", "a", "2", "w", "3"};
+    for (size_t i = 0; i < sizeof kv2 / sizeof kv2[0]; i++)
+        tp_put_str(&ex, kv2[i], strlen(kv2[i]));
+    sp_record r = flt_rec("m", 1, &ex, 3);
+    flt_run(0, &r);
+    assert_has(flt_doc, "\"tag\":\"fwd.web-1\",\"q\":\"1\",\"w\":\"3\",\"x\":\"2\",\"z\":\"new\"}");
+    assert_int_equal(r.nextras, 4);
+    tp_put_str(&ex, "q", 1);
+    tp_put_str(&ex, "4", 1);
+    r = flt_rec("m", 1, &ex, 4);
+    flt_run(0, &r);
+    assert_has(flt_doc, "\"tag\":\"fwd.web-1\",\"w\":\"3\",\"q\":\"4\",\"x\":\"2\",\"z\":\"new\"}");
+    assert_int_equal(r.nextras, 4);
+    sp_buf_free(&ex);
+    flt_unload();
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_modify)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_modify),
+                                       cmocka_unit_test(test_modify_collisions)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

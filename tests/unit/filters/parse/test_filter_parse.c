@@ -104,6 +104,121 @@ static void test_json_invalid_utf8_huge(void **st)
     flt_unload();
 }
 
+/* Decodes {"k":<value>} with sp_parse_json; the value's MessagePack object. */
+static int str_value(const char *json, size_t len, sp_buf *out, sp_mp_obj *o)
+{
+    sp_parse_scratch sc = {0};
+    uint32_t n;
+    out->len = 0;
+    int rc = sp_parse_json(json, len, out, &n, &sc);
+    sp_buf_free(&sc.index);
+    sp_buf_free(&sc.table);
+    if (rc) return rc;
+    assert_int_equal(n, 1);
+    const uint8_t *p = (const uint8_t *)out->base, *end = p + out->len;
+    sp_mp_obj k;
+    assert_int_equal(sp_mp_read(&p, end, &k), 0);
+    assert_int_equal(sp_mp_read(&p, end, o), 0);
+    assert_true(p == end); /* nothing after the value: the header's length was right */
+    return 0;
+}
+
+/* Strings of every length around the 16-byte blocks and MessagePack's header sizes, with an
+ * escape, a control character or a quote at every position: the same text as a byte-by-byte
+ * reference, and control characters refused wherever they are. */
+static void test_json_strings_every_position(void **st)
+{
+    static const size_t lens[] = {0,  1,  7,   8,   15,  16,  17,    31,    32,    33,   47,
+                                  63, 64, 100, 254, 255, 256, 65534, 65535, 65536, 70000};
+    sp_buf in = {0}, out = {0}, want = {0};
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        size_t len = lens[li];
+        /* at == len: no special byte at all */
+        for (size_t at = 0; at <= len; at += len > 300 ? len / 7 + 1 : 1) {
+            for (int kind = 0; kind < 4; kind++) {
+                in.len = want.len = 0;
+                SP_BUF_LIT(&in, "{\"k\":\"");
+                for (size_t i = 0; i < len; i++) {
+                    char c = (char)('a' + i % 26);
+                    if (i == at && kind == 0) { /* \" */
+                        SP_BUF_LIT(&in, "\\\"");
+                        sp_buf_putc(&want, '"');
+                    } else if (i == at && kind == 1) { /* \u00e9 */
+                        SP_BUF_LIT(&in, "\\u00e9");
+                        SP_BUF_LIT(&want, "\xc3\xa9");
+                    } else if (i == at && kind == 2) { /* a raw control character */
+                        sp_buf_putc(&in, '\x1f');
+                    } else if (i == at && kind == 3) { /* bytes >= 0x80 pass as they are */
+                        sp_buf_putc(&in, '\xff');
+                        sp_buf_putc(&want, '\xff');
+                    } else {
+                        sp_buf_putc(&in, c);
+                        sp_buf_putc(&want, c);
+                    }
+                }
+                SP_BUF_LIT(&in, "\"}");
+                sp_mp_obj o;
+                int rc = str_value(in.base, in.len, &out, &o);
+                if (kind == 2 && at < len) {
+                    assert_int_equal(rc, -1);
+                    continue;
+                }
+                assert_int_equal(rc, 0);
+                assert_int_equal(o.type, SP_MP_STR);
+                assert_int_equal(o.s.len, want.len);
+                assert_memory_equal(o.s.base, want.base ? want.base : "", want.len);
+            }
+        }
+    }
+    /* Unterminated, with the end inside a block or right after a backslash. */
+    const char *bad[] = {"{\"k\":\"abc", "{\"k\":\"abcdefghijklmnopqrstuvwxyz",
+                         "{\"k\":\"abcdefghijklmnop\\\"}", "{\"k\":\"\\"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sp_mp_obj o;
+        assert_int_equal(str_value(bad[i], strlen(bad[i]), &out, &o), -1);
+        assert_int_equal(out.len, 0); /* truncated back */
+    }
+    sp_buf_free(&in);
+    sp_buf_free(&out);
+    sp_buf_free(&want);
+}
+
+/* Objects of 1 to 40 members with one key repeated at every pair of positions, nested too: the
+ * last value wins, in the last one's place; no other member is lost. */
+static void test_json_duplicates_every_size(void **st)
+{
+    assert_int_equal(flt_load("  - type: parse\n    into: j\n"), 0);
+    sp_buf m = {0}, want = {0};
+    for (int n = 1; n <= 40; n++) {
+        for (int a = 0; a < n; a++) {
+            for (int b = a + 1; b<n; b += n> 12 ? 5 : 1) {
+                m.len = want.len = 0;
+                SP_BUF_LIT(&m, "{\"o\":{");
+                SP_BUF_LIT(&want, "\"j\":{\"o\":{");
+                int first = 1;
+                for (int i = 0; i < n; i++) {
+                    sp_buf_printf(&m, "%s\"%s%d\":%d", i ? "," : "", i == a || i == b ? "d" : "k",
+                                  i == a || i == b ? 0 : i, i);
+                    if (i == a) continue; /* replaced by its repeat at b */
+                    sp_buf_printf(&want, "%s\"%s%d\":%d", first ? "" : ",", i == b ? "d" : "k",
+                                  i == b ? 0 : i, i);
+                    first = 0;
+                }
+                SP_BUF_LIT(&m, "},\"x\":1}");
+                SP_BUF_LIT(&want, "},\"x\":1}");
+                sp_buf_putc(&want, 0);
+                sp_record r = flt_rec(m.base, m.len, NULL, 0);
+                flt_run(0, &r);
+                assert_has(flt_doc, want.base);
+            }
+        }
+    }
+    assert_int_equal(unparsed(0), 0);
+    sp_buf_free(&m);
+    sp_buf_free(&want);
+    flt_unload();
+}
+
 static void test_json_other_field(void **st)
 {
     assert_int_equal(flt_load("  - type: parse\n    field: payload\n    keep_original: false\n"),
@@ -187,6 +302,8 @@ int main(void)
         cmocka_unit_test(test_json_not_parsed),
         cmocka_unit_test(test_json_duplicates_collisions),
         cmocka_unit_test(test_json_invalid_utf8_huge),
+        cmocka_unit_test(test_json_strings_every_position),
+        cmocka_unit_test(test_json_duplicates_every_size),
         cmocka_unit_test(test_json_other_field),
         cmocka_unit_test(test_logfmt),
         cmocka_unit_test(test_regex),

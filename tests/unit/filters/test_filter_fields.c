@@ -1,0 +1,176 @@
+/* sp_extras_next, the pair walker filters read fields with (shipper/fields.c): on keys and
+ * values of every MessagePack form it finds the same pairs as sp_mp_read + sp_mp_skip, and on
+ * every truncation of the bytes it fails where they fail, never reading past the end. */
+#include "unit.h"
+
+#include "filter.h"
+#include "mp.h"
+#include "mp_pack.h"
+
+/* The reference: key by sp_mp_read, value by sp_mp_skip. */
+static int ref_next(const uint8_t **p, const uint8_t *end, sp_slice *key, sp_slice *val)
+{
+    sp_mp_obj k;
+    if (sp_mp_read(p, end, &k)) return -1;
+    *key = k.type == SP_MP_STR || k.type == SP_MP_BIN ? k.s : SP_SLICE_NULL;
+    const uint8_t *v = *p;
+    if (sp_mp_skip(p, end)) return -1;
+    *val = sp_slice_make(v, (size_t)(*p - v));
+    return 0;
+}
+
+static void put_value(sp_buf *b, int kind, sp_buf *big)
+{
+    switch (kind) {
+    case 0:
+        tp_put_nil(b);
+        break;
+    case 1:
+        tp_put_bool(b, 1);
+        break;
+    case 2:
+        tp_put_uint(b, 5);
+        break;
+    case 3:
+        tp_put_uint(b, 200);
+        break;
+    case 4:
+        tp_put_uint(b, 60000);
+        break;
+    case 5:
+        tp_put_uint(b, 4000000000u);
+        break;
+    case 6:
+        tp_put_uint(b, 1ull << 40);
+        break;
+    case 7:
+        tp_put_int(b, -3);
+        break;
+    case 8:
+        tp_put_int(b, -100);
+        break;
+    case 9:
+        tp_put_int(b, -30000);
+        break;
+    case 10:
+        tp_put_int(b, -2000000000);
+        break;
+    case 11:
+        tp_put_int(b, -(1ll << 40));
+        break;
+    case 12:
+        tp_raw(b, "\xca\x3f\x80\x00\x00", 5);
+        break; /* float32 */
+    case 13:
+        tp_put_double(b, 1.5);
+        break;
+    case 14:
+        tp_put_str(b, "", 0);
+        break;
+    case 15:
+        tp_put_str(b, big->base, 31);
+        break;
+    case 16:
+        tp_put_str(b, big->base, 32);
+        break;
+    case 17:
+        tp_put_str(b, big->base, 300);
+        break;
+    case 18:
+        tp_put_str(b, big->base, 70000);
+        break;
+    case 19:
+        tp_put_bin(b, big->base, 3);
+        break;
+    case 20:
+        tp_put_bin(b, big->base, 300);
+        break;
+    case 21:
+        tp_put_bin(b, big->base, 70000);
+        break;
+    case 22:
+        tp_put_array(b, 2);
+        tp_put_uint(b, 1);
+        tp_put_str(b, "x", 1);
+        break;
+    case 23:
+        tp_put_map(b, 1);
+        tp_put_str(b, "k", 1);
+        tp_put_map(b, 0);
+        break;
+    case 24:
+        tp_put_ext(b, 3, "abcd", 4);
+        break;
+    case 25:
+        tp_raw(b, "\xc1", 1);
+        break; /* never used: not MessagePack */
+    }
+}
+#define KINDS 26
+
+static void put_key(sp_buf *b, int kind, sp_buf *big)
+{
+    switch (kind % 6) {
+    case 0:
+        tp_put_str(b, "key", 3);
+        break;
+    case 1:
+        tp_put_str(b, big->base, 40);
+        break; /* str8 */
+    case 2:
+        tp_put_str(b, big->base, 300);
+        break; /* str16 */
+    case 3:
+        tp_put_bin(b, "bk", 2);
+        break;
+    case 4:
+        tp_put_uint(b, 7);
+        break; /* not a string */
+    case 5:
+        tp_raw(b, "\xd9\x02k2", 4);
+        break; /* str8 where fixstr would do */
+    }
+}
+
+static void test_next_same_as_reference(void **st)
+{
+    sp_buf big = {0}, b = {0};
+    for (int i = 0; i < 70000; i++)
+        sp_buf_putc(&big, (char)('a' + i % 26));
+    for (int key = 0; key < 6; key++) {
+        for (int kind = 0; kind < KINDS; kind++) {
+            b.len = 0;
+            put_key(&b, key, &big);
+            put_value(&b, kind, &big);
+            put_key(&b, 0, &big);
+            tp_put_uint(&b, 1);
+            const uint8_t *base = (const uint8_t *)b.base;
+            /* every length up to the whole, around the first pair; sampled past 600 */
+            for (size_t len = 0; len <= b.len; len += len < 600 || b.len - len < 600 ? 1 : 97) {
+                const uint8_t *p = base, *q = base, *end = base + len;
+                sp_slice k1 = {0}, v1 = {0}, k2 = {0}, v2 = {0};
+                for (int pair = 0; pair < 2; pair++) {
+                    int r1 = sp_extras_next(&p, end, &k1, &v1);
+                    int r2 = ref_next(&q, end, &k2, &v2);
+                    if (r1 != r2)
+                        fail_msg("key %d kind %d len %zu pair %d: %d, reference %d", key, kind, len,
+                                 pair, r1, r2);
+                    if (r1) break;
+                    assert_true(p == q && p <= end);
+                    assert_true(k1.base == k2.base && k1.len == k2.len);
+                    assert_true(v1.base == v2.base && v1.len == v2.len);
+                }
+            }
+        }
+    }
+    sp_buf_free(&big);
+    sp_buf_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_next_same_as_reference),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
