@@ -85,9 +85,9 @@ static int sp_filter_holds_attach(sp_holds *h, sp_chunk *c)
     int flush = 0;
     for (uint32_t i = 0; i < h->n; i++) {
         sp_hold *t = h->v[i];
+        flush |= t->flush; /* before `emitted`, which may free t (its last reference) */
         sp_chunk_watch *w = t->emitted(t, c);
         if (w) sp_chunk_watch_add(c, w);
-        flush |= t->flush;
     }
     h->n = 0;
     return flush;
