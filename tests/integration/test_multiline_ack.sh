@@ -7,6 +7,8 @@
 #   hour. While the lines are held no ack comes (checked once the filter counted them held: the
 #   old code had acked them by then); the line that ends the trace releases the acks of every
 #   frame, and the trace arrives as one record.
+#   The same with the spool and flush_interval 1h, ack: durable and delivered, the trace in one
+#   frame ended by flush_timeout: the ack comes (the group's chunk is closed for it).
 #   json-file (no Docker: a containers directory made by the test): shipper reads a line and the
 #   first lines of a trace, holds them, saves its offsets, and is SIGKILLed; the rest of the trace
 #   is written; a restart reads the held lines again: the trace arrives once and whole, the line
@@ -91,6 +93,16 @@ def read_for(seconds):
         pass
 trace = ['Exception in thread "main" java.lang.IllegalStateException: boom',
          "\tat T.f(T.java:2)", "\tat T.main(T.java:4)"]
+if len(sys.argv) > 6 and sys.argv[6] == "timeout":  # one frame, the group ends by flush_timeout
+    cid = base64.b64encode(os.urandom(12)).decode()
+    recs = [[int(time.time()), {"log": l, "source": "stdout", "container_id": "d" * 64,
+                                "container_name": "/" + tag}] for l in trace]
+    s.sendall(pack([tag, recs, {"chunk": cid}]))
+    deadline = time.time() + 60
+    while cid.encode() not in got and time.time() < deadline:
+        read_for(0.2)
+    print(("ok: " if cid.encode() in got else "FAIL: ") + "%s: the frame is acked once its group timed out" % tag)
+    sys.exit(0)
 ids = []
 for i, line in enumerate(trace):
     ids.append(frame(line))
@@ -146,6 +158,41 @@ for _ in $(seq 600); do grep -q "after the trace" "$T/run2.out" && break; sleep 
 stop_shipper
 check_eq "run 2 exit code" 0 "$SHIPPER_RC"
 
+log "forward with the spool, flush_interval 1h: ack durable and delivered, the group ends by flush_timeout"
+HTTP3=127.0.0.1:$(free_port)
+FP3=$(free_port)
+FP4=$(free_port)
+mkdir -p "$T/state3"
+cat >"$T/cfg3.yaml" <<CFG
+service: {http_listen: "$HTTP3", state_dir: "$T/state3", grace: 5s}
+buffer: {spool: true, flush_interval: 1h}
+filters:
+  - type: multiline
+    name: ml
+    mode: java
+    flush_timeout: 1s
+inputs:
+  - type: forward
+    listen: 127.0.0.1:$FP3
+    ack: durable
+  - type: forward
+    listen: 127.0.0.1:$FP4
+    ack: delivered
+outputs:
+  - type: stdout
+CFG
+start_shipper run3 -c "$T/cfg3.yaml"
+wait_ready "$HTTP3" || { cat "$T/run3.err"; exit 1; }
+# (the chunk the group goes to is closed for the ack: with flush_interval 1h nothing else would)
+python3 "$T/client.py" "$ROOT/tests/rigs" "$FP3" "$HTTP3" "$P-du" 0 timeout >"$T/fwd3.txt" 2>&1
+python3 "$T/client.py" "$ROOT/tests/rigs" "$FP4" "$HTTP3" "$P-de" 0 timeout >"$T/fwd4.txt" 2>&1
+cat "$T/fwd3.txt" "$T/fwd4.txt"
+for f in fwd3 fwd4; do
+    check "$f: client checks passed" [ "$(grep -c '^ok:' "$T/$f.txt")" = 1 ]
+done
+stop_shipper
+check_eq "run 3 exit code" 0 "$SHIPPER_RC"
+
 python3 - "$T" "$P" <<'PY' || FAILS=$((FAILS + 1))
 import json, sys
 t, p = sys.argv[1:3]
@@ -165,6 +212,9 @@ def expect(cond, what):
 for tag in ("dl", "ac"):
     got = msgs("run1", "%s-%s" % (p, tag))
     expect(got == [trace, "after the trace"], "forward %s: the trace is one record: %.120r" % (tag, got))
+for tag in ("du", "de"):
+    got = msgs("run3", "%s-%s" % (p, tag))
+    expect(got == [trace], "forward %s (spool): the trace is one record: %.120r" % (tag, got))
 jf = msgs("run1", p + "-jf") + msgs("run2", p + "-jf")
 expect(jf == ["before the trace", trace, "after the trace"],
        "json-file across SIGKILL: the trace once and whole, nothing twice: %.200r" % jf)
