@@ -226,7 +226,9 @@ void sp_fwd_conn_close(sp_fwd_conn *c, const char *reason, const char *detail)
                           s->conf->listen, (unsigned long long)c->serial, reason,
                           detail ? ": " : "", detail ? detail : "");
     }
-    /* Lines whose last piece will never come on this connection: ship what there is. */
+    /* Lines whose last piece will never come on this connection: ship what there is (with no
+     * frame's ack to wait for them). */
+    c->frame_chunk = sp_slice_make(NULL, 0);
     size_t held = c->joiner.held;
     sp_joiner_expire(&c->joiner, c->now_ms, 1);
     sp_input_hold(s->in, -(int64_t)held);
