@@ -22,6 +22,7 @@
 
 typedef struct sp_filter sp_filter;
 typedef struct sp_source sp_source;
+typedef struct sp_hold sp_hold;
 struct sp_router;
 
 /* KEEP: on to the next filter; DROP: gone (counted as dropped); HOLD: the filter keeps the record
@@ -79,6 +80,24 @@ void sp_filter_count(sp_filter *f, const char *result);
  * (`tag` must then be the record's tag).
  */
 void sp_filter_emit(sp_filter *f, sp_slice tag, const sp_record *r);
+
+/**
+ * What held records wait on (input.h, sp_hold): a filter keeps one per group it holds, reused
+ * (it grows, it is not freed per group). One entry per held record.
+ */
+typedef struct {
+    sp_hold **v;
+    uint32_t n, cap;
+} sp_holds;
+
+/** Inside `apply`, before answering SP_FILTER_HOLD: `h` takes what the record being filtered
+ * waits on (nothing when it waits on nothing). */
+void sp_filter_hold(sp_filter *f, sp_holds *h);
+/** sp_filter_emit for a record made of held records: what they wait on (`h`, emptied) moves to
+ * the chunk the record goes to. */
+void sp_filter_emit_held(sp_filter *f, sp_slice tag, const sp_record *r, sp_holds *h);
+/** Ends what `h` waits on without a chunk (delivered: 0 when its records are lost) and frees it. */
+void sp_holds_free(sp_holds *h, int delivered);
 
 /** The source (input.h) of the record being filtered now, or NULL (an input without sources,
  * a record a filter made). Only valid inside `apply`. */

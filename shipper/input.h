@@ -20,6 +20,7 @@
 
 typedef struct sp_input sp_input;
 typedef struct sp_source sp_source;
+typedef struct sp_hold sp_hold;
 struct sp_router;
 
 /** What an input type declares: its settings and its callbacks. */
@@ -76,6 +77,10 @@ struct sp_input {
     /* The source whose records the input appends now, or NULL: set around a read or a slice so
      * the filter stage knows it (throttle `action: slow`). */
     sp_source *source;
+    /* What the records the input appends now wait on (a Forward frame's ack, a json-file
+     * offset), or NULL: set around an append like `source`, so a record a filter holds keeps it
+     * waiting (sp_hold below). */
+    sp_hold *hold;
 };
 
 /* Log lines about an input instance: "input <name>: " and the message. */
@@ -118,6 +123,7 @@ typedef struct sp_input_batch {
     sp_chunk *chunk; /* NULL: nothing appended since the last commit */
     size_t before;   /* the chunk's length before the batch */
     uint32_t nrecords;
+    int flush; /* a held record that an ack waits on went in: close the chunk at the commit */
 } sp_input_batch;
 
 /** Appends `r` to the batch (the first record opens it on the open chunk of `tag`; later
@@ -139,6 +145,25 @@ void sp_input_flush_chunk(sp_input *in, sp_chunk *c);
 void sp_input_hold(sp_input *in, int64_t delta);
 /** buffer.spool is on: chunks are durable once written and fsynced, before their delivery. */
 int sp_input_spool_on(const sp_input *in);
+
+/* ---- held records (docs/architecture.md, "Acks and watchers") ---- */
+
+/**
+ * What a record waits on while a filter holds it (multiline): a Forward frame's ack, a json-file
+ * offset. The input sets in->hold around an append; when a filter holds the record it calls
+ * `take` once per record (the token it returns is referenced: the input's ack or offset waits).
+ * Each reference ends once: `emitted` when the record the filter made of it (a group) is written
+ * to chunk `c`, not committed yet (returns the watcher to put on `c`, or NULL), or `dropped`
+ * when that record never reaches a chunk (a later filter dropped it: delivered = 1; the filter
+ * was freed holding it: delivered = 0). Nothing of this runs for a record no filter holds.
+ */
+struct sp_hold {
+    sp_hold *(*take)(sp_hold *h);
+    sp_chunk_watch *(*emitted)(sp_hold *h, sp_chunk *c);
+    void (*dropped)(sp_hold *h, int delivered);
+    int flush; /* someone waits on the chunk (an ack): close it soon rather than at flush_interval
+                */
+};
 
 /* ---- sources: fair backpressure (docs/architecture.md, "Fair backpressure") ---- */
 

@@ -59,6 +59,7 @@ typedef struct sp_ml_group {
     size_t off[SP_ML_NF], len[SP_ML_NF];
     uint8_t has[SP_ML_NF];
     sp_record first; /* time, id, flags, nextras of the first line */
+    sp_holds holds;  /* what its lines' acks and offsets wait on (filter.h) */
     uint8_t lang, state;
     uint32_t lines;
     uint64_t last_ms;
@@ -84,6 +85,7 @@ static uint64_t sp_ml_now(void)
 
 static void sp_ml_group_free(sp_ml_group *g)
 {
+    sp_holds_free(&g->holds, 0); /* a pending group's lines are lost: their acks never go */
     sp_buf_free(&g->key);
     sp_buf_free(&g->meta);
     sp_buf_free(&g->msg);
@@ -238,7 +240,8 @@ static void sp_ml_emit(sp_filter *f, sp_ml *m, sp_ml_group *g, int reason)
     }
     m->groups[reason]++;
     /* the key begins with the tag's length and bytes */
-    sp_filter_emit(f, sp_slice_make(g->key.base + sizeof(uint32_t), g->taglen), &r);
+    /* its lines' acks and offsets now wait on the chunk it goes to */
+    sp_filter_emit_held(f, sp_slice_make(g->key.base + sizeof(uint32_t), g->taglen), &r, &g->holds);
 }
 
 /* Unlinks the pending group at *p and keeps it for reuse. */
@@ -276,6 +279,7 @@ static int sp_ml_apply(sp_filter *f, sp_record *r, sp_slice tag)
             if (reason >= 0) {
                 sp_ml_emit(f, m, g, reason);
                 sp_ml_open(g, tag, r, g->lang, state, now);
+                sp_filter_hold(f, &g->holds);
                 return SP_FILTER_HOLD;
             }
             sp_buf_putc(&g->msg, '\n');
@@ -283,6 +287,7 @@ static int sp_ml_apply(sp_filter *f, sp_record *r, sp_slice tag)
             g->state = state;
             g->lines++;
             g->last_ms = now;
+            sp_filter_hold(f, &g->holds);
             return SP_FILTER_HOLD;
         }
         sp_ml_emit(f, m, g, SP_ML_ENDED);
@@ -307,6 +312,7 @@ static int sp_ml_apply(sp_filter *f, sp_record *r, sp_slice tag)
     g->key.len = 0;
     sp_buf_append(&g->key, key->base, key->len);
     sp_ml_open(g, tag, r, (uint8_t)lang, 1, now);
+    sp_filter_hold(f, &g->holds);
     *p = g;
     m->npending++;
     return SP_FILTER_HOLD;

@@ -101,6 +101,7 @@ static sp_dl_cont *sp_dl_cont_add(sp_dl *s, const char *id, int startup)
     sp_source_add(s->in, &c->src, sp_dl_src_pause, sp_dl_src_resume);
     c->found_ms = uv_now(s->in->loop);
     sp_list_init(&c->files);
+    sp_dl_hold_init(c);
     sp_list_insert_tail(&s->conts, &c->link);
     sp_dl_cont_name(s, c);
     char dir[4096];
@@ -284,7 +285,7 @@ static void sp_dl_poll_cb(uv_timer_t *t)
         if (c->removed && sp_list_empty(&c->files)) {
             int busy = 0;
             for (int i = 0; i < 3; i++)
-                busy |= c->join[i].active;
+                busy |= c->join[i].active || c->hold[i].refs;
             if (!busy) {
                 sp_dl_cont_free(s, c);
                 s->state_dirty = 1;

@@ -122,7 +122,7 @@ void sp_dl_file_close(sp_dl *s, sp_dl_file *f)
 /* A closed file whose records are all released is forgotten. */
 void sp_dl_file_reap(sp_dl *s, sp_dl_file *f)
 {
-    if (f->fd >= 0 || !sp_list_empty(&f->watches)) return;
+    if (f->fd >= 0 || !sp_list_empty(&f->watches) || sp_dl_held(f)) return;
     for (int i = 0; i < 3; i++)
         if (f->cont->join[i].file == f) f->cont->join[i].file = NULL;
     if (f->cont->cur == f) f->cont->cur = NULL;
@@ -202,8 +202,8 @@ static uint64_t sp_dl_file_idfp(sp_dl_file *f)
 }
 
 /* Record id: (container, file content, byte offset of the line), so a re-read names it alike. */
-static void sp_dl_file_emit(sp_dl *s, sp_dl_cont *c, sp_dl_file *f, sp_record *r, uint64_t idfp,
-                            uint64_t off)
+static void sp_dl_file_emit(sp_dl *s, sp_dl_cont *c, sp_dl_file *f, int idx, sp_record *r,
+                            uint64_t idfp, uint64_t off)
 {
     /* Hashing the container and file once per file keeps the per-record hash to 8 bytes. */
     if (c->idseed_fp != idfp || !c->idseed) {
@@ -222,7 +222,12 @@ static void sp_dl_file_emit(sp_dl *s, sp_dl_cont *c, sp_dl_file *f, sp_record *r
     r->container_id = sp_slice_make(c->id, 64);
     r->container_name = sp_slice_make(c->tag + c->prefix_len, c->tag_len - c->prefix_len);
     r->prec = 9;
+    s->add_file = f; /* a filter holding the line keeps the offset before it (sp_dl_hold) */
+    s->add_off = off;
+    s->in->hold = &c->hold[idx].h;
     sp_input_batch_add(s->in, &s->batch, sp_slice_make(c->tag, c->tag_len), r);
+    s->in->hold = NULL;
+    s->add_file = NULL;
     if (sp_input_batch_full(s->in, &s->batch)) sp_dl_batch_end(s, c, f);
 }
 
@@ -244,7 +249,7 @@ void sp_dl_join_emit(sp_dl *s, sp_dl_cont *c, sp_dl_file *f, int idx, uint32_t f
     j->active = 0; /* before emitting: the safe offset no longer waits for it */
     if (flags & SP_REC_SPLIT) s->splits++;
     if (flags & SP_REC_INCOMPLETE) s->incomplete++;
-    sp_dl_file_emit(s, c, f ? f : j->file, &r, j->idfp, j->off);
+    sp_dl_file_emit(s, c, f ? f : j->file, idx, &r, j->idfp, j->off);
     sp_input_hold(s->in, -(int64_t)j->text.len);
     j->text.len = 0;
 }
@@ -288,7 +293,7 @@ static void sp_dl_file_line(sp_dl *s, sp_dl_cont *c, sp_dl_file *f, const char *
     r.stream = l.stream;
     r.nextras = l.nattrs;
     r.extras = sp_buf_slice(&s->attrs);
-    sp_dl_file_emit(s, c, f, &r, sp_dl_file_idfp(f), off);
+    sp_dl_file_emit(s, c, f, idx, &r, sp_dl_file_idfp(f), off);
 }
 
 /* Processes the complete lines of buf; the unfinished rest becomes the file's carry. */

@@ -81,6 +81,16 @@ typedef struct {
     uint32_t nattrs;
 } sp_dl_join;
 
+/* Lines of one stream a filter holds (a multiline group): the offset may not pass the first one
+ * (docs/docker_logs.md, "Offsets"). One per (container, stream), as the filter's groups are. */
+typedef struct {
+    sp_hold h;
+    struct sp_dl_cont *c;
+    sp_dl_file *file; /* where the first held line is, while refs */
+    uint64_t off;     /* ...its offset */
+    uint32_t refs;    /* held lines */
+} sp_dl_hold;
+
 typedef struct sp_dl_cont {
     sp_list link;
     struct sp_dl *s;
@@ -97,6 +107,7 @@ typedef struct sp_dl_cont {
     int named;          /* the name came from config.v2.json (else: the short id) */
     uint64_t found_ms;  /* when the container was discovered */
     sp_dl_join join[3]; /* stdout, stderr, anything else */
+    sp_dl_hold hold[3]; /* lines of each a filter holds */
 } sp_dl_cont;
 
 typedef struct sp_dl {
@@ -114,7 +125,9 @@ typedef struct sp_dl {
     size_t nsaved;
     int state_dirty, rescan_soon;
     uint64_t last_scan_ms, last_save_ms;
-    uint64_t nwatch;
+    uint64_t nwatch; /* offset watchers and held lines: the state is freed when both are gone */
+    sp_dl_file *add_file; /* the line being appended now (sp_dl_hold's take) */
+    uint64_t add_off;
     /* the records appended while one file's lines are processed, committed together */
     sp_input_batch batch;
     /* metrics */
@@ -158,6 +171,10 @@ void sp_dl_check(sp_dl *s, sp_dl_cont *c);
 
 /** Ends the current append: a watcher on the chunk carries the offset `f`'s records end at. */
 void sp_dl_batch_end(sp_dl *s, sp_dl_cont *c, sp_dl_file *f);
+/** Sets up c->hold (held lines of each stream). */
+void sp_dl_hold_init(sp_dl_cont *c);
+/** Whether a filter holds a line of `f` (its offset must stay before it). */
+int sp_dl_held(const sp_dl_file *f);
 /** Writes every container's committed offset to the offsets store (if there is one). */
 void sp_dl_save(sp_dl *s);
 /** The saved offset of container `id` loaded at startup, or NULL. */

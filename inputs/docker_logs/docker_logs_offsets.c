@@ -17,11 +17,14 @@
 
 static void sp_dl_offsets_watch_cb(sp_chunk_watch *cw, sp_chunk *ch, int delivered);
 
+/* How far f's offset may move: not past a line being joined, nor past one a filter holds. */
 static uint64_t sp_dl_offsets_safe(sp_dl_cont *c, sp_dl_file *f)
 {
     uint64_t off = f->line_off;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 3; i++) {
         if (c->join[i].active && c->join[i].file == f && c->join[i].off < off) off = c->join[i].off;
+        if (c->hold[i].refs && c->hold[i].file == f && c->hold[i].off < off) off = c->hold[i].off;
+    }
     return off;
 }
 
@@ -32,20 +35,16 @@ typedef struct {
     sp_dl_file *f;
 } sp_dl_batch_ctx;
 
-/* The watcher that carries the file offset the appended records end at: the file's last one,
- * moved further, when it is on the same chunk; else a new one (an sp_input_watch_fn). */
-static sp_chunk_watch *sp_dl_offsets_batch_watch(void *ctx, sp_chunk *ch)
+/* The watcher that carries offset `end` of f for chunk ch: f's last one, moved further, when it
+ * is on the same chunk (returns NULL); else a new one. */
+static sp_chunk_watch *sp_dl_offsets_watch(sp_dl *s, sp_dl_file *f, sp_chunk *ch, uint64_t end)
 {
-    sp_dl_batch_ctx *x = ctx;
-    sp_dl *s = x->s;
-    sp_dl_file *f = x->f;
-    uint64_t end = sp_dl_offsets_safe(x->c, f);
     sp_dl_watch *last =
         sp_list_empty(&f->watches) ? NULL : sp_list_entry(f->watches.prev, sp_dl_watch, link);
     /* (Not a watcher already told how much of the chunk it waits for: see sp_chunk_watch.) */
     if (last && !last->fired && !last->w.upto && last->chunk_seq == ch->seq &&
         last->gen == f->gen) {
-        last->end = end;
+        if (end > last->end) last->end = end;
         return NULL;
     }
     sp_dl_watch *w = sp_calloc(1, sizeof *w);
@@ -60,6 +59,87 @@ static sp_chunk_watch *sp_dl_offsets_batch_watch(void *ctx, sp_chunk *ch)
     sp_list_insert_tail(&f->watches, &w->link);
     s->nwatch++;
     return &w->w;
+}
+
+/* The watcher that carries the file offset the appended records end at (an sp_input_watch_fn). */
+static sp_chunk_watch *sp_dl_offsets_batch_watch(void *ctx, sp_chunk *ch)
+{
+    sp_dl_batch_ctx *x = ctx;
+    return sp_dl_offsets_watch(x->s, x->f, ch, sp_dl_offsets_safe(x->c, x->f));
+}
+
+/* ---- lines a filter holds (multiline): the offset stays before the first of them ---- */
+
+/* A filter holds the line being appended (s->add_file, s->add_off). */
+static sp_hold *sp_dl_hold_take(sp_hold *hh)
+{
+    sp_dl_hold *h = (sp_dl_hold *)hh;
+    sp_dl *s = h->c->s;
+    if (!h->refs++) {
+        h->file = s->add_file;
+        h->off = s->add_off;
+    }
+    s->nwatch++; /* the state stays until the line is in a chunk */
+    return hh;
+}
+
+/* One reference on the state is gone; when stopping, the last one frees it. */
+static void sp_dl_hold_put_state(sp_dl *s)
+{
+    if (--s->nwatch || !s->stopping || !s->in->closed) return;
+    sp_dl_save(s);
+    sp_dl_free(s);
+}
+
+/* One held line is gone. */
+static void sp_dl_hold_put(sp_dl_hold *h)
+{
+    if (!--h->refs) h->file = NULL;
+    sp_dl_hold_put_state(h->c->s);
+}
+
+/* The group holding the lines went into chunk ch (not committed yet): the offset moves past
+ * them once ch is released, in order with the file's other watchers. While a line is being
+ * appended (the group goes ahead of it into the same batch) the offset stops before that line,
+ * which may be the first of the next group. */
+static sp_chunk_watch *sp_dl_hold_emitted(sp_hold *hh, sp_chunk *ch)
+{
+    sp_dl_hold *h = (sp_dl_hold *)hh;
+    sp_dl_cont *c = h->c;
+    sp_dl *s = c->s;
+    sp_dl_file *f = h->file;
+    s->nwatch++; /* the put below must not free the state yet */
+    sp_dl_hold_put(h);
+    sp_chunk_watch *w = NULL;
+    if (f) {
+        uint64_t end = sp_dl_offsets_safe(c, f);
+        if (s->add_file == f && s->add_off < end) end = s->add_off;
+        w = sp_dl_offsets_watch(s, f, ch, end);
+    }
+    sp_dl_hold_put_state(s);
+    return w;
+}
+
+static void sp_dl_hold_dropped(sp_hold *hh, int delivered)
+{
+    sp_dl_hold_put((sp_dl_hold *)hh);
+}
+
+void sp_dl_hold_init(sp_dl_cont *c)
+{
+    for (int i = 0; i < 3; i++) {
+        c->hold[i].c = c;
+        c->hold[i].h.take = sp_dl_hold_take;
+        c->hold[i].h.emitted = sp_dl_hold_emitted;
+        c->hold[i].h.dropped = sp_dl_hold_dropped;
+    }
+}
+
+int sp_dl_held(const sp_dl_file *f)
+{
+    for (int i = 0; i < 3; i++)
+        if (f->cont->hold[i].refs && f->cont->hold[i].file == f) return 1;
+    return 0;
 }
 
 /* Ends the current append: a watcher carries the file offset the appended records end at. */
@@ -95,7 +175,7 @@ void sp_dl_save(sp_dl *s)
         sp_list_foreach(fi, &c->files)
         {
             f = sp_list_entry(fi, sp_dl_file, link);
-            if (!f->done || !sp_list_empty(&f->watches)) break;
+            if (!f->done || !sp_list_empty(&f->watches) || sp_dl_held(f)) break;
         }
         if (n == cap) v = sp_realloc(v, (cap = cap ? cap * 2 : 16) * sizeof *v);
         sp_offset *o = &v[n++];

@@ -4,6 +4,7 @@
  * the frame's records went to (durable, delivered); acks are written together, and after writing
  * them the loop may spin briefly for the client's next frame (ack_spin_us).
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -68,13 +69,12 @@ static void sp_fwd_ackwait_cb(sp_chunk_watch *w, sp_chunk *chunk, int delivered)
     sp_fwd_ackwait_put(r->a);
 }
 
-/* The watcher for the chunk a record of the frame was just appended to, unless the frame's
- * watcher is on that chunk already (an sp_input_watch_fn). */
-static sp_chunk_watch *sp_fwd_ackwait_follow(void *ctx, sp_chunk *chunk)
+/* The watcher for chunk `chunk`, which a record of the frame (or a group holding one) was just
+ * appended to, unless the frame's watcher is on that chunk already, or the ack waits for no
+ * chunk (ack: accepted). */
+static sp_chunk_watch *sp_fwd_ackwait_watch(sp_fwd_ackwait *a, sp_chunk *chunk)
 {
-    sp_fwd_conn *c = ctx;
-    sp_fwd_ackwait *a = c->frame_wait;
-    if (!a || (a->last && a->last->chunk == chunk)) return NULL;
+    if (a->ack == SP_ACK_ACCEPTED || (a->last && a->last->chunk == chunk)) return NULL;
     sp_fwd_ackref *r = &a->first;
     if (a->last) { /* a frame over chunks: one allocation per further chunk, not per record */
         r = sp_calloc(1, sizeof *r);
@@ -84,28 +84,91 @@ static sp_chunk_watch *sp_fwd_ackwait_follow(void *ctx, sp_chunk *chunk)
     r->a = a;
     r->chunk = chunk;
     r->w.cb = sp_fwd_ackwait_cb;
-    r->w.durable = c->srv->conf->ack == SP_ACK_DURABLE;
+    r->w.durable = a->ack == SP_ACK_DURABLE;
     a->last = r;
     a->pending++;
     return &r->w;
 }
 
-/* The frame gets no ack (it was refused): detach from its chunks and free it. */
+/* An sp_input_watch_fn: the watcher of the frame being decoded for `chunk`. */
+static sp_chunk_watch *sp_fwd_ackwait_follow(void *ctx, sp_chunk *chunk)
+{
+    sp_fwd_conn *c = ctx;
+    return c->frame_wait ? sp_fwd_ackwait_watch(c->frame_wait, chunk) : NULL;
+}
+
+/* The frame gets no ack (it was refused): detach from its chunks; the waiter goes with its last
+ * reference (at once, unless a filter holds a record of the frame). */
 void sp_fwd_ackwait_cancel(sp_fwd_ackwait *a)
 {
     for (sp_fwd_ackref *r = &a->first; r; r = r->next)
         if (r->chunk) {
             sp_list_remove(&r->w.link);
             r->chunk = NULL;
+            a->pending--;
         }
-    sp_fwd_ackwait_free(a);
+    a->failed = 1;
+    sp_fwd_ackwait_put(a); /* the frame's own reference */
+}
+
+/* ---- held records (multiline): the frame's ack waits for the group they join ---- */
+
+/* A group holding a record of the frame went into `chunk` (not committed yet): the ack now
+ * waits for that chunk instead of the record (docs/architecture.md, "Acks and watchers"). */
+static sp_chunk_watch *sp_fwd_hold_emitted(sp_hold *h, sp_chunk *chunk)
+{
+    sp_fwd_ackwait *a = (sp_fwd_ackwait *)h;
+    sp_chunk_watch *w = NULL;
+    if (!a->failed) w = sp_fwd_ackwait_watch(a, chunk);
+    sp_fwd_ackwait_put(a); /* the held record's reference; the watcher (if any) holds one now */
+    return w;
+}
+
+static void sp_fwd_hold_dropped(sp_hold *h, int delivered)
+{
+    sp_fwd_ackwait *a = (sp_fwd_ackwait *)h;
+    if (!delivered) a->failed = 1;
+    sp_fwd_ackwait_put(a);
+}
+
+static sp_fwd_ackwait *sp_fwd_ackwait_new(sp_fwd_conn *c, sp_slice id)
+{
+    sp_fwd_ackwait *a = sp_calloc(1, sizeof *a + id.len + 1);
+    a->pending = 1; /* the frame's own reference, dropped at its end */
+    a->conn = c;
+    a->ack = c->srv->conf->ack;
+    a->hold.emitted = sp_fwd_hold_emitted;
+    a->hold.dropped = sp_fwd_hold_dropped;
+    a->hold.flush = c->srv->conf->ack != SP_ACK_ACCEPTED;
+    a->len = id.len;
+    memcpy(a->id, id.base, id.len);
+    sp_list_insert_tail(&c->waiters, &a->conn_link);
+    return a;
+}
+
+/* A filter holds a record of the frame being decoded: the frame's ack waits for it. With ack:
+ * accepted the frame has no waiter until then (none is made for a frame no filter holds). */
+static sp_hold *sp_fwd_hold_take(sp_hold *h)
+{
+    sp_fwd_conn *c = (sp_fwd_conn *)((char *)h - offsetof(sp_fwd_conn, hold));
+    if (!c->frame_wait) c->frame_wait = sp_fwd_ackwait_new(c, c->frame_chunk);
+    c->frame_wait->pending++;
+    return &c->frame_wait->hold;
+}
+
+void sp_fwd_hold_init(sp_fwd_conn *c)
+{
+    c->hold.take = sp_fwd_hold_take;
 }
 
 /* ---- records ---- */
 
 static void sp_fwd_ack_append(sp_fwd_conn *conn, sp_slice tag, const sp_record *r)
 {
-    sp_input_append(conn->srv->in, tag, r, sp_fwd_ackwait_follow, conn);
+    sp_input *in = conn->srv->in;
+    in->hold = conn->frame_chunk.len ? &conn->hold : NULL; /* the frame wants an ack */
+    sp_input_append(in, tag, r, sp_fwd_ackwait_follow, conn);
+    in->hold = NULL;
 }
 
 void sp_fwd_ack_joined(void *ctx, sp_slice tag, const sp_record *r)
@@ -160,15 +223,9 @@ int sp_fwd_ack_entry(void *ctx, const sp_fwd_entry *e)
         memcpy(c->cid, r.container_id.base, 64);
         sp_meta_prefetch(s->in->loop, r.container_id);
     }
-    if (e->chunk.len && s->conf->ack != SP_ACK_ACCEPTED && !c->frame_wait) {
-        sp_fwd_ackwait *a = sp_calloc(1, sizeof *a + e->chunk.len + 1);
-        a->pending = 1; /* the frame's own reference, dropped at its end */
-        a->conn = c;
-        a->len = e->chunk.len;
-        memcpy(a->id, e->chunk.base, e->chunk.len);
-        sp_list_insert_tail(&c->waiters, &a->conn_link);
-        c->frame_wait = a;
-    }
+    c->frame_chunk = e->chunk;
+    if (e->chunk.len && s->conf->ack != SP_ACK_ACCEPTED && !c->frame_wait)
+        c->frame_wait = sp_fwd_ackwait_new(c, e->chunk);
     if (part.is_partial) {
         size_t held = c->joiner.held;
         sp_joiner_add(&c->joiner, e->tag, &r, part.id, part.ordinal, part.last, c->now_ms);
@@ -189,6 +246,7 @@ void sp_fwd_ack_frame_end(void *ctx, sp_slice chunk)
 {
     sp_fwd_conn *c = ctx;
     c->id_for = NULL;
+    c->frame_chunk = sp_slice_make(NULL, 0);
     sp_fwd_ackwait *a = c->frame_wait;
     c->frame_wait = NULL;
     if (!a) {
@@ -200,7 +258,8 @@ void sp_fwd_ack_frame_end(void *ctx, sp_slice chunk)
     for (sp_fwd_ackref *r = &a->first; r; r = r->next)
         if (r->chunk) sp_input_flush_chunk(c->srv->in, r->chunk);
     /* A frame with no record in a chunk (only pieces of a line still being joined) is answered
-     * here: the client sends the line's next piece only after this ack. */
+     * here: the client sends the line's next piece only after this ack. One with records a
+     * filter holds (multiline) is answered once their group reached the ack's point. */
     sp_fwd_ackwait_put(a);
 }
 

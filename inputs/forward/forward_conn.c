@@ -85,6 +85,7 @@ static ssize_t sp_fwd_conn_process(sp_fwd_conn *c, const uint8_t *data, size_t l
         if (c->frame_wait) { /* the bad frame gets no ack */
             sp_fwd_ackwait *a = c->frame_wait;
             c->frame_wait = NULL;
+            c->frame_chunk = sp_slice_make(NULL, 0);
             sp_fwd_ackwait_cancel(a);
         }
         sp_fwd_ack_flush(c); /* frames before the bad one were accepted: ack them */
@@ -225,7 +226,9 @@ void sp_fwd_conn_close(sp_fwd_conn *c, const char *reason, const char *detail)
                           s->conf->listen, (unsigned long long)c->serial, reason,
                           detail ? ": " : "", detail ? detail : "");
     }
-    /* Lines whose last piece will never come on this connection: ship what there is. */
+    /* Lines whose last piece will never come on this connection: ship what there is (with no
+     * frame's ack to wait for them). */
+    c->frame_chunk = sp_slice_make(NULL, 0);
     size_t held = c->joiner.held;
     sp_joiner_expire(&c->joiner, c->now_ms, 1);
     sp_input_hold(s->in, -(int64_t)held);
@@ -261,6 +264,7 @@ sp_fwd_conn *sp_fwd_conn_new(sp_fwd_server *s)
     sp_list_init(&c->link);
     sp_list_init(&c->waiters);
     sp_list_init(&c->flush_link);
+    sp_fwd_hold_init(c);
     return c;
 }
 

@@ -110,6 +110,9 @@ typedef struct {
     const char *id_for; /* the chunk id frame_id was computed for (this frame) */
     uint8_t frame_id[16];
     struct sp_fwd_ackwait *frame_wait; /* the ack of the frame being decoded (durable/delivered) */
+    sp_slice frame_chunk;              /* the chunk id (ack) of the frame being decoded, or empty */
+    sp_hold hold; /* in->hold while its records are appended: a filter holding one of
+                   * them makes the frame's ack wait for it (sp_fwd_hold_take) */
     int reading, closing;
     int authed;       /* the handshake is done, or not required */
     int tls_bye;      /* upgrade: close_notify sent, the connection is ending */
@@ -134,12 +137,16 @@ typedef struct sp_fwd_ackref {
 } sp_fwd_ackref;
 
 typedef struct sp_fwd_ackwait {
+    sp_hold hold;        /* what a held record of the frame keeps (input.h, sp_hold) */
     sp_fwd_ackref first; /* most frames touch one chunk: it needs no allocation */
     sp_fwd_ackref *last; /* the chunk the frame's records were appended to last */
     sp_fwd_conn *conn;   /* NULL once the connection is gone */
     sp_list conn_link;
-    uint32_t pending; /* chunks not answered yet, plus one until the frame is decoded */
-    int failed;       /* a chunk was dropped without delivery (shutdown): no ack */
+    /* chunks not answered yet, records a filter holds (multiline), plus one until the frame is
+     * decoded */
+    uint32_t pending;
+    int failed; /* a chunk was dropped without delivery (shutdown): no ack */
+    int ack;    /* the input's ack mode (the waiter may outlive its connection) */
     size_t len;
     char id[];
 } sp_fwd_ackwait;
@@ -182,8 +189,11 @@ int sp_fwd_ack_entry(void *ctx, const sp_fwd_entry *e);
 void sp_fwd_ack_frame_end(void *ctx, sp_slice chunk);
 /** The partial joiner's callback: a joined (or cut) line is appended. */
 void sp_fwd_ack_joined(void *ctx, sp_slice tag, const sp_record *r);
-/** The frame gets no ack (it was refused): detach from its chunks and free it. */
+/** The frame gets no ack (it was refused): detach from its chunks and free it (once no filter
+ * holds a record of it). */
 void sp_fwd_ackwait_cancel(sp_fwd_ackwait *a);
+/** Sets up c->hold (a connection's sp_hold). */
+void sp_fwd_hold_init(sp_fwd_conn *c);
 /** Writes the acks (and, over TLS, the ciphertext) the connection has ready. */
 void sp_fwd_ack_flush(sp_fwd_conn *c);
 /** Writes bytes to the socket, now if the kernel takes them, else queued. */

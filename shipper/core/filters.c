@@ -5,7 +5,19 @@
  */
 #include "filters.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 #include "daemon.h"
+
+static void sp_holds_push(sp_holds *h, sp_hold *t)
+{
+    if (h->n == h->cap) { /* grows with the longest group; reused after */
+        h->cap = h->cap ? h->cap * 2 : 16;
+        h->v = sp_realloc(h->v, h->cap * sizeof *h->v);
+    }
+    h->v[h->n++] = t;
+}
 
 int sp_filters_apply(sp_router *rt, size_t from, sp_slice tag, sp_record *r)
 {
@@ -20,7 +32,7 @@ int sp_filters_apply(sp_router *rt, size_t from, sp_slice tag, sp_record *r)
         }
         if (v == SP_FILTER_HOLD) {
             f->held++;
-            return SP_FILTER_DROP; /* not in the buffer now: the filter emits it later */
+            return SP_FILTER_HOLD; /* not in the buffer now: the filter emits it later */
         }
         f->kept++;
     }
@@ -44,24 +56,82 @@ void sp_filter_count(sp_filter *f, const char *result)
     sp_reasons_add(&f->results, result);
 }
 
-void sp_filter_emit(sp_filter *f, sp_slice tag, const sp_record *r0)
+void sp_filter_hold(sp_filter *f, sp_holds *h)
 {
     sp_router *rt = f->router;
-    if (!rt || (rt->stopping && !rt->emit_batch)) return; /* an input's record still goes in */
+    if (!rt) return;
+    if (rt->cur_holds) { /* a record a filter before this one emitted: its holds move here */
+        sp_holds *from = rt->cur_holds;
+        for (uint32_t i = 0; i < from->n; i++)
+            sp_holds_push(h, from->v[i]);
+        from->n = 0;
+        return;
+    }
+    if (rt->cur_hold) sp_holds_push(h, rt->cur_hold->take(rt->cur_hold));
+}
+
+void sp_holds_free(sp_holds *h, int delivered)
+{
+    for (uint32_t i = 0; i < h->n; i++)
+        h->v[i]->dropped(h->v[i], delivered);
+    free(h->v);
+    memset(h, 0, sizeof *h);
+}
+
+/* The held records of `h` are in chunk c (written, not committed): their watchers go on it.
+ * Returns 1 when one of them wants the chunk closed soon (an ack waits). */
+static int sp_filter_holds_attach(sp_holds *h, sp_chunk *c)
+{
+    int flush = 0;
+    for (uint32_t i = 0; i < h->n; i++) {
+        sp_hold *t = h->v[i];
+        flush |= t->flush; /* before `emitted`, which may free t (its last reference) */
+        sp_chunk_watch *w = t->emitted(t, c);
+        if (w) sp_chunk_watch_add(c, w);
+    }
+    h->n = 0;
+    return flush;
+}
+
+void sp_filter_emit_held(sp_filter *f, sp_slice tag, const sp_record *r0, sp_holds *h)
+{
+    sp_router *rt = f->router;
+    if (!rt || (rt->stopping && !rt->emit_batch)) { /* an input's record still goes in */
+        if (h) sp_holds_free(h, 0);
+        return;
+    }
     sp_record r = *r0;
     sp_source *src = rt->cur_source; /* the record being filtered keeps its own */
-    rt->cur_source = NULL;           /* a record the filter made: no source to slow */
+    sp_hold *hold = rt->cur_hold;
+    sp_holds *holds = rt->cur_holds;
+    rt->cur_source = NULL; /* a record the filter made: no source to slow */
+    rt->cur_hold = NULL;
+    rt->cur_holds = h && h->n ? h : NULL;
     int v = sp_filters_apply(rt, (size_t)f->index + 1, tag, &r);
     rt->cur_source = src;
-    if (v == SP_FILTER_DROP) return;
+    rt->cur_hold = hold;
+    rt->cur_holds = holds;
+    if (v != SP_FILTER_KEEP) { /* held by a later filter (it took h), or dropped: done */
+        if (h)
+            for (; h->n; h->n--)
+                h->v[h->n - 1]->dropped(h->v[h->n - 1], 1);
+        return;
+    }
     if (rt->emit_batch) { /* inside apply: into the input's open batch, ahead of its record */
         sp_input_batch_write(rt->emit_in, rt->emit_batch, tag, &r);
+        if (h && sp_filter_holds_attach(h, rt->emit_batch->chunk)) rt->emit_batch->flush = 1;
         return;
     }
     sp_chunk *c = sp_router_chunk(rt, tag);
     size_t before = c->data.len;
     sp_record_write(&c->data, &r);
-    sp_router_commit(rt, c, before, 1);
+    int flush = h ? sp_filter_holds_attach(h, c) : 0;
+    sp_router_commit_flush(rt, c, before, 1, flush);
+}
+
+void sp_filter_emit(sp_filter *f, sp_slice tag, const sp_record *r)
+{
+    sp_filter_emit_held(f, tag, r, NULL);
 }
 
 void sp_filters_drain(sp_router *rt)

@@ -35,10 +35,12 @@ void sp_input_batch_add(sp_input *in, sp_input_batch *b, sp_slice tag, const sp_
         rt->emit_in = in;
         rt->emit_batch = b;
         rt->cur_source = in->source; /* throttle's action: slow pauses this source */
+        rt->cur_hold = in->hold;     /* a filter holding the record keeps its ack waiting */
         int v = sp_filters_apply(rt, 0, tag, &filtered);
         rt->emit_in = NULL;
         rt->emit_batch = NULL;
-        if (v == SP_FILTER_DROP) return; /* counted by the filter that dropped or held it */
+        rt->cur_hold = NULL;
+        if (v != SP_FILTER_KEEP) return; /* counted by the filter that dropped or held it */
         sp_input_batch_write(in, b, tag, &filtered);
         return;
     }
@@ -59,7 +61,8 @@ void sp_input_batch_commit(sp_input *in, sp_input_batch *b, sp_input_watch_fn wa
      * no output matching its tag) release it at once, telling its watchers. */
     sp_chunk_watch *w = watch ? watch(ctx, c) : NULL;
     if (w) sp_chunk_watch_add(c, w);
-    sp_router_commit(in->router, c, b->before, b->nrecords);
+    sp_router_commit_flush(in->router, c, b->before, b->nrecords, b->flush);
+    b->flush = 0;
 }
 
 void sp_input_append(sp_input *in, sp_slice tag, const sp_record *r, sp_input_watch_fn watch,

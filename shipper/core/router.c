@@ -270,6 +270,16 @@ void sp_router_commit(sp_router *r, sp_chunk *c, size_t len_before, uint32_t nre
     if (held >= r->fair.high || held >= r->memory_limit) sp_router_pressure(r);
 }
 
+void sp_router_commit_flush(sp_router *r, sp_chunk *c, size_t len_before, uint32_t nrecords,
+                            int flush)
+{
+    /* A chunk the commit leaves open is closed after it (an ack waits on a record in it); one
+     * the commit fills is closed by it, and may be released at once: not touched again. */
+    int open = flush && c->data.len < r->chunk_size;
+    sp_router_commit(r, c, len_before, nrecords);
+    if (open) sp_router_close_chunk(r, c);
+}
+
 void sp_router_flush(sp_router *r, int all)
 {
     uint64_t now = uv_now(r->loop);

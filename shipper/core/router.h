@@ -58,8 +58,10 @@ typedef struct sp_router {
     uint64_t cached_bytes; /* free_chunks' buffers: resident, so counted */
     int paused;
     uint64_t pause_count;
-    sp_fair fair;                     /* which sources pause above buffer.fair_mark (fair.c) */
-    sp_source *cur_source;            /* the source of the record in the filter stage now */
+    sp_fair fair;          /* which sources pause above buffer.fair_mark (fair.c) */
+    sp_source *cur_source; /* the source of the record in the filter stage now */
+    sp_hold *cur_hold;     /* what an input's record in the filter stage waits on (input.h) */
+    sp_holds *cur_holds;   /* ... or what a record a filter emitted carries (filters.c) */
     sp_ratelimit rl_pause, rl_resume; /* pause/resume lines: one each per 10 s */
     uint64_t seq;
     uint64_t unmatched;     /* records no output matched */
@@ -79,6 +81,9 @@ sp_chunk *sp_router_chunk(sp_router *r, sp_slice tag);
 uint64_t sp_router_filter_mask(sp_router *r, sp_slice tag);
 /** Accounts records appended to `c` since its data length was `len_before`; may close it. */
 void sp_router_commit(sp_router *r, sp_chunk *c, size_t len_before, uint32_t nrecords);
+/** sp_router_commit, then, with `flush` and the chunk still open, sp_router_close_chunk. */
+void sp_router_commit_flush(sp_router *r, sp_chunk *c, size_t len_before, uint32_t nrecords,
+                            int flush);
 /** Opens the spool (buffer.spool) as r->spool, with the router as its owner (router_spool.c).
  * 0 or a negative errno. */
 int sp_router_spool_open(sp_router *r, const char *dir, uint64_t limit);
