@@ -75,6 +75,7 @@ sp_kafka_in_part *sp_kafka_in_part_get(sp_kafka_in *k, const char *topic, int32_
     x->tag_len = t.len - 1;
     x->next = x->sent = x->committed = -1;
     sp_list_init(&x->pending);
+    sp_kafka_in_hold_init(x);
     sp_list_insert_tail(&k->parts, &x->link);
     return k->hit = x;
 }
@@ -89,15 +90,17 @@ static void sp_kafka_in_free(sp_kafka_in *k)
         free(x->tag);
         free(x);
     }
+    sp_kafka_in_hold_free(k);
     sp_buf_free(&k->scratch.str);
     sp_buf_free(&k->scratch.ext);
     free(k);
 }
 
-/* Freed once stopped, its handles closed, no pool job running and no watcher left. */
+/* Freed once stopped, its handles closed, no pool job running, no watcher left and no record
+ * a filter holds. */
 void sp_kafka_in_maybe_free(sp_kafka_in *k)
 {
-    if (k->closed_handles && !k->works && !k->nent) sp_kafka_in_free(k);
+    if (k->closed_handles && !k->works && !k->nent && !k->nheld) sp_kafka_in_free(k);
 }
 
 /* ---- start, pause, stop ---- */
@@ -191,6 +194,7 @@ static int sp_kafka_in_start(sp_input *in)
     k->conf = c;
     k->pipefd[0] = k->pipefd[1] = -1;
     sp_list_init(&k->parts);
+    sp_list_init(&k->held_free);
     char errstr[512];
     const char *bad;
     rd_kafka_conf_t *rc = sp_kafka_in_conf_build(c, errstr, sizeof errstr, &bad);
