@@ -8,7 +8,7 @@
 # commit round, which also sees partition 0: its committed offset must still be 1 (the old code
 # committed 4, past the held lines). SIGKILL; the rest of the trace is produced; a restart
 # consumes from offset 1 again: the trace arrives once and whole, and B's line, consumed twice,
-# is one document (same _id).
+# is one document (same _id). Then SIGTERM while another group is held: it is emitted.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/kafka_lib.sh"
 . "$(dirname "$0")/es_lib.sh"
@@ -80,7 +80,13 @@ wait_count 5 ml 90 || fail "documents after the restart"
 # everything consumed again is indexed (partition 0 read to its end) before the check
 wait_metric "$H" 'shipper_kafka_input_committed_offset{input="kafka",topic="logs",partition="0"}' 6 60 ||
     fail "partition 0 not committed to its end after the restart"
+log "SIGTERM while a group is held: it is emitted (drain) and the input stops"
+h=$(held)
+doc a 'Exception in thread "main" java.lang.RuntimeException: at shutdown' | produce 0
+wait_metric "$H" 'shipper_filter_records_total{filter="ml",result="held"}' $((h + 1)) 60 ||
+    fail "the last trace was not held"
 stop_shipper
+log "stopped"
 check_eq "run 2 exit code" 0 "$SHIPPER_RC"
 
 emu GET "/_emulator/docs?index=ml" >"$T/docs.json"
@@ -96,11 +102,12 @@ def expect(cond, what):
     global bad
     print(("ok: " if cond else "FAIL: ") + what)
     bad += 0 if cond else 1
-expect(msgs("ca") == sorted(["before the trace", trace, "after the trace"]),
+last = 'Exception in thread "main" java.lang.RuntimeException: at shutdown'
+expect(msgs("ca") == sorted(["before the trace", trace, "after the trace", last]),
        "A: the trace once and whole, nothing twice: %.300r" % msgs("ca"))
 expect(msgs("cb") == ["b: another container"], "B: one document: %r" % msgs("cb"))
 expect(msgs("cc") == ["tick"], "C: one document: %r" % msgs("cc"))
-expect(len(docs) == 5, "5 documents (%d)" % len(docs))
+expect(len(docs) == 6, "6 documents (%d)" % len(docs))
 sys.exit(1 if bad else 0)
 PY
 stop_kafka
