@@ -10,9 +10,11 @@
  * Offsets: the records of one partition that went to one chunk are an entry with a watcher on
  * that chunk. A partition's committable offset is the first offset of its oldest entry whose
  * chunk was not released as delivered (or, with none, the offset after the last record), so a
- * commit never passes an undelivered record. Commits carry explicit offsets
- * (enable.auto.commit and enable.auto.offset.store are off). Blocking calls (a commit that must
- * finish before a rebalance goes on, fetching committed offsets, closing) run on the thread pool.
+ * commit never passes an undelivered record; nor a record a filter holds (a multiline group:
+ * in->hold, the partition's held list, until the group is in a chunk). Commits carry explicit
+ * offsets (enable.auto.commit and enable.auto.offset.store are off). Blocking calls (a commit that
+ * must finish before a rebalance goes on, fetching committed offsets, closing) run on the thread
+ * pool.
  *
  * This file: the settings, partitions, start, pause and stop, metrics and the descriptor.
  * Rebalances and messages: kafka_in_group.c; entries, commits and pool jobs: kafka_in_commit.c;

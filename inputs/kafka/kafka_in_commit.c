@@ -1,8 +1,8 @@
 /*
- * The kafka input's offsets (docs/kafka_input.md): entries (the records of one
- * partition in one chunk) and their watchers, what may be committed, commits and their
- * results, and the blocking calls run on the thread pool (commits before a revoke, fetching
- * committed offsets, closing). The design is in kafka_in.c's opening comment.
+ * The kafka input's offsets (docs/kafka_input.md): entries (the records of one partition in one
+ * chunk) and their watchers, records a filter holds (sp_hold), what may be committed, commits
+ * and their results, and the blocking calls run on the thread pool (commits before a revoke,
+ * fetching committed offsets, closing). The design is in kafka_in.c's opening comment.
  */
 #include <stdlib.h>
 
