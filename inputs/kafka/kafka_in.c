@@ -10,9 +10,11 @@
  * Offsets: the records of one partition that went to one chunk are an entry with a watcher on
  * that chunk. A partition's committable offset is the first offset of its oldest entry whose
  * chunk was not released as delivered (or, with none, the offset after the last record), so a
- * commit never passes an undelivered record. Commits carry explicit offsets
- * (enable.auto.commit and enable.auto.offset.store are off). Blocking calls (a commit that must
- * finish before a rebalance goes on, fetching committed offsets, closing) run on the thread pool.
+ * commit never passes an undelivered record; nor a record a filter holds (a multiline group:
+ * in->hold, the partition's held list, until the group is in a chunk). Commits carry explicit
+ * offsets (enable.auto.commit and enable.auto.offset.store are off). Blocking calls (a commit that
+ * must finish before a rebalance goes on, fetching committed offsets, closing) run on the thread
+ * pool.
  *
  * This file: the settings, partitions, start, pause and stop, metrics and the descriptor.
  * Rebalances and messages: kafka_in_group.c; entries, commits and pool jobs: kafka_in_commit.c;
@@ -75,6 +77,7 @@ sp_kafka_in_part *sp_kafka_in_part_get(sp_kafka_in *k, const char *topic, int32_
     x->tag_len = t.len - 1;
     x->next = x->sent = x->committed = -1;
     sp_list_init(&x->pending);
+    sp_kafka_in_hold_init(x);
     sp_list_insert_tail(&k->parts, &x->link);
     return k->hit = x;
 }
@@ -89,15 +92,17 @@ static void sp_kafka_in_free(sp_kafka_in *k)
         free(x->tag);
         free(x);
     }
+    sp_kafka_in_hold_free(k);
     sp_buf_free(&k->scratch.str);
     sp_buf_free(&k->scratch.ext);
     free(k);
 }
 
-/* Freed once stopped, its handles closed, no pool job running and no watcher left. */
+/* Freed once stopped, its handles closed, no pool job running, no watcher left and no record
+ * a filter holds. */
 void sp_kafka_in_maybe_free(sp_kafka_in *k)
 {
-    if (k->closed_handles && !k->works && !k->nent) sp_kafka_in_free(k);
+    if (k->closed_handles && !k->works && !k->nent && !k->nheld) sp_kafka_in_free(k);
 }
 
 /* ---- start, pause, stop ---- */
@@ -191,6 +196,7 @@ static int sp_kafka_in_start(sp_input *in)
     k->conf = c;
     k->pipefd[0] = k->pipefd[1] = -1;
     sp_list_init(&k->parts);
+    sp_list_init(&k->held_free);
     char errstr[512];
     const char *bad;
     rd_kafka_conf_t *rc = sp_kafka_in_conf_build(c, errstr, sizeof errstr, &bad);

@@ -1,8 +1,8 @@
 /*
- * The kafka input's offsets (docs/kafka_input.md): entries (the records of one
- * partition in one chunk) and their watchers, what may be committed, commits and their
- * results, and the blocking calls run on the thread pool (commits before a revoke, fetching
- * committed offsets, closing). The design is in kafka_in.c's opening comment.
+ * The kafka input's offsets (docs/kafka_input.md): entries (the records of one partition in one
+ * chunk) and their watchers, records a filter holds (sp_hold), what may be committed, commits
+ * and their results, and the blocking calls run on the thread pool (commits before a revoke,
+ * fetching committed offsets, closing). The design is in kafka_in.c's opening comment.
  */
 #include <stdlib.h>
 
@@ -32,44 +32,167 @@ static void sp_kafka_in_fired(sp_chunk_watch *w, sp_chunk *c, int delivered)
     }
 }
 
-/* The watcher for the record at part->cur in chunk `c`: none when an entry of this partition
- * is on `c` already (its first offset is lower, which covers this record). */
-sp_chunk_watch *sp_kafka_in_watch(void *ctx, sp_chunk *c)
+/* The entry of partition x on chunk c (not released yet), or NULL. */
+static sp_kafka_in_ent *sp_kafka_in_ent_on(sp_kafka_in_part *x, sp_chunk *c)
 {
-    sp_kafka_in_part *x = ctx;
     sp_kafka_in_ent *e = x->last;
-    if (e && e->chunk == c && e->seq == c->seq && !e->fired) return NULL;
+    if (e && e->chunk == c && e->seq == c->seq && !e->fired) return e;
     sp_list *it;
     for (it = x->pending.prev; it != &x->pending; it = it->prev) {
         e = sp_list_entry(it, sp_kafka_in_ent, link);
-        if (e->chunk == c && e->seq == c->seq && !e->fired) {
-            x->last = e;
-            return NULL;
-        }
+        if (e->chunk == c && e->seq == c->seq && !e->fired) return x->last = e;
     }
-    e = sp_calloc(1, sizeof *e);
+    return NULL;
+}
+
+/* Puts e into x->pending in the order of first offsets (looked for from the tail, where a new
+ * record's entry goes; a held group's may go further back). */
+static void sp_kafka_in_ent_place(sp_kafka_in_part *x, sp_kafka_in_ent *e)
+{
+    sp_list *at = x->pending.prev;
+    while (at != &x->pending && sp_list_entry(at, sp_kafka_in_ent, link)->first > e->first)
+        at = at->prev;
+    sp_list_insert_head(at, &e->link);
+}
+
+static sp_kafka_in_ent *sp_kafka_in_ent_new(sp_kafka_in_part *x, sp_chunk *c, int64_t first)
+{
+    sp_kafka_in_ent *e = sp_calloc(1, sizeof *e);
     e->w.cb = sp_kafka_in_fired;
     e->part = x;
     e->k = x->k;
     e->chunk = c;
     e->seq = c->seq;
-    e->first = x->cur;
-    sp_list_insert_tail(&x->pending, &e->link);
+    e->first = first;
+    sp_kafka_in_ent_place(x, e);
     x->last = e;
     x->k->nent++;
-    return &e->w;
+    return e;
+}
+
+/* The watcher for the record at part->cur in chunk `c`: none when an entry of this partition
+ * is on `c` already (its first offset is lower, which covers this record). */
+sp_chunk_watch *sp_kafka_in_watch(void *ctx, sp_chunk *c)
+{
+    sp_kafka_in_part *x = ctx;
+    if (sp_kafka_in_ent_on(x, c)) return NULL;
+    return &sp_kafka_in_ent_new(x, c, x->cur)->w;
+}
+
+/* ---- records a filter holds (multiline; docs/architecture.md, "Acks and watchers") ---- */
+
+/* One held record is done (in a chunk, dropped, or its partition given up): reused later. */
+static void sp_kafka_in_held_put(sp_kafka_in_held *t)
+{
+    sp_kafka_in *k = t->k;
+    sp_list_remove(&t->link);
+    t->part = NULL;
+    sp_list_insert_head(&k->held_free, &t->link);
+    k->nheld--;
+}
+
+/* The group holding the record went into chunk c (not committed yet): the partition's entry on
+ * c covers the record's offset from now on (created, or its first offset lowered), so the
+ * commit passes it only once c is delivered. */
+static sp_chunk_watch *sp_kafka_in_held_emitted(sp_hold *h, sp_chunk *c)
+{
+    sp_kafka_in_held *t = (sp_kafka_in_held *)h;
+    sp_kafka_in_part *x = t->part;
+    int64_t off = t->off;
+    sp_kafka_in *k = t->k;
+    sp_kafka_in_held_put(t);
+    sp_chunk_watch *w = NULL;
+    if (x) {
+        sp_kafka_in_ent *e = sp_kafka_in_ent_on(x, c);
+        if (!e) {
+            w = &sp_kafka_in_ent_new(x, c, off)->w;
+        } else if (off < e->first) {
+            sp_list_remove(&e->link);
+            e->first = off;
+            sp_kafka_in_ent_place(x, e);
+        }
+    }
+    if (!w) sp_kafka_in_maybe_free(k); /* stopped meanwhile: this may be the last reference */
+    return w;
+}
+
+/* The group never reaches a chunk (a later filter dropped it; or the filter was freed holding
+ * it, which never happens while running): the offset may move, as for a dropped record. */
+static void sp_kafka_in_held_dropped(sp_hold *h, int delivered)
+{
+    sp_kafka_in *k = ((sp_kafka_in_held *)h)->k;
+    sp_kafka_in_held_put((sp_kafka_in_held *)h);
+    sp_kafka_in_maybe_free(k);
+}
+
+/* x->hold's take: a filter holds the record at x->cur; its offset bounds the commit. */
+static sp_hold *sp_kafka_in_hold_take(sp_hold *h)
+{
+    sp_kafka_in_part *x = sp_list_entry(h, sp_kafka_in_part, hold);
+    sp_kafka_in *k = x->k;
+    sp_kafka_in_held *t;
+    if (!sp_list_empty(&k->held_free)) {
+        t = sp_list_entry(k->held_free.next, sp_kafka_in_held, link);
+        sp_list_remove(&t->link);
+    } else {
+        t = sp_calloc(1, sizeof *t);
+        t->h.emitted = sp_kafka_in_held_emitted;
+        t->h.dropped = sp_kafka_in_held_dropped;
+        t->k = k;
+    }
+    t->part = x;
+    t->off = x->cur;
+    sp_list *at = x->held.prev; /* offset order: the tail but after a seek */
+    while (at != &x->held && sp_list_entry(at, sp_kafka_in_held, link)->off > t->off)
+        at = at->prev;
+    sp_list_insert_head(at, &t->link);
+    k->nheld++;
+    return &t->h;
+}
+
+void sp_kafka_in_hold_init(sp_kafka_in_part *x)
+{
+    x->hold.take = sp_kafka_in_hold_take;
+    sp_list_init(&x->held);
+}
+
+void sp_kafka_in_hold_orphan(sp_kafka_in_part *x)
+{
+    while (!sp_list_empty(&x->held)) {
+        sp_kafka_in_held *t = sp_list_entry(x->held.next, sp_kafka_in_held, link);
+        sp_list_remove(&t->link);
+        t->part = NULL;
+    }
+}
+
+void sp_kafka_in_hold_free(sp_kafka_in *k)
+{
+    while (!sp_list_empty(&k->held_free)) {
+        sp_list *it = k->held_free.next;
+        sp_list_remove(it);
+        free(sp_list_entry(it, sp_kafka_in_held, link));
+    }
 }
 
 /* The offset partition `x` may be committed up to: entries delivered at its head are dropped;
- * the oldest one left bounds it. -1: nothing consumed since it was assigned. */
+ * the oldest one left bounds it, and so does the oldest record a filter holds. -1: nothing
+ * consumed since it was assigned. */
 static int64_t sp_kafka_in_committable(sp_kafka_in *k, sp_kafka_in_part *x)
 {
+    int64_t off = x->next;
     while (!sp_list_empty(&x->pending)) {
         sp_kafka_in_ent *e = sp_list_entry(x->pending.next, sp_kafka_in_ent, link);
-        if (!e->fired || !e->delivered) return e->first;
+        if (!e->fired || !e->delivered) {
+            off = e->first;
+            break;
+        }
         sp_kafka_in_ent_free(k, e);
     }
-    return x->next;
+    if (!sp_list_empty(&x->held)) {
+        int64_t h = sp_list_entry(x->held.next, sp_kafka_in_held, link)->off;
+        if (off < 0 || h < off) off = h;
+    }
+    return off;
 }
 
 /* The offsets to commit now, of assigned partitions (only revoking ones when `revoking_only`);

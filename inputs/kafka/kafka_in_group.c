@@ -26,6 +26,7 @@ void sp_kafka_in_orphan(sp_kafka_in *k, sp_kafka_in_part *x)
         }
     }
     x->last = NULL;
+    sp_kafka_in_hold_orphan(x); /* a group emitted later is consumed again by the next owner */
     x->assigned = x->revoking = 0;
     x->next = x->sent = x->committed = -1;
 }
@@ -56,6 +57,7 @@ static int sp_kafka_in_inflight(sp_kafka_in *k, int revoking_only)
     {
         sp_kafka_in_part *x = sp_list_entry(it, sp_kafka_in_part, link);
         if (!x->assigned || (revoking_only && !x->revoking)) continue;
+        if (!sp_list_empty(&x->held)) return 1; /* a group still held: until flush_timeout */
         sp_list_foreach(ei, &x->pending)
         {
             if (!sp_list_entry(ei, sp_kafka_in_ent, link)->fired) return 1;
@@ -212,7 +214,9 @@ static void sp_kafka_in_message(sp_kafka_in *k, rd_kafka_message_t *m)
     sp_kafka_in_id(m, x, r.id);
     if (!tag.len) tag = sp_slice_make(x->tag, x->tag_len);
     x->cur = m->offset;
+    k->in->hold = &x->hold; /* a filter holding the record keeps the commit before it */
     sp_input_append(k->in, tag, &r, sp_kafka_in_watch, x);
+    k->in->hold = NULL;
     x->next = m->offset + 1;
 }
 

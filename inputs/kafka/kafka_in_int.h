@@ -43,6 +43,18 @@ typedef struct {
     int delivered;
 } sp_kafka_in_ent;
 
+/* A record of a partition that a filter holds (a multiline group's line): the partition's
+ * committable offset stops at its offset until the group is in a chunk (docs/kafka_input.md,
+ * "Offsets"). Reused through the input's free list: nothing is allocated per held record once
+ * the longest group was seen. */
+typedef struct {
+    sp_hold h;                     /* emitted, dropped */
+    sp_list link;                  /* the partition's held list (offset order), or the free list */
+    struct sp_kafka_in_part *part; /* NULL: the partition was given up meanwhile */
+    struct sp_kafka_in *k;
+    int64_t off;
+} sp_kafka_in_held;
+
 typedef struct sp_kafka_in_part {
     sp_list link;
     struct sp_kafka_in *k;
@@ -55,8 +67,10 @@ typedef struct sp_kafka_in_part {
     int64_t next;      /* offset after the last record appended; -1: none this assignment */
     int64_t sent;      /* the last offset a commit was sent for */
     int64_t committed; /* the last offset the group coordinator confirmed (or fetched); -1 */
-    sp_list pending;   /* sp_kafka_in_ent */
+    sp_list pending;   /* sp_kafka_in_ent, in the order of their first offset */
     sp_kafka_in_ent *last;
+    sp_hold hold; /* in->hold while its records are appended: `take` makes an sp_kafka_in_held */
+    sp_list held; /* sp_kafka_in_held, in offset order */
 } sp_kafka_in_part;
 
 /** Scratch buffers reused for every document (no allocation per record once grown). */
@@ -88,7 +102,9 @@ typedef struct sp_kafka_in {
     int stopping, closing, works, closed_handles;
     int close_wanted; /* stopping is done but a pool job still runs: CLOSE waits for it */
     int paused;
-    uint64_t nent; /* entries not freed */
+    uint64_t nent;     /* entries not freed */
+    uint64_t nheld;    /* records a filter holds (sp_kafka_in_held in use) */
+    sp_list held_free; /* sp_kafka_in_held for reuse */
     struct sp_kafka_in_job_s *last_job;
     /* counters */
     uint64_t consumed, committed, commit_errors, rebalances, invalid, pauses, errors;
@@ -108,6 +124,12 @@ void sp_kafka_in_close_handles(sp_kafka_in *k);
 void sp_kafka_in_final(sp_kafka_in *k);
 
 /* kafka_in_commit.c */
+/** Sets up x->hold and x->held (a new partition). */
+void sp_kafka_in_hold_init(sp_kafka_in_part *x);
+/** Leaves the records of `x` a filter holds to the filter (their offsets are forgotten). */
+void sp_kafka_in_hold_orphan(sp_kafka_in_part *x);
+/** Frees the reusable held-record tokens (the input is freed). */
+void sp_kafka_in_hold_free(sp_kafka_in *k);
 /** The watcher for the record at part->cur in chunk `c` (sp_input_append's callback). */
 sp_chunk_watch *sp_kafka_in_watch(void *ctx, sp_chunk *c);
 /** The offsets to commit now (only revoking partitions' with `revoking_only`); NULL: none. */
