@@ -323,6 +323,8 @@ struct sp_pattern {
     int simple; /* only '*' and '?': matched on the slice itself */
     pcre2_code *re;
     pcre2_match_data *md;
+    int jit;    /* JIT-compiled: pcre2_jit_match, the fast path (safe on invalid UTF-8 with
+                 * PCRE2_MATCH_INVALID_UTF, which every pattern is compiled with) */
     sp_buf tmp; /* a NUL-terminated copy for fnmatch */
 };
 
@@ -342,7 +344,7 @@ sp_pattern *sp_pattern_new(const char *text, char *why, size_t whycap)
             free(p);
             return NULL;
         }
-        pcre2_jit_compile(p->re, PCRE2_JIT_COMPLETE); /* falls back to the interpreter */
+        p->jit = pcre2_jit_compile(p->re, PCRE2_JIT_COMPLETE) == 0; /* else the interpreter */
         p->md = pcre2_match_data_create_from_pattern(p->re, NULL);
         return p;
     }
@@ -377,9 +379,9 @@ static int sp_pattern_glob(const char *g, const char *s, size_t n)
 
 int sp_pattern_match(sp_pattern *p, sp_slice s)
 {
-    if (p->re)
-        return pcre2_match(p->re, (PCRE2_SPTR)(s.base ? s.base : ""), s.len, 0, 0, p->md, NULL) >=
-               0;
+    PCRE2_SPTR subject = (PCRE2_SPTR)(s.base ? s.base : "");
+    if (p->jit) return pcre2_jit_match(p->re, subject, s.len, 0, 0, p->md, NULL) >= 0;
+    if (p->re) return pcre2_match(p->re, subject, s.len, 0, 0, p->md, NULL) >= 0;
     if (p->simple) return sp_pattern_glob(p->glob, s.base, s.len);
     p->tmp.len = 0;
     sp_buf_append(&p->tmp, s.base, s.len);

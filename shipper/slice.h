@@ -27,7 +27,9 @@ static inline sp_slice sp_slice_str(const char *s)
 
 static inline int sp_slice_eq(sp_slice a, sp_slice b)
 {
-    return a.len == b.len && (a.len == 0 || memcmp(a.base, b.base, a.len) == 0);
+    /* the first byte before memcmp: most unequal keys of equal length differ there */
+    return a.len == b.len &&
+           (a.len == 0 || (a.base[0] == b.base[0] && memcmp(a.base, b.base, a.len) == 0));
 }
 
 static inline int sp_slice_eq_lit(sp_slice a, const char *lit, size_t litlen)

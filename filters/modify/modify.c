@@ -39,9 +39,17 @@ typedef struct {
     sp_slice *to;       /* the keys rename and copy write (as src) */
     sp_slice *addk, *addv, *setk, *setv;
     int rm_message;
-    int wdup; /* two of the keys written (to, addk, setk) are the same */
+    int wdup;         /* two of the keys written (to, addk, setk) are the same */
+    uint64_t keymask; /* sp_modify_bit of every key named in the config: others skip the loops */
     sp_extras_edit e;
 } sp_modify;
+
+/* A key's bit in keymask, from its length and first byte: a key whose bit is clear is none of
+ * the configured keys, so it is only copied (and checked against the kept keys). */
+static uint64_t sp_modify_bit(sp_slice k)
+{
+    return 1ULL << ((k.len * 7 + (k.len ? (uint8_t)k.base[0] : 0)) & 63);
+}
 
 /* Kept keys remembered per record to tell whether the output can hold a key twice; more than
  * this many: sp_extras_finish's dedup decides. */
@@ -94,6 +102,14 @@ static int sp_modify_prepare(sp_modify *m, const sp_modify_conf *c)
         m->src[i] = sp_slice_str(k);
         m->src_msg[i] = strcmp(k, "message") == 0;
     }
+    for (size_t i = 0; i < m->nskip; i++)
+        m->keymask |= sp_modify_bit(m->skip[i]);
+    for (size_t i = 0; i < nsrc; i++)
+        m->keymask |= sp_modify_bit(m->src[i]) | sp_modify_bit(m->to[i]);
+    for (size_t i = 0; i < c->add.n; i++)
+        m->keymask |= sp_modify_bit(m->addk[i]);
+    for (size_t i = 0; i < c->set.n; i++)
+        m->keymask |= sp_modify_bit(m->setk[i]);
     for (size_t i = 0; i < c->add.n; i++) {
         for (size_t j = 0; j < m->nskip; j++)
             m->add_gone[i] |= sp_slice_eq(m->skip[j], sp_slice_str(c->add.k[i]));
@@ -144,15 +160,17 @@ static void sp_modify_free(sp_filter *f)
     f->data = NULL;
 }
 
-/* Whether kept key k may appear twice in the output: equal to an earlier kept key or to a key
- * the filter writes (kept[], *nkept: the kept keys so far). */
-static int sp_modify_clash(const sp_modify *m, const sp_modify_conf *c, sp_slice k, sp_slice *kept,
-                           size_t *nkept)
+/* Whether kept key k may appear twice in the output: equal to an earlier kept key or (when
+ * `named`: its keymask bit is set) to a key the filter writes (kept[], *nkept: the kept keys so
+ * far). */
+static int sp_modify_clash(const sp_modify *m, const sp_modify_conf *c, sp_slice k, int named,
+                           sp_slice *kept, size_t *nkept)
 {
     if (*nkept >= SP_MODIFY_TRACK) return 1;
     for (size_t j = 0; j < *nkept; j++)
         if (sp_slice_eq(k, kept[j])) return 1;
     kept[(*nkept)++] = k;
+    if (!named) return 0;
     for (size_t j = 0; j < c->rename.n + c->copy.n; j++)
         if (sp_slice_eq(k, m->to[j])) return 1;
     for (size_t j = 0; j < c->add.n; j++)
@@ -173,24 +191,36 @@ static int sp_modify_scan(sp_modify *m, const sp_modify_conf *c, const sp_record
     memset(m->val, 0, nsrc * sizeof *m->val);
     memset(m->add_seen, 0, c->add.n);
     const uint8_t *p = (const uint8_t *)r->extras.base, *end = p + r->extras.len;
+    const uint8_t *run = p; /* the kept pairs not yet copied: one append per run */
     for (uint32_t i = 0; i < r->nextras; i++) {
         const uint8_t *start = p;
         sp_slice k, v;
-        if (sp_extras_next(&p, end, &k, &v)) return 1;
+        if (sp_extras_next(&p, end, &k, &v)) {
+            p = start; /* malformed: what came before is kept, and deduplicated */
+            clash = 1;
+            break;
+        }
         int drop = 0;
         if (k.base) {
-            for (size_t j = 0; j < nsrc; j++)
-                if (!m->src_msg[j] && sp_slice_eq(k, m->src[j])) m->val[j] = v;
-            for (size_t j = 0; j < c->add.n; j++)
-                m->add_seen[j] |= sp_slice_eq(k, m->addk[j]);
-            for (size_t j = 0; j < m->nskip && !drop; j++)
-                drop = sp_slice_eq(k, m->skip[j]);
-            if (!drop && !clash) clash = sp_modify_clash(m, c, k, kept, &nkept);
+            int named = (m->keymask & sp_modify_bit(k)) != 0;
+            if (named) {
+                for (size_t j = 0; j < nsrc; j++)
+                    if (!m->src_msg[j] && sp_slice_eq(k, m->src[j])) m->val[j] = v;
+                for (size_t j = 0; j < c->add.n; j++)
+                    m->add_seen[j] |= sp_slice_eq(k, m->addk[j]);
+                for (size_t j = 0; j < m->nskip && !drop; j++)
+                    drop = sp_slice_eq(k, m->skip[j]);
+            }
+            if (!drop && !clash) clash = sp_modify_clash(m, c, k, named, kept, &nkept);
         }
-        if (drop) continue;
-        sp_buf_append(&m->e.out, start, (size_t)(p - start));
-        m->e.n++;
+        if (!drop) {
+            m->e.n++;
+            continue;
+        }
+        if (start > run) sp_buf_append(&m->e.out, run, (size_t)(start - run));
+        run = p;
     }
+    if (p > run) sp_buf_append(&m->e.out, run, (size_t)(p - run));
     return clash;
 }
 

@@ -26,6 +26,7 @@ typedef struct {
     size_t nstart;
     sp_ml_rule rule[SP_ML_MAX_RULES];
     size_t nrule;
+    int custom; /* start/continue from the config: no built-in prefilter */
 } sp_ml_rules;
 
 /** Compiles the rules of `mode` (custom: `start` and `cont`); 0, or -1 with why. */
@@ -34,6 +35,8 @@ int sp_ml_rules_init(sp_ml_rules *rs, int mode, const char *start, const char *c
 void sp_ml_rules_free(sp_ml_rules *rs);
 /** The language (SP_ML_JAVA...) whose start pattern `line` matches first; 0: none. */
 int sp_ml_rules_start(sp_ml_rules *rs, sp_slice line);
+/** 0 when no built-in start pattern can match `line` (a cheap superset test); 1 otherwise. */
+int sp_ml_rules_may_start(const sp_ml_rules *rs, sp_slice line);
 /** Whether `line` continues a group of `lang` in *state (moved on when it does). */
 int sp_ml_rules_continue(sp_ml_rules *rs, int lang, uint8_t *state, sp_slice line);
 

@@ -13,6 +13,7 @@ static const struct {
     uint8_t lang;
     const char *re;
 } sp_ml_starts[] = {
+    /* sp_ml_rules_may_start must stay a superset of these */
     {SP_ML_PYTHON, "^Traceback \\(most recent call last\\):$"},
     {SP_ML_GO, "^(?:panic: |fatal error: )"},
     /* java before nodejs: "Caused by:" only java's rules know, and java's frames cover node's */
@@ -77,6 +78,7 @@ int sp_ml_rules_init(sp_ml_rules *rs, int mode, const char *start, const char *c
         rs->start[0].lang = SP_ML_CUSTOM;
         rs->rule[0] = (sp_ml_rule){SP_ML_CUSTOM, 1, 1, NULL};
         rs->nstart = rs->nrule = 1;
+        rs->custom = 1;
         if (!(rs->start[0].re = sp_ml_compile(start, why, whycap))) return -1;
         if (!(rs->rule[0].re = sp_ml_compile(cont, why, whycap))) return -1;
     } else {
@@ -106,8 +108,35 @@ void sp_ml_rules_free(sp_ml_rules *rs)
     memset(rs, 0, sizeof *rs);
 }
 
+static int sp_ml_prefix(sp_slice line, const char *lit, size_t n)
+{
+    return line.len >= n && memcmp(line.base, lit, n) == 0;
+}
+
+/* Whether `w` occurs in line at or after each `first` byte memchr finds. */
+static int sp_ml_has(sp_slice line, const char *w, size_t n)
+{
+    const char *p = line.base, *end = line.base + line.len;
+    while ((size_t)(end - p) >= n && (p = memchr(p, w[0], (size_t)(end - p) - n + 1))) {
+        if (memcmp(p, w, n) == 0) return 1;
+        p++;
+    }
+    return 0;
+}
+
+int sp_ml_rules_may_start(const sp_ml_rules *rs, sp_slice line)
+{
+    if (rs->custom) return 1;
+    /* every built-in start pattern (sp_ml_starts) needs one of these: a superset, so a line
+     * that has none of them skips the PCRE2 matches (most lines of most containers) */
+    return sp_ml_prefix(line, "Traceback", 9) || sp_ml_prefix(line, "panic: ", 7) ||
+           sp_ml_prefix(line, "fatal error: ", 13) || sp_ml_has(line, "Error", 5) ||
+           sp_ml_has(line, "Exception", 9) || sp_ml_has(line, "Throwable", 9);
+}
+
 int sp_ml_rules_start(sp_ml_rules *rs, sp_slice line)
 {
+    if (!sp_ml_rules_may_start(rs, line)) return 0;
     for (size_t i = 0; i < rs->nstart; i++)
         if (sp_pattern_match(rs->start[i].re, line)) return rs->start[i].lang;
     return 0;

@@ -8,6 +8,7 @@
  * filter (built-in parsers, flush_timeout) and its custom start_state/cont rules.
  */
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "ml_int.h"
@@ -73,7 +74,6 @@ typedef struct {
     int drained; /* after drain nothing is held: no tick would emit it */
     uint64_t groups[SP_ML_NREASONS];
     sp_extras_edit edit; /* a cut group's extras */
-    sp_buf keybuf;       /* the record's group key */
 } sp_ml;
 
 static uint64_t sp_ml_now(void)
@@ -107,7 +107,6 @@ static void sp_ml_free(sp_filter *f)
         sp_ml_group_free(g);
     }
     sp_extras_edit_free(&m->edit);
-    sp_buf_free(&m->keybuf);
     free(m);
     f->data = NULL;
 }
@@ -156,32 +155,75 @@ static int sp_ml_check(sp_filter *f, const sp_node *n, sp_conf_err *err)
     return 0;
 }
 
-static uint64_t sp_ml_hash(uint64_t h, sp_slice s)
+/* The group key: tag, container id and stream. Hashed and compared part by part, so a record
+ * builds nothing; a group keeps its key as (u32 length, bytes) x 3 (sp_ml_key_save). */
+typedef struct {
+    sp_slice part[3];
+} sp_ml_keyparts;
+
+static sp_ml_keyparts sp_ml_keyparts_of(sp_slice tag, const sp_record *r)
 {
-    for (size_t i = 0; i < s.len; i++)
-        h = (h ^ (uint8_t)s.base[i]) * 1099511628211ULL;
-    return (h ^ 0xff) * 1099511628211ULL; /* a separator: ("ab","c") is not ("a","bc") */
+    return (sp_ml_keyparts){{tag, r->container_id, r->stream}};
 }
 
-/* The group key: tag, container id and stream, with their lengths. */
-static void sp_ml_key(sp_buf *b, sp_slice tag, const sp_record *r)
+static uint64_t sp_ml_mix(uint64_t h, uint64_t v)
+{
+    h = (h ^ v) * 0x9e3779b97f4a7c15ULL;
+    return h ^ (h >> 32);
+}
+
+/* 8 bytes a step; each part's length goes in too, so ("ab","c") is not ("a","bc"). */
+static uint64_t sp_ml_hash(const sp_ml_keyparts *k)
+{
+    uint64_t h = 0x243f6a8885a308d3ULL;
+    for (int i = 0; i < 3; i++) {
+        const char *s = k->part[i].base;
+        size_t n = k->part[i].len, j = 0;
+        h = sp_ml_mix(h, n);
+        for (; j + 8 <= n; j += 8) {
+            uint64_t v;
+            memcpy(&v, s + j, 8);
+            h = sp_ml_mix(h, v);
+        }
+        if (j < n) {
+            uint64_t v = 0;
+            memcpy(&v, s + j, n - j);
+            h = sp_ml_mix(h, v);
+        }
+    }
+    return h;
+}
+
+static void sp_ml_key_save(sp_buf *b, const sp_ml_keyparts *k)
 {
     b->len = 0;
-    sp_slice parts[3] = {tag, r->container_id, r->stream};
     for (int i = 0; i < 3; i++) {
-        uint32_t l = (uint32_t)parts[i].len;
+        uint32_t l = (uint32_t)k->part[i].len;
         sp_buf_append(b, &l, sizeof l);
-        if (l) sp_buf_append(b, parts[i].base, l);
+        if (l) sp_buf_append(b, k->part[i].base, l);
     }
 }
 
-static sp_ml_group **sp_ml_find(sp_ml *m, uint64_t h, const sp_buf *key)
+static int sp_ml_key_equal(const sp_buf *b, const sp_ml_keyparts *k)
+{
+    const char *p = b->base, *end = b->base + b->len;
+    for (int i = 0; i < 3; i++) {
+        uint32_t l;
+        if ((size_t)(end - p) < sizeof l) return 0;
+        memcpy(&l, p, sizeof l);
+        p += sizeof l;
+        if (l != k->part[i].len || (size_t)(end - p) < l) return 0;
+        if (l && memcmp(p, k->part[i].base, l) != 0) return 0;
+        p += l;
+    }
+    return p == end;
+}
+
+static sp_ml_group **sp_ml_find(sp_ml *m, uint64_t h, const sp_ml_keyparts *k)
 {
     sp_ml_group **p = &m->bucket[h & (SP_ML_BUCKETS - 1)];
     for (; *p; p = &(*p)->next)
-        if ((*p)->hash == h && (*p)->key.len == key->len &&
-            memcmp((*p)->key.base, key->base, key->len) == 0)
-            return p;
+        if ((*p)->hash == h && sp_ml_key_equal(&(*p)->key, k)) return p;
     return p;
 }
 
@@ -264,10 +306,12 @@ static int sp_ml_apply(sp_filter *f, sp_record *r, sp_slice tag)
     sp_ml *m = f->data;
     sp_ml_conf *c = f->conf;
     if (!r->message.base) return SP_FILTER_KEEP;
-    sp_buf *key = &m->keybuf;
-    sp_ml_key(key, tag, r);
-    uint64_t h = sp_ml_hash(1469598103934665603ULL, sp_buf_slice(key));
-    sp_ml_group **p = sp_ml_find(m, h, key);
+    /* the common case: no group pending and the line starts none -- no key, no hash, no clock */
+    if (!m->npending && (m->drained || !sp_ml_rules_may_start(&m->rules, r->message)))
+        return SP_FILTER_KEEP;
+    sp_ml_keyparts key = sp_ml_keyparts_of(tag, r);
+    uint64_t h = sp_ml_hash(&key);
+    sp_ml_group **p = sp_ml_find(m, h, &key);
     uint64_t now = sp_ml_now();
     if (*p) {
         sp_ml_group *g = *p;
@@ -292,7 +336,7 @@ static int sp_ml_apply(sp_filter *f, sp_record *r, sp_slice tag)
         }
         sp_ml_emit(f, m, g, SP_ML_ENDED);
         sp_ml_release(m, p);
-        p = sp_ml_find(m, h, key); /* the end of the chain again */
+        p = sp_ml_find(m, h, &key); /* the end of the chain again */
     }
     int lang = m->drained ? 0 : sp_ml_rules_start(&m->rules, r->message);
     if (!lang) return SP_FILTER_KEEP;
@@ -309,8 +353,7 @@ static int sp_ml_apply(sp_filter *f, sp_record *r, sp_slice tag)
     }
     g->next = NULL;
     g->hash = h;
-    g->key.len = 0;
-    sp_buf_append(&g->key, key->base, key->len);
+    sp_ml_key_save(&g->key, &key);
     sp_ml_open(g, tag, r, (uint8_t)lang, 1, now);
     sp_filter_hold(f, &g->holds);
     *p = g;
