@@ -44,20 +44,6 @@ static int sp_fields_scalar_text(const uint8_t *p, const uint8_t *end, sp_slice 
     return 1;
 }
 
-/* The length of a str8/16/32 or bin8/16/32 header at q (c its first byte) plus its payload, or 0
- * when c is neither. */
-static size_t sp_fields_strlen(uint8_t c, const uint8_t *q, const uint8_t *end, size_t *hlen)
-{
-    size_t h = c == 0xd9 || c == 0xc4   ? 2
-               : c == 0xda || c == 0xc5 ? 3
-               : c == 0xdb || c == 0xc6 ? 5
-                                        : 0;
-    if (!h || (size_t)(end - q) < h) return 0;
-    size_t n = h == 2 ? q[1] : h == 3 ? sp_be16(q + 1) : sp_be32(q + 1);
-    *hlen = h;
-    return h + n;
-}
-
 int sp_extras_next(const uint8_t **p, const uint8_t *end, sp_slice *key, sp_slice *val)
 {
     const uint8_t *q = *p;
@@ -69,7 +55,7 @@ int sp_extras_next(const uint8_t **p, const uint8_t *end, sp_slice *key, sp_slic
         if ((size_t)(end - q) < 1 + n) return -1;
         *key = sp_slice_make(q + 1, n);
         q += 1 + n;
-    } else if ((n = sp_fields_strlen(c, q, end, &h))) {
+    } else if ((n = sp_mp_strbin_size(q, end, &h))) {
         if ((size_t)(end - q) < n) return -1;
         *key = sp_slice_make(q + h, n - h);
         q += n;
@@ -89,7 +75,7 @@ int sp_extras_next(const uint8_t **p, const uint8_t *end, sp_slice *key, sp_slic
         n = 1 + ((size_t)1 << ((c - 0xcc) & 3));
     else if (c == 0xca || c == 0xcb)
         n = c == 0xca ? 5 : 9;
-    else if (!(n = sp_fields_strlen(c, q, end, &h))) {
+    else if (!(n = sp_mp_strbin_size(q, end, &h))) {
         if (sp_mp_skip(&q, end)) return -1; /* containers, ext */
         n = (size_t)(q - v);
     }
