@@ -164,6 +164,27 @@ outputs:
 YAML
 }
 
+# bad_forward_out_conf PORT LINE...: writes $T/bad.yaml, a forward input on 127.0.0.1:PORT and a
+# forward output with LINEs as its keys (the first on line 6), for check_rejected
+# (test_forward_output*.sh).
+bad_forward_out_conf() {
+    local port=$1 l
+    shift
+    {
+        printf 'inputs:\n  - type: forward\n    listen: 127.0.0.1:%s\n' "$port"
+        printf 'outputs:\n  - type: forward\n'
+        for l in "$@"; do printf '    %s\n' "$l"; done
+    } >"$T/bad.yaml"
+}
+
+# check_rejected DESC [PATTERN [PATTERN_DESC]]: `shipper --check -c bad.yaml` in $T exits 2, and
+# its output has PATTERN (fixed string grep, e.g. "bad.yaml:7: key"); output in $T/bad.out.
+check_rejected() {
+    (cd "$T" && "$SHIPPER" --check -c bad.yaml >bad.out 2>&1)
+    check_eq "$1: exit 2" 2 "$?"
+    [ -z "${2:-}" ] || check "${3:-...naming file:line and the key}" grep -qF -- "$2" "$T/bad.out"
+}
+
 # count_lost ACKED FILES...: how many of the seqs 0..ACKED-1 appear in none of FILES (the outputs).
 count_lost() {
     local acked=$1; shift
