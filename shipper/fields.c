@@ -155,14 +155,6 @@ typedef struct {
     uint32_t koff, klen; /* the key's bytes */
 } sp_fields_pair;
 
-static uint64_t sp_fields_hash(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (uint8_t)s[i]) * 1099511628211ULL;
-    return h;
-}
-
 /* The pairs kept (len not 0) moved together from `at`; their count. */
 static uint32_t sp_fields_compact(sp_buf *buf, size_t at, const sp_fields_pair *pr, uint32_t n)
 {
@@ -224,7 +216,7 @@ uint32_t sp_extras_dedup(sp_buf *buf, size_t at, uint32_t n, sp_buf *index, sp_b
     for (uint32_t i = n; i-- > 0;) {
         if (pr[i].klen == UINT32_MAX) continue;
         const char *ks = (const char *)base + pr[i].koff;
-        size_t j = sp_fields_hash(ks, pr[i].klen) & (cap - 1);
+        size_t j = sp_hash_bytes(ks, pr[i].klen) & (cap - 1);
         for (; t[j] != UINT32_MAX; j = (j + 1) & (cap - 1)) {
             sp_fields_pair *o = &pr[t[j]];
             if (o->klen == pr[i].klen && memcmp(base + o->koff, ks, o->klen) == 0) break;

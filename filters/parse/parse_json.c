@@ -249,14 +249,6 @@ typedef struct {
     uint32_t klen, drop;
 } sp_pjson_key;
 
-static uint64_t sp_pjson_hash(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (uint8_t)s[i]) * 1099511628211ULL;
-    return h;
-}
-
 /* Marks the earlier of repeated keys among k[0..n) dropped; 1 when any was. Pairwise for a few
  * members, a hash table (sc->table) for more. */
 static int sp_pjson_mark(sp_pjson *j, sp_pjson_key *k, uint32_t n)
@@ -279,7 +271,7 @@ static int sp_pjson_mark(sp_pjson *j, sp_pjson_key *k, uint32_t n)
     uint32_t *t = (uint32_t *)(void *)tb->base;
     memset(t, 0xff, cap * sizeof(uint32_t));
     for (uint32_t i = n; i-- > 0;) { /* from the last: a key seen already (later) drops this one */
-        size_t h = sp_pjson_hash(o + k[i].koff, k[i].klen) & (cap - 1);
+        size_t h = sp_hash_bytes(o + k[i].koff, k[i].klen) & (cap - 1);
         for (; t[h] != UINT32_MAX; h = (h + 1) & (cap - 1)) {
             sp_pjson_key *s = &k[t[h]];
             if (s->klen == k[i].klen && memcmp(o + s->koff, o + k[i].koff, s->klen) == 0) break;
