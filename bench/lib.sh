@@ -34,9 +34,11 @@ minor_faults() {
 peak_rss_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/${1:-$pid}/status"; }
 
 # records_done OUTPUT: delivered + rejected records of that output, from shipper's /metrics on
-# $hport (0 when it does not answer).
+# $hport (0 when it does not answer). Always exactly one line: a failed curl is not the
+# pipeline's status (under pipefail an `|| echo 0` after awk added a second line, and a caller's
+# `| head -1` then died of SIGPIPE, exit 141 with set -e, silently).
 records_done() {
-    curl -sf --max-time 2 "http://127.0.0.1:$hport/metrics" |
+    { curl -sf --max-time 2 "http://127.0.0.1:$hport/metrics" || true; } |
         awk -v o="output=\"$1\"" 'index($0, "shipper_output_records_total{") == 1 && index($0, o) &&
-             /result="(delivered|rejected)"/ { d += $NF } END { printf "%.0f\n", d + 0 }' || echo 0
+             /result="(delivered|rejected)"/ { d += $NF } END { printf "%.0f\n", d + 0 }'
 }

@@ -72,12 +72,24 @@ epid=$!
 for h in $ehttp $ahttp; do
     for _ in $(seq 100); do curl -sf "http://127.0.0.1:$h/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 done
+# sample_cpu: "E F L A", the edge's CPU ticks, its minor faults, its loop thread's CPU ticks and
+# the aggregator's CPU ticks; fails when a process is gone (cpu_ticks says which), which ends
+# the run at the caller's assignment (set -e).
+sample_cpu() {
+    local e f l a
+    e=$(cpu_ticks "$epid") || return 1
+    f=$(minor_faults "$epid")
+    l=$(cpu_ticks "$epid/task/$epid") || return 1
+    a=$(cpu_ticks "$apid") || return 1
+    echo "$e $f $l $a"
+}
 perfpid=
 if [ -n "${PERF_EDGE:-}" ]; then
     perf record ${PERF_ARGS:--g} -o "$PERF_EDGE" -p "$epid" >/dev/null 2>&1 &
     perfpid=$!
 fi
-pid=$epid; e0=$(cpu_ticks); f0=$(minor_faults); l0=$(cpu_ticks "$epid/task/$epid"); pid=$apid; a0=$(cpu_ticks)
+s=$(sample_cpu)
+read -r e0 f0 l0 a0 <<<"$s"
 hport=$ahttp
 "$SHIPPER_BENCH" forward --addr "127.0.0.1:$in_port" --mode packed --records "$records" \
     --conns "$conns" --quiet --stamp-file "$tmp/stamp" >/dev/null
@@ -95,7 +107,8 @@ while :; do
     fi
     sleep 0.01
 done
-pid=$epid; e1=$(cpu_ticks); f1=$(minor_faults); l1=$(cpu_ticks "$epid/task/$epid"); pid=$apid; a1=$(cpu_ticks)
+s=$(sample_cpu)
+read -r e1 f1 l1 a1 <<<"$s"
 [ -z "$perfpid" ] || { kill -INT "$perfpid"; wait "$perfpid" || true; }
 read -r t_first _ <"$tmp/stamp"
 awk -v c="$comp" -v ack="$ack" -v n="$records" -v t0="$t_first" -v t1="$t_done" -v e="$((e1 - e0))" \

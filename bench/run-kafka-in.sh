@@ -84,9 +84,7 @@ wait_done() {
     last_change=$(date +%s)
     t_first= n_first=0 c_first=0
     while :; do
-        # records_done may print a second line (curl failed): not `| head -1`, whose early exit
-        # was a SIGPIPE that pipefail and set -e turned into a silent exit 141 under load.
-        n=$(records_done "$1") n=${n%%$'\n'*}
+        n=$(records_done "$1")
         if [ -z "$t_first" ] && [ "$n" -gt 0 ]; then
             t_first=$(date +%s%N) n_first=$n c_first=$(cpu_ticks) m_first=$(cpu_ticks "$mpid")
             s_first=$(sched_ns "$mpid")

@@ -73,7 +73,9 @@ outputs: [{type: elasticsearch, url: "http://127.0.0.1:$es_port"}]
 YAML
 }
 # From the files: the shipper_spool_bytes gauge reads 0 in this version.
-spool_bytes() { du -sb "$state/spool" 2>/dev/null | cut -f1 || echo 0; }
+# One line always: du exits 1 with its total printed when a file goes while it reads, and an
+# `|| echo 0` after the pipeline then added a second line.
+spool_bytes() { { du -sb "$state/spool" 2>/dev/null || true; } | awk '{ n = $1 } END { print n + 0 }'; }
 
 have=$(spool_bytes)
 want=$((spool_mb * 1024 * 1024))

@@ -44,20 +44,6 @@ static int sp_fields_scalar_text(const uint8_t *p, const uint8_t *end, sp_slice 
     return 1;
 }
 
-/* The length of a str8/16/32 or bin8/16/32 header at q (c its first byte) plus its payload, or 0
- * when c is neither. */
-static size_t sp_fields_strlen(uint8_t c, const uint8_t *q, const uint8_t *end, size_t *hlen)
-{
-    size_t h = c == 0xd9 || c == 0xc4   ? 2
-               : c == 0xda || c == 0xc5 ? 3
-               : c == 0xdb || c == 0xc6 ? 5
-                                        : 0;
-    if (!h || (size_t)(end - q) < h) return 0;
-    size_t n = h == 2 ? q[1] : h == 3 ? sp_be16(q + 1) : sp_be32(q + 1);
-    *hlen = h;
-    return h + n;
-}
-
 int sp_extras_next(const uint8_t **p, const uint8_t *end, sp_slice *key, sp_slice *val)
 {
     const uint8_t *q = *p;
@@ -69,7 +55,7 @@ int sp_extras_next(const uint8_t **p, const uint8_t *end, sp_slice *key, sp_slic
         if ((size_t)(end - q) < 1 + n) return -1;
         *key = sp_slice_make(q + 1, n);
         q += 1 + n;
-    } else if ((n = sp_fields_strlen(c, q, end, &h))) {
+    } else if ((n = sp_mp_strbin_size(q, end, &h))) {
         if ((size_t)(end - q) < n) return -1;
         *key = sp_slice_make(q + h, n - h);
         q += n;
@@ -89,7 +75,7 @@ int sp_extras_next(const uint8_t **p, const uint8_t *end, sp_slice *key, sp_slic
         n = 1 + ((size_t)1 << ((c - 0xcc) & 3));
     else if (c == 0xca || c == 0xcb)
         n = c == 0xca ? 5 : 9;
-    else if (!(n = sp_fields_strlen(c, q, end, &h))) {
+    else if (!(n = sp_mp_strbin_size(q, end, &h))) {
         if (sp_mp_skip(&q, end)) return -1; /* containers, ext */
         n = (size_t)(q - v);
     }
@@ -169,14 +155,6 @@ typedef struct {
     uint32_t koff, klen; /* the key's bytes */
 } sp_fields_pair;
 
-static uint64_t sp_fields_hash(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (uint8_t)s[i]) * 1099511628211ULL;
-    return h;
-}
-
 /* The pairs kept (len not 0) moved together from `at`; their count. */
 static uint32_t sp_fields_compact(sp_buf *buf, size_t at, const sp_fields_pair *pr, uint32_t n)
 {
@@ -238,7 +216,7 @@ uint32_t sp_extras_dedup(sp_buf *buf, size_t at, uint32_t n, sp_buf *index, sp_b
     for (uint32_t i = n; i-- > 0;) {
         if (pr[i].klen == UINT32_MAX) continue;
         const char *ks = (const char *)base + pr[i].koff;
-        size_t j = sp_fields_hash(ks, pr[i].klen) & (cap - 1);
+        size_t j = sp_hash_bytes(ks, pr[i].klen) & (cap - 1);
         for (; t[j] != UINT32_MAX; j = (j + 1) & (cap - 1)) {
             sp_fields_pair *o = &pr[t[j]];
             if (o->klen == pr[i].klen && memcmp(base + o->koff, ks, o->klen) == 0) break;

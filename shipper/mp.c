@@ -351,14 +351,10 @@ static void sp_mp_put_raw(sp_buf *b, const void *s, size_t n)
 
 void sp_mp_put_str(sp_buf *b, const void *s, size_t n)
 {
-    if (n <= 31)
-        sp_mp_put1(b, (uint8_t)(0xa0 | n));
-    else if (n <= 0xff)
-        sp_mp_put_be(b, 0xd9, n, 1);
-    else if (n <= 0xffff)
-        sp_mp_put_be(b, 0xda, n, 2);
-    else
-        sp_mp_put_be(b, 0xdb, n, 4);
+    size_t hlen = sp_mp_str_hlen(n);
+    sp_buf_reserve(b, hlen + n);
+    sp_mp_str_header((uint8_t *)b->base + b->len, hlen, n);
+    b->len += hlen;
     sp_mp_put_raw(b, s, n);
 }
 

@@ -88,6 +88,36 @@ void sp_mp_put_map(sp_buf *b, uint32_t n);
 size_t sp_mp_put_map32(sp_buf *b);
 void sp_mp_patch_map32(sp_buf *b, size_t at, uint32_t n);
 
+/** Bytes of the smallest str header (fixstr, str8, str16, str32) for `n` bytes. */
+static inline size_t sp_mp_str_hlen(size_t n)
+{
+    return n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5;
+}
+
+/**
+ * Writes a str header of `hlen` bytes (1, 2, 3 or 5; at least sp_mp_str_hlen(n)) for `n` bytes
+ * at h: for writers that reserve the header before they know the exact length and patch it.
+ */
+static inline void sp_mp_str_header(uint8_t *h, size_t hlen, size_t n)
+{
+    if (hlen == 1) {
+        h[0] = (uint8_t)(0xa0 | n);
+    } else if (hlen == 2) {
+        h[0] = 0xd9;
+        h[1] = (uint8_t)n;
+    } else if (hlen == 3) {
+        h[0] = 0xda;
+        h[1] = (uint8_t)(n >> 8);
+        h[2] = (uint8_t)n;
+    } else {
+        h[0] = 0xdb;
+        h[1] = (uint8_t)(n >> 24);
+        h[2] = (uint8_t)(n >> 16);
+        h[3] = (uint8_t)(n >> 8);
+        h[4] = (uint8_t)n;
+    }
+}
+
 static inline uint16_t sp_be16(const uint8_t *p)
 {
     return (uint16_t)((p[0] << 8) | p[1]);
@@ -99,6 +129,24 @@ static inline uint32_t sp_be32(const uint8_t *p)
 static inline uint64_t sp_be64(const uint8_t *p)
 {
     return ((uint64_t)sp_be32(p) << 32) | sp_be32(p + 4);
+}
+
+/**
+ * The size of a str8/16/32 or bin8/16/32 object at q (header plus payload; *hlen its header), or
+ * 0 when q holds another type or a header cut short by `end`. The payload may still run past
+ * `end`: the caller checks. For readers that look at one byte before calling sp_mp_read.
+ */
+static inline size_t sp_mp_strbin_size(const uint8_t *q, const uint8_t *end, size_t *hlen)
+{
+    uint8_t c = *q;
+    size_t h = c == 0xd9 || c == 0xc4   ? 2
+               : c == 0xda || c == 0xc5 ? 3
+               : c == 0xdb || c == 0xc6 ? 5
+                                        : 0;
+    if (!h || (size_t)(end - q) < h) return 0;
+    size_t n = h == 2 ? q[1] : h == 3 ? sp_be16(q + 1) : sp_be32(q + 1);
+    *hlen = h;
+    return h + n;
 }
 
 #endif

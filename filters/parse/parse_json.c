@@ -128,28 +128,6 @@ static const char *sp_pjson_special(const char *p, const char *end)
     return p;
 }
 
-/* A MessagePack str header for `n` bytes at b->base + at (room for `hlen` bytes there). */
-static void sp_pjson_str_header(sp_buf *b, size_t at, size_t hlen, size_t n)
-{
-    uint8_t *h = (uint8_t *)b->base + at;
-    if (hlen == 1) {
-        h[0] = (uint8_t)(0xa0 | n);
-    } else if (hlen == 2) {
-        h[0] = 0xd9;
-        h[1] = (uint8_t)n;
-    } else if (hlen == 3) {
-        h[0] = 0xda;
-        h[1] = (uint8_t)(n >> 8);
-        h[2] = (uint8_t)n;
-    } else {
-        h[0] = 0xdb;
-        h[1] = (uint8_t)(n >> 24);
-        h[2] = (uint8_t)(n >> 16);
-        h[3] = (uint8_t)(n >> 8);
-        h[4] = (uint8_t)n;
-    }
-}
-
 /* A string with escapes, s .. its closing quote: its raw end first, for the header's size (the
  * unescaped length is at most the raw one: the header is sized for that and patched), then
  * runs copied and escapes unescaped. */
@@ -182,7 +160,7 @@ static int sp_pjson_escaped(sp_pjson *j, const char *s, size_t *koff)
         if (sp_pjson_escape(b, &p, q)) return -1;
     }
     *koff = hdr + hlen;
-    sp_pjson_str_header(b, hdr, hlen, b->len - hdr - hlen);
+    sp_mp_str_header((uint8_t *)b->base + hdr, hlen, b->len - hdr - hlen);
     j->p = q + 1;
     return 0;
 }
@@ -195,10 +173,10 @@ static int sp_pjson_string(sp_pjson *j, size_t *koff)
     const char *e = sp_pjson_special(s, j->end);
     if (e >= j->end || *e != '"')
         return e < j->end && *e == '\\' ? sp_pjson_escaped(j, s, koff) : -1;
-    size_t n = (size_t)(e - s), hlen = n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5;
+    size_t n = (size_t)(e - s), hlen = sp_mp_str_hlen(n);
     sp_buf *b = j->out;
     sp_buf_reserve(b, hlen + n);
-    sp_pjson_str_header(b, b->len, hlen, n);
+    sp_mp_str_header((uint8_t *)b->base + b->len, hlen, n);
     memcpy(b->base + b->len + hlen, s, n);
     *koff = b->len + hlen;
     b->len += hlen + n;
@@ -271,14 +249,6 @@ typedef struct {
     uint32_t klen, drop;
 } sp_pjson_key;
 
-static uint64_t sp_pjson_hash(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (uint8_t)s[i]) * 1099511628211ULL;
-    return h;
-}
-
 /* Marks the earlier of repeated keys among k[0..n) dropped; 1 when any was. Pairwise for a few
  * members, a hash table (sc->table) for more. */
 static int sp_pjson_mark(sp_pjson *j, sp_pjson_key *k, uint32_t n)
@@ -301,7 +271,7 @@ static int sp_pjson_mark(sp_pjson *j, sp_pjson_key *k, uint32_t n)
     uint32_t *t = (uint32_t *)(void *)tb->base;
     memset(t, 0xff, cap * sizeof(uint32_t));
     for (uint32_t i = n; i-- > 0;) { /* from the last: a key seen already (later) drops this one */
-        size_t h = sp_pjson_hash(o + k[i].koff, k[i].klen) & (cap - 1);
+        size_t h = sp_hash_bytes(o + k[i].koff, k[i].klen) & (cap - 1);
         for (; t[h] != UINT32_MAX; h = (h + 1) & (cap - 1)) {
             sp_pjson_key *s = &k[t[h]];
             if (s->klen == k[i].klen && memcmp(o + s->koff, o + k[i].koff, s->klen) == 0) break;

@@ -31,21 +31,10 @@ static int sp_logfmt_quoted(const char **pp, const char *end, sp_buf *out)
     size_t n = 0;
     for (const char *p = s; p < q; p++, n++)
         if (*p == '\\') p++;
-    if (n < 32) {
-        sp_buf_putc(out, (char)(0xa0 | n));
-    } else if (n < 256) {
-        sp_buf_putc(out, (char)0xd9);
-        sp_buf_putc(out, (char)n);
-    } else if (n < 65536) {
-        sp_buf_putc(out, (char)0xda);
-        sp_buf_putc(out, (char)(n >> 8));
-        sp_buf_putc(out, (char)n);
-    } else {
-        sp_buf_putc(out, (char)0xdb);
-        for (int sh = 24; sh >= 0; sh -= 8)
-            sp_buf_putc(out, (char)(n >> sh));
-    }
-    sp_buf_reserve(out, n);
+    size_t hlen = sp_mp_str_hlen(n);
+    sp_buf_reserve(out, hlen + n);
+    sp_mp_str_header((uint8_t *)out->base + out->len, hlen, n);
+    out->len += hlen;
     for (const char *p = s; p < q; p++) {
         char c = *p;
         if (c == '\\') {

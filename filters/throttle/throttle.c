@@ -155,19 +155,11 @@ static int sp_throttle_check(sp_filter *f, const sp_node *n, sp_conf_err *err)
     return 0;
 }
 
-static uint64_t sp_throttle_hash(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (uint8_t)s[i]) * 1099511628211ULL;
-    return h;
-}
-
 static sp_throttle_ent *sp_throttle_find(sp_throttle *t, sp_slice k, uint64_t now)
 {
     if (k.len > SP_THROTTLE_KEY_MAX) k.len = SP_THROTTLE_KEY_MAX; /* longer keys: their start */
     if (!t->t) t->t = sp_calloc(t->cap, sizeof *t->t); /* at the first record, not at --check */
-    size_t j = sp_throttle_hash(k.base, k.len) & (t->cap - 1);
+    size_t j = sp_hash_bytes(k.base, k.len) & (t->cap - 1);
     for (; t->t[j].used; j = (j + 1) & (t->cap - 1))
         if (t->t[j].klen == k.len && memcmp(t->t[j].key, k.base, k.len) == 0) return &t->t[j];
     if (t->n >= t->max) return &t->other;
@@ -268,7 +260,7 @@ static void sp_throttle_summary(sp_filter *f, sp_throttle *t, sp_throttle_ent *e
         char key[SP_THROTTLE_KEY_MAX];
     } idsrc = {now, {0}};
     memcpy(idsrc.key, e->key, e->klen);
-    sp_hash128(&idsrc, sizeof idsrc, sp_throttle_hash(f->name, strlen(f->name)), r.id);
+    sp_hash128(&idsrc, sizeof idsrc, sp_hash_bytes(f->name, strlen(f->name)), r.id);
     sp_buf *b = &t->scratch;
     b->len = 0;
     sp_mp_put_str(b, "throttle", 8);
@@ -312,7 +304,7 @@ static void sp_throttle_tick(sp_filter *f, uint64_t now_ms)
     for (size_t i = 0; i < t->cap; i++) {
         sp_throttle_ent *e = &old[i];
         if (!e->used || now - e->last_ms > SP_THROTTLE_IDLE_MS) continue;
-        size_t j = sp_throttle_hash(e->key, e->klen) & (t->cap - 1);
+        size_t j = sp_hash_bytes(e->key, e->klen) & (t->cap - 1);
         while (t->t[j].used)
             j = (j + 1) & (t->cap - 1);
         t->t[j] = *e;

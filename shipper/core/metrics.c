@@ -91,30 +91,35 @@ done:
     free(f);
 }
 
+/* One family of a uint64_t counter or gauge that every input has (at `off` in sp_input): its
+ * TYPE line, then one sample an input. */
+static void sp_metrics_inputs(const sp_daemon *d, sp_buf *out, const char *metric, const char *type,
+                              size_t off)
+{
+    sp_buf_printf(out, "# TYPE %s %s\n", metric, type);
+    for (size_t i = 0; i < d->ninputs; i++) {
+        const sp_input *in = d->inputs[i];
+        uint64_t v;
+        memcpy(&v, (const char *)in + off, sizeof v);
+        sp_buf_metric(out, metric, "input", in->name, v);
+    }
+}
+
 void sp_metrics_render(const sp_daemon *d, sp_buf *out)
 {
     const sp_router *r = &d->router;
     size_t from = out->len;
-    SP_BUF_LIT(out, "# TYPE shipper_input_records_total counter\n");
-    for (size_t i = 0; i < d->ninputs; i++)
-        sp_buf_metric(out, "shipper_input_records_total", "input", d->inputs[i]->name,
-                      d->inputs[i]->records);
-    SP_BUF_LIT(out, "# TYPE shipper_input_bytes_total counter\n");
-    for (size_t i = 0; i < d->ninputs; i++)
-        sp_buf_metric(out, "shipper_input_bytes_total", "input", d->inputs[i]->name,
-                      d->inputs[i]->bytes);
+    sp_metrics_inputs(d, out, "shipper_input_records_total", "counter",
+                      offsetof(sp_input, records));
+    sp_metrics_inputs(d, out, "shipper_input_bytes_total", "counter", offsetof(sp_input, bytes));
     SP_BUF_LIT(out, "# TYPE shipper_input_errors_total counter\n");
     for (size_t i = 0; i < d->ninputs; i++)
         sp_reasons_render(&d->inputs[i]->errors, out, "shipper_input_errors_total", "input",
                           d->inputs[i]->name);
-    SP_BUF_LIT(out, "# TYPE shipper_sources_paused gauge\n");
-    for (size_t i = 0; i < d->ninputs; i++)
-        sp_buf_metric(out, "shipper_sources_paused", "input", d->inputs[i]->name,
-                      d->inputs[i]->sources_paused);
-    SP_BUF_LIT(out, "# TYPE shipper_source_pauses_total counter\n");
-    for (size_t i = 0; i < d->ninputs; i++)
-        sp_buf_metric(out, "shipper_source_pauses_total", "input", d->inputs[i]->name,
-                      d->inputs[i]->source_pauses);
+    sp_metrics_inputs(d, out, "shipper_sources_paused", "gauge",
+                      offsetof(sp_input, sources_paused));
+    sp_metrics_inputs(d, out, "shipper_source_pauses_total", "counter",
+                      offsetof(sp_input, source_pauses));
     sp_filters_metrics(d, out);
     SP_BUF_LIT(out, "# TYPE shipper_output_records_total counter\n");
     for (size_t i = 0; i < d->noutputs; i++) {

@@ -12,14 +12,6 @@
 
 #define SP_TAG_IDLE_MS 60000
 
-static uint64_t sp_router_hash(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (uint8_t)s[i]) * 1099511628211ULL;
-    return h;
-}
-
 static void sp_router_tags_grow(sp_router *r)
 {
     size_t cap = r->tags_cap * 2;
@@ -41,7 +33,7 @@ sp_tagent *sp_router_tag(sp_router *r, sp_slice tag)
 {
     sp_tagent *last = r->last_tag;
     if (last && last->len == tag.len && memcmp(last->tag, tag.base, tag.len) == 0) return last;
-    uint64_t h = sp_router_hash(tag.base, tag.len);
+    uint64_t h = sp_hash_bytes(tag.base, tag.len);
     size_t j = h & (r->tags_cap - 1);
     for (sp_tagent *e; (e = r->tags[j]); j = (j + 1) & (r->tags_cap - 1))
         if (e->hash == h && e->len == tag.len && memcmp(e->tag, tag.base, tag.len) == 0)

@@ -164,6 +164,57 @@ outputs:
 YAML
 }
 
+# bad_forward_out_conf PORT LINE...: writes $T/bad.yaml, a forward input on 127.0.0.1:PORT and a
+# forward output with LINEs as its keys (the first on line 6), for check_rejected
+# (test_forward_output*.sh).
+bad_forward_out_conf() {
+    local port=$1 l
+    shift
+    {
+        printf 'inputs:\n  - type: forward\n    listen: 127.0.0.1:%s\n' "$port"
+        printf 'outputs:\n  - type: forward\n'
+        for l in "$@"; do printf '    %s\n' "$l"; done
+    } >"$T/bad.yaml"
+}
+
+# check_rejected DESC [PATTERN [PATTERN_DESC]]: `shipper --check -c bad.yaml` in $T exits 2, and
+# its output has PATTERN (fixed string grep, e.g. "bad.yaml:7: key"); output in $T/bad.out.
+check_rejected() {
+    (cd "$T" && "$SHIPPER" --check -c bad.yaml >bad.out 2>&1)
+    check_eq "$1: exit 2" 2 "$?"
+    [ -z "${2:-}" ] || check "${3:-...naming file:line and the key}" grep -qF -- "$2" "$T/bad.out"
+}
+
+# fake_container DIR ID NAME [IMAGE]: a container as Docker's json-file driver leaves it, without
+# Docker: DIR/ID/config.v2.json with that name and image (default img:NAME), no labels. Its log
+# file is DIR/ID/ID-json.log.
+fake_container() {
+    mkdir -p "$1/$2"
+    printf '{"Name":"/%s","Config":{"Image":"%s","Labels":{}}}\n' "$3" "${4:-img:$3}" \
+        >"$1/$2/config.v2.json"
+}
+
+# docker_logs_conf DIR HTTP [SERVICE_KEYS [FILTERS [INPUTS]]]: prints a config that reads the
+# containers under DIR from their start (poll_interval 50ms) into a stdout output; metrics on
+# HTTP, state in $T/state (made here), flush_interval 100ms. SERVICE_KEYS are more flow-style
+# service keys (", grace: 5s"); FILTERS a filters: block; INPUTS more input items, listed first.
+docker_logs_conf() {
+    mkdir -p "$T/state"
+    echo "service: {http_listen: \"$2\", state_dir: \"$T/state\"${3:-}}"
+    echo "buffer: {flush_interval: 100ms}"
+    [ -z "${4:-}" ] || printf '%s\n' "$4"
+    echo "inputs:"
+    [ -z "${5:-}" ] || printf '%s\n' "$5"
+    cat <<YAML
+  - type: docker_logs
+    path: $1
+    read_from: start
+    poll_interval: 50ms
+outputs:
+  - type: stdout
+YAML
+}
+
 # count_lost ACKED FILES...: how many of the seqs 0..ACKED-1 appear in none of FILES (the outputs).
 count_lost() {
     local acked=$1; shift

@@ -20,10 +20,6 @@
 C=$T/containers
 id_of() { printf "$1%.0s" $(seq 64); }
 A=$(id_of a) B=$(id_of b) CC=$(id_of c) D=$(id_of d) E=$(id_of e) F=$(id_of f) G=$(id_of 9) H=$(id_of 8)
-mkctr() { # ID NAME
-    mkdir -p "$C/$1"
-    printf '{"Name":"/%s","Config":{"Image":"img:%s","Labels":{}}}\n' "$2" "$2" >"$C/$1/config.v2.json"
-}
 logf() { echo "$C/$1/$1-json.log"; }
 # lines ID FROM TO: appends "seq I" lines in Docker's format to the current file.
 lines() {
@@ -69,23 +65,12 @@ wait_read() {
 
 for x in "$A a" "$B b" "$CC c" "$D d" "$E e" "$F f" "$G g" "$H h"; do
     set -- $x
-    mkctr "$1" "$2"
+    fake_container "$C" "$1" "$2"
     [ "$2" = h ] && long_line "$1"
     lines "$1" 0 10
 done
 HTTP=127.0.0.1:$(free_port)
-mkdir -p "$T/state"
-cat >"$T/cfg.yaml" <<CFG
-service: {http_listen: "$HTTP", state_dir: "$T/state"}
-buffer: {flush_interval: 100ms}
-inputs:
-  - type: docker_logs
-    path: $C
-    read_from: start
-    poll_interval: 50ms
-outputs:
-  - type: stdout
-CFG
+docker_logs_conf "$C" "$HTTP" >"$T/cfg.yaml"
 
 log "run 1: every file read, then f rotates once while shipper runs"
 start_shipper run1 -c "$T/cfg.yaml"

@@ -74,24 +74,13 @@ A_PORT=$(free_port); A_HTTP=$(free_port); B_PORT=$(free_port); B_HTTP=$(free_por
 E_PORT=$(free_port); E_HTTP=$(free_port)
 
 log "bad config: exit 2 with file:line"
-cat >bad.yaml <<EOF
-inputs:
-  - type: forward
-    listen: 127.0.0.1:$E_PORT
-outputs:
-  - type: forward
-    servers: [127.0.0.1:99999]
-EOF
-"$SHIPPER" --check -c bad.yaml >bad.out 2>&1
-check_eq "a bad server port: exit 2" 2 "$?"
-check "...naming file:line and the key" grep -q "bad.yaml:6: servers: \"127.0.0.1:99999\": bad port" bad.out
-sed -i 's/servers: \[127.0.0.1:99999\]/servers: [127.0.0.1:1]\n    tls: {ca_file: \/nonexistent.pem}/' bad.yaml
-"$SHIPPER" --check -c bad.yaml >bad.out 2>&1
-check_eq "a missing ca_file: exit 2" 2 "$?"
-check "...saying which file" grep -q "bad.yaml:7: tls: ca_file \"/nonexistent.pem\": No such file" bad.out
-sed -i 's/    tls: {ca_file: \/nonexistent.pem}/    compression: zstd/' bad.yaml
-"$SHIPPER" --check -c bad.yaml >bad.out 2>&1
-check_eq "an unknown compression: exit 2" 2 "$?"
+bad_forward_out_conf "$E_PORT" "servers: [127.0.0.1:99999]"
+check_rejected "a bad server port" 'bad.yaml:6: servers: "127.0.0.1:99999": bad port'
+bad_forward_out_conf "$E_PORT" "servers: [127.0.0.1:1]" "tls: {ca_file: /nonexistent.pem}"
+check_rejected "a missing ca_file" 'bad.yaml:7: tls: ca_file "/nonexistent.pem": No such file' \
+    "...saying which file"
+bad_forward_out_conf "$E_PORT" "servers: [127.0.0.1:1]" "compression: zstd"
+check_rejected "an unknown compression"
 
 # ---- 1. edge → aggregator (TLS + shared_key) → ES: every record once ----
 AGG_ACK=delivered aggregator aggA "$A_PORT" "$A_HTTP"

@@ -14,18 +14,8 @@ start_emu es
 A_PORT=$(free_port); A_HTTP=$(free_port); E_PORT=$(free_port); E_HTTP=$(free_port)
 
 log "bad config: exit 2 with file:line"
-cat >bad.yaml <<EOF
-inputs:
-  - type: forward
-    listen: 127.0.0.1:$E_PORT
-outputs:
-  - type: forward
-    servers: [127.0.0.1:$A_PORT]
-    encode_threads: 65
-EOF
-"$SHIPPER" --check -c bad.yaml >bad.out 2>&1
-check_eq "encode_threads 65: exit 2" 2 "$?"
-check "...naming file:line and the key" grep -q "bad.yaml:7: encode_threads" bad.out
+bad_forward_out_conf "$E_PORT" "servers: [127.0.0.1:$A_PORT]" "encode_threads: 65"
+check_rejected "encode_threads 65" "bad.yaml:7: encode_threads"
 
 cat >agg.yaml <<EOF
 service: {http_listen: 127.0.0.1:$A_HTTP, grace: 2s}

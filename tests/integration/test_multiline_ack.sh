@@ -21,8 +21,7 @@ FP2=$(free_port)
 HTTP=127.0.0.1:$(free_port)
 C=$T/containers
 ID=$(printf 'e%.0s' $(seq 64))
-mkdir -p "$C/$ID" "$T/state"
-printf '{"Name":"/%s-jf","Config":{"Image":"img","Labels":{}}}\n' "$P" >"$C/$ID/config.v2.json"
+fake_container "$C" "$ID" "$P-jf" img
 LOGF=$C/$ID/$ID-json.log
 : >"$LOGF"
 jline() { # TEXT: one stdout line in Docker's json-file format
@@ -30,28 +29,16 @@ jline() { # TEXT: one stdout line in Docker's json-file format
 print(json.dumps({"log": sys.argv[1] + "\n", "stream": "stdout",
                   "time": time.strftime("%Y-%m-%dT%H:%M:%S.000000001Z", time.gmtime())}))' "$1" >>"$LOGF"
 }
-cat >"$T/cfg.yaml" <<CFG
-service: {http_listen: "$HTTP", state_dir: "$T/state", grace: 5s}
-buffer: {flush_interval: 100ms}
-filters:
+docker_logs_conf "$C" "$HTTP" ", grace: 5s" "filters:
   - type: multiline
     name: ml
     mode: java
-    flush_timeout: 1h
-inputs:
-  - type: forward
+    flush_timeout: 1h" "  - type: forward
     listen: 127.0.0.1:$FP1
     ack: delivered
   - type: forward
     listen: 127.0.0.1:$FP2
-    ack: accepted
-  - type: docker_logs
-    path: $C
-    read_from: start
-    poll_interval: 50ms
-outputs:
-  - type: stdout
-CFG
+    ack: accepted" >"$T/cfg.yaml"
 
 held() { metric "$HTTP" 'shipper_filter_records_total{filter="ml",result="held"}'; }
 

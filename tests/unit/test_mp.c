@@ -111,11 +111,45 @@ static void test_reads_what_msgpack_c_packs(void **st)
     sp_buf_free(&b);
 }
 
+/* The str header writers (sp_mp_put_str, sp_mp_str_header) write what msgpack-c's packer
+ * writes at every size boundary, and sp_mp_strbin_size reads str and bin sizes back. */
+static void test_str_headers_match_msgpack_c(void **st)
+{
+    static const char big[70000];
+    static const size_t sizes[] = {0, 31, 32, 255, 256, 65535, 65536, sizeof big};
+    sp_buf want = {0}, got = {0};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t n = sizes[i], h = 0;
+        want.len = got.len = 0;
+        tp_put_str(&want, big, n);
+        sp_mp_put_str(&got, big, n);
+        assert_int_equal(got.len, want.len);
+        assert_memory_equal(got.base, want.base, want.len);
+        uint8_t hdr[5];
+        size_t hlen = sp_mp_str_hlen(n);
+        assert_int_equal(hlen, want.len - n);
+        sp_mp_str_header(hdr, hlen, n);
+        assert_memory_equal(hdr, want.base, hlen);
+        const uint8_t *p = (const uint8_t *)want.base;
+        assert_int_equal(sp_mp_strbin_size(p, p + want.len, &h), hlen > 1 ? want.len : 0);
+        if (hlen > 1) assert_int_equal(h, hlen);
+        want.len = 0;
+        tp_put_bin(&want, big, n);
+        p = (const uint8_t *)want.base;
+        assert_int_equal(sp_mp_strbin_size(p, p + want.len, &h), want.len);
+        assert_int_equal(h, want.len - n);
+        assert_int_equal(sp_mp_strbin_size(p, p + h - 1, &h), 0); /* header cut short */
+    }
+    sp_buf_free(&want);
+    sp_buf_free(&got);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_depth_limit_counts_empty_containers),
         cmocka_unit_test(test_reads_what_msgpack_c_packs),
+        cmocka_unit_test(test_str_headers_match_msgpack_c),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
