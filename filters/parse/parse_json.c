@@ -4,9 +4,6 @@
  * filters.md, "parse"). */
 #include <stdlib.h>
 #include <string.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 
 #include "filter.h"
 #include "json.h"
@@ -96,38 +93,6 @@ static int sp_pjson_escape(sp_buf *b, const char **pp, const char *q)
     return 0;
 }
 
-/* The first byte of [p, end) that is '"', '\\' or a control character (< 0x20), or end: 16
- * bytes a step with SSE2 (every x86-64), 8 with plain 64-bit words elsewhere. */
-static const char *sp_pjson_special(const char *p, const char *end)
-{
-#ifdef __SSE2__
-    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
-    const __m128i ctl = _mm_set1_epi8(0x1f);
-    while (end - p >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
-                                 _mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl)); /* v <= 0x1f */
-        unsigned bits = (unsigned)_mm_movemask_epi8(m);
-        if (bits) return p + __builtin_ctz(bits);
-        p += 16;
-    }
-#else
-    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-    while (end - p >= 8) {
-        uint64_t w, q, b;
-        memcpy(&w, p, 8);
-        q = w ^ (ones * '"');
-        b = w ^ (ones * '\\');
-        /* a byte of q or b zero, or a byte of w below 0x20 (exact for "any") */
-        if ((((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w)) & highs) break;
-        p += 8;
-    }
-#endif
-    while (p < end && *p != '"' && *p != '\\' && (uint8_t)*p >= 0x20)
-        p++;
-    return p;
-}
-
 /* A string with escapes, s .. its closing quote: its raw end first, for the header's size (the
  * unescaped length is at most the raw one: the header is sized for that and patched), then
  * runs copied and escapes unescaped. */
@@ -135,7 +100,7 @@ static int sp_pjson_escaped(sp_pjson *j, const char *s, size_t *koff)
 {
     const char *q = s;
     for (;;) {
-        q = sp_pjson_special(q, j->end);
+        q = sp_json_special(q, j->end);
         if (q >= j->end || (uint8_t)*q < 0x20) return -1;
         if (*q == '"') break;
         if (j->end - q < 2) return -1;
@@ -149,7 +114,7 @@ static int sp_pjson_escaped(sp_pjson *j, const char *s, size_t *koff)
     const char *p = s;
     while (p < q) {
         const char *run = p;
-        p = sp_pjson_special(p, q);
+        p = sp_json_special(p, q);
         if (p > run) {
             memcpy(b->base + b->len, run, (size_t)(p - run));
             b->len += (size_t)(p - run);
@@ -170,7 +135,7 @@ static int sp_pjson_escaped(sp_pjson *j, const char *s, size_t *koff)
 static int sp_pjson_string(sp_pjson *j, size_t *koff)
 {
     const char *s = ++j->p;
-    const char *e = sp_pjson_special(s, j->end);
+    const char *e = sp_json_special(s, j->end);
     if (e >= j->end || *e != '"')
         return e < j->end && *e == '\\' ? sp_pjson_escaped(j, s, koff) : -1;
     size_t n = (size_t)(e - s), hlen = sp_mp_str_hlen(n);

@@ -100,23 +100,30 @@ static char *sp_jsonfile_escape(sp_jsonfile_cur *j, char *o)
  * A string at j->p (the opening quote). With `nl` set, a value ending in an escaped newline has
  * it removed and *nl set, which lets "text\n" come back in place.
  */
+/* The first '"' (*q) or, before any, '\\' (*bs) at or after p; both NULL when neither comes
+ * before end. Control characters (Docker escapes them; tolerated here) are stepped over. */
+static void sp_jsonfile_stop(const char *p, const char *end, const char **q, const char **bs)
+{
+    *q = *bs = NULL;
+    while ((p = sp_json_special(p, end)) < end) {
+        if (*p == '"') {
+            *q = p;
+            return;
+        }
+        if (*p == '\\') {
+            *bs = p;
+            return;
+        }
+        p++;
+    }
+}
+
 static int sp_jsonfile_str(sp_jsonfile_cur *j, sp_slice *s, int *nl)
 {
     if (j->p >= j->end || *j->p != '"') return SP_JF_ECORRUPT;
     const char *start = ++j->p, *end = j->end;
     const char *bs = NULL, *q = NULL;
-    /* Keys and short values end within a few bytes: a plain loop beats two memchr calls. */
-    const char *x = start, *xe = end - start > 32 ? start + 32 : end;
-    while (x < xe && *x != '"' && *x != '\\')
-        x++;
-    if (x < xe && *x == '"') {
-        q = x;
-    } else if (x < xe) {
-        bs = x;
-    } else {
-        bs = memchr(x, '\\', (size_t)(end - x));
-        q = memchr(x, '"', (size_t)((bs ? bs : end) - x));
-    }
+    sp_jsonfile_stop(start, end, &q, &bs);
     if (nl) *nl = 0;
     if (q) { /* no escape at all */
         *s = sp_slice_make(start, (size_t)(q - start));
@@ -138,8 +145,7 @@ static int sp_jsonfile_str(sp_jsonfile_cur *j, sp_slice *s, int *nl)
         j->p = bs + 1;
         if (!(o = sp_jsonfile_escape(j, o))) return SP_JF_ECORRUPT;
         p = j->p;
-        bs = memchr(p, '\\', (size_t)(end - p));
-        q = memchr(p, '"', (size_t)((bs ? bs : end) - p));
+        sp_jsonfile_stop(p, end, &q, &bs);
         if (q) break;
         if (!bs) return SP_JF_ECORRUPT;
     }

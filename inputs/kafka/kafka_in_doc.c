@@ -8,10 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
-
 #include "json.h"
 #include "kafka_in_int.h"
 #include "mp.h"
@@ -64,39 +60,6 @@ int sp_kafka_in_hexid(const void *hex, size_t n, uint8_t id[16])
     return 0;
 }
 
-#define SP_KAFKA_IN_ONES 0x0101010101010101ULL
-#define SP_KAFKA_IN_HIGH 0x8080808080808080ULL
-/* A byte of `w` below `n` (n <= 128): exact for "any", the bit of the first one set. */
-#define SP_KAFKA_IN_LESS(w, n) (((w)-SP_KAFKA_IN_ONES * (n)) & ~(w)&SP_KAFKA_IN_HIGH)
-
-/* The first byte at or after p that a string's plain run stops at ('"', '\\' or a control
- * character), or `end`: sixteen bytes a step with SSE2, else eight (most of a message is plain
- * text; this scan was the reader's largest cost). */
-static const char *sp_kafka_in_plain(const char *p, const char *end)
-{
-#ifdef __SSE2__
-    const __m128i q = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\'), c = _mm_set1_epi8(0x1f);
-    while (end - p >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-        __m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(v, c), v); /* v <= 0x1f, unsigned */
-        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_cmpeq_epi8(v, bs)), ctl);
-        int m = _mm_movemask_epi8(hit);
-        if (m) return p + __builtin_ctz((unsigned)m);
-        p += 16;
-    }
-#endif
-    while (end - p >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        uint64_t q = w ^ (SP_KAFKA_IN_ONES * '"'), b = w ^ (SP_KAFKA_IN_ONES * '\\');
-        if (SP_KAFKA_IN_LESS(q, 1) | SP_KAFKA_IN_LESS(b, 1) | SP_KAFKA_IN_LESS(w, 0x20)) break;
-        p += 8;
-    }
-    while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
-        p++;
-    return p;
-}
-
 /* A string at j->p ('"'): its unescaped bytes appended to `out`. */
 static int sp_kafka_in_str(sp_kafka_in_jp *j, sp_buf *out)
 {
@@ -104,7 +67,7 @@ static int sp_kafka_in_str(sp_kafka_in_jp *j, sp_buf *out)
     j->p++;
     for (;;) {
         const char *run = j->p;
-        j->p = sp_kafka_in_plain(j->p, j->end);
+        j->p = sp_json_special(j->p, j->end);
         if (j->p > run) sp_buf_append(out, run, (size_t)(j->p - run));
         if (j->p >= j->end || (unsigned char)*j->p < 0x20) return -1;
         if (*j->p == '"') {
