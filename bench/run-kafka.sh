@@ -52,19 +52,27 @@ for bin in "$SHIPPER" "$SHIPPER_BENCH" "$KAFKA_MOCK"; do
     [ -x "$bin" ] || { echo "run-kafka.sh: $bin not found; build first" >&2; exit 2; }
 done
 
-# thread_ticks: "LOOP POOL RDK" clock ticks of shipper's threads (see the header).
+# thread_ticks: "LOOP POOL RDK" clock ticks of shipper's threads (see the header), then
+# "LOOP_CS POOL_CS RDK_CS": their context switches (voluntary + involuntary), i.e. wake-ups.
 thread_ticks() {
-    local f stat rest tid comm loop=0 pool=0 rdk=0
+    local f stat rest tid comm cs loop=0 pool=0 rdk=0 lcs=0 pcs=0 rcs=0
     for f in /proc/"$pid"/task/*/stat; do
         read -r stat 2>/dev/null <"$f" || continue
+        cs=$(awk '/ctxt_switches/ { n += $2 } END { print n + 0 }' "${f%stat}status" 2>/dev/null)
         tid=${stat%% *} comm=${stat#*(} comm=${comm%%)*} rest=${stat##*) }
         # shellcheck disable=SC2086 # split into fields on purpose
         set -- $rest
-        if [ "$tid" = "$pid" ]; then loop=$((loop + ${12} + ${13}))
-        elif [[ $comm == rdk:* ]]; then rdk=$((rdk + ${12} + ${13}))
-        else pool=$((pool + ${12} + ${13})); fi
+        if [ "$tid" = "$pid" ]; then loop=$((loop + ${12} + ${13})) lcs=$((lcs + ${cs:-0}))
+        elif [[ $comm == rdk:* ]]; then rdk=$((rdk + ${12} + ${13})) rcs=$((rcs + ${cs:-0}))
+        else pool=$((pool + ${12} + ${13})) pcs=$((pcs + ${cs:-0})); fi
     done
-    echo "$loop $pool $rdk"
+    echo "$loop $pool $rdk $lcs $pcs $rcs"
+}
+
+# metric NAME: the value of one kafka output counter from /metrics (0 when absent).
+metric() {
+    curl -sf --max-time 2 "http://127.0.0.1:$hport/metrics" |
+        awk -v m="$1{" 'index($0, m) == 1 { v += $NF } END { printf "%.0f\n", v + 0 }' || echo 0
 }
 
 tmp=$(mktemp -d)
@@ -104,7 +112,7 @@ for _ in $(seq 100); do
 done
 
 
-ticks0=$(cpu_ticks); faults0=$(minor_faults); read -r l0 p0 r0 <<<"$(thread_ticks)"
+ticks0=$(cpu_ticks); faults0=$(minor_faults); read -r l0 p0 r0 lc0 pc0 rc0 <<<"$(thread_ticks)"
 "$SHIPPER_BENCH" forward --addr "127.0.0.1:$port" --mode message --records "$records" \
     --conns "$conns" --containers "$containers" --quiet --stamp-file "$tmp/stamp" \
     ${gen_args[@]+"${gen_args[@]}"} >"$tmp/gen.out" 2>"$tmp/gen.err" ||
@@ -124,7 +132,8 @@ while :; do
     fi
     sleep 0.01
 done
-ticks1=$(cpu_ticks); faults1=$(minor_faults); read -r l1 p1 r1 <<<"$(thread_ticks)"
+ticks1=$(cpu_ticks); faults1=$(minor_faults); read -r l1 p1 r1 lc1 pc1 rc1 <<<"$(thread_ticks)"
+qfull=$(metric shipper_kafka_queue_full_total)
 hwm_kb=$(peak_rss_kb)
 read -r t_first _ <"$tmp/stamp"
 kill -TERM "$pid"; wait "$pid" || true; pid=
@@ -144,3 +153,5 @@ awk -v label="$compression" -v n="$records" -v t0="$t_first" -v t1="$t_done" \
     }'
 awk -v n="$records" -v hz="$(getconf CLK_TCK)" -v l=$((l1 - l0)) -v p=$((p1 - p0)) -v r=$((r1 - r0)) \
     'BEGIN { m = n / 1e6 * hz; printf "  CPU-s per million by thread: event loop %.2f, thread pool %.2f, librdkafka %.2f\n", l / m, p / m, r / m }'
+awk -v n="$records" -v l=$((lc1 - lc0)) -v p=$((pc1 - pc0)) -v r=$((rc1 - rc0)) -v q="$qfull" \
+    'BEGIN { m = n / 1e3; printf "  context switches per 1000 records: event loop %.1f, thread pool %.1f, librdkafka %.1f; queue full %d times\n", l / m, p / m, r / m, q }'
