@@ -8,7 +8,9 @@
 #   kafka/<compression>: N records in T s = R rec/s; shipper CPU C s = X CPU-s per million; peak RSS Y MB
 # CPU is shipper's own (utime+stime from /proc/PID/stat, all its threads including librdkafka's);
 # the mock cluster runs on the same machine and its CPU is not counted. A second line splits it by
-# thread: the event loop, libuv's pool (encoding) and librdkafka's threads (rdk:*), in CPU-s/M.
+# thread: the event loop, libuv's pool (encoding) and librdkafka's threads (rdk:*), in CPU-s/M. A
+# third counts their context switches (wake-ups) per 1000 records, the output's QUEUE_FULL
+# returns, and the mock cluster's own CPU (a separate process), for reference.
 #
 # Usage: bench/run-kafka.sh [--records N] [--compression none|lz4|zstd|gzip|snappy]
 #                           [--conns C] [--containers K] [--partitions P]
@@ -112,7 +114,7 @@ for _ in $(seq 100); do
 done
 
 
-ticks0=$(cpu_ticks); faults0=$(minor_faults); read -r l0 p0 r0 lc0 pc0 rc0 <<<"$(thread_ticks)"
+ticks0=$(cpu_ticks); mticks0=$(cpu_ticks "$mpid"); faults0=$(minor_faults); read -r l0 p0 r0 lc0 pc0 rc0 <<<"$(thread_ticks)"
 "$SHIPPER_BENCH" forward --addr "127.0.0.1:$port" --mode message --records "$records" \
     --conns "$conns" --containers "$containers" --quiet --stamp-file "$tmp/stamp" \
     ${gen_args[@]+"${gen_args[@]}"} >"$tmp/gen.out" 2>"$tmp/gen.err" ||
@@ -132,7 +134,7 @@ while :; do
     fi
     sleep 0.01
 done
-ticks1=$(cpu_ticks); faults1=$(minor_faults); read -r l1 p1 r1 lc1 pc1 rc1 <<<"$(thread_ticks)"
+ticks1=$(cpu_ticks); mticks1=$(cpu_ticks "$mpid"); faults1=$(minor_faults); read -r l1 p1 r1 lc1 pc1 rc1 <<<"$(thread_ticks)"
 qfull=$(metric shipper_kafka_queue_full_total)
 hwm_kb=$(peak_rss_kb)
 read -r t_first _ <"$tmp/stamp"
@@ -154,4 +156,5 @@ awk -v label="$compression" -v n="$records" -v t0="$t_first" -v t1="$t_done" \
 awk -v n="$records" -v hz="$(getconf CLK_TCK)" -v l=$((l1 - l0)) -v p=$((p1 - p0)) -v r=$((r1 - r0)) \
     'BEGIN { m = n / 1e6 * hz; printf "  CPU-s per million by thread: event loop %.2f, thread pool %.2f, librdkafka %.2f\n", l / m, p / m, r / m }'
 awk -v n="$records" -v l=$((lc1 - lc0)) -v p=$((pc1 - pc0)) -v r=$((rc1 - rc0)) -v q="$qfull" \
-    'BEGIN { m = n / 1e3; printf "  context switches per 1000 records: event loop %.1f, thread pool %.1f, librdkafka %.1f; queue full %d times\n", l / m, p / m, r / m, q }'
+    -v mock=$((mticks1 - mticks0)) -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { m = n / 1e3; printf "  context switches per 1000 records: event loop %.1f, thread pool %.1f, librdkafka %.1f; queue full %d times; the mock cluster (not counted above) %.2f CPU-s per million\n", l / m, p / m, r / m, q, mock / hz / (n / 1e6) }'
