@@ -15,6 +15,8 @@
 # Usage: bench/run-kafka.sh [--records N] [--compression none|lz4|zstd|gzip|snappy]
 #                           [--conns C] [--containers K] [--partitions P]
 #                           [--property KEY=VALUE]...  (more librdkafka properties)
+#                           [--perf FILE]  (perf record the run into FILE, print the event loop's
+#                                           split; perf's sampling costs CPU: not for figures)
 #                           [-- more shipper-bench forward options]
 # Env:   SHIPPER, SHIPPER_BENCH, KAFKA_MOCK  binaries (default build/...)
 #        SHIPPER_ARGS   extra daemon flags (default none)
@@ -29,7 +31,7 @@ SHIPPER_BENCH=${SHIPPER_BENCH:-$root/build/shipper-bench}
 KAFKA_MOCK=${KAFKA_MOCK:-$root/build/kafka_mock}
 STALL_TIMEOUT=${STALL_TIMEOUT:-30}
 
-records=1000000 compression=none conns=1 containers=16 partitions=6
+records=1000000 compression=none conns=1 containers=16 partitions=6 perf_out=
 gen_args=()
 props=""
 usage() {
@@ -44,6 +46,7 @@ while [ $# -gt 0 ]; do
     --containers) containers=${2:?}; shift 2 ;;
     --partitions) partitions=${2:?}; shift 2 ;;
     --property) props="$props, ${2%%=*}: \"${2#*=}\""; shift 2 ;;
+    --perf) perf_out=${2:?}; shift 2 ;;
     --) shift; gen_args+=("$@"); break ;;
     -h | --help) usage ;;
     *) echo "run-kafka.sh: unknown option '$1'" >&2; usage ;;
@@ -78,9 +81,9 @@ metric() {
 }
 
 tmp=$(mktemp -d)
-pid= mpid=
+pid= mpid= perfpid=
 cleanup() {
-    for p in $pid $mpid; do
+    for p in $perfpid $pid $mpid; do
         kill -0 "$p" 2>/dev/null && { kill -KILL "$p"; wait "$p"; } 2>/dev/null
     done
     rm -rf "$tmp"
@@ -114,6 +117,11 @@ for _ in $(seq 100); do
 done
 
 
+if [ -n "$perf_out" ]; then
+    perf record -q -F 199 --call-graph dwarf,16384 -p "$pid" -o "$perf_out" >/dev/null 2>&1 &
+    perfpid=$!
+    sleep 1 # perf attaches
+fi
 ticks0=$(cpu_ticks); mticks0=$(cpu_ticks "$mpid"); faults0=$(minor_faults); read -r l0 p0 r0 lc0 pc0 rc0 <<<"$(thread_ticks)"
 "$SHIPPER_BENCH" forward --addr "127.0.0.1:$port" --mode message --records "$records" \
     --conns "$conns" --containers "$containers" --quiet --stamp-file "$tmp/stamp" \
@@ -138,7 +146,8 @@ ticks1=$(cpu_ticks); mticks1=$(cpu_ticks "$mpid"); faults1=$(minor_faults); read
 qfull=$(metric shipper_kafka_queue_full_total)
 hwm_kb=$(peak_rss_kb)
 read -r t_first _ <"$tmp/stamp"
-kill -TERM "$pid"; wait "$pid" || true; pid=
+[ -n "$perfpid" ] && { kill -INT "$perfpid"; wait "$perfpid" || true; perfpid=; }
+kill -TERM "$pid"; wait "$pid" || true; loop_tid=$pid pid=
 
 rm -f "$tmp/reply"; echo "hwm bench" >"$tmp/ctl"
 for _ in $(seq 100); do [ -s "$tmp/reply" ] && break; sleep 0.05; done
@@ -158,3 +167,12 @@ awk -v n="$records" -v hz="$(getconf CLK_TCK)" -v l=$((l1 - l0)) -v p=$((p1 - p0
 awk -v n="$records" -v l=$((lc1 - lc0)) -v p=$((pc1 - pc0)) -v r=$((rc1 - rc0)) -v q="$qfull" \
     -v mock=$((mticks1 - mticks0)) -v hz="$(getconf CLK_TCK)" \
     'BEGIN { m = n / 1e3; printf "  context switches per 1000 records: event loop %.1f, thread pool %.1f, librdkafka %.1f; queue full %d times; the mock cluster (not counted above) %.2f CPU-s per million\n", l / m, p / m, r / m, q, mock / hz / (n / 1e6) }'
+# The event loop's samples by what it was doing (children included, so librdkafka's malloc and
+# free count under the librdkafka call that made them).
+if [ -n "$perf_out" ]; then
+    perf report -i "$perf_out" --tid "$loop_tid" --children --percentage relative --sort sym \
+        --stdio -g none 2>/dev/null | awk '
+        / rd_kafka_poll$/ { poll = $1 } / rd_kafka_producev$/ { prod = $1 }
+        / sp_fwd_conn_read_cb$/ { fwd = $1 } / sp_kafka_finish$/ { fin = $1 }
+        END { printf "  perf, event loop samples: forward input %s, rd_kafka_producev %s, rd_kafka_poll (delivery reports) %s, of it answering deliveries %s\n", fwd, prod, poll, fin }'
+fi
