@@ -81,7 +81,7 @@ metric() {
 }
 
 tmp=$(mktemp -d)
-pid= mpid= perfpid=
+pid='' mpid='' perfpid=''
 cleanup() {
     for p in $perfpid $pid $mpid; do
         kill -0 "$p" 2>/dev/null && { kill -KILL "$p"; wait "$p"; } 2>/dev/null
