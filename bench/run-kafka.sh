@@ -8,11 +8,15 @@
 #   kafka/<compression>: N records in T s = R rec/s; shipper CPU C s = X CPU-s per million; peak RSS Y MB
 # CPU is shipper's own (utime+stime from /proc/PID/stat, all its threads including librdkafka's);
 # the mock cluster runs on the same machine and its CPU is not counted. A second line splits it by
-# thread: the event loop, libuv's pool (encoding) and librdkafka's threads (rdk:*), in CPU-s/M.
+# thread: the event loop, libuv's pool (encoding) and librdkafka's threads (rdk:*), in CPU-s/M. A
+# third counts their context switches (wake-ups) per 1000 records, the output's QUEUE_FULL
+# returns, and the mock cluster's own CPU (a separate process), for reference.
 #
 # Usage: bench/run-kafka.sh [--records N] [--compression none|lz4|zstd|gzip|snappy]
 #                           [--conns C] [--containers K] [--partitions P]
 #                           [--property KEY=VALUE]...  (more librdkafka properties)
+#                           [--perf FILE]  (perf record the run into FILE, print the event loop's
+#                                           split; perf's sampling costs CPU: not for figures)
 #                           [-- more shipper-bench forward options]
 # Env:   SHIPPER, SHIPPER_BENCH, KAFKA_MOCK  binaries (default build/...)
 #        SHIPPER_ARGS   extra daemon flags (default none)
@@ -27,7 +31,7 @@ SHIPPER_BENCH=${SHIPPER_BENCH:-$root/build/shipper-bench}
 KAFKA_MOCK=${KAFKA_MOCK:-$root/build/kafka_mock}
 STALL_TIMEOUT=${STALL_TIMEOUT:-30}
 
-records=1000000 compression=none conns=1 containers=16 partitions=6
+records=1000000 compression=none conns=1 containers=16 partitions=6 perf_out=
 gen_args=()
 props=""
 usage() {
@@ -42,6 +46,7 @@ while [ $# -gt 0 ]; do
     --containers) containers=${2:?}; shift 2 ;;
     --partitions) partitions=${2:?}; shift 2 ;;
     --property) props="$props, ${2%%=*}: \"${2#*=}\""; shift 2 ;;
+    --perf) perf_out=${2:?}; shift 2 ;;
     --) shift; gen_args+=("$@"); break ;;
     -h | --help) usage ;;
     *) echo "run-kafka.sh: unknown option '$1'" >&2; usage ;;
@@ -52,25 +57,33 @@ for bin in "$SHIPPER" "$SHIPPER_BENCH" "$KAFKA_MOCK"; do
     [ -x "$bin" ] || { echo "run-kafka.sh: $bin not found; build first" >&2; exit 2; }
 done
 
-# thread_ticks: "LOOP POOL RDK" clock ticks of shipper's threads (see the header).
+# thread_ticks: "LOOP POOL RDK" clock ticks of shipper's threads (see the header), then
+# "LOOP_CS POOL_CS RDK_CS": their context switches (voluntary + involuntary), i.e. wake-ups.
 thread_ticks() {
-    local f stat rest tid comm loop=0 pool=0 rdk=0
+    local f stat rest tid comm cs loop=0 pool=0 rdk=0 lcs=0 pcs=0 rcs=0
     for f in /proc/"$pid"/task/*/stat; do
         read -r stat 2>/dev/null <"$f" || continue
+        cs=$(awk '/ctxt_switches/ { n += $2 } END { print n + 0 }' "${f%stat}status" 2>/dev/null)
         tid=${stat%% *} comm=${stat#*(} comm=${comm%%)*} rest=${stat##*) }
         # shellcheck disable=SC2086 # split into fields on purpose
         set -- $rest
-        if [ "$tid" = "$pid" ]; then loop=$((loop + ${12} + ${13}))
-        elif [[ $comm == rdk:* ]]; then rdk=$((rdk + ${12} + ${13}))
-        else pool=$((pool + ${12} + ${13})); fi
+        if [ "$tid" = "$pid" ]; then loop=$((loop + ${12} + ${13})) lcs=$((lcs + ${cs:-0}))
+        elif [[ $comm == rdk:* ]]; then rdk=$((rdk + ${12} + ${13})) rcs=$((rcs + ${cs:-0}))
+        else pool=$((pool + ${12} + ${13})) pcs=$((pcs + ${cs:-0})); fi
     done
-    echo "$loop $pool $rdk"
+    echo "$loop $pool $rdk $lcs $pcs $rcs"
+}
+
+# metric NAME: the value of one kafka output counter from /metrics (0 when absent).
+metric() {
+    curl -sf --max-time 2 "http://127.0.0.1:$hport/metrics" |
+        awk -v m="$1{" 'index($0, m) == 1 { v += $NF } END { printf "%.0f\n", v + 0 }' || echo 0
 }
 
 tmp=$(mktemp -d)
-pid= mpid=
+pid='' mpid='' perfpid=''
 cleanup() {
-    for p in $pid $mpid; do
+    for p in $perfpid $pid $mpid; do
         kill -0 "$p" 2>/dev/null && { kill -KILL "$p"; wait "$p"; } 2>/dev/null
     done
     rm -rf "$tmp"
@@ -104,7 +117,12 @@ for _ in $(seq 100); do
 done
 
 
-ticks0=$(cpu_ticks); faults0=$(minor_faults); read -r l0 p0 r0 <<<"$(thread_ticks)"
+if [ -n "$perf_out" ]; then
+    perf record -q -F 199 --call-graph dwarf,16384 -p "$pid" -o "$perf_out" >/dev/null 2>&1 &
+    perfpid=$!
+    sleep 1 # perf attaches
+fi
+ticks0=$(cpu_ticks); mticks0=$(cpu_ticks "$mpid"); faults0=$(minor_faults); read -r l0 p0 r0 lc0 pc0 rc0 <<<"$(thread_ticks)"
 "$SHIPPER_BENCH" forward --addr "127.0.0.1:$port" --mode message --records "$records" \
     --conns "$conns" --containers "$containers" --quiet --stamp-file "$tmp/stamp" \
     ${gen_args[@]+"${gen_args[@]}"} >"$tmp/gen.out" 2>"$tmp/gen.err" ||
@@ -124,10 +142,12 @@ while :; do
     fi
     sleep 0.01
 done
-ticks1=$(cpu_ticks); faults1=$(minor_faults); read -r l1 p1 r1 <<<"$(thread_ticks)"
+ticks1=$(cpu_ticks); mticks1=$(cpu_ticks "$mpid"); faults1=$(minor_faults); read -r l1 p1 r1 lc1 pc1 rc1 <<<"$(thread_ticks)"
+qfull=$(metric shipper_kafka_queue_full_total)
 hwm_kb=$(peak_rss_kb)
 read -r t_first _ <"$tmp/stamp"
-kill -TERM "$pid"; wait "$pid" || true; pid=
+[ -n "$perfpid" ] && { kill -INT "$perfpid"; wait "$perfpid" || true; perfpid=; }
+kill -TERM "$pid"; wait "$pid" || true; loop_tid=$pid pid=
 
 rm -f "$tmp/reply"; echo "hwm bench" >"$tmp/ctl"
 for _ in $(seq 100); do [ -s "$tmp/reply" ] && break; sleep 0.05; done
@@ -144,3 +164,15 @@ awk -v label="$compression" -v n="$records" -v t0="$t_first" -v t1="$t_done" \
     }'
 awk -v n="$records" -v hz="$(getconf CLK_TCK)" -v l=$((l1 - l0)) -v p=$((p1 - p0)) -v r=$((r1 - r0)) \
     'BEGIN { m = n / 1e6 * hz; printf "  CPU-s per million by thread: event loop %.2f, thread pool %.2f, librdkafka %.2f\n", l / m, p / m, r / m }'
+awk -v n="$records" -v l=$((lc1 - lc0)) -v p=$((pc1 - pc0)) -v r=$((rc1 - rc0)) -v q="$qfull" \
+    -v mock=$((mticks1 - mticks0)) -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { m = n / 1e3; printf "  context switches per 1000 records: event loop %.1f, thread pool %.1f, librdkafka %.1f; queue full %d times; the mock cluster (not counted above) %.2f CPU-s per million\n", l / m, p / m, r / m, q, mock / hz / (n / 1e6) }'
+# The event loop's samples by what it was doing (children included, so librdkafka's malloc and
+# free count under the librdkafka call that made them).
+if [ -n "$perf_out" ]; then
+    perf report -i "$perf_out" --tid "$loop_tid" --children --percentage relative --sort sym \
+        --stdio -g none 2>/dev/null | awk '
+        / rd_kafka_poll$/ { poll = $1 } / rd_kafka_producev$/ { prod = $1 }
+        / sp_fwd_conn_read_cb$/ { fwd = $1 } / sp_kafka_finish$/ { fin = $1 }
+        END { printf "  perf, event loop samples: forward input %s, rd_kafka_producev %s, rd_kafka_poll (delivery reports) %s, of it answering deliveries %s\n", fwd, prod, poll, fin }'
+fi

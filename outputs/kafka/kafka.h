@@ -56,7 +56,8 @@ typedef struct {
     uint32_t klen, tlen;
     uint32_t voff, vlen;
     int64_t ts_ms;  /* the record's time: the message's timestamp */
-    uint8_t id[16]; /* the record's id: the `shipper-id` header, in hex (docs/kafka.md) */
+    char idhex[32]; /* the record's id in hex, written on the pool: the `shipper-id` header
+                     * (docs/kafka.md) */
     uint8_t state;
     uint8_t dead; /* rejected once: now going to the dead-letter topic */
 } sp_kmsg;

@@ -29,6 +29,17 @@ static size_t sp_kafka_footprint(const sp_kdel *kd, size_t doc_cap, size_t doc_l
 
 /* ---- encoding (thread pool) ---- */
 
+/* The record's id as the `shipper-id` header's 32 hex digits: made here, on the pool, so the
+ * loop thread only hands them to librdkafka. */
+static void sp_kafka_id_hex(char out[32], const uint8_t id[16])
+{
+    static const char hexd[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = hexd[id[i] >> 4];
+        out[2 * i + 1] = hexd[id[i] & 15];
+    }
+}
+
 static void sp_kafka_encode(uv_work_t *w)
 {
     sp_kdel *kd = w->data;
@@ -63,7 +74,7 @@ static void sp_kafka_encode(uv_work_t *w)
             m->vlen = (uint32_t)(kd->buf.len - m->voff);
             uint64_t sec = r.sec < SP_TIME_MAX_SEC ? r.sec : SP_TIME_MAX_SEC; /* inputs clamp */
             m->ts_ms = (int64_t)(sec * 1000 + r.nsec / 1000000);
-            memcpy(m->id, r.id, sizeof m->id);
+            sp_kafka_id_hex(m->idhex, r.id);
             sp_slice key = sp_kafka_field_get(&k->keyf, &r, tag);
             m->key = key.base;
             m->klen = (uint32_t)key.len;
@@ -201,18 +212,13 @@ static rd_kafka_resp_err_t sp_kafka_produce_one(sp_kafka *k, sp_kdel *kd, sp_kms
     rd_kafka_resp_err_t err;
     /* The record's id travels in the header `shipper-id` (hex): the kafka input restores it,
      * so Elasticsearch gets the same _id by either path (docs/kafka.md). */
-    static const char hexd[] = "0123456789abcdef";
-    char hex[32];
-    for (int i = 0; i < 16; i++) {
-        hex[2 * i] = hexd[m->id[i] >> 4];
-        hex[2 * i + 1] = hexd[m->id[i] & 15];
-    }
+    const char *hex = m->idhex;
     if (!rkt) {
         err = RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION;
     } else if (k->headers) {
         /* librdkafka takes ownership of a message's headers: each message needs its copy. */
         rd_kafka_headers_t *h = rd_kafka_headers_copy(k->headers);
-        rd_kafka_header_add(h, "shipper-id", 10, hex, sizeof hex);
+        rd_kafka_header_add(h, "shipper-id", 10, hex, sizeof m->idhex);
         err = rd_kafka_producev(k->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_VALUE(value, m->vlen),
                                 RD_KAFKA_V_KEY(m->key, m->klen), RD_KAFKA_V_OPAQUE(m),
                                 RD_KAFKA_V_TIMESTAMP(m->ts_ms), RD_KAFKA_V_HEADERS(h),
@@ -222,7 +228,7 @@ static rd_kafka_resp_err_t sp_kafka_produce_one(sp_kafka *k, sp_kdel *kd, sp_kms
         err = rd_kafka_producev(
             k->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_VALUE(value, m->vlen),
             RD_KAFKA_V_KEY(m->key, m->klen), RD_KAFKA_V_OPAQUE(m), RD_KAFKA_V_TIMESTAMP(m->ts_ms),
-            RD_KAFKA_V_HEADER("shipper-id", hex, (ssize_t)sizeof hex), RD_KAFKA_V_END);
+            RD_KAFKA_V_HEADER("shipper-id", hex, (ssize_t)sizeof m->idhex), RD_KAFKA_V_END);
     }
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         m->state = SP_KM_INFLIGHT;
