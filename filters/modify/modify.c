@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "filter.h"
+#include "mp.h"
 
 typedef struct {
     sp_strlist remove;
@@ -41,6 +42,8 @@ typedef struct {
     int rm_message;
     int wdup;         /* two of the keys written (to, addk, setk) are the same */
     uint64_t keymask; /* sp_modify_bit of every key named in the config: others skip the loops */
+    sp_buf pre;       /* MessagePack written once: to[i]'s key, add's and set's whole pairs */
+    size_t *to_off, *add_off, *set_off; /* where each starts in pre (one more: the end) */
     sp_extras_edit e;
 } sp_modify;
 
@@ -54,6 +57,37 @@ static uint64_t sp_modify_bit(sp_slice k)
 /* Kept keys remembered per record to tell whether the output can hold a key twice; more than
  * this many: sp_extras_finish's dedup decides. */
 #define SP_MODIFY_TRACK 16
+
+/* Encodes once what every record gets: rename's and copy's target keys, add's and set's pairs. */
+static void sp_modify_encode(sp_modify *m, const sp_modify_conf *c, size_t nsrc)
+{
+    m->to_off = sp_calloc(nsrc + 1, sizeof *m->to_off);
+    m->add_off = sp_calloc(c->add.n + 1, sizeof *m->add_off);
+    m->set_off = sp_calloc(c->set.n + 1, sizeof *m->set_off);
+    for (size_t i = 0; i < nsrc; i++) {
+        m->to_off[i] = m->pre.len;
+        sp_mp_put_str(&m->pre, m->to[i].base, m->to[i].len);
+    }
+    m->to_off[nsrc] = m->pre.len;
+    for (size_t i = 0; i < c->add.n; i++) {
+        m->add_off[i] = m->pre.len;
+        sp_mp_put_str(&m->pre, m->addk[i].base, m->addk[i].len);
+        sp_mp_put_str(&m->pre, m->addv[i].base, m->addv[i].len);
+    }
+    m->add_off[c->add.n] = m->pre.len;
+    for (size_t i = 0; i < c->set.n; i++) {
+        m->set_off[i] = m->pre.len;
+        sp_mp_put_str(&m->pre, m->setk[i].base, m->setk[i].len);
+        sp_mp_put_str(&m->pre, m->setv[i].base, m->setv[i].len);
+    }
+    m->set_off[c->set.n] = m->pre.len;
+}
+
+/* Appends pre's span i of offs (a key, or a whole pair) to the output. */
+static void sp_modify_put_pre(sp_modify *m, const size_t *offs, size_t i)
+{
+    sp_buf_append(&m->e.out, m->pre.base + offs[i], offs[i + 1] - offs[i]);
+}
 
 static int sp_modify_prepare(sp_modify *m, const sp_modify_conf *c)
 {
@@ -110,6 +144,7 @@ static int sp_modify_prepare(sp_modify *m, const sp_modify_conf *c)
         m->keymask |= sp_modify_bit(m->addk[i]);
     for (size_t i = 0; i < c->set.n; i++)
         m->keymask |= sp_modify_bit(m->setk[i]);
+    sp_modify_encode(m, c, nsrc);
     for (size_t i = 0; i < c->add.n; i++) {
         for (size_t j = 0; j < m->nskip; j++)
             m->add_gone[i] |= sp_slice_eq(m->skip[j], sp_slice_str(c->add.k[i]));
@@ -155,6 +190,10 @@ static void sp_modify_free(sp_filter *f)
     free(m->addv);
     free(m->setk);
     free(m->setv);
+    free(m->to_off);
+    free(m->add_off);
+    free(m->set_off);
+    sp_buf_free(&m->pre);
     sp_extras_edit_free(&m->e);
     free(m);
     f->data = NULL;
@@ -233,7 +272,9 @@ static int sp_modify_move(sp_modify *m, const sp_record *orig, size_t i)
         return 1;
     }
     if (!m->val[i].base) return 0;
-    sp_extras_put_raw(&m->e, m->to[i], m->val[i]);
+    sp_modify_put_pre(m, m->to_off, i);
+    sp_buf_append(&m->e.out, m->val[i].base, m->val[i].len);
+    m->e.n++;
     return 1;
 }
 
@@ -254,10 +295,14 @@ static int sp_modify_apply(sp_filter *f, sp_record *r, sp_slice tag)
         for (size_t j = 0; j < c->rename.n && !present; j++)
             present = m->add_renam[i * c->rename.n + j] &&
                       (m->src_msg[j] ? orig.message.base != NULL : m->val[j].base != NULL);
-        if (!present) sp_extras_put_str(&m->e, m->addk[i], m->addv[i]);
+        if (present) continue;
+        sp_modify_put_pre(m, m->add_off, i);
+        m->e.n++;
     }
-    for (size_t i = 0; i < c->set.n; i++)
-        sp_extras_put_str(&m->e, m->setk[i], m->setv[i]);
+    for (size_t i = 0; i < c->set.n; i++) {
+        sp_modify_put_pre(m, m->set_off, i);
+        m->e.n++;
+    }
     if (clash) {
         sp_extras_finish(&m->e, r);
     } else { /* every key once: nothing for sp_extras_finish's dedup to find */

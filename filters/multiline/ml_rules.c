@@ -113,14 +113,17 @@ static int sp_ml_prefix(sp_slice line, const char *lit, size_t n)
     return line.len >= n && memcmp(line.base, lit, n) == 0;
 }
 
-/* Whether `w` occurs in line at or after each `first` byte memchr finds. */
-static int sp_ml_has(sp_slice line, const char *w, size_t n)
+/* Whether line has "Error" or "Exception" (one pass over its 'E's), or "Throwable". */
+static int sp_ml_has_words(sp_slice line)
 {
     const char *p = line.base, *end = line.base + line.len;
-    while ((size_t)(end - p) >= n && (p = memchr(p, w[0], (size_t)(end - p) - n + 1))) {
-        if (memcmp(p, w, n) == 0) return 1;
+    while (end - p >= 5 && (p = memchr(p, 'E', (size_t)(end - p) - 4))) {
+        if (memcmp(p + 1, "rror", 4) == 0) return 1;
+        if (end - p >= 9 && memcmp(p + 1, "xception", 8) == 0) return 1;
         p++;
     }
+    for (p = line.base; end - p >= 9 && (p = memchr(p, 'T', (size_t)(end - p) - 8)); p++)
+        if (memcmp(p + 1, "hrowable", 8) == 0) return 1;
     return 0;
 }
 
@@ -130,8 +133,7 @@ int sp_ml_rules_may_start(const sp_ml_rules *rs, sp_slice line)
     /* every built-in start pattern (sp_ml_starts) needs one of these: a superset, so a line
      * that has none of them skips the PCRE2 matches (most lines of most containers) */
     return sp_ml_prefix(line, "Traceback", 9) || sp_ml_prefix(line, "panic: ", 7) ||
-           sp_ml_prefix(line, "fatal error: ", 13) || sp_ml_has(line, "Error", 5) ||
-           sp_ml_has(line, "Exception", 9) || sp_ml_has(line, "Throwable", 9);
+           sp_ml_prefix(line, "fatal error: ", 13) || sp_ml_has_words(line);
 }
 
 int sp_ml_rules_start(sp_ml_rules *rs, sp_slice line)
