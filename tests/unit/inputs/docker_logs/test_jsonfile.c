@@ -155,13 +155,117 @@ static void test_time(void **st)
     assert_int_equal(s, 253402300799ULL);
 }
 
+/* Every escape kind at every offset across two 16-byte blocks of the unescaper, and with the
+ * string ending right at the end of the line (the read buffer's end: the line is copied to an
+ * allocation of its exact size, so a read past it is caught under ASan). */
+static void test_escape_blocks(void **st)
+{
+    static const struct {
+        const char *esc, *raw;
+    } kinds[] = {
+        {"\\\"", "\""},
+        {"\\\\", "\\"},
+        {"\\/", "/"},
+        {"\\n", "\n"},
+        {"\\t", "\t"},
+        {"\\u001b", "\x1b"},
+        {"\\u003c", "<"},
+        {"\\u00e9", "\xc3\xa9"},
+        {"\\u00FF", "\xc3\xbf"},
+        {"\\u2028", "\xe2\x80\xa8"},
+        {"\\ud83d\\ude00", "\xf0\x9f\x98\x80"},
+        {"\\udc00", "\xef\xbf\xbd"},
+        {"\x01", "\x01"}, /* a raw control: tolerated */
+    };
+    char line[256], want[128], *copy;
+    for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+        for (int at = 0; at < 40; at++) {
+            for (int last = 0; last < 2; last++) {
+                char text[64];
+                memset(text, 'a', (size_t)at);
+                text[at] = 0;
+                size_t rl = strlen(kinds[k].raw ? kinds[k].raw : "");
+                int n;
+                /* after the escape: another escape 0..3 bytes on, then a little text */
+                if (last) /* "log" is the last member: its quote is 2 bytes from the end */
+                    n = snprintf(
+                        line, sizeof line,
+                        "{\"time\":\"2026-01-01T00:00:00Z\",\"log\":\"%s%sb\\u001bc%.*s\"}", text,
+                        kinds[k].esc, at % 4, "zzz");
+                else
+                    n = snprintf(line, sizeof line,
+                                 "{\"log\":\"%s%sb\\u001bc%.*s\\n\",\"stream\":\"stdout\","
+                                 "\"time\":\"2026-01-01T00:00:00Z\"}",
+                                 text, kinds[k].esc, at % 4, "zzz");
+                size_t wl = 0;
+                memcpy(want, text, (size_t)at);
+                wl += (size_t)at;
+                memcpy(want + wl, kinds[k].raw, rl);
+                wl += rl;
+                memcpy(want + wl,
+                       "b\x1b"
+                       "c",
+                       3);
+                wl += 3;
+                memcpy(want + wl, "zzz", (size_t)(at % 4));
+                wl += (size_t)(at % 4);
+                copy = malloc((size_t)n);
+                memcpy(copy, line, (size_t)n);
+                sp_jsonfile_line l;
+                if (sp_jsonfile_parse(copy, (size_t)n, &l, &scratch, &attrs))
+                    fail_msg("rejected: %s", line);
+                if (l.log.len != wl || memcmp(l.log.base, want, wl))
+                    fail_msg("wrong log for %s", line);
+                assert_int_equal(l.partial, last);
+                /* every cut of the line is corrupt, and read only inside the cut */
+                for (int cut = 0; cut < n; cut++) {
+                    char *c2 = malloc((size_t)cut + 1);
+                    memcpy(c2, line, (size_t)cut);
+                    if (sp_jsonfile_parse(c2, (size_t)cut, &l, &scratch, &attrs) == 0)
+                        fail_msg("accepted a cut at %d of %s", cut, line);
+                    free(c2);
+                }
+                free(copy);
+            }
+        }
+    }
+}
+
+/* Lines of one second share the date and time: a remembered prefix must not leak a wrong second
+ * or offset into the next line. */
+static void test_time_same_second(void **st)
+{
+    uint64_t s;
+    uint32_t ns;
+    assert_int_equal(sp_rfc3339_parse("2026-11-29T04:09:33.1Z", 22, &s, &ns), 0);
+    assert_int_equal(s, 1795925373ULL);
+    assert_int_equal(ns, 100000000);
+    assert_int_equal(sp_rfc3339_parse("2026-11-29T04:09:33.25Z", 23, &s, &ns), 0);
+    assert_int_equal(s, 1795925373ULL);
+    assert_int_equal(ns, 250000000);
+    assert_int_equal(sp_rfc3339_parse("2026-11-29T04:09:33Z", 20, &s, &ns), 0);
+    assert_int_equal(s, 1795925373ULL);
+    assert_int_equal(ns, 0);
+    assert_int_equal(sp_rfc3339_parse("2026-11-29T04:09:33.5+01:00", 27, &s, &ns), 0);
+    assert_int_equal(s, 1795925373ULL - 3600);
+    assert_int_equal(ns, 500000000);
+    assert_int_equal(sp_rfc3339_parse("2026-11-29T04:09:33.5x", 22, &s, &ns), SP_JF_ECORRUPT);
+    assert_int_equal(sp_rfc3339_parse("2026-11-29T04:09:33.Z", 21, &s, &ns), SP_JF_ECORRUPT);
+    assert_int_equal(sp_rfc3339_parse("2026-11-29T04:09:34Z", 20, &s, &ns), 0);
+    assert_int_equal(s, 1795925374ULL);
+    assert_int_equal(sp_rfc3339_parse("2026-11-29T04:09:3xZ", 20, &s, &ns), SP_JF_ECORRUPT);
+    assert_int_equal(sp_rfc3339_parse("2026-11-29T04:09:34Z", 20, &s, &ns), 0);
+    assert_int_equal(s, 1795925374ULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_plain),      cmocka_unit_test(test_escapes),
-        cmocka_unit_test(test_surrogates), cmocka_unit_test(test_partial),
-        cmocka_unit_test(test_attrs),      cmocka_unit_test(test_order_and_unknown),
-        cmocka_unit_test(test_corrupt),    cmocka_unit_test(test_time),
+        cmocka_unit_test(test_plain),         cmocka_unit_test(test_escapes),
+        cmocka_unit_test(test_surrogates),    cmocka_unit_test(test_partial),
+        cmocka_unit_test(test_attrs),         cmocka_unit_test(test_order_and_unknown),
+        cmocka_unit_test(test_corrupt),       cmocka_unit_test(test_time),
+        cmocka_unit_test(test_escape_blocks), cmocka_unit_test(test_time_same_second),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sp_buf_free(&scratch);
