@@ -383,12 +383,37 @@ int sp_rfc3339_parse(const char *s, size_t len, uint64_t *sec, uint32_t *nsec)
     return 0;
 }
 
+/* A member's key, its colon and the whitespace around them. Docker's own keys, written without
+ * whitespace, are matched whole before the general path. */
+static int sp_jsonfile_key(sp_jsonfile_cur *j, sp_slice *k)
+{
+    sp_jsonfile_ws(j);
+    if (j->end - j->p >= 9) {
+        const char *p = j->p;
+        size_t n = p[1] == 'l' && !memcmp(p, "\"log\":", 6)      ? 6
+                   : p[1] == 't' && !memcmp(p, "\"time\":", 7)   ? 7
+                   : p[1] == 's' && !memcmp(p, "\"stream\":", 9) ? 9
+                                                                 : 0;
+        if (n) {
+            *k = sp_slice_make(p + 1, n - 3);
+            j->p += n;
+            sp_jsonfile_ws(j);
+            return 0;
+        }
+    }
+    if (sp_jsonfile_str(j, k, NULL)) return SP_JF_ECORRUPT;
+    sp_jsonfile_ws(j);
+    if (j->p >= j->end || *j->p++ != ':') return SP_JF_ECORRUPT;
+    sp_jsonfile_ws(j);
+    return 0;
+}
+
 int sp_jsonfile_parse(const char *line, size_t len, sp_jsonfile_line *out, sp_buf *scratch,
                       sp_buf *attrs)
 {
     scratch->len = 0;
     attrs->len = 0;
-    sp_buf_reserve(scratch, len + 16); /* 16: the unescaper's block stores (never needed) */
+    sp_buf_reserve(scratch, len + 16); /* slack for the unescaper's 16-byte stores */
     sp_jsonfile_cur j = {line, line + len, scratch->base};
     int have_log = 0, have_time = 0;
     out->log = out->stream = SP_SLICE_NULL;
@@ -402,11 +427,7 @@ int sp_jsonfile_parse(const char *line, size_t len, sp_jsonfile_line *out, sp_bu
     if (j.p < j.end && *j.p == '}') return SP_JF_ECORRUPT;
     for (;;) {
         sp_slice k, v;
-        sp_jsonfile_ws(&j);
-        if (sp_jsonfile_str(&j, &k, NULL)) return SP_JF_ECORRUPT;
-        sp_jsonfile_ws(&j);
-        if (j.p >= j.end || *j.p++ != ':') return SP_JF_ECORRUPT;
-        sp_jsonfile_ws(&j);
+        if (sp_jsonfile_key(&j, &k)) return SP_JF_ECORRUPT;
         int nl = 0;
         if (SP_SLICE_IS(k, "log")) {
             if (sp_jsonfile_str(&j, &out->log, &nl)) return SP_JF_ECORRUPT;
