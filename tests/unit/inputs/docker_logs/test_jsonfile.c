@@ -177,55 +177,58 @@ static void test_escape_blocks(void **st)
         {"\\udc00", "\xef\xbf\xbd"},
         {"\x01", "\x01"}, /* a raw control: tolerated */
     };
-    char line[256], want[128], *copy;
+    char line[320], want[160], text[64], gap[64], tail[64];
+    memset(text, 'a', sizeof text);
+    memset(gap, 'b', sizeof gap);
+    memset(tail, 'z', sizeof tail);
     for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
-        for (int at = 0; at < 40; at++) {
-            for (int last = 0; last < 2; last++) {
-                char text[64];
-                memset(text, 'a', (size_t)at);
-                text[at] = 0;
-                size_t rl = strlen(kinds[k].raw ? kinds[k].raw : "");
-                int n;
-                /* after the escape: another escape 0..3 bytes on, then a little text */
-                if (last) /* "log" is the last member: its quote is 2 bytes from the end */
-                    n = snprintf(
-                        line, sizeof line,
-                        "{\"time\":\"2026-01-01T00:00:00Z\",\"log\":\"%s%sb\\u001bc%.*s\"}", text,
-                        kinds[k].esc, at % 4, "zzz");
-                else
-                    n = snprintf(line, sizeof line,
-                                 "{\"log\":\"%s%sb\\u001bc%.*s\\n\",\"stream\":\"stdout\","
-                                 "\"time\":\"2026-01-01T00:00:00Z\"}",
-                                 text, kinds[k].esc, at % 4, "zzz");
-                size_t wl = 0;
-                memcpy(want, text, (size_t)at);
-                wl += (size_t)at;
-                memcpy(want + wl, kinds[k].raw, rl);
-                wl += rl;
-                memcpy(want + wl,
-                       "b\x1b"
-                       "c",
-                       3);
-                wl += 3;
-                memcpy(want + wl, "zzz", (size_t)(at % 4));
-                wl += (size_t)(at % 4);
-                copy = malloc((size_t)n);
-                memcpy(copy, line, (size_t)n);
-                sp_jsonfile_line l;
-                if (sp_jsonfile_parse(copy, (size_t)n, &l, &scratch, &attrs))
-                    fail_msg("rejected: %s", line);
-                if (l.log.len != wl || memcmp(l.log.base, want, wl))
-                    fail_msg("wrong log for %s", line);
-                assert_int_equal(l.partial, last);
-                /* every cut of the line is corrupt, and read only inside the cut */
-                for (int cut = 0; cut < n; cut++) {
-                    char *c2 = malloc((size_t)cut + 1);
-                    memcpy(c2, line, (size_t)cut);
-                    if (sp_jsonfile_parse(c2, (size_t)cut, &l, &scratch, &attrs) == 0)
-                        fail_msg("accepted a cut at %d of %s", cut, line);
-                    free(c2);
+        /* `at` plain bytes, the escape, `g` plain bytes, \u001b, `t` plain bytes, the quote: the
+         * unescaper's blocks start after each escape, so `g` and `t` put the next backslash and
+         * the closing quote at every offset of a block */
+        for (int at = 0; at < 20; at++) {
+            for (int g = 0; g < 36; g++) {
+                int t = (g * 7 + at) % 36;
+                for (int last = 0; last < 2; last++) {
+                    int n;
+                    if (last) /* "log" is the last member: its quote is 2 bytes from the end */
+                        n = snprintf(line, sizeof line,
+                                     "{\"time\":\"2026-01-01T00:00:00Z\",\"log\":\"%.*s%s%.*s"
+                                     "\\u001b%.*s\"}",
+                                     at, text, kinds[k].esc, g, gap, t, tail);
+                    else
+                        n = snprintf(line, sizeof line,
+                                     "{\"log\":\"%.*s%s%.*s\\u001b%.*s\\n\",\"stream\":\"stdout\","
+                                     "\"time\":\"2026-01-01T00:00:00Z\"}",
+                                     at, text, kinds[k].esc, g, gap, t, tail);
+                    size_t rl = strlen(kinds[k].raw), wl = 0;
+                    memcpy(want, text, (size_t)at);
+                    wl += (size_t)at;
+                    memcpy(want + wl, kinds[k].raw, rl);
+                    wl += rl;
+                    memcpy(want + wl, gap, (size_t)g);
+                    wl += (size_t)g;
+                    want[wl++] = '\x1b';
+                    memcpy(want + wl, tail, (size_t)t);
+                    wl += (size_t)t;
+                    char *copy = malloc((size_t)n);
+                    memcpy(copy, line, (size_t)n);
+                    sp_jsonfile_line l;
+                    if (sp_jsonfile_parse(copy, (size_t)n, &l, &scratch, &attrs))
+                        fail_msg("rejected: %s", line);
+                    if (l.log.len != wl || memcmp(l.log.base, want, wl))
+                        fail_msg("wrong log for %s", line);
+                    assert_int_equal(l.partial, last);
+                    free(copy);
+                    if (at > 1) continue;
+                    /* every cut of the line is corrupt, and read only inside the cut */
+                    for (int cut = 0; cut < n; cut++) {
+                        char *c2 = malloc((size_t)cut + 1);
+                        memcpy(c2, line, (size_t)cut);
+                        if (sp_jsonfile_parse(c2, (size_t)cut, &l, &scratch, &attrs) == 0)
+                            fail_msg("accepted a cut at %d of %s", cut, line);
+                        free(c2);
+                    }
                 }
-                free(copy);
             }
         }
     }
