@@ -155,13 +155,120 @@ static void test_time(void **st)
     assert_int_equal(s, 253402300799ULL);
 }
 
+/* Every escape kind at every offset across two 16-byte blocks of the unescaper, and with the
+ * string ending right at the end of the line (the read buffer's end: the line is copied to an
+ * allocation of its exact size, so a read past it is caught under ASan). */
+static void test_escape_blocks(void **st)
+{
+    static const struct {
+        const char *esc, *raw;
+    } kinds[] = {
+        {"\\\"", "\""},
+        {"\\\\", "\\"},
+        {"\\/", "/"},
+        {"\\n", "\n"},
+        {"\\t", "\t"},
+        {"\\u001b", "\x1b"},
+        {"\\u003c", "<"},
+        {"\\u00e9", "\xc3\xa9"},
+        {"\\u00FF", "\xc3\xbf"},
+        {"\\u2028", "\xe2\x80\xa8"},
+        {"\\ud83d\\ude00", "\xf0\x9f\x98\x80"},
+        {"\\udc00", "\xef\xbf\xbd"},
+        {"\x01", "\x01"}, /* a raw control: tolerated */
+    };
+    char line[320], want[160], text[64], gap[64], tail[64];
+    memset(text, 'a', sizeof text);
+    memset(gap, 'b', sizeof gap);
+    memset(tail, 'z', sizeof tail);
+    for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+        /* `at` plain bytes, the escape, `g` plain bytes, \u001b, `t` plain bytes, the quote: the
+         * unescaper's blocks start after each escape, so `g` and `t` put the next backslash and
+         * the closing quote at every offset of a block */
+        for (int at = 0; at < 20; at++) {
+            for (int g = 0; g < 36; g++) {
+                int t = (g * 7 + at) % 36;
+                for (int last = 0; last < 2; last++) {
+                    int n;
+                    if (last) /* "log" is the last member: its quote is 2 bytes from the end */
+                        n = snprintf(line, sizeof line,
+                                     "{\"time\":\"2026-01-01T00:00:00Z\",\"log\":\"%.*s%s%.*s"
+                                     "\\u001b%.*s\"}",
+                                     at, text, kinds[k].esc, g, gap, t, tail);
+                    else
+                        n = snprintf(line, sizeof line,
+                                     "{\"log\":\"%.*s%s%.*s\\u001b%.*s\\n\",\"stream\":\"stdout\","
+                                     "\"time\":\"2026-01-01T00:00:00Z\"}",
+                                     at, text, kinds[k].esc, g, gap, t, tail);
+                    size_t rl = strlen(kinds[k].raw), wl = 0;
+                    memcpy(want, text, (size_t)at);
+                    wl += (size_t)at;
+                    memcpy(want + wl, kinds[k].raw, rl);
+                    wl += rl;
+                    memcpy(want + wl, gap, (size_t)g);
+                    wl += (size_t)g;
+                    want[wl++] = '\x1b';
+                    memcpy(want + wl, tail, (size_t)t);
+                    wl += (size_t)t;
+                    char *copy = malloc((size_t)n);
+                    memcpy(copy, line, (size_t)n);
+                    sp_jsonfile_line l;
+                    if (sp_jsonfile_parse(copy, (size_t)n, &l, &scratch, &attrs))
+                        fail_msg("rejected: %s", line);
+                    if (l.log.len != wl || memcmp(l.log.base, want, wl))
+                        fail_msg("wrong log for %s", line);
+                    assert_int_equal(l.partial, last);
+                    free(copy);
+                    if (at > 1) continue;
+                    /* every cut of the line is corrupt, and read only inside the cut */
+                    for (int cut = 0; cut < n; cut++) {
+                        char *c2 = malloc((size_t)cut + 1);
+                        memcpy(c2, line, (size_t)cut);
+                        if (sp_jsonfile_parse(c2, (size_t)cut, &l, &scratch, &attrs) == 0)
+                            fail_msg("accepted a cut at %d of %s", cut, line);
+                        free(c2);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Lines of one second share the date and time: a remembered prefix must not leak a wrong second
+ * or offset into the next line. */
+static void test_time_same_second(void **st)
+{
+    uint64_t s;
+    uint32_t ns;
+    assert_int_equal(sp_rfc3339_parse("2026-11-29T04:09:33.1Z", 22, &s, &ns), 0);
+    assert_int_equal(s, 1795925373ULL);
+    assert_int_equal(ns, 100000000);
+    assert_int_equal(sp_rfc3339_parse("2026-11-29T04:09:33.25Z", 23, &s, &ns), 0);
+    assert_int_equal(s, 1795925373ULL);
+    assert_int_equal(ns, 250000000);
+    assert_int_equal(sp_rfc3339_parse("2026-11-29T04:09:33Z", 20, &s, &ns), 0);
+    assert_int_equal(s, 1795925373ULL);
+    assert_int_equal(ns, 0);
+    assert_int_equal(sp_rfc3339_parse("2026-11-29T04:09:33.5+01:00", 27, &s, &ns), 0);
+    assert_int_equal(s, 1795925373ULL - 3600);
+    assert_int_equal(ns, 500000000);
+    assert_int_equal(sp_rfc3339_parse("2026-11-29T04:09:33.5x", 22, &s, &ns), SP_JF_ECORRUPT);
+    assert_int_equal(sp_rfc3339_parse("2026-11-29T04:09:33.Z", 21, &s, &ns), SP_JF_ECORRUPT);
+    assert_int_equal(sp_rfc3339_parse("2026-11-29T04:09:34Z", 20, &s, &ns), 0);
+    assert_int_equal(s, 1795925374ULL);
+    assert_int_equal(sp_rfc3339_parse("2026-11-29T04:09:3xZ", 20, &s, &ns), SP_JF_ECORRUPT);
+    assert_int_equal(sp_rfc3339_parse("2026-11-29T04:09:34Z", 20, &s, &ns), 0);
+    assert_int_equal(s, 1795925374ULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_plain),      cmocka_unit_test(test_escapes),
-        cmocka_unit_test(test_surrogates), cmocka_unit_test(test_partial),
-        cmocka_unit_test(test_attrs),      cmocka_unit_test(test_order_and_unknown),
-        cmocka_unit_test(test_corrupt),    cmocka_unit_test(test_time),
+        cmocka_unit_test(test_plain),         cmocka_unit_test(test_escapes),
+        cmocka_unit_test(test_surrogates),    cmocka_unit_test(test_partial),
+        cmocka_unit_test(test_attrs),         cmocka_unit_test(test_order_and_unknown),
+        cmocka_unit_test(test_corrupt),       cmocka_unit_test(test_time),
+        cmocka_unit_test(test_escape_blocks), cmocka_unit_test(test_time_same_second),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sp_buf_free(&scratch);
