@@ -10,13 +10,32 @@
 #include "document.h"
 #include "kafka.h"
 
-/* Sets what `*held` counts against memory_limit to `now` (docs/architecture.md, "Who owns
- * what"). */
-void sp_kafka_hold(sp_kafka *k, size_t *held, size_t now)
+/* Deliveries and kept buffers count what they hold; deliveries in progress draw first on a
+ * reserve counted ahead (SP_KAFKA_MEMORY_FLOOR), so what they may take past a full buffer is
+ * inside memory_limit. One sp_output_hold per change: a move between a delivery and a kept
+ * buffer never crosses the pause or resume mark on the way. */
+void sp_kafka_account(sp_kafka *k, size_t *del_held, size_t del_now, size_t *spare_held,
+                      size_t spare_now)
 {
-    if (now == *held) return;
-    sp_output_hold(k->o, (int64_t)now - (int64_t)*held);
-    *held = now;
+    int64_t delta = 0;
+    if (del_held) {
+        delta += (int64_t)del_now - (int64_t)*del_held;
+        k->dels_held = k->dels_held - *del_held + del_now;
+        *del_held = del_now;
+    }
+    if (spare_held) {
+        delta += (int64_t)spare_now - (int64_t)*spare_held;
+        *spare_held = spare_now;
+    }
+    size_t reserve = k->reserve_cap > k->dels_held ? k->reserve_cap - k->dels_held : 0;
+    delta += (int64_t)reserve - (int64_t)k->reserve;
+    k->reserve = reserve;
+    if (delta) sp_output_hold(k->o, delta);
+}
+
+void sp_kafka_hold(sp_kafka *k, sp_kdel *kd, size_t now)
+{
+    sp_kafka_account(k, &kd->held, now, NULL, 0);
 }
 
 /* A delivery's memory once encoded: its documents, its messages, and librdkafka's part of them
@@ -255,14 +274,14 @@ static void sp_kafka_kdel_free(sp_kafka *k, sp_kdel *kd)
      * budget (what stays counted for good must leave room for chunks). */
     if (k->nspare < SP_KAFKA_SPARE && !k->stopping &&
         kept + keep <= sp_output_memory_limit(k->o) / 16) {
-        sp_kafka_hold(k, &kd->held, keep);
         sp_kdel *sp = &k->spare[k->nspare++];
+        sp->held = 0;
+        sp_kafka_account(k, &kd->held, 0, &sp->held, keep);
         sp->buf = kd->buf;
         sp->msgs = kd->msgs;
         sp->msgs_cap = kd->msgs_cap;
-        sp->held = kd->held;
     } else {
-        sp_kafka_hold(k, &kd->held, 0);
+        sp_kafka_hold(k, kd, 0);
         sp_buf_free(&kd->buf);
         free(kd->msgs);
     }
@@ -358,7 +377,7 @@ static void sp_kafka_encoded(uv_work_t *w, int status)
         return;
     }
     /* The documents are buffered bytes too: they count towards memory_limit. */
-    sp_kafka_hold(k, &kd->held, sp_kafka_footprint(kd, kd->buf.cap, kd->buf.len, kd->n));
+    sp_kafka_hold(k, kd, sp_kafka_footprint(kd, kd->buf.cap, kd->buf.len, kd->n));
     sp_kafka_pump(k);
 }
 
@@ -387,7 +406,7 @@ void sp_kafka_encode_more(sp_kafka *k)
         const sp_delivery *d = kd->d;
         size_t need = d->bytes * 3 / 2 + 4096; /* as sp_kafka_encode reserves */
         sp_kafka_hold(
-            k, &kd->held,
+            k, kd,
             sp_kafka_footprint(kd, kd->buf.cap > need ? kd->buf.cap : need, need, d->nrecords));
         kd->started = 1;
         active += kd->held;
@@ -408,7 +427,7 @@ void sp_kafka_deliver(sp_output *o, sp_delivery *d)
         kd->buf.len = 0;
         kd->msgs = sp->msgs;
         kd->msgs_cap = sp->msgs_cap;
-        kd->held = sp->held; /* still counted */
+        sp_kafka_account(k, &kd->held, sp->held, &sp->held, 0); /* still counted */
     }
     kd->d = d;
     kd->k = k;
