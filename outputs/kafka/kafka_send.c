@@ -59,25 +59,37 @@ static void sp_kafka_id_hex(char out[32], const uint8_t id[16])
     }
 }
 
-static void sp_kafka_encode(uv_work_t *w)
+/* A delivery's buffers, allocated on the loop thread before its encoding is queued: in the main
+ * heap, not in the heap of whichever pool thread encodes it. Each of those heaps kept up to
+ * glibc's trim threshold of freed buffers, uncounted: peak RSS at the default memory_limit went
+ * about 15 MiB past what was counted (docs/architecture.md, "Who owns what"). */
+static void sp_kafka_alloc(sp_kdel *kd, size_t need)
 {
-    sp_kdel *kd = w->data;
-    const sp_kafka *k = kd->k;
     const sp_delivery *d = kd->d;
     if (kd->msgs_cap < d->nrecords) {
         free(kd->msgs);
         kd->msgs_cap = d->nrecords;
         kd->msgs = sp_malloc((size_t)kd->msgs_cap * sizeof *kd->msgs);
     }
-    /* A document is about 1.3 times its MessagePack record: one allocation of just that much
-     * (not rounded up to a power of two: the buffer is counted against memory_limit), rarely a
-     * second. */
-    size_t need = d->bytes * 3 / 2 + 4096;
     if (kd->buf.cap < need) {
         sp_buf_free(&kd->buf);
         kd->buf.base = sp_malloc(need);
         kd->buf.cap = need;
     }
+}
+
+/* A document is about 1.3 times its MessagePack record: one allocation of just that much (not
+ * rounded up to a power of two: the buffer is counted against memory_limit), rarely a second. */
+static size_t sp_kafka_need(const sp_delivery *d)
+{
+    return d->bytes * 3 / 2 + 4096;
+}
+
+static void sp_kafka_encode(uv_work_t *w)
+{
+    sp_kdel *kd = w->data;
+    const sp_kafka *k = kd->k;
+    const sp_delivery *d = kd->d;
     uint32_t n = 0;
     for (uint32_t i = 0; i < d->nchunks; i++) {
         const sp_chunk *c = d->chunks[i];
@@ -404,10 +416,9 @@ void sp_kafka_encode_more(sp_kafka *k)
         if (k->active && sp_output_held(k->o) >= limit && active >= limit / SP_KAFKA_MEMORY_FLOOR)
             return;
         const sp_delivery *d = kd->d;
-        size_t need = d->bytes * 3 / 2 + 4096; /* as sp_kafka_encode reserves */
-        sp_kafka_hold(
-            k, kd,
-            sp_kafka_footprint(kd, kd->buf.cap > need ? kd->buf.cap : need, need, d->nrecords));
+        size_t need = sp_kafka_need(d);
+        sp_kafka_alloc(kd, need);
+        sp_kafka_hold(k, kd, sp_kafka_footprint(kd, kd->buf.cap, need, d->nrecords));
         kd->started = 1;
         active += kd->held;
         k->active++;
