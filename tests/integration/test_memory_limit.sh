@@ -12,6 +12,9 @@
 # Each run asserts peak RSS (VmHWM) <= memory_limit + 24 MiB and that every record arrived
 # (the sink's item count, the topic's high watermarks, the null output's count): backpressure
 # held the senders back, it lost nothing.
+# MEM_PATHS (default "es kafka null") picks floods; MEM_LIMIT_MIB, MEM_RECORDS, MEM_KAFKA_RTT and
+# MEM_ES_DELAY change the scenario, e.g. the Kafka flood at the default limit:
+#   MEM_PATHS=kafka MEM_LIMIT_MIB=256 MEM_RECORDS=1500000 BUILD=build tests/integration/test_memory_limit.sh
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/kafka_lib.sh"
 ES_SINK=${ES_SINK:-$BUILD/es_sink}
