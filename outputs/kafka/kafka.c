@@ -154,6 +154,9 @@ static int sp_kafka_start(sp_output *o)
     if (pipe2(k->pipefd, O_NONBLOCK | O_CLOEXEC)) return -errno;
     int rc = sp_kafka_producer_new(k);
     if (rc) return rc;
+    /* What deliveries may take past a full buffer is counted from the start (kafka_send.c). */
+    k->reserve_cap = sp_output_memory_limit(o) / SP_KAFKA_MEMORY_FLOOR;
+    sp_kafka_account(k, NULL, 0, NULL, 0);
     uv_poll_init(o->loop, &k->poll, k->pipefd[0]);
     uv_timer_init(o->loop, &k->tick);
     uv_timer_init(o->loop, &k->retry_timer);
@@ -174,16 +177,18 @@ void sp_kafka_maybe_closed(sp_kafka *k)
     while (!sp_list_empty(&k->dels)) {
         sp_kdel *kd = sp_list_entry(k->dels.next, sp_kdel, link);
         sp_list_remove(&kd->link);
-        sp_kafka_hold(k, &kd->held, 0);
+        sp_kafka_hold(k, kd, 0);
         sp_buf_free(&kd->buf);
         free(kd->msgs);
         free(kd);
     }
     for (int i = 0; i < k->nspare; i++) {
-        sp_kafka_hold(k, &k->spare[i].held, 0);
+        sp_kafka_account(k, NULL, 0, &k->spare[i].held, 0);
         sp_buf_free(&k->spare[i].buf);
         free(k->spare[i].msgs);
     }
+    k->reserve_cap = 0;
+    sp_kafka_account(k, NULL, 0, NULL, 0); /* gives the reserve back */
     for (int i = 0; i < k->ntopics; i++)
         free(k->topics[i].name);
     if (k->headers) rd_kafka_headers_destroy(k->headers);

@@ -88,7 +88,8 @@ typedef struct sp_kdel {
  * unless `properties` sets it). */
 #define SP_KAFKA_MEMORY_SHARE 8
 /* Deliveries in progress may hold 1/SP_KAFKA_MEMORY_FLOOR of memory_limit even when the buffer is
- * full (sp_kafka_encode_more). */
+ * full (sp_kafka_encode_more). That floor is counted ahead, as a reserve, so chunks pause short
+ * of it and the total stays within memory_limit (docs/architecture.md, "Who owns what"). */
 #define SP_KAFKA_MEMORY_FLOOR 16
 /* What librdkafka keeps per message besides the value we own: its message header and, while a
  * produce request is built and in flight, a copy of key and value (counted as the value's size
@@ -116,9 +117,12 @@ typedef struct sp_kafka {
     sp_list dels;
     struct sp_kdel spare[SP_KAFKA_SPARE]; /* buffers of finished deliveries, for reuse */
     int nspare;
-    int active;    /* deliveries whose encoding started, not answered yet */
-    int qfull;     /* librdkafka's queue is full: wait for reports */
-    int retry_due; /* the retry backoff is over */
+    size_t dels_held;   /* what the deliveries in `dels` count (their `held`) */
+    size_t reserve;     /* counted ahead for them: reserve_cap - dels_held, at least 0 */
+    size_t reserve_cap; /* memory_limit / SP_KAFKA_MEMORY_FLOOR while running, 0 once stopped */
+    int active;         /* deliveries whose encoding started, not answered yet */
+    int qfull;          /* librdkafka's queue is full: wait for reports */
+    int retry_due;      /* the retry backoff is over */
     uint32_t retry_attempt;
     uint64_t retry_msgs; /* messages waiting for a backoff, all deliveries */
     int encoding;        /* encode jobs on the thread pool */
@@ -154,9 +158,13 @@ int sp_kafka_stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque);
 void sp_kafka_metrics(sp_output *o, sp_buf *out);
 
 /* Producing (kafka_send.c). */
-/** Sets what `*held` counts against memory_limit to `now` (docs/architecture.md, "Who owns
- * what"). */
-void sp_kafka_hold(sp_kafka *k, size_t *held, size_t now);
+/** Sets what a delivery's `*del_held` and a kept buffer's `*spare_held` count against
+ * memory_limit to `del_now` and `spare_now` (either pointer may be NULL), and the reserve to what
+ * the deliveries leave of reserve_cap, in one step (docs/architecture.md, "Who owns what"). */
+void sp_kafka_account(sp_kafka *k, size_t *del_held, size_t del_now, size_t *spare_held,
+                      size_t spare_now);
+/** Sets what delivery `kd` counts to `now`. */
+void sp_kafka_hold(sp_kafka *k, struct sp_kdel *kd, size_t now);
 /** Produces what can be produced, in arrival order, unless the output is stopping. */
 void sp_kafka_pump(sp_kafka *k);
 /** Ends a use of librdkafka on the loop thread; a stop that came meanwhile retires it now. */

@@ -10,13 +10,32 @@
 #include "document.h"
 #include "kafka.h"
 
-/* Sets what `*held` counts against memory_limit to `now` (docs/architecture.md, "Who owns
- * what"). */
-void sp_kafka_hold(sp_kafka *k, size_t *held, size_t now)
+/* Deliveries and kept buffers count what they hold; deliveries in progress draw first on a
+ * reserve counted ahead (SP_KAFKA_MEMORY_FLOOR), so what they may take past a full buffer is
+ * inside memory_limit. One sp_output_hold per change: a move between a delivery and a kept
+ * buffer never crosses the pause or resume mark on the way. */
+void sp_kafka_account(sp_kafka *k, size_t *del_held, size_t del_now, size_t *spare_held,
+                      size_t spare_now)
 {
-    if (now == *held) return;
-    sp_output_hold(k->o, (int64_t)now - (int64_t)*held);
-    *held = now;
+    int64_t delta = 0;
+    if (del_held) {
+        delta += (int64_t)del_now - (int64_t)*del_held;
+        k->dels_held = k->dels_held - *del_held + del_now;
+        *del_held = del_now;
+    }
+    if (spare_held) {
+        delta += (int64_t)spare_now - (int64_t)*spare_held;
+        *spare_held = spare_now;
+    }
+    size_t reserve = k->reserve_cap > k->dels_held ? k->reserve_cap - k->dels_held : 0;
+    delta += (int64_t)reserve - (int64_t)k->reserve;
+    k->reserve = reserve;
+    if (delta) sp_output_hold(k->o, delta);
+}
+
+void sp_kafka_hold(sp_kafka *k, sp_kdel *kd, size_t now)
+{
+    sp_kafka_account(k, &kd->held, now, NULL, 0);
 }
 
 /* A delivery's memory once encoded: its documents, its messages, and librdkafka's part of them
@@ -40,25 +59,37 @@ static void sp_kafka_id_hex(char out[32], const uint8_t id[16])
     }
 }
 
-static void sp_kafka_encode(uv_work_t *w)
+/* A delivery's buffers, allocated on the loop thread before its encoding is queued: in the main
+ * heap, not in the heap of whichever pool thread encodes it. Each of those heaps kept up to
+ * glibc's trim threshold of freed buffers, uncounted: peak RSS at the default memory_limit went
+ * about 15 MiB past what was counted (docs/architecture.md, "Who owns what"). */
+static void sp_kafka_alloc(sp_kdel *kd, size_t need)
 {
-    sp_kdel *kd = w->data;
-    const sp_kafka *k = kd->k;
     const sp_delivery *d = kd->d;
     if (kd->msgs_cap < d->nrecords) {
         free(kd->msgs);
         kd->msgs_cap = d->nrecords;
         kd->msgs = sp_malloc((size_t)kd->msgs_cap * sizeof *kd->msgs);
     }
-    /* A document is about 1.3 times its MessagePack record: one allocation of just that much
-     * (not rounded up to a power of two: the buffer is counted against memory_limit), rarely a
-     * second. */
-    size_t need = d->bytes * 3 / 2 + 4096;
     if (kd->buf.cap < need) {
         sp_buf_free(&kd->buf);
         kd->buf.base = sp_malloc(need);
         kd->buf.cap = need;
     }
+}
+
+/* A document is about 1.3 times its MessagePack record: one allocation of just that much (not
+ * rounded up to a power of two: the buffer is counted against memory_limit), rarely a second. */
+static size_t sp_kafka_need(const sp_delivery *d)
+{
+    return d->bytes * 3 / 2 + 4096;
+}
+
+static void sp_kafka_encode(uv_work_t *w)
+{
+    sp_kdel *kd = w->data;
+    const sp_kafka *k = kd->k;
+    const sp_delivery *d = kd->d;
     uint32_t n = 0;
     for (uint32_t i = 0; i < d->nchunks; i++) {
         const sp_chunk *c = d->chunks[i];
@@ -255,14 +286,14 @@ static void sp_kafka_kdel_free(sp_kafka *k, sp_kdel *kd)
      * budget (what stays counted for good must leave room for chunks). */
     if (k->nspare < SP_KAFKA_SPARE && !k->stopping &&
         kept + keep <= sp_output_memory_limit(k->o) / 16) {
-        sp_kafka_hold(k, &kd->held, keep);
         sp_kdel *sp = &k->spare[k->nspare++];
+        sp->held = 0;
+        sp_kafka_account(k, &kd->held, 0, &sp->held, keep);
         sp->buf = kd->buf;
         sp->msgs = kd->msgs;
         sp->msgs_cap = kd->msgs_cap;
-        sp->held = kd->held;
     } else {
-        sp_kafka_hold(k, &kd->held, 0);
+        sp_kafka_hold(k, kd, 0);
         sp_buf_free(&kd->buf);
         free(kd->msgs);
     }
@@ -358,7 +389,7 @@ static void sp_kafka_encoded(uv_work_t *w, int status)
         return;
     }
     /* The documents are buffered bytes too: they count towards memory_limit. */
-    sp_kafka_hold(k, &kd->held, sp_kafka_footprint(kd, kd->buf.cap, kd->buf.len, kd->n));
+    sp_kafka_hold(k, kd, sp_kafka_footprint(kd, kd->buf.cap, kd->buf.len, kd->n));
     sp_kafka_pump(k);
 }
 
@@ -385,10 +416,9 @@ void sp_kafka_encode_more(sp_kafka *k)
         if (k->active && sp_output_held(k->o) >= limit && active >= limit / SP_KAFKA_MEMORY_FLOOR)
             return;
         const sp_delivery *d = kd->d;
-        size_t need = d->bytes * 3 / 2 + 4096; /* as sp_kafka_encode reserves */
-        sp_kafka_hold(
-            k, &kd->held,
-            sp_kafka_footprint(kd, kd->buf.cap > need ? kd->buf.cap : need, need, d->nrecords));
+        size_t need = sp_kafka_need(d);
+        sp_kafka_alloc(kd, need);
+        sp_kafka_hold(k, kd, sp_kafka_footprint(kd, kd->buf.cap, need, d->nrecords));
         kd->started = 1;
         active += kd->held;
         k->active++;
@@ -408,7 +438,7 @@ void sp_kafka_deliver(sp_output *o, sp_delivery *d)
         kd->buf.len = 0;
         kd->msgs = sp->msgs;
         kd->msgs_cap = sp->msgs_cap;
-        kd->held = sp->held; /* still counted */
+        sp_kafka_account(k, &kd->held, sp->held, &sp->held, 0); /* still counted */
     }
     kd->d = d;
     kd->k = k;
