@@ -145,16 +145,23 @@ static void sp_es_node_failed(sp_es *es, int node)
     if (es->nnodes > 1) es->nodes[node].down_until = uv_now(es->o->loop) + es->conf->node_cooldown;
 }
 
+/* A job's work on the thread pool came back: 0, or -1 when the output is stopping (the job is
+ * given up and the output may close now). */
+static int sp_es_job_back(sp_es_job *j)
+{
+    sp_es *es = j->es;
+    j->working = 0;
+    if (!es->stopping) return 0;
+    es->open--;
+    sp_es_maybe_closed(es);
+    return -1;
+}
+
 static void sp_es_job_encoded_cb(uv_work_t *w, int status)
 {
     sp_es_job *j = w->data;
     sp_es *es = j->es;
-    j->working = 0;
-    if (es->stopping) {
-        es->open--;
-        sp_es_maybe_closed(es);
-        return;
-    }
+    if (sp_es_job_back(j)) return;
     int gz = es->conf->compression == SP_ES_COMP_GZIP && j->gz.len;
     const sp_buf *b = gz ? &j->gz : &j->body;
     if (j->gz.len > j->gz_peak) j->gz_peak = j->gz.len;
@@ -266,12 +273,7 @@ static void sp_es_job_scanned_cb(uv_work_t *w, int status)
 {
     sp_es_job *j = w->data;
     sp_es *es = j->es;
-    j->working = 0;
-    if (es->stopping) {
-        es->open--;
-        sp_es_maybe_closed(es);
-        return;
-    }
+    if (sp_es_job_back(j)) return;
     if (j->scanned < 0) {
         es->err_response++;
         sp_out_log_limited(es->o, &es->rl_req, SP_LOG_WARN,
