@@ -137,6 +137,10 @@ sp_chunk *sp_router_pool_get(sp_router *r);
 int sp_router_pool_put(sp_router *r, sp_chunk *c);
 /** Frees kept buffers until held plus the pool fit memory_limit (held grew). */
 void sp_router_pool_fit(sp_router *r);
+/** Makes the next SP_PREFAULT_STEP bytes of `c`'s buffer past its data, up to `upto`, resident
+ * at once. */
+#define SP_PREFAULT_STEP (32u << 10)
+void sp_router_pool_prefault(sp_chunk *c, size_t upto);
 /** Frees the pool, but for a few buffers, once no chunk came from it for a while. */
 void sp_router_pool_tick(sp_router *r, uint64_t now);
 void sp_router_pool_free(sp_router *r);
