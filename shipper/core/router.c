@@ -247,7 +247,8 @@ void sp_router_commit(sp_router *r, sp_chunk *c, size_t len_before, uint32_t nre
 {
     r->bytes += c->data.len - len_before;
     c->nrecords += nrecords;
-    if (c->data.len / SP_PREFAULT_STEP != len_before / SP_PREFAULT_STEP)
+    if (c->data.len / SP_PREFAULT_STEP != len_before / SP_PREFAULT_STEP &&
+        c->data.len + SP_PREFAULT_STEP > c->touched)
         sp_router_pool_prefault(c, r->chunk_size);
     if (c->data.len >= r->chunk_size) sp_router_close_now(r, c);
     uint64_t held = sp_router_held(r);

@@ -34,9 +34,11 @@ sp_chunk *sp_router_pool_get(sp_router *r)
     r->cached_bytes -= c->data.len;
     r->pool_used_ms = uv_now(r->loop);
     sp_buf data = c->data;
+    size_t touched = c->touched > data.len ? c->touched : data.len;
     memset(c, 0, sizeof *c);
     c->data = data;
     c->data.len = 0;
+    c->touched = touched; /* its pages are resident already: no prefault up to there */
     return c;
 }
 
@@ -45,7 +47,8 @@ sp_chunk *sp_router_pool_get(sp_router *r)
  * memory_limit was a third of the loop thread's time in a flood (page faults and the kernel
  * zeroing pages). A step at a time, so a chunk holds at most two steps past its data (a tag
  * that writes little stays a few pages). Where the call is unknown it fails and the pages fault
- * in as before. Called by sp_router_commit when a chunk's data crosses into a new step. */
+ * in as before. Called by sp_router_commit when a chunk's data crosses into a new step that is
+ * not resident yet (a buffer from the pool is, as far as its last chunk wrote). */
 void sp_router_pool_prefault(sp_chunk *c, size_t upto)
 {
 #ifdef MADV_POPULATE_WRITE
@@ -57,6 +60,7 @@ void sp_router_pool_prefault(sp_chunk *c, size_t upto)
     if (end > c->data.cap) end = c->data.cap;
     uintptr_t a = (base + c->data.len) & ~(page - 1), e = (base + end) & ~(page - 1);
     if (e > a) (void)madvise((void *)a, e - a, MADV_POPULATE_WRITE);
+    if (end > c->touched) c->touched = end;
 #else
     (void)c, (void)upto;
 #endif
