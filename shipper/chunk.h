@@ -51,6 +51,7 @@ typedef struct sp_chunk {
     size_t sync_upto;   /* ... covered by the fsync running now */
     uint32_t spooled_records, durable_records, sync_records;
     int durable_moved; /* the last fsync made more of it durable */
+    size_t touched;    /* the core's: bytes of the buffer made resident (core/router_pool.c) */
 } sp_chunk;
 
 /** Adds a watcher to `c` (normally the open chunk a record was just appended to). */

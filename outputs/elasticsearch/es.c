@@ -28,11 +28,16 @@ static void sp_es_job_step(sp_es_job *j);
 static void sp_es_maybe_closed(sp_es *es);
 
 /* Counts what the job's buffers occupy against memory_limit (docs/architecture.md, "Who owns
- * what"): on the loop thread, after each step that may have grown them. */
+ * what"): on the loop thread, after each step that may have grown them. A job with a delivery
+ * counts at least a whole body and a response as large from the start, since they grow while
+ * it runs: counted only once grown, they came on top of a buffer the inputs had already filled
+ * to the limit (peak RSS 5-10 MiB past it with 256 MiB). */
 static void sp_es_job_account(sp_es_job *j)
 {
     size_t now = j->body.cap + j->gz_peak + j->req.resp.cap + j->errs.cap + j->enc.scratch.cap +
                  (size_t)j->cap * 3 * sizeof(sp_es_item);
+    int waits = uv_is_active((uv_handle_t *)&j->timer); /* parked for an item retry */
+    if (j->d && !waits && now < 2 * j->es->body_max) now = 2 * j->es->body_max;
     if (now == j->held) return;
     int64_t delta = (int64_t)now - (int64_t)j->held;
     j->held = now;
@@ -54,6 +59,7 @@ static void sp_es_job_retry_all(sp_es_job *j)
 {
     sp_delivery *d = j->d;
     j->d = NULL;
+    sp_es_job_account(j);
     sp_output_done(d, SP_OUT_RETRY, 0, 0);
 }
 
@@ -64,6 +70,7 @@ static void sp_es_job_finish(sp_es_job *j)
     /* Jobs past `workers` exist only while others wait for item retries. */
     for (int i = j->es->o->max_inflight; i < j->es->njobs; i++)
         if (j->es->jobs[i] == j) sp_es_job_release(j);
+    sp_es_job_account(j);
     sp_output_done(d, SP_OUT_DONE, j->delivered, j->rejected);
 }
 
@@ -138,16 +145,23 @@ static void sp_es_node_failed(sp_es *es, int node)
     if (es->nnodes > 1) es->nodes[node].down_until = uv_now(es->o->loop) + es->conf->node_cooldown;
 }
 
+/* A job's work on the thread pool came back: 0, or -1 when the output is stopping (the job is
+ * given up and the output may close now). */
+static int sp_es_job_back(sp_es_job *j)
+{
+    sp_es *es = j->es;
+    j->working = 0;
+    if (!es->stopping) return 0;
+    es->open--;
+    sp_es_maybe_closed(es);
+    return -1;
+}
+
 static void sp_es_job_encoded_cb(uv_work_t *w, int status)
 {
     sp_es_job *j = w->data;
     sp_es *es = j->es;
-    j->working = 0;
-    if (es->stopping) {
-        es->open--;
-        sp_es_maybe_closed(es);
-        return;
-    }
+    if (sp_es_job_back(j)) return;
     int gz = es->conf->compression == SP_ES_COMP_GZIP && j->gz.len;
     const sp_buf *b = gz ? &j->gz : &j->body;
     if (j->gz.len > j->gz_peak) j->gz_peak = j->gz.len;
@@ -259,12 +273,7 @@ static void sp_es_job_scanned_cb(uv_work_t *w, int status)
 {
     sp_es_job *j = w->data;
     sp_es *es = j->es;
-    j->working = 0;
-    if (es->stopping) {
-        es->open--;
-        sp_es_maybe_closed(es);
-        return;
-    }
+    if (sp_es_job_back(j)) return;
     if (j->scanned < 0) {
         es->err_response++;
         sp_out_log_limited(es->o, &es->rl_req, SP_LOG_WARN,
@@ -385,6 +394,7 @@ static void sp_es_deliver(sp_output *o, sp_delivery *d)
     j->nnow = j->nretry = j->nsent = 0;
     j->delivered = j->rejected = j->rounds = 0;
     j->errs.len = 0;
+    sp_es_job_account(j);
     sp_es_job_step(j);
 }
 

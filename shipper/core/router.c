@@ -7,8 +7,6 @@
 #include "log.h"
 #include "spool.h"
 
-#define SP_FREE_CHUNKS_MAX 8 /* chunk buffers kept for reuse, at most */
-
 static void sp_router_pump(sp_output *o);
 static void sp_router_check_drained(sp_router *r);
 
@@ -65,12 +63,13 @@ static void sp_router_pressure(sp_router *r)
 
 uint64_t sp_router_held(const sp_router *r)
 {
-    return r->bytes + r->cached_bytes + (uint64_t)(r->extra_bytes > 0 ? r->extra_bytes : 0);
+    return r->bytes + (uint64_t)(r->extra_bytes > 0 ? r->extra_bytes : 0);
 }
 
 void sp_router_hold(sp_router *r, int64_t delta)
 {
     r->extra_bytes += delta;
+    if (delta > 0) sp_router_pool_fit(r);
     sp_router_pressure(r);
 }
 
@@ -78,18 +77,8 @@ void sp_router_hold(sp_router *r, int64_t delta)
 
 static sp_chunk *sp_router_chunk_alloc(sp_router *r, sp_tagent *e, sp_slice tag)
 {
-    sp_chunk *c;
-    if (!sp_list_empty(&r->free_chunks)) {
-        sp_list *l = r->free_chunks.next;
-        sp_list_remove(l);
-        r->nfree--;
-        c = sp_list_entry(l, sp_chunk, link);
-        r->cached_bytes -= c->data.cap;
-        sp_buf data = c->data;
-        memset(c, 0, sizeof *c);
-        c->data = data;
-        c->data.len = 0;
-    } else {
+    sp_chunk *c = sp_router_pool_get(r);
+    if (!c) {
         c = sp_calloc(1, sizeof *c);
         sp_buf_reserve_exact(&c->data, r->chunk_size + r->chunk_size / 8);
     }
@@ -146,14 +135,7 @@ static void sp_router_chunk_release(sp_router *r, sp_chunk *c, int delivered)
     r->live_chunks--;
     free(c->tag);
     c->tag = NULL;
-    /* Keep a few chunk buffers: a fresh 1 MiB malloc is an mmap plus page faults every time.
-     * They count against memory_limit, so they get at most 1/16 of it. */
-    if (r->nfree < SP_FREE_CHUNKS_MAX && c->data.cap <= r->chunk_size * 2 &&
-        r->cached_bytes + c->data.cap <= r->memory_limit / 16) {
-        sp_list_insert_head(&r->free_chunks, &c->link);
-        r->nfree++;
-        r->cached_bytes += c->data.cap;
-    } else {
+    if (!sp_router_pool_put(r, c)) { /* router_pool.c */
         sp_buf_free(&c->data);
         free(c);
     }
@@ -265,6 +247,9 @@ void sp_router_commit(sp_router *r, sp_chunk *c, size_t len_before, uint32_t nre
 {
     r->bytes += c->data.len - len_before;
     c->nrecords += nrecords;
+    if (c->data.len / SP_PREFAULT_STEP != len_before / SP_PREFAULT_STEP &&
+        c->data.len + SP_PREFAULT_STEP > c->touched)
+        sp_router_pool_prefault(c, r->chunk_size);
     if (c->data.len >= r->chunk_size) sp_router_close_now(r, c);
     uint64_t held = sp_router_held(r);
     if (held >= r->fair.high || held >= r->memory_limit) sp_router_pressure(r);
@@ -453,6 +438,7 @@ static void sp_router_tick_cb(uv_timer_t *t)
     for (size_t i = 0; i < r->nfilters; i++)
         if (r->filters[i]->type->tick) r->filters[i]->type->tick(r->filters[i], now);
     sp_router_tags_expire(r, now);
+    sp_router_pool_tick(r, now);
 }
 
 void sp_router_start(sp_router *r)
@@ -517,14 +503,7 @@ void sp_router_close(sp_router *r)
         if (c->tagent) c->tagent->open = NULL;
         sp_router_chunk_release(r, c, 0);
     }
-    while (!sp_list_empty(&r->free_chunks)) {
-        sp_chunk *c = sp_list_entry(r->free_chunks.next, sp_chunk, link);
-        sp_list_remove(&c->link);
-        r->cached_bytes -= c->data.cap;
-        sp_buf_free(&c->data);
-        free(c);
-    }
-    r->nfree = 0;
+    sp_router_pool_free(r);
     for (size_t i = 0; i < r->tags_cap; i++)
         if (r->tags[i]) free(r->tags[i]->tag), free(r->tags[i]);
     free(r->tags);

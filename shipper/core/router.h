@@ -55,7 +55,8 @@ typedef struct sp_router {
     uint64_t bytes;      /* every live chunk's data */
     int64_t extra_bytes; /* held outside chunks: partial lines, outputs' buffers */
     uint64_t live_chunks;
-    uint64_t cached_bytes; /* free_chunks' buffers: resident, so counted */
+    uint64_t cached_bytes; /* free_chunks' buffers, by the bytes each last held */
+    uint64_t pool_used_ms; /* when a chunk last came from free_chunks */
     int paused;
     uint64_t pause_count;
     sp_fair fair;          /* which sources pause above buffer.fair_mark (fair.c) */
@@ -108,7 +109,8 @@ void sp_router_park(sp_delivery *d);
 /** Adjusts bytes held outside chunks, counted against memory_limit: by an input (partial lines
  * being joined) or an output (encoded bodies, responses, a client library's queue). */
 void sp_router_hold(sp_router *r, int64_t delta);
-/** Every byte counted against memory_limit now: chunks plus what sp_router_hold added. */
+/** Every byte counted against memory_limit now: chunks plus what sp_router_hold added. The
+ * pool of kept chunk buffers is not in it; it only fills what the limit leaves beside it. */
 uint64_t sp_router_held(const sp_router *r);
 /** Closes every open chunk (all != 0) or only those older than flush_interval. */
 void sp_router_flush(sp_router *r, int all);
@@ -128,5 +130,19 @@ void sp_router_close(sp_router *r);
 sp_tagent *sp_router_tag(sp_router *r, sp_slice tag);
 /** Forgets tags unused for a minute, when enough of them are (router_tags.c). */
 void sp_router_tags_expire(sp_router *r, uint64_t now);
+/* Chunk buffers kept for reuse (router_pool.c). */
+/** A kept chunk (zeroed but for its buffer, emptied), or NULL. */
+sp_chunk *sp_router_pool_get(sp_router *r);
+/** Keeps released `c` (its tag freed) for reuse if the pool has room: 1, or 0 (free it). */
+int sp_router_pool_put(sp_router *r, sp_chunk *c);
+/** Frees kept buffers until held plus the pool fit memory_limit (held grew). */
+void sp_router_pool_fit(sp_router *r);
+/** Makes the next SP_PREFAULT_STEP bytes of `c`'s buffer past its data, up to `upto`, resident
+ * at once. */
+#define SP_PREFAULT_STEP (32u << 10)
+void sp_router_pool_prefault(sp_chunk *c, size_t upto);
+/** Frees the pool, but for a few buffers, once no chunk came from it for a while. */
+void sp_router_pool_tick(sp_router *r, uint64_t now);
+void sp_router_pool_free(sp_router *r);
 
 #endif

@@ -9,8 +9,17 @@
 #     and holding each answer MEM_ES_DELAY ms; with gzip, then uncompressed.
 #  2. Kafka: the mock cluster with MEM_KAFKA_RTT ms added to every broker's responses.
 #  3. null with the spool on.
-# Each run asserts peak RSS (VmHWM) <= memory_limit + 24 MiB and that every record arrived
-# (the sink's item count, the topic's high watermarks, the null output's count): backpressure
+#  0. First, Elasticsearch full items at the default 256 MiB with a sink answering at once, as
+#     bench/run-es.sh runs: the sink is stopped (SIGSTOP) until the inputs pause, so the buffer
+#     fills to the limit whatever the machine's speed, then drains and fills again. There
+#     the slack is MEM_DEFAULT_SLACK_MIB (16): what the process needs beside memory_limit (code,
+#     libraries, stacks, allocator arenas: about 12 MiB). The job buffers were counted only once
+#     grown, on top of a full buffer, and peaked 21-27 MiB past the limit. Then, idle, RSS must
+#     fall to 64 MiB within 20 s (the kept chunk buffers are given back; main stayed at 274 MiB).
+# The Elasticsearch floods from 4 connections run with buffer.fair off: the fair rule pauses
+# the largest connections from half the limit, and the buffer sometimes never reached the limit
+# (0 pauses). Each run asserts peak RSS (VmHWM) <= memory_limit + 24 MiB and that every record
+# arrived (the sink's item count, the topic's high watermarks, the null output's count): backpressure
 # held the senders back, it lost nothing.
 # MEM_PATHS (default "es kafka null") picks floods; MEM_LIMIT_MIB, MEM_RECORDS, MEM_KAFKA_RTT and
 # MEM_ES_DELAY change the scenario, e.g. the Kafka flood at the default limit:
@@ -20,6 +29,7 @@
 ES_SINK=${ES_SINK:-$BUILD/es_sink}
 LIMIT_MIB=${MEM_LIMIT_MIB:-32}
 SLACK_MIB=24
+DEFAULT_SLACK_MIB=${MEM_DEFAULT_SLACK_MIB:-16}
 N=${MEM_RECORDS:-600000} # ~200-byte logs: about 150 MiB of chunks, the limit several times over
 CONNS=4
 PATHS=" ${MEM_PATHS:-es kafka null} " # which floods to run (MEM_PATHS=kafka: that one only)
@@ -51,7 +61,7 @@ YAML
     start_shipper "$name" -c "$T/$name.yaml"
     wait_ready "127.0.0.1:$H" || { cat "$T/$name.err"; exit 1; }
     timeout 600 "$SHIPPER_BENCH" forward --addr "127.0.0.1:$P" --mode message --records "$N" \
-        --conns $CONNS --containers 8 --size 200 --quiet >"$T/$name.gen" 2>&1 &
+        --conns "${GEN_CONNS:-$CONNS}" --containers 8 --size "${GEN_SIZE:-200}" --quiet >"$T/$name.gen" 2>&1 &
     local gen=$!
     bg_pid $gen
     local last=-1 since now v
@@ -73,10 +83,44 @@ YAML
     local max_kb=$(((LIMIT_MIB + SLACK_MIB) * 1024))
     check "$name: peak RSS $((HWM_KB / 1024)) MiB <= memory_limit ${LIMIT_MIB} MiB + ${SLACK_MIB} MiB" \
         [ "$HWM_KB" -le "$max_kb" ]
+    if [ -n "${IDLE_MIB:-}" ]; then
+        # Idle, the kept chunk buffers are given back (2 s without a taker, then malloc_trim).
+        local rss_kb
+        for _ in $(seq 200); do
+            rss_kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$SHIPPER_PID/status")
+            [ "$rss_kb" -le $((IDLE_MIB * 1024)) ] && break
+            sleep 0.1
+        done
+        check "$name: idle, RSS fell to $((rss_kb / 1024)) MiB <= ${IDLE_MIB} MiB within 20 s" \
+            [ "$rss_kb" -le $((IDLE_MIB * 1024)) ]
+    fi
     stop_shipper; check_eq "$name: clean exit" 0 "$SHIPPER_RC"
 }
 
 if want es; then
+log "0. Elasticsearch (full items) at the default memory_limit, the sink stopped until it is full"
+"$ES_SINK" --port 0 --port-file "$T/sink0.port" --ignore-filter-path >/dev/null 2>&1 &
+sink0=$!
+bg_pid $sink0
+for _ in $(seq 50); do [ -s "$T/sink0.port" ] && break; sleep 0.05; done
+kill -STOP $sink0
+(
+    for _ in $(seq 1200); do
+        [ "$(metric "127.0.0.1:$H" shipper_pauses_total)" -gt 0 ] 2>/dev/null && break
+        sleep 0.1
+    done
+    kill -CONT $sink0
+) &
+bg_pid $!
+cat >"$T/es0.out.yaml" <<YAML
+outputs:
+  - type: elasticsearch
+    url: http://127.0.0.1:$(cat "$T/sink0.port")
+YAML
+# 1 KB logs: about 600 MiB of chunks, twice the limit and more; one connection, which the fair
+# rule (buffer.fair_mark) never pauses alone
+N=${MEM_DEFAULT_RECORDS:-500000} LIMIT_MIB=256 SLACK_MIB=$DEFAULT_SLACK_MIB GEN_SIZE=1000 GEN_CONNS=1 IDLE_MIB=64 run_flood es-default "$T/es0.out.yaml" 'shipper_output_records_total{output="elasticsearch",result="delivered"}'
+
 log "1. Elasticsearch (full items, ${MEM_ES_DELAY:-200} ms per answer, gzip)"
 "$ES_SINK" --port 0 --port-file "$T/sink.port" --ignore-filter-path \
     --delay-ms "${MEM_ES_DELAY:-200}" >/dev/null 2>&1 &
@@ -88,7 +132,8 @@ outputs:
     url: http://127.0.0.1:$(cat "$T/sink.port")
     compression: gzip
 YAML
-run_flood es "$T/es.out.yaml" 'shipper_output_records_total{output="elasticsearch",result="delivered"}'
+run_flood es "$T/es.out.yaml" 'shipper_output_records_total{output="elasticsearch",result="delivered"}' \
+    "  fair: false"
 check_eq "es: the sink acknowledged every record" "$N" \
     "$(curl -sf "http://127.0.0.1:$(cat "$T/sink.port")/_sink/count" | sed 's/[^0-9]//g')"
 
@@ -96,7 +141,8 @@ log "1b. Elasticsearch (full items, uncompressed: the largest responses per body
 sink_count0=$(curl -sf "http://127.0.0.1:$(cat "$T/sink.port")/_sink/count" | sed 's/[^0-9]//g')
 sed '/compression: gzip/d' "$T/es.out.yaml" >"$T/es-plain.out.yaml"
 N_ALL=$N; N=$((N / 2)) # still the limit several times over; keeps the suite short
-run_flood es-plain "$T/es-plain.out.yaml" 'shipper_output_records_total{output="elasticsearch",result="delivered"}'
+run_flood es-plain "$T/es-plain.out.yaml" 'shipper_output_records_total{output="elasticsearch",result="delivered"}' \
+    "  fair: false"
 check_eq "es-plain: the sink acknowledged every record" "$N" \
     "$(($(curl -sf "http://127.0.0.1:$(cat "$T/sink.port")/_sink/count" | sed 's/[^0-9]//g') - sink_count0))"
 N=$N_ALL
