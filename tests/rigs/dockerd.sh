@@ -79,8 +79,11 @@ shipper_dockerd_ensure() (
             rm -f "$pidfile"
             echo "$say starting dockerd (log: $log)" >&2
             # setsid + nohup: the daemon must outlive this script and its terminal/session; -w keeps
-            # $! alive exactly as long as dockerd even if setsid had to fork.
-            setsid -w nohup dockerd "${args[@]}" >>"$log" 2>&1 </dev/null 9>&- &
+            # $! alive exactly as long as dockerd even if setsid had to fork. The daemon outlives
+            # whoever started it, so it must not inherit their TMPDIR: runc puts each `docker
+            # exec`'s files there, and once that directory is removed every exec and health
+            # check fails ("open $TMPDIR/runc-process...: no such file or directory").
+            setsid -w nohup env -u TMPDIR dockerd "${args[@]}" >>"$log" 2>&1 </dev/null 9>&- &
             pid=$! started=1
         fi
         # A wedged daemon accepts connections but never answers, hence the timeouts.
