@@ -124,6 +124,28 @@ int sp_extras_next(const uint8_t **p, const uint8_t *end, sp_slice *key, sp_slic
  * key repeats), 0 not. */
 int sp_extras_find(const sp_record *r, sp_slice key, sp_slice *val);
 
+/** One pair of a record's extras: its key (base NULL when not a str or bin) and raw value. */
+typedef struct {
+    sp_slice key;
+    sp_slice val;
+} sp_extra;
+
+/**
+ * The pairs of r's extras in *out, in order; returns how many are well-formed (r->nextras unless
+ * the bytes end early or are not MessagePack). Found once per record and shared by every filter
+ * down the chain while r->extras is the same slice, so a lookup after the first costs a few
+ * compares. Valid until the filter returns, emits a record or calls this for another record.
+ */
+uint32_t sp_extras_pairs(const sp_record *r, const sp_extra **out);
+/** Where pair i of sp_extras_pairs' `x` starts (its key's header): pairs are back to back. */
+static inline const char *sp_extra_start(const sp_record *r, const sp_extra *x, uint32_t i)
+{
+    return i ? x[i - 1].val.base + x[i - 1].val.len : r->extras.base;
+}
+/** The core only (shipper/core/filters.c): a record enters (1) or leaves (0) the filter chain;
+ * an index built before is not reused after. */
+void sp_extras_pass(int enter);
+
 /**
  * Rebuilding a record's extras without allocating per record: start, put pairs, finish. Keys
  * put later replace earlier pairs with the same key (the old extras included): the last one
