@@ -213,39 +213,30 @@ int sp_extras_find(const sp_record *r, sp_slice key, sp_slice *val)
     return 0;
 }
 
-int sp_field_text(const sp_record *r, sp_slice tag, sp_slice name, sp_slice *out, char *tmp,
-                  size_t tmpcap)
+sp_field sp_field_make(sp_slice name)
 {
-    const sp_slice *fixed = NULL;
-    switch (name.len) { /* the record's own fields differ in length: one compare */
-    case 7:
-        fixed = SP_SLICE_IS(name, "message") ? &r->message : NULL;
-        break;
-    case 6:
-        fixed = SP_SLICE_IS(name, "stream") ? &r->stream : NULL;
-        break;
-    case 12:
-        fixed = SP_SLICE_IS(name, "container.id") ? &r->container_id : NULL;
-        break;
-    case 14:
-        fixed = SP_SLICE_IS(name, "container.name") ? &r->container_name : NULL;
-        break;
-    case 3:
-        fixed = SP_SLICE_IS(name, "tag") ? &tag : NULL;
-        break;
-    }
-    if (fixed) {
-        *out = *fixed;
-        return fixed->base != NULL;
-    }
-    sp_slice v;
-    if (sp_extras_find(r, name, &v))
-        return sp_fields_scalar_text((const uint8_t *)v.base, (const uint8_t *)v.base + v.len, out,
-                                     tmp, tmpcap);
-    /* A dotted path: the first part an extra, the rest members of nested maps. */
+    sp_field f = {.name = name, .slot = SP_FIELD_EXTRA};
+    if (SP_SLICE_IS(name, "message"))
+        f.slot = SP_FIELD_MESSAGE;
+    else if (SP_SLICE_IS(name, "stream"))
+        f.slot = SP_FIELD_STREAM;
+    else if (SP_SLICE_IS(name, "container.id"))
+        f.slot = SP_FIELD_CONTAINER_ID;
+    else if (SP_SLICE_IS(name, "container.name"))
+        f.slot = SP_FIELD_CONTAINER_NAME;
+    else if (SP_SLICE_IS(name, "tag"))
+        f.slot = SP_FIELD_TAG;
+    f.dotted = f.slot == SP_FIELD_EXTRA && memchr(name.base, '.', name.len) != NULL;
+    return f;
+}
+
+/* A dotted path: the first part an extra, the rest members of nested maps. */
+static int sp_fields_path(const sp_record *r, sp_slice name, sp_slice *out, char *tmp,
+                          size_t tmpcap)
+{
     const uint8_t *p = NULL, *end = NULL;
     uint32_t n = 0;
-    sp_slice rest = name;
+    sp_slice rest = name, v;
     while (rest.len) {
         const char *dot = memchr(rest.base, '.', rest.len);
         sp_slice part = sp_slice_make(rest.base, dot ? (size_t)(dot - rest.base) : rest.len);
@@ -259,6 +250,45 @@ int sp_field_text(const sp_record *r, sp_slice tag, sp_slice name, sp_slice *out
         n = o.v.n;
     }
     return 0;
+}
+
+int sp_field_get(const sp_field *f, const sp_record *r, sp_slice tag, sp_slice *out, char *tmp,
+                 size_t tmpcap)
+{
+    const sp_slice *fixed;
+    switch (f->slot) {
+    case SP_FIELD_MESSAGE:
+        fixed = &r->message;
+        break;
+    case SP_FIELD_STREAM:
+        fixed = &r->stream;
+        break;
+    case SP_FIELD_CONTAINER_ID:
+        fixed = &r->container_id;
+        break;
+    case SP_FIELD_CONTAINER_NAME:
+        fixed = &r->container_name;
+        break;
+    case SP_FIELD_TAG:
+        fixed = &tag;
+        break;
+    default: {
+        sp_slice v; /* a key with dots may be a top-level key too: that first */
+        if (sp_extras_find(r, f->name, &v))
+            return sp_fields_scalar_text((const uint8_t *)v.base, (const uint8_t *)v.base + v.len,
+                                         out, tmp, tmpcap);
+        return f->dotted && sp_fields_path(r, f->name, out, tmp, tmpcap);
+    }
+    }
+    *out = *fixed;
+    return fixed->base != NULL;
+}
+
+int sp_field_text(const sp_record *r, sp_slice tag, sp_slice name, sp_slice *out, char *tmp,
+                  size_t tmpcap)
+{
+    sp_field f = sp_field_make(name);
+    return sp_field_get(&f, r, tag, out, tmp, tmpcap);
 }
 
 /* ---- extras rebuilt ---- */

@@ -116,6 +116,24 @@ void sp_source_slow(sp_source *s, uint64_t ms);
  */
 int sp_field_text(const sp_record *r, sp_slice tag, sp_slice name, sp_slice *out, char *tmp,
                   size_t tmpcap);
+/** A field name resolved once, when the filter starts: which of the record's own fields it is,
+ * or an extra (then whether it is a dotted path). */
+typedef struct {
+    sp_slice name;
+    enum {
+        SP_FIELD_EXTRA,
+        SP_FIELD_MESSAGE,
+        SP_FIELD_STREAM,
+        SP_FIELD_CONTAINER_ID,
+        SP_FIELD_CONTAINER_NAME,
+        SP_FIELD_TAG
+    } slot;
+    int dotted;
+} sp_field;
+sp_field sp_field_make(sp_slice name);
+/** sp_field_text for a field made by sp_field_make: the per-record part only. */
+int sp_field_get(const sp_field *f, const sp_record *r, sp_slice tag, sp_slice *out, char *tmp,
+                 size_t tmpcap);
 /** The pair of extras (or of any map) at *p, advancing past it: its key (base NULL when the key
  * is not a str or bin) and its value's raw MessagePack bytes. 0, or -1 when the bytes end or are
  * not MessagePack. Scalars inline; containers through sp_mp_skip. */
