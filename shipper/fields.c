@@ -16,6 +16,11 @@
 static int sp_fields_scalar_text(const uint8_t *p, const uint8_t *end, sp_slice *out, char *tmp,
                                  size_t tmpcap)
 {
+    uint8_t c = p < end ? *p : 0xc1;
+    if ((c & 0xe0) == 0xa0 && (size_t)(end - p) > (size_t)(c & 0x1f)) { /* fixstr: most values */
+        *out = sp_slice_make(p + 1, c & 0x1f);
+        return 1;
+    }
     sp_mp_obj o;
     if (sp_mp_read(&p, end, &o)) return 0;
     int n = -1;
@@ -44,7 +49,39 @@ static int sp_fields_scalar_text(const uint8_t *p, const uint8_t *end, sp_slice 
     return 1;
 }
 
-int sp_extras_next(const uint8_t **p, const uint8_t *end, sp_slice *key, sp_slice *val)
+/* A MessagePack value's whole size from its first byte where that byte says it: fixed-size
+ * scalars and fixstr; SP_FIELDS_LEN8 for str8/bin8 (the size in the next byte); 0 for the rest
+ * (containers, ext, str16/32, bin16/32), sized by sp_mp_skip. */
+#define SP_FIELDS_LEN8 0xff
+static const uint8_t sp_fields_size[256] = {
+    [0x00 ... 0x7f] = 1, /* positive fixint */
+    [0xa0 ... 0xbf] = 0, /* fixstr: 1 + (c & 0x1f), below */
+    [0xc0] = 1,          /* nil */
+    [0xc2 ... 0xc3] = 1, /* false, true */
+    [0xc4] = SP_FIELDS_LEN8,
+    [0xca] = 5,
+    [0xcb] = 9,
+    [0xcc] = 2,
+    [0xcd] = 3,
+    [0xce] = 5,
+    [0xcf] = 9,
+    [0xd0] = 2,
+    [0xd1] = 3,
+    [0xd2] = 5,
+    [0xd3] = 9,
+    [0xd4] = 3, /* fixext 1, 2, 4, 8, 16 */
+    [0xd5] = 4,
+    [0xd6] = 6,
+    [0xd7] = 10,
+    [0xd8] = 18,
+    [0xd9] = SP_FIELDS_LEN8,
+    [0xe0 ... 0xff] = 1, /* negative fixint */
+};
+
+/* sp_extras_next, inlined where whole maps are walked (the index below): a fixstr key and a
+ * value sized by its first byte take a few instructions. */
+static inline __attribute__((always_inline)) int
+sp_fields_next(const uint8_t **p, const uint8_t *end, sp_slice *key, sp_slice *val)
 {
     const uint8_t *q = *p;
     size_t n, h = 1;
@@ -52,37 +89,101 @@ int sp_extras_next(const uint8_t **p, const uint8_t *end, sp_slice *key, sp_slic
     uint8_t c = *q;
     if ((c & 0xe0) == 0xa0) { /* fixstr: most keys */
         n = c & 0x1f;
-        if ((size_t)(end - q) < 1 + n) return -1;
+        if ((size_t)(end - q) <= 1 + n) return -1; /* the value's first byte too */
         *key = sp_slice_make(q + 1, n);
         q += 1 + n;
     } else if ((n = sp_mp_strbin_size(q, end, &h))) {
-        if ((size_t)(end - q) < n) return -1;
+        if ((size_t)(end - q) <= n) return -1;
         *key = sp_slice_make(q + h, n - h);
         q += n;
     } else {
         sp_mp_obj k;
-        if (sp_mp_read(&q, end, &k)) return -1;
+        if (sp_mp_read(&q, end, &k) || q >= end) return -1;
         *key = k.type == SP_MP_STR || k.type == SP_MP_BIN ? k.s : SP_SLICE_NULL;
     }
     const uint8_t *v = q;
-    if (q >= end) return -1;
     c = *q;
-    if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
-        n = 1;
-    else if ((c & 0xe0) == 0xa0)
+    n = sp_fields_size[c];
+    if ((c & 0xe0) == 0xa0) {
         n = 1 + (c & 0x1f);
-    else if (c >= 0xcc && c <= 0xd3) /* uint8..64, int8..64 */
-        n = 1 + ((size_t)1 << ((c - 0xcc) & 3));
-    else if (c == 0xca || c == 0xcb)
-        n = c == 0xca ? 5 : 9;
-    else if (!(n = sp_mp_strbin_size(q, end, &h))) {
-        if (sp_mp_skip(&q, end)) return -1; /* containers, ext */
+    } else if (n == SP_FIELDS_LEN8) {
+        if (end - q < 2) return -1;
+        n = 2 + (size_t)q[1];
+    } else if (!n) {
+        if (sp_mp_skip(&q, end)) return -1; /* containers, ext, longer str and bin */
         n = (size_t)(q - v);
     }
     if ((size_t)(end - v) < n) return -1;
     *val = sp_slice_make(v, n);
     *p = v + n;
     return 0;
+}
+
+int sp_extras_next(const uint8_t **p, const uint8_t *end, sp_slice *key, sp_slice *val)
+{
+    return sp_fields_next(p, end, key, val);
+}
+
+/* ---- the extras index shared down the chain ---- */
+
+/* The pairs of the record being filtered, found once and read by every filter after it while
+ * r->extras stays the same slice (docs/architecture.md, "Filters"). A pass is one record's way
+ * through the chain (sp_extras_pass); an index is reused only within the pass it was built in,
+ * so a buffer a filter reuses for the next record never serves a stale one. Per thread: filters
+ * run on the loop; another thread calling these functions builds its own, never reused. */
+static _Thread_local struct {
+    sp_extra *v;      /* the pairs */
+    uint32_t cap;     /* entries allocated (grows with the most pairs seen; never per record) */
+    uint32_t n;       /* well-formed pairs found (fewer than nextras when the bytes end early) */
+    uint32_t nextras; /* the record's count it was built for */
+    const char *base; /* the extras slice it was built for */
+    size_t len;
+    uint64_t pass;  /* the pass it was built in; 0: not reusable */
+    uint64_t cur;   /* the current pass; 0 outside any */
+    uint64_t count; /* passes so far */
+    uint32_t depth; /* passes open (a filter's emitted record runs inside another) */
+} sp_fields_ix;
+
+void sp_extras_pass(int enter)
+{
+    sp_fields_ix.depth += enter ? 1 : (uint32_t)-1;
+    /* entering or leaving (back to the outer record, whose filter may have moved on): new pass */
+    sp_fields_ix.cur = sp_fields_ix.depth ? ++sp_fields_ix.count : 0;
+}
+
+/* The index made ready for r (room for its pairs), as built in the current pass. */
+static inline __typeof__(sp_fields_ix) *sp_fields_ix_for(const sp_record *r)
+{
+    __typeof__(sp_fields_ix) *x = &sp_fields_ix;
+    if (r->nextras > x->cap || !x->v) { /* grows with the most pairs seen: not per record */
+        x->cap = r->nextras > 16 ? r->nextras : 16;
+        free(x->v);
+        x->v = sp_calloc(x->cap, sizeof *x->v);
+    }
+    x->n = x->nextras = r->nextras;
+    x->base = r->extras.base;
+    x->len = r->extras.len;
+    x->pass = x->cur;
+    return x;
+}
+
+uint32_t sp_extras_pairs(const sp_record *r, const sp_extra **out)
+{
+    __typeof__(sp_fields_ix) *x = &sp_fields_ix;
+    if (x->cur && x->pass == x->cur && x->base == r->extras.base && x->len == r->extras.len &&
+        x->nextras == r->nextras) {
+        *out = x->v;
+        return x->n;
+    }
+    x = sp_fields_ix_for(r);
+    sp_extra *v = x->v;
+    const uint8_t *p = (const uint8_t *)r->extras.base, *end = p + r->extras.len;
+    uint32_t i = 0, n = r->nextras;
+    for (; i < n; i++)
+        if (sp_fields_next(&p, end, &v[i].key, &v[i].val)) break;
+    x->n = i;
+    *out = v;
+    return i;
 }
 
 /* Member `key` of the map at *p (raw value in *val). */
@@ -92,7 +193,7 @@ static int sp_fields_map_find(const uint8_t *p, const uint8_t *end, uint32_t n, 
     int found = 0;
     for (uint32_t i = 0; i < n; i++) {
         sp_slice k, v;
-        if (sp_extras_next(&p, end, &k, &v)) return found;
+        if (sp_fields_next(&p, end, &k, &v)) return found;
         if (k.base && sp_slice_eq(k, key)) {
             *val = v;
             found = 1; /* keep going: the last one wins, as in the document */
@@ -103,40 +204,43 @@ static int sp_fields_map_find(const uint8_t *p, const uint8_t *end, uint32_t n, 
 
 int sp_extras_find(const sp_record *r, sp_slice key, sp_slice *val)
 {
-    const uint8_t *p = (const uint8_t *)r->extras.base;
-    return sp_fields_map_find(p, p + r->extras.len, r->nextras, key, val);
+    const sp_extra *x;
+    for (uint32_t i = sp_extras_pairs(r, &x); i-- > 0;) /* the last one wins, as in the document */
+        if (x[i].key.base && sp_slice_eq(x[i].key, key)) {
+            *val = x[i].val;
+            return 1;
+        }
+    return 0;
 }
 
-int sp_field_text(const sp_record *r, sp_slice tag, sp_slice name, sp_slice *out, char *tmp,
-                  size_t tmpcap)
+sp_field sp_field_make(sp_slice name)
 {
-    const sp_slice *fixed = NULL;
+    sp_field f = {.name = name, .slot = SP_FIELD_EXTRA};
     if (SP_SLICE_IS(name, "message"))
-        fixed = &r->message;
+        f.slot = SP_FIELD_MESSAGE;
     else if (SP_SLICE_IS(name, "stream"))
-        fixed = &r->stream;
+        f.slot = SP_FIELD_STREAM;
     else if (SP_SLICE_IS(name, "container.id"))
-        fixed = &r->container_id;
+        f.slot = SP_FIELD_CONTAINER_ID;
     else if (SP_SLICE_IS(name, "container.name"))
-        fixed = &r->container_name;
+        f.slot = SP_FIELD_CONTAINER_NAME;
     else if (SP_SLICE_IS(name, "tag"))
-        fixed = &tag;
-    if (fixed) {
-        *out = *fixed;
-        return fixed->base != NULL;
-    }
-    sp_slice v;
-    if (sp_extras_find(r, name, &v))
-        return sp_fields_scalar_text((const uint8_t *)v.base, (const uint8_t *)v.base + v.len, out,
-                                     tmp, tmpcap);
-    /* A dotted path: the first part an extra, the rest members of nested maps. */
-    const uint8_t *p = (const uint8_t *)r->extras.base, *end = p + r->extras.len;
-    uint32_t n = r->nextras;
-    sp_slice rest = name;
+        f.slot = SP_FIELD_TAG;
+    f.dotted = f.slot == SP_FIELD_EXTRA && memchr(name.base, '.', name.len) != NULL;
+    return f;
+}
+
+/* A dotted path: the first part an extra, the rest members of nested maps. */
+static int sp_fields_path(const sp_record *r, sp_slice name, sp_slice *out, char *tmp,
+                          size_t tmpcap)
+{
+    const uint8_t *p = NULL, *end = NULL;
+    uint32_t n = 0;
+    sp_slice rest = name, v;
     while (rest.len) {
         const char *dot = memchr(rest.base, '.', rest.len);
         sp_slice part = sp_slice_make(rest.base, dot ? (size_t)(dot - rest.base) : rest.len);
-        if (!sp_fields_map_find(p, end, n, part, &v)) return 0;
+        if (!(p ? sp_fields_map_find(p, end, n, part, &v) : sp_extras_find(r, part, &v))) return 0;
         p = (const uint8_t *)v.base;
         end = p + v.len;
         if (!dot) return sp_fields_scalar_text(p, end, out, tmp, tmpcap);
@@ -146,6 +250,45 @@ int sp_field_text(const sp_record *r, sp_slice tag, sp_slice name, sp_slice *out
         n = o.v.n;
     }
     return 0;
+}
+
+int sp_field_get(const sp_field *f, const sp_record *r, sp_slice tag, sp_slice *out, char *tmp,
+                 size_t tmpcap)
+{
+    const sp_slice *fixed;
+    switch (f->slot) {
+    case SP_FIELD_MESSAGE:
+        fixed = &r->message;
+        break;
+    case SP_FIELD_STREAM:
+        fixed = &r->stream;
+        break;
+    case SP_FIELD_CONTAINER_ID:
+        fixed = &r->container_id;
+        break;
+    case SP_FIELD_CONTAINER_NAME:
+        fixed = &r->container_name;
+        break;
+    case SP_FIELD_TAG:
+        fixed = &tag;
+        break;
+    default: {
+        sp_slice v; /* a key with dots may be a top-level key too: that first */
+        if (sp_extras_find(r, f->name, &v))
+            return sp_fields_scalar_text((const uint8_t *)v.base, (const uint8_t *)v.base + v.len,
+                                         out, tmp, tmpcap);
+        return f->dotted && sp_fields_path(r, f->name, out, tmp, tmpcap);
+    }
+    }
+    *out = *fixed;
+    return fixed->base != NULL;
+}
+
+int sp_field_text(const sp_record *r, sp_slice tag, sp_slice name, sp_slice *out, char *tmp,
+                  size_t tmpcap)
+{
+    sp_field f = sp_field_make(name);
+    return sp_field_get(&f, r, tag, out, tmp, tmpcap);
 }
 
 /* ---- extras rebuilt ---- */
@@ -182,7 +325,7 @@ uint32_t sp_extras_dedup(sp_buf *buf, size_t at, uint32_t n, sp_buf *index, sp_b
     for (; m < n; m++) {
         const uint8_t *start = p;
         sp_slice k, v;
-        if (sp_extras_next(&p, end, &k, &v)) break;
+        if (sp_fields_next(&p, end, &k, &v)) break;
         pr[m].koff = pr[m].klen = 0;
         if (k.base) {
             pr[m].koff = (uint32_t)((const uint8_t *)k.base - base);
@@ -244,19 +387,24 @@ void sp_extras_copy(sp_extras_edit *e, const sp_record *r, const sp_slice *skip,
         e->n += r->nextras;
         return;
     }
-    const uint8_t *p = (const uint8_t *)r->extras.base, *end = p + r->extras.len;
-    for (uint32_t i = 0; i < r->nextras; i++) {
-        const uint8_t *start = p;
-        sp_slice k, v;
-        if (sp_extras_next(&p, end, &k, &v)) return;
+    const sp_extra *x;
+    uint32_t n = sp_extras_pairs(r, &x);
+    const char *run = r->extras.base; /* kept pairs not yet copied: one append per run */
+    for (uint32_t i = 0; i < n; i++) {
         int drop = 0;
-        if (k.base)
+        if (x[i].key.base)
             for (size_t j = 0; j < nskip && !drop; j++)
-                drop = sp_slice_eq(k, skip[j]);
-        if (drop) continue;
-        sp_buf_append(&e->out, start, (size_t)(p - start));
-        e->n++;
+                drop = sp_slice_eq(x[i].key, skip[j]);
+        if (!drop) {
+            e->n++;
+            continue;
+        }
+        const char *start = sp_extra_start(r, x, i);
+        if (start > run) sp_buf_append(&e->out, run, (size_t)(start - run));
+        run = x[i].val.base + x[i].val.len;
     }
+    const char *stop = sp_extra_start(r, x, n);
+    if (stop > run) sp_buf_append(&e->out, run, (size_t)(stop - run));
 }
 
 void sp_extras_put_raw(sp_extras_edit *e, sp_slice key, sp_slice value)
@@ -298,7 +446,9 @@ void sp_extras_edit_free(sp_extras_edit *e)
 
 struct sp_pattern {
     char *glob;
-    int simple; /* only '*' and '?': matched on the slice itself */
+    int simple;   /* only '*' and '?': matched on the slice itself; 2: `fixed` below */
+    size_t fixed; /* the glob's length when it has no wildcard but one '*' at the end, or none */
+    int prefix;   /* that '*' is there: a prefix test */
     pcre2_code *re;
     pcre2_match_data *md;
     int jit;    /* JIT-compiled: pcre2_jit_match, the fast path (safe on invalid UTF-8 with
@@ -328,6 +478,12 @@ sp_pattern *sp_pattern_new(const char *text, char *why, size_t whycap)
     }
     p->glob = strdup(text);
     p->simple = strpbrk(text, "[\\") == NULL;
+    size_t w = strcspn(text, "*?[\\"); /* the common globs: `info`, `/debug-*` */
+    if (w == n || (w == n - 1 && text[w] == '*')) {
+        p->fixed = w;
+        p->prefix = w < n;
+        p->simple = 2;
+    }
     return p;
 }
 
@@ -357,6 +513,12 @@ static int sp_pattern_glob(const char *g, const char *s, size_t n)
 
 int sp_pattern_match(sp_pattern *p, sp_slice s)
 {
+    if (p->simple == 2) {
+        if (p->prefix ? s.len < p->fixed : s.len != p->fixed) return 0;
+        for (size_t i = 0; i < p->fixed; i++) /* short: a call to memcmp costs more */
+            if (s.base[i] != p->glob[i]) return 0;
+        return 1;
+    }
     PCRE2_SPTR subject = (PCRE2_SPTR)(s.base ? s.base : "");
     if (p->jit) return pcre2_jit_match(p->re, subject, s.len, 0, 0, p->md, NULL) >= 0;
     if (p->re) return pcre2_match(p->re, subject, s.len, 0, 0, p->md, NULL) >= 0;

@@ -116,6 +116,24 @@ void sp_source_slow(sp_source *s, uint64_t ms);
  */
 int sp_field_text(const sp_record *r, sp_slice tag, sp_slice name, sp_slice *out, char *tmp,
                   size_t tmpcap);
+/** A field name resolved once, when the filter starts: which of the record's own fields it is,
+ * or an extra (then whether it is a dotted path). */
+typedef struct {
+    sp_slice name;
+    enum {
+        SP_FIELD_EXTRA,
+        SP_FIELD_MESSAGE,
+        SP_FIELD_STREAM,
+        SP_FIELD_CONTAINER_ID,
+        SP_FIELD_CONTAINER_NAME,
+        SP_FIELD_TAG
+    } slot;
+    int dotted;
+} sp_field;
+sp_field sp_field_make(sp_slice name);
+/** sp_field_text for a field made by sp_field_make: the per-record part only. */
+int sp_field_get(const sp_field *f, const sp_record *r, sp_slice tag, sp_slice *out, char *tmp,
+                 size_t tmpcap);
 /** The pair of extras (or of any map) at *p, advancing past it: its key (base NULL when the key
  * is not a str or bin) and its value's raw MessagePack bytes. 0, or -1 when the bytes end or are
  * not MessagePack. Scalars inline; containers through sp_mp_skip. */
@@ -123,6 +141,28 @@ int sp_extras_next(const uint8_t **p, const uint8_t *end, sp_slice *key, sp_slic
 /** The raw MessagePack value of extra `key` (top level) in *val; 1 found (the last one when the
  * key repeats), 0 not. */
 int sp_extras_find(const sp_record *r, sp_slice key, sp_slice *val);
+
+/** One pair of a record's extras: its key (base NULL when not a str or bin) and raw value. */
+typedef struct {
+    sp_slice key;
+    sp_slice val;
+} sp_extra;
+
+/**
+ * The pairs of r's extras in *out, in order; returns how many are well-formed (r->nextras unless
+ * the bytes end early or are not MessagePack). Found once per record and shared by every filter
+ * down the chain while r->extras is the same slice, so a lookup after the first costs a few
+ * compares. Valid until the filter returns, emits a record or calls this for another record.
+ */
+uint32_t sp_extras_pairs(const sp_record *r, const sp_extra **out);
+/** Where pair i of sp_extras_pairs' `x` starts (its key's header): pairs are back to back. */
+static inline const char *sp_extra_start(const sp_record *r, const sp_extra *x, uint32_t i)
+{
+    return i ? x[i - 1].val.base + x[i - 1].val.len : r->extras.base;
+}
+/** The core only (shipper/core/filters.c): a record enters (1) or leaves (0) the filter chain;
+ * an index built before is not reused after. */
+void sp_extras_pass(int enter);
 
 /**
  * Rebuilding a record's extras without allocating per record: start, put pairs, finish. Keys

@@ -50,6 +50,7 @@ static size_t sp_json_utf8_len(const uint8_t *s, size_t n, size_t *bad)
     return 0;
 }
 
+#ifndef __SSE2__
 /* Nonzero when a byte of `w` is below 0x20, '"', '\\', DEL or 0x80 and above. Borrows may flag a
  * byte after a true one too; the caller rescans the word byte by byte, so that is harmless. */
 static inline uint64_t sp_json_word_special(uint64_t w)
@@ -62,6 +63,36 @@ static inline uint64_t sp_json_word_special(uint64_t w)
     uint64_t del = (d - ones) & ~d;          /* DEL, escaped like the controls */
     return (below | quote | bslash | del | w) & high;
 }
+#endif
+
+/* The end of the plain run at s: the first byte that is a control, '"', '\\', DEL or non-ASCII
+ * (sp_json_class not 0), or `end`. 16 bytes a step with SSE2 (a signed compare below 0x20 takes
+ * the controls and 0x80 and above at once), 8 with words elsewhere. */
+static inline const uint8_t *sp_json_str_plain(const uint8_t *s, const uint8_t *end)
+{
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+    const __m128i del = _mm_set1_epi8(0x7f), space = _mm_set1_epi8(' ');
+    while (end - s >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
+        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                                 _mm_or_si128(_mm_cmpeq_epi8(v, del), _mm_cmplt_epi8(v, space)));
+        unsigned bits = (unsigned)_mm_movemask_epi8(m);
+        if (bits) return s + __builtin_ctz(bits);
+        s += 16;
+    }
+#else
+    while (end - s >= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        if (sp_json_word_special(w)) break;
+        s += 8;
+    }
+#endif
+    while (s < end && sp_json_class[*s] == 0)
+        s++;
+    return s;
+}
 
 void sp_json_str(sp_buf *out, const char *str, size_t n)
 {
@@ -72,16 +103,7 @@ void sp_json_str(sp_buf *out, const char *str, size_t n)
     out->base[out->len++] = '"';
     while (s < end) {
         const uint8_t *run = s;
-        /* Eight bytes at a time while none needs a look (control, '"', '\\', non-ASCII); the
-         * byte loop finds which one did. */
-        while (end - s >= 8) {
-            uint64_t w;
-            memcpy(&w, s, 8);
-            if (sp_json_word_special(w)) break;
-            s += 8;
-        }
-        while (s < end && sp_json_class[*s] == 0)
-            s++;
+        s = sp_json_str_plain(s, end);
         if (s > run) sp_buf_append(out, run, (size_t)(s - run));
         if (s == end) break;
         if (sp_json_class[*s] == 1) {

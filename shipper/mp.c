@@ -259,15 +259,53 @@ int sp_mp_scan_feed(sp_mp_scan *s, const uint8_t *buf, size_t len)
     }
 }
 
+/* The whole size of the scalar or short string at q when its first bytes say it and it is all
+ * there; 0 otherwise (a container, a longer form, or the bytes end: sp_mp_read decides). */
+static inline size_t sp_mp_skip_simple(const uint8_t *q, const uint8_t *end)
+{
+    uint8_t c = *q;
+    size_t n = 0;
+    if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
+        n = 1;
+    else if ((c & 0xe0) == 0xa0)
+        n = 1 + (size_t)(c & 0x1f);
+    else if ((c == 0xd9 || c == 0xc4) && end - q >= 2)
+        n = 2 + (size_t)q[1];
+    return (size_t)(end - q) >= n ? n : 0;
+}
+
 static int sp_mp_skip_depth(const uint8_t **p, const uint8_t *end, int depth)
 {
+    const uint8_t *q = *p;
+    size_t n;
+    if (q < end && (n = sp_mp_skip_simple(q, end))) {
+        *p = q + n;
+        return SP_MP_OK;
+    }
+    if (q < end && (*q & 0xe0) == 0x80) { /* fixmap, fixarray: a level even when empty */
+        if (depth >= SP_MP_MAX_DEPTH) return SP_MP_EDEPTH;
+        uint32_t k = (uint32_t)(*q & 0x0f) << ((*q & 0xf0) == 0x80); /* a map: 2 per entry */
+        q++;
+        for (uint32_t i = 0; i < k; i++) {
+            if (q < end && (n = sp_mp_skip_simple(q, end))) { /* most members: no call */
+                q += n;
+                continue;
+            }
+            *p = q;
+            int rc = sp_mp_skip_depth(p, end, depth + 1);
+            if (rc) return rc;
+            q = *p;
+        }
+        *p = q;
+        return SP_MP_OK;
+    }
     sp_mp_obj o;
     int rc = sp_mp_read(p, end, &o);
     if (rc) return rc;
     if (o.type != SP_MP_ARRAY && o.type != SP_MP_MAP) return SP_MP_OK;
     if (depth >= SP_MP_MAX_DEPTH) return SP_MP_EDEPTH;
-    uint64_t n = o.type == SP_MP_MAP ? 2 * (uint64_t)o.v.n : o.v.n;
-    for (uint64_t i = 0; i < n; i++)
+    uint64_t m = o.type == SP_MP_MAP ? 2 * (uint64_t)o.v.n : o.v.n;
+    for (uint64_t i = 0; i < m; i++)
         if ((rc = sp_mp_skip_depth(p, end, depth + 1))) return rc;
     return SP_MP_OK;
 }

@@ -51,6 +51,26 @@ typedef struct {
 /** Decodes the header at *p and advances past it (and past str/bin/ext payloads). */
 int sp_mp_read(const uint8_t **p, const uint8_t *end, sp_mp_obj *o);
 
+/** sp_mp_read with fixstr and str8 (most keys and values of a log record) decoded in line. */
+static inline int sp_mp_read_fast(const uint8_t **p, const uint8_t *end, sp_mp_obj *o)
+{
+    const uint8_t *q = *p;
+    size_t avail = (size_t)(end - q), n;
+    if (avail && (q[0] & 0xe0) == 0xa0 && avail > (n = q[0] & 0x1fu)) {
+        o->type = SP_MP_STR;
+        o->s = sp_slice_make(q + 1, n);
+        *p = q + 1 + n;
+        return SP_MP_OK;
+    }
+    if (avail >= 2 && q[0] == 0xd9 && avail - 2 >= (n = q[1])) {
+        o->type = SP_MP_STR;
+        o->s = sp_slice_make(q + 2, n);
+        *p = q + 2 + n;
+        return SP_MP_OK;
+    }
+    return sp_mp_read(p, end, o);
+}
+
 /** Skips one complete object including its children. */
 int sp_mp_skip(const uint8_t **p, const uint8_t *end);
 

@@ -42,7 +42,7 @@ static int sp_record_get_uint(const uint8_t **p, const uint8_t *end, uint64_t *v
 static int sp_record_get_opt_str(const uint8_t **p, const uint8_t *end, sp_slice *s)
 {
     sp_mp_obj o;
-    int rc = sp_mp_read(p, end, &o);
+    int rc = sp_mp_read_fast(p, end, &o);
     if (rc) return rc;
     if (o.type == SP_MP_NIL)
         *s = SP_SLICE_NULL;

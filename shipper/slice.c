@@ -57,14 +57,6 @@ void sp_buf_grow_(sp_buf *b, size_t extra)
     b->cap = cap;
 }
 
-void sp_buf_append(sp_buf *b, const void *p, size_t n)
-{
-    if (n == 0) return;
-    sp_buf_reserve(b, n);
-    memcpy(b->base + b->len, p, n);
-    b->len += n;
-}
-
 void sp_buf_printf(sp_buf *b, const char *fmt, ...)
 {
     va_list ap;

@@ -59,8 +59,14 @@ static inline void sp_buf_reserve(sp_buf *b, size_t extra)
  * pages in each time.
  */
 void sp_buf_reserve_exact(sp_buf *b, size_t extra);
-/** Appends bytes. */
-void sp_buf_append(sp_buf *b, const void *p, size_t n);
+/** Appends bytes (inline: filters and encoders append a few pieces per record). */
+static inline void sp_buf_append(sp_buf *b, const void *p, size_t n)
+{
+    if (n == 0) return;
+    sp_buf_reserve(b, n);
+    memcpy(b->base + b->len, p, n);
+    b->len += n;
+}
 /** Appends a printf-formatted string. */
 void sp_buf_printf(sp_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /** Appends one Prometheus line `metric{label="name"} v` (a plugin's counters and gauges). */

@@ -28,13 +28,27 @@ static const sp_conf_field sp_modify_fields[] = {
     {"set", SP_CONF_MAP, offsetof(sp_modify_conf, set), NULL, "field -> value, always"},
     SP_CONF_END};
 
+/* A key the configuration names, with what the filter does with it: found once per pair of a
+ * record instead of testing every list. */
 typedef struct {
+    sp_slice k;
+    uint64_t src;    /* bit j: source j (rename's, then copy's) reads it */
+    uint64_t add;    /* bit j: it is add key j */
+    uint8_t drop;    /* removed or renamed away */
+    uint8_t written; /* written by rename, copy, add or set: a kept pair of it may clash */
+} sp_modify_name;
+
+/* At most this many rename + copy entries, and add entries (bits of sp_modify_name). */
+#define SP_MODIFY_MAX 64
+
+typedef struct {
+    sp_modify_name *names; /* every key named (message aside), once */
+    size_t nnames;
     sp_slice *skip; /* removed and renamed keys */
     size_t nskip;
     sp_slice *src;      /* the fields rename and copy read: rename's, then copy's */
     uint8_t *src_msg;   /* src[i] is `message` */
     sp_slice *val;      /* per record: src[i]'s raw value in the extras (base NULL: absent) */
-    uint8_t *add_seen;  /* per record: add key i is in the extras */
     uint8_t *add_gone;  /* add key i is removed or renamed away */
     uint8_t *add_renam; /* [i * rename.n + j]: rename j writes add key i */
     sp_slice *to;       /* the keys rename and copy write (as src) */
@@ -89,6 +103,33 @@ static void sp_modify_put_pre(sp_modify *m, const size_t *offs, size_t i)
     sp_buf_append(&m->e.out, m->pre.base + offs[i], offs[i + 1] - offs[i]);
 }
 
+/* The entry of key k in m->names, added when absent. */
+static sp_modify_name *sp_modify_name_get(sp_modify *m, sp_slice k)
+{
+    for (size_t i = 0; i < m->nnames; i++)
+        if (sp_slice_eq(m->names[i].k, k)) return &m->names[i];
+    m->names[m->nnames] = (sp_modify_name){.k = k};
+    return &m->names[m->nnames++];
+}
+
+static void sp_modify_names(sp_modify *m, const sp_modify_conf *c, size_t nsrc)
+{
+    m->names = sp_calloc(m->nskip + 2 * nsrc + c->add.n + c->set.n + 1, sizeof *m->names);
+    for (size_t i = 0; i < m->nskip; i++)
+        sp_modify_name_get(m, m->skip[i])->drop = 1;
+    for (size_t i = 0; i < nsrc; i++) {
+        if (!m->src_msg[i]) sp_modify_name_get(m, m->src[i])->src |= 1ULL << i;
+        sp_modify_name_get(m, m->to[i])->written = 1;
+    }
+    for (size_t i = 0; i < c->add.n; i++) {
+        sp_modify_name *n = sp_modify_name_get(m, m->addk[i]);
+        n->add |= 1ULL << i;
+        n->written = 1;
+    }
+    for (size_t i = 0; i < c->set.n; i++)
+        sp_modify_name_get(m, m->setk[i])->written = 1;
+}
+
 static int sp_modify_prepare(sp_modify *m, const sp_modify_conf *c)
 {
     size_t nsrc = c->rename.n + c->copy.n;
@@ -96,7 +137,6 @@ static int sp_modify_prepare(sp_modify *m, const sp_modify_conf *c)
     m->src = sp_calloc(nsrc + 1, sizeof *m->src);
     m->src_msg = sp_calloc(nsrc + 1, 1);
     m->val = sp_calloc(nsrc + 1, sizeof *m->val);
-    m->add_seen = sp_calloc(c->add.n + 1, 1);
     m->add_gone = sp_calloc(c->add.n + 1, 1);
     m->add_renam = sp_calloc(c->add.n * c->rename.n + 1, 1);
     m->to = sp_calloc(nsrc + 1, sizeof *m->to);
@@ -145,6 +185,7 @@ static int sp_modify_prepare(sp_modify *m, const sp_modify_conf *c)
     for (size_t i = 0; i < c->set.n; i++)
         m->keymask |= sp_modify_bit(m->setk[i]);
     sp_modify_encode(m, c, nsrc);
+    sp_modify_names(m, c, nsrc);
     for (size_t i = 0; i < c->add.n; i++) {
         for (size_t j = 0; j < m->nskip; j++)
             m->add_gone[i] |= sp_slice_eq(m->skip[j], sp_slice_str(c->add.k[i]));
@@ -159,6 +200,11 @@ static int sp_modify_check(sp_filter *f, const sp_node *n, sp_conf_err *err)
     sp_modify_conf *c = f->conf;
     if (!c->remove.n && !c->rename.n && !c->copy.n && !c->add.n && !c->set.n) {
         sp_conf_error(err, f->line, "modify", "needs remove, rename, copy, add or set");
+        return -1;
+    }
+    if (c->rename.n + c->copy.n > SP_MODIFY_MAX || c->add.n > SP_MODIFY_MAX) {
+        sp_conf_error(err, f->line, "modify", "at most %d rename and copy entries, and %d add",
+                      SP_MODIFY_MAX, SP_MODIFY_MAX);
         return -1;
     }
     sp_modify *m = sp_calloc(1, sizeof *m);
@@ -182,7 +228,7 @@ static void sp_modify_free(sp_filter *f)
     free(m->src);
     free(m->src_msg);
     free(m->val);
-    free(m->add_seen);
+    free(m->names);
     free(m->add_gone);
     free(m->add_renam);
     free(m->to);
@@ -199,67 +245,64 @@ static void sp_modify_free(sp_filter *f)
     f->data = NULL;
 }
 
-/* Whether kept key k may appear twice in the output: equal to an earlier kept key or (when
- * `named`: its keymask bit is set) to a key the filter writes (kept[], *nkept: the kept keys so
- * far). */
-static int sp_modify_clash(const sp_modify *m, const sp_modify_conf *c, sp_slice k, int named,
-                           sp_slice *kept, size_t *nkept)
+/* Whether kept key k may appear twice in the output: equal to an earlier kept key (kept[],
+ * *nkept: the kept keys so far). */
+static int sp_modify_clash(sp_slice k, sp_slice *kept, size_t *nkept)
 {
     if (*nkept >= SP_MODIFY_TRACK) return 1;
     for (size_t j = 0; j < *nkept; j++)
         if (sp_slice_eq(k, kept[j])) return 1;
     kept[(*nkept)++] = k;
-    if (!named) return 0;
-    for (size_t j = 0; j < c->rename.n + c->copy.n; j++)
-        if (sp_slice_eq(k, m->to[j])) return 1;
-    for (size_t j = 0; j < c->add.n; j++)
-        if (sp_slice_eq(k, m->addk[j])) return 1;
-    for (size_t j = 0; j < c->set.n; j++)
-        if (sp_slice_eq(k, m->setk[j])) return 1;
     return 0;
 }
 
+/* The configured key equal to k, or NULL. */
+static const sp_modify_name *sp_modify_name_find(const sp_modify *m, sp_slice k)
+{
+    for (size_t i = 0; i < m->nnames; i++)
+        if (sp_slice_eq(k, m->names[i].k)) return &m->names[i];
+    return NULL;
+}
+
 /* One pass over the record's extras: the pairs not removed or renamed copied to the output, the
- * values rename and copy read noted (the last of a repeated key), and which add keys are there.
- * 1 when the output may hold a key twice (then sp_extras_finish removes the earlier ones). */
-static int sp_modify_scan(sp_modify *m, const sp_modify_conf *c, const sp_record *r)
+ * values rename and copy read noted (the last of a repeated key), and which add keys are there
+ * (*add_seen: bit i for add key i). 1 when the output may hold a key twice (then
+ * sp_extras_finish removes the earlier ones). */
+static int sp_modify_scan(sp_modify *m, const sp_modify_conf *c, const sp_record *r,
+                          uint64_t *add_seen)
 {
     size_t nsrc = c->rename.n + c->copy.n, nkept = 0;
     sp_slice kept[SP_MODIFY_TRACK];
     int clash = m->wdup;
-    memset(m->val, 0, nsrc * sizeof *m->val);
-    memset(m->add_seen, 0, c->add.n);
-    const uint8_t *p = (const uint8_t *)r->extras.base, *end = p + r->extras.len;
-    const uint8_t *run = p; /* the kept pairs not yet copied: one append per run */
-    for (uint32_t i = 0; i < r->nextras; i++) {
-        const uint8_t *start = p;
-        sp_slice k, v;
-        if (sp_extras_next(&p, end, &k, &v)) {
-            p = start; /* malformed: what came before is kept, and deduplicated */
-            clash = 1;
-            break;
-        }
-        int drop = 0;
-        if (k.base) {
-            int named = (m->keymask & sp_modify_bit(k)) != 0;
-            if (named) {
-                for (size_t j = 0; j < nsrc; j++)
-                    if (!m->src_msg[j] && sp_slice_eq(k, m->src[j])) m->val[j] = v;
-                for (size_t j = 0; j < c->add.n; j++)
-                    m->add_seen[j] |= sp_slice_eq(k, m->addk[j]);
-                for (size_t j = 0; j < m->nskip && !drop; j++)
-                    drop = sp_slice_eq(k, m->skip[j]);
-            }
-            if (!drop && !clash) clash = sp_modify_clash(m, c, k, named, kept, &nkept);
-        }
-        if (!drop) {
+    for (size_t j = 0; j < nsrc; j++)
+        m->val[j] = SP_SLICE_NULL;
+    const sp_extra *x;
+    uint32_t np = sp_extras_pairs(r, &x); /* shared with the filters before and after */
+    if (np < r->nextras) clash = 1;   /* malformed: what came before is kept, and deduplicated */
+    const char *run = r->extras.base; /* the kept pairs not yet copied: one append per run */
+    for (uint32_t i = 0; i < np; i++) {
+        sp_slice k = x[i].key;
+        if (!k.base) { /* not a string: kept, never a clash */
             m->e.n++;
             continue;
         }
+        const sp_modify_name *nm = m->keymask & sp_modify_bit(k) ? sp_modify_name_find(m, k) : NULL;
+        if (nm) {
+            for (uint64_t b = nm->src; b; b &= b - 1)
+                m->val[__builtin_ctzll(b)] = x[i].val;
+            *add_seen |= nm->add;
+        }
+        if (!nm || !nm->drop) {
+            if (!clash) clash = (nm && nm->written) || sp_modify_clash(k, kept, &nkept);
+            m->e.n++;
+            continue;
+        }
+        const char *start = sp_extra_start(r, x, i);
         if (start > run) sp_buf_append(&m->e.out, run, (size_t)(start - run));
-        run = p;
+        run = x[i].val.base + x[i].val.len;
     }
-    if (p > run) sp_buf_append(&m->e.out, run, (size_t)(p - run));
+    const char *stop = sp_extra_start(r, x, np);
+    if (stop > run) sp_buf_append(&m->e.out, run, (size_t)(stop - run));
     return clash;
 }
 
@@ -284,14 +327,15 @@ static int sp_modify_apply(sp_filter *f, sp_record *r, sp_slice tag)
     sp_modify *m = f->data;
     sp_record orig = *r;
     sp_extras_begin(&m->e);
-    int clash = sp_modify_scan(m, c, &orig);
+    uint64_t add_seen = 0;
+    int clash = sp_modify_scan(m, c, &orig, &add_seen);
     if (m->rm_message) r->message = SP_SLICE_NULL;
     for (size_t i = 0; i < c->rename.n; i++)
         if (sp_modify_move(m, &orig, i) && m->src_msg[i]) r->message = SP_SLICE_NULL;
     for (size_t i = 0; i < c->copy.n; i++)
         sp_modify_move(m, &orig, c->rename.n + i);
     for (size_t i = 0; i < c->add.n; i++) {
-        int present = m->add_seen[i] && !m->add_gone[i]; /* not removed or renamed away */
+        int present = (add_seen >> i & 1) && !m->add_gone[i]; /* not removed or renamed away */
         for (size_t j = 0; j < c->rename.n && !present; j++)
             present = m->add_renam[i * c->rename.n + j] &&
                       (m->src_msg[j] ? orig.message.base != NULL : m->val[j].base != NULL);

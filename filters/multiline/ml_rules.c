@@ -110,7 +110,7 @@ void sp_ml_rules_free(sp_ml_rules *rs)
 
 static int sp_ml_prefix(sp_slice line, const char *lit, size_t n)
 {
-    return line.len >= n && memcmp(line.base, lit, n) == 0;
+    return line.len >= n && line.base[0] == lit[0] && memcmp(line.base, lit, n) == 0;
 }
 
 /* Whether line has "Error" or "Exception" (one pass over its 'E's), or "Throwable". */

@@ -20,7 +20,7 @@ static const sp_conf_field sp_select_fields[] = {
     SP_CONF_END};
 
 typedef struct {
-    sp_slice field;
+    sp_field field; /* resolved at check */
     sp_pattern *pat;
 } sp_select_cond;
 
@@ -40,7 +40,7 @@ static int sp_select_compile(sp_filter *f, const sp_node *n, const sp_kvlist *l,
             sp_conf_error(err, sp_node_line(n, key, f->line), key, "%s: %s", l->k[i], why);
             return -1;
         }
-        (*out)[i] = (sp_select_cond){sp_slice_str(l->k[i]), p};
+        (*out)[i] = (sp_select_cond){sp_field_make(sp_slice_str(l->k[i])), p};
         (*nout)++;
     }
     return 0;
@@ -77,7 +77,7 @@ static int sp_select_test(sp_select_cond *c, const sp_record *r, sp_slice tag)
 {
     char tmp[64];
     sp_slice v;
-    if (!sp_field_text(r, tag, c->field, &v, tmp, sizeof tmp)) return 0;
+    if (!sp_field_get(&c->field, r, tag, &v, tmp, sizeof tmp)) return 0;
     return sp_pattern_match(c->pat, v);
 }
 

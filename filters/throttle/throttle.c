@@ -65,7 +65,7 @@ typedef struct {
     int bytes; /* the rate counts bytes */
     double rate, burst;
     uint64_t window_ms;
-    sp_slice key;
+    sp_field key;       /* resolved at check */
     sp_throttle_ent *t; /* open addressing; cap = a power of two >= 2 * max_keys */
     size_t cap, n, max;
     sp_throttle_ent other;
@@ -147,7 +147,7 @@ static int sp_throttle_check(sp_filter *f, const sp_node *n, sp_conf_err *err)
         sp_conf_error(err, sp_node_line(n, "key", f->line), "key", "must not be empty");
         return -1;
     }
-    t->key = sp_slice_str(c->key);
+    t->key = sp_field_make(sp_slice_str(c->key));
     t->max = (size_t)c->max_keys;
     t->cap = 16;
     while (t->cap < t->max * 2)
@@ -211,7 +211,7 @@ static int sp_throttle_apply(sp_filter *f, sp_record *r, sp_slice tag)
     sp_throttle *t = f->data;
     char tmp[64];
     sp_slice k;
-    if (!sp_field_text(r, tag, t->key, &k, tmp, sizeof tmp)) k = SP_SLICE_LIT("");
+    if (!sp_field_get(&t->key, r, tag, &k, tmp, sizeof tmp)) k = SP_SLICE_LIT("");
     uint64_t now = sp_throttle_now();
     sp_throttle_ent *e = sp_throttle_find(t, k, now);
     if (e == &t->other && !e->last_ms) {

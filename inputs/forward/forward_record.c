@@ -33,13 +33,13 @@ int sp_fwd_record(const uint8_t *p, const uint8_t *end, sp_record *r, sp_buf *ex
     for (uint32_t i = 0; i < m.v.n; i++) {
         const uint8_t *kv = p;
         /* Keys may be any type, even containers: those are skipped whole. */
-        if (sp_mp_read(&p, end, &k)) return SP_FWD_EMALFORMED;
+        if (sp_mp_read_fast(&p, end, &k)) return SP_FWD_EMALFORMED;
         if (k.type == SP_MP_ARRAY || k.type == SP_MP_MAP) {
             p = kv;
             if (sp_mp_skip(&p, end)) return SP_FWD_EMALFORMED;
         }
         const uint8_t *vp = p;
-        if (sp_mp_read(&p, end, &v)) return SP_FWD_EMALFORMED;
+        if (sp_mp_read_fast(&p, end, &v)) return SP_FWD_EMALFORMED;
         if (v.type == SP_MP_ARRAY || v.type == SP_MP_MAP) {
             p = vp;
             if (sp_mp_skip(&p, end)) return SP_FWD_EMALFORMED;

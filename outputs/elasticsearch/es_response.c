@@ -1,15 +1,20 @@
 /*
  * Bulk responses: {"took":N,"errors":B,"items":[{"create":{...,"status":N[,"error":{...}]}},...]}
  * in full (Elasticsearch without filter_path, OpenSearch, proxies that drop the query) or
- * filtered to errors,items.*.status,items.*.error. One pass of a scanner that builds no tree
- * reads the statuses and notes where each failed item's error object is; only those (rare)
- * objects are parsed with jansson, for their type and reason. The body is validated whole
- * before any item is reported, so a malformed body reports nothing.
+ * filtered to errors,items.*.status,items.*.error. When "errors":false comes before the items
+ * (as Elasticsearch writes it), no item failed: the items are counted, not read (one "status":
+ * each, the array closing the body). Otherwise one pass of a scanner that builds no tree reads
+ * the statuses and notes where each failed item's error object is; only those (rare) objects are
+ * parsed with jansson, for their type and reason. The body is validated whole before any item is
+ * reported, so a malformed body reports nothing. docs/elasticsearch.md, "Responses".
  */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "es.h"
 
@@ -223,6 +228,56 @@ static void sp_es_report(const sp_es_failed *f, sp_es_item_cb cb, void *ctx)
     json_decref(err);
 }
 
+/* Whether "status": starts at q (at least 9 bytes there). */
+static inline int sp_es_status_at(const char *q)
+{
+    return q[0] == '"' && q[8] == ':' && memcmp(q + 1, "status\"", 7) == 0;
+}
+
+/* How many times "status": occurs in [p, end): 16 candidate places a step (a quote with a colon 8
+ * bytes on, SSE2), each candidate then compared whole. */
+static size_t sp_es_statuses(const char *p, const char *end)
+{
+    size_t n = 0;
+    const char *q = p;
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), colon = _mm_set1_epi8(':');
+    for (; end - q >= 24; q += 16) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)q);
+        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(q + 8));
+        unsigned m = (unsigned)_mm_movemask_epi8(
+            _mm_and_si128(_mm_cmpeq_epi8(a, quote), _mm_cmpeq_epi8(b, colon)));
+        for (; m; m &= m - 1)
+            n += sp_es_status_at(q + __builtin_ctz(m));
+    }
+#endif
+    for (; end - q >= 9; q++)
+        n += sp_es_status_at(q);
+    return n;
+}
+
+/*
+ * "errors":false, then "items" at s->p: the items counted without reading them. nitems when
+ * the array ends the body and holds exactly one "status": per item; -1 otherwise (the caller
+ * then scans the body in full). A key or string value cannot hold the bytes "status": (a quote
+ * inside a string is escaped), so each one is an item's status.
+ */
+static int64_t sp_es_count_items(const sp_es_scan *s, uint32_t nitems)
+{
+    const char *p = s->p, *end = s->end;
+    while (end > p && (unsigned char)end[-1] <= ' ')
+        end--;
+    if (end - p < 2 || end[-1] != '}') return -1;
+    end--;
+    while (end > p && (unsigned char)end[-1] <= ' ')
+        end--;
+    if (end <= p || end[-1] != ']') return -1; /* more keys after the items: scanned in full */
+    while (p < end && (unsigned char)*p <= ' ')
+        p++;
+    if (p >= end || *p != '[') return -1;
+    return sp_es_statuses(p, end) == nitems ? (int64_t)nitems : -1;
+}
+
 int64_t sp_es_scan_response(const char *body, size_t len, uint32_t nitems, sp_es_failures *f)
 {
     sp_es_scan s = {body, body + len};
@@ -244,6 +299,8 @@ int64_t sp_es_scan_response(const char *body, size_t len, uint32_t nitems, sp_es
             else
                 return -1;
         } else if (sp_es_scan_key_is(k, k_end, "items")) {
+            int64_t all = errors == 0 && !items ? sp_es_count_items(&s, nitems) : -1;
+            if (all >= 0) return all; /* none failed: nothing to read in the items */
             if (items++ || sp_es_scan_items(&s, nitems, &n, &ok, f)) return -1;
         } else if (sp_es_scan_value(&s, 1)) {
             return -1;

@@ -19,7 +19,7 @@ static void sp_holds_push(sp_holds *h, sp_hold *t)
     h->v[h->n++] = t;
 }
 
-int sp_filters_apply(sp_router *rt, size_t from, sp_slice tag, sp_record *r)
+static int sp_filters_run(sp_router *rt, size_t from, sp_slice tag, sp_record *r)
 {
     uint64_t mask = sp_router_filter_mask(rt, tag) >> from;
     for (size_t i = from; mask; i++, mask >>= 1) {
@@ -37,6 +37,14 @@ int sp_filters_apply(sp_router *rt, size_t from, sp_slice tag, sp_record *r)
         f->kept++;
     }
     return SP_FILTER_KEEP;
+}
+
+int sp_filters_apply(sp_router *rt, size_t from, sp_slice tag, sp_record *r)
+{
+    sp_extras_pass(1); /* the filters share one index of the record's extras (filter.h) */
+    int v = sp_filters_run(rt, from, tag, r);
+    sp_extras_pass(0);
+    return v;
 }
 
 sp_source *sp_filter_source(const sp_filter *f)

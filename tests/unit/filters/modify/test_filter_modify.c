@@ -44,6 +44,19 @@ static void test_modify(void **st)
     assert_has(flt_err.msg, "needs remove, rename, copy, add or set");
     unsetenv("FLT_UNIT_ENV_MISSING");
     assert_int_equal(flt_load("  - type: modify\n    add: {a: \"${FLT_UNIT_ENV_MISSING}\"}\n"), -1);
+    /* 64 add entries at most (a bit each), and 64 rename + copy */
+    sp_buf y = {0};
+    for (int n = 64; n <= 65; n++) {
+        y.len = 0;
+        sp_buf_printf(&y, "  - type: modify\n    add: {");
+        for (int i = 0; i < n; i++)
+            sp_buf_printf(&y, "%sk%d: v", i ? ", " : "", i);
+        sp_buf_printf(&y, "}\n");
+        sp_buf_putc(&y, 0);
+        assert_int_equal(flt_load(y.base), n == 64 ? 0 : -1);
+    }
+    assert_has(flt_err.msg, "at most 64");
+    sp_buf_free(&y);
     flt_unload();
 }
 

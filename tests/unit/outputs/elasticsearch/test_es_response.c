@@ -135,7 +135,21 @@ static void test_full_items(void **st)
     assert_int_equal(PARSE("{\"errors\":false,\"items\":[{\"create\":{\"_id\":\"a\"}}]}", 1, &s),
                      -1);
     assert_int_equal(
-        PARSE("{\"errors\":false,\"items\":[{\"create\":{\"status\":201},\"x\":{}}]}", 1, &s), -1);
+        PARSE("{\"errors\":true,\"items\":[{\"create\":{\"status\":201},\"x\":{}}]}", 1, &s), -1);
+    /* "errors":false before the items: counted, not read (one status each, the array last);
+     * what does not add up is scanned in full */
+    assert_int_equal(
+        PARSE("{\"errors\":false,\"items\":[{\"create\":{\"status\":201},\"x\":{}}]}", 1, &s), 1);
+    assert_int_equal(PARSE("{\"errors\":false,\"items\":[{\"create\":{\"status\":201}},"
+                           "{\"create\":{\"status\":201}}] } \n",
+                           2, &s),
+                     2);
+    assert_int_equal(PARSE("{\"errors\":false,\"items\":[{\"create\":{\"status\":201}},"
+                           "{\"create\":{\"status\":201}}]}",
+                           3, &s),
+                     -1);
+    assert_int_equal(PARSE("{\"errors\":false,\"items\":[{\"create\":{\"status\":201}}]}}", 1, &s),
+                     -1);
     assert_int_equal(s.n, 0);
 }
 
