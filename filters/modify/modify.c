@@ -98,7 +98,7 @@ static void sp_modify_encode(sp_modify *m, const sp_modify_conf *c, size_t nsrc)
 }
 
 /* Appends pre's span i of offs (a key, or a whole pair) to the output. */
-static void sp_modify_put_pre(sp_modify *m, const size_t *offs, size_t i)
+static inline void sp_modify_put_pre(sp_modify *m, const size_t *offs, size_t i)
 {
     sp_buf_append(&m->e.out, m->pre.base + offs[i], offs[i + 1] - offs[i]);
 }
@@ -307,11 +307,11 @@ static int sp_modify_scan(sp_modify *m, const sp_modify_conf *c, const sp_record
 }
 
 /* Puts source i (rename's or copy's) under m->to[i]; 1 when it was there. */
-static int sp_modify_move(sp_modify *m, const sp_record *orig, size_t i)
+static int sp_modify_move(sp_modify *m, sp_slice message, size_t i)
 {
     if (m->src_msg[i]) {
-        if (!orig->message.base) return 0;
-        sp_extras_put_str(&m->e, m->to[i], orig->message);
+        if (!message.base) return 0;
+        sp_extras_put_str(&m->e, m->to[i], message);
         return 1;
     }
     if (!m->val[i].base) return 0;
@@ -325,20 +325,20 @@ static int sp_modify_apply(sp_filter *f, sp_record *r, sp_slice tag)
 {
     sp_modify_conf *c = f->conf;
     sp_modify *m = f->data;
-    sp_record orig = *r;
+    sp_slice message = r->message; /* as it came: rename and copy read it after remove */
     sp_extras_begin(&m->e);
     uint64_t add_seen = 0;
-    int clash = sp_modify_scan(m, c, &orig, &add_seen);
+    int clash = sp_modify_scan(m, c, r, &add_seen);
     if (m->rm_message) r->message = SP_SLICE_NULL;
     for (size_t i = 0; i < c->rename.n; i++)
-        if (sp_modify_move(m, &orig, i) && m->src_msg[i]) r->message = SP_SLICE_NULL;
+        if (sp_modify_move(m, message, i) && m->src_msg[i]) r->message = SP_SLICE_NULL;
     for (size_t i = 0; i < c->copy.n; i++)
-        sp_modify_move(m, &orig, c->rename.n + i);
+        sp_modify_move(m, message, c->rename.n + i);
     for (size_t i = 0; i < c->add.n; i++) {
         int present = (add_seen >> i & 1) && !m->add_gone[i]; /* not removed or renamed away */
         for (size_t j = 0; j < c->rename.n && !present; j++)
             present = m->add_renam[i * c->rename.n + j] &&
-                      (m->src_msg[j] ? orig.message.base != NULL : m->val[j].base != NULL);
+                      (m->src_msg[j] ? message.base != NULL : m->val[j].base != NULL);
         if (present) continue;
         sp_modify_put_pre(m, m->add_off, i);
         m->e.n++;

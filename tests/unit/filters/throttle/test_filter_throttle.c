@@ -63,7 +63,8 @@ static void slow_resume(sp_source *s)
 
 static void test_slow(void **st)
 {
-    assert_int_equal(flt_load("  - type: throttle\n    rate: 10/s\n    burst: 2\n"
+    /* 1/s: the third record is over the burst unless a whole second passed (ASan, load) */
+    assert_int_equal(flt_load("  - type: throttle\n    rate: 1/s\n    burst: 2\n"
                               "    action: slow\n"),
                      0);
     sp_filter *f = flt_d.filters[0];
