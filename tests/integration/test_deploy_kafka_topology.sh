@@ -40,7 +40,7 @@ SERVICES="edge-a edge-b indexer-1 indexer-2 indexer-3"
 ids=()
 for s in $SERVICES; do ids+=("$(compose ps -q "$s")"); done
 healthy=0
-for _ in $(seq 120); do
+for _ in $(seq 240); do # up to 2 minutes
     healthy=$(docker inspect -f '{{.State.Health.Status}}' "${ids[@]}" 2>/dev/null | grep -c '^healthy$')
     [ "$healthy" = 5 ] && break
     sleep 0.5
