@@ -3,7 +3,7 @@
 set -euo pipefail
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev libuv1-dev librdkafka-dev
  libcurl4-openssl-dev libyaml-dev zlib1g-dev libdeflate-dev libssl-dev libjansson-dev libpcre2-dev
- libcmocka-dev libmsgpack-dev docker.io docker-compose systemd busybox-static kcat curl openssl python3 procps
+ libcmocka-dev libmsgpack-dev ninja-build docker.io docker-compose systemd busybox-static kcat curl openssl python3 procps
  iproute2 ca-certificates binutils time python3-yaml man-db groff-base dpkg-dev dpkg-repack
  gnuplot-nox"
 missing=""

@@ -84,6 +84,25 @@ stop_shipper() {
     wait "$pid"; SHIPPER_RC=$?
 }
 
+# shipper_image NAME LOG: the shipper image (deploy/build-image.sh, from $SHIPPER) under the tag
+# NAME, the script's output in LOG. Run alone, a test builds its own. In the suite, tests/run.sh
+# names one image for the whole run (SHIPPER_SUITE_IMAGE): the first test to get here builds it
+# under a lock, the others tag the same image (its output is in $SUITE_IMAGE_LOG), and run.sh
+# removes it at the end. A test's `docker rmi -f NAME` then removes only its tag.
+shipper_image() {
+    local name=$1 out=$2 img=${SHIPPER_SUITE_IMAGE:-}
+    if [ -z "$img" ] || [ "$SHIPPER" != "${SUITE_IMAGE_SHIPPER:-}" ]; then
+        "$ROOT/deploy/build-image.sh" "$name" >"$out" 2>&1
+        return
+    fi
+    (
+        flock 9
+        docker image inspect "$img" >/dev/null 2>&1 ||
+            SHIPPER=$SHIPPER "$ROOT/deploy/build-image.sh" "$img" >"$SUITE_IMAGE_LOG" 2>&1
+    ) 9>"$SUITE_IMAGE_LOG.lock" || { cp "$SUITE_IMAGE_LOG" "$out"; return 1; }
+    cp "$SUITE_IMAGE_LOG" "$out" && docker tag "$img" "$name"
+}
+
 # Docker: dockerd running and the busybox image present.
 need_docker() { "$ROOT/tests/rigs/dockerd.sh" >/dev/null || { echo "docker unavailable"; exit 1; }; IMAGE=shipper-test-busybox; }
 # need_fluent_bit: a real Fluent Bit (2.1+) in $FB, from FLUENT_BIT; the test skips without it.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# suite: slow (tests/run.sh starts it early: 30 s or more)
 # The Debian package (CPack DEB, CMakeLists.txt; deploy/debian/) in a clean Debian 12: built with
 # `cpack -G DEB`, installed with apt into a container that has nothing but Debian's required
 # packages (their files and dpkg records taken from this host, imported with `docker import`: no

@@ -83,7 +83,7 @@ export SHIPPER_FORWARD_PORT SHIPPER_HTTP_PORT SHIPPER_HEALTH_INTERVAL=1s
 export APP_IMAGE=$IMAGE APP_LINES=1000
 compose() { timeout 90 docker-compose -f "$ROOT/deploy/docker-compose.yml" -p "$PROJECT" "$@"; }
 trap 'compose down -t 5 >/dev/null 2>&1; cleanup; docker rmi -f "$NAME" >/dev/null 2>&1' EXIT
-"$ROOT/deploy/build-image.sh" "$NAME" >"$T/build.log" 2>&1 || { cat "$T/build.log"; fail "build-image.sh"; finish; }
+shipper_image "$NAME" "$T/build.log" || { cat "$T/build.log"; fail "build-image.sh"; finish; }
 
 # depends_on: service_healthy — `up` returns once the app is created, after shipper is healthy.
 compose up -d shipper app >"$T/up.log" 2>&1 || { cat "$T/up.log"; fail "docker-compose up"; finish; }

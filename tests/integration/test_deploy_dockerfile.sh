@@ -11,7 +11,7 @@ A=shipper:deploy-import-$$ B=shipper:deploy-dockerfile-$$
 # The legacy builder keeps the stand-in build stage as an untagged image: labelled, pruned.
 trap 'cleanup; docker rmi -f "$A" "$B" >/dev/null 2>&1
     docker image prune -f --filter "label=shipper-deploy-test=$$" >/dev/null 2>&1' EXIT
-"$ROOT/deploy/build-image.sh" "$A" >"$T/a.log" 2>&1 || { cat "$T/a.log"; fail "build-image.sh"; finish; }
+shipper_image "$A" "$T/a.log" || { cat "$T/a.log"; fail "build-image.sh"; finish; }
 
 mkdir -p "$T/ctx"
 "$ROOT/deploy/build-image.sh" --rootfs "$T/ctx/rootfs" >"$T/rootfs.log" 2>&1 ||

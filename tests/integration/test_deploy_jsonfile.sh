@@ -15,7 +15,7 @@ fi
 need_docker
 NAME=shipper:deploy-jsonfile-$$
 trap 'cleanup; docker rmi -f "$NAME" >/dev/null 2>&1' EXIT
-"$ROOT/deploy/build-image.sh" "$NAME" >"$T/build.log" 2>&1 || { cat "$T/build.log"; fail "build-image.sh"; finish; }
+shipper_image "$NAME" "$T/build.log" || { cat "$T/build.log"; fail "build-image.sh"; finish; }
 CONTAINERS=$(docker info -f '{{.DockerRootDir}}')/containers
 
 H=$(free_port); S=shipper-jsonfile-$$

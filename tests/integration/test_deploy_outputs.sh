@@ -18,7 +18,7 @@ have kafka '    brokers: 127.0.0.1:9092\n    topic: t\n' && KAFKA=1
 need_docker
 NAME=shipper:deploy-outputs-$$
 trap 'cleanup; docker rmi -f "$NAME" >/dev/null 2>&1' EXIT
-"$ROOT/deploy/build-image.sh" "$NAME" >"$T/build.log" 2>&1 || { cat "$T/build.log"; fail "build-image.sh"; finish; }
+shipper_image "$NAME" "$T/build.log" || { cat "$T/build.log"; fail "build-image.sh"; finish; }
 head -1 "$T/build.log"
 HARDEN=(--read-only --cap-drop ALL --security-opt no-new-privileges --user 65532 --memory 128m
     --pids-limit 64 --security-opt "seccomp=$ROOT/deploy/seccomp.json" --network host --no-healthcheck)

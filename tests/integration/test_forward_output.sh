@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# suite: slow (tests/run.sh starts it early: 30 s or more)
 # suite: asan (tests/run.sh also runs it against the ASan+UBSan build)
 # The forward output, edge → aggregator, real components on both sides: a Forward client →
 # edge shipper (forward input, ack: delivered) → forward output (TLS with the test CA +

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# suite: slow (tests/run.sh starts it early: 30 s or more)
 # suite: asan (tests/run.sh also runs it against the ASan+UBSan build)
 # SIGTERM while the stdout output's write is still running on the thread pool (spool on,
 # `ack: durable`, a flood buffered behind a stdout nobody reads). The grace period runs out with

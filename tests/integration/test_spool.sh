@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# suite: slow (tests/run.sh starts it early: 30 s or more)
 # suite: asan (tests/run.sh also runs it against the ASan+UBSan build)
 # The spool: records acked with `ack: durable` survive SIGKILL (and a torn tail written by the
 # crash); a clean stop with an output that cannot deliver leaves chunks in the spool for the
