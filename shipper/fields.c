@@ -16,13 +16,8 @@
 static int sp_fields_scalar_text(const uint8_t *p, const uint8_t *end, sp_slice *out, char *tmp,
                                  size_t tmpcap)
 {
-    uint8_t c = p < end ? *p : 0xc1;
-    if ((c & 0xe0) == 0xa0 && (size_t)(end - p) > (size_t)(c & 0x1f)) { /* fixstr: most values */
-        *out = sp_slice_make(p + 1, c & 0x1f);
-        return 1;
-    }
     sp_mp_obj o;
-    if (sp_mp_read(&p, end, &o)) return 0;
+    if (sp_mp_read_fast(&p, end, &o)) return 0; /* short strings (most values) in line */
     int n = -1;
     switch (o.type) {
     case SP_MP_STR:
@@ -49,37 +44,8 @@ static int sp_fields_scalar_text(const uint8_t *p, const uint8_t *end, sp_slice 
     return 1;
 }
 
-/* A MessagePack value's whole size from its first byte where that byte says it: fixed-size
- * scalars and fixstr; SP_FIELDS_LEN8 for str8/bin8 (the size in the next byte); 0 for the rest
- * (containers, ext, str16/32, bin16/32), sized by sp_mp_skip. */
-#define SP_FIELDS_LEN8 0xff
-static const uint8_t sp_fields_size[256] = {
-    [0x00 ... 0x7f] = 1, /* positive fixint */
-    [0xa0 ... 0xbf] = 0, /* fixstr: 1 + (c & 0x1f), below */
-    [0xc0] = 1,          /* nil */
-    [0xc2 ... 0xc3] = 1, /* false, true */
-    [0xc4] = SP_FIELDS_LEN8,
-    [0xca] = 5,
-    [0xcb] = 9,
-    [0xcc] = 2,
-    [0xcd] = 3,
-    [0xce] = 5,
-    [0xcf] = 9,
-    [0xd0] = 2,
-    [0xd1] = 3,
-    [0xd2] = 5,
-    [0xd3] = 9,
-    [0xd4] = 3, /* fixext 1, 2, 4, 8, 16 */
-    [0xd5] = 4,
-    [0xd6] = 6,
-    [0xd7] = 10,
-    [0xd8] = 18,
-    [0xd9] = SP_FIELDS_LEN8,
-    [0xe0 ... 0xff] = 1, /* negative fixint */
-};
-
 /* sp_extras_next, inlined where whole maps are walked (the index below): a fixstr key and a
- * value sized by its first byte take a few instructions. */
+ * value sized by its first bytes (sp_mp_size_simple) take a few instructions. */
 static inline __attribute__((always_inline)) int
 sp_fields_next(const uint8_t **p, const uint8_t *end, sp_slice *key, sp_slice *val)
 {
@@ -102,18 +68,10 @@ sp_fields_next(const uint8_t **p, const uint8_t *end, sp_slice *key, sp_slice *v
         *key = k.type == SP_MP_STR || k.type == SP_MP_BIN ? k.s : SP_SLICE_NULL;
     }
     const uint8_t *v = q;
-    c = *q;
-    n = sp_fields_size[c];
-    if ((c & 0xe0) == 0xa0) {
-        n = 1 + (c & 0x1f);
-    } else if (n == SP_FIELDS_LEN8) {
-        if (end - q < 2) return -1;
-        n = 2 + (size_t)q[1];
-    } else if (!n) {
-        if (sp_mp_skip(&q, end)) return -1; /* containers, ext, longer str and bin */
+    if (!(n = sp_mp_size_simple(q, end))) {
+        if (sp_mp_skip(&q, end)) return -1; /* containers, ext, longer str and bin, cut short */
         n = (size_t)(q - v);
     }
-    if ((size_t)(end - v) < n) return -1;
     *val = sp_slice_make(v, n);
     *p = v + n;
     return 0;
@@ -127,10 +85,11 @@ int sp_extras_next(const uint8_t **p, const uint8_t *end, sp_slice *key, sp_slic
 /* ---- the extras index shared down the chain ---- */
 
 /* The pairs of the record being filtered, found once and read by every filter after it while
- * r->extras stays the same slice (docs/architecture.md, "Filters"). A pass is one record's way
- * through the chain (sp_extras_pass); an index is reused only within the pass it was built in,
- * so a buffer a filter reuses for the next record never serves a stale one. Per thread: filters
- * run on the loop; another thread calling these functions builds its own, never reused. */
+ * r->extras stays the same slice (docs/filters.md, "One index of the fields per record"). A pass is
+ * one record's way through the chain (sp_extras_pass); an index is reused only within the pass it
+ * was built in, so a buffer a filter reuses for the next record never serves a stale one. Per
+ * thread: filters run on the loop; another thread calling these functions builds its own, never
+ * reused. */
 static _Thread_local struct {
     sp_extra *v;      /* the pairs */
     uint32_t cap;     /* entries allocated (grows with the most pairs seen; never per record) */

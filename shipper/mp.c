@@ -259,26 +259,24 @@ int sp_mp_scan_feed(sp_mp_scan *s, const uint8_t *buf, size_t len)
     }
 }
 
-/* The whole size of the scalar or short string at q when its first bytes say it and it is all
- * there; 0 otherwise (a container, a longer form, or the bytes end: sp_mp_read decides). */
-static inline size_t sp_mp_skip_simple(const uint8_t *q, const uint8_t *end)
-{
-    uint8_t c = *q;
-    size_t n = 0;
-    if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
-        n = 1;
-    else if ((c & 0xe0) == 0xa0)
-        n = 1 + (size_t)(c & 0x1f);
-    else if ((c == 0xd9 || c == 0xc4) && end - q >= 2)
-        n = 2 + (size_t)q[1];
-    return (size_t)(end - q) >= n ? n : 0;
-}
+const uint8_t sp_mp_size_tab[256] = {
+    [0x00 ... 0x7f] = 1,                                      /* positive fixint */
+    [0xc0] = 1,                                               /* nil */
+    [0xc2 ... 0xc3] = 1,                                      /* false, true */
+    [0xc4] = SP_MP_LEN8,                                      /* bin8 */
+    [0xca] = 5,                                               /* float32, float64 */
+    [0xcb] = 9,          [0xcc] = 2,                          /* uint8..64 */
+    [0xcd] = 3,          [0xce] = 5, [0xcf] = 9,  [0xd0] = 2, /* int8..64 */
+    [0xd1] = 3,          [0xd2] = 5, [0xd3] = 9,  [0xd4] = 3, /* fixext 1, 2, 4, 8, 16 */
+    [0xd5] = 4,          [0xd6] = 6, [0xd7] = 10, [0xd8] = 18, [0xd9] = SP_MP_LEN8, /* str8 */
+    [0xe0 ... 0xff] = 1, /* negative fixint */
+};
 
 static int sp_mp_skip_depth(const uint8_t **p, const uint8_t *end, int depth)
 {
     const uint8_t *q = *p;
     size_t n;
-    if (q < end && (n = sp_mp_skip_simple(q, end))) {
+    if (q < end && (n = sp_mp_size_simple(q, end))) { /* scalars, short strings */
         *p = q + n;
         return SP_MP_OK;
     }
@@ -287,7 +285,7 @@ static int sp_mp_skip_depth(const uint8_t **p, const uint8_t *end, int depth)
         uint32_t k = (uint32_t)(*q & 0x0f) << ((*q & 0xf0) == 0x80); /* a map: 2 per entry */
         q++;
         for (uint32_t i = 0; i < k; i++) {
-            if (q < end && (n = sp_mp_skip_simple(q, end))) { /* most members: no call */
+            if (q < end && (n = sp_mp_size_simple(q, end))) { /* most members: no call */
                 q += n;
                 continue;
             }

@@ -51,6 +51,23 @@ typedef struct {
 /** Decodes the header at *p and advances past it (and past str/bin/ext payloads). */
 int sp_mp_read(const uint8_t **p, const uint8_t *end, sp_mp_obj *o);
 
+/* The whole size of each value whose first byte tells it (fixed-size scalars); SP_MP_LEN8 for
+ * str8 and bin8 (the size in the next byte); 0 for the rest: fixstr (computed in
+ * sp_mp_size_simple), containers, ext8/16/32, longer str and bin, 0xc1. */
+#define SP_MP_LEN8 0xff
+extern const uint8_t sp_mp_size_tab[256];
+
+/** The whole size of the scalar or short string at q (q < end) when its first bytes tell it and
+ * all of it is there; 0 otherwise (a container, a longer form, or cut short: sp_mp_read and
+ * sp_mp_skip decide). Lets the walkers step over most values without decoding them. */
+static inline size_t sp_mp_size_simple(const uint8_t *q, const uint8_t *end)
+{
+    uint8_t c = *q;
+    size_t n = (c & 0xe0) == 0xa0 ? 1 + (size_t)(c & 0x1f) : sp_mp_size_tab[c];
+    if (n == SP_MP_LEN8) n = end - q >= 2 ? 2 + (size_t)q[1] : 0;
+    return (size_t)(end - q) >= n ? n : 0;
+}
+
 /** sp_mp_read with fixstr and str8 (most keys and values of a log record) decoded in line. */
 static inline int sp_mp_read_fast(const uint8_t **p, const uint8_t *end, sp_mp_obj *o)
 {

@@ -31,11 +31,16 @@ typedef struct {
     const char *p, *end;
 } sp_es_scan;
 
+/* JSON white space. */
+static inline int sp_es_is_ws(char c)
+{
+    return (unsigned char)c <= ' ' && (c == ' ' || c == '\n' || c == '\r' || c == '\t');
+}
+
 static inline void sp_es_scan_ws(sp_es_scan *s)
 {
     /* Elasticsearch writes no white space: one test in the common case. */
-    while (s->p < s->end && (unsigned char)*s->p <= ' ' &&
-           (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
+    while (s->p < s->end && sp_es_is_ws(*s->p))
         s->p++;
 }
 
@@ -265,14 +270,14 @@ static size_t sp_es_statuses(const char *p, const char *end)
 static int64_t sp_es_count_items(const sp_es_scan *s, uint32_t nitems)
 {
     const char *p = s->p, *end = s->end;
-    while (end > p && (unsigned char)end[-1] <= ' ')
+    while (end > p && sp_es_is_ws(end[-1]))
         end--;
     if (end - p < 2 || end[-1] != '}') return -1;
     end--;
-    while (end > p && (unsigned char)end[-1] <= ' ')
+    while (end > p && sp_es_is_ws(end[-1]))
         end--;
     if (end <= p || end[-1] != ']') return -1; /* more keys after the items: scanned in full */
-    while (p < end && (unsigned char)*p <= ' ')
+    while (p < end && sp_es_is_ws(*p))
         p++;
     if (p >= end || *p != '[') return -1;
     return sp_es_statuses(p, end) == nitems ? (int64_t)nitems : -1;

@@ -150,6 +150,9 @@ static void test_full_items(void **st)
                      -1);
     assert_int_equal(PARSE("{\"errors\":false,\"items\":[{\"create\":{\"status\":201}}]}}", 1, &s),
                      -1);
+    /* only JSON white space may follow, as in the full scan */
+    assert_int_equal(
+        PARSE("{\"errors\":false,\"items\":[{\"create\":{\"status\":201}}]}\x01", 1, &s), -1);
     assert_int_equal(s.n, 0);
 }
 
