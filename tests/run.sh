@@ -43,7 +43,7 @@ pool_reap() {
     echo "   ($(( $(date +%s) - ${pool_start[$pid]} )) s)"
     result "${pool_name[$pid]}" $rc "${pool_log[$pid]}"
     [ $rc -eq 0 ] || [ $rc -eq 77 ] || tail -40 "${pool_log[$pid]}"
-    unset "pool_name[$pid]" "pool_log[$pid]" "pool_start[$pid]"
+    unset "pool_name[$pid]" "pool_log[$pid]" "pool_start[$pid]" "pool_class[$pid]"
 }
 pool_run() {
     local max=$1 name=$2 log=$3; shift 3
@@ -53,6 +53,73 @@ pool_run() {
     if [ "$max" -eq 1 ]; then pool_reap; fi
 }
 pool_drain() { while [ ${#pool_name[@]} -gt 0 ]; do pool_reap; done; }
+
+# The integration tests' scheduler: a queue of tests, each of a class that says what may run
+# beside it, started in queue order into at most LANES lanes.
+#   alone        nothing beside it (CPU- or timing-sensitive: a latency percentile, a flood that
+#                must not outrun rotation)
+#   docker-alone no other test that uses dockerd beside it (dockerd's log, Docker's copier, the
+#                json-file directory); a test that never touches Docker may run beside it
+#   docker       uses dockerd (its file, or a script it names, mentions docker)
+#   plain        neither
+# A test starts when a lane is free, nothing running conflicts with it, and no test queued
+# before it conflicts with it (so a waiting alone or docker-alone test is not starved by the
+# tests behind it: only tests it may run beside overtake it).
+#   sched_add CLASS NAME LOG CMD...   queues a test
+#   sched_drain                       runs the queue to the end
+declare -a q_class=() q_name=() q_log=() q_cmd=()
+declare -A pool_class=()
+sched_class() { # FILE: the class of an integration test from its header and body
+    local f=$1 p q
+    grep -q '^# suite: alone' "$f" && { echo alone; return; }
+    grep -q '^# suite: docker-alone' "$f" && { echo docker-alone; return; }
+    if grep -qiE 'docker|shipper_image|track_container' "$f"; then echo docker; return; fi
+    for p in $(grep -oE '[A-Za-z0-9_]+\.py' "$f" | sort -u); do
+        for q in tests/integration tests/rigs tests/chaos; do
+            [ -f "$q/$p" ] && grep -qi docker "$q/$p" && { echo docker; return; }
+        done
+    done
+    echo plain
+}
+sched_conflict() { # CLASS CLASS
+    case "$1/$2" in
+    alone/* | */alone | docker-alone/docker | docker-alone/docker-alone | docker/docker-alone) return 0 ;;
+    esac
+    return 1
+}
+sched_add() {
+    local i=${#q_class[@]}
+    q_class[i]=$1 q_name[i]=$2 q_log[i]=$3
+    shift 3
+    q_cmd[i]=$(printf '%q ' "$@")
+}
+sched_startable() { # INDEX: 0 when the queued test may start now
+    local i=$1 c=${q_class[$1]} pid j
+    [ ${#pool_name[@]} -lt "$LANES" ] || return 1
+    for pid in "${!pool_class[@]}"; do sched_conflict "$c" "${pool_class[$pid]}" && return 1; done
+    for j in "${!q_class[@]}"; do
+        [ "$j" -lt "$i" ] || break
+        sched_conflict "$c" "${q_class[$j]}" && return 1
+    done
+    return 0
+}
+sched_drain() {
+    local i started
+    while [ ${#q_class[@]} -gt 0 ] || [ ${#pool_name[@]} -gt 0 ]; do
+        started=
+        for i in "${!q_class[@]}"; do
+            sched_startable "$i" || continue
+            eval "${q_cmd[$i]}" >"${q_log[$i]}" 2>&1 &
+            pool_name[$!]=${q_name[$i]} pool_log[$!]=${q_log[$i]} pool_start[$!]=$(date +%s)
+            pool_class[$!]=${q_class[$i]}
+            unset "q_class[$i]" "q_name[$i]" "q_log[$i]" "q_cmd[$i]"
+            started=1
+            break
+        done
+        [ -n "$started" ] && continue
+        pool_reap
+    done
+}
 LANES=${SUITE_LANES:-2}
 
 # build DIR TARGET EXTRA-CMAKE-ARGS...: configures DIR and builds TARGET (all, or fuzz: the
@@ -136,25 +203,24 @@ if [ "$what" = all ] || [ "$what" = integration ]; then
     export SUITE_IMAGE_LOG=$ROOT/build/suite-image.log
     docker rmi -f "$SHIPPER_SUITE_IMAGE" >/dev/null 2>&1
     rm -f "$SUITE_IMAGE_LOG"
-    # A test whose header says `# suite: alone` (it restarts or floods dockerd, measures memory
-    # or CPU, or is CPU-bound for long) runs with no other test beside it. Those run first: one
-    # met later waits for the pool to drain, and a long test draining leaves a lane idle (a
-    # 159 s test once left the other lane idle 98 s). Then the tests whose header says
-    # `# suite: slow` (30 s or more), so that none of them is left running alone at the end.
-    alone=() slow=() rest=()
+    # Queue order: the `# suite: alone` tests first (nothing else starts while one waits), then
+    # the `# suite: docker-alone` ones (tests that never touch Docker run beside them), then the
+    # tests whose header says `# suite: slow` (30 s or more), so that none of them is left
+    # running alone at the end (a 159 s test draining once left the other lane idle 98 s).
+    # Classes and the overtaking rule: sched_class, sched_startable above.
+    alone=() dalone=() slow=() rest=()
     for t in tests/integration/test_*.sh; do
         case "$(basename "$t")" in *"$pattern"*) ;; *) continue ;; esac
         if grep -q '^# suite: alone' "$t"; then alone+=("$t")
+        elif grep -q '^# suite: docker-alone' "$t"; then dalone+=("$t")
         elif grep -q '^# suite: slow' "$t"; then slow+=("$t")
         else rest+=("$t"); fi
     done
-    for t in "${alone[@]}"; do
-        pool_run 1 "$(basename "$t" .sh)" "build/$(basename "$t").log" timeout 300 bash "$t"
+    for t in "${alone[@]}" "${dalone[@]}" "${slow[@]}" "${rest[@]}"; do
+        sched_add "$(sched_class "$t")" "$(basename "$t" .sh)" "build/$(basename "$t").log" \
+            timeout 300 bash "$t"
     done
-    for t in "${slow[@]}" "${rest[@]}"; do
-        pool_run "$LANES" "$(basename "$t" .sh)" "build/$(basename "$t").log" timeout 300 bash "$t"
-    done
-    pool_drain
+    sched_drain
     docker rmi -f "$SHIPPER_SUITE_IMAGE" >/dev/null 2>&1
 fi
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# suite: alone (tests/run.sh runs it with no other test beside it)
+# suite: docker-alone (tests/run.sh runs no other Docker test beside it: dockerd's log and
+# Docker's fluentd copier are its own; a test that never touches Docker may run beside it)
 # Restarting shipper under real dockerd's fluentd log driver (Docker 20.10): what is lost, what
 # blocks, and what Docker logs. tests/rigs/docker_restart.py runs each cell: a busybox container
 # logs 3,000 numbered 1,000-byte lines at 300/s (--log-driver=fluentd, sub-second precision,

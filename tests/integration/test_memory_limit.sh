@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# suite: alone (tests/run.sh runs it with no other test beside it)
+# suite: slow (tests/run.sh starts it early: 76 s in the suite). Not alone: it asserts peak RSS
+# (VmHWM) of its own shipper process and record counts, which CPU load from another test does
+# not change; the idle RSS wait polls for 20 s
 # buffer.memory_limit bounds everything shipper holds for records, on every output path: chunks,
 # partial lines, encoded bulk bodies and their gzip copies, bulk responses, the Kafka output's
 # encoded documents and librdkafka's queue, the spool's buffers. A flood from shipper-bench

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# suite: alone (tests/run.sh runs it with no other test beside it)
+# suite: docker-alone (tests/run.sh runs no other Docker test beside it, so that no other
+# fluentd-driver container runs and dockerd's fluentd lines are attributed and asserted; a test
+# that never touches Docker may run beside it)
 # Upgrades under real Docker: a container logs 20,000 lines through --log-driver=fluentd with
 # fluentd-request-ack=true (Docker waits for each line's ack) while shipper (spool, ack: durable,
 # Elasticsearch emulator) is upgraded five times through SIGUSR2. Docker's connection is handed
