@@ -50,6 +50,7 @@ typedef struct {
     PCRE2_SPTR names;
     sp_buf pairs; /* the decoded fields */
     sp_parse_scratch sc;
+    sp_parse_json_at at; /* {&sc, &pairs}: the decoded fields' places for the filters after */
     sp_extras_edit e;
 } sp_parse;
 
@@ -77,6 +78,7 @@ static int sp_parse_check(sp_filter *f, const sp_node *n, sp_conf_err *err)
         return -1;
     }
     p->field = sp_slice_str(c->field);
+    p->at = (sp_parse_json_at){&p->sc, &p->pairs};
     p->is_message = strcmp(c->field, "message") == 0;
     if (c->format != SP_PARSE_REGEX) {
         if (c->pattern) {
@@ -169,6 +171,8 @@ static int sp_parse_apply(sp_filter *f, sp_record *r, sp_slice tag)
     if (!*c->into && !r->nextras) { /* no fields to merge with: the pairs are the extras */
         r->extras = n ? sp_buf_slice(&p->pairs) : sp_slice_make("", 0);
         r->nextras = n;
+        if (n && c->format == SP_PARSE_JSON) /* the filters after need not walk the pairs */
+            sp_extras_known(r, sp_parse_json_places, &p->at);
         if (!c->keep_original && p->is_message) r->message = SP_SLICE_NULL;
         return SP_FILTER_KEEP;
     }

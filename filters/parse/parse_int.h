@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "slice.h"
+#include "filter.h"
 
 /** Nesting limit of parsed JSON (deeper: not parsed). */
 #define SP_PARSE_JSON_DEPTH 32
@@ -23,6 +23,19 @@ typedef struct {
  * truncated back to its length before the call).
  */
 int sp_parse_json(const char *s, size_t len, sp_buf *out, uint32_t *n, sp_parse_scratch *sc);
+
+/** What sp_parse_json_places reads: the scratch and output of the last sp_parse_json call. */
+typedef struct {
+    const sp_parse_scratch *sc;
+    const sp_buf *out; /* the pairs written from its start */
+} sp_parse_json_at;
+
+/**
+ * sp_extras_fill_fn (filter.h) for the n pairs the last sp_parse_json call wrote: their keys and
+ * raw values in x[0..n) from the places the decoder noted, without walking them; -1 when a key
+ * was repeated (the places moved).
+ */
+int sp_parse_json_places(void *at, sp_extra *x, uint32_t n);
 
 /**
  * A logfmt line (`key=value key="quoted value" flag`) -> pairs (values are strings; a bare key

@@ -295,6 +295,60 @@ static void test_config_errors(void **st)
     assert_has(flt_err.msg, "bogus");
 }
 
+/* After parse, the filters down the chain find the decoded pairs from the places the decoder
+ * noted (sp_extras_known): the same pairs a walk finds, for objects of 1 to 40 members, nested
+ * objects and arrays above them on the decoder's stack, a key repeated at every pair of places
+ * (the pairs moved: walked instead), an empty object, and after a line that did not parse. */
+static void test_json_places_same_as_walk(void **st)
+{
+    assert_int_equal(flt_load("  - type: parse\n"), 0);
+    sp_buf m = {0};
+    for (int n = 0; n <= 40; n++) {
+        for (int a = -1; a < n; a++) {
+            for (int b = a + 1; b < n; b += n > 12 ? 7 : 1) {
+                m.len = 0;
+                sp_buf_putc(&m, '{');
+                for (int i = 0; i < n; i++) {
+                    int dup = a >= 0 && (i == a || i == b);
+                    sp_buf_printf(&m, "%s\"%s%d\":", i ? "," : "", dup ? "d" : "key", dup ? 0 : i);
+                    if (i % 3 == 1)
+                        sp_buf_printf(&m, "{\"o\":{\"p\":[%d,{\"q\":\"r\"}],\"p\":1}}", i);
+                    else if (i % 3 == 2)
+                        SP_BUF_LIT(&m, "\"t\\u00e9xt\"");
+                    else
+                        sp_buf_printf(&m, "%d", i * 1000);
+                }
+                sp_buf_putc(&m, '}');
+                for (int bad = 0; bad < 2; bad++) {
+                    sp_record r = flt_rec(m.base, bad ? m.len - 1 : m.len, NULL, 0);
+                    sp_extras_pass(1);
+                    sp_filter *f = flt_d.filters[0];
+                    assert_int_equal(f->type->apply(f, &r, SP_SLICE_LIT("t")), SP_FILTER_KEEP);
+                    const sp_extra *x;
+                    uint32_t got = sp_extras_pairs(&r, &x);
+                    const uint8_t *p = (const uint8_t *)r.extras.base;
+                    const uint8_t *end = p + r.extras.len;
+                    uint32_t want = 0;
+                    for (; want < r.nextras; want++) {
+                        sp_slice k, v;
+                        if (sp_extras_next(&p, end, &k, &v)) break;
+                        if (k.base != x[want].key.base || k.len != x[want].key.len ||
+                            v.base != x[want].val.base || v.len != x[want].val.len)
+                            fail_msg("%.*s: pair %u differs from the walk", (int)m.len, m.base,
+                                     want);
+                    }
+                    assert_int_equal(got, want);
+                    assert_int_equal(want, bad ? 0 : (uint32_t)(a >= 0 && b < n ? n - 1 : n));
+                    sp_extras_pass(0);
+                }
+                if (a < 0) break;
+            }
+        }
+    }
+    sp_buf_free(&m);
+    flt_unload();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -305,6 +359,7 @@ int main(void)
         cmocka_unit_test(test_json_strings_every_position),
         cmocka_unit_test(test_json_duplicates_every_size),
         cmocka_unit_test(test_json_other_field),
+        cmocka_unit_test(test_json_places_same_as_walk),
         cmocka_unit_test(test_logfmt),
         cmocka_unit_test(test_regex),
         cmocka_unit_test(test_config_errors),
