@@ -135,17 +135,15 @@ static inline __typeof__(sp_fields_ix) *sp_fields_ix_for(const sp_record *r)
     return x;
 }
 
-uint32_t sp_extras_pairs(const sp_record *r, const sp_extra **out)
+/* sp_extras_pairs when the index is not filled for r: listed by the filter that wrote the pairs
+ * (fill, sp_extras_known), or walked. Out of line: the common case needs none of its registers. */
+static __attribute__((noinline)) uint32_t sp_fields_ix_build(const sp_record *r,
+                                                             const sp_extra **out, int hit)
 {
     __typeof__(sp_fields_ix) *x = &sp_fields_ix;
-    if (x->cur && x->pass == x->cur && x->base == r->extras.base && x->len == r->extras.len &&
-        x->nextras == r->nextras) {
+    if (hit) {
         sp_extras_fill_fn fill = x->fill;
-        if (!fill) {
-            *out = x->v;
-            return x->n;
-        }
-        x->fill = NULL; /* sp_extras_known: listed by the filter that wrote them */
+        x->fill = NULL;
         sp_fields_ix_room(x, r->nextras);
         if (fill(x->fill_arg, x->v, r->nextras) == 0) {
             *out = x->v;
@@ -161,6 +159,16 @@ uint32_t sp_extras_pairs(const sp_record *r, const sp_extra **out)
     x->n = i;
     *out = v;
     return i;
+}
+
+uint32_t sp_extras_pairs(const sp_record *r, const sp_extra **out)
+{
+    __typeof__(sp_fields_ix) *x = &sp_fields_ix;
+    int hit = x->cur && x->pass == x->cur && x->base == r->extras.base &&
+              x->len == r->extras.len && x->nextras == r->nextras;
+    if (__builtin_expect(!hit || x->fill, 0)) return sp_fields_ix_build(r, out, hit);
+    *out = x->v;
+    return x->n;
 }
 
 void sp_extras_known(const sp_record *r, sp_extras_fill_fn fill, void *arg)
