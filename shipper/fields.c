@@ -97,10 +97,10 @@ static _Thread_local struct {
     uint32_t nextras; /* the record's count it was built for */
     const char *base; /* the extras slice it was built for */
     size_t len;
-    uint64_t pass;  /* the pass it was built in; 0: not reusable */
-    uint64_t cur;   /* the current pass; 0 outside any */
-    uint64_t count; /* passes so far */
-    uint32_t depth; /* passes open (a filter's emitted record runs inside another) */
+    uint64_t pass;          /* the pass it was built in; 0: not reusable */
+    uint64_t cur;           /* the current pass; 0 outside any */
+    uint64_t count;         /* passes so far */
+    uint32_t depth;         /* passes open (a filter's emitted record runs inside another) */
     sp_extras_fill_fn fill; /* not NULL: v is not filled yet, fill(fill_arg) lists the pairs */
     void *fill_arg;
 } sp_fields_ix;
@@ -164,8 +164,8 @@ static __attribute__((noinline)) uint32_t sp_fields_ix_build(const sp_record *r,
 uint32_t sp_extras_pairs(const sp_record *r, const sp_extra **out)
 {
     __typeof__(sp_fields_ix) *x = &sp_fields_ix;
-    int hit = x->cur && x->pass == x->cur && x->base == r->extras.base &&
-              x->len == r->extras.len && x->nextras == r->nextras;
+    int hit = x->cur && x->pass == x->cur && x->base == r->extras.base && x->len == r->extras.len &&
+              x->nextras == r->nextras;
     if (__builtin_expect(!hit || x->fill, 0)) return sp_fields_ix_build(r, out, hit);
     *out = x->v;
     return x->n;
@@ -537,7 +537,6 @@ void sp_pattern_free(sp_pattern *p)
     sp_buf_free(&p->tmp);
     free(p);
 }
-
 
 /* sp_field_match's other cases, out of its line: the value val (raw) as text, or (val NULL) a
  * dotted path. */

@@ -268,9 +268,25 @@ static void test_match_same_as_get(void **st)
     sp_buf big = {0}, b = {0};
     for (int i = 0; i < 70000; i++)
         sp_buf_putc(&big, (char)('a' + i % 26));
-    const char *pats[] = {"*",   "5",     "5*",          "-3",  "true", "abc*", "1.5", "",
-                          "?",   "[0-9]*", "/^[a-z]+$/", "/5/", "k*",   "web-1", "web*", "v",
-                          "fwd.*", "stdout", "abcdefghijklmnopqrstuvwxyzabcdefghijklmn"};
+    const char *pats[] = {"*",
+                          "5",
+                          "5*",
+                          "-3",
+                          "true",
+                          "abc*",
+                          "1.5",
+                          "",
+                          "?",
+                          "[0-9]*",
+                          "/^[a-z]+$/",
+                          "/5/",
+                          "k*",
+                          "web-1",
+                          "web*",
+                          "v",
+                          "fwd.*",
+                          "stdout",
+                          "abcdefghijklmnopqrstuvwxyzabcdefghijklmn"};
     sp_pattern *pat[sizeof pats / sizeof *pats];
     for (size_t i = 0; i < sizeof pats / sizeof *pats; i++) {
         char why[200];
@@ -281,8 +297,9 @@ static void test_match_same_as_get(void **st)
     name40[40] = 0;
     memcpy(name300, big.base, 300);
     name300[300] = 0;
-    const char *names[] = {"key", name40, name300, "bk", "k2", "z", "missing", "key.k",
-                           "message", "stream", "container.name", "container.id", "tag"};
+    const char *names[] = {
+        "key",     name40,   name300,          "bk",           "k2", "z", "missing", "key.k",
+        "message", "stream", "container.name", "container.id", "tag"};
     for (int key = 0; key < 6; key++) {
         for (int kind = 0; kind < KINDS; kind++) {
             for (int rep = 0; rep < 2; rep++) {
@@ -306,10 +323,9 @@ static void test_match_same_as_get(void **st)
                         for (size_t i = 0; i < sizeof pats / sizeof *pats; i++) {
                             char tmp[64];
                             sp_slice v;
-                            int want =
-                                sp_field_get(&f, &r, SP_SLICE_LIT("fwd.web-1"), &v, tmp,
-                                             sizeof tmp) &&
-                                sp_pattern_match(pat[i], v);
+                            int want = sp_field_get(&f, &r, SP_SLICE_LIT("fwd.web-1"), &v, tmp,
+                                                    sizeof tmp) &&
+                                       sp_pattern_match(pat[i], v);
                             int got = sp_field_match(&f, &r, SP_SLICE_LIT("fwd.web-1"), pat[i]);
                             if (got != want)
                                 fail_msg("key %d kind %d rep %d field %.20s pattern %.20s: %d, "

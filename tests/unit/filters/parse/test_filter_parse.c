@@ -305,7 +305,7 @@ static void test_json_places_same_as_walk(void **st)
     sp_buf m = {0};
     for (int n = 0; n <= 40; n++) {
         for (int a = -1; a < n; a++) {
-            for (int b = a + 1; b < n; b += n > 12 ? 7 : 1) {
+            for (int b = a + 1; b<n; b += n> 12 ? 7 : 1) {
                 m.len = 0;
                 sp_buf_putc(&m, '{');
                 for (int i = 0; i < n; i++) {
@@ -349,6 +349,87 @@ static void test_json_places_same_as_walk(void **st)
     flt_unload();
 }
 
+/* time_key: the record's time (the document's @timestamp, with the digits that came) from a
+ * decoded field, dropped unless time_keep; level_key: normalised in place. A time or level that
+ * does not read is kept as it came, counted, and the record keeps its own time. */
+static void test_time_and_level(void **st)
+{
+    assert_int_equal(flt_load("  - type: parse\n    time_key: ts\n    level_key: level\n"), 0);
+    const char *d =
+        flt_run_msg(0, "{\"ts\":\"2026-11-29T06:09:33.123+02:00\",\"level\":\"WARNING\","
+                       "\"msg\":\"disk\"}");
+    assert_has(d, "\"@timestamp\":\"2026-11-29T04:09:33.123Z\"");
+    assert_has(d, "\"level\":\"warn\",\"msg\":\"disk\"");
+    assert_lacks(d, "\"ts\"");
+    d = flt_run_msg(0, "{\"ts\":\"yesterday\",\"level\":\"LOUD\"}");
+    assert_has(d, "\"@timestamp\":\"2023-11-14T22:13:20Z\""); /* flt_rec's own time */
+    assert_has(d, "\"ts\":\"yesterday\",\"level\":\"LOUD\"");
+    assert_int_equal(sp_reasons_get(&flt_d.filters[0]->results, "time_unparsed"), 1);
+    assert_int_equal(sp_reasons_get(&flt_d.filters[0]->results, "level_unknown"), 1);
+    d = flt_run_msg(0, "{\"level\":30,\"a\":1}"); /* pino's info; no time field: not counted */
+    assert_has(d, "\"level\":\"info\",\"a\":1");
+    assert_int_equal(sp_reasons_get(&flt_d.filters[0]->results, "time_unparsed"), 1);
+    flt_unload();
+
+    assert_int_equal(flt_load("  - type: parse\n    format: logfmt\n    time_key: t\n"
+                              "    time_format: epoch_ms\n    time_keep: true\n    into: j\n"),
+                     0);
+    d = flt_run_msg(0, "t=1795925373042 lvl=info");
+    assert_has(d, "\"@timestamp\":\"2026-11-29T04:09:33.042Z\"");
+    assert_has(d, "\"j\":{\"t\":\"1795925373042\",\"lvl\":\"info\"}");
+    flt_unload();
+
+    /* with fields of its own (the merge), and a regex */
+    assert_int_equal(flt_load("  - type: parse\n    format: regex\n"
+                              "    pattern: '^(?<when>\\S+ \\S+) (?<sev>\\w+) (?<rest>.*)$'\n"
+                              "    time_key: when\n    time_format: '%Y/%m/%d %H:%M:%S'\n"
+                              "    level_key: sev\n"),
+                     0);
+    sp_buf x = {0};
+    tp_put_str(&x, "app", 3);
+    tp_put_str(&x, "web", 3);
+    const char *line = "2026/11/29 04:09:33 E failed";
+    sp_record r = flt_rec(line, strlen(line), &x, 1);
+    flt_run(0, &r);
+    assert_has(flt_doc, "\"@timestamp\":\"2026-11-29T04:09:33Z\"");
+    assert_has(flt_doc, "\"app\":\"web\"");
+    assert_has(flt_doc, "\"sev\":\"error\"");
+    assert_has(flt_doc, "\"rest\":\"failed\"");
+    assert_lacks(flt_doc, "\"when\"");
+    sp_buf_free(&x);
+    flt_unload();
+}
+
+/* The filters after parse see the fields as rewritten for time_key and level_key. */
+static void test_time_level_places(void **st)
+{
+    assert_int_equal(flt_load("  - type: parse\n    time_key: ts\n    level_key: level\n"), 0);
+    const char *m = "{\"a\":1,\"ts\":\"2026-11-29T04:09:33Z\",\"level\":\"E\",\"b\":[2]}";
+    sp_record r = flt_rec(m, strlen(m), NULL, 0);
+    sp_extras_pass(1);
+    sp_filter *f = flt_d.filters[0];
+    assert_int_equal(f->type->apply(f, &r, SP_SLICE_LIT("t")), SP_FILTER_KEEP);
+    assert_int_equal(r.nextras, 3);
+    sp_slice v;
+    assert_false(sp_extras_find(&r, SP_SLICE_LIT("ts"), &v));
+    assert_true(sp_extras_find(&r, SP_SLICE_LIT("level"), &v));
+    assert_int_equal(v.len, 6); /* fixstr "error" */
+    assert_memory_equal(v.base + 1, "error", 5);
+    assert_true(sp_extras_find(&r, SP_SLICE_LIT("b"), &v));
+    sp_extras_pass(0);
+    flt_unload();
+}
+
+static void test_time_config_errors(void **st)
+{
+    assert_int_equal(flt_load("  - type: parse\n    time_key: t\n    time_format: iso\n"), -1);
+    assert_non_null(strstr(flt_err.msg, "time_format"));
+    assert_int_equal(flt_load("  - type: parse\n    time_key: \"\"\n"), -1);
+    assert_non_null(strstr(flt_err.msg, "time_key"));
+    assert_int_equal(flt_load("  - type: parse\n    level_key: \"\"\n"), -1);
+    flt_unload();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -360,6 +441,9 @@ int main(void)
         cmocka_unit_test(test_json_duplicates_every_size),
         cmocka_unit_test(test_json_other_field),
         cmocka_unit_test(test_json_places_same_as_walk),
+        cmocka_unit_test(test_time_and_level),
+        cmocka_unit_test(test_time_level_places),
+        cmocka_unit_test(test_time_config_errors),
         cmocka_unit_test(test_logfmt),
         cmocka_unit_test(test_regex),
         cmocka_unit_test(test_config_errors),
