@@ -8,6 +8,7 @@
 #include <pcre2.h>
 
 #include "filter.h"
+#include "meta.h"
 #include "mp.h"
 
 /* ---- lookup ---- */
@@ -209,6 +210,8 @@ int sp_extras_find(const sp_record *r, sp_slice key, sp_slice *val)
     return 0;
 }
 
+#define SP_FIELD_LABELS "container.labels."
+
 sp_field sp_field_make(sp_slice name)
 {
     sp_field f = {.name = name, .slot = SP_FIELD_EXTRA};
@@ -222,6 +225,11 @@ sp_field sp_field_make(sp_slice name)
         f.slot = SP_FIELD_CONTAINER_NAME;
     else if (SP_SLICE_IS(name, "tag"))
         f.slot = SP_FIELD_TAG;
+    else if (SP_SLICE_IS(name, "container.image.name") || SP_SLICE_IS(name, "container.image"))
+        f.slot = SP_FIELD_IMAGE;
+    else if (name.len > sizeof SP_FIELD_LABELS - 1 &&
+             memcmp(name.base, SP_FIELD_LABELS, sizeof SP_FIELD_LABELS - 1) == 0)
+        f.slot = SP_FIELD_LABEL;
     f.dotted = f.slot == SP_FIELD_EXTRA && memchr(name.base, '.', name.len) != NULL;
     return f;
 }
@@ -248,10 +256,27 @@ static int sp_fields_path(const sp_record *r, sp_slice name, sp_slice *out, char
     return 0;
 }
 
+/* The container's image or one of its labels (shipper/meta.h: its config.v2.json, or what the
+ * Engine API or docker_events told), in a per-thread buffer until the next call. */
+static __attribute__((noinline)) sp_slice sp_fields_meta(const sp_field *f, const sp_record *r)
+{
+    static __thread sp_buf v;
+    v.len = 0;
+    sp_buf_reserve(&v, 1); /* an empty value is there (base not NULL) */
+    size_t skip = sizeof SP_FIELD_LABELS - 1;
+    int got = f->slot == SP_FIELD_IMAGE
+                  ? sp_meta_get(r->container_id, NULL, 0, &v)
+                  : sp_meta_get(r->container_id, f->name.base + skip, f->name.len - skip, &v);
+    return got ? sp_buf_slice(&v) : SP_SLICE_NULL;
+}
+
 /* One of the record's own fields (f->slot not SP_FIELD_EXTRA). */
 static inline sp_slice sp_field_fixed(const sp_field *f, const sp_record *r, sp_slice tag)
 {
     switch (f->slot) {
+    case SP_FIELD_IMAGE:
+    case SP_FIELD_LABEL:
+        return r->container_id.base ? sp_fields_meta(f, r) : SP_SLICE_NULL;
     case SP_FIELD_MESSAGE:
         return r->message;
     case SP_FIELD_STREAM:

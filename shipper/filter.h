@@ -128,7 +128,9 @@ typedef struct {
         SP_FIELD_STREAM,
         SP_FIELD_CONTAINER_ID,
         SP_FIELD_CONTAINER_NAME,
-        SP_FIELD_TAG
+        SP_FIELD_TAG,
+        SP_FIELD_IMAGE, /* container.image.name (or container.image): the container's metadata */
+        SP_FIELD_LABEL  /* container.labels.KEY (KEY may hold dots) */
     } slot;
     int dotted;
 } sp_field;
