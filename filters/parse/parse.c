@@ -180,7 +180,8 @@ static int sp_parse_regex(sp_parse *p, sp_slice s, uint32_t *n)
 /* time_key and level_key on the n decoded pairs: the record's time from the one, the other
  * written as its normalised name. Returns 1 when the pairs were rewritten (into p->post, then
  * swapped with p->pairs; *n updated). */
-static int sp_parse_post(sp_filter *f, sp_parse *p, sp_record *r, uint32_t *n)
+static __attribute__((noinline)) int sp_parse_post(sp_filter *f, sp_parse *p, sp_record *r,
+                                                   uint32_t *n)
 {
     const sp_parse_conf *c = f->conf;
     const uint8_t *q = (const uint8_t *)p->pairs.base, *end = q + p->pairs.len;
