@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "json.h"
 #include "mp.h"
 #include "parse_int.h"
 #include "record.h"
@@ -52,18 +53,6 @@ void sp_parse_time_free(sp_parse_time_fmt *t)
     memset(t, 0, sizeof *t);
 }
 
-/* Days from 1970-01-01 to y-m-d of the proleptic Gregorian calendar (Howard Hinnant's
- * days_from_civil). */
-static int64_t sp_ptime_days(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
 static int sp_ptime_leap(int64_t y)
 {
     return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
@@ -78,7 +67,7 @@ static int sp_ptime_make(int64_t y, int mo, int d, int h, int mi, int s, int64_t
         d > mdays[mo - 1] + (mo == 2 && sp_ptime_leap(y)) || h > 23 || mi > 59 || s > 60 || h < 0 ||
         mi < 0 || s < 0)
         return -1;
-    int64_t t = sp_ptime_days(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + s - off;
+    int64_t t = sp_json_days(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + s - off;
     if (t < 0 || (uint64_t)t > SP_TIME_MAX_SEC) return -1;
     *sec = (uint64_t)t;
     return 0;
