@@ -110,9 +110,10 @@ void sp_source_slow(sp_source *s, uint64_t ms);
 
 /**
  * The value of field `name` of `r` as text in *out: `message`, `stream`, `tag`, `container.id`,
- * `container.name`, or an extra: a top-level key, else a dotted path into nested maps
- * (`user.id`). A number or bool is written as text into tmp[0..tmpcap). 1 when present and a
- * scalar, 0 otherwise.
+ * `container.name`, `container.image.name`, `container.labels.KEY` (from the container's
+ * metadata, shipper/meta.h: *out is then in a per-thread buffer until the next such lookup), or
+ * an extra: a top-level key, else a dotted path into nested maps (`user.id`). A number or bool is
+ * written as text into tmp[0..tmpcap). 1 when present and a scalar, 0 otherwise.
  */
 int sp_field_text(const sp_record *r, sp_slice tag, sp_slice name, sp_slice *out, char *tmp,
                   size_t tmpcap);
