@@ -8,6 +8,7 @@
 #include <pcre2.h>
 
 #include "filter.h"
+#include "meta.h"
 #include "mp.h"
 
 /* ---- lookup ---- */
@@ -97,10 +98,12 @@ static _Thread_local struct {
     uint32_t nextras; /* the record's count it was built for */
     const char *base; /* the extras slice it was built for */
     size_t len;
-    uint64_t pass;  /* the pass it was built in; 0: not reusable */
-    uint64_t cur;   /* the current pass; 0 outside any */
-    uint64_t count; /* passes so far */
-    uint32_t depth; /* passes open (a filter's emitted record runs inside another) */
+    uint64_t pass;          /* the pass it was built in; 0: not reusable */
+    uint64_t cur;           /* the current pass; 0 outside any */
+    uint64_t count;         /* passes so far */
+    uint32_t depth;         /* passes open (a filter's emitted record runs inside another) */
+    sp_extras_fill_fn fill; /* not NULL: v is not filled yet, fill(fill_arg) lists the pairs */
+    void *fill_arg;
 } sp_fields_ix;
 
 void sp_extras_pass(int enter)
@@ -110,29 +113,43 @@ void sp_extras_pass(int enter)
     sp_fields_ix.cur = sp_fields_ix.depth ? ++sp_fields_ix.count : 0;
 }
 
+/* Room in the index for n pairs (grows with the most pairs seen: not per record). */
+static inline void sp_fields_ix_room(__typeof__(sp_fields_ix) *x, uint32_t n)
+{
+    if (n > x->cap || !x->v) {
+        x->cap = n > 16 ? n : 16;
+        free(x->v);
+        x->v = sp_calloc(x->cap, sizeof *x->v);
+    }
+}
+
 /* The index made ready for r (room for its pairs), as built in the current pass. */
 static inline __typeof__(sp_fields_ix) *sp_fields_ix_for(const sp_record *r)
 {
     __typeof__(sp_fields_ix) *x = &sp_fields_ix;
-    if (r->nextras > x->cap || !x->v) { /* grows with the most pairs seen: not per record */
-        x->cap = r->nextras > 16 ? r->nextras : 16;
-        free(x->v);
-        x->v = sp_calloc(x->cap, sizeof *x->v);
-    }
+    sp_fields_ix_room(x, r->nextras);
     x->n = x->nextras = r->nextras;
     x->base = r->extras.base;
     x->len = r->extras.len;
     x->pass = x->cur;
+    x->fill = NULL;
     return x;
 }
 
-uint32_t sp_extras_pairs(const sp_record *r, const sp_extra **out)
+/* sp_extras_pairs when the index is not filled for r: listed by the filter that wrote the pairs
+ * (fill, sp_extras_known), or walked. Out of line: the common case needs none of its registers. */
+static __attribute__((noinline)) uint32_t sp_fields_ix_build(const sp_record *r,
+                                                             const sp_extra **out, int hit)
 {
     __typeof__(sp_fields_ix) *x = &sp_fields_ix;
-    if (x->cur && x->pass == x->cur && x->base == r->extras.base && x->len == r->extras.len &&
-        x->nextras == r->nextras) {
-        *out = x->v;
-        return x->n;
+    if (hit) {
+        sp_extras_fill_fn fill = x->fill;
+        x->fill = NULL;
+        sp_fields_ix_room(x, r->nextras);
+        if (fill(x->fill_arg, x->v, r->nextras) == 0) {
+            *out = x->v;
+            return x->n = r->nextras;
+        }
     }
     x = sp_fields_ix_for(r);
     sp_extra *v = x->v;
@@ -143,6 +160,27 @@ uint32_t sp_extras_pairs(const sp_record *r, const sp_extra **out)
     x->n = i;
     *out = v;
     return i;
+}
+
+uint32_t sp_extras_pairs(const sp_record *r, const sp_extra **out)
+{
+    __typeof__(sp_fields_ix) *x = &sp_fields_ix;
+    int hit = x->cur && x->pass == x->cur && x->base == r->extras.base && x->len == r->extras.len &&
+              x->nextras == r->nextras;
+    if (__builtin_expect(!hit || x->fill, 0)) return sp_fields_ix_build(r, out, hit);
+    *out = x->v;
+    return x->n;
+}
+
+void sp_extras_known(const sp_record *r, sp_extras_fill_fn fill, void *arg)
+{
+    __typeof__(sp_fields_ix) *x = &sp_fields_ix;
+    x->nextras = r->nextras;
+    x->base = r->extras.base;
+    x->len = r->extras.len;
+    x->pass = x->cur;
+    x->fill = fill;
+    x->fill_arg = arg;
 }
 
 /* Member `key` of the map at *p (raw value in *val). */
@@ -172,6 +210,8 @@ int sp_extras_find(const sp_record *r, sp_slice key, sp_slice *val)
     return 0;
 }
 
+#define SP_FIELD_LABELS "container.labels."
+
 sp_field sp_field_make(sp_slice name)
 {
     sp_field f = {.name = name, .slot = SP_FIELD_EXTRA};
@@ -185,6 +225,11 @@ sp_field sp_field_make(sp_slice name)
         f.slot = SP_FIELD_CONTAINER_NAME;
     else if (SP_SLICE_IS(name, "tag"))
         f.slot = SP_FIELD_TAG;
+    else if (SP_SLICE_IS(name, "container.image.name") || SP_SLICE_IS(name, "container.image"))
+        f.slot = SP_FIELD_IMAGE;
+    else if (name.len > sizeof SP_FIELD_LABELS - 1 &&
+             memcmp(name.base, SP_FIELD_LABELS, sizeof SP_FIELD_LABELS - 1) == 0)
+        f.slot = SP_FIELD_LABEL;
     f.dotted = f.slot == SP_FIELD_EXTRA && memchr(name.base, '.', name.len) != NULL;
     return f;
 }
@@ -211,36 +256,52 @@ static int sp_fields_path(const sp_record *r, sp_slice name, sp_slice *out, char
     return 0;
 }
 
+/* The container's image or one of its labels (shipper/meta.h: its config.v2.json, or what the
+ * Engine API or docker_events told), in a per-thread buffer until the next call. */
+static __attribute__((noinline)) sp_slice sp_fields_meta(const sp_field *f, const sp_record *r)
+{
+    static __thread sp_buf v;
+    v.len = 0;
+    sp_buf_reserve(&v, 1); /* an empty value is there (base not NULL) */
+    size_t skip = sizeof SP_FIELD_LABELS - 1;
+    int got = f->slot == SP_FIELD_IMAGE
+                  ? sp_meta_get(r->container_id, NULL, 0, &v)
+                  : sp_meta_get(r->container_id, f->name.base + skip, f->name.len - skip, &v);
+    return got ? sp_buf_slice(&v) : SP_SLICE_NULL;
+}
+
+/* One of the record's own fields (f->slot not SP_FIELD_EXTRA). */
+static inline sp_slice sp_field_fixed(const sp_field *f, const sp_record *r, sp_slice tag)
+{
+    switch (f->slot) {
+    case SP_FIELD_IMAGE:
+    case SP_FIELD_LABEL:
+        return r->container_id.base ? sp_fields_meta(f, r) : SP_SLICE_NULL;
+    case SP_FIELD_MESSAGE:
+        return r->message;
+    case SP_FIELD_STREAM:
+        return r->stream;
+    case SP_FIELD_CONTAINER_ID:
+        return r->container_id;
+    case SP_FIELD_CONTAINER_NAME:
+        return r->container_name;
+    default:
+        return tag;
+    }
+}
+
 int sp_field_get(const sp_field *f, const sp_record *r, sp_slice tag, sp_slice *out, char *tmp,
                  size_t tmpcap)
 {
-    const sp_slice *fixed;
-    switch (f->slot) {
-    case SP_FIELD_MESSAGE:
-        fixed = &r->message;
-        break;
-    case SP_FIELD_STREAM:
-        fixed = &r->stream;
-        break;
-    case SP_FIELD_CONTAINER_ID:
-        fixed = &r->container_id;
-        break;
-    case SP_FIELD_CONTAINER_NAME:
-        fixed = &r->container_name;
-        break;
-    case SP_FIELD_TAG:
-        fixed = &tag;
-        break;
-    default: {
-        sp_slice v; /* a key with dots may be a top-level key too: that first */
-        if (sp_extras_find(r, f->name, &v))
-            return sp_fields_scalar_text((const uint8_t *)v.base, (const uint8_t *)v.base + v.len,
-                                         out, tmp, tmpcap);
-        return f->dotted && sp_fields_path(r, f->name, out, tmp, tmpcap);
+    if (f->slot != SP_FIELD_EXTRA) {
+        *out = sp_field_fixed(f, r, tag);
+        return out->base != NULL;
     }
-    }
-    *out = *fixed;
-    return fixed->base != NULL;
+    sp_slice v; /* a key with dots may be a top-level key too: that first */
+    if (sp_extras_find(r, f->name, &v))
+        return sp_fields_scalar_text((const uint8_t *)v.base, (const uint8_t *)v.base + v.len, out,
+                                     tmp, tmpcap);
+    return f->dotted && sp_fields_path(r, f->name, out, tmp, tmpcap);
 }
 
 int sp_field_text(const sp_record *r, sp_slice tag, sp_slice name, sp_slice *out, char *tmp,
@@ -470,14 +531,18 @@ static int sp_pattern_glob(const char *g, const char *s, size_t n)
     return *g == 0;
 }
 
+/* A pattern of simple == 2: the text itself, or a prefix. */
+static inline int sp_pattern_fixed(const sp_pattern *p, sp_slice s)
+{
+    if (p->prefix ? s.len < p->fixed : s.len != p->fixed) return 0;
+    for (size_t i = 0; i < p->fixed; i++) /* short: a call to memcmp costs more */
+        if (s.base[i] != p->glob[i]) return 0;
+    return 1;
+}
+
 int sp_pattern_match(sp_pattern *p, sp_slice s)
 {
-    if (p->simple == 2) {
-        if (p->prefix ? s.len < p->fixed : s.len != p->fixed) return 0;
-        for (size_t i = 0; i < p->fixed; i++) /* short: a call to memcmp costs more */
-            if (s.base[i] != p->glob[i]) return 0;
-        return 1;
-    }
+    if (p->simple == 2) return sp_pattern_fixed(p, s);
     PCRE2_SPTR subject = (PCRE2_SPTR)(s.base ? s.base : "");
     if (p->jit) return pcre2_jit_match(p->re, subject, s.len, 0, 0, p->md, NULL) >= 0;
     if (p->re) return pcre2_match(p->re, subject, s.len, 0, 0, p->md, NULL) >= 0;
@@ -496,4 +561,37 @@ void sp_pattern_free(sp_pattern *p)
     if (p->re) pcre2_code_free(p->re);
     sp_buf_free(&p->tmp);
     free(p);
+}
+
+/* sp_field_match's other cases, out of its line: the value val (raw) as text, or (val NULL) a
+ * dotted path. */
+static __attribute__((noinline)) int sp_field_match_text(const sp_field *f, const sp_record *r,
+                                                         sp_slice tag, sp_pattern *p,
+                                                         const sp_slice *val)
+{
+    char tmp[64];
+    sp_slice s;
+    const uint8_t *v = val ? (const uint8_t *)val->base : NULL;
+    int got = val ? sp_fields_scalar_text(v, v + val->len, &s, tmp, sizeof tmp)
+                  : sp_fields_path(r, f->name, &s, tmp, sizeof tmp);
+    return got && sp_pattern_match(p, s);
+}
+
+int sp_field_match(const sp_field *f, const sp_record *r, sp_slice tag, sp_pattern *p)
+{
+    sp_slice s;
+    if (f->slot != SP_FIELD_EXTRA) {
+        s = sp_field_fixed(f, r, tag);
+        if (!s.base) return 0;
+    } else { /* the shared index, from the last pair: the last one wins */
+        const sp_extra *x;
+        uint32_t i = sp_extras_pairs(r, &x);
+        while (i-- > 0)
+            if (x[i].key.base && sp_slice_eq_short(x[i].key, f->name)) break;
+        if (i == UINT32_MAX) return f->dotted && sp_field_match_text(f, r, tag, p, NULL);
+        const uint8_t *v = (const uint8_t *)x[i].val.base;
+        if ((v[0] & 0xe0) != 0xa0) return sp_field_match_text(f, r, tag, p, &x[i].val);
+        s = sp_slice_make((const char *)v + 1, v[0] & 0x1f); /* a short string: where it lies */
+    }
+    return p->simple == 2 ? sp_pattern_fixed(p, s) : sp_pattern_match(p, s);
 }

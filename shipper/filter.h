@@ -110,12 +110,15 @@ void sp_source_slow(sp_source *s, uint64_t ms);
 
 /**
  * The value of field `name` of `r` as text in *out: `message`, `stream`, `tag`, `container.id`,
- * `container.name`, or an extra: a top-level key, else a dotted path into nested maps
- * (`user.id`). A number or bool is written as text into tmp[0..tmpcap). 1 when present and a
- * scalar, 0 otherwise.
+ * `container.name`, `container.image.name`, `container.labels.KEY` (from the container's
+ * metadata, shipper/meta.h: *out is then in a per-thread buffer until the next such lookup), or
+ * an extra: a top-level key, else a dotted path into nested maps (`user.id`). A number or bool is
+ * written as text into tmp[0..tmpcap). 1 when present and a scalar, 0 otherwise.
  */
 int sp_field_text(const sp_record *r, sp_slice tag, sp_slice name, sp_slice *out, char *tmp,
                   size_t tmpcap);
+/** Glob (fnmatch) or, written /.../, a regex (PCRE2): a pattern a filter tests fields with. */
+typedef struct sp_pattern sp_pattern;
 /** A field name resolved once, when the filter starts: which of the record's own fields it is,
  * or an extra (then whether it is a dotted path). */
 typedef struct {
@@ -126,7 +129,9 @@ typedef struct {
         SP_FIELD_STREAM,
         SP_FIELD_CONTAINER_ID,
         SP_FIELD_CONTAINER_NAME,
-        SP_FIELD_TAG
+        SP_FIELD_TAG,
+        SP_FIELD_IMAGE, /* container.image.name (or container.image): the container's metadata */
+        SP_FIELD_LABEL  /* container.labels.KEY (KEY may hold dots) */
     } slot;
     int dotted;
 } sp_field;
@@ -134,6 +139,9 @@ sp_field sp_field_make(sp_slice name);
 /** sp_field_text for a field made by sp_field_make: the per-record part only. */
 int sp_field_get(const sp_field *f, const sp_record *r, sp_slice tag, sp_slice *out, char *tmp,
                  size_t tmpcap);
+/** Whether field f of r (as sp_field_get reads it) matches p: 0 when it is absent or not a
+ * scalar. A string extra is compared where it lies, without a copy. */
+int sp_field_match(const sp_field *f, const sp_record *r, sp_slice tag, sp_pattern *p);
 /** The pair of extras (or of any map) at *p, advancing past it: its key (base NULL when the key
  * is not a str or bin) and its value's raw MessagePack bytes. 0, or -1 when the bytes end or are
  * not MessagePack. Scalars inline; containers through sp_mp_skip. */
@@ -160,6 +168,16 @@ static inline const char *sp_extra_start(const sp_record *r, const sp_extra *x, 
 {
     return i ? x[i - 1].val.base + x[i - 1].val.len : r->extras.base;
 }
+/** Lists the n pairs of a record's extras into x[0..n), as sp_extras_pairs finds them; 0, or
+ * -1 when it cannot (sp_extras_pairs then walks them). */
+typedef int (*sp_extras_fill_fn)(void *arg, sp_extra *x, uint32_t n);
+/**
+ * For a filter that has just written all of r's extras itself (r->extras and r->nextras set)
+ * and knows where its pairs are: sp_extras_pairs calls fill(arg, ...) for r, in this pass,
+ * instead of walking the pairs (and not at all when no filter after asks). `arg` must stay
+ * valid until the record leaves the chain.
+ */
+void sp_extras_known(const sp_record *r, sp_extras_fill_fn fill, void *arg);
 /** The core only (shipper/core/filters.c): a record enters (1) or leaves (0) the filter chain;
  * an index built before is not reused after. */
 void sp_extras_pass(int enter);
@@ -191,8 +209,6 @@ void sp_extras_edit_free(sp_extras_edit *e);
  * buf[at..buf->len); returns the new count. `index`/`table` are scratch. */
 uint32_t sp_extras_dedup(sp_buf *buf, size_t at, uint32_t n, sp_buf *index, sp_buf *table);
 
-/** Glob (fnmatch) or, written /.../, a regex (PCRE2): a pattern a filter tests fields with. */
-typedef struct sp_pattern sp_pattern;
 /** Compiles `text`; NULL with a message in why[0..whycap) when it is not valid. */
 sp_pattern *sp_pattern_new(const char *text, char *why, size_t whycap);
 int sp_pattern_match(sp_pattern *p, sp_slice s);

@@ -146,6 +146,16 @@ void sp_json_str(sp_buf *out, const char *str, size_t n)
     sp_buf_putc(out, '"');
 }
 
+int64_t sp_json_days(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
 /* Civil date from days since 1970-01-01 (Howard Hinnant's algorithm): no gmtime, no locks. */
 static void sp_json_civil(int64_t days, int *y, unsigned *m, unsigned *d)
 {

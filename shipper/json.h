@@ -22,6 +22,9 @@ void sp_json_str(sp_buf *out, const char *s, size_t n);
 int sp_json_mp(sp_buf *out, const uint8_t **p, const uint8_t *end);
 /** Appends "YYYY-MM-DDTHH:MM:SS[.fffffffff]Z" (quoted) with `prec` fraction digits (0..9). */
 void sp_json_timestamp(sp_buf *out, uint64_t sec, uint32_t nsec, int prec);
+/** Days from 1970-01-01 to the civil date y-m-d (proleptic Gregorian; Howard Hinnant's
+ * days_from_civil): what reading a timestamp needs, no timegm, no locale. */
+int64_t sp_json_days(int64_t y, unsigned m, unsigned d);
 /** Appends members to a document's "container" object (`,"image":{...}`) for container `id`. */
 typedef void (*sp_json_container_fn)(void *ctx, sp_slice id, sp_buf *out);
 /**

@@ -38,6 +38,9 @@ typedef struct sp_meta_ent {
     char *name;
     char *json; /* the members appended to a container object */
     size_t json_len;
+    char *image;       /* Config.Image, or NULL */
+    char *labels;      /* Config.Labels as key NUL value NUL ..., nlabels pairs */
+    size_t nlabels;
     ino_t ino;
     int64_t mtime_ns;
     off_t size;
@@ -99,6 +102,8 @@ static void sp_meta_ent_free(sp_meta_ent *e)
 {
     free(e->name);
     free(e->json);
+    free(e->image);
+    free(e->labels);
     free(e);
 }
 
@@ -152,7 +157,8 @@ static void sp_meta_load_json(sp_meta_ent *e, json_t *root)
     json_t *labels = json_object_get(cfg, "Labels");
     if (name && name[0] == '/') name++;
     e->name = name ? sp_strndup(name, strlen(name)) : NULL;
-    sp_buf b = {0};
+    e->image = image ? sp_strndup(image, strlen(image)) : NULL;
+    sp_buf b = {0}, lb = {0};
     if (image) {
         SP_BUF_LIT(&b, ",\"image\":{\"name\":");
         sp_json_str(&b, image, strlen(image));
@@ -171,9 +177,13 @@ static void sp_meta_load_json(sp_meta_ent *e, json_t *root)
             sp_json_str(&b, k, strlen(k));
             sp_buf_putc(&b, ':');
             sp_json_str(&b, json_string_value(v), json_string_length(v));
+            sp_buf_append(&lb, k, strlen(k) + 1); /* for sp_meta_get: key NUL value NUL */
+            sp_buf_append(&lb, json_string_value(v), strlen(json_string_value(v)) + 1);
+            e->nlabels++;
         }
         sp_buf_putc(&b, '}');
     }
+    e->labels = lb.base;
     e->json = b.base;
     e->json_len = b.len;
     e->found = 1;
@@ -253,6 +263,9 @@ static void sp_meta_refresh(sp_slice id, uint64_t now, int may_block)
     pthread_rwlock_unlock(&sp_meta_lock);
 
     sp_meta_ent *e = NULL;
+    /* A caller that may not block (the loop) does not note as unknown a container that only the
+     * Engine API may know: the encoders and the prefetch ask the API for it. */
+    if (!same && !have && !may_block && sp_meta_api) return;
     if (!same) {
         e = sp_calloc(1, sizeof *e);
         memcpy(e->id, id.base, 64);
@@ -275,7 +288,7 @@ static void sp_meta_refresh(sp_slice id, uint64_t now, int may_block)
 
 /* Runs `fn` on the fresh entry of `id` under the read lock; returns its result or 0. */
 static size_t sp_meta_with(sp_slice id, size_t (*fn)(const sp_meta_ent *, void *, size_t), void *a,
-                           size_t n, int recheck_missing)
+                           size_t n, int recheck_missing, int may_block)
 {
     if (!sp_meta_valid_id(id)) return 0;
     uint64_t now = uv_hrtime();
@@ -293,7 +306,7 @@ static size_t sp_meta_with(sp_slice id, size_t (*fn)(const sp_meta_ent *, void *
             return r;
         }
         pthread_rwlock_unlock(&sp_meta_lock);
-        if (pass == 0) sp_meta_refresh(id, now, !recheck_missing);
+        if (pass == 0) sp_meta_refresh(id, now, may_block);
     }
     return 0;
 }
@@ -322,7 +335,7 @@ typedef struct {
 int sp_meta_append_json(sp_slice id, sp_buf *out)
 {
     static __thread sp_meta_tl tl[SP_META_TL_SLOTS];
-    if (id.len != 64) return (int)sp_meta_with(id, sp_meta_append, out, 0, 0);
+    if (id.len != 64) return (int)sp_meta_with(id, sp_meta_append, out, 0, 0, 1);
     sp_meta_tl *t = &tl[sp_meta_hash(id.base) % SP_META_TL_SLOTS];
     if (t->valid && memcmp(t->id, id.base, 64) == 0 && t->gen == sp_meta_gen &&
         (++t->uses & 63) != 0) {
@@ -331,7 +344,7 @@ int sp_meta_append_json(sp_slice id, sp_buf *out)
     }
     uint64_t gen = sp_meta_gen;
     t->json.len = 0;
-    t->known = (int)sp_meta_with(id, sp_meta_append, &t->json, 0, 0);
+    t->known = (int)sp_meta_with(id, sp_meta_append, &t->json, 0, 0, 1);
     t->valid = 1;
     memcpy(t->id, id.base, 64);
     t->gen = gen;
@@ -418,7 +431,42 @@ static size_t sp_meta_copy_name(const sp_meta_ent *e, void *buf, size_t cap)
 
 size_t sp_meta_name(sp_slice id, char *buf, size_t cap)
 {
-    return sp_meta_with(id, sp_meta_copy_name, buf, cap, 1);
+    return sp_meta_with(id, sp_meta_copy_name, buf, cap, 1, 0);
+}
+
+typedef struct {
+    const char *label; /* NULL: the image */
+    size_t label_len;
+    sp_buf *out;
+} sp_meta_get_arg;
+
+/* The image, or label a->label's value, appended to a->out; 1, or 0 when the entry has none. */
+static size_t sp_meta_copy_field(const sp_meta_ent *e, void *arg, size_t n)
+{
+    (void)n;
+    sp_meta_get_arg *a = arg;
+    if (!a->label) {
+        if (!e->image) return 0;
+        sp_buf_append(a->out, e->image, strlen(e->image));
+        return 1;
+    }
+    const char *p = e->labels;
+    for (size_t i = 0; i < e->nlabels; i++) {
+        size_t kl = strlen(p);
+        const char *v = p + kl + 1;
+        if (kl == a->label_len && memcmp(p, a->label, kl) == 0) {
+            sp_buf_append(a->out, v, strlen(v));
+            return 1;
+        }
+        p = v + strlen(v) + 1;
+    }
+    return 0;
+}
+
+int sp_meta_get(sp_slice id, const char *label, size_t label_len, sp_buf *out)
+{
+    sp_meta_get_arg a = {label, label_len, out};
+    return (int)sp_meta_with(id, sp_meta_copy_field, &a, 0, 0, 0);
 }
 
 void sp_meta_learn(sp_slice id, const char *name, const char *image, const char *const *labels,

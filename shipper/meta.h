@@ -39,6 +39,14 @@ int sp_meta_set_socket(const char *path);
 size_t sp_meta_name(sp_slice id, char *buf, size_t cap);
 
 /**
+ * Appends the image name of container `id` (label NULL) or the value of its label `label`
+ * (label_len bytes) to `out`; returns 1, or 0 when the container, its image or the label is not
+ * known. Never asks the Engine API (loop thread: a filter): a container found only there is
+ * known once the prefetch or an encoder has asked for it.
+ */
+int sp_meta_get(sp_slice id, const char *label, size_t label_len, sp_buf *out);
+
+/**
  * Starts loading container `id` on the thread pool when the table does not know it yet, so a
  * container removed right after its last line (`docker run --rm`) is still known when its
  * records are encoded. Loop thread only; a read lock and no I/O when the container is known or

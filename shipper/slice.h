@@ -32,6 +32,15 @@ static inline int sp_slice_eq(sp_slice a, sp_slice b)
            (a.len == 0 || (a.base[0] == b.base[0] && memcmp(a.base, b.base, a.len) == 0));
 }
 
+/* sp_slice_eq for short slices (keys): the bytes compared in line, no call to memcmp. */
+static inline int sp_slice_eq_short(sp_slice a, sp_slice b)
+{
+    if (a.len != b.len) return 0;
+    for (size_t i = 0; i < a.len; i++)
+        if (a.base[i] != b.base[i]) return 0;
+    return 1;
+}
+
 static inline int sp_slice_eq_lit(sp_slice a, const char *lit, size_t litlen)
 {
     return a.len == litlen && memcmp(a.base, lit, litlen) == 0;

@@ -38,6 +38,9 @@ typedef struct {
     uint8_t written; /* written by rename, copy, add or set: a kept pair of it may clash */
 } sp_modify_name;
 
+/* pre's spare bytes after its end, so that a short span is copied in one fixed-size move. */
+#define SP_MODIFY_PRE_PAD 16
+
 /* At most this many rename + copy entries, and add entries (bits of sp_modify_name). */
 #define SP_MODIFY_MAX 64
 
@@ -48,7 +51,8 @@ typedef struct {
     size_t nskip;
     sp_slice *src;      /* the fields rename and copy read: rename's, then copy's */
     uint8_t *src_msg;   /* src[i] is `message` */
-    sp_slice *val;      /* per record: src[i]'s raw value in the extras (base NULL: absent) */
+    sp_slice *val;      /* per record: src[i]'s raw value in the extras, when bit i of `have` */
+    uint64_t have;      /* per record: bit i, src[i] is in the extras */
     uint8_t *add_gone;  /* add key i is removed or renamed away */
     uint8_t *add_renam; /* [i * rename.n + j]: rename j writes add key i */
     sp_slice *to;       /* the keys rename and copy write (as src) */
@@ -95,12 +99,23 @@ static void sp_modify_encode(sp_modify *m, const sp_modify_conf *c, size_t nsrc)
         sp_mp_put_str(&m->pre, m->setv[i].base, m->setv[i].len);
     }
     m->set_off[c->set.n] = m->pre.len;
+    sp_buf_reserve(&m->pre, SP_MODIFY_PRE_PAD);
+    memset(m->pre.base + m->pre.len, 0, SP_MODIFY_PRE_PAD);
 }
 
 /* Appends pre's span i of offs (a key, or a whole pair) to the output. */
 static inline void sp_modify_put_pre(sp_modify *m, const size_t *offs, size_t i)
 {
-    sp_buf_append(&m->e.out, m->pre.base + offs[i], offs[i + 1] - offs[i]);
+    size_t n = offs[i + 1] - offs[i];
+    const char *src = m->pre.base + offs[i];
+    sp_buf *o = &m->e.out;
+    if (n > SP_MODIFY_PRE_PAD) {
+        sp_buf_append(o, src, n);
+        return;
+    }
+    sp_buf_reserve(o, SP_MODIFY_PRE_PAD); /* most spans: no call to memcpy */
+    memcpy(o->base + o->len, src, SP_MODIFY_PRE_PAD);
+    o->len += n;
 }
 
 /* The entry of key k in m->names, added when absent. */
@@ -260,7 +275,7 @@ static int sp_modify_clash(sp_slice k, sp_slice *kept, size_t *nkept)
 static const sp_modify_name *sp_modify_name_find(const sp_modify *m, sp_slice k)
 {
     for (size_t i = 0; i < m->nnames; i++)
-        if (sp_slice_eq(k, m->names[i].k)) return &m->names[i];
+        if (sp_slice_eq_short(k, m->names[i].k)) return &m->names[i];
     return NULL;
 }
 
@@ -271,11 +286,10 @@ static const sp_modify_name *sp_modify_name_find(const sp_modify *m, sp_slice k)
 static int sp_modify_scan(sp_modify *m, const sp_modify_conf *c, const sp_record *r,
                           uint64_t *add_seen)
 {
-    size_t nsrc = c->rename.n + c->copy.n, nkept = 0;
+    size_t nkept = 0;
     sp_slice kept[SP_MODIFY_TRACK];
     int clash = m->wdup;
-    for (size_t j = 0; j < nsrc; j++)
-        m->val[j] = SP_SLICE_NULL;
+    uint64_t have = 0;
     const sp_extra *x;
     uint32_t np = sp_extras_pairs(r, &x); /* shared with the filters before and after */
     if (np < r->nextras) clash = 1;   /* malformed: what came before is kept, and deduplicated */
@@ -288,6 +302,7 @@ static int sp_modify_scan(sp_modify *m, const sp_modify_conf *c, const sp_record
         }
         const sp_modify_name *nm = m->keymask & sp_modify_bit(k) ? sp_modify_name_find(m, k) : NULL;
         if (nm) {
+            have |= nm->src;
             for (uint64_t b = nm->src; b; b &= b - 1)
                 m->val[__builtin_ctzll(b)] = x[i].val;
             *add_seen |= nm->add;
@@ -303,6 +318,7 @@ static int sp_modify_scan(sp_modify *m, const sp_modify_conf *c, const sp_record
     }
     const char *stop = sp_extra_start(r, x, np);
     if (stop > run) sp_buf_append(&m->e.out, run, (size_t)(stop - run));
+    m->have = have;
     return clash;
 }
 
@@ -314,7 +330,7 @@ static int sp_modify_move(sp_modify *m, sp_slice message, size_t i)
         sp_extras_put_str(&m->e, m->to[i], message);
         return 1;
     }
-    if (!m->val[i].base) return 0;
+    if (!(m->have >> i & 1)) return 0;
     sp_modify_put_pre(m, m->to_off, i);
     sp_buf_append(&m->e.out, m->val[i].base, m->val[i].len);
     m->e.n++;
@@ -338,7 +354,7 @@ static int sp_modify_apply(sp_filter *f, sp_record *r, sp_slice tag)
         int present = (add_seen >> i & 1) && !m->add_gone[i]; /* not removed or renamed away */
         for (size_t j = 0; j < c->rename.n && !present; j++)
             present = m->add_renam[i * c->rename.n + j] &&
-                      (m->src_msg[j] ? message.base != NULL : m->val[j].base != NULL);
+                      (m->src_msg[j] ? message.base != NULL : (m->have >> j & 1));
         if (present) continue;
         sp_modify_put_pre(m, m->add_off, i);
         m->e.n++;

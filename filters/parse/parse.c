@@ -26,6 +26,10 @@ typedef struct {
     char *pattern;
     char *into;
     int keep_original;
+    char *time_key;
+    char *time_format;
+    int time_keep;
+    char *level_key;
 } sp_parse_conf;
 
 static const sp_conf_field sp_parse_fields[] = {
@@ -39,6 +43,14 @@ static const sp_conf_field sp_parse_fields[] = {
      "\"\": the top level; else the key the fields are nested under"},
     {"keep_original", SP_CONF_BOOL, offsetof(sp_parse_conf, keep_original), "true",
      "keep the decoded text in its field"},
+    {"time_key", SP_CONF_STR, offsetof(sp_parse_conf, time_key), NULL,
+     "a decoded field holding the record's time (@timestamp)"},
+    {"time_format", SP_CONF_STR, offsetof(sp_parse_conf, time_format), "rfc3339",
+     "rfc3339 | epoch | epoch_ms | epoch_us | epoch_ns | a strptime format (%L: fraction)"},
+    {"time_keep", SP_CONF_BOOL, offsetof(sp_parse_conf, time_keep), "false",
+     "keep the time field among the fields"},
+    {"level_key", SP_CONF_STR, offsetof(sp_parse_conf, level_key), NULL,
+     "a decoded field normalised to trace|debug|info|warn|error|fatal"},
     SP_CONF_END};
 
 typedef struct {
@@ -50,7 +62,11 @@ typedef struct {
     PCRE2_SPTR names;
     sp_buf pairs; /* the decoded fields */
     sp_parse_scratch sc;
+    sp_parse_json_at at; /* {&sc, &pairs}: the decoded fields' places for the filters after */
     sp_extras_edit e;
+    sp_slice time_key, level_key; /* base NULL: not set */
+    sp_parse_time_fmt time_fmt;
+    sp_buf post; /* the decoded fields rewritten for time_key and level_key (swapped with pairs) */
 } sp_parse;
 
 static void sp_parse_free(sp_filter *f)
@@ -63,8 +79,30 @@ static void sp_parse_free(sp_filter *f)
     sp_buf_free(&p->sc.index);
     sp_buf_free(&p->sc.table);
     sp_extras_edit_free(&p->e);
+    sp_parse_time_free(&p->time_fmt);
+    sp_buf_free(&p->post);
     free(p);
     f->data = NULL;
+}
+
+/* time_key, time_format, time_keep and level_key. */
+static int sp_parse_check_keys(sp_filter *f, const sp_node *n, sp_conf_err *err)
+{
+    sp_parse_conf *c = f->conf;
+    sp_parse *p = f->data;
+    char why[300];
+    if ((c->time_key && !*c->time_key) || (c->level_key && !*c->level_key)) {
+        const char *k = c->time_key && !*c->time_key ? "time_key" : "level_key";
+        sp_conf_error(err, sp_node_line(n, k, f->line), k, "must not be empty");
+        return -1;
+    }
+    if (sp_parse_time_compile(&p->time_fmt, c->time_format, why, sizeof why)) {
+        sp_conf_error(err, sp_node_line(n, "time_format", f->line), "time_format", "%s", why);
+        return -1;
+    }
+    if (c->time_key) p->time_key = sp_slice_str(c->time_key);
+    if (c->level_key) p->level_key = sp_slice_str(c->level_key);
+    return 0;
 }
 
 static int sp_parse_check(sp_filter *f, const sp_node *n, sp_conf_err *err)
@@ -77,7 +115,9 @@ static int sp_parse_check(sp_filter *f, const sp_node *n, sp_conf_err *err)
         return -1;
     }
     p->field = sp_slice_str(c->field);
+    p->at = (sp_parse_json_at){&p->sc, &p->pairs};
     p->is_message = strcmp(c->field, "message") == 0;
+    if (sp_parse_check_keys(f, n, err)) return -1;
     if (c->format != SP_PARSE_REGEX) {
         if (c->pattern) {
             sp_conf_error(err, sp_node_line(n, "pattern", f->line), "pattern",
@@ -137,6 +177,58 @@ static int sp_parse_regex(sp_parse *p, sp_slice s, uint32_t *n)
     return 0;
 }
 
+/* time_key and level_key on the n decoded pairs: the record's time from the one, the other
+ * written as its normalised name. Returns 1 when the pairs were rewritten (into p->post, then
+ * swapped with p->pairs; *n updated). */
+static __attribute__((noinline)) int sp_parse_post(sp_filter *f, sp_parse *p, sp_record *r,
+                                                   uint32_t *n)
+{
+    const sp_parse_conf *c = f->conf;
+    const uint8_t *q = (const uint8_t *)p->pairs.base, *end = q + p->pairs.len;
+    sp_slice k, v, tval = SP_SLICE_NULL, lval = SP_SLICE_NULL;
+    for (uint32_t i = 0; i < *n && !sp_extras_next(&q, end, &k, &v); i++) {
+        if (p->time_key.base && k.base && sp_slice_eq(k, p->time_key)) tval = v;
+        if (p->level_key.base && k.base && sp_slice_eq(k, p->level_key)) lval = v;
+    }
+    int drop_time = 0, level = -1;
+    if (tval.base) {
+        uint64_t sec;
+        uint32_t nsec;
+        uint8_t prec;
+        if (sp_parse_time(&p->time_fmt, tval, &sec, &nsec, &prec) == 0) {
+            r->sec = sec;
+            r->nsec = nsec;
+            r->prec = prec;
+            drop_time = !c->time_keep;
+        } else {
+            sp_filter_count(f, "time_unparsed"); /* kept as it came; the record keeps its time */
+        }
+    }
+    if (lval.base && (level = sp_parse_level(lval)) < 0) sp_filter_count(f, "level_unknown");
+    if (!drop_time && level < 0) return 0;
+    p->post.len = 0;
+    uint32_t kept = 0;
+    q = (const uint8_t *)p->pairs.base;
+    for (uint32_t i = 0; i < *n; i++) {
+        const uint8_t *at = q;
+        if (sp_extras_next(&q, end, &k, &v)) break;
+        if (drop_time && v.base == tval.base) continue;
+        if (level >= 0 && v.base == lval.base) {
+            sp_buf_append(&p->post, (const char *)at, (size_t)((const uint8_t *)v.base - at));
+            const char *name = sp_parse_level_names[level];
+            sp_mp_put_str(&p->post, name, strlen(name));
+        } else {
+            sp_buf_append(&p->post, (const char *)at, (size_t)(q - at));
+        }
+        kept++;
+    }
+    sp_buf t = p->pairs; /* swapped: the pairs' buffer and its capacity stay with the filter */
+    p->pairs = p->post;
+    p->post = t;
+    *n = kept;
+    return 1;
+}
+
 static int sp_parse_apply(sp_filter *f, sp_record *r, sp_slice tag)
 {
     sp_parse_conf *c = f->conf;
@@ -166,9 +258,12 @@ static int sp_parse_apply(sp_filter *f, sp_record *r, sp_slice tag)
         sp_filter_count(f, "unparsed");
         return SP_FILTER_KEEP;
     }
+    int rewrote = (p->time_key.base || p->level_key.base) && sp_parse_post(f, p, r, &n);
     if (!*c->into && !r->nextras) { /* no fields to merge with: the pairs are the extras */
         r->extras = n ? sp_buf_slice(&p->pairs) : sp_slice_make("", 0);
         r->nextras = n;
+        if (n && c->format == SP_PARSE_JSON && !rewrote) /* the filters after need no walk */
+            sp_extras_known(r, sp_parse_json_places, &p->at);
         if (!c->keep_original && p->is_message) r->message = SP_SLICE_NULL;
         return SP_FILTER_KEEP;
     }

@@ -391,3 +391,24 @@ bad:
     *n = 0;
     return -1;
 }
+
+int sp_parse_json_places(void *arg, sp_extra *x, uint32_t n)
+{
+    const sp_parse_json_at *at = arg;
+    const char *b = at->out->base;
+    /* the top level's members are left at the bottom of the stack (nested objects' above them
+     * are popped); a repeated key moved the pairs after it (sp_pjson_dedup) and marked one of
+     * the first n */
+    const sp_pjson_key *k = (const sp_pjson_key *)(const void *)at->sc->index.base;
+    if (!n || at->sc->index.cap < n * sizeof *k) return -1;
+    for (uint32_t i = 0; i < n; i++) {
+        if (k[i].drop) return -1;
+        const char *key = b + k[i].koff, *v = key + k[i].klen;
+        const char *end = b + (i + 1 < n ? k[i + 1].off : at->out->len);
+        x[i].key.base = key;
+        x[i].key.len = k[i].klen;
+        x[i].val.base = v;
+        x[i].val.len = (size_t)(end - v);
+    }
+    return 0;
+}

@@ -73,12 +73,9 @@ static int sp_select_check(sp_filter *f, const sp_node *n, sp_conf_err *err)
     return sp_select_compile(f, n, &c->exclude, "exclude", &s->exc, &s->nexc, err);
 }
 
-static int sp_select_test(sp_select_cond *c, const sp_record *r, sp_slice tag)
+static inline int sp_select_test(sp_select_cond *c, const sp_record *r, sp_slice tag)
 {
-    char tmp[64];
-    sp_slice v;
-    if (!sp_field_get(&c->field, r, tag, &v, tmp, sizeof tmp)) return 0;
-    return sp_pattern_match(c->pat, v);
+    return sp_field_match(&c->field, r, tag, c->pat);
 }
 
 static int sp_select_apply(sp_filter *f, sp_record *r, sp_slice tag)

@@ -255,17 +255,6 @@ static int sp_kafka_in_value(sp_kafka_in_jp *j, sp_buf *out)
     }
 }
 
-/* days since 1970-01-01 of a civil date (Howard Hinnant's algorithm) */
-static int64_t sp_kafka_in_days(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
 static int sp_kafka_in_digits(const char *s, int n, unsigned *out)
 {
     unsigned v = 0;
@@ -315,7 +304,7 @@ int sp_kafka_in_time(const char *s, size_t n, uint64_t *sec, uint32_t *nsec, uin
         return -1;
     }
     if (i != n) return -1;
-    int64_t t = sp_kafka_in_days(Y, M, D) * 86400 + h * 3600 + m * 60 + sc - off;
+    int64_t t = sp_json_days(Y, M, D) * 86400 + h * 3600 + m * 60 + sc - off;
     if (t < 0) return -1;
     *sec = (uint64_t)t;
     *nsec = ns;

@@ -3,14 +3,40 @@
  * against jansson: an object jansson reads (nested at most 30 deep) must be read, and to the same
  * members and values (the last of a repeated key; numbers compared by value, one too long for a
  * double as its text). Where the two may differ by design (invalid UTF-8, lone surrogates, integers
- * past 64 bits) jansson refuses the text, and only the first check applies. */
+ * past 64 bits) jansson refuses the text, and only the first check applies. The places the
+ * scanner lists for the filters after it (sp_parse_json_places) are where a walk finds the
+ * pairs, or it declines (a repeated key). */
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 
+#include "filter.h"
 #include "json.h"
 #include "mp.h"
 #include "parse_int.h"
+
+/* The places sp_parse_json_places lists for n pairs in out: those a walk finds. */
+static void fz_places(const sp_parse_scratch *sc, const sp_buf *out, uint32_t n)
+{
+    static sp_extra *x;
+    static uint32_t cap;
+    if (!n) return;
+    if (n > cap) {
+        free(x);
+        x = calloc(cap = n, sizeof *x);
+    }
+    sp_parse_json_at at = {sc, out};
+    if (sp_parse_json_places(&at, x, n)) return; /* declined: the filters walk */
+    const uint8_t *p = (const uint8_t *)out->base, *end = p + out->len;
+    for (uint32_t i = 0; i < n; i++) {
+        sp_slice k, v;
+        if (sp_extras_next(&p, end, &k, &v)) abort();
+        if (k.base != x[i].key.base || k.len != x[i].key.len || v.base != x[i].val.base ||
+            v.len != x[i].val.len)
+            abort();
+    }
+    if (p != end) abort();
+}
 
 static int fz_depth(const json_t *v)
 {
@@ -86,6 +112,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         sp_buf_putc(&doc, '}');
         if (p != end) abort();
+        fz_places(&sc, &out, n);
     } else if (out.len) {
         abort();
     }

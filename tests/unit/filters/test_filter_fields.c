@@ -2,7 +2,8 @@
  * values of every MessagePack form it finds the same pairs as sp_mp_read + sp_mp_skip, and on
  * every truncation of the bytes it fails where they fail, never reading past the end. The index
  * shared down the chain (sp_extras_pairs) finds the same pairs, and is never reused for a record
- * whose bytes changed under the same slice in a later pass. */
+ * whose bytes changed under the same slice in a later pass; a filter that wrote the pairs can
+ * list them itself (sp_extras_known). sp_field_match answers as sp_field_get + a pattern. */
 #include "unit.h"
 
 #include "filter.h"
@@ -259,12 +260,164 @@ static void test_index_not_stale(void **st)
     sp_buf_free(&b);
 }
 
+/* sp_field_match (the shared index, strings compared where they lie) answers as sp_field_get
+ * followed by sp_pattern_match, for every key and value form, literal, prefix, glob and regex
+ * patterns, the record's own fields, a dotted path and a repeated key, in a pass and outside. */
+static void test_match_same_as_get(void **st)
+{
+    sp_buf big = {0}, b = {0};
+    for (int i = 0; i < 70000; i++)
+        sp_buf_putc(&big, (char)('a' + i % 26));
+    const char *pats[] = {"*",
+                          "5",
+                          "5*",
+                          "-3",
+                          "true",
+                          "abc*",
+                          "1.5",
+                          "",
+                          "?",
+                          "[0-9]*",
+                          "/^[a-z]+$/",
+                          "/5/",
+                          "k*",
+                          "web-1",
+                          "web*",
+                          "v",
+                          "fwd.*",
+                          "stdout",
+                          "abcdefghijklmnopqrstuvwxyzabcdefghijklmn"};
+    sp_pattern *pat[sizeof pats / sizeof *pats];
+    for (size_t i = 0; i < sizeof pats / sizeof *pats; i++) {
+        char why[200];
+        assert_non_null(pat[i] = sp_pattern_new(pats[i], why, sizeof why));
+    }
+    char name40[41], name300[301];
+    memcpy(name40, big.base, 40);
+    name40[40] = 0;
+    memcpy(name300, big.base, 300);
+    name300[300] = 0;
+    const char *names[] = {
+        "key",     name40,   name300,          "bk",           "k2", "z", "missing", "key.k",
+        "message", "stream", "container.name", "container.id", "tag"};
+    for (int key = 0; key < 6; key++) {
+        for (int kind = 0; kind < KINDS; kind++) {
+            for (int rep = 0; rep < 2; rep++) {
+                b.len = 0;
+                if (rep) { /* the key twice: the last one wins */
+                    put_key(&b, key, &big);
+                    tp_put_str(&b, "5", 1);
+                }
+                put_key(&b, key, &big);
+                put_value(&b, kind, &big);
+                tp_put_str(&b, "z", 1);
+                tp_put_str(&b, "v", 1);
+                sp_record r = {.extras = sp_buf_slice(&b), .nextras = 2u + (uint32_t)rep};
+                r.message = SP_SLICE_LIT("5");
+                r.stream = SP_SLICE_LIT("stdout");
+                r.container_name = SP_SLICE_LIT("web-1");
+                for (int pass = 0; pass < 2; pass++) {
+                    if (pass) sp_extras_pass(1);
+                    for (size_t n = 0; n < sizeof names / sizeof *names; n++) {
+                        sp_field f = sp_field_make(sp_slice_str(names[n]));
+                        for (size_t i = 0; i < sizeof pats / sizeof *pats; i++) {
+                            char tmp[64];
+                            sp_slice v;
+                            int want = sp_field_get(&f, &r, SP_SLICE_LIT("fwd.web-1"), &v, tmp,
+                                                    sizeof tmp) &&
+                                       sp_pattern_match(pat[i], v);
+                            int got = sp_field_match(&f, &r, SP_SLICE_LIT("fwd.web-1"), pat[i]);
+                            if (got != want)
+                                fail_msg("key %d kind %d rep %d field %.20s pattern %.20s: %d, "
+                                         "get + match %d",
+                                         key, kind, rep, names[n], pats[i], got, want);
+                        }
+                    }
+                    if (pass) sp_extras_pass(0);
+                }
+            }
+        }
+    }
+    for (size_t i = 0; i < sizeof pats / sizeof *pats; i++)
+        sp_pattern_free(pat[i]);
+    sp_buf_free(&big);
+    sp_buf_free(&b);
+}
+
+/* What sp_extras_known's fill writes: the pairs of extras {a: 1, bb: "x"} where fill_ok says. */
+static int fills;
+static int fill_ok = 1;
+static int known_fill(void *arg, sp_extra *x, uint32_t n)
+{
+    const sp_buf *b = arg;
+    fills++;
+    if (!fill_ok) {
+        x[0].key = SP_SLICE_LIT("wrong"); /* what a failed fill leaves is not used */
+        return -1;
+    }
+    assert_int_equal(n, 2);
+    x[0] = (sp_extra){sp_slice_make(b->base + 1, 1), sp_slice_make(b->base + 2, 1)};
+    x[1] = (sp_extra){sp_slice_make(b->base + 4, 2), sp_slice_make(b->base + 6, 2)};
+    return 0;
+}
+
+/* sp_extras_known: the filter's fill lists the pairs on the first lookup of the pass, once; not
+ * at all when nothing looks; a fill that cannot is walked over; another record, or the next
+ * pass, does not use it. */
+static void test_index_known(void **st)
+{
+    sp_buf b = {0};
+    sp_slice v;
+    tp_put_str(&b, "a", 1);
+    tp_put_uint(&b, 1);
+    tp_put_str(&b, "bb", 2);
+    tp_put_str(&b, "x", 1);
+    sp_record r = {.extras = sp_buf_slice(&b), .nextras = 2};
+    fills = 0;
+    sp_extras_pass(1);
+    sp_extras_known(&r, known_fill, &b);
+    assert_int_equal(fills, 0);
+    assert_true(sp_extras_find(&r, SP_SLICE_LIT("bb"), &v));
+    assert_int_equal(fills, 1);
+    assert_ptr_equal(v.base, b.base + 6);
+    assert_true(sp_extras_find(&r, SP_SLICE_LIT("a"), &v));
+    assert_int_equal(fills, 1); /* listed once */
+    sp_extras_pass(0);
+
+    sp_extras_pass(1); /* a fill that cannot: the pairs are walked */
+    fill_ok = 0;
+    sp_extras_known(&r, known_fill, &b);
+    assert_false(sp_extras_find(&r, SP_SLICE_LIT("wrong"), &v));
+    assert_true(sp_extras_find(&r, SP_SLICE_LIT("bb"), &v));
+    assert_int_equal(fills, 2);
+    fill_ok = 1;
+    sp_extras_pass(0);
+
+    sp_extras_pass(1); /* known for another record: not used for r */
+    sp_record other = {.extras = sp_slice_make(b.base, 4), .nextras = 1};
+    sp_extras_known(&other, known_fill, &b);
+    assert_true(sp_extras_find(&r, SP_SLICE_LIT("bb"), &v));
+    assert_int_equal(fills, 2);
+    sp_extras_pass(0);
+
+    sp_extras_pass(1); /* known in an earlier pass: not used in this one */
+    sp_extras_known(&r, known_fill, &b);
+    sp_extras_pass(0);
+    sp_extras_pass(1);
+    assert_true(sp_extras_find(&r, SP_SLICE_LIT("a"), &v));
+    assert_int_equal(fills, 2);
+    sp_extras_pass(0);
+    sp_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_next_same_as_reference),
         cmocka_unit_test(test_index_same_as_walk),
         cmocka_unit_test(test_index_not_stale),
+        cmocka_unit_test(test_match_same_as_get),
+        cmocka_unit_test(test_index_known),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -295,6 +295,141 @@ static void test_config_errors(void **st)
     assert_has(flt_err.msg, "bogus");
 }
 
+/* After parse, the filters down the chain find the decoded pairs from the places the decoder
+ * noted (sp_extras_known): the same pairs a walk finds, for objects of 1 to 40 members, nested
+ * objects and arrays above them on the decoder's stack, a key repeated at every pair of places
+ * (the pairs moved: walked instead), an empty object, and after a line that did not parse. */
+static void test_json_places_same_as_walk(void **st)
+{
+    assert_int_equal(flt_load("  - type: parse\n"), 0);
+    sp_buf m = {0};
+    for (int n = 0; n <= 40; n++) {
+        for (int a = -1; a < n; a++) {
+            for (int b = a + 1; b<n; b += n> 12 ? 7 : 1) {
+                m.len = 0;
+                sp_buf_putc(&m, '{');
+                for (int i = 0; i < n; i++) {
+                    int dup = a >= 0 && (i == a || i == b);
+                    sp_buf_printf(&m, "%s\"%s%d\":", i ? "," : "", dup ? "d" : "key", dup ? 0 : i);
+                    if (i % 3 == 1)
+                        sp_buf_printf(&m, "{\"o\":{\"p\":[%d,{\"q\":\"r\"}],\"p\":1}}", i);
+                    else if (i % 3 == 2)
+                        SP_BUF_LIT(&m, "\"t\\u00e9xt\"");
+                    else
+                        sp_buf_printf(&m, "%d", i * 1000);
+                }
+                sp_buf_putc(&m, '}');
+                for (int bad = 0; bad < 2; bad++) {
+                    sp_record r = flt_rec(m.base, bad ? m.len - 1 : m.len, NULL, 0);
+                    sp_extras_pass(1);
+                    sp_filter *f = flt_d.filters[0];
+                    assert_int_equal(f->type->apply(f, &r, SP_SLICE_LIT("t")), SP_FILTER_KEEP);
+                    const sp_extra *x;
+                    uint32_t got = sp_extras_pairs(&r, &x);
+                    const uint8_t *p = (const uint8_t *)r.extras.base;
+                    const uint8_t *end = p + r.extras.len;
+                    uint32_t want = 0;
+                    for (; want < r.nextras; want++) {
+                        sp_slice k, v;
+                        if (sp_extras_next(&p, end, &k, &v)) break;
+                        if (k.base != x[want].key.base || k.len != x[want].key.len ||
+                            v.base != x[want].val.base || v.len != x[want].val.len)
+                            fail_msg("%.*s: pair %u differs from the walk", (int)m.len, m.base,
+                                     want);
+                    }
+                    assert_int_equal(got, want);
+                    assert_int_equal(want, bad ? 0 : (uint32_t)(a >= 0 && b < n ? n - 1 : n));
+                    sp_extras_pass(0);
+                }
+                if (a < 0) break;
+            }
+        }
+    }
+    sp_buf_free(&m);
+    flt_unload();
+}
+
+/* time_key: the record's time (the document's @timestamp, with the digits that came) from a
+ * decoded field, dropped unless time_keep; level_key: normalised in place. A time or level that
+ * does not read is kept as it came, counted, and the record keeps its own time. */
+static void test_time_and_level(void **st)
+{
+    assert_int_equal(flt_load("  - type: parse\n    time_key: ts\n    level_key: level\n"), 0);
+    const char *d =
+        flt_run_msg(0, "{\"ts\":\"2026-11-29T06:09:33.123+02:00\",\"level\":\"WARNING\","
+                       "\"msg\":\"disk\"}");
+    assert_has(d, "\"@timestamp\":\"2026-11-29T04:09:33.123Z\"");
+    assert_has(d, "\"level\":\"warn\",\"msg\":\"disk\"");
+    assert_lacks(d, "\"ts\"");
+    d = flt_run_msg(0, "{\"ts\":\"yesterday\",\"level\":\"LOUD\"}");
+    assert_has(d, "\"@timestamp\":\"2023-11-14T22:13:20Z\""); /* flt_rec's own time */
+    assert_has(d, "\"ts\":\"yesterday\",\"level\":\"LOUD\"");
+    assert_int_equal(sp_reasons_get(&flt_d.filters[0]->results, "time_unparsed"), 1);
+    assert_int_equal(sp_reasons_get(&flt_d.filters[0]->results, "level_unknown"), 1);
+    d = flt_run_msg(0, "{\"level\":30,\"a\":1}"); /* pino's info; no time field: not counted */
+    assert_has(d, "\"level\":\"info\",\"a\":1");
+    assert_int_equal(sp_reasons_get(&flt_d.filters[0]->results, "time_unparsed"), 1);
+    flt_unload();
+
+    assert_int_equal(flt_load("  - type: parse\n    format: logfmt\n    time_key: t\n"
+                              "    time_format: epoch_ms\n    time_keep: true\n    into: j\n"),
+                     0);
+    d = flt_run_msg(0, "t=1795925373042 lvl=info");
+    assert_has(d, "\"@timestamp\":\"2026-11-29T04:09:33.042Z\"");
+    assert_has(d, "\"j\":{\"t\":\"1795925373042\",\"lvl\":\"info\"}");
+    flt_unload();
+
+    /* with fields of its own (the merge), and a regex */
+    assert_int_equal(flt_load("  - type: parse\n    format: regex\n"
+                              "    pattern: '^(?<when>\\S+ \\S+) (?<sev>\\w+) (?<rest>.*)$'\n"
+                              "    time_key: when\n    time_format: '%Y/%m/%d %H:%M:%S'\n"
+                              "    level_key: sev\n"),
+                     0);
+    sp_buf x = {0};
+    tp_put_str(&x, "app", 3);
+    tp_put_str(&x, "web", 3);
+    const char *line = "2026/11/29 04:09:33 E failed";
+    sp_record r = flt_rec(line, strlen(line), &x, 1);
+    flt_run(0, &r);
+    assert_has(flt_doc, "\"@timestamp\":\"2026-11-29T04:09:33Z\"");
+    assert_has(flt_doc, "\"app\":\"web\"");
+    assert_has(flt_doc, "\"sev\":\"error\"");
+    assert_has(flt_doc, "\"rest\":\"failed\"");
+    assert_lacks(flt_doc, "\"when\"");
+    sp_buf_free(&x);
+    flt_unload();
+}
+
+/* The filters after parse see the fields as rewritten for time_key and level_key. */
+static void test_time_level_places(void **st)
+{
+    assert_int_equal(flt_load("  - type: parse\n    time_key: ts\n    level_key: level\n"), 0);
+    const char *m = "{\"a\":1,\"ts\":\"2026-11-29T04:09:33Z\",\"level\":\"E\",\"b\":[2]}";
+    sp_record r = flt_rec(m, strlen(m), NULL, 0);
+    sp_extras_pass(1);
+    sp_filter *f = flt_d.filters[0];
+    assert_int_equal(f->type->apply(f, &r, SP_SLICE_LIT("t")), SP_FILTER_KEEP);
+    assert_int_equal(r.nextras, 3);
+    sp_slice v;
+    assert_false(sp_extras_find(&r, SP_SLICE_LIT("ts"), &v));
+    assert_true(sp_extras_find(&r, SP_SLICE_LIT("level"), &v));
+    assert_int_equal(v.len, 6); /* fixstr "error" */
+    assert_memory_equal(v.base + 1, "error", 5);
+    assert_true(sp_extras_find(&r, SP_SLICE_LIT("b"), &v));
+    sp_extras_pass(0);
+    flt_unload();
+}
+
+static void test_time_config_errors(void **st)
+{
+    assert_int_equal(flt_load("  - type: parse\n    time_key: t\n    time_format: iso\n"), -1);
+    assert_non_null(strstr(flt_err.msg, "time_format"));
+    assert_int_equal(flt_load("  - type: parse\n    time_key: \"\"\n"), -1);
+    assert_non_null(strstr(flt_err.msg, "time_key"));
+    assert_int_equal(flt_load("  - type: parse\n    level_key: \"\"\n"), -1);
+    flt_unload();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -305,6 +440,10 @@ int main(void)
         cmocka_unit_test(test_json_strings_every_position),
         cmocka_unit_test(test_json_duplicates_every_size),
         cmocka_unit_test(test_json_other_field),
+        cmocka_unit_test(test_json_places_same_as_walk),
+        cmocka_unit_test(test_time_and_level),
+        cmocka_unit_test(test_time_level_places),
+        cmocka_unit_test(test_time_config_errors),
         cmocka_unit_test(test_logfmt),
         cmocka_unit_test(test_regex),
         cmocka_unit_test(test_config_errors),
