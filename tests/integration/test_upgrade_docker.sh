@@ -11,7 +11,10 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/es_lib.sh"
 need_docker
-DLOG=${TMPDIR:-/tmp}/shipper-dockerd.log
+# dockerd's log: where its standard output goes (tests/rigs/dockerd.sh starts it with the log
+# under the TMPDIR of whoever started it, which need not be this test's)
+DLOG=$(readlink "/proc/$(cat /var/run/docker.pid 2>/dev/null)/fd/1" 2>/dev/null)
+[ -f "$DLOG" ] || DLOG=${TMPDIR:-/tmp}/shipper-dockerd.log
 [ -f "$DLOG" ] || { echo "FAIL: dockerd's log $DLOG not found (tests/rigs/dockerd.sh starts dockerd with it)"; exit 1; }
 start_emu e
 P=$(free_port); H=$(free_port); N=20000; name=upg-$$
