@@ -27,6 +27,7 @@ typedef struct {
     sp_ml_rule rule[SP_ML_MAX_RULES];
     size_t nrule;
     int custom; /* start/continue from the config: no built-in prefilter */
+    int avx2;   /* the CPU has AVX2: sp_ml_rules_may_start scans 32 bytes a step */
 } sp_ml_rules;
 
 /** Compiles the rules of `mode` (custom: `start` and `cont`); 0, or -1 with why. */

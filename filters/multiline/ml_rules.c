@@ -74,6 +74,9 @@ int sp_ml_rules_init(sp_ml_rules *rs, int mode, const char *start, const char *c
                      size_t whycap)
 {
     memset(rs, 0, sizeof *rs);
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    rs->avx2 = __builtin_cpu_supports("avx2") != 0;
+#endif
     if (mode == SP_ML_CUSTOM) {
         rs->start[0].lang = SP_ML_CUSTOM;
         rs->rule[0] = (sp_ml_rule){SP_ML_CUSTOM, 1, 1, NULL};
@@ -113,18 +116,56 @@ static int sp_ml_prefix(sp_slice line, const char *lit, size_t n)
     return line.len >= n && line.base[0] == lit[0] && memcmp(line.base, lit, n) == 0;
 }
 
+/* Whether one of the words starts at p[0] (an 'E' or a 'T'); end: the line's end. */
+static inline int sp_ml_word_at(const char *p, const char *end)
+{
+    if (*p == 'E')
+        return (end - p >= 5 && memcmp(p + 1, "rror", 4) == 0) ||
+               (end - p >= 9 && memcmp(p + 1, "xception", 8) == 0);
+    return end - p >= 9 && memcmp(p + 1, "hrowable", 8) == 0;
+}
+
 /* Whether line has "Error" or "Exception" (one pass over its 'E's), or "Throwable". */
-static int sp_ml_has_words(sp_slice line)
+static int sp_ml_has_words_scalar(sp_slice line)
 {
     const char *p = line.base, *end = line.base + line.len;
     while (end - p >= 5 && (p = memchr(p, 'E', (size_t)(end - p) - 4))) {
-        if (memcmp(p + 1, "rror", 4) == 0) return 1;
-        if (end - p >= 9 && memcmp(p + 1, "xception", 8) == 0) return 1;
+        if (sp_ml_word_at(p, end)) return 1;
         p++;
     }
     for (p = line.base; end - p >= 9 && (p = memchr(p, 'T', (size_t)(end - p) - 8)); p++)
-        if (memcmp(p + 1, "hrowable", 8) == 0) return 1;
+        if (sp_ml_word_at(p, end)) return 1;
     return 0;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+__attribute__((target("avx2"))) static int sp_ml_has_words_avx2(sp_slice line)
+{
+    const char *s = line.base, *end = s + line.len;
+    if (line.len < 32) return sp_ml_has_words_scalar(line);
+    const __m256i e = _mm256_set1_epi8('E'), t = _mm256_set1_epi8('T');
+    for (size_t i = 0;;) {
+        size_t at = i + 32 <= line.len ? i : line.len - 32;
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(s + at));
+        uint32_t m = (uint32_t)_mm256_movemask_epi8(
+            _mm256_or_si256(_mm256_cmpeq_epi8(v, e), _mm256_cmpeq_epi8(v, t)));
+        m &= ~0u << (i - at);
+        for (; m; m &= m - 1)
+            if (sp_ml_word_at(s + at + __builtin_ctz(m), end)) return 1;
+        if (at + 32 >= line.len) return 0;
+        i = at + 32;
+    }
+}
+#endif
+
+static int sp_ml_has_words(const sp_ml_rules *rs, sp_slice line)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (rs->avx2) return sp_ml_has_words_avx2(line);
+#endif
+    return sp_ml_has_words_scalar(line);
 }
 
 int sp_ml_rules_may_start(const sp_ml_rules *rs, sp_slice line)
@@ -133,7 +174,7 @@ int sp_ml_rules_may_start(const sp_ml_rules *rs, sp_slice line)
     /* every built-in start pattern (sp_ml_starts) needs one of these: a superset, so a line
      * that has none of them skips the PCRE2 matches (most lines of most containers) */
     return sp_ml_prefix(line, "Traceback", 9) || sp_ml_prefix(line, "panic: ", 7) ||
-           sp_ml_prefix(line, "fatal error: ", 13) || sp_ml_has_words(line);
+           sp_ml_prefix(line, "fatal error: ", 13) || sp_ml_has_words(rs, line);
 }
 
 int sp_ml_rules_start(sp_ml_rules *rs, sp_slice line)
