@@ -151,8 +151,20 @@ static int sp_ptime_rfc3339(const char *s, const char *end, uint64_t *sec, uint3
     return sp_ptime_make(y, mo, d, h, mi, se, off, sec);
 }
 
-/* Seconds (unit 1) or milli-, micro-, nanoseconds since the epoch as text: digits, and for
- * seconds a fraction after a '.'. */
+/* The epoch formats' units, by SP_PTIME_*: seconds, milli-, micro-, nanoseconds. */
+static const uint64_t sp_ptime_unit[] = {0, 1, 1000, 1000000, 1000000000};
+
+/* v units since the epoch: the seconds, the rest as nanoseconds (added to *nsec) and the digits
+ * a unit gives; -1 past SP_TIME_MAX_SEC. */
+static int sp_ptime_count(uint64_t v, uint64_t unit, uint64_t *sec, uint32_t *nsec, uint8_t *prec)
+{
+    *sec = v / unit;
+    *nsec += (uint32_t)((v % unit) * (1000000000 / unit));
+    if (unit > 1) *prec = unit == 1000 ? 3 : unit == 1000000 ? 6 : 9;
+    return *sec <= SP_TIME_MAX_SEC ? 0 : -1;
+}
+
+/* A count of units since the epoch as digits; for seconds a fraction after a '.'. */
 static int sp_ptime_epoch_text(const char *p, const char *end, uint64_t unit, uint64_t *sec,
                                uint32_t *nsec, uint8_t *prec)
 {
@@ -164,15 +176,13 @@ static int sp_ptime_epoch_text(const char *p, const char *end, uint64_t unit, ui
     }
     if (p == start) return -1;
     *nsec = 0;
-    *prec = unit == 1 ? 0 : unit == 1000 ? 3 : unit == 1000000 ? 6 : 9;
+    *prec = 0;
     if (p < end && *p == '.' && unit == 1) {
         p++;
         if (sp_ptime_frac(&p, end, nsec, prec)) return -1;
     }
     if (p != end) return -1;
-    *sec = v / unit;
-    *nsec += (uint32_t)((v % unit) * (1000000000 / unit));
-    return *sec <= SP_TIME_MAX_SEC ? 0 : -1;
+    return sp_ptime_count(v, unit, sec, nsec, prec);
 }
 
 /* strptime(3) with `%L` (the fraction) between t->before and t->after; no %z: UTC. */
@@ -200,14 +210,13 @@ static int sp_ptime_strptime(const sp_parse_time_fmt *t, const char *s, size_t l
 int sp_parse_time_text(const sp_parse_time_fmt *t, const char *s, size_t len, uint64_t *sec,
                        uint32_t *nsec, uint8_t *prec)
 {
-    static const uint64_t units[] = {0, 1, 1000, 1000000, 1000000000};
     switch (t->kind) {
     case SP_PTIME_RFC3339:
         return sp_ptime_rfc3339(s, s + len, sec, nsec, prec);
     case SP_PTIME_STRPTIME:
         return sp_ptime_strptime(t, s, len, sec, nsec, prec);
     default:
-        return sp_ptime_epoch_text(s, s + len, units[t->kind], sec, nsec, prec);
+        return sp_ptime_epoch_text(s, s + len, sp_ptime_unit[t->kind], sec, nsec, prec);
     }
 }
 
@@ -220,9 +229,9 @@ int sp_parse_time(const sp_parse_time_fmt *t, sp_slice raw, uint64_t *sec, uint3
     if (o.type == SP_MP_STR) return sp_parse_time_text(t, o.s.base, o.s.len, sec, nsec, prec);
     if (t->kind == SP_PTIME_RFC3339 || t->kind == SP_PTIME_STRPTIME) return -1;
     if (o.type == SP_MP_UINT) { /* whole units since the epoch */
-        char text[24];
-        int n = snprintf(text, sizeof text, "%llu", (unsigned long long)o.v.u);
-        return sp_parse_time_text(t, text, (size_t)n, sec, nsec, prec);
+        *nsec = 0;
+        *prec = 0;
+        return sp_ptime_count(o.v.u, sp_ptime_unit[t->kind], sec, nsec, prec);
     }
     if (o.type != SP_MP_FLOAT || t->kind != SP_PTIME_EPOCH || !(o.v.f >= 0) ||
         o.v.f > (double)SP_TIME_MAX_SEC)
