@@ -100,11 +100,23 @@ void sp_kafka_in_set_paused(sp_kafka_in *k, rd_kafka_topic_partition_list_t *l, 
         rd_kafka_resume_partitions(k->rk, l);
 }
 
+/* Whether the group rebalances cooperatively (incremental assign and unassign). librdkafka
+ * answers NULL once the group is being left (a revoke served by rd_kafka_consumer_close at
+ * stop): then the last answer seen on the loop holds (eager before any). */
+static int sp_kafka_in_coop(sp_kafka_in *k, rd_kafka_t *rk)
+{
+    const char *p = rd_kafka_rebalance_protocol(rk);
+    if (!p) return k->coop;
+    int coop = strcmp(p, "COOPERATIVE") == 0;
+    if (!k->closing) k->coop = coop; /* closing: a pool thread; the loop reads it no more */
+    return coop;
+}
+
 void sp_kafka_in_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                               rd_kafka_topic_partition_list_t *l, void *opaque)
 {
     sp_kafka_in *k = opaque;
-    int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    int coop = sp_kafka_in_coop(k, rk);
     if (k->closing) { /* from rd_kafka_consumer_close on the pool thread */
         if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
             if (coop) {

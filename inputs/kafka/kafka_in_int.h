@@ -98,6 +98,7 @@ typedef struct sp_kafka_in {
     /* a revoke waiting for deliveries (or stop) */
     rd_kafka_topic_partition_list_t *revoking;
     int revoke_coop;
+    int coop; /* the group's rebalance protocol is cooperative (the last one librdkafka named) */
     uint64_t drain_deadline;
     int stopping, closing, works, closed_handles;
     int close_wanted; /* stopping is done but a pool job still runs: CLOSE waits for it */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crash.h"
 #include "daemon.h"
 #include "listenfds.h"
 #include "http.h"
@@ -273,6 +274,7 @@ int main(int argc, char **argv)
         sp_daemon_free(&d);
         return 0;
     }
+    sp_crash_install(); /* a fault prints a backtrace (crash.h) */
     rc = sp_daemon_run(&d);
     sp_daemon_free(&d);
     return rc;

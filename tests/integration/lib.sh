@@ -11,6 +11,7 @@ SHIPPER=${SHIPPER:-$BUILD/shipper}
 SHIPPER_BENCH=${SHIPPER_BENCH:-$BUILD/shipper-bench}
 T=$(mktemp -d "${TMPDIR:-/tmp}/shipper-test.XXXXXX")
 _PIDS=()
+declare -A _SHIPPER_NAME # pid -> name given to start_shipper
 _CONTAINERS=()
 FAILS=0
 
@@ -48,6 +49,7 @@ start_shipper() {
     local name=$1; shift
     "$SHIPPER" "$@" >"$T/$name.out" 2>"$T/$name.err" &
     SHIPPER_PID=$!
+    _SHIPPER_NAME[$SHIPPER_PID]=$name
     bg_pid "$SHIPPER_PID"
 }
 
@@ -78,10 +80,17 @@ wait_metric() {
 }
 
 # stop_shipper [PID]: SIGTERM and wait; sets SHIPPER_RC to its exit code (not in a subshell!).
+# A shipper that died by a signal (a crash) gets the end of its stderr printed: the crash
+# report's backtrace (shipper/core/crash.h).
 stop_shipper() {
     local pid=${1:-$SHIPPER_PID}
     kill -TERM "$pid" 2>/dev/null
     wait "$pid"; SHIPPER_RC=$?
+    local name=${_SHIPPER_NAME[$pid]:-}
+    if [ "$SHIPPER_RC" -gt 128 ] && [ -n "$name" ]; then
+        echo "shipper $name (pid $pid) died by signal $((SHIPPER_RC - 128)); the end of its stderr:"
+        tail -n 40 "$T/$name.err"
+    fi
 }
 
 # shipper_image NAME LOG: the shipper image (deploy/build-image.sh, from $SHIPPER) under the tag
