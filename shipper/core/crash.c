@@ -20,6 +20,10 @@
 #endif
 #endif
 
+#ifdef SP_CRASH_SANITIZED
+void sp_crash_install(void) {}
+#else
+
 #define SP_CRASH_STACK (64 * 1024)
 #define SP_CRASH_FRAMES 64
 
@@ -84,7 +88,6 @@ static void sp_crash_handler(int sig, siginfo_t *si, void *uctx)
 
 void sp_crash_install(void)
 {
-#ifndef SP_CRASH_SANITIZED
     static char stack[SP_CRASH_STACK];
     stack_t ss = {.ss_sp = stack, .ss_size = sizeof stack, .ss_flags = 0};
     sigaltstack(&ss, NULL);
@@ -97,5 +100,5 @@ void sp_crash_install(void)
     sigemptyset(&sa.sa_mask);
     for (size_t i = 0; i < sizeof sp_crash_signals / sizeof sp_crash_signals[0]; i++)
         sigaction(sp_crash_signals[i], &sa, NULL);
-#endif
 }
+#endif
