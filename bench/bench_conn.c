@@ -1,9 +1,10 @@
 /* One Forward connection of `shipper-bench forward`: connect, prebuild, send, read acks.
  *
- * Each connection runs in its own thread with a blocking (no-ack) or non-blocking + poll (ack)
- * socket. All frames are encoded before the clock starts (see bench_payload.c); while timing, a
- * thread only patches sequence digits and chunk ids in place and writes runs of whole frames of
- * ~512 KiB, so one core of the generator outruns the daemon by a wide margin.
+ * Each connection runs in its own thread with a blocking (no-ack, and ack with one frame in
+ * flight) or non-blocking + poll (ack with a window) socket. All frames are encoded before the
+ * clock starts (see bench_payload.c); while timing, a thread only patches sequence digits and chunk
+ * ids in place and writes runs of whole frames of ~512 KiB, so one core of the generator outruns
+ * the daemon by a wide margin.
  */
 #include "bench_forward.h"
 
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -309,6 +311,84 @@ out:
     free(ring);
 }
 
+/* Ack mode with one frame in flight (--window 1): the client that `shipper-bench pingpong`
+ * times, so the two figures compare: a blocking write of the frame, then blocking reads until
+ * its ack (SO_RCVTIMEO is --ack-timeout). Two system calls a frame where the poll loop above
+ * makes three (write, poll, read); that third call was the generator's cost, not the daemon's. */
+static void run_ack_one(bench_conn_t *c)
+{
+    uint64_t total = c->full_frames + (c->tail_records ? 1 : 0);
+    char rbuf[4096];
+    bench_inflight_t e;
+    c->lat_ns = bench_xcalloc(total, sizeof(uint64_t));
+    c->t_first = bench_now_ns();
+    for (uint64_t next = 0; next < total; next++) {
+        if (atomic_load_explicit(&c->run->failed, memory_order_relaxed)) return;
+        size_t i0, n;
+        bench_block_t *blk = next_run(c, next, 1, &i0, &n);
+        make_chunk_id(c, next, e.id);
+        memcpy(blk->bytes.data + blk->chunk_off[i0], e.id, BENCH_CHUNK_LEN);
+        size_t start = bench_block_frame_start(blk, i0);
+        const char *wp = blk->bytes.data + start;
+        size_t wleft = blk->frame_end[i0] - start;
+        e.t0 = bench_now_ns();
+        while (wleft > 0) {
+            ssize_t w = write(c->fd, wp, wleft);
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) {
+                conn_fail(c, "write failed after %llu bytes: %s", (unsigned long long)c->bytes,
+                          strerror(errno));
+                return;
+            }
+            wp += w;
+            wleft -= (size_t)w;
+            c->bytes += (uint64_t)w;
+        }
+        atomic_fetch_add_explicit(&c->sent_records,
+                                  blk == &c->tail ? c->tail_records : c->per_frame,
+                                  memory_order_relaxed);
+        size_t rlen = 0;
+        for (;;) {
+            ssize_t r = read(c->fd, rbuf + rlen, sizeof(rbuf) - rlen);
+            if (r < 0 && errno == EINTR) continue;
+            if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                conn_fail(c, "no ack for chunk %.*s (frame %llu) within %.1f s", BENCH_CHUNK_LEN,
+                          e.id, (unsigned long long)next, c->o->ack_timeout);
+                return;
+            }
+            if (r <= 0) {
+                conn_fail(c, "server closed the connection with 1 frame unacked (%s)",
+                          r == 0 ? "EOF" : strerror(errno));
+                return;
+            }
+            rlen += (size_t)r;
+            size_t used, idlen;
+            const char *id, *err = NULL;
+            int rc = bench_mp_read_ack(rbuf, rlen, &used, &id, &idlen, &err);
+            if (rc < 0) {
+                conn_fail(c, "bad response from server: %s", err);
+                return;
+            }
+            if (rc == 0) {
+                if (rlen == sizeof(rbuf)) {
+                    conn_fail(c, "ack response larger than %zu bytes", sizeof(rbuf));
+                    return;
+                }
+                continue;
+            }
+            if (idlen != BENCH_CHUNK_LEN || memcmp(id, e.id, BENCH_CHUNK_LEN) != 0 ||
+                used != rlen) {
+                conn_fail(c, "ack '%.*s' does not match the frame in flight (%.*s)",
+                          (int)(idlen > 64 ? 64 : idlen), id, BENCH_CHUNK_LEN, e.id);
+                return;
+            }
+            break;
+        }
+        c->lat_ns[c->nlat++] = bench_now_ns() - e.t0;
+    }
+    c->t_last = bench_now_ns();
+}
+
 void *bench_conn_thread(void *arg)
 {
     bench_conn_t *c = arg;
@@ -336,11 +416,20 @@ void *bench_conn_thread(void *arg)
         if (k > 0) bench_block_build(&c->main, &po, (size_t)k, c->per_frame, 0);
         if (c->tail_records > 0)
             bench_block_build(&c->tail, &po, 1, c->tail_records, c->full_frames * c->per_frame);
-        if (o->ack) fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
+        if (o->ack && o->window > 1) {
+            fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
+        } else if (o->ack) { /* run_ack_one: blocking, the ack wait bounded by SO_RCVTIMEO */
+            struct timeval tv = {
+                .tv_sec = (time_t)o->ack_timeout,
+                .tv_usec = (suseconds_t)((o->ack_timeout - (double)(time_t)o->ack_timeout) * 1e6)};
+            setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        }
     }
     pthread_barrier_wait(&c->run->start);
     if (c->fd >= 0 && !atomic_load(&c->run->failed)) {
-        if (o->ack)
+        if (o->ack && o->window == 1)
+            run_ack_one(c);
+        else if (o->ack)
             run_ack(c);
         else
             run_noack(c);

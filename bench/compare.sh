@@ -8,7 +8,8 @@
 # outside either program.
 #
 # Usage: bench/compare.sh --against 'COMMAND' [--records N] [--mode message|forward|packed]
-#                         [--conns C] [--runs R] [--full-items] [--gzip] [--ours 'COMMAND']
+#                         [--conns C] [--runs R] [--full-items] [--gzip] [--ack]
+#                         [--ours 'COMMAND']
 #   COMMAND is word-split and may use {FORWARD_PORT}, {ES_PORT} and {TMP} (a scratch dir); it
 #   must listen for Forward on 127.0.0.1:{FORWARD_PORT} and send to http://127.0.0.1:{ES_PORT}.
 #   --ours defaults to build/shipper with a config of one forward input and one elasticsearch
@@ -17,6 +18,9 @@
 #         -i forward -p listen=127.0.0.1 -p port={FORWARD_PORT}
 #         -o es -p host=127.0.0.1 -p port={ES_PORT} -p suppress_type_name=on -p buffer_size=false
 #         -m "*"'
+# --ack: the client asks for an ack of every frame and waits for it (one frame in flight per
+# connection, as Docker's fluentd-request-ack); the rate is then the client's own, from its first
+# write to its last ack (the endpoint's flush interval after that is not the client's wait).
 # Prints, per run: records/s end to end, CPU-s per million records (the endpoint process, all
 # threads), peak RSS; then medians and the ratio ours/theirs. The generator's own CPU is shown:
 # when it used nearly a whole core per connection it may have been the limit (said so).
@@ -28,8 +32,9 @@ SHIPPER=${SHIPPER:-$root/build/shipper}
 SHIPPER_BENCH=${SHIPPER_BENCH:-$root/build/shipper-bench}
 ES_SINK=${ES_SINK:-$root/build/es_sink}
 STALL_TIMEOUT=${STALL_TIMEOUT:-60}
-against="" ours="" records=1000000 mode=message conns=1 runs=3 comp=none
+against="" ours="" records=1000000 mode=message conns=1 runs=3 comp=none ack=0
 sink_args=()
+gen_args=()
 usage() { sed -n '/^# Usage:/,/^# Env:/p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case $1 in
@@ -41,6 +46,7 @@ while [ $# -gt 0 ]; do
     --runs) runs=${2:?}; shift 2 ;;
     --full-items) sink_args+=(--ignore-filter-path); shift ;;
     --gzip) comp=gzip; shift ;;
+    --ack) ack=1; gen_args+=(--ack); shift ;;
     *) usage ;;
     esac
 done
@@ -92,7 +98,7 @@ YAML
     g0=$(awk '{print $14 + $15 + $16 + $17}' /proc/self/stat)
     /usr/bin/time -f "%e %U %S" -o "$run_dir/gen.time" "$SHIPPER_BENCH" forward \
         --addr "127.0.0.1:$fwd_port" --mode "$mode" --records "$records" --conns "$conns" \
-        --quiet --stamp-file "$run_dir/stamp" >/dev/null
+        --quiet --stamp-file "$run_dir/stamp" ${gen_args[@]+"${gen_args[@]}"} >/dev/null
     local n=0 last=-1 last_change t_done
     last_change=$(date +%s)
     while :; do
@@ -108,7 +114,9 @@ YAML
     done
     local t1 rss first gen
     t1=$(cpu_ticks "$pid"); rss=$(peak_rss_kb "$pid")
-    read -r first _ <"$run_dir/stamp"
+    local last_ack
+    read -r first last_ack _ <"$run_dir/stamp"
+    [ "$ack" = 1 ] && t_done=$last_ack # --ack: the client's rate, first write to last ack
     read -r gen_wall gen_u gen_s <"$run_dir/gen.time"
     kill -KILL "$pid" "$sink" 2>/dev/null || true
     wait "$pid" "$sink" 2>/dev/null || true
@@ -126,7 +134,8 @@ for i in $(seq "$runs"); do
     run theirs "$against"
 done
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-printf '\nmedians over %d alternating runs (%s frames, %d records, %d connection(s)):\n' "$runs" "$mode" "$records" "$conns"
+printf '\nmedians over %d alternating runs (%s frames%s, %d records, %d connection(s)):\n' "$runs" "$mode" \
+    "$([ "$ack" = 1 ] && echo ", each acked before the next")" "$records" "$conns"
 printf '%-8s %12s %14s %10s\n' "" "rec/s" "CPU-s per M" "peak MB"
 for who in ours theirs; do
     r=$(cut -d' ' -f1 "$tmp/$who.runs" | median); c=$(cut -d' ' -f2 "$tmp/$who.runs" | median)

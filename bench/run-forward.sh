@@ -5,7 +5,9 @@
 # shipper's null output has counted every one of them, so the figure is records shipper fully
 # took in (decoded, chunked, routed, "delivered"), not bytes the kernel buffered. Prints:
 #   forward/<mode>: N records in T s = R rec/s; shipper CPU C s = X CPU-s per million; peak RSS Y MB
-# T runs from the generator's first byte to the poll that saw the last record counted.
+# T runs from the generator's first byte to the poll that saw the last record counted; with
+# --ack, to the client's last ack (what a client waiting on acks sees; the last chunk's
+# flush_interval on the way to the null output after that is no wait of the client's).
 #
 # Usage: bench/run-forward.sh [--mode message|forward|packed|compressed] [--records N]
 #                             [--conns C] [--ack] [--batch B] [--window W] [--size BYTES]
@@ -155,7 +157,9 @@ done
 
 ticks1=$(cpu_ticks)
 hwm_kb=$(peak_rss_kb)
-read -r t_first _ <"$tmp/stamp"
+read -r t_first t_last_ack _ <"$tmp/stamp"
+t_end=$t_done
+[ "$ack" = 1 ] && t_end=$t_last_ack
 
 kill -TERM "$pid"
 for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -174,7 +178,7 @@ awk -v n="$records" -v t0="$t_first" -v t1="${t_accepted:-$t_done}" 'BEGIN {
         t = (t1 - t0) / 1e9
         printf "# shipper had accepted all %d records after %.3f s (%.0f rec/s)\n", n, t, n / t
     }' >&2
-awk -v label="$label" -v n="$records" -v t0="$t_first" -v t1="$t_done" \
+awk -v label="$label" -v n="$records" -v t0="$t_first" -v t1="$t_end" \
     -v ticks="$((ticks1 - ticks0))" -v hz="$(getconf CLK_TCK)" -v kb="$hwm_kb" 'BEGIN {
         t = (t1 - t0) / 1e9
         cpu = ticks / hz
