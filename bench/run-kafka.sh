@@ -84,7 +84,7 @@ tmp=$(mktemp -d)
 pid='' mpid='' perfpid=''
 cleanup() {
     for p in $perfpid $pid $mpid; do
-        kill -0 "$p" 2>/dev/null && { kill -KILL "$p"; wait "$p"; } 2>/dev/null
+        kill -0 "$p" 2>/dev/null && { kill -KILL "$p"; wait "$p" || true; } 2>/dev/null
     done
     rm -rf "$tmp"
 }

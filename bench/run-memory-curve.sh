@@ -24,8 +24,10 @@ for r in $(seq "$runs"); do
         for out in $outputs; do
             case $out in
             es) line=$(MEMORY_LIMIT=${mib}MiB "$here/run-es.sh" --mode message --full-items \
-                --records "$records" | tail -1) ;;
-            kafka) line=$(MEMORY_LIMIT=${mib}MiB "$here/run-kafka.sh" --records "$records" | tail -1) ;;
+                --records "$records" | grep '^es/' | tail -1) ;;
+            # run-kafka.sh prints its CPU split by thread after the result line
+            kafka) line=$(MEMORY_LIMIT=${mib}MiB "$here/run-kafka.sh" --records "$records" |
+                grep '^kafka/' | tail -1) ;;
             *) echo "run-memory-curve.sh: unknown output $out" >&2; exit 2 ;;
             esac
             echo "$line" | awk -v l="$mib" -v o="$out" '{

@@ -25,7 +25,7 @@ static const sp_conf_field sp_daemon_service_fields[] = {
     SP_CONF_END};
 
 static const sp_conf_field sp_daemon_buffer_fields[] = {
-    {"memory_limit", SP_CONF_SIZE, offsetof(sp_buffer_conf, memory_limit), "256MiB",
+    {"memory_limit", SP_CONF_SIZE, offsetof(sp_buffer_conf, memory_limit), "64MiB",
      "buffered bytes at which inputs pause (resume at 80%)"},
     {"chunk_size", SP_CONF_SIZE, offsetof(sp_buffer_conf, chunk_size), "1MiB",
      "a chunk is closed and shipped at this size"},

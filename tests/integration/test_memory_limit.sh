@@ -11,7 +11,8 @@
 #     and holding each answer MEM_ES_DELAY ms; with gzip, then uncompressed.
 #  2. Kafka: the mock cluster with MEM_KAFKA_RTT ms added to every broker's responses.
 #  3. null with the spool on.
-#  0. First, Elasticsearch full items at the default 256 MiB with a sink answering at once, as
+#  0. First, Elasticsearch full items at 256 MiB (the default until 2026-12-01, now 64 MiB: a large
+#     limit, so the idle trim below has something to give back) with a sink answering at once, as
 #     bench/run-es.sh runs: the sink is stopped (SIGSTOP) until the inputs pause, so the buffer
 #     fills to the limit whatever the machine's speed, then drains and fills again. There
 #     the slack is MEM_DEFAULT_SLACK_MIB (16): what the process needs beside memory_limit (code,
@@ -100,7 +101,7 @@ YAML
 }
 
 if want es; then
-log "0. Elasticsearch (full items) at the default memory_limit, the sink stopped until it is full"
+log "0. Elasticsearch (full items) at memory_limit 256 MiB, the sink stopped until it is full"
 "$ES_SINK" --port 0 --port-file "$T/sink0.port" --ignore-filter-path >/dev/null 2>&1 &
 sink0=$!
 bg_pid $sink0

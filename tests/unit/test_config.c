@@ -59,6 +59,21 @@ static void test_full_config_and_env(void **st)
     sp_daemon_free(&d);
 }
 
+/* The buffer's defaults (README "Memory": 64 MiB since 2026-12-01, chosen from the
+ * throughput/limit curve; a flood peaks at about 75 MB, so a 128 MiB sidecar fits). */
+static void test_buffer_defaults(void **st)
+{
+    sp_daemon d;
+    sp_conf_err err;
+    int rc = load("inputs:\n  - type: forward\n    listen: 127.0.0.1:24299\n"
+                  "outputs:\n  - type: null\n",
+                  &d, &err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(d.buffer.memory_limit, 64ull << 20);
+    assert_int_equal(d.buffer.chunk_size, 1ull << 20);
+    sp_daemon_free(&d);
+}
+
 static void expect_error(const char *yaml, const char *want)
 {
     sp_daemon d;
@@ -154,6 +169,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sizes_durations),
         cmocka_unit_test(test_full_config_and_env),
+        cmocka_unit_test(test_buffer_defaults),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_component_lists),
     };
