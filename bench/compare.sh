@@ -13,7 +13,7 @@
 #   COMMAND is word-split and may use {FORWARD_PORT}, {ES_PORT} and {TMP} (a scratch dir); it
 #   must listen for Forward on 127.0.0.1:{FORWARD_PORT} and send to http://127.0.0.1:{ES_PORT}.
 #   --ours defaults to build/shipper with a config of one forward input and one elasticsearch
-#   output (compression per --gzip). Example, Fluent Bit 2.1+:
+#   output (compression per --gzip; flush_interval 200ms, as -f 0.2 below). Example, Fluent Bit 2.1+:
 #     bench/compare.sh --against '/opt/fluent-bit/bin/fluent-bit -q -f 0.2
 #         -i forward -p listen=127.0.0.1 -p port={FORWARD_PORT}
 #         -o es -p host=127.0.0.1 -p port={ES_PORT} -p suppress_type_name=on -p buffer_size=false
@@ -80,6 +80,7 @@ run() {
     es_port=$(cat "$run_dir/sink.port"); fwd_port=$(free_port)
     cat >"$run_dir/shipper.yaml" <<YAML
 service: {http_listen: "", log_level: warn}
+buffer: {flush_interval: 200ms} # as the Fluent Bit example's -f 0.2
 inputs: [{type: forward, listen: "127.0.0.1:$fwd_port"}]
 outputs: [{type: elasticsearch, url: "http://127.0.0.1:$es_port", compression: $comp}]
 YAML

@@ -54,7 +54,9 @@ es_port=$(cat "$tmp/sink.port")
 port=$(free_port); hport=$(free_port)
 cat >"$tmp/shipper.yaml" <<YAML
 service: {http_listen: "127.0.0.1:$hport", log_level: warn}
-${MEMORY_LIMIT:+buffer: {memory_limit: $MEMORY_LIMIT\}}
+# flush 200 ms, as issue #11's runs set on both shippers (Fluent Bit -f 0.2): the last, partly
+# filled chunk would wait 1 s otherwise, a fixed wait that is no throughput
+buffer: {flush_interval: 200ms${MEMORY_LIMIT:+, memory_limit: $MEMORY_LIMIT}}
 inputs: [{type: forward, listen: "127.0.0.1:$port"}]
 outputs:
   - {type: elasticsearch, url: "http://127.0.0.1:$es_port", compression: $comp, workers: $workers}
