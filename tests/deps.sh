@@ -5,7 +5,7 @@ PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev libuv1-dev librd
  libcurl4-openssl-dev libyaml-dev zlib1g-dev libdeflate-dev libssl-dev libjansson-dev libpcre2-dev
  libcmocka-dev libmsgpack-dev ninja-build docker.io docker-compose systemd busybox-static kcat curl openssl python3 procps
  iproute2 ca-certificates binutils time python3-yaml man-db groff-base dpkg-dev dpkg-repack
- gnuplot-nox"
+ gnuplot-nox valgrind"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
