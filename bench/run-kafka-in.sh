@@ -154,6 +154,7 @@ else
 fi
 cat >"$tmp/indexer.yaml" <<YAML
 service: {http_listen: "127.0.0.1:$hport", log_level: warn}
+buffer: {flush_interval: 100ms}  # as the edge's: the last, partly filled chunk would wait 1 s
 inputs:
   - {type: kafka, brokers: "$bootstrap", topics: [bench], group_id: bench,
      properties: {auto.offset.reset: earliest$props}}
