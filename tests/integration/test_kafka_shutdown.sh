@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Kafka output at shutdown. SIGTERM right after a burst that filled the buffer (a small
+# Kafka output at shutdown. SIGTERM right after a burst twenty times the buffer (a 4 MiB
 # memory_limit forces the pause): the drain phase waits for every delivery report, so every
 # acked record is in Kafka exactly once and shipper exits 0 (the last report's answer stops
 # the output from inside librdkafka's poll: that path must be safe). The client asks for acks:
@@ -15,7 +15,7 @@ start_kafka 3 logs:4
 P=$(free_port)
 cat >"$T/s.yaml" <<YAML
 service: {grace: 20s, http_listen: ""}
-buffer: {memory_limit: 16MiB}
+buffer: {memory_limit: 4MiB}
 inputs: [{type: forward, listen: "127.0.0.1:$P"}]
 outputs: [{type: kafka, brokers: "$BOOTSTRAP", topic: logs}]
 YAML
