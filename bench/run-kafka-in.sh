@@ -10,12 +10,14 @@
 # with --sink null) and waits until its output has counted every record delivered. The figure
 # runs from the first record the indexer delivered (the group join is not counted) to the last:
 #   kafka-in/<sink>: N records in T s = R rec/s; indexer CPU C s = X CPU-s per million; peak RSS Y MB;
-#   mock cluster CPU M s (run-queue wait W s); pauses P; load L
+#   mock cluster CPU M s (run-queue wait W s); pauses P; wakes K; load L
 # CPU is the indexer's own over the same span (all its threads, librdkafka's included); the mock
 # cluster and the sink run on the same machine and are not counted. The mock's run-queue wait
 # (schedstat) is how long its threads were ready but another process had the CPU: on a loaded
 # machine the mock (one thread serving the 3 brokers) is what waits. P: the input's backpressure
-# pauses (shipper_kafka_input_pauses_total); L: the 1-minute load average.
+# pauses (shipper_kafka_input_pauses_total); K: how often it woke librdkafka's fetchers after
+# draining a full prefetch queue (shipper_kafka_input_wakes_total; "-" for a build without them);
+# L: the 1-minute load average.
 #
 # --floor kcat consumes the same topic from the same mock with `kcat -C` (no group, every
 # partition to its end, only offsets written) instead of the indexer: what the mock cluster serves
@@ -170,12 +172,13 @@ fi
 wait_done "$oname"
 [ -z "$perfpid" ] || { kill -INT "$perfpid"; wait "$perfpid" || true; }
 hwm_kb=$(peak_rss_kb)
-pauses=$(curl -sf --max-time 5 "http://127.0.0.1:$hport/metrics" |
-    awk '/^shipper_kafka_input_pauses_total/ { p += $NF } END { print p + 0 }' || echo "?")
+metrics=$(curl -sf --max-time 5 "http://127.0.0.1:$hport/metrics" || true)
+pauses=$(awk '/^shipper_kafka_input_pauses_total/ { p += $NF } END { print p + 0 }' <<<"$metrics")
+wakes=$(awk '/^shipper_kafka_input_wakes_total/ { w += $NF; n++ } END { print n ? w : "-" }' <<<"$metrics")
 awk -v label="$sink" -v n="$records" -v n0="$n_first" -v t0="$t_first" -v t1="$t_done" \
     -v ticks="$((c_done - c_first))" -v mticks="$((m_done - m_first))" -v hz="$(getconf CLK_TCK)" -v kb="$hwm_kb" \
-    -v s0="$s_first" -v s1="$s_done" -v load="$(cut -d' ' -f1 /proc/loadavg)" -v pauses="$pauses" 'BEGIN {
+    -v s0="$s_first" -v s1="$s_done" -v load="$(cut -d' ' -f1 /proc/loadavg)" -v pauses="$pauses" -v wakes="$wakes" 'BEGIN {
         t = (t1 - t0) / 1e9; m = n - n0; cpu = ticks / hz; split(s0, a); split(s1, b)
-        printf "kafka-in/%s: %d records in %.3f s = %.0f rec/s; indexer CPU %.2f s = %.2f CPU-s per million; peak RSS %.1f MB; mock cluster CPU %.2f s (run-queue wait %.2f s); pauses %s; load %s\n",
-            label, m, t, m / t, cpu, cpu / (m / 1e6), kb / 1024, mticks / hz, (b[2] - a[2]) / 1e9, pauses, load
+        printf "kafka-in/%s: %d records in %.3f s = %.0f rec/s; indexer CPU %.2f s = %.2f CPU-s per million; peak RSS %.1f MB; mock cluster CPU %.2f s (run-queue wait %.2f s); pauses %s; wakes %s; load %s\n",
+            label, m, t, m / t, cpu, cpu / (m / 1e6), kb / 1024, mticks / hz, (b[2] - a[2]) / 1e9, pauses, wakes, load
     }'

@@ -188,6 +188,15 @@ static int sp_kafka_in_check(sp_input *in, const sp_node *n, sp_conf_err *err)
     return 0;
 }
 
+/* A numeric property as librdkafka will use it (ours, the user's or its default). */
+static uint64_t sp_kafka_in_conf_u64(const rd_kafka_conf_t *rc, const char *name)
+{
+    char v[32];
+    size_t len = sizeof v;
+    if (rd_kafka_conf_get(rc, name, v, &len) != RD_KAFKA_CONF_OK) return 0;
+    return strtoull(v, NULL, 10);
+}
+
 static int sp_kafka_in_start(sp_input *in)
 {
     const sp_kafka_in_conf *c = in->conf;
@@ -205,6 +214,8 @@ static int sp_kafka_in_start(sp_input *in)
         sp_kafka_in_free(k);
         return -EINVAL;
     }
+    k->wake_bytes = sp_kafka_in_conf_u64(rc, "queued.max.messages.kbytes") * 1024 / 2;
+    k->wake_msgs = sp_kafka_in_conf_u64(rc, "queued.min.messages") / 2;
     rd_kafka_conf_set_opaque(rc, k);
     rd_kafka_conf_set_rebalance_cb(rc, sp_kafka_in_rebalance_cb);
     rd_kafka_conf_set_offset_commit_cb(rc, sp_kafka_in_commit_cb);
@@ -246,8 +257,7 @@ static int sp_kafka_in_start(sp_input *in)
     return err ? -EINVAL : 0;
 }
 
-/* The assigned partitions that may fetch (not being revoked). */
-static rd_kafka_topic_partition_list_t *sp_kafka_in_fetching(sp_kafka_in *k)
+rd_kafka_topic_partition_list_t *sp_kafka_in_fetching(sp_kafka_in *k)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
     sp_list *it;
@@ -353,6 +363,7 @@ static void sp_kafka_in_metrics(sp_input *in, sp_buf *out)
     sp_buf_metric(out, "shipper_kafka_input_rebalances_total", "input", n, k->rebalances);
     sp_buf_metric(out, "shipper_kafka_input_invalid_total", "input", n, k->invalid);
     sp_buf_metric(out, "shipper_kafka_input_pauses_total", "input", n, k->pauses);
+    sp_buf_metric(out, "shipper_kafka_input_wakes_total", "input", n, k->wakes);
     sp_buf_printf(out, "shipper_kafka_input_paused{input=\"%s\"} %d\n", n, k->paused);
     int assigned = 0;
     int64_t lag = 0;

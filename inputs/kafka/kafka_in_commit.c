@@ -256,6 +256,8 @@ void sp_kafka_in_commit_timer(uv_timer_t *t)
 
 /* ---- pool jobs ---- */
 
+#define SP_KAFKA_IN_WAKE_TIMEOUT_MS 1000 /* a wake job waits this long at most for the answers */
+
 typedef struct sp_kafka_in_job_s {
     uv_work_t w;
     sp_kafka_in *k;
@@ -275,6 +277,11 @@ static void sp_kafka_in_job_run(uv_work_t *w)
         break;
     case SP_KAFKA_IN_JOB_REVOKE:
         if (j->l) j->err = rd_kafka_commit(k->rk, j->l, 0);
+        break;
+    case SP_KAFKA_IN_JOB_WAKE:
+        /* One ListOffsets request to each leader (timestamp -1: the end offset); the answer
+         * does not matter, the request is what wakes that broker's thread. */
+        j->err = rd_kafka_offsets_for_times(k->rk, j->l, SP_KAFKA_IN_WAKE_TIMEOUT_MS);
         break;
     case SP_KAFKA_IN_JOB_CLOSE:
         if (j->l) j->err = rd_kafka_commit(k->rk, j->l, 0);
@@ -327,6 +334,10 @@ static void sp_kafka_in_job_done(uv_work_t *w, int status)
         if (j->l) sp_kafka_in_commit_result(k, j->err, j->l);
         if (!k->closing) sp_kafka_in_unassign_done(k);
         break;
+    case SP_KAFKA_IN_JOB_WAKE:
+        k->waking = 0;
+        if (k->wake_again) sp_kafka_in_wake(k); /* a full queue was drained meanwhile */
+        break;
     case SP_KAFKA_IN_JOB_CLOSE:
         k->rk = NULL;
         if (j->l) sp_kafka_in_commit_result(k, j->err, j->l);
@@ -339,6 +350,24 @@ static void sp_kafka_in_job_done(uv_work_t *w, int status)
     free(j);
     if (k->close_wanted && !k->works) sp_kafka_in_final(k); /* the last job before CLOSE */
     sp_kafka_in_maybe_free(k);
+}
+
+void sp_kafka_in_wake(sp_kafka_in *k)
+{
+    if (k->paused || k->stopping || k->closing || k->close_wanted) return;
+    k->wake_again = k->waking; /* one job at a time: the next one when this one is done */
+    if (k->waking) return;
+    rd_kafka_topic_partition_list_t *l = sp_kafka_in_fetching(k);
+    if (!l->cnt) {
+        rd_kafka_topic_partition_list_destroy(l);
+        return;
+    }
+    for (int i = 0; i < l->cnt; i++)
+        l->elems[i].offset = RD_KAFKA_OFFSET_END; /* the timestamp asked: latest */
+    k->drained_bytes = k->drained_msgs = 0;
+    k->waking = 1;
+    k->wakes++;
+    sp_kafka_in_job(k, SP_KAFKA_IN_JOB_WAKE, l);
 }
 
 void sp_kafka_in_job(sp_kafka_in *k, int kind, rd_kafka_topic_partition_list_t *l)

@@ -247,10 +247,19 @@ void sp_kafka_in_drain(sp_kafka_in *k)
         n = rd_kafka_consume_batch_queue(k->q, 0, msgs, SP_KAFKA_IN_BATCH);
         if (n <= 0) break;
         for (ssize_t i = 0; i < n; i++) {
+            k->drained_bytes += msgs[i]->len + msgs[i]->key_len;
             if (!k->stopping) sp_kafka_in_message(k, msgs[i]);
             rd_kafka_message_destroy(msgs[i]);
         }
+        k->drained_msgs += (uint64_t)n;
         budget = (size_t)n < budget ? budget - (size_t)n : 0;
+    }
+    if (n == 0) { /* empty: was it full enough to stop fetching? (docs/kafka_input.md) */
+        if ((k->wake_bytes && k->drained_bytes >= k->wake_bytes) ||
+            (k->wake_msgs && k->drained_msgs >= k->wake_msgs))
+            sp_kafka_in_wake(k); /* forgets the counts once a job runs */
+        else
+            k->drained_bytes = k->drained_msgs = 0;
     }
     if (budget == 0 && !k->stopping)
         uv_idle_start(&k->more, sp_kafka_in_more_cb); /* the rest after other handles ran */

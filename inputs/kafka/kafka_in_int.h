@@ -103,22 +103,35 @@ typedef struct sp_kafka_in {
     int stopping, closing, works, closed_handles;
     int close_wanted; /* stopping is done but a pool job still runs: CLOSE waits for it */
     int paused;
-    uint64_t nent;     /* entries not freed */
-    uint64_t nheld;    /* records a filter holds (sp_kafka_in_held in use) */
-    sp_list held_free; /* sp_kafka_in_held for reuse */
+    /* Waking the fetchers (docs/kafka_input.md, "Throughput"): a queue drained of this much may
+     * have stopped librdkafka 2.0.2's fetching, which it looks at again only a second later. */
+    uint64_t wake_bytes, wake_msgs; /* half of queued.max.messages.kbytes, queued.min.messages */
+    uint64_t drained_bytes, drained_msgs; /* taken since the queue was last seen empty */
+    int waking;                           /* a wake job runs */
+    int wake_again;                       /* ... and a full queue was drained meanwhile */
+    uint64_t nent;                        /* entries not freed */
+    uint64_t nheld;                       /* records a filter holds (sp_kafka_in_held in use) */
+    sp_list held_free;                    /* sp_kafka_in_held for reuse */
     struct sp_kafka_in_job_s *last_job;
     /* counters */
-    uint64_t consumed, committed, commit_errors, rebalances, invalid, pauses, errors;
+    uint64_t consumed, committed, commit_errors, rebalances, invalid, pauses, errors, wakes;
     sp_ratelimit rl;
 } sp_kafka_in;
 
-enum { SP_KAFKA_IN_JOB_COMMITTED, SP_KAFKA_IN_JOB_REVOKE, SP_KAFKA_IN_JOB_CLOSE };
+enum {
+    SP_KAFKA_IN_JOB_COMMITTED,
+    SP_KAFKA_IN_JOB_REVOKE,
+    SP_KAFKA_IN_JOB_CLOSE,
+    SP_KAFKA_IN_JOB_WAKE
+};
 
 /* kafka_in.c */
 /** The partition `topic`[p], made (with `create`) when unknown; NULL otherwise. */
 sp_kafka_in_part *sp_kafka_in_part_get(sp_kafka_in *k, const char *topic, int32_t p, int create);
 /** Frees the input once stopped, its handles closed, no pool job running and no watcher left. */
 void sp_kafka_in_maybe_free(sp_kafka_in *k);
+/** The assigned partitions that may fetch (not being revoked). */
+rd_kafka_topic_partition_list_t *sp_kafka_in_fetching(sp_kafka_in *k);
 /** Closes the handles after the consumer is closed. */
 void sp_kafka_in_close_handles(sp_kafka_in *k);
 /** Stopping, in-flight records delivered or late: commit, leave the group, close. */
@@ -140,6 +153,9 @@ void sp_kafka_in_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                            rd_kafka_topic_partition_list_t *l, void *opaque);
 /** The commit_interval timer. */
 void sp_kafka_in_commit_timer(uv_timer_t *t);
+/** The queue was drained after a large intake: ask every leader of a fetching partition for its
+ * end offset, on the pool, so its broker thread wakes and fetches again (one job at a time). */
+void sp_kafka_in_wake(sp_kafka_in *k);
 /** Runs a blocking job (SP_KAFKA_IN_JOB_*) on the thread pool; it owns `l`. */
 void sp_kafka_in_job(sp_kafka_in *k, int kind, rd_kafka_topic_partition_list_t *l);
 

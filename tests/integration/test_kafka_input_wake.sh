@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The kafka input catching up a backlog many times its prefetch queue. librdkafka 2.0.2 stops
+# fetching a partition while the consumer queue holds queued.max.messages.kbytes and looks again
+# only when its broker thread wakes, about a second later with nothing in flight; the input wakes
+# the leaders itself (an end-offset request each) once it drained a queue that full
+# (docs/kafka_input.md, "Throughput"). A 1 MiB queue and a topic of ~17 MB force that: the wake
+# must fire, every record must be taken exactly once (no refetch of what was taken), and all
+# must be delivered.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/kafka_lib.sh"
+[ -x "$SHIPPER_BENCH" ] || { echo "needs $SHIPPER_BENCH"; exit 1; }
+
+start_kafka 3 logs:12
+N=40000
+# The backlog: acked by the producer only once librdkafka confirmed it (ack: delivered).
+P=$(free_port) PH=$(free_port)
+cat >"$T/p.yaml" <<YAML
+service: {http_listen: "127.0.0.1:$PH"}
+buffer: {flush_interval: 100ms}
+inputs: [{type: forward, listen: "127.0.0.1:$P"}]
+outputs:
+  - {type: kafka, brokers: "$BOOTSTRAP", topic: logs, key: none,
+     properties: {sticky.partitioning.linger.ms: "0"}}  # spread evenly: the mock keeps ~5 MB a partition
+YAML
+start_shipper p -c "$T/p.yaml"
+wait_ready "127.0.0.1:$PH" || exit 1
+"$SHIPPER_BENCH" forward --addr "127.0.0.1:$P" --records $N --containers 8 --size 200 --quiet \
+    >/dev/null || fail "generator failed"
+wait_metric "127.0.0.1:$PH" 'shipper_output_records_total{output="kafka",result="delivered"}' $N 60 ||
+    fail "the backlog did not reach Kafka"
+stop_shipper
+check_eq "the backlog in Kafka" $N "$(hwm_total logs)"
+
+# The indexer, with a prefetch queue of 1 MiB (the backlog is ~17 of them).
+H=$(free_port)
+cat >"$T/i.yaml" <<YAML
+service: {http_listen: "127.0.0.1:$H"}
+buffer: {flush_interval: 100ms}
+inputs:
+  - type: kafka
+    brokers: "$BOOTSTRAP"
+    topics: [logs]
+    group_id: wake
+    properties: {queued.max.messages.kbytes: "1024"${WAKE_DEBUG:+, debug: fetch}}
+outputs: [{type: "null"}]
+YAML
+start_shipper i -c "$T/i.yaml"
+wait_ready "127.0.0.1:$H" || exit 1
+wait_metric "127.0.0.1:$H" 'shipper_output_records_total{output="null",result="delivered"}' $N ${WAKE_WAIT:-120} ||
+    fail "the indexer did not deliver the backlog"
+A="127.0.0.1:$H"
+check_eq "every record delivered" $N "$(metric "$A" 'shipper_output_records_total{output="null",result="delivered"}')"
+check_eq "every record taken once (nothing fetched again)" $N \
+    "$(metric "$A" 'shipper_kafka_input_consumed_total{input="kafka"}')"
+w=$(metric "$A" 'shipper_kafka_input_wakes_total{input="kafka"}')
+check "the input woke the fetchers after draining a full queue ($w times)" [ "${w%.*}" -gt 0 ]
+check "no input pause (the queue, not backpressure, was what filled)" \
+    [ "$(metric "$A" 'shipper_kafka_input_pauses_total{input="kafka"}')" = 0 ]
+stop_shipper
+check_eq "exit code" 0 "$SHIPPER_RC"
+stop_kafka
+finish
