@@ -256,7 +256,10 @@ void sp_kafka_in_commit_timer(uv_timer_t *t)
 
 /* ---- pool jobs ---- */
 
-#define SP_KAFKA_IN_WAKE_TIMEOUT_MS 1000 /* a wake job waits this long at most for the answers */
+/* A wake job waits this long at most for the answers, which do not matter: sending the requests
+ * is what wakes the broker threads, and an answer may queue behind a fetch that the broker holds
+ * for fetch.wait.max.ms (a wake job running that long kept the next wake from starting). */
+#define SP_KAFKA_IN_WAKE_TIMEOUT_MS 20
 
 typedef struct sp_kafka_in_job_s {
     uv_work_t w;
