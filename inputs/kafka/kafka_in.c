@@ -51,6 +51,11 @@ static const sp_conf_field sp_kafka_in_fields[] = {
     {"revoke_timeout", SP_CONF_DURATION, offsetof(sp_kafka_in_conf, revoke_timeout), "10s",
      "on a rebalance (and at stop): how long in-flight records may take to be delivered "
      "before what is delivered is committed and the partitions are given up"},
+    {"pause_delay", SP_CONF_DURATION, offsetof(sp_kafka_in_conf, pause_delay), "500ms",
+     "under backpressure the input first stops taking messages (librdkafka's prefetch stays "
+     "bounded by queued.max.messages.kbytes); past this the partitions are paused in "
+     "librdkafka, which drops its prefetch and fetches it again on resume. 0: at once; "
+     "at most 10s (rebalances wait meanwhile)"},
     SP_CONF_END};
 
 sp_kafka_in_part *sp_kafka_in_part_get(sp_kafka_in *k, const char *topic, int32_t p, int create)
@@ -175,6 +180,12 @@ static int sp_kafka_in_check(sp_input *in, const sp_node *n, sp_conf_err *err)
         sp_conf_error(err, f ? f->line : n->line, "revoke_timeout", "must be more than 0");
         return -1;
     }
+    if (c->pause_delay > 10000) {
+        f = sp_node_get(n, "pause_delay");
+        sp_conf_error(err, f ? f->line : n->line, "pause_delay",
+                      "at most 10s: rebalances wait while the input takes nothing");
+        return -1;
+    }
     char errstr[512];
     const char *bad;
     rd_kafka_conf_t *rc = sp_kafka_in_conf_build(c, errstr, sizeof errstr, &bad);
@@ -240,7 +251,9 @@ static int sp_kafka_in_start(sp_input *in)
     uv_idle_init(in->loop, &k->more);
     uv_timer_init(in->loop, &k->commit_timer);
     uv_timer_init(in->loop, &k->drain_timer);
+    uv_timer_init(in->loop, &k->pause_timer);
     k->poll.data = k->more.data = k->commit_timer.data = k->drain_timer.data = k;
+    k->pause_timer.data = k;
     in->data = k;
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new((int)c->topics.n);
     for (size_t i = 0; i < c->topics.n; i++)
@@ -270,15 +283,36 @@ rd_kafka_topic_partition_list_t *sp_kafka_in_fetching(sp_kafka_in *k)
     return l;
 }
 
+/* Backpressure past pause_delay: librdkafka pauses the partitions (and drops its prefetch); the
+ * queue is served again, for rebalances and for messages of the old fetch that it still hands
+ * out. */
+static void sp_kafka_in_pause_fetch(uv_timer_t *t)
+{
+    sp_kafka_in *k = t->data;
+    if (!k->paused || k->fetch_paused || k->stopping || k->closing) return;
+    k->fetch_paused = 1;
+    k->fetch_pauses++;
+    rd_kafka_topic_partition_list_t *l = sp_kafka_in_fetching(k);
+    sp_kafka_in_set_paused(k, l, 1);
+    rd_kafka_topic_partition_list_destroy(l);
+    sp_kafka_in_drain(k);
+}
+
+/* Backpressure: nothing more is taken. A short pause stops there (librdkafka fills its bounded
+ * prefetch queue and stops fetching by itself; resuming goes on from that queue); a longer one
+ * pauses the partitions in librdkafka, which then refetches from the last consumed offset on
+ * resume, a quarter of a second later (docs/kafka_input.md, "Backpressure"). */
 static void sp_kafka_in_pause(sp_input *in)
 {
     sp_kafka_in *k = in->data;
     if (!k || k->paused || k->closing) return;
     k->paused = 1;
     k->pauses++;
-    rd_kafka_topic_partition_list_t *l = sp_kafka_in_fetching(k);
-    sp_kafka_in_set_paused(k, l, 1);
-    rd_kafka_topic_partition_list_destroy(l);
+    uv_idle_stop(&k->more);
+    if (k->conf->pause_delay)
+        uv_timer_start(&k->pause_timer, sp_kafka_in_pause_fetch, k->conf->pause_delay, 0);
+    else
+        sp_kafka_in_pause_fetch(&k->pause_timer);
 }
 
 static void sp_kafka_in_resume(sp_input *in)
@@ -286,10 +320,15 @@ static void sp_kafka_in_resume(sp_input *in)
     sp_kafka_in *k = in->data;
     if (!k || !k->paused || k->closing) return;
     k->paused = 0;
+    uv_timer_stop(&k->pause_timer);
     if (k->stopping) return;
-    rd_kafka_topic_partition_list_t *l = sp_kafka_in_fetching(k);
-    sp_kafka_in_set_paused(k, l, 0);
-    rd_kafka_topic_partition_list_destroy(l);
+    if (k->fetch_paused) {
+        k->fetch_paused = 0;
+        rd_kafka_topic_partition_list_t *l = sp_kafka_in_fetching(k);
+        sp_kafka_in_set_paused(k, l, 0);
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+    sp_kafka_in_drain(k); /* what waited in the queue; a full one wakes the fetchers */
 }
 
 static void sp_kafka_in_handle_closed(uv_handle_t *h)
@@ -308,11 +347,12 @@ void sp_kafka_in_close_handles(sp_kafka_in *k)
     /* Entries still in chunks are freed by their watchers. */
     sp_list *it;
     sp_list_foreach(it, &k->parts) sp_kafka_in_orphan(k, sp_list_entry(it, sp_kafka_in_part, link));
-    k->handles = 4;
+    k->handles = 5;
     uv_close((uv_handle_t *)&k->poll, sp_kafka_in_handle_closed);
     uv_close((uv_handle_t *)&k->more, sp_kafka_in_handle_closed);
     uv_close((uv_handle_t *)&k->commit_timer, sp_kafka_in_handle_closed);
     uv_close((uv_handle_t *)&k->drain_timer, sp_kafka_in_handle_closed);
+    uv_close((uv_handle_t *)&k->pause_timer, sp_kafka_in_handle_closed);
     close(k->pipefd[0]);
     close(k->pipefd[1]);
 }
@@ -343,6 +383,7 @@ static void sp_kafka_in_stop(sp_input *in)
     k->stopping = 1;
     uv_idle_stop(&k->more);
     uv_timer_stop(&k->commit_timer);
+    uv_timer_stop(&k->pause_timer);
     rd_kafka_topic_partition_list_t *l = sp_kafka_in_fetching(k);
     sp_kafka_in_set_paused(k, l, 1);
     rd_kafka_topic_partition_list_destroy(l);
@@ -364,6 +405,7 @@ static void sp_kafka_in_metrics(sp_input *in, sp_buf *out)
     sp_buf_metric(out, "shipper_kafka_input_invalid_total", "input", n, k->invalid);
     sp_buf_metric(out, "shipper_kafka_input_pauses_total", "input", n, k->pauses);
     sp_buf_metric(out, "shipper_kafka_input_wakes_total", "input", n, k->wakes);
+    sp_buf_metric(out, "shipper_kafka_input_fetch_pauses_total", "input", n, k->fetch_pauses);
     sp_buf_printf(out, "shipper_kafka_input_paused{input=\"%s\"} %d\n", n, k->paused);
     int assigned = 0;
     int64_t lag = 0;

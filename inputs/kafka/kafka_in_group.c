@@ -145,7 +145,7 @@ void sp_kafka_in_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             rd_kafka_assign(rk, l);
         }
         /* A partition keeps librdkafka's pause across a revoke (ours, in it): set it anew. */
-        sp_kafka_in_set_paused(k, l, k->paused || k->stopping);
+        sp_kafka_in_set_paused(k, l, k->fetch_paused || k->stopping);
         sp_kafka_in_job(k, SP_KAFKA_IN_JOB_COMMITTED, rd_kafka_topic_partition_list_copy(l));
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         sp_info("input %s: %d partition(s) revoked", k->in->name, l->cnt);
@@ -240,6 +240,7 @@ static void sp_kafka_in_more_cb(uv_idle_t *h)
 void sp_kafka_in_drain(sp_kafka_in *k)
 {
     if (k->closing || !k->rk) return;
+    if (k->paused && !k->fetch_paused && !k->stopping) return; /* backpressure: take nothing */
     rd_kafka_message_t *msgs[SP_KAFKA_IN_BATCH];
     size_t budget = SP_KAFKA_IN_BUDGET;
     ssize_t n = 0;

@@ -24,6 +24,7 @@ typedef struct {
     sp_kvlist properties;
     uint64_t commit_interval;
     uint64_t revoke_timeout;
+    uint64_t pause_delay; /* backpressure this long before librdkafka pauses the partitions */
 } sp_kafka_in_conf;
 
 struct sp_kafka_in;
@@ -91,6 +92,7 @@ typedef struct sp_kafka_in {
     uv_poll_t poll;
     uv_idle_t more;
     uv_timer_t commit_timer, drain_timer;
+    uv_timer_t pause_timer; /* pause_delay: then the partitions are paused in librdkafka */
     int handles;
     sp_list parts;
     sp_kafka_in_part *hit;
@@ -102,7 +104,8 @@ typedef struct sp_kafka_in {
     uint64_t drain_deadline;
     int stopping, closing, works, closed_handles;
     int close_wanted; /* stopping is done but a pool job still runs: CLOSE waits for it */
-    int paused;
+    int paused;       /* backpressure: no message is taken (docs/kafka_input.md) */
+    int fetch_paused; /* ... and past pause_delay, the partitions are paused in librdkafka */
     /* Waking the fetchers (docs/kafka_input.md, "Throughput"): a queue drained of this much may
      * have stopped librdkafka 2.0.2's fetching, which it looks at again only a second later. */
     uint64_t wake_bytes, wake_msgs; /* half of queued.max.messages.kbytes, queued.min.messages */
@@ -115,6 +118,7 @@ typedef struct sp_kafka_in {
     struct sp_kafka_in_job_s *last_job;
     /* counters */
     uint64_t consumed, committed, commit_errors, rebalances, invalid, pauses, errors, wakes;
+    uint64_t fetch_pauses; /* pauses that went on past pause_delay (librdkafka paused) */
     sp_ratelimit rl;
 } sp_kafka_in;
 
