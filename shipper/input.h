@@ -143,6 +143,8 @@ void sp_input_flush_chunk(sp_input *in, sp_chunk *c);
 /** Adjusts the bytes the input holds outside chunks (e.g. partial lines being joined): they
  * count against buffer.memory_limit like chunks do. */
 void sp_input_hold(sp_input *in, int64_t delta);
+/** buffer.memory_limit, for inputs that size what they hold outside chunks by it. */
+uint64_t sp_input_memory_limit(const sp_input *in);
 /** buffer.spool is on: chunks are durable once written and fsynced, before their delivery. */
 int sp_input_spool_on(const sp_input *in);
 

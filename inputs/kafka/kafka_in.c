@@ -112,17 +112,28 @@ void sp_kafka_in_maybe_free(sp_kafka_in *k)
 
 /* ---- start, pause, stop ---- */
 
-static rd_kafka_conf_t *sp_kafka_in_conf_build(const sp_kafka_in_conf *c, char *errstr,
-                                               size_t errlen, const char **bad)
+/*
+ * librdkafka's prefetch queue is memory held for records: queued.max.messages.kbytes defaults to
+ * 1/SP_KAFKA_IN_QUEUE_SHARE of memory_limit (at least SP_KAFKA_IN_QUEUE_MIN_KB), and the input
+ * counts twice what the queue may hold against the limit from its start (the messages and
+ * librdkafka's per-message operations, about as large again), at most a quarter of the limit.
+ */
+#define SP_KAFKA_IN_QUEUE_SHARE 16
+#define SP_KAFKA_IN_QUEUE_MIN_KB 256
+
+static rd_kafka_conf_t *sp_kafka_in_conf_build(const sp_kafka_in_conf *c, uint64_t queue_kb,
+                                               char *errstr, size_t errlen, const char **bad)
 {
     rd_kafka_conf_t *rc = rd_kafka_conf_new();
+    char qv[32];
+    snprintf(qv, sizeof qv, "%llu", (unsigned long long)queue_kb);
     const char *ours[][2] = {
         {"bootstrap.servers", c->brokers},
         {"group.id", c->group_id},
         {"enable.auto.commit", "false"},       /* offsets are committed by us, explicitly */
         {"enable.auto.offset.store", "false"}, /* ... and only past delivered records */
         {"auto.offset.reset", "earliest"},     /* a partition never committed: from its start */
-        {"queued.max.messages.kbytes", "16384"},
+        {"queued.max.messages.kbytes", qv},    /* `properties` may still set it */
         /* A fetch response under the daemon's 2 MiB mmap threshold (daemon.c) comes from the
          * heap and is reused; librdkafka's 50 MB default was an mmap and its page faults for
          * every response: 25-45% of the input's CPU (bench/run-kafka-in.sh, paired runs). */
@@ -188,7 +199,8 @@ static int sp_kafka_in_check(sp_input *in, const sp_node *n, sp_conf_err *err)
     }
     char errstr[512];
     const char *bad;
-    rd_kafka_conf_t *rc = sp_kafka_in_conf_build(c, errstr, sizeof errstr, &bad);
+    rd_kafka_conf_t *rc =
+        sp_kafka_in_conf_build(c, SP_KAFKA_IN_QUEUE_MIN_KB, errstr, sizeof errstr, &bad);
     if (!rc) {
         f = sp_node_get(n, "properties");
         sp_conf_error(err, f ? f->line : n->line, bad ? "properties" : "brokers", "%s%s%s",
@@ -219,13 +231,16 @@ static int sp_kafka_in_start(sp_input *in)
     sp_list_init(&k->held_free);
     char errstr[512];
     const char *bad;
-    rd_kafka_conf_t *rc = sp_kafka_in_conf_build(c, errstr, sizeof errstr, &bad);
+    uint64_t limit = sp_input_memory_limit(in), queue_kb = limit / SP_KAFKA_IN_QUEUE_SHARE / 1024;
+    if (queue_kb < SP_KAFKA_IN_QUEUE_MIN_KB) queue_kb = SP_KAFKA_IN_QUEUE_MIN_KB;
+    rd_kafka_conf_t *rc = sp_kafka_in_conf_build(c, queue_kb, errstr, sizeof errstr, &bad);
     if (!rc) {
         sp_error("input %s: %s: %s", in->name, bad ? bad : "configuration", errstr);
         sp_kafka_in_free(k);
         return -EINVAL;
     }
-    k->wake_bytes = sp_kafka_in_conf_u64(rc, "queued.max.messages.kbytes") * 1024 / 2;
+    uint64_t queue_bytes = sp_kafka_in_conf_u64(rc, "queued.max.messages.kbytes") * 1024;
+    k->wake_bytes = queue_bytes / 2;
     k->wake_msgs = sp_kafka_in_conf_u64(rc, "queued.min.messages") / 2;
     rd_kafka_conf_set_opaque(rc, k);
     rd_kafka_conf_set_rebalance_cb(rc, sp_kafka_in_rebalance_cb);
@@ -237,12 +252,15 @@ static int sp_kafka_in_start(sp_input *in)
         sp_kafka_in_free(k);
         return -EINVAL;
     }
+    k->reserved = (int64_t)(2 * queue_bytes < limit / 4 ? 2 * queue_bytes : limit / 4);
+    sp_input_hold(in, k->reserved);
     rd_kafka_poll_set_consumer(k->rk); /* rebalances, errors, commit results: one queue */
     k->q = rd_kafka_queue_get_consumer(k->rk);
     if (pipe2(k->pipefd, O_NONBLOCK | O_CLOEXEC) != 0) {
         int e = errno;
         rd_kafka_queue_destroy(k->q);
         rd_kafka_destroy(k->rk);
+        sp_input_hold(in, -k->reserved);
         sp_kafka_in_free(k);
         return -e;
     }

@@ -343,6 +343,8 @@ static void sp_kafka_in_job_done(uv_work_t *w, int status)
         break;
     case SP_KAFKA_IN_JOB_CLOSE:
         k->rk = NULL;
+        sp_input_hold(k->in, -k->reserved); /* the prefetch queue is gone with the consumer */
+        k->reserved = 0;
         if (j->l) sp_kafka_in_commit_result(k, j->err, j->l);
         if (k->revoking) rd_kafka_topic_partition_list_destroy(k->revoking);
         k->revoking = NULL;

@@ -110,11 +110,12 @@ typedef struct sp_kafka_in {
      * have stopped librdkafka 2.0.2's fetching, which it looks at again only a second later. */
     uint64_t wake_bytes, wake_msgs; /* half of queued.max.messages.kbytes, queued.min.messages */
     uint64_t drained_bytes, drained_msgs; /* taken since the queue was last seen empty */
-    int waking;                           /* a wake job runs */
-    int wake_again;                       /* ... and a full queue was drained meanwhile */
-    uint64_t nent;                        /* entries not freed */
-    uint64_t nheld;                       /* records a filter holds (sp_kafka_in_held in use) */
-    sp_list held_free;                    /* sp_kafka_in_held for reuse */
+    int64_t reserved;  /* counted against memory_limit for librdkafka's prefetch queue */
+    int waking;        /* a wake job runs */
+    int wake_again;    /* ... and a full queue was drained meanwhile */
+    uint64_t nent;     /* entries not freed */
+    uint64_t nheld;    /* records a filter holds (sp_kafka_in_held in use) */
+    sp_list held_free; /* sp_kafka_in_held for reuse */
     struct sp_kafka_in_job_s *last_job;
     /* counters */
     uint64_t consumed, committed, commit_errors, rebalances, invalid, pauses, errors, wakes;

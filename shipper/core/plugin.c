@@ -83,6 +83,11 @@ void sp_input_hold(sp_input *in, int64_t delta)
     sp_router_hold(in->router, delta);
 }
 
+uint64_t sp_input_memory_limit(const sp_input *in)
+{
+    return in->router->memory_limit;
+}
+
 void sp_source_add(sp_input *in, sp_source *s, void (*pause)(sp_source *s),
                    void (*resume)(sp_source *s))
 {

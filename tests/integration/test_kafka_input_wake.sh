@@ -6,7 +6,7 @@
 # the leaders itself (an end-offset request each) once it drained a queue that full
 # (docs/kafka_input.md, "Throughput"). A 1 MiB queue and a topic of ~17 MB force that: the wake
 # must fire, every record must be taken exactly once (no refetch of what was taken), and all
-# must be delivered.
+# must be delivered, and the queue counts twice against memory_limit (buffer bytes at rest).
 # 2. Backpressure (a 4 MiB buffer before the Python Elasticsearch emulator): with the default
 # pause_delay the input only stops taking messages, librdkafka's partitions are never paused
 # (short pauses), with pause_delay 0 every pause pauses them (and librdkafka refetches from the
@@ -62,6 +62,9 @@ w=$(metric "$A" 'shipper_kafka_input_wakes_total{input="kafka"}')
 check "the input woke the fetchers after draining a full queue ($w times)" [ "${w%.*}" -gt 0 ]
 check "no input pause (the queue, not backpressure, was what filled)" \
     [ "$(metric "$A" 'shipper_kafka_input_pauses_total{input="kafka"}')" = 0 ]
+for _ in $(seq 50); do [ "$(metric "$A" shipper_buffer_bytes)" = 2097152 ] && break; sleep 0.1; done
+check_eq "the prefetch queue counts against memory_limit: twice its 1 MiB at rest" 2097152 \
+    "$(metric "$A" shipper_buffer_bytes)"
 stop_shipper
 check_eq "exit code" 0 "$SHIPPER_RC"
 
