@@ -164,6 +164,11 @@ fail:
     return NULL;
 }
 
+static void sp_kafka_in_log_none(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk, (void)level, (void)fac, (void)buf; /* the check's throwaway handle says nothing */
+}
+
 static int sp_kafka_in_check(sp_input *in, const sp_node *n, sp_conf_err *err)
 {
     const sp_kafka_in_conf *c = in->conf;
@@ -207,7 +212,21 @@ static int sp_kafka_in_check(sp_input *in, const sp_node *n, sp_conf_err *err)
                       bad ? bad : "", bad ? ": " : "", errstr);
         return -1;
     }
-    rd_kafka_conf_destroy(rc);
+    /* librdkafka checks some combinations (fetch.max.bytes against message.max.bytes and
+     * receive.message.max.bytes) only when a handle is made: make one with no broker to reach
+     * (nothing connects, a few ms) and throw it away, so they are config errors here rather than
+     * a consumer that cannot start. */
+    rd_kafka_conf_set_log_cb(rc, sp_kafka_in_log_none);
+    rd_kafka_t *rk = NULL;
+    if (rd_kafka_conf_set(rc, "bootstrap.servers", "", errstr, sizeof errstr) == RD_KAFKA_CONF_OK)
+        rk = rd_kafka_new(RD_KAFKA_CONSUMER, rc, errstr, sizeof errstr);
+    if (!rk) {
+        rd_kafka_conf_destroy(rc);
+        f = sp_node_get(n, "properties");
+        sp_conf_error(err, f ? f->line : n->line, "properties", "%s", errstr);
+        return -1;
+    }
+    rd_kafka_destroy(rk);
     return 0;
 }
 

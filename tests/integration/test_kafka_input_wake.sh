@@ -102,4 +102,11 @@ printf 'inputs:\n  - {type: kafka, brokers: "127.0.0.1:1", topics: [t], group_id
 "$SHIPPER" --check -c "$T/bad.yaml" >/dev/null 2>"$T/bad.err"
 check_eq "pause_delay over 10s: a config error (exit 2)" 2 $?
 check "... that names the key and the line" grep -q "bad.yaml:3: pause_delay: at most 10s" "$T/bad.err"
+# librdkafka checks this pair only when a consumer is made: --check makes one (no broker reached).
+printf 'inputs:\n  - {type: kafka, brokers: "127.0.0.1:1", topics: [t], group_id: g,\n     properties: {fetch.max.bytes: "524288"}}\noutputs: [{type: "null"}]\n' >"$T/bad2.yaml"
+"$SHIPPER" --check -c "$T/bad2.yaml" >/dev/null 2>"$T/bad2.err"
+check_eq "fetch.max.bytes under message.max.bytes: a config error (exit 2)" 2 $?
+check "... with librdkafka's reason" grep -q "fetch.max.bytes. must be >= .message.max.bytes" "$T/bad2.err"
+check "... and no librdkafka log line from the check's throwaway consumer" \
+    bash -c "! grep -q '%[0-9]|' '$T/bad2.err'"
 finish
